@@ -1,0 +1,94 @@
+// panicstop::Mutex — a sleep mutex (FreeBSD's MTX_DEF).
+//
+// The lock word holds the owner's identity (its thread slot) and two flags:
+// contested (a thread sleeps on the lock) and recursed. Lock and unlock are one
+// compare-and-swap each, inline; everything rare — recursion, contention,
+// misuse, the stopped-scheduler bypass — lives in the out-of-line hard path
+// (src/lock/mutex.cpp), as in FreeBSD's mutex.h and kern_mutex.c.
+//
+// Contention: the hard path spins while the owner looks runnable (it is not
+// parked in a panicstop wait) for a bounded number of rounds, then sleeps on a
+// futex. There is no FIFO order; a released lock goes to whoever takes it first.
+//
+// After a panic (scheduler_stopped() on the calling thread) lock, try_lock and
+// unlock never block and never write the lock word of a lock someone else owns,
+// so the dump shows the real owner.
+//
+// Usable with std::lock_guard, std::unique_lock, std::scoped_lock, and with
+// panicstop::CondVar. sizeof(Mutex) is 24 bytes (std::mutex: 40).
+#pragma once
+
+#include "panicstop/lock_object.hpp"
+#include "panicstop/thread.hpp"
+#include "panicstop/thread_annotations.hpp"
+
+namespace panicstop {
+
+class PANICSTOP_CAPABILITY("mutex") Mutex {
+ public:
+  // `name` must outlive the lock (normally a string literal). Locks with the
+  // same name form one class for WITNESS and profiling. Options: kRecursive,
+  // kDupOk, kNoWitness, kNoProfile.
+  explicit constexpr Mutex(const char* name, unsigned options = kNoOptions) noexcept
+      : lo_(name, detail::LockKind::kMutex, options) {}
+  // Destroying a lock that any thread holds is a misuse and panics.
+  ~Mutex();
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  // Blocks until the calling thread owns the lock. Locking a lock the caller
+  // already holds panics unless it was made kRecursive.
+  void lock() noexcept PANICSTOP_ACQUIRE() {
+    uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
+    uintptr_t seen = 0;
+    if (__builtin_expect(
+            lo_.word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed), 1))
+      return;
+    lock_hard(self, seen);
+  }
+
+  // Takes the lock if it is free (or recursively, if kRecursive and owned by
+  // the caller) and returns true; otherwise returns false at once.
+  bool try_lock() noexcept PANICSTOP_TRY_ACQUIRE(true) {
+    uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
+    uintptr_t seen = 0;
+    if (__builtin_expect(
+            lo_.word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed), 1))
+      return true;
+    return try_lock_hard(self, seen);
+  }
+
+  // Releases one level of ownership. Unlocking a lock the caller does not own
+  // panics.
+  void unlock() noexcept PANICSTOP_RELEASE() {
+    uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
+    uintptr_t expected = self;
+    if (__builtin_expect(
+            lo_.word.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed), 1))
+      return;
+    unlock_hard(self);
+  }
+
+  // True if the calling thread owns the lock.
+  bool owned() const noexcept {
+    uintptr_t self = reinterpret_cast<uintptr_t>(detail::tls_slot);
+    return self != 0 && (lo_.word.load(std::memory_order_relaxed) & ~detail::kLockFlagMask) == self;
+  }
+  // Panics unless the calling thread owns the lock (or the scheduler is stopped).
+  void assert_held() const noexcept PANICSTOP_ASSERT_CAPABILITY(this);
+  // Panics if the calling thread owns the lock.
+  void assert_not_held() const noexcept;
+  const char* name() const noexcept { return lo_.name; }
+
+  // For dumps, WITNESS and tests: the lock as every lock kind presents itself.
+  const detail::LockObject& lock_object() const noexcept { return lo_; }
+
+ private:
+  void lock_hard(uintptr_t self, uintptr_t seen) noexcept;
+  bool try_lock_hard(uintptr_t self, uintptr_t seen) noexcept;
+  void unlock_hard(uintptr_t self) noexcept;
+
+  detail::LockObject lo_;
+};
+
+}  // namespace panicstop

@@ -1,0 +1,74 @@
+// Panic: one thread wins, every other thread freezes, the dump gets written.
+//
+// install() once, early in main(). From then on a fatal signal in any thread,
+// an uncaught exception, or a call to panic() enters the panic path, in
+// FreeBSD's order (kern_shutdown.c, vpanic):
+//   1. block asynchronous signals in this thread;
+//   2. elect the panicking thread with one CAS. A second thread that panics
+//      parks for good, its message or signal kept for the dump; the panicking
+//      thread panicking again is a nested panic (noted, no second dump);
+//   3. stop every other thread of the process with the hard-stop signal; each
+//      saves its registers and parks;
+//   4. make scheduler_stopped() true for this thread only: panicstop locks stop
+//      blocking for it;
+//   5. print "panic: MESSAGE" to stderr; run PreDump hooks; write the dumps;
+//      run PostDump and Final hooks — each step under a deadline, a fault in one
+//      recorded as a nested panic and the next step still run;
+//   6. end the process as the die policy says.
+//
+// Tunables, read from the environment by install(). A bad value makes install()
+// print a message naming the variable and its accepted values, and exit(2).
+//   PANICSTOP_STOP_ON_PANIC    1 (default) or 0: 0 neither stops threads nor
+//                              bypasses locks, as before FreeBSD's 2011 change
+//   PANICSTOP_DUMP_DIR         directory for dumps (default: current, then /tmp)
+//   PANICSTOP_DUMP             text,core (default) | text | core | none
+//   PANICSTOP_CORE             mini (default) | full
+//   PANICSTOP_ON_PANIC         die (default) | exit | restart | halt
+//   PANICSTOP_STOP_TIMEOUT_MS  how long to wait for threads to stop (default 1000)
+//   PANICSTOP_DEBUGGER_ON_PANIC, PANICSTOP_TRACE_ON_PANIC   0 (default) or 1
+//   PANICSTOP_WITNESS, PANICSTOP_LOCKPROF
+#pragma once
+
+#include <cstdarg>
+
+namespace panicstop {
+
+// Installs the fatal-signal handlers (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT,
+// SIGTRAP, SIGSYS), the std::terminate handler and the stop handlers, and
+// reserves all memory the crash path will need. Idempotent. Returns false (with
+// a message on stderr) only if reservation fails.
+bool install() noexcept;
+
+// Enters the panic path with a printf-style message. Never returns. Safe to
+// call from any thread, from a signal handler, and while holding any locks.
+[[noreturn]] void panic(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
+[[noreturn]] void vpanic(const char* fmt, va_list ap) noexcept;
+
+// True once some thread has won the panic election.
+bool panicking() noexcept;
+// The first panic's message, or nullptr before any panic. Static storage.
+const char* panic_message() noexcept;
+
+enum class Stage {
+  PreDump,   // before the dumps are written (e.g. flush a log under its lock)
+  PostDump,  // after the dumps (e.g. notify a supervisor)
+  Final,     // last, just before the die policy
+};
+// Registers fn(arg) to run on the panicking thread at `stage`. Hooks run in
+// registration order, each under the step deadline; a fault inside one is a
+// nested panic and the next hook still runs. At most 32 hooks per stage;
+// returns false when full. Not async-signal-safe; call during setup.
+bool on_panic(Stage stage, void (*fn)(void*), void* arg) noexcept;
+
+}  // namespace panicstop
+
+// Panics with "assertion failed: COND (FILE:LINE): MESSAGE" unless cond holds.
+#define PANICSTOP_ASSERT(cond, ...)                                                           \
+  do {                                                                                        \
+    if (__builtin_expect(!(cond), 0))                                                         \
+      ::panicstop::detail::assert_failed(#cond, __FILE__, __LINE__, "" __VA_ARGS__);          \
+  } while (0)
+
+namespace panicstop::detail {
+[[noreturn]] void assert_failed(const char* cond, const char* file, int line, const char* fmt, ...) noexcept;
+}  // namespace panicstop::detail

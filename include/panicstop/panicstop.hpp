@@ -1,0 +1,10 @@
+// panicstop: FreeBSD's "stop the scheduler on panic" for multithreaded programs.
+// Include this one header; see each included header for its contract.
+#pragma once
+
+#include "panicstop/thread_annotations.hpp"
+#include "panicstop/thread.hpp"
+#include "panicstop/lock_object.hpp"
+#include "panicstop/mutex.hpp"
+#include "panicstop/spin_mutex.hpp"
+#include "panicstop/panic.hpp"

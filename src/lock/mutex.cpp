@@ -1,0 +1,102 @@
+// Mutex hard paths. Every rare case lives here so the inline fast paths stay
+// one CAS each. Order of checks follows kern_mutex.c after the 2011 review: the
+// stopped-scheduler test comes first and skips everything else, including the
+// misuse checks, because after a panic the lock state no longer means anything
+// to the panicking thread.
+#include "panicstop/mutex.hpp"
+
+#include "lock/wait.hpp"
+#include "sys/syscall.hpp"
+
+namespace panicstop {
+
+using detail::kLockContested;
+using detail::kLockFlagMask;
+using detail::kLockRecursed;
+
+namespace {
+inline uintptr_t owner_of(uintptr_t word) noexcept { return word & ~kLockFlagMask; }
+}  // namespace
+
+Mutex::~Mutex() {
+  uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+  if (__builtin_expect(w != 0, 0) && !scheduler_stopped()) detail::lock_misuse(&lo_, "destroyed while held");
+}
+
+void Mutex::lock_hard(uintptr_t self, uintptr_t seen) noexcept {
+  if (__builtin_expect(scheduler_stopped(), 0)) return;  // faked: the word is left alone
+  if (owner_of(seen) == self) {
+    if ((lo_.options & kRecursive) == 0) detail::lock_misuse(&lo_, "recursed on a non-recursive lock");
+    ++lo_.recurse;
+    lo_.word.fetch_or(kLockRecursed, std::memory_order_relaxed);
+    return;
+  }
+
+  // Adaptive spin: worth it only while the owner is running its critical section.
+  for (int round = 0; round < detail::kAdaptiveSpinRounds; ++round) {
+    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    if (w == 0) {
+      if (lo_.word.compare_exchange_weak(w, self, std::memory_order_acquire, std::memory_order_relaxed)) return;
+      continue;
+    }
+    if ((w & kLockContested) != 0 || !detail::owner_looks_runnable(w)) break;
+    detail::cpu_relax();
+  }
+
+  // Sleep. A thread that takes the lock after sleeping sets the contested bit
+  // itself, because others may still be asleep: the next unlock must wake one.
+  detail::WaitRecord wait(&lo_, detail::WaitMode::kExclusive);
+  for (;;) {
+    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    if (w == 0) {
+      if (lo_.word.compare_exchange_weak(w, self | kLockContested, std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+        return;
+      continue;
+    }
+    if ((w & kLockContested) == 0) {
+      if (!lo_.word.compare_exchange_weak(w, w | kLockContested, std::memory_order_relaxed,
+                                          std::memory_order_relaxed))
+        continue;
+      w |= kLockContested;
+    }
+    wait.sleep(detail::futex_address(lo_.word), detail::futex_value(w));
+  }
+}
+
+bool Mutex::try_lock_hard(uintptr_t self, uintptr_t seen) noexcept {
+  if (__builtin_expect(scheduler_stopped(), 0)) return true;  // faked
+  if (owner_of(seen) == self) {
+    if ((lo_.options & kRecursive) == 0) detail::lock_misuse(&lo_, "try_lock by its owner on a non-recursive lock");
+    ++lo_.recurse;
+    lo_.word.fetch_or(kLockRecursed, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
+void Mutex::unlock_hard(uintptr_t self) noexcept {
+  uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+  if (owner_of(w) != self) {
+    // A faked acquisition by the panicking thread: nothing was written, so
+    // nothing is released.
+    if (__builtin_expect(scheduler_stopped(), 0)) return;
+    detail::lock_misuse(&lo_, w == 0 ? "unlocked while not locked" : "unlocked by a thread that does not own it");
+  }
+  if ((w & kLockRecursed) != 0) {
+    if (--lo_.recurse == 0) lo_.word.fetch_and(~kLockRecursed, std::memory_order_relaxed);
+    return;
+  }
+  uintptr_t old = lo_.word.exchange(0, std::memory_order_release);
+  if ((old & kLockContested) != 0) sys::futex_wake(detail::futex_address(lo_.word), 1);
+}
+
+void Mutex::assert_held() const noexcept {
+  if (!owned() && !scheduler_stopped()) detail::lock_misuse(&lo_, "assert_held failed: not owned by this thread");
+}
+
+void Mutex::assert_not_held() const noexcept {
+  if (owned() && !scheduler_stopped()) detail::lock_misuse(&lo_, "assert_not_held failed: owned by this thread");
+}
+
+}  // namespace panicstop

@@ -1,0 +1,74 @@
+#include "panicstop/spin_mutex.hpp"
+
+#include "thread/signal_sections.hpp"
+
+namespace panicstop {
+
+using detail::kLockFlagMask;
+using detail::kLockRecursed;
+
+SpinMutex::~SpinMutex() {
+  if (__builtin_expect(lo_.word.load(std::memory_order_relaxed) != 0, 0) && !scheduler_stopped())
+    detail::lock_misuse(&lo_, "destroyed while held");
+}
+
+void SpinMutex::lock_hard(uintptr_t self, uintptr_t seen) noexcept {
+  if (__builtin_expect(scheduler_stopped(), 0)) return;  // faked; the section stays entered
+  if ((seen & ~kLockFlagMask) == self) {
+    if ((lo_.options & kRecursive) == 0) detail::lock_misuse(&lo_, "recursed on a non-recursive lock");
+    ++lo_.recurse;
+    lo_.word.fetch_or(kLockRecursed, std::memory_order_relaxed);
+    return;
+  }
+  // Test-and-test-and-set: spin on plain loads so the cache line stays shared
+  // until it looks free.
+  for (;;) {
+    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    if (w == 0 && lo_.word.compare_exchange_weak(w, self, std::memory_order_acquire, std::memory_order_relaxed))
+      return;
+    if (__builtin_expect(scheduler_stopped(), 0)) return;
+    detail::cpu_relax();
+  }
+}
+
+bool SpinMutex::try_lock() noexcept {
+  detail::spinlock_enter();
+  uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
+  uintptr_t seen = 0;
+  if (lo_.word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+  if (__builtin_expect(scheduler_stopped(), 0)) return true;  // faked
+  if ((seen & ~kLockFlagMask) == self && (lo_.options & kRecursive) != 0) {
+    ++lo_.recurse;
+    lo_.word.fetch_or(kLockRecursed, std::memory_order_relaxed);
+    return true;
+  }
+  detail::spinlock_exit();
+  return false;
+}
+
+void SpinMutex::unlock_hard(uintptr_t self) noexcept {
+  uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+  if ((w & ~kLockFlagMask) != self) {
+    if (__builtin_expect(scheduler_stopped(), 0)) {
+      detail::spinlock_exit();  // the faked acquisition entered the section; leave it
+      return;
+    }
+    detail::lock_misuse(&lo_, w == 0 ? "unlocked while not locked" : "unlocked by a thread that does not own it");
+  }
+  if ((w & kLockRecursed) != 0) {
+    if (--lo_.recurse == 0) lo_.word.fetch_and(~kLockRecursed, std::memory_order_relaxed);
+  } else {
+    lo_.word.store(0, std::memory_order_release);
+  }
+  detail::spinlock_exit();
+}
+
+void SpinMutex::assert_held() const noexcept {
+  if (!owned() && !scheduler_stopped()) detail::lock_misuse(&lo_, "assert_held failed: not owned by this thread");
+}
+
+void SpinMutex::assert_not_held() const noexcept {
+  if (owned() && !scheduler_stopped()) detail::lock_misuse(&lo_, "assert_not_held failed: owned by this thread");
+}
+
+}  // namespace panicstop

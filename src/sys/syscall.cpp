@@ -1,0 +1,73 @@
+#include "sys/syscall.hpp"
+
+#include <cerrno>
+#include <ctime>
+#include <linux/futex.h>
+#include <sys/mman.h>
+
+namespace panicstop::sys {
+
+bool write_all(int fd, const void* buf, size_t n) noexcept {
+  const char* p = static_cast<const char*>(buf);
+  while (n > 0) {
+    long r = write(fd, p, n);
+    if (r == -EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+void* mmap_anonymous(size_t bytes, bool noreserve) noexcept {
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0);
+  long r = raw_syscall(SYS_mmap, nullptr, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
+  if (r < 0 && r > -4096) return nullptr;
+  return reinterpret_cast<void*>(r);
+}
+
+long futex_wait(const void* addr, uint32_t expected, int64_t timeout_ns) noexcept {
+  struct timespec ts;
+  struct timespec* tsp = nullptr;
+  if (timeout_ns >= 0) {
+    ts.tv_sec = timeout_ns / 1000000000;
+    ts.tv_nsec = timeout_ns % 1000000000;
+    tsp = &ts;
+  }
+  return raw_syscall(SYS_futex, addr, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, expected, tsp, nullptr, 0);
+}
+
+long futex_wait_until(const void* addr, uint32_t expected, int64_t deadline_ns) noexcept {
+  struct timespec ts;
+  ts.tv_sec = deadline_ns / 1000000000;
+  ts.tv_nsec = deadline_ns % 1000000000;
+  // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so repeated
+  // waits after spurious wake-ups never stretch the caller's deadline.
+  return raw_syscall(SYS_futex, addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, &ts, nullptr,
+                     FUTEX_BITSET_MATCH_ANY);
+}
+
+long futex_wake(const void* addr, int count) noexcept {
+  return raw_syscall(SYS_futex, addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, count, nullptr, nullptr, 0);
+}
+
+// clock_gettime is on POSIX's async-signal-safe list and takes no lock; it goes
+// through the vDSO, which makes timing in lock hard paths cheap.
+static int64_t clock_ns(int clock) noexcept {
+  struct timespec ts{};
+  ::clock_gettime(clock, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+int64_t monotonic_ns() noexcept { return clock_ns(CLOCK_MONOTONIC); }
+int64_t realtime_ns() noexcept { return clock_ns(CLOCK_REALTIME); }
+
+void sleep_ns(int64_t ns) noexcept {
+  struct timespec ts;
+  ts.tv_sec = ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  while (raw_syscall(SYS_nanosleep, &ts, &ts) == -EINTR) {
+  }
+}
+
+}  // namespace panicstop::sys

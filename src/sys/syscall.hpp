@@ -1,0 +1,114 @@
+// Raw Linux system calls.
+//
+// The crash path may run while another thread holds a libc lock, with errno in
+// an unknown state, on a small alternate stack. These wrappers go straight to
+// the kernel: no errno, no cancellation points, no locks. Each returns the
+// kernel's value: >= 0 on success, -errno on failure.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <sys/syscall.h>
+
+namespace panicstop::sys {
+
+#if defined(__x86_64__)
+inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f) noexcept {
+  long ret;
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+#elif defined(__aarch64__)
+inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f) noexcept {
+  register long x8 __asm__("x8") = nr;
+  register long x0 __asm__("x0") = a;
+  register long x1 __asm__("x1") = b;
+  register long x2 __asm__("x2") = c;
+  register long x3 __asm__("x3") = d;
+  register long x4 __asm__("x4") = e;
+  register long x5 __asm__("x5") = f;
+  __asm__ volatile("svc 0"
+                   : "+r"(x0)
+                   : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+                   : "memory");
+  return x0;
+}
+#else
+#error "panicstop supports x86_64 and aarch64"
+#endif
+
+template <typename... Args>
+inline long raw_syscall(long nr, Args... args) noexcept {
+  static_assert(sizeof...(Args) <= 6, "at most six arguments");
+  long a[6] = {(long)args...};
+  return raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+// --- processes and threads -------------------------------------------------
+inline int gettid() noexcept { return (int)raw_syscall(SYS_gettid); }
+inline int getpid() noexcept { return (int)raw_syscall(SYS_getpid); }
+inline long tgkill(int pid, int tid, int sig) noexcept { return raw_syscall(SYS_tgkill, pid, tid, sig); }
+inline long kill(int pid, int sig) noexcept { return raw_syscall(SYS_kill, pid, sig); }
+[[noreturn]] inline void exit_group(int status) noexcept {
+  for (;;) raw_syscall(SYS_exit_group, status);
+}
+inline long sched_yield() noexcept { return raw_syscall(SYS_sched_yield); }
+
+// --- files -----------------------------------------------------------------
+inline long write(int fd, const void* buf, size_t n) noexcept { return raw_syscall(SYS_write, fd, buf, n); }
+inline long read(int fd, void* buf, size_t n) noexcept { return raw_syscall(SYS_read, fd, buf, n); }
+inline long pread(int fd, void* buf, size_t n, long off) noexcept {
+  return raw_syscall(SYS_pread64, fd, buf, n, off);
+}
+inline long openat(int dirfd, const char* path, int flags, int mode = 0) noexcept {
+  return raw_syscall(SYS_openat, dirfd, path, flags, mode);
+}
+inline long close(int fd) noexcept { return raw_syscall(SYS_close, fd); }
+inline long fsync(int fd) noexcept { return raw_syscall(SYS_fsync, fd); }
+inline long renameat(int olddir, const char* from, int newdir, const char* to) noexcept {
+  return raw_syscall(SYS_renameat, olddir, from, newdir, to);
+}
+inline long unlinkat(int dir, const char* path, int flags) noexcept {
+  return raw_syscall(SYS_unlinkat, dir, path, flags);
+}
+inline long getdents64(int fd, void* buf, size_t n) noexcept { return raw_syscall(SYS_getdents64, fd, buf, n); }
+inline long lseek(int fd, long off, int whence) noexcept { return raw_syscall(SYS_lseek, fd, off, whence); }
+inline long readlinkat(int dir, const char* path, char* buf, size_t n) noexcept {
+  return raw_syscall(SYS_readlinkat, dir, path, buf, n);
+}
+
+// Writes all of buf, retrying short writes and EINTR. Returns false on error.
+bool write_all(int fd, const void* buf, size_t n) noexcept;
+
+// --- memory ----------------------------------------------------------------
+void* mmap_anonymous(size_t bytes, bool noreserve) noexcept;  // nullptr on failure
+inline long munmap(void* p, size_t n) noexcept { return raw_syscall(SYS_munmap, p, n); }
+inline long mprotect(void* p, size_t n, int prot) noexcept { return raw_syscall(SYS_mprotect, p, n, prot); }
+
+// --- signals ---------------------------------------------------------------
+// The kernel's sigset is 8 bytes on every architecture we support.
+inline long rt_sigprocmask(int how, const void* set, void* old) noexcept {
+  return raw_syscall(SYS_rt_sigprocmask, how, set, old, 8);
+}
+
+// --- futex -----------------------------------------------------------------
+// Waits while *addr == expected. timeout_ns < 0 waits forever; otherwise it is a
+// relative timeout. Returns 0 when woken, -EAGAIN if *addr != expected, -ETIMEDOUT,
+// -EINTR.
+long futex_wait(const void* addr, uint32_t expected, int64_t timeout_ns = -1) noexcept;
+// Waits until the absolute CLOCK_MONOTONIC time deadline_ns.
+long futex_wait_until(const void* addr, uint32_t expected, int64_t deadline_ns) noexcept;
+long futex_wake(const void* addr, int count) noexcept;
+
+// --- time ------------------------------------------------------------------
+int64_t monotonic_ns() noexcept;
+int64_t realtime_ns() noexcept;
+void sleep_ns(int64_t ns) noexcept;
+
+}  // namespace panicstop::sys

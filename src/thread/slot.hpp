@@ -1,0 +1,99 @@
+// The per-thread slot: FreeBSD's struct thread and stoppcbs[cpu] in one record,
+// in memory reserved for the whole process. Lock words hold a slot's address as
+// the owner's identity.
+#pragma once
+
+#include <atomic>
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <ucontext.h>
+
+#include "panicstop/thread.hpp"
+
+namespace panicstop::detail {
+
+struct LockObject;
+
+// Why a thread is blocked, as recorded by the lock and condvar hard paths.
+enum class WaitMode : uint8_t { kNone = 0, kExclusive, kShared, kCondVar };
+
+// Where a thread stands with respect to a stop request.
+enum class StopState : uint32_t {
+  kRunning = 0,
+  kStopped = 1,  // acknowledged; context below is valid; parked in the handler
+  kPanicking = 2,  // this is the thread running the panic path
+};
+
+// Registers, FP state and signal information saved by a thread for itself, in
+// the stop-signal handler or when it enters the panic path. The panicking thread
+// saves the context of the fault (never of its own handler frame).
+struct SavedContext {
+  bool valid = false;
+  siginfo_t siginfo;       // the fault or stop signal that interrupted the thread
+  ucontext_t ucontext;     // uc_mcontext holds the general registers
+  // The FP/vector state that ucontext's fpregs pointed at (x86_64: XSAVE area,
+  // starting with the 512-byte FXSAVE legacy area). Copied because the original
+  // lives on the signal frame.
+  uint32_t fpstate_size = 0;
+  alignas(64) unsigned char fpstate[4096];
+  uintptr_t stack_pointer = 0;
+  uintptr_t stack_lo = 0;  // the thread's stack mapping, if known
+  uintptr_t stack_hi = 0;
+};
+
+inline constexpr size_t kThreadNameMax = 32;
+inline constexpr size_t kSlotMessageMax = 256;
+
+struct alignas(64) ThreadSlot {
+  // 0 = free; 1 = live. Claimed with a CAS so claiming is async-signal-safe.
+  std::atomic<uint32_t> in_use{0};
+  // Claimed by the stop handler for a thread that never used the library; freed
+  // again when the thread is restarted.
+  bool claimed_by_stop = false;
+  std::atomic<int32_t> tid{0};
+  char name[kThreadNameMax] = {};
+
+  // What the thread is blocked on; written by the hard paths, read by dumps.
+  std::atomic<const LockObject*> waiting_on{nullptr};
+  std::atomic<WaitMode> wait_mode{WaitMode::kNone};
+  // True while the thread sleeps in a panicstop futex wait: the adaptive spin of
+  // a contender stops as soon as it sees the owner park.
+  std::atomic<bool> parked{false};
+
+  // Stop protocol (src/stop).
+  std::atomic<StopState> stop_state{StopState::kRunning};
+  std::atomic<uint32_t> stop_generation{0};
+  // A thread that entered the panic path after losing the election records why.
+  int panic_signal = 0;
+  char panic_message[kSlotMessageMax] = {};
+
+  SavedContext context;
+};
+
+// Slots are reserved in one mapping: the low 32 bits of a slot's address are
+// unique, which the lock words' futex waits rely on (they compare the low half).
+inline constexpr size_t kMaxThreads = 16384;
+
+// The registry. Iteration visits every slot that is in use; it is safe while
+// threads claim and release slots (a visit may see a slot being reused).
+ThreadSlot* slot_array() noexcept;  // nullptr until the first claim or install
+size_t slot_count() noexcept;       // slots handed out so far (upper bound for loops)
+ThreadSlot* find_slot_by_tid(int tid) noexcept;
+// Reserves the slot memory (idempotent). Called by install() and the first claim.
+bool reserve_slots() noexcept;
+// Claims a slot for the calling thread from a signal handler: no TLS destructor
+// is registered; the caller releases it with release_slot() if it resumes.
+ThreadSlot* claim_slot_in_signal_handler() noexcept;
+void release_current_slot() noexcept;
+
+// Is p the address of some slot (a lock word's owner)?
+bool is_slot_address(const void* p) noexcept;
+// The tid of the thread owning slot address p, or 0.
+int tid_of_owner(uintptr_t owner) noexcept;
+
+// Test hook until the panic path sets it: make the calling thread behave as the
+// panicking thread for locks. Only tests and src/panic call this.
+void set_scheduler_stopped(bool stopped) noexcept;
+
+}  // namespace panicstop::detail

@@ -1,0 +1,66 @@
+// Runs a piece of a test in a child process with a deadline.
+//
+// Every crash test goes through here: the crash happens in the child, the
+// parent collects the exit status and everything the child wrote to stderr and
+// stdout, and a child still running at the deadline is killed (with its whole
+// process group) and reported as hung. A hang is a test failure, never a reason
+// to raise the deadline.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace panicstop::testing {
+
+struct ChildResult {
+  bool hung = false;         // killed at the deadline
+  bool exited = false;       // normal exit; exit_code valid
+  int exit_code = -1;
+  bool signaled = false;     // killed by a signal; term_signal valid
+  int term_signal = 0;
+  std::string output;        // stdout and stderr, interleaved as written
+  std::chrono::milliseconds elapsed{0};
+
+  // "exited 3", "killed by SIGSEGV", "hung (killed at the deadline)": for messages.
+  std::string describe() const;
+};
+
+struct ChildOptions {
+  std::chrono::milliseconds deadline{20000};
+  // Environment changes applied in the child before the body runs.
+  std::vector<std::pair<std::string, std::string>> set_env;
+  std::vector<std::string> unset_env;
+  // Working directory for the child ("" keeps the parent's).
+  std::string cwd;
+};
+
+// Forks; the child runs body() and then _exit(0). The body may crash, panic or
+// hang: that is what is being tested.
+ChildResult run_in_child(const std::function<void()>& body, const ChildOptions& options = {});
+
+// Forks and execs argv[0] (searched in PATH) with the same rules.
+ChildResult run_command(const std::vector<std::string>& argv, const ChildOptions& options = {});
+
+// A fresh empty directory under /tmp, removed with its contents by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  // Names of the entries in the directory, sorted.
+  std::vector<std::string> list() const;
+
+ private:
+  std::string path_;
+};
+
+std::string read_file(const std::string& path);
+// Is `program` on PATH?
+bool have_program(const std::string& program);
+
+}  // namespace panicstop::testing
