@@ -1,0 +1,32 @@
+// The tunables of DESIGN.md §5, parsed once by install() from the environment.
+#pragma once
+
+#include <cstdint>
+
+namespace panicstop::detail {
+
+enum class DiePolicy : uint8_t { kDie, kExit, kRestart, kHalt };
+enum class CoreKind : uint8_t { kMini, kFull };
+
+struct Tunables {
+  bool stop_on_panic = true;       // PANICSTOP_STOP_ON_PANIC
+  char dump_dir[512] = {};         // PANICSTOP_DUMP_DIR; "" = current directory, then /tmp
+  bool dump_text = true;           // PANICSTOP_DUMP
+  bool dump_core = true;
+  CoreKind core = CoreKind::kMini;  // PANICSTOP_CORE
+  DiePolicy on_panic = DiePolicy::kDie;  // PANICSTOP_ON_PANIC
+  uint32_t stop_timeout_ms = 1000;  // PANICSTOP_STOP_TIMEOUT_MS
+  bool debugger_on_panic = false;   // PANICSTOP_DEBUGGER_ON_PANIC
+  bool trace_on_panic = false;      // PANICSTOP_TRACE_ON_PANIC
+  int witness = 1;                  // PANICSTOP_WITNESS: 1 on, 0 order checks off, -1 off
+  bool lockprof = false;            // PANICSTOP_LOCKPROF
+};
+
+// The values in force (defaults until install() has parsed the environment).
+const Tunables& tunables() noexcept;
+
+// Parses the environment into *out. On a bad value writes one line naming the
+// variable, the bad value and the accepted values into err and returns false.
+bool parse_tunables(Tunables* out, char* err, unsigned long err_size) noexcept;
+
+}  // namespace panicstop::detail

@@ -1,0 +1,101 @@
+// ProcessSnapshot: what the process looked like at the panic (Crashpad's
+// snapshot/), captured once by the panicking thread with every other thread
+// stopped, and handed unchanged to every writer (text report, ELF core, later
+// a minidump). Capture allocates nothing: all storage is reserved at install.
+//
+// Writers only read this structure; memory contents (stacks, data) are read
+// from the live, frozen process when a writer needs them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "thread/slot.hpp"
+
+namespace panicstop::detail {
+
+inline constexpr size_t kMaxFrames = 64;
+inline constexpr size_t kMaxMappings = 8192;
+inline constexpr size_t kMaxModules = 1024;
+inline constexpr size_t kMaxPathBytes = 512 * 1024;  // pool for mapping and module paths
+inline constexpr size_t kMaxSnapshotLocks = 4096;
+
+struct SnapshotThread {
+  int tid = 0;
+  char name[kThreadNameMax] = {};  // slot name, else /proc/self/task/TID/comm
+  char kernel_state = '?';         // from /proc/self/task/TID/stat: R, S, D, t, ...
+  bool is_panicking = false;
+  bool stopped = false;            // acknowledged the stop; context is valid
+  const SavedContext* context = nullptr;  // nullptr if the thread did not stop
+  uintptr_t stack_lo = 0, stack_hi = 0;   // the mapping holding its stack pointer
+  uint32_t frame_count = 0;
+  uintptr_t frames[kMaxFrames] = {};      // program counters, innermost first
+  const LockObject* waiting_on = nullptr;
+  WaitMode wait_mode = WaitMode::kNone;
+  int panic_signal = 0;                   // a parked second panicker's signal...
+  const char* panic_message = nullptr;    // ...or message (points into its slot)
+};
+
+struct SnapshotMapping {
+  uintptr_t start = 0, end = 0;
+  uint64_t file_offset = 0;
+  uint32_t dev_major = 0, dev_minor = 0;
+  uint64_t inode = 0;
+  bool read = false, write = false, exec = false, shared = false;
+  uint32_t path_offset = 0;  // into ProcessSnapshot::paths; 0 = no path ("" at offset 0)
+};
+
+struct SnapshotModule {
+  uintptr_t load_bias = 0;        // runtime address minus link-time address
+  uintptr_t start = 0, end = 0;   // lowest and highest mapped address of the file
+  uint32_t path_offset = 0;
+  uint8_t build_id[32] = {};
+  uint32_t build_id_size = 0;
+  bool is_executable = false;     // the main program (AT_PHDR's module)
+  bool is_vdso = false;
+};
+
+// A lock that some thread waits for, with its owner as the lock word says.
+struct SnapshotLock {
+  const LockObject* lock = nullptr;
+  const char* name = nullptr;
+  LockKind kind{};
+  int owner_tid = 0;        // 0: unowned, shared-owned, or owner unknown
+  uint32_t readers = 0;     // shared holders, for RwLock and SxLock
+  uintptr_t word = 0;       // the raw lock word as it was
+};
+
+struct ProcessSnapshot {
+  int pid = 0;
+  int panicking_tid = 0;
+  int signo = 0;
+  const char* message = nullptr;   // panic_state().message
+  int64_t captured_ns = 0;
+
+  uint32_t thread_count = 0;
+  SnapshotThread* threads = nullptr;   // [kMaxThreads], panicking thread first
+  uint32_t mapping_count = 0;
+  SnapshotMapping* mappings = nullptr; // [kMaxMappings], address order
+  uint32_t module_count = 0;
+  SnapshotModule* modules = nullptr;   // [kMaxModules]
+  uint32_t lock_count = 0;
+  SnapshotLock* locks = nullptr;       // [kMaxSnapshotLocks]
+  char* paths = nullptr;               // [kMaxPathBytes]
+  uint32_t paths_used = 0;
+
+  uint64_t auxv[128] = {};             // /proc/self/auxv, pairs, AT_NULL-terminated
+  uint32_t auxv_words = 0;
+  char cmdline[256] = {};              // argv joined with spaces, for NT_PRPSINFO
+  char comm[16] = {};
+
+  const char* path(uint32_t offset) const noexcept { return paths != nullptr ? paths + offset : ""; }
+};
+
+// Reserves the snapshot's storage (idempotent; called at install).
+bool reserve_snapshot() noexcept;
+// Captures the process into the reserved snapshot and returns it. Called by
+// the dump step on the panicking thread after the stop, and by kdb and
+// live_dump with threads soft-stopped. Never allocates.
+ProcessSnapshot* capture_snapshot() noexcept;
+
+}  // namespace panicstop::detail
