@@ -1,0 +1,13 @@
+// The text report (the textdump of this world): first line "panic: MESSAGE",
+// then the panicking thread, one block per thread ("thread TID (name) [state]"
+// and frames "#N 0xADDR function+0xOFF (module)"), the locks section, nested
+// panics and threads that did not stop.
+#pragma once
+
+#include "dump/writer.hpp"
+
+namespace panicstop::detail {
+
+bool write_text_report(const ProcessSnapshot& snap, const Tunables& t, int fd) noexcept;
+
+}  // namespace panicstop::detail
