@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "panicstop/lock_object.hpp"
 #include "thread/slot.hpp"
 
 namespace panicstop::detail {
