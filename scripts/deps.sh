@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages panicstop needs, by name, if any is missing.
+# Usage: scripts/deps.sh [main|test]   (test adds debuggers and sanitizer runtimes)
+set -euo pipefail
+profile=${1:-main}
+
+packages=(cmake ninja-build g++ make pkg-config binutils libdw-dev libelf-dev gdb)
+if [[ $profile == test ]]; then
+  packages+=(clang libclang-rt-14-dev libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev
+             elfutils lldb python3 python3-drgn)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "panicstop: installing ${missing[*]}" >&2
+if [[ $(id -u) -ne 0 ]]; then
+  echo "panicstop: these Debian packages are missing and installing them needs root: ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
