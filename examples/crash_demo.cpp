@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <unistd.h>
 #include <thread>
 #include <vector>
 
@@ -42,7 +43,10 @@ void append_log(const char* line) PANICSTOP_REQUIRES(g_log_lock) {
 void flush_log_on_panic(void*) {
   std::lock_guard<panicstop::Mutex> g(g_log_lock);
   append_log("final line: written by the PreDump hook during the panic\n");
-  fprintf(stderr, "--- log (%zu bytes) ---\n%.*s--- end of log ---\n", g_log_len, int(g_log_len), g_log);
+  // Raw write(2): another thread may have been stopped inside stdio.
+  static const char head[] = "--- log ---\n", tail[] = "--- end of log ---\n";
+  if (write(2, head, sizeof head - 1) < 0 || write(2, g_log, g_log_len) < 0 || write(2, tail, sizeof tail - 1) < 0) {
+  }
 }
 
 [[noreturn]] void logger() {
