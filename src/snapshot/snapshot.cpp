@@ -1,0 +1,441 @@
+// capture_snapshot(): the process as it is at the panic, read from /proc with
+// raw system calls into memory reserved at install. See snapshot.hpp.
+#include "snapshot/snapshot.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <elf.h>
+#include <fcntl.h>
+
+#include "lock/lock_describe.hpp"
+#include "panic/panic_state.hpp"
+#include "snapshot/elf_image.hpp"
+#include "snapshot/memory.hpp"
+#include "snapshot/proc_file.hpp"
+#include "snapshot/registers.hpp"
+#include "snapshot/unwind.hpp"
+#include "sys/format.hpp"
+#include "sys/syscall.hpp"
+
+namespace panicstop::detail {
+
+namespace {
+
+constexpr size_t kIoBufferBytes = 64 * 1024;
+
+struct Reserved {
+  SnapshotThread* threads;
+  ThreadSlot** thread_slots;  // parallel to threads while capturing
+  SnapshotMapping* mappings;
+  SnapshotModule* modules;
+  uintptr_t* module_headers;  // where each module's ELF header is mapped, 0 if not
+  SnapshotLock* locks;
+  char* paths;
+  char* io;
+};
+
+Reserved g_reserved;
+std::atomic<bool> g_reserved_ready{false};
+ProcessSnapshot g_snapshot;
+
+template <typename T>
+T* reserve_array(size_t count, bool noreserve) noexcept {
+  return static_cast<T*>(sys::mmap_anonymous(sizeof(T) * count, noreserve));
+}
+
+// --- small process-wide files ---------------------------------------------
+
+void capture_auxv(ProcessSnapshot* snap) noexcept {
+  long n = read_small_file("/proc/self/auxv", g_reserved.io, kIoBufferBytes);
+  snap->auxv_words = 0;
+  if (n <= 0) return;
+  size_t words = size_t(n) / sizeof(uint64_t);
+  size_t max = sizeof snap->auxv / sizeof snap->auxv[0];
+  if (words > max) words = max & ~size_t(1);
+  const auto* src = reinterpret_cast<const unsigned char*>(g_reserved.io);
+  auto* dst = reinterpret_cast<unsigned char*>(snap->auxv);
+  for (size_t i = 0; i < words * sizeof(uint64_t); ++i) dst[i] = src[i];
+  snap->auxv_words = uint32_t(words);
+  // Keep the vector AT_NULL-terminated even if it was cut short.
+  if (words >= 2) snap->auxv[words - 2] = AT_NULL, snap->auxv[words - 1] = 0;
+}
+
+uint64_t auxv_value(const ProcessSnapshot& snap, uint64_t type) noexcept {
+  for (uint32_t i = 0; i + 1 < snap.auxv_words; i += 2) {
+    if (snap.auxv[i] == AT_NULL) break;
+    if (snap.auxv[i] == type) return snap.auxv[i + 1];
+  }
+  return 0;
+}
+
+void capture_cmdline_and_comm(ProcessSnapshot* snap) noexcept {
+  long n = read_small_file("/proc/self/cmdline", snap->cmdline, sizeof snap->cmdline);
+  if (n < 0) n = 0;
+  // argv is NUL-separated; NT_PRPSINFO's pr_psargs wants it space-separated.
+  while (n > 0 && snap->cmdline[n - 1] == '\0') --n;
+  for (long i = 0; i < n; ++i)
+    if (snap->cmdline[i] == '\0') snap->cmdline[i] = ' ';
+  snap->cmdline[n] = '\0';
+  n = read_small_file("/proc/self/comm", snap->comm, sizeof snap->comm);
+  if (n < 0) n = 0;
+  while (n > 0 && snap->comm[n - 1] == '\n') snap->comm[--n] = '\0';
+}
+
+// --- mappings ----------------------------------------------------------------
+
+uint32_t store_path(ProcessSnapshot* snap, const char* path, size_t len) noexcept {
+  if (len == 0) return 0;
+  // Adjacent mappings of one file share the previous copy.
+  if (snap->mapping_count > 0) {
+    uint32_t prev = snap->mappings[snap->mapping_count - 1].path_offset;
+    if (prev != 0 && sys::bounded_strlen(snap->paths + prev, len + 1) == len) {
+      bool same = true;
+      for (size_t i = 0; same && i < len; ++i) same = snap->paths[prev + i] == path[i];
+      if (same) return prev;
+    }
+  }
+  if (snap->paths_used + len + 1 > kMaxPathBytes) return 0;
+  uint32_t off = snap->paths_used;
+  for (size_t i = 0; i < len; ++i) snap->paths[off + i] = path[i];
+  snap->paths[off + len] = '\0';
+  snap->paths_used += uint32_t(len + 1);
+  return off;
+}
+
+// Parses the hex or decimal field at *p up to `stop`, advancing past it.
+bool take_field(const char** p, const char* end, char stop, bool hex, uint64_t* out) noexcept {
+  const char* s = *p;
+  const char* e = s;
+  while (e < end && *e != stop) ++e;
+  if (e == s || e >= end) return false;
+  bool ok = hex ? sys::parse_hex_u64(s, size_t(e - s), out) : sys::parse_u64(s, size_t(e - s), out);
+  *p = e + 1;
+  return ok;
+}
+
+// "start-end perms offset major:minor inode   path"
+bool parse_maps_line(ProcessSnapshot* snap, const char* line, size_t len, SnapshotMapping* m) noexcept {
+  const char* p = line;
+  const char* end = line + len;
+  uint64_t start, stop, offset, major, minor, inode;
+  if (!take_field(&p, end, '-', true, &start) || !take_field(&p, end, ' ', true, &stop)) return false;
+  if (end - p < 5) return false;
+  m->start = uintptr_t(start);
+  m->end = uintptr_t(stop);
+  m->read = p[0] == 'r';
+  m->write = p[1] == 'w';
+  m->exec = p[2] == 'x';
+  m->shared = p[3] == 's';
+  p += 5;
+  if (!take_field(&p, end, ' ', true, &offset) || !take_field(&p, end, ':', true, &major) ||
+      !take_field(&p, end, ' ', true, &minor))
+    return false;
+  const char* inode_end = p;
+  while (inode_end < end && *inode_end != ' ') ++inode_end;
+  if (!sys::parse_u64(p, size_t(inode_end - p), &inode)) return false;
+  p = inode_end;
+  while (p < end && *p == ' ') ++p;
+  m->file_offset = offset;
+  m->dev_major = uint32_t(major);
+  m->dev_minor = uint32_t(minor);
+  m->inode = inode;
+  m->path_offset = store_path(snap, p, size_t(end - p));
+  return m->start < m->end;
+}
+
+void capture_mappings(ProcessSnapshot* snap) noexcept {
+  snap->mapping_count = 0;
+  long fd = sys::openat(AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  LineReader lines(int(fd), g_reserved.io, kIoBufferBytes);
+  size_t len;
+  while (const char* line = lines.next(&len)) {
+    if (snap->mapping_count >= kMaxMappings) break;
+    SnapshotMapping m;
+    if (!parse_maps_line(snap, line, len, &m)) continue;
+    // The kernel lists mappings in address order; anything else is dropped so
+    // the binary searches stay valid.
+    if (snap->mapping_count > 0 && m.start < snap->mappings[snap->mapping_count - 1].end) continue;
+    snap->mappings[snap->mapping_count++] = m;
+  }
+  sys::close(int(fd));
+}
+
+// --- modules -----------------------------------------------------------------
+
+bool is_module_path(const char* path) noexcept { return path[0] == '/' || sys::equals(path, "[vdso]"); }
+
+int32_t find_module(const ProcessSnapshot& snap, uint32_t path_offset) noexcept {
+  const char* path = snap.path(path_offset);
+  for (uint32_t i = snap.module_count; i-- > 0;) {
+    uint32_t other = snap.modules[i].path_offset;
+    if (other == path_offset || sys::equals(snap.path(other), path)) return int32_t(i);
+  }
+  return -1;
+}
+
+void capture_modules(ProcessSnapshot* snap) noexcept {
+  snap->module_count = 0;
+  for (uint32_t i = 0; i < snap->mapping_count; ++i) {
+    const SnapshotMapping& m = snap->mappings[i];
+    if (m.path_offset == 0 || !is_module_path(snap->path(m.path_offset))) continue;
+    int32_t k = find_module(*snap, m.path_offset);
+    if (k < 0) {
+      if (snap->module_count >= kMaxModules) continue;
+      k = int32_t(snap->module_count++);
+      SnapshotModule& mod = snap->modules[k];
+      mod = SnapshotModule{};
+      mod.path_offset = m.path_offset;
+      mod.start = m.start;
+      mod.end = m.end;
+      g_reserved.module_headers[k] = 0;
+    }
+    SnapshotModule& mod = snap->modules[k];
+    if (m.start < mod.start) mod.start = m.start;
+    if (m.end > mod.end) mod.end = m.end;
+    if (m.file_offset == 0 && g_reserved.module_headers[k] == 0) g_reserved.module_headers[k] = m.start;
+  }
+  uintptr_t at_phdr = uintptr_t(auxv_value(*snap, AT_PHDR));
+  uintptr_t vdso = uintptr_t(auxv_value(*snap, AT_SYSINFO_EHDR));
+  // Keep only files that are mapped ELF images (not locale archives, shm, ...).
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < snap->module_count; ++i) {
+    SnapshotModule mod = snap->modules[i];
+    ElfImage image;
+    if (g_reserved.module_headers[i] == 0 || !read_elf_image(*snap, g_reserved.module_headers[i], &image)) continue;
+    mod.load_bias = image.load_bias;
+    mod.build_id_size = read_build_id(*snap, image, mod.build_id, sizeof mod.build_id);
+    mod.is_vdso = sys::equals(snap->path(mod.path_offset), "[vdso]") || (vdso != 0 && image.base == vdso);
+    mod.is_executable = at_phdr >= mod.start && at_phdr < mod.end;
+    g_reserved.module_headers[kept] = g_reserved.module_headers[i];
+    snap->modules[kept++] = mod;
+  }
+  snap->module_count = kept;
+}
+
+// --- threads -------------------------------------------------------------------
+
+struct LinuxDirent64 {
+  uint64_t ino;
+  int64_t off;
+  uint16_t reclen;
+  uint8_t type;
+  char name[1];
+};
+
+void list_threads(ProcessSnapshot* snap) noexcept {
+  snap->thread_count = 0;
+  long fd = sys::openat(AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  for (;;) {
+    long n = sys::getdents64(int(fd), g_reserved.io, kIoBufferBytes);
+    if (n == -EINTR) continue;
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      const auto* d = reinterpret_cast<const LinuxDirent64*>(g_reserved.io + off);
+      off += d->reclen;
+      uint64_t tid;
+      if (!sys::parse_u64(d->name, sys::bounded_strlen(d->name, 16), &tid) || tid == 0) continue;
+      if (snap->thread_count >= kMaxThreads) break;
+      snap->threads[snap->thread_count++].tid = int(tid);
+    }
+  }
+  sys::close(int(fd));
+}
+
+// The kernel lists tasks in tid order already; insertion sort is linear then.
+void sort_threads_by_tid(ProcessSnapshot* snap) noexcept {
+  for (uint32_t i = 1; i < snap->thread_count; ++i) {
+    int tid = snap->threads[i].tid;
+    uint32_t j = i;
+    while (j > 0 && snap->threads[j - 1].tid > tid) {
+      snap->threads[j].tid = snap->threads[j - 1].tid;
+      --j;
+    }
+    snap->threads[j].tid = tid;
+  }
+}
+
+int32_t find_thread_index(const ProcessSnapshot& snap, int tid) noexcept {
+  uint32_t lo = 0, hi = snap.thread_count;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (snap.threads[mid].tid < tid)
+      lo = mid + 1;
+    else if (snap.threads[mid].tid > tid)
+      hi = mid;
+    else
+      return int32_t(mid);
+  }
+  return -1;
+}
+
+// One pass over the slot registry instead of a registry search per thread.
+void attach_slots(const ProcessSnapshot& snap) noexcept {
+  for (uint32_t i = 0; i < snap.thread_count; ++i) g_reserved.thread_slots[i] = nullptr;
+  ThreadSlot* slots = slot_array();
+  if (slots == nullptr) return;
+  size_t n = slot_count();
+  for (size_t i = 0; i < n; ++i) {
+    if (slots[i].in_use.load(std::memory_order_acquire) == 0) continue;
+    int32_t k = find_thread_index(snap, slots[i].tid.load(std::memory_order_relaxed));
+    if (k >= 0) g_reserved.thread_slots[k] = &slots[i];
+  }
+}
+
+// Rotates the thread `tid` (tids and slots only) to the front.
+void move_to_front(ProcessSnapshot* snap, int tid) noexcept {
+  int32_t k = find_thread_index(*snap, tid);
+  if (k <= 0) return;
+  ThreadSlot* slot = g_reserved.thread_slots[k];
+  for (int32_t i = k; i > 0; --i) {
+    snap->threads[i].tid = snap->threads[i - 1].tid;
+    g_reserved.thread_slots[i] = g_reserved.thread_slots[i - 1];
+  }
+  snap->threads[0].tid = tid;
+  g_reserved.thread_slots[0] = slot;
+}
+
+void read_task_file(int tid, const char* file, char* buf, size_t cap) noexcept {
+  char path[64];
+  sys::format(path, sizeof path, "/proc/self/task/%d/%s", tid, file);
+  if (read_small_file(path, buf, cap) < 0) buf[0] = '\0';
+}
+
+char kernel_state_of(int tid) noexcept {
+  char stat[512];
+  read_task_file(tid, "stat", stat, sizeof stat);
+  // "tid (comm) S ...": comm may hold spaces and parentheses, so take the last ')'.
+  const char* close = nullptr;
+  for (const char* p = stat; *p != '\0'; ++p)
+    if (*p == ')') close = p;
+  if (close == nullptr || close[1] != ' ' || close[2] == '\0') return '?';
+  return close[2];
+}
+
+void fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noexcept {
+  int tid = t->tid;
+  *t = SnapshotThread{};
+  t->tid = tid;
+  t->is_panicking = tid == snap->panicking_tid;
+  t->kernel_state = kernel_state_of(tid);
+  if (slot != nullptr && slot->name[0] != '\0') {
+    sys::copy_string(t->name, sizeof t->name, slot->name);
+  } else {
+    read_task_file(tid, "comm", t->name, sizeof t->name);
+    size_t n = sys::bounded_strlen(t->name, sizeof t->name);
+    while (n > 0 && t->name[n - 1] == '\n') t->name[--n] = '\0';
+  }
+  if (slot == nullptr) return;
+  StopState state = slot->stop_state.load(std::memory_order_acquire);
+  t->stopped = state == StopState::kStopped && slot->context.valid;
+  if (t->stopped || (t->is_panicking && slot->context.valid)) t->context = &slot->context;
+  t->waiting_on = slot->waiting_on.load(std::memory_order_acquire);
+  t->wait_mode = slot->wait_mode.load(std::memory_order_relaxed);
+  t->panic_signal = slot->panic_signal;
+  if (slot->panic_message[0] != '\0') t->panic_message = slot->panic_message;
+  if (t->context != nullptr) {
+    const SnapshotMapping* stack = find_mapping(*snap, saved_stack_pointer(*t->context));
+    if (stack != nullptr) {
+      t->stack_lo = stack->start;
+      t->stack_hi = stack->end;
+    } else {
+      t->stack_lo = t->context->stack_lo;
+      t->stack_hi = t->context->stack_hi;
+    }
+  }
+}
+
+void capture_threads(ProcessSnapshot* snap) noexcept {
+  list_threads(snap);
+  sort_threads_by_tid(snap);
+  attach_slots(*snap);
+  move_to_front(snap, snap->panicking_tid);
+  for (uint32_t i = 0; i < snap->thread_count; ++i) fill_thread(snap, &snap->threads[i], g_reserved.thread_slots[i]);
+}
+
+// --- locks ----------------------------------------------------------------------
+
+void capture_locks(ProcessSnapshot* snap) noexcept {
+  snap->lock_count = 0;
+  for (uint32_t i = 0; i < snap->thread_count; ++i) {
+    const LockObject* lo = snap->threads[i].waiting_on;
+    if (lo == nullptr) continue;
+    bool known = false;
+    for (uint32_t k = 0; !known && k < snap->lock_count; ++k) known = snap->locks[k].lock == lo;
+    if (known || snap->lock_count >= kMaxSnapshotLocks) continue;
+    SnapshotLock& l = snap->locks[snap->lock_count];
+    l = SnapshotLock{};
+    l.lock = lo;
+    // The record may point at a lock that no longer exists: read it only if
+    // the memory is there.
+    if (memory_readable(*snap, reinterpret_cast<uintptr_t>(lo), sizeof(LockObject))) {
+      l.word = lo->word.load(std::memory_order_relaxed);
+      l.kind = lo->kind;
+      l.name = readable_string(*snap, lo->name, 256);
+      describe_lock_word(l.kind, l.word, &l.owner_tid, &l.readers);
+    }
+    ++snap->lock_count;
+  }
+}
+
+}  // namespace
+
+bool reserve_snapshot() noexcept {
+  if (g_reserved_ready.load(std::memory_order_acquire)) return true;
+  Reserved r;
+  // Threads are the bulk (kMaxThreads records); only the pages a capture
+  // touches are ever backed.
+  r.threads = reserve_array<SnapshotThread>(kMaxThreads, true);
+  r.thread_slots = reserve_array<ThreadSlot*>(kMaxThreads, true);
+  r.mappings = reserve_array<SnapshotMapping>(kMaxMappings, true);
+  r.modules = reserve_array<SnapshotModule>(kMaxModules, false);
+  r.module_headers = reserve_array<uintptr_t>(kMaxModules, false);
+  r.locks = reserve_array<SnapshotLock>(kMaxSnapshotLocks, true);
+  r.paths = reserve_array<char>(kMaxPathBytes, true);
+  r.io = reserve_array<char>(kIoBufferBytes, false);
+  if (r.threads == nullptr || r.thread_slots == nullptr || r.mappings == nullptr || r.modules == nullptr ||
+      r.module_headers == nullptr || r.locks == nullptr || r.paths == nullptr || r.io == nullptr)
+    return false;
+  if (!reserve_unwinder()) return false;
+  // Installation runs once, before any panic; a lost race only leaks memory.
+  if (g_reserved_ready.load(std::memory_order_acquire)) return true;
+  g_reserved = r;
+  g_reserved_ready.store(true, std::memory_order_release);
+  return true;
+}
+
+ProcessSnapshot* capture_snapshot() noexcept {
+  if (!reserve_snapshot()) return nullptr;
+  ProcessSnapshot* snap = &g_snapshot;
+  *snap = ProcessSnapshot{};
+  snap->threads = g_reserved.threads;
+  snap->mappings = g_reserved.mappings;
+  snap->modules = g_reserved.modules;
+  snap->locks = g_reserved.locks;
+  snap->paths = g_reserved.paths;
+  snap->paths[0] = '\0';
+  snap->paths_used = 1;
+
+  PanicState& ps = panic_state();
+  snap->pid = sys::getpid();
+  snap->panicking_tid = ps.panicking_tid.load(std::memory_order_acquire);
+  if (snap->panicking_tid != 0) {
+    snap->signo = ps.signo;
+    snap->message = ps.message;
+  } else {
+    snap->panicking_tid = sys::gettid();  // kdb or a live dump: the caller leads
+  }
+  snap->captured_ns = sys::realtime_ns();
+
+  capture_auxv(snap);
+  capture_cmdline_and_comm(snap);
+  capture_mappings(snap);
+  capture_modules(snap);
+  capture_threads(snap);
+  capture_locks(snap);
+  for (uint32_t i = 0; i < snap->thread_count; ++i) unwind_thread(*snap, &snap->threads[i]);
+  return snap;
+}
+
+}  // namespace panicstop::detail

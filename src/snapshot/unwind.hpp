@@ -1,0 +1,28 @@
+// Backtraces of stopped threads from their saved registers and frozen stacks.
+//
+// x86_64: a DWARF CFI unwinder over each module's in-memory .eh_frame_hdr
+// (PT_GNU_EH_FRAME): binary search table, CIE/FDE parsing, the CFA rules gcc
+// and clang emit (def_cfa*, offset*, restore*, register, same/undefined value,
+// advance_loc*, remember/restore_state). Where no FDE covers a PC, or the CFA
+// rule is an expression (PLT entries, hand-written signal frames), it falls
+// back to one frame-pointer step. aarch64: frame-pointer walk only.
+//
+// Every memory read is checked against the snapshot's readable mappings, the
+// walk stops when the stack pointer leaves the thread's stack, stops going up,
+// or kMaxFrames is reached: garbage registers give a short backtrace, never a
+// fault or a loop.
+#pragma once
+
+#include "snapshot/snapshot.hpp"
+
+namespace panicstop::detail {
+
+// Reserves the unwinder's per-module cache (idempotent; called by
+// reserve_snapshot()).
+bool reserve_unwinder() noexcept;
+
+// Fills t->frames and t->frame_count from t->context (nothing if it is null).
+// frames[0] is the saved PC; later entries are return addresses.
+void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept;
+
+}  // namespace panicstop::detail
