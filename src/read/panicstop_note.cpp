@@ -1,0 +1,125 @@
+#include "read/panicstop_note.hpp"
+
+#include <charconv>
+#include <string>
+
+namespace panicstop::read {
+namespace {
+
+struct Field {
+  std::string_view key, value;
+};
+
+// Splits "a=1 b=2 message=rest of line" into fields; "message" takes the rest.
+std::vector<Field> split_fields(std::string_view line) {
+  std::vector<Field> fields;
+  while (!line.empty()) {
+    while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+    if (line.empty()) break;
+    size_t eq = line.find('=');
+    size_t space = line.find(' ');
+    if (eq == std::string_view::npos || (space != std::string_view::npos && space < eq)) {
+      fields.push_back({line.substr(0, space), {}});
+      if (space == std::string_view::npos) break;
+      line.remove_prefix(space);
+      continue;
+    }
+    std::string_view key = line.substr(0, eq);
+    line.remove_prefix(eq + 1);
+    if (key == "message") {
+      fields.push_back({key, line});
+      break;
+    }
+    space = line.find(' ');
+    fields.push_back({key, line.substr(0, space)});
+    if (space == std::string_view::npos) break;
+    line.remove_prefix(space);
+  }
+  return fields;
+}
+
+template <typename Int>
+Int number(const Field& f, size_t line_no) {
+  Int out{};
+  auto [ptr, ec] = std::from_chars(f.value.data(), f.value.data() + f.value.size(), out);
+  if (f.value.empty() || ec != std::errc() || ptr != f.value.data() + f.value.size()) {
+    throw ReadError("PANICSTOP note line " + std::to_string(line_no) + ": " + std::string(f.key) +
+                    " is not a number: \"" + std::string(f.value.substr(0, 40)) + "\"");
+  }
+  return out;
+}
+
+Thread& thread_for(Report& report, int tid) {
+  for (Thread& t : report.threads) {
+    if (t.tid == tid) return t;
+  }
+  Thread t;
+  t.tid = tid;
+  report.threads.push_back(t);
+  return report.threads.back();
+}
+
+}  // namespace
+
+void apply_panicstop_note(std::string_view text, Report& report) {
+  report.has_panicstop_note = true;
+  size_t line_no = 0;
+  while (!text.empty()) {
+    size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    ++line_no;
+    while (!line.empty() && (line.back() == '\0' || line.back() == '\r')) line.remove_suffix(1);
+    std::vector<Field> fields = split_fields(line);
+    if (fields.empty()) continue;
+    const Field& head = fields.front();
+    if (head.key == "version") {
+      if (number<int>(head, line_no) != 1) {
+        throw ReadError("PANICSTOP note version " + std::string(head.value) + " is not supported (this reader knows 1)");
+      }
+    } else if (head.key == "message") {
+      report.message = std::string(head.value);
+    } else if (head.key == "panicking_tid") {
+      report.panicking_tid = number<int>(head, line_no);
+    } else if (head.key == "signal") {
+      report.signal = number<int>(head, line_no);
+    } else if (head.key == "thread") {
+      Thread& t = thread_for(report, number<int>(head, line_no));
+      for (const Field& f : fields) {
+        if (f.key == "name") t.name = std::string(f.value);
+        if (f.key == "state") t.state = std::string(f.value);
+      }
+    } else if (head.key == "lock") {
+      Lock lock;
+      lock.address = std::string(head.value);
+      for (const Field& f : fields) {
+        if (f.key == "kind") lock.kind = std::string(f.value);
+        if (f.key == "name") lock.name = std::string(f.value);
+        if (f.key == "owner") lock.owner = number<int>(f, line_no);
+        if (f.key == "readers") lock.readers = number<unsigned>(f, line_no);
+      }
+      report.locks.push_back(lock);
+    } else if (head.key == "wait") {
+      Wait wait;
+      wait.tid = number<int>(head, line_no);
+      for (const Field& f : fields) {
+        if (f.key == "lock") wait.lock = std::string(f.value);
+        if (f.key == "mode") wait.mode = std::string(f.value);
+      }
+      report.waits.push_back(wait);
+    } else if (head.key == "nested") {
+      NestedPanic nested;
+      nested.tid = number<int>(head, line_no);
+      for (const Field& f : fields) {
+        if (f.key == "signal") nested.signal = number<int>(f, line_no);
+        if (f.key == "step") nested.step = number<int>(f, line_no);
+        if (f.key == "message") nested.message = std::string(f.value);
+      }
+      report.nested.push_back(nested);
+    } else if (head.key == "not_stopped") {
+      report.not_stopped.push_back(number<int>(head, line_no));
+    }
+  }
+}
+
+}  // namespace panicstop::read

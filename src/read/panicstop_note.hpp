@@ -1,0 +1,33 @@
+// The PANICSTOP note of a panicstop core (name "PANICSTOP", type 1): text
+// lines of key=value fields, written by src/dump/elf_core:
+//
+//   version=1
+//   message=TEXT                       (value runs to the end of the line)
+//   panicking_tid=N
+//   signal=N
+//   thread=TID name=NAME state=panicking|stopped|not_stopped
+//   lock=0xADDR kind=KIND name=NAME owner=TID readers=N
+//   wait=TID lock=0xADDR mode=exclusive|shared|condvar
+//   nested=TID signal=N step=N message=TEXT
+//   not_stopped=TID
+//
+// Names have their spaces replaced by '_'. Unknown keys are ignored so a
+// newer writer's note still reads.
+#pragma once
+
+#include <string_view>
+
+#include "read/report.hpp"
+
+namespace panicstop::read {
+
+inline constexpr std::string_view kPanicstopNoteName = "PANICSTOP";
+inline constexpr uint32_t kPanicstopNoteType = 1;
+
+// Fills report.message, panicking_tid, signal, locks, waits, nested and
+// not_stopped, and sets name/state on report.threads (adding threads the
+// note names but the core has no NT_PRSTATUS for). Throws ReadError for a
+// version other than 1 or a malformed number.
+void apply_panicstop_note(std::string_view text, Report& report);
+
+}  // namespace panicstop::read

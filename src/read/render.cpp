@@ -1,0 +1,214 @@
+#include "read/render.hpp"
+
+#include <csignal>
+#include <cstring>
+
+namespace panicstop::read {
+namespace {
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  static const char digits[] = "0123456789abcdef";
+  int n = 0;
+  do {
+    buf[n++] = digits[v & 15];
+    v >>= 4;
+  } while (v != 0);
+  std::string s = "0x";
+  while (n > 0) s += buf[--n];
+  return s;
+}
+
+std::string signal_text(int signo) {
+  const char* abbrev = sigabbrev_np(signo);
+  return abbrev != nullptr ? std::to_string(signo) + " (SIG" + abbrev + ")" : std::to_string(signo);
+}
+
+std::string frame_text(size_t index, const Frame& f) {
+  std::string s = "#" + std::to_string(index) + " " + hex(f.pc) + " " + (f.function.empty() ? "??" : f.function);
+  if (f.offset) s += "+" + hex(*f.offset);
+  if (!f.module.empty()) s += " (" + f.module + ")";
+  if (!f.file.empty() && f.line > 0) s += " at " + f.file + ":" + std::to_string(f.line);
+  return s;
+}
+
+bool same_stack(const Thread& a, const Thread& b) {
+  if (a.frames.size() != b.frames.size() || a.frames.empty() || a.has_registers || b.has_registers) return false;
+  for (size_t i = 0; i < a.frames.size(); ++i) {
+    if (a.frames[i].pc != b.frames[i].pc || a.frames[i].function != b.frames[i].function) return false;
+  }
+  return true;
+}
+
+void thread_header(const Thread& t, std::ostream& out) {
+  out << "thread " << t.tid;
+  if (!t.name.empty()) out << " (" << t.name << ")";
+  if (!t.state.empty()) out << " [" << t.state << "]";
+  if (t.signal != 0) out << " signal " << signal_text(t.signal);
+  out << "\n";
+}
+
+// Appends the UTF-8 sequence at s[i] (valid ones only) and returns its length, or 0.
+size_t utf8_sequence_length(const std::string& s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = byte(i);
+  size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xc0) != 0x80) return 0;
+  }
+  if (n == 3 && ((c == 0xe0 && byte(i + 1) < 0xa0) || (c == 0xed && byte(i + 1) >= 0xa0))) return 0;
+  if (n == 4 && ((c == 0xf0 && byte(i + 1) < 0x90) || (c == 0xf4 && byte(i + 1) >= 0x90))) return 0;
+  return n;
+}
+
+std::string json_opt_string(const std::string& s) { return s.empty() ? "null" : json_string(s); }
+std::string json_opt_int(long long v) { return v == 0 ? "null" : std::to_string(v); }
+
+template <typename T, typename Fn>
+void json_array(std::ostream& out, const std::vector<T>& items, Fn&& item) {
+  out << "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out << ",";
+    item(items[i], i);
+  }
+  out << "]";
+}
+
+}  // namespace
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\u00";
+      out += "0123456789abcdef"[c >> 4];
+      out += "0123456789abcdef"[c & 15];
+    } else if (c >= 0x80) {
+      size_t n = utf8_sequence_length(s, i);
+      if (n == 0) {
+        out += "\\u00";
+        out += "0123456789abcdef"[c >> 4];
+        out += "0123456789abcdef"[c & 15];
+      } else {
+        out.append(s, i, n);
+        i += n;
+        continue;
+      }
+    } else {
+      out += static_cast<char>(c);
+    }
+    ++i;
+  }
+  return out + "\"";
+}
+
+void render_text(const Report& report, std::ostream& out) {
+  out << "panic: " << report.message << "\n";
+  for (const std::string& line : report.other_lines) out << line << "\n";
+  if (report.kind == Report::Kind::kCore) {
+    out << "core: pid " << report.pid;
+    if (report.signal != 0) out << ", signal " << signal_text(report.signal);
+    if (!report.executable.empty()) out << ", executable " << report.executable;
+    out << ", " << report.threads.size() << " threads\n";
+  }
+  for (size_t i = 0; i < report.threads.size();) {
+    size_t group_end = i + 1;
+    while (group_end < report.threads.size() && same_stack(report.threads[i], report.threads[group_end])) ++group_end;
+    out << "\n";
+    for (size_t k = i; k < group_end; ++k) thread_header(report.threads[k], out);
+    const Thread& t = report.threads[i];
+    if (group_end - i > 1) out << "  " << group_end - i << " threads with this stack\n";
+    if (t.has_registers) out << "  pc " << hex(t.pc) << " sp " << hex(t.sp) << "\n";
+    if (t.frames.empty()) out << "  (no frames)\n";
+    for (size_t f = 0; f < t.frames.size(); ++f) out << "  " << frame_text(f, t.frames[f]) << "\n";
+    i = group_end;
+  }
+  if (!report.locks.empty()) {
+    out << "\nlocks:\n";
+    for (const Lock& l : report.locks) {
+      if (!l.text.empty()) {
+        out << "  " << l.text << "\n";
+        continue;
+      }
+      out << "  lock=" << l.address << " kind=" << l.kind << " name=" << l.name << " owner=" << l.owner
+          << " readers=" << l.readers << "\n";
+    }
+  }
+  if (!report.waits.empty()) {
+    out << "\nwaits:\n";
+    for (const Wait& w : report.waits) out << "  thread " << w.tid << " waits for " << w.lock << " (" << w.mode << ")\n";
+  }
+  if (!report.nested.empty()) {
+    out << "\nnested panics:\n";
+    for (const NestedPanic& n : report.nested) {
+      out << "  thread " << n.tid << " step " << n.step;
+      if (n.signal != 0) out << " signal " << signal_text(n.signal);
+      if (!n.message.empty()) out << ": " << n.message;
+      out << "\n";
+    }
+  }
+  if (!report.not_stopped.empty()) {
+    out << "\nnot stopped:";
+    for (int tid : report.not_stopped) out << " " << tid;
+    out << "\n";
+  }
+}
+
+void render_json(const Report& report, const std::string& file, std::ostream& out) {
+  out << "{\"format\":\"panicstop-show\",\"version\":1,\"kind\":"
+      << (report.kind == Report::Kind::kCore ? "\"core\"" : "\"text-report\"") << ",\"file\":" << json_string(file)
+      << ",\"message\":" << json_string(report.message) << ",\"pid\":" << json_opt_int(report.pid)
+      << ",\"signal\":" << json_opt_int(report.signal) << ",\"panicking_tid\":" << json_opt_int(report.panicking_tid)
+      << ",\"executable\":" << json_opt_string(report.executable) << ",\"threads\":";
+  json_array(out, report.threads, [&](const Thread& t, size_t) {
+    out << "{\"tid\":" << t.tid << ",\"name\":" << json_opt_string(t.name) << ",\"state\":" << json_opt_string(t.state)
+        << ",\"signal\":" << json_opt_int(t.signal) << ",\"registers\":";
+    if (t.has_registers) {
+      out << "{\"pc\":\"" << hex(t.pc) << "\",\"sp\":\"" << hex(t.sp) << "\"}";
+    } else {
+      out << "null";
+    }
+    out << ",\"frames\":";
+    json_array(out, t.frames, [&](const Frame& f, size_t index) {
+      out << "{\"index\":" << index << ",\"pc\":\"" << hex(f.pc) << "\",\"function\":" << json_opt_string(f.function)
+          << ",\"offset\":" << (f.offset ? std::to_string(*f.offset) : "null")
+          << ",\"module\":" << json_opt_string(f.module) << ",\"file\":" << json_opt_string(f.file)
+          << ",\"line\":" << json_opt_int(f.line) << "}";
+    });
+    out << "}";
+  });
+  out << ",\"locks\":";
+  json_array(out, report.locks, [&](const Lock& l, size_t) {
+    out << "{\"address\":" << json_opt_string(l.address) << ",\"kind\":" << json_opt_string(l.kind)
+        << ",\"name\":" << json_opt_string(l.name) << ",\"owner\":" << json_opt_int(l.owner)
+        << ",\"readers\":" << l.readers << ",\"text\":" << json_opt_string(l.text) << "}";
+  });
+  out << ",\"waits\":";
+  json_array(out, report.waits, [&](const Wait& w, size_t) {
+    out << "{\"tid\":" << w.tid << ",\"lock\":" << json_opt_string(w.lock) << ",\"mode\":" << json_opt_string(w.mode)
+        << "}";
+  });
+  out << ",\"nested\":";
+  json_array(out, report.nested, [&](const NestedPanic& n, size_t) {
+    out << "{\"tid\":" << n.tid << ",\"signal\":" << n.signal << ",\"step\":" << n.step
+        << ",\"message\":" << json_string(n.message) << "}";
+  });
+  out << ",\"not_stopped\":";
+  json_array(out, report.not_stopped, [&](int tid, size_t) { out << tid; });
+  out << ",\"other_lines\":";
+  json_array(out, report.other_lines, [&](const std::string& s, size_t) { out << json_string(s); });
+  out << ",\"warnings\":";
+  json_array(out, report.warnings, [&](const std::string& s, size_t) { out << json_string(s); });
+  out << "}\n";
+}
+
+}  // namespace panicstop::read

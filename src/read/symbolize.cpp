@@ -1,0 +1,235 @@
+#include "read/symbolize.hpp"
+
+#include <cxxabi.h>
+#include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <set>
+
+namespace panicstop::read {
+namespace {
+
+// libdw keeps a pointer to this for the session: it must outlive every Dwfl.
+char* g_debuginfo_path = nullptr;
+
+const Dwfl_Callbacks kOfflineCallbacks = {
+    .find_elf = dwfl_build_id_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .section_address = dwfl_offline_section_address,
+    .debuginfo_path = &g_debuginfo_path,
+};
+
+constexpr size_t kMaxUnwoundFrames = 256;
+
+struct DwflDeleter {
+  void operator()(Dwfl* d) const { dwfl_end(d); }
+};
+using DwflPtr = std::unique_ptr<Dwfl, DwflDeleter>;
+
+std::string dwfl_error() {
+  const char* msg = dwfl_errmsg(-1);
+  return msg != nullptr ? msg : "unknown libdw error";
+}
+
+// Names `frame` from the module holding `lookup`: function, offset from the
+// function start (of `frame.pc`, the address as shown), module, file:line.
+void describe_address(Dwfl* dwfl, uint64_t lookup, Frame& frame) {
+  Dwfl_Module* module = dwfl_addrmodule(dwfl, lookup);
+  if (module == nullptr) return;
+  const char* main_file = nullptr;
+  const char* module_name = dwfl_module_info(module, nullptr, nullptr, nullptr, nullptr, nullptr, &main_file, nullptr);
+  if (frame.module.empty()) frame.module = main_file != nullptr ? main_file : (module_name != nullptr ? module_name : "");
+  GElf_Off offset = 0;
+  GElf_Sym sym;
+  const char* name = dwfl_module_addrinfo(module, lookup, &offset, &sym, nullptr, nullptr, nullptr);
+  if (name != nullptr && frame.function.empty()) {
+    frame.function = demangle(name);
+    frame.offset = offset + (frame.pc - lookup);
+  }
+  Dwfl_Line* line = dwfl_module_getsrc(module, lookup);
+  if (line != nullptr) {
+    int line_number = 0;
+    const char* file = dwfl_lineinfo(line, nullptr, &line_number, nullptr, nullptr, nullptr);
+    if (file != nullptr && line_number > 0) {
+      frame.file = file;
+      frame.line = line_number;
+    }
+  }
+}
+
+// One module reported offline at its link-time addresses, with its function
+// symbols by name.
+struct OfflineModule {
+  DwflPtr dwfl;
+  Dwfl_Module* module = nullptr;
+  std::map<std::string, uint64_t> functions;  // raw and demangled names
+};
+
+std::unique_ptr<OfflineModule> open_offline(const std::string& path, std::string& error) {
+  auto m = std::make_unique<OfflineModule>();
+  m->dwfl.reset(dwfl_begin(&kOfflineCallbacks));
+  if (!m->dwfl) {
+    error = dwfl_error();
+    return nullptr;
+  }
+  m->module = dwfl_report_offline(m->dwfl.get(), path.c_str(), path.c_str(), -1);
+  dwfl_report_end(m->dwfl.get(), nullptr, nullptr);
+  if (m->module == nullptr) {
+    error = dwfl_error();
+    return nullptr;
+  }
+  int count = dwfl_module_getsymtab(m->module);
+  for (int i = 0; i < count; ++i) {
+    GElf_Sym sym;
+    GElf_Addr addr = 0;
+    const char* name = dwfl_module_getsym_info(m->module, i, &sym, &addr, nullptr, nullptr, nullptr);
+    if (name == nullptr || *name == '\0' || GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF) continue;
+    m->functions.emplace(name, addr);
+    m->functions.emplace(demangle(name), addr);
+  }
+  return m;
+}
+
+bool is_regular_file(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+struct UnwindContext {
+  Report* report;
+  Dwfl* dwfl;
+  std::set<int> unwound;
+};
+
+int on_frame(Dwfl_Frame* state, void* arg) {
+  auto* frames = static_cast<std::vector<Frame>*>(arg);
+  Dwarf_Addr pc = 0;
+  bool is_activation = false;
+  if (!dwfl_frame_pc(state, &pc, &is_activation)) return DWARF_CB_ABORT;
+  Frame f;
+  f.pc = pc;
+  frames->push_back(f);
+  // A return address points after the call: look up the call itself.
+  frames->back().line = is_activation ? 0 : -1;
+  return frames->size() >= kMaxUnwoundFrames ? DWARF_CB_ABORT : DWARF_CB_OK;
+}
+
+int on_thread(Dwfl_Thread* thread, void* arg) {
+  auto* ctx = static_cast<UnwindContext*>(arg);
+  int tid = static_cast<int>(dwfl_thread_tid(thread));
+  std::vector<Frame> frames;
+  int rc = dwfl_thread_getframes(thread, on_frame, &frames);
+  if (rc != 0 && frames.size() < kMaxUnwoundFrames && frames.size() <= 1) {
+    ctx->report->warnings.push_back("thread " + std::to_string(tid) + ": unwinding stopped: " + dwfl_error());
+  }
+  for (Frame& f : frames) {
+    bool return_address = f.line == -1;
+    f.line = 0;
+    describe_address(ctx->dwfl, return_address && f.pc > 0 ? f.pc - 1 : f.pc, f);
+  }
+  for (Thread& t : ctx->report->threads) {
+    if (t.tid == tid && !frames.empty()) {
+      t.frames = std::move(frames);
+      ctx->unwound.insert(tid);
+      break;
+    }
+  }
+  return DWARF_CB_OK;
+}
+
+}  // namespace
+
+std::string demangle(const std::string& name) {
+  if (name.size() < 2 || name[0] != '_' || name[1] != 'Z') return name;
+  int status = 0;
+  char* out = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
+  if (status != 0 || out == nullptr) {
+    std::free(out);
+    return name;
+  }
+  std::string result(out);
+  std::free(out);
+  return result;
+}
+
+void symbolize_text_report(Report& report) {
+  std::map<std::string, std::unique_ptr<OfflineModule>> modules;
+  std::set<std::string> warned;
+  for (Thread& t : report.threads) {
+    for (size_t i = 0; i < t.frames.size(); ++i) {
+      Frame& f = t.frames[i];
+      if (!f.function.empty()) f.function = demangle(f.function);
+      if (f.module.empty() || f.function.empty() || !f.offset || f.line > 0) continue;
+      auto it = modules.find(f.module);
+      if (it == modules.end()) {
+        std::string error;
+        std::unique_ptr<OfflineModule> m;
+        if (!is_regular_file(f.module)) {
+          error = "not found";
+        } else {
+          m = open_offline(f.module, error);
+        }
+        if (!m && warned.insert(f.module).second) {
+          report.warnings.push_back("module " + f.module + ": " + error + " (no file:line for its frames)");
+        }
+        it = modules.emplace(f.module, std::move(m)).first;
+      }
+      if (!it->second) continue;
+      auto fn = it->second->functions.find(f.function);
+      if (fn == it->second->functions.end()) continue;
+      uint64_t address = fn->second + *f.offset;
+      // Frames past the first are return addresses: the call is one byte before.
+      uint64_t lookup = i > 0 && *f.offset > 0 ? address - 1 : address;
+      Frame resolved;
+      resolved.pc = address;
+      resolved.function = f.function;  // keep the report's name and offset
+      resolved.module = f.module;
+      describe_address(it->second->dwfl.get(), lookup, resolved);
+      f.file = resolved.file;
+      f.line = resolved.line;
+    }
+  }
+}
+
+void unwind_core(const std::string& core_path, Report& report) {
+  elf_version(EV_CURRENT);
+  int fd = open(core_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    report.warnings.push_back("cannot reopen the core for unwinding");
+    return;
+  }
+  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  DwflPtr dwfl(dwfl_begin(&kOfflineCallbacks));
+  UnwindContext ctx{&report, dwfl.get(), {}};
+  if (elf == nullptr || !dwfl) {
+    report.warnings.push_back(std::string("libdw cannot open the core: ") + elf_errmsg(-1));
+  } else if (dwfl_core_file_report(dwfl.get(), elf, nullptr) < 0) {
+    report.warnings.push_back("libdw cannot report the core's modules: " + dwfl_error());
+  } else {
+    dwfl_report_end(dwfl.get(), nullptr, nullptr);
+    if (dwfl_core_file_attach(dwfl.get(), elf) < 0) {
+      report.warnings.push_back("libdw cannot attach to the core's threads: " + dwfl_error());
+    } else {
+      dwfl_getthreads(dwfl.get(), on_thread, &ctx);
+    }
+  }
+  // Threads libdw did not unwind still show where they were.
+  for (Thread& t : report.threads) {
+    if (ctx.unwound.count(t.tid) != 0 || !t.has_registers) continue;
+    Frame f;
+    f.pc = t.pc;
+    if (dwfl) describe_address(dwfl.get(), t.pc, f);
+    t.frames.assign(1, f);
+  }
+  dwfl.reset();
+  if (elf != nullptr) elf_end(elf);
+  close(fd);
+}
+
+}  // namespace panicstop::read

@@ -1,0 +1,222 @@
+#include "read/text_report_parser.hpp"
+
+#include <charconv>
+#include <string>
+
+namespace panicstop::read {
+namespace {
+
+constexpr std::string_view kPanicPrefix = "panic: ";
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+template <typename Int>
+bool parse_int(std::string_view s, Int& out, int base = 10) {
+  if (s.empty()) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out, base);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+bool parse_hex(std::string_view s, uint64_t& out) {
+  if (s.size() < 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) return false;
+  return parse_int(s.substr(2), out, 16);
+}
+
+[[noreturn]] void fail_at(size_t line_no, const std::string& what) {
+  throw ReadError("line " + std::to_string(line_no) + ": " + what);
+}
+
+// "thread TID (name) [state] ..." -> Thread. The name may itself contain
+// parentheses, so it runs from the first '(' to the last ')' before " [".
+Thread parse_thread_header(std::string_view line, size_t line_no) {
+  std::string_view rest = line.substr(std::string_view("thread ").size());
+  size_t end_of_tid = rest.find(' ');
+  Thread t;
+  if (!parse_int(rest.substr(0, end_of_tid), t.tid) || t.tid <= 0) {
+    fail_at(line_no, "bad thread id in \"" + std::string(line.substr(0, 80)) + "\"");
+  }
+  if (end_of_tid == std::string_view::npos) return t;
+  rest = trim(rest.substr(end_of_tid));
+  size_t state_open = rest.rfind(" [");
+  if (!rest.empty() && rest.front() == '[') state_open = 0;
+  std::string_view name_part = state_open == std::string_view::npos ? rest : rest.substr(0, state_open);
+  if (state_open != std::string_view::npos) {
+    std::string_view state_part = trim(rest.substr(state_open));
+    size_t close = state_part.find(']');
+    if (close == std::string_view::npos) fail_at(line_no, "thread state without ']'");
+    t.state = std::string(state_part.substr(1, close - 1));
+  }
+  name_part = trim(name_part);
+  if (name_part.size() >= 2 && name_part.front() == '(' && name_part.back() == ')') {
+    t.name = std::string(name_part.substr(1, name_part.size() - 2));
+  } else if (!name_part.empty()) {
+    fail_at(line_no, "thread name not in parentheses");
+  }
+  return t;
+}
+
+// "#N 0xADDR function+0xOFF (module) at FILE:LINE"; everything after the
+// address is optional.
+Frame parse_frame(std::string_view line, size_t line_no) {
+  size_t space = line.find(' ');
+  unsigned index = 0;
+  if (!parse_int(line.substr(1, space == std::string_view::npos ? std::string_view::npos : space - 1), index)) {
+    fail_at(line_no, "bad frame number");
+  }
+  if (space == std::string_view::npos) fail_at(line_no, "frame without an address");
+  std::string_view rest = trim(line.substr(space));
+  size_t addr_end = rest.find(' ');
+  Frame f;
+  if (!parse_hex(rest.substr(0, addr_end), f.pc)) fail_at(line_no, "frame address is not 0x-hex");
+  rest = addr_end == std::string_view::npos ? std::string_view() : trim(rest.substr(addr_end));
+
+  // " at FILE:LINE" is what `show` appends; the module is in parentheses
+  // before it. Function names may contain " at " only inside templates, so
+  // look for it after the module's closing parenthesis.
+  size_t at = rest.rfind(" at ");
+  if (at != std::string_view::npos && rest.rfind(')') < at) {
+    std::string_view where = rest.substr(at + 4);
+    size_t colon = where.rfind(':');
+    int line_number = 0;
+    if (colon != std::string_view::npos && parse_int(where.substr(colon + 1), line_number) && line_number > 0) {
+      f.file = std::string(where.substr(0, colon));
+      f.line = line_number;
+      rest = trim(rest.substr(0, at));
+    }
+  }
+  if (!rest.empty() && rest.back() == ')') {
+    size_t open = rest.rfind(" (");
+    if (open == std::string_view::npos && rest.front() == '(') open = 0;
+    if (open != std::string_view::npos) {
+      std::string_view module = rest.substr(open == 0 ? 1 : open + 2);
+      module.remove_suffix(1);
+      f.module = std::string(module);
+      rest = open == 0 ? std::string_view() : trim(rest.substr(0, open));
+    }
+  }
+  size_t plus = rest.rfind("+0x");
+  uint64_t offset = 0;
+  if (plus != std::string_view::npos && parse_hex(rest.substr(plus + 1), offset)) {
+    f.offset = offset;
+    rest = rest.substr(0, plus);
+  }
+  if (rest != "??") f.function = std::string(rest);
+  return f;
+}
+
+bool is_frame_line(std::string_view t) {
+  return t.size() >= 2 && t[0] == '#' && t[1] >= '0' && t[1] <= '9';
+}
+
+// A lock line: keep the text, pick out "0x..." and key=value fields when the
+// writer uses them.
+Lock parse_lock_line(std::string_view text) {
+  Lock lock;
+  lock.text = std::string(text);
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(' ', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view token = text.substr(pos, end - pos);
+    pos = end + 1;
+    size_t eq = token.find('=');
+    std::string_view key = eq == std::string_view::npos ? std::string_view() : token.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? token : token.substr(eq + 1);
+    uint64_t address = 0;
+    if ((key.empty() || key == "lock") && lock.address.empty() && parse_hex(value, address)) {
+      lock.address = std::string(value);
+    } else if (key == "kind") {
+      lock.kind = std::string(value);
+    } else if (key == "name") {
+      lock.name = std::string(value);
+    } else if (key == "owner") {
+      parse_int(value, lock.owner);
+    } else if (key == "readers") {
+      parse_int(value, lock.readers);
+    }
+  }
+  return lock;
+}
+
+}  // namespace
+
+bool looks_like_text_report(std::string_view data) noexcept {
+  return data.substr(0, kPanicPrefix.size()) == kPanicPrefix;
+}
+
+Report parse_text_report(std::string_view data) {
+  if (data.empty()) throw ReadError("empty file");
+  if (!looks_like_text_report(data)) throw ReadError("not a panicstop text report or ELF core (first line is not \"panic: ...\")");
+  if (data.find('\0') != std::string_view::npos) {
+    size_t nul = data.find('\0');
+    size_t line_no = 1;
+    for (size_t i = 0; i < nul; ++i) line_no += data[i] == '\n';
+    fail_at(line_no, "NUL byte in a text report");
+  }
+
+  Report report;
+  report.kind = Report::Kind::kTextReport;
+  enum class Section { kHeader, kThreads, kLocks, kOther } section = Section::kHeader;
+  // Threads whose header came after the last frame: the next frames belong to all of them.
+  size_t group_begin = 0;
+  bool group_has_frames = false;
+  size_t line_no = 0;
+  size_t pos = 0;
+  while (pos < data.size()) {
+    size_t end = data.find('\n', pos);
+    if (end == std::string_view::npos) end = data.size();
+    std::string_view raw = data.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (line_no == 1) {
+      report.message = std::string(trim(raw.substr(kPanicPrefix.size())));
+      continue;
+    }
+    std::string_view t = trim(raw);
+    if (t.empty()) continue;
+
+    if (t.substr(0, 7) == "thread " && t.size() > 7 && t[7] >= '0' && t[7] <= '9') {
+      if (group_has_frames) {
+        group_begin = report.threads.size();
+        group_has_frames = false;
+      }
+      report.threads.push_back(parse_thread_header(t, line_no));
+      if (report.threads.back().state == "panicking" && report.panicking_tid == 0) {
+        report.panicking_tid = report.threads.back().tid;
+      }
+      section = Section::kThreads;
+      continue;
+    }
+    if (t == "locks:") {
+      section = Section::kLocks;
+      continue;
+    }
+    if (section == Section::kThreads && is_frame_line(t)) {
+      Frame f = parse_frame(t, line_no);
+      for (size_t i = group_begin; i < report.threads.size(); ++i) report.threads[i].frames.push_back(f);
+      group_has_frames = true;
+      continue;
+    }
+    if (section == Section::kThreads && t == "(no frames)") {
+      group_has_frames = true;
+      continue;
+    }
+    if (section == Section::kThreads && t.find(" threads with this stack") != std::string_view::npos) continue;
+    if (section == Section::kLocks && raw.size() > t.size() && (raw[0] == ' ' || raw[0] == '\t')) {
+      report.locks.push_back(parse_lock_line(t));
+      continue;
+    }
+    // An unindented line that is not a known header closes the current section.
+    if (raw[0] != ' ' && raw[0] != '\t') section = Section::kOther;
+    std::string_view kept = raw;
+    while (!kept.empty() && (kept.back() == ' ' || kept.back() == '\t' || kept.back() == '\r')) kept.remove_suffix(1);
+    report.other_lines.emplace_back(kept);
+  }
+  return report;
+}
+
+}  // namespace panicstop::read

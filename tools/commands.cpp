@@ -1,0 +1,21 @@
+#include <iostream>
+
+#include "command.hpp"
+#include "show_command.hpp"
+
+namespace panicstop::tool {
+
+std::span<const Command> commands() {
+  static const Command table[] = {
+      kShowCommand,
+  };
+  return table;
+}
+
+int usage_error(std::string_view command, const std::string& message) {
+  std::cerr << "panicstop: " << message << " (try 'panicstop "
+            << (command.empty() ? std::string("--help") : "help " + std::string(command)) << "')\n";
+  return kExitUsage;
+}
+
+}  // namespace panicstop::tool

@@ -1,0 +1,121 @@
+#include "show_command.hpp"
+
+#include <iostream>
+#include <new>
+
+#include "read/dump_file.hpp"
+#include "read/render.hpp"
+
+namespace panicstop::tool {
+namespace {
+
+int run_show(const std::vector<std::string>& args) {
+  bool json = false;
+  std::vector<std::string> files;
+  bool options_done = false;
+  for (const std::string& arg : args) {
+    if (!options_done && arg == "--") {
+      options_done = true;
+    } else if (!options_done && arg == "--json") {
+      json = true;
+    } else if (!options_done && (arg == "--help" || arg == "-h")) {
+      std::cout << "Usage: " << kShowCommand.usage << "\n\n" << kShowCommand.help;
+      return kExitOk;
+    } else if (!options_done && arg.size() > 1 && arg[0] == '-') {
+      return usage_error("show", "show: unknown option '" + arg + "'");
+    } else {
+      files.push_back(arg);
+    }
+  }
+  if (files.empty()) return usage_error("show", "show: missing FILE");
+  if (files.size() > 1) return usage_error("show", "show: takes one FILE, got " + std::to_string(files.size()));
+
+  const std::string& file = files.front();
+  read::Report report;
+  try {
+    report = read::read_dump_file(file);
+  } catch (const read::ReadError& e) {
+    std::cerr << "panicstop: " << file << ": " << e.what() << "\n";
+    return kExitFailure;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "panicstop: " << file << ": out of memory reading the dump\n";
+    return kExitFailure;
+  }
+  if (json) {
+    read::render_json(report, file, std::cout);
+  } else {
+    read::render_text(report, std::cout);
+    for (const std::string& w : report.warnings) std::cerr << "panicstop: " << file << ": warning: " << w << "\n";
+  }
+  std::cout.flush();
+  if (!std::cout) {
+    std::cerr << "panicstop: " << file << ": cannot write the output\n";
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+constexpr std::string_view kShowHelp = R"help(Reads one dump that panicstop wrote, or any Linux core, and prints it.
+
+FILE may be:
+  - a text report (*.txt, first line "panic: MESSAGE"): printed back in the
+    same layout, each frame given "at FILE:LINE" when its module file is on
+    this machine with debug info;
+  - a panicstop core (*.core, ELF core with a PANICSTOP note): the panic
+    message, each thread with its name, state, pc and sp and a backtrace
+    unwound with libdw (function, module, file:line), then the lock table,
+    waiters, nested panics and threads that did not stop;
+  - a kernel or gdb `gcore` core: the same, with the message "no panicstop
+    note: core of PID (signal N)".
+The kind of file is told from its first bytes, not its name. Modules and
+debug info are looked up at the paths the dump names (for cores: the
+NT_FILE table and the loader's link_map, like eu-stack).
+
+Options:
+  --json   print one JSON object instead of text (schema below)
+  --help   this text
+
+Text output: "panic: MESSAGE", then one block per thread
+  thread TID (name) [state]
+    #N 0xADDR function+0xOFF (module) at FILE:LINE
+threads with identical stacks share one stack ("N threads with this stack"),
+then "locks:". Problems that only limit the output (a module not found, a
+thread libdw could not unwind) are printed on stderr as
+"panicstop: FILE: warning: ..." and do not change the exit status.
+
+JSON output, schema version 1 (null where unknown):
+  {"format":"panicstop-show", "version":1, "kind":"text-report"|"core",
+   "file":S, "message":S, "pid":N, "signal":N, "panicking_tid":N,
+   "executable":S,
+   "threads":[{"tid":N, "name":S, "state":S, "signal":N,
+               "registers":{"pc":"0x..","sp":"0x.."} (cores only),
+               "frames":[{"index":N, "pc":"0x..", "function":S, "offset":N,
+                          "module":S, "file":S, "line":N}]}],
+   "locks":[{"address":S, "kind":S, "name":S, "owner":N, "readers":N,
+             "text":S (the report's line, text reports only)}],
+   "waits":[{"tid":N, "lock":S, "mode":"exclusive"|"shared"|"condvar"}],
+   "nested":[{"tid":N, "signal":N, "step":N, "message":S}],
+   "not_stopped":[N], "other_lines":[S], "warnings":[S]}
+Threads come first-panicking; frames innermost first. Fields are only ever
+added within a version.
+
+Examples:
+  panicstop show crash-12345.txt
+  panicstop show --json crash-12345.core | jq '.threads[] | {tid, top: .frames[0].function}'
+  gcore -o core 4242 && panicstop show core.4242
+
+Exit status: 0 printed; 1 the file cannot be read or is not a valid dump
+(one line on stderr: "panicstop: FILE: what is wrong"); 2 usage error.
+)help";
+
+}  // namespace
+
+const Command kShowCommand = {
+    "show",
+    "print a text report or core dump with file:line, or as JSON",
+    "panicstop show [--json] FILE",
+    kShowHelp,
+    run_show,
+};
+
+}  // namespace panicstop::tool
