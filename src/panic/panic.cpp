@@ -1,29 +1,456 @@
-// INTERIM: replaced by the panic path (issue 3). Prints the message and aborts.
+// The panic path (FreeBSD's vpanic), the fatal-signal handler, hooks, the step
+// watchdog and the die policies. Crash path: raw system calls, sys::FixedWriter,
+// static storage only.
+//
+// Watchdog: at the election the panicking thread creates one POSIX timer
+// (timer_create with SIGEV_THREAD_ID) that delivers step_deadline_signal() to
+// itself. Each step arms it; the kernel delivers the signal whatever the thread
+// is doing in user space (spinning, blocked in a futex, in a system call that a
+// signal interrupts), and the handler siglongjmps back to the step runner,
+// which records the overrun as a nested panic and runs the next step. A fault
+// inside a step comes back the same way through the fatal-signal handler. No
+// extra thread exists, so nothing else needs to be spared by the stop.
 #include "panicstop/panic.hpp"
 
 #include <atomic>
+#include <csetjmp>
 #include <csignal>
+#include <ctime>
+#include <fcntl.h>
 
+#include "panic/panic_internal.hpp"
+#include "panic/panic_state.hpp"
+#include "panic/tunables.hpp"
+#include "stop/stop.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
+#include "thread/signal_sections.hpp"
+#include "thread/slot.hpp"
+
+extern char** environ;
 
 namespace panicstop {
+namespace detail {
 
 namespace {
-char g_message[1024];
-std::atomic<bool> g_panicking{false};
+
+PanicState g_state;
+Tunables g_tunables;
+std::atomic<DumpStepFn> g_dump_step{nullptr};
+
+inline constexpr int kMaxHooks = 32;
+struct Hook {
+  void (*fn)(void*);
+  void* arg;
+};
+Hook g_hooks[3][kMaxHooks];
+std::atomic<int> g_hook_count[3];
+
+struct PreviousHandler {
+  bool valid = false;
+  struct sigaction action {};
+};
+PreviousHandler g_previous[65];
+char** g_restart_argv = nullptr;
+
+// Where the panic came from, for the die policy's chaining rule.
+bool g_from_signal = false;
+siginfo_t g_siginfo;
+ucontext_t* g_fault_ucontext = nullptr;
+
+// Step runner state, touched only by the panicking thread.
+sigjmp_buf g_step_jmp;
+volatile sig_atomic_t g_step_armed = 0;
+int g_timer_id = -1;
+std::atomic<uint32_t> g_same_thread_nested{0};
+std::atomic<uint32_t> g_park_word{0};  // never changes: parked threads wait on it forever
+
+constexpr uint64_t bit(int sig) { return uint64_t(1) << (sig - 1); }
+
+// spinlock_enter() for good: everything asynchronous is blocked, except the
+// hard stop (the library never blocks it), the faults (a fault in a step must
+// reach the step runner, not kill the process) and the step watchdog.
+void block_async_signals() noexcept {
+  uint64_t keep = bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGFPE) | bit(SIGABRT) | bit(SIGTRAP) |
+                  bit(SIGSYS) | bit(hard_stop_signal()) | bit(step_deadline_signal());
+  uint64_t mask = ~keep;
+  sys::rt_sigprocmask(SIG_SETMASK, &mask, nullptr);
+}
+
+void say(const char* text, size_t n) noexcept { sys::write_all(2, text, n); }
+
+[[noreturn]] void park_forever() noexcept {
+  for (;;) sys::futex_wait(&g_park_word, 0);
+}
+
+const char* signal_name(int sig) noexcept {
+  switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGILL: return "SIGILL";
+    case SIGFPE: return "SIGFPE";
+    case SIGABRT: return "SIGABRT";
+    case SIGTRAP: return "SIGTRAP";
+    case SIGSYS: return "SIGSYS";
+    default: return "signal";
+  }
+}
+
+const char* si_code_name(int sig, int code) noexcept {
+  switch (code) {
+    case SI_USER: return "SI_USER";
+    case SI_TKILL: return "SI_TKILL";
+    case SI_QUEUE: return "SI_QUEUE";
+    case SI_KERNEL: return "SI_KERNEL";
+    default: break;
+  }
+  if (sig == SIGSEGV) {
+    if (code == SEGV_MAPERR) return "SEGV_MAPERR";
+    if (code == SEGV_ACCERR) return "SEGV_ACCERR";
+  } else if (sig == SIGBUS) {
+    if (code == BUS_ADRALN) return "BUS_ADRALN";
+    if (code == BUS_ADRERR) return "BUS_ADRERR";
+    if (code == BUS_OBJERR) return "BUS_OBJERR";
+  } else if (sig == SIGFPE) {
+    if (code == FPE_INTDIV) return "FPE_INTDIV";
+    if (code == FPE_INTOVF) return "FPE_INTOVF";
+    if (code == FPE_FLTDIV) return "FPE_FLTDIV";
+    if (code == FPE_FLTINV) return "FPE_FLTINV";
+  } else if (sig == SIGILL) {
+    if (code == ILL_ILLOPC) return "ILL_ILLOPC";
+    if (code == ILL_ILLOPN) return "ILL_ILLOPN";
+    if (code == ILL_PRVOPC) return "ILL_PRVOPC";
+  } else if (sig == SIGTRAP) {
+    if (code == TRAP_BRKPT) return "TRAP_BRKPT";
+    if (code == TRAP_TRACE) return "TRAP_TRACE";
+  }
+  return "code";
+}
+
+bool is_fault_code(int code) noexcept { return code > 0; }  // sent by the kernel for an instruction
+
+// The thread's name: its slot's, else the kernel's comm.
+void thread_name(int tid, char* out, size_t cap) noexcept {
+  out[0] = '\0';
+  ThreadSlot* s = find_slot_by_tid(tid);
+  if (s != nullptr && s->name[0] != '\0') {
+    sys::copy_string(out, cap, s->name);
+    return;
+  }
+  char path[64];
+  sys::format(path, sizeof path, "/proc/self/task/%d/comm", tid);
+  long fd = sys::openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  long n = sys::read(int(fd), out, cap - 1);
+  sys::close(int(fd));
+  if (n < 0) n = 0;
+  out[n] = '\0';
+  if (n > 0 && out[n - 1] == '\n') out[n - 1] = '\0';
+}
+
+void record_nested(int tid, int signo, bool same_thread, const char* message) noexcept {
+  uint32_t i = g_state.nested_count.fetch_add(1, std::memory_order_acq_rel);
+  if (i >= kMaxNestedPanics) return;
+  NestedPanic& n = g_state.nested[i];
+  n.tid = tid;
+  n.signo = signo;
+  n.step = g_state.step.load(std::memory_order_relaxed);
+  n.same_thread = same_thread;
+  sys::copy_string(n.message, sizeof n.message, message);
+}
+
+// --- the step watchdog ---------------------------------------------------------
+
+void create_step_timer(int tid) noexcept {
+  struct sigevent ev {};
+  ev.sigev_notify = SIGEV_THREAD_ID;
+  ev.sigev_signo = step_deadline_signal();
+  ev._sigev_un._tid = tid;
+  int id = -1;
+  if (sys::raw_syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) == 0) g_timer_id = id;
+}
+
+void arm_step_timer(int64_t ns) noexcept {
+  if (g_timer_id < 0) return;
+  struct itimerspec its {};
+  its.it_value.tv_sec = ns / 1000000000;
+  its.it_value.tv_nsec = ns % 1000000000;
+  sys::raw_syscall(SYS_timer_settime, g_timer_id, 0, &its, nullptr);
+}
+
+// Runs fn(arg) as one step: under a deadline, with faults and overruns coming
+// back here through siglongjmp.
+void run_step(PanicStep step, int64_t timeout_ns, void (*fn)(void*), void* arg) noexcept {
+  g_state.step.store(int(step), std::memory_order_release);
+  if (sigsetjmp(g_step_jmp, 1) == 0) {
+    g_step_armed = 1;
+    arm_step_timer(timeout_ns);
+    fn(arg);
+  }
+  g_step_armed = 0;
+  arm_step_timer(0);
+}
+
+[[noreturn]] void leave_step() noexcept {
+  g_step_armed = 0;
+  siglongjmp(g_step_jmp, 1);
+}
+
+int64_t step_timeout_ns() noexcept { return int64_t(g_tunables.step_timeout_ms) * 1000000; }
+
+// --- the steps -------------------------------------------------------------------
+
+void step_stop(void*) noexcept {
+  StopResult r = stop_other_threads(StopKind::kHard, int64_t(g_tunables.stop_timeout_ms) * 1000000);
+  g_state.threads_stopped = r.stopped;
+  uint32_t listed = r.not_stopped < kMaxNotStopped ? r.not_stopped : uint32_t(kMaxNotStopped);
+  if (listed > kMaxNotStoppedListed) listed = kMaxNotStoppedListed;
+  for (uint32_t i = 0; i < listed; ++i) g_state.not_stopped_tids[i] = r.not_stopped_tids[i];
+  g_state.not_stopped_count = r.not_stopped;
+  g_state.stopped_ns = r.end_ns;
+}
+
+void step_banner(void*) noexcept {
+  char buf[kPanicMessageMax + 512];
+  sys::FixedWriter w(buf, sizeof buf);
+  int tid = g_state.panicking_tid.load(std::memory_order_relaxed);
+  char name[kThreadNameMax];
+  thread_name(tid, name, sizeof name);
+  w.format("panic: %s\n", g_state.message);
+  w.format("panicstop: thread %d (%s) panicked", tid, name);
+  if (g_state.stop_enabled) {
+    w.format("; %u other threads stopped in %lld us", g_state.threads_stopped,
+             (long long)((g_state.stopped_ns - g_state.start_ns) / 1000));
+    if (g_state.not_stopped_count > 0) {
+      w.format("; %u did not stop:", g_state.not_stopped_count);
+      uint32_t n = g_state.not_stopped_count < kMaxNotStopped ? g_state.not_stopped_count : uint32_t(kMaxNotStopped);
+      for (uint32_t i = 0; i < n && i < 16; ++i) w.format(" %d", g_state.not_stopped_tids[i]);
+    }
+  } else {
+    w.str("; other threads not stopped (PANICSTOP_STOP_ON_PANIC=0)");
+  }
+  w.ch('\n');
+  say(w.data(), w.size());
+}
+
+void step_hook(void* h) noexcept {
+  const Hook* hook = static_cast<const Hook*>(h);
+  hook->fn(hook->arg);
+}
+
+void run_hooks(Stage stage, PanicStep step) noexcept {
+  int s = int(stage);
+  int n = g_hook_count[s].load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) run_step(step, step_timeout_ns(), step_hook, &g_hooks[s][i]);
+}
+
+void step_dump(void*) noexcept {
+  DumpStepFn fn = g_dump_step.load(std::memory_order_acquire);
+  if (fn != nullptr) fn();
+}
+
+// --- the die policies ------------------------------------------------------------
+
+void set_default_action(int sig) noexcept {
+  struct KernelSigaction {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    uint64_t mask;
+  } act{};  // SIG_DFL is 0
+  sys::raw_syscall(SYS_rt_sigaction, sig, &act, nullptr, 8);
+}
+
+[[noreturn]] void die_of_signal(int sig) noexcept {
+  set_default_action(sig);
+  uint64_t unblock = bit(sig);
+  sys::rt_sigprocmask(SIG_UNBLOCK, &unblock, nullptr);
+  sys::tgkill(sys::getpid(), sys::gettid(), sig);
+  sys::exit_group(128 + sig);  // only if the default action did not end us
+}
+
+// The chaining rule: a handler installed before install() for the signal that
+// caused the panic is called once, after the dumps and the hooks, with the
+// fault's own siginfo and ucontext (a host's crash reporter still sees the
+// crash). If it returns, the default action follows. Handlers for other
+// signals, and SIG_IGN, are not called: panic() is not a SIGABRT.
+void chain_previous_handler(int sig) noexcept {
+  if (!g_from_signal || sig <= 0 || sig >= 65 || !g_previous[sig].valid) return;
+  const struct sigaction& prev = g_previous[sig].action;
+  if ((prev.sa_flags & SA_SIGINFO) != 0) {
+    if (prev.sa_sigaction != nullptr) prev.sa_sigaction(sig, &g_siginfo, g_fault_ucontext);
+  } else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN && prev.sa_handler != nullptr) {
+    prev.sa_handler(sig);
+  }
+}
+
+[[noreturn]] void restart_program() noexcept {
+  if (g_restart_argv != nullptr && g_restart_argv[0] != nullptr) {
+    uint64_t none = 0;  // the mask survives execve: the new image must start clean
+    sys::rt_sigprocmask(SIG_SETMASK, &none, nullptr);
+    say("panicstop: restarting\n", 22);
+    sys::raw_syscall(SYS_execve, "/proc/self/exe", g_restart_argv, environ);
+  }
+  say("panicstop: restart failed; dying\n", 33);
+  die_of_signal(g_state.signo);
+}
+
+[[noreturn]] void halt() noexcept {
+  char buf[256];
+  size_t n = sys::format(buf, sizeof buf,
+                         "panicstop: halted (PANICSTOP_ON_PANIC=halt); attach a debugger: gdb -p %d "
+                         "(panicking thread %d)\n",
+                         sys::getpid(), g_state.panicking_tid.load());
+  say(buf, n);
+  park_forever();
+}
+
+[[noreturn]] void apply_die_policy() noexcept {
+  g_state.step.store(int(PanicStep::kDie), std::memory_order_release);
+  int sig = g_state.signo;
+  switch (g_tunables.on_panic) {
+    case DiePolicy::kExit: sys::exit_group(128 + sig);
+    case DiePolicy::kRestart: restart_program();
+    case DiePolicy::kHalt: halt();
+    case DiePolicy::kDie: break;
+  }
+  chain_previous_handler(sig);
+  die_of_signal(sig);
+}
+
+// --- election --------------------------------------------------------------------
+
+// A thread that lost the election: keeps its own message and context for the
+// dump and parks. The hard stop finds it parked here, acknowledges for it and
+// keeps the fault context saved below.
+[[noreturn]] void park_loser(int signo, const siginfo_t* info, const void* uc, const char* message) noexcept {
+  int tid = sys::gettid();
+  ThreadSlot* slot = claim_slot_in_signal_handler();
+  if (is_slot_address(slot)) {
+    sys::copy_string(slot->panic_message, sizeof slot->panic_message, message);
+    slot->panic_signal = signo;
+    if (uc != nullptr) save_context(slot, info, uc);
+    else slot->context.valid = false;
+  }
+  record_nested(tid, signo, false, message);
+  park_forever();
+}
+
+// The panicking thread panicked again (a fault or a panic() inside a step).
+[[noreturn]] void nested_panic(int signo, const char* message) noexcept {
+  record_nested(sys::gettid(), signo, true, message);
+  char buf[400];
+  size_t n = sys::format(buf, sizeof buf, "panicstop: nested panic in step %s: %s\n",
+                         panic_step_name(PanicStep(g_state.step.load())), message);
+  say(buf, n);
+  if (g_step_armed && g_same_thread_nested.fetch_add(1) < 64) leave_step();
+  // Outside any step (the banner's formatting, the die policy): stop trying.
+  die_of_signal(g_state.signo != 0 ? g_state.signo : SIGABRT);
+}
+
+[[noreturn]] void enter_panic(int signo, const siginfo_t* info, void* uc, const char* message) noexcept {
+  block_async_signals();
+  int self = sys::gettid();
+  int expected = 0;
+  if (!g_state.panicking_tid.compare_exchange_strong(expected, self, std::memory_order_acq_rel)) {
+    if (expected == self) nested_panic(signo, message);
+    park_loser(signo, info, uc, message);
+  }
+  g_state.start_ns = sys::monotonic_ns();
+  g_state.signo = signo != 0 ? signo : SIGABRT;
+  if (info != nullptr) {
+    g_from_signal = true;
+    __builtin_memcpy(&g_siginfo, info, sizeof g_siginfo);
+    g_fault_ucontext = static_cast<ucontext_t*>(uc);
+    g_state.si_code = info->si_code;
+    g_state.fault_address = reinterpret_cast<uintptr_t>(info->si_addr);
+  }
+  sys::copy_string(g_state.message, sizeof g_state.message, message);
+  g_state.stop_enabled = g_tunables.stop_on_panic;
+  ThreadSlot* slot = claim_slot_in_signal_handler();
+  g_state.panicking_slot = slot;
+  // The fault's registers, never the handler's; for panic(), a real kernel
+  // frame taken by signalling ourselves.
+  if (uc != nullptr) save_context(slot, info, uc);
+  else save_own_context_via_signal();
+  if (is_slot_address(slot)) slot->stop_state.store(StopState::kPanicking, std::memory_order_release);
+  create_step_timer(self);
+
+  if (g_tunables.stop_on_panic) {
+    run_step(PanicStep::kStop, int64_t(g_tunables.stop_timeout_ms) * 1000000 + step_timeout_ns(), step_stop,
+             nullptr);
+    set_scheduler_stopped(true);
+  }
+  run_step(PanicStep::kStop, step_timeout_ns(), step_banner, nullptr);
+  run_hooks(Stage::PreDump, PanicStep::kPreDumpHooks);
+  run_step(PanicStep::kDump, 6 * step_timeout_ns(), step_dump, nullptr);
+  run_hooks(Stage::PostDump, PanicStep::kPostDumpHooks);
+  run_hooks(Stage::Final, PanicStep::kFinalHooks);
+  apply_die_policy();
+}
+
 }  // namespace
 
-bool install() noexcept { return true; }
+PanicState& panic_state() noexcept { return g_state; }
+const Tunables& tunables() noexcept { return g_tunables; }
+Tunables& tunables_storage() noexcept { return g_tunables; }
+void set_dump_step(DumpStepFn fn) noexcept { g_dump_step.store(fn, std::memory_order_release); }
+int step_deadline_signal() noexcept { return SIGRTMAX - 4; }
+void set_restart_argv(char** argv) noexcept { g_restart_argv = argv; }
+
+void remember_previous_handler(int sig, const struct sigaction& previous) noexcept {
+  if (sig <= 0 || sig >= 65) return;
+  bool is_function = (previous.sa_flags & SA_SIGINFO) != 0
+                         ? previous.sa_sigaction != nullptr
+                         : (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN);
+  if (previous.sa_sigaction == fatal_signal_handler) is_function = false;
+  g_previous[sig].action = previous;
+  g_previous[sig].valid = is_function;
+}
+
+const char* panic_step_name(PanicStep step) noexcept {
+  switch (step) {
+    case PanicStep::kNone: return "none";
+    case PanicStep::kStop: return "stop";
+    case PanicStep::kPreDumpHooks: return "pre-dump hooks";
+    case PanicStep::kDump: return "dump";
+    case PanicStep::kPostDumpHooks: return "post-dump hooks";
+    case PanicStep::kFinalHooks: return "final hooks";
+    case PanicStep::kDie: return "die";
+  }
+  return "unknown";
+}
+
+void fatal_signal_handler(int sig, siginfo_t* info, void* uc) {
+  char message[kSlotMessageMax];
+  sys::FixedWriter w(message, sizeof message);
+  int tid = sys::gettid();
+  char name[kThreadNameMax];
+  thread_name(tid, name, sizeof name);
+  w.format("fatal signal %s (%s)", signal_name(sig), si_code_name(sig, info->si_code));
+  if (is_fault_code(info->si_code) && sig != SIGABRT) w.format(" at 0x%lx", (unsigned long)info->si_addr);
+  w.format(" in thread %d (%s)", tid, name);
+  enter_panic(sig, info, uc, message);
+}
+
+void step_deadline_handler(int, siginfo_t*, void*) {
+  if (g_state.panicking_tid.load(std::memory_order_acquire) != sys::gettid() || !g_step_armed) return;
+  char message[128];
+  size_t n = sys::format(message, sizeof message, "step %s overran its deadline",
+                         panic_step_name(PanicStep(g_state.step.load())));
+  record_nested(sys::gettid(), 0, true, message);
+  char line[180];
+  n = sys::format(line, sizeof line, "panicstop: %s\n", message);
+  say(line, n);
+  leave_step();
+}
+
+}  // namespace detail
 
 void vpanic(const char* fmt, va_list ap) noexcept {
-  g_panicking.store(true);
-  sys::vformat(g_message, sizeof g_message, fmt, ap);
-  char line[1100];
-  size_t n = sys::format(line, sizeof line, "panic: %s\n", g_message);
-  sys::write_all(2, line, n);
-  sys::tgkill(sys::getpid(), sys::gettid(), SIGABRT);
-  sys::exit_group(134);
+  char message[detail::kPanicMessageMax];
+  sys::vformat(message, sizeof message, fmt, ap);
+  detail::enter_panic(0, nullptr, nullptr, message);
 }
 
 void panic(const char* fmt, ...) noexcept {
@@ -32,9 +459,19 @@ void panic(const char* fmt, ...) noexcept {
   vpanic(fmt, ap);
 }
 
-bool panicking() noexcept { return g_panicking.load(); }
-const char* panic_message() noexcept { return g_panicking.load() ? g_message : nullptr; }
-bool on_panic(Stage, void (*)(void*), void*) noexcept { return false; }
+bool panicking() noexcept { return detail::g_state.panicking_tid.load(std::memory_order_acquire) != 0; }
+
+const char* panic_message() noexcept { return panicking() ? detail::g_state.message : nullptr; }
+
+bool on_panic(Stage stage, void (*fn)(void*), void* arg) noexcept {
+  int s = int(stage);
+  if (s < 0 || s > 2 || fn == nullptr) return false;
+  int i = detail::g_hook_count[s].load(std::memory_order_relaxed);
+  if (i >= detail::kMaxHooks) return false;
+  detail::g_hooks[s][i] = detail::Hook{fn, arg};
+  detail::g_hook_count[s].store(i + 1, std::memory_order_release);
+  return true;
+}
 
 namespace detail {
 void assert_failed(const char* cond, const char* file, int line, const char* fmt, ...) noexcept {

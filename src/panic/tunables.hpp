@@ -16,6 +16,9 @@ struct Tunables {
   CoreKind core = CoreKind::kMini;  // PANICSTOP_CORE
   DiePolicy on_panic = DiePolicy::kDie;  // PANICSTOP_ON_PANIC
   uint32_t stop_timeout_ms = 1000;  // PANICSTOP_STOP_TIMEOUT_MS
+  // PANICSTOP_STEP_TIMEOUT_MS: deadline of each hook and of the other steps of
+  // the panic path; the dump step gets six times as much.
+  uint32_t step_timeout_ms = 10000;
   bool debugger_on_panic = false;   // PANICSTOP_DEBUGGER_ON_PANIC
   bool trace_on_panic = false;      // PANICSTOP_TRACE_ON_PANIC
   int witness = 1;                  // PANICSTOP_WITNESS: 1 on, 0 order checks off, -1 off

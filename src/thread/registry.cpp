@@ -3,6 +3,7 @@
 
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
+#include "thread/altstack.hpp"
 #include "thread/slot.hpp"
 
 namespace panicstop::detail {
@@ -24,7 +25,10 @@ ThreadSlot g_overflow_slot;
 pthread_key_t g_exit_key;
 std::atomic<bool> g_exit_key_ready{false};
 
-void on_thread_exit(void*) noexcept { release_current_slot(); }
+void on_thread_exit(void*) noexcept {
+  release_current_slot();
+  release_altstack();
+}
 
 // Registering the exit key at load time keeps pthread_key_create (which takes a
 // libc lock) out of every later path.
@@ -62,6 +66,9 @@ ThreadSlot* claim_slot(bool from_signal_handler) noexcept {
   s->context.valid = false;
   s->tid.store(sys::gettid(), std::memory_order_release);
   tls_slot = s;
+  // A thread that uses the library gets its alternate signal stack here, so a
+  // stack overflow in it still reaches the panic path (thread/altstack.hpp).
+  ensure_altstack();
   return s;
 }
 

@@ -1,0 +1,33 @@
+// Shared between the panic path (panic.cpp) and its setup (panic_setup.cpp,
+// tunables_setup.cpp). Not a contract for other layers.
+#pragma once
+
+#include <csignal>
+
+#include "panic/tunables.hpp"
+
+namespace panicstop::detail {
+
+// The values install() parsed; tunables() returns the same object.
+Tunables& tunables_storage() noexcept;
+
+// The signal the step watchdog (a POSIX timer aimed at the panicking thread
+// with SIGEV_THREAD_ID) delivers when a step overruns its deadline.
+int step_deadline_signal() noexcept;
+
+void fatal_signal_handler(int sig, siginfo_t* info, void* ucontext);
+void step_deadline_handler(int sig, siginfo_t* info, void* ucontext);
+
+// The fatal signals the library handles, and what was installed before it.
+inline constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
+void remember_previous_handler(int sig, const struct sigaction& previous) noexcept;
+
+// The program's argv for the restart policy, read from /proc/self/cmdline at
+// install into memory that lives for the whole process. argv is NULL-terminated.
+void set_restart_argv(char** argv) noexcept;
+
+// Sets up the panic layer: tunables (exits 2 on a bad value), reserved memory,
+// handlers, alternate stacks. Idempotent. install() calls it.
+bool install_panic() noexcept;
+
+}  // namespace panicstop::detail

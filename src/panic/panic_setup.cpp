@@ -1,0 +1,145 @@
+// Setting up the panic layer, and the std::terminate handler.
+//
+// The terminate handler lives here because it must rethrow the current
+// exception to read what(): it runs on the throwing thread before the panic
+// path starts (no election yet, every other thread still running), where the
+// C++ runtime is intact. It then enters the panic path like panic().
+#include <cxxabi.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <exception>
+#include <typeinfo>
+
+#include "panic/panic_internal.hpp"
+#include "panic/panic_state.hpp"
+#include "panicstop/panic.hpp"
+#include "stop/stop.hpp"
+#include "sys/format.hpp"
+#include "sys/syscall.hpp"
+#include "thread/altstack.hpp"
+#include "thread/signal_sections.hpp"
+#include "thread/slot.hpp"
+
+namespace panicstop::detail {
+
+namespace {
+
+std::atomic<int> g_install_state{0};  // 0 no, 1 in progress, 2 done
+
+[[noreturn]] void terminate_handler() {
+  const char* type = "unknown";
+  char* demangled = nullptr;
+  if (const std::type_info* t = abi::__cxa_current_exception_type()) {
+    int status = 0;
+    demangled = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
+    type = (status == 0 && demangled != nullptr) ? demangled : t->name();
+  }
+  std::exception_ptr current = std::current_exception();
+  if (current == nullptr) panic("std::terminate called without an active exception");
+  try {
+    std::rethrow_exception(current);
+  } catch (const std::exception& e) {
+    panic("uncaught exception of type %s: %s", type, e.what());
+  } catch (...) {
+    panic("uncaught exception of type %s", type);
+  }
+}
+
+// /proc/self/cmdline, split into a NULL-terminated argv in memory that is never
+// freed (the restart policy execs it from the crash path).
+void read_restart_argv() {
+  long fd = sys::openat(AT_FDCWD, "/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  constexpr size_t kMax = 128 * 1024;
+  char* text = static_cast<char*>(sys::mmap_anonymous(kMax, false));
+  if (text == nullptr) {
+    sys::close(int(fd));
+    return;
+  }
+  size_t len = 0;
+  for (long n; len < kMax - 1 && (n = sys::read(int(fd), text + len, kMax - 1 - len)) > 0;) len += size_t(n);
+  sys::close(int(fd));
+  text[len] = '\0';
+  size_t argc = 0;
+  for (size_t i = 0; i < len; ++i)
+    if (text[i] == '\0') ++argc;
+  if (len > 0 && text[len - 1] != '\0') ++argc;
+  auto** argv = static_cast<char**>(sys::mmap_anonymous((argc + 1) * sizeof(char*), false));
+  if (argv == nullptr) return;
+  size_t k = 0;
+  for (size_t i = 0; i < len && k < argc; ++k) {
+    argv[k] = text + i;
+    while (i < len && text[i] != '\0') ++i;
+    ++i;
+  }
+  argv[k] = nullptr;
+  set_restart_argv(argv);
+}
+
+bool install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_sigaction = fatal_signal_handler;
+  // SA_NODEFER: a fault inside the panic path (which runs inside this handler)
+  // must reach the handler again as a nested panic; a blocked fault signal
+  // would make the kernel kill the process with no dump.
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  sigfillset(&sa.sa_mask);
+  for (int sig : kFatalSignals) sigdelset(&sa.sa_mask, sig);
+  sigdelset(&sa.sa_mask, hard_stop_signal());
+  sigdelset(&sa.sa_mask, step_deadline_signal());
+  for (int sig : kFatalSignals) {
+    struct sigaction previous {};
+    if (sigaction(sig, &sa, &previous) != 0) return false;
+    remember_previous_handler(sig, previous);
+  }
+  struct sigaction deadline {};
+  deadline.sa_sigaction = step_deadline_handler;
+  deadline.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigfillset(&deadline.sa_mask);
+  for (int sig : kFatalSignals) sigdelset(&deadline.sa_mask, sig);
+  return sigaction(step_deadline_signal(), &deadline, nullptr) == 0;
+}
+
+}  // namespace
+
+bool install_panic() noexcept {
+  int expected = 0;
+  if (!g_install_state.compare_exchange_strong(expected, 1)) {
+    while (g_install_state.load() == 1) sys::sched_yield();
+    return true;
+  }
+  char err[512];
+  Tunables t;
+  if (!parse_tunables(&t, err, sizeof err)) {
+    sys::write_all(2, err, sys::bounded_strlen(err, sizeof err));
+    _exit(2);
+  }
+  tunables_storage() = t;
+  panic_state().stop_enabled = t.stop_on_panic;
+
+  bool ok = reserve_slots() && reserve_altstacks() && reserve_stop_memory();
+  if (!ok) {
+    static const char kMsg[] = "panicstop: install failed: cannot reserve memory\n";
+    sys::write_all(2, kMsg, sizeof kMsg - 1);
+    g_install_state.store(0);
+    return false;
+  }
+  ensure_altstack();
+  read_restart_argv();
+  ok = install_stop_handlers() && install_signal_handlers();
+  std::set_terminate(terminate_handler);
+  // Threads that exist already get their alternate stack from the stop handler.
+  broadcast_altstack_setup();
+  g_install_state.store(2);
+  if (!ok) {
+    static const char kMsg[] = "panicstop: install failed: sigaction\n";
+    sys::write_all(2, kMsg, sizeof kMsg - 1);
+  }
+  return ok;
+}
+
+}  // namespace panicstop::detail

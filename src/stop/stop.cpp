@@ -1,0 +1,324 @@
+// The stopper and the stop-signal handler. Crash path: raw system calls only,
+// memory reserved up front, no locks but atomics and futexes.
+#include "stop/stop.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <fcntl.h>
+#include <ucontext.h>
+
+#include "sys/syscall.hpp"
+#include "thread/altstack.hpp"
+#include "thread/signal_sections.hpp"
+#include "thread/slot.hpp"
+
+namespace panicstop::detail {
+
+namespace {
+
+// Two open-addressing sets of tids, tagged with the stop generation so that a
+// new stop never has to clear them: an entry of an older generation is empty.
+inline constexpr size_t kSetEntries = 65536;
+using TidSet = std::atomic<uint64_t>;
+TidSet* g_signaled = nullptr;  // written by the stopper only
+TidSet* g_acked = nullptr;     // written by the stopped threads
+int g_not_stopped[kMaxNotStoppedListed];
+
+std::atomic<int> g_stopper_tid{0};
+std::atomic<uint32_t> g_generation{0};
+std::atomic<uint32_t> g_active{0};      // StopKind of the stop in progress, 0 = none
+std::atomic<bool> g_forever{false};     // a hard stop happened: nobody resumes
+std::atomic<uint32_t> g_acks{0};        // futex word the stopper sleeps on
+std::atomic<uint32_t> g_ack_target{UINT32_MAX};
+std::atomic<uint32_t> g_resume_seq{0};  // futex word the stopped threads park on
+std::atomic<int> g_capture_tid{0};
+
+inline uint64_t key(uint32_t gen, int tid) { return (uint64_t(gen) << 32) | uint32_t(tid); }
+
+// Returns true if tid was not in the set for gen and is now.
+bool set_insert(TidSet* set, uint32_t gen, int tid) noexcept {
+  uint64_t want = key(gen, tid);
+  size_t i = (uint32_t(tid) * 2654435761u) % kSetEntries;
+  for (size_t probes = 0; probes < kSetEntries; ++probes, i = (i + 1) % kSetEntries) {
+    uint64_t e = set[i].load(std::memory_order_acquire);
+    for (;;) {
+      if (e == want) return false;
+      if (uint32_t(e >> 32) == gen) break;  // taken by another tid of this stop
+      if (set[i].compare_exchange_weak(e, want, std::memory_order_acq_rel)) return true;
+    }
+  }
+  return false;  // full: more than kSetEntries threads
+}
+
+bool set_contains(const TidSet* set, uint32_t gen, int tid) noexcept {
+  uint64_t want = key(gen, tid);
+  size_t i = (uint32_t(tid) * 2654435761u) % kSetEntries;
+  for (size_t probes = 0; probes < kSetEntries; ++probes, i = (i + 1) % kSetEntries) {
+    uint64_t e = set[i].load(std::memory_order_acquire);
+    if (e == want) return true;
+    if (uint32_t(e >> 32) != gen) return false;
+  }
+  return false;
+}
+
+void acknowledge(int tid, uint32_t gen) noexcept {
+  if (!set_insert(g_acked, gen, tid)) return;
+  uint32_t n = g_acks.fetch_add(1, std::memory_order_acq_rel) + 1;
+  if (n >= g_ack_target.load(std::memory_order_acquire)) sys::futex_wake(&g_acks, 1);
+}
+
+void stop_signal_handler(int sig, siginfo_t* info, void* uc) {
+  int saved_errno = errno;
+  ensure_altstack();
+  int tid = sys::gettid();
+  if (sig == hard_stop_signal() && g_capture_tid.load(std::memory_order_acquire) == tid) {
+    save_context(claim_slot_in_signal_handler(), info, uc);
+    g_capture_tid.store(0, std::memory_order_release);
+    errno = saved_errno;
+    return;
+  }
+  uint32_t kind = g_active.load(std::memory_order_acquire);
+  if (kind == 0 || g_stopper_tid.load(std::memory_order_acquire) == tid) {
+    errno = saved_errno;  // install's altstack broadcast, or a signal that arrived after a restart
+    return;
+  }
+  ThreadSlot* slot = claim_slot_in_signal_handler();
+  bool real_slot = is_slot_address(slot);
+  uint32_t gen = g_generation.load(std::memory_order_acquire);
+  uint32_t resume_seen = g_resume_seq.load(std::memory_order_acquire);
+  // A hard stop interrupting a thread parked by a soft stop: acknowledge and
+  // return to the outer handler, which keeps parking (now forever) with the
+  // context it saved first.
+  bool nested = real_slot && slot->stop_state.load(std::memory_order_acquire) == StopState::kStopped;
+  if (real_slot && !nested) {
+    // A thread that lost the panic election saved its own fault context: keep it.
+    bool election_loser = slot->panic_signal != 0 || slot->panic_message[0] != '\0';
+    if (!(election_loser && slot->context.valid)) save_context(slot, info, uc);
+    slot->stop_generation.store(gen, std::memory_order_relaxed);
+    slot->stop_state.store(StopState::kStopped, std::memory_order_release);
+  }
+  acknowledge(tid, gen);
+  if (nested) {
+    errno = saved_errno;
+    return;
+  }
+  for (;;) {
+    uint32_t seq = g_resume_seq.load(std::memory_order_acquire);
+    if (!g_forever.load(std::memory_order_acquire) && seq != resume_seen) break;
+    sys::futex_wait(&g_resume_seq, seq);
+  }
+  if (real_slot) {
+    slot->stop_state.store(StopState::kRunning, std::memory_order_release);
+    if (slot->claimed_by_stop) release_current_slot();
+  }
+  errno = saved_errno;
+}
+
+struct Scan {
+  uint32_t gen;
+  int sig;
+  int self;
+  int pid;
+  uint32_t signaled;
+  bool new_found;
+};
+
+void signal_one(int tid, void* arg) noexcept {
+  auto* s = static_cast<Scan*>(arg);
+  if (tid == s->self || !set_insert(g_signaled, s->gen, tid)) return;
+  s->new_found = true;
+  ++s->signaled;
+  sys::tgkill(s->pid, tid, s->sig);  // ESRCH: it exited; verify() counts it
+}
+
+struct Tally {
+  uint32_t stopped = 0, exited = 0, pending = 0;
+};
+
+Tally verify(uint32_t gen, int pid, bool record) noexcept {
+  Tally t;
+  for (size_t i = 0; i < kSetEntries; ++i) {
+    uint64_t e = g_signaled[i].load(std::memory_order_relaxed);
+    if (uint32_t(e >> 32) != gen) continue;
+    int tid = int(uint32_t(e));
+    if (set_contains(g_acked, gen, tid)) {
+      ++t.stopped;
+    } else if (sys::tgkill(pid, tid, 0) == -ESRCH) {
+      ++t.exited;
+    } else {
+      if (record && t.pending < kMaxNotStoppedListed) g_not_stopped[t.pending] = tid;
+      ++t.pending;
+    }
+  }
+  return t;
+}
+
+// How long the stopper sleeps before checking whether a silent thread exited.
+inline constexpr int64_t kRecheckNs = 2'000'000;
+
+}  // namespace
+
+bool reserve_stop_memory() noexcept {
+  if (g_acked != nullptr) return true;
+  void* a = sys::mmap_anonymous(sizeof(TidSet) * kSetEntries, false);
+  void* b = sys::mmap_anonymous(sizeof(TidSet) * kSetEntries, false);
+  if (a == nullptr || b == nullptr) return false;
+  g_signaled = static_cast<TidSet*>(a);
+  std::atomic_thread_fence(std::memory_order_release);
+  g_acked = static_cast<TidSet*>(b);
+  return true;
+}
+
+void save_context(ThreadSlot* slot, const void* info, const void* ucontext) noexcept {
+  if (!is_slot_address(slot)) return;
+  SavedContext& c = slot->context;
+  c.valid = false;
+  __builtin_memcpy(&c.siginfo, info, sizeof c.siginfo);
+  __builtin_memcpy(&c.ucontext, ucontext, sizeof c.ucontext);
+  c.fpstate_size = 0;
+#if defined(__x86_64__)
+  const auto* uc = static_cast<const ucontext_t*>(ucontext);
+  const auto* fp = reinterpret_cast<const unsigned char*>(uc->uc_mcontext.fpregs);
+  if (fp != nullptr) {
+    // The FXSAVE area is 512 bytes; if the kernel wrote an XSAVE frame, its
+    // software-reserved bytes (offset 464) carry the magic and the xstate size.
+    uint32_t size = 512;
+    uint32_t magic1, xstate_size;
+    __builtin_memcpy(&magic1, fp + 464, 4);
+    __builtin_memcpy(&xstate_size, fp + 464 + 16, 4);
+    if (magic1 == 0x46505853u && xstate_size >= 512) size = xstate_size;
+    if (size > sizeof c.fpstate) size = sizeof c.fpstate;  // AMX tiles do not fit; the legacy area always does
+    __builtin_memcpy(c.fpstate, fp, size);
+    c.fpstate_size = size;
+    c.ucontext.uc_mcontext.fpregs = reinterpret_cast<fpregset_t>(c.fpstate);
+  }
+  c.stack_pointer = uintptr_t(uc->uc_mcontext.gregs[REG_RSP]);
+#elif defined(__aarch64__)
+  // The FP/SIMD record lives inside uc_mcontext.__reserved, copied with the ucontext.
+  const auto* uc = static_cast<const ucontext_t*>(ucontext);
+  c.stack_pointer = uintptr_t(uc->uc_mcontext.sp);
+#endif
+  c.stack_lo = 0;  // found from /proc/self/maps by the snapshot, not here
+  c.stack_hi = 0;
+  c.valid = true;
+}
+
+int for_each_thread(void (*fn)(int tid, void* arg), void* arg) noexcept {
+  long fd = sys::openat(AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  alignas(8) char buf[8192];
+  int count = 0;
+  for (;;) {
+    long n = sys::getdents64(int(fd), buf, sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, name.
+      unsigned short reclen;
+      __builtin_memcpy(&reclen, buf + off + 16, sizeof reclen);
+      const char* name = buf + off + 19;
+      int tid = 0;
+      bool digits = name[0] != '\0';
+      for (const char* p = name; *p != '\0'; ++p) {
+        if (*p < '0' || *p > '9') digits = false;
+        else tid = tid * 10 + (*p - '0');
+      }
+      if (digits && tid > 0) {
+        fn(tid, arg);
+        ++count;
+      }
+      off += reclen;
+    }
+  }
+  sys::close(int(fd));
+  return count;
+}
+
+StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
+  StopResult r;
+  r.start_ns = sys::monotonic_ns();
+  r.not_stopped_tids = g_not_stopped;
+  if (!reserve_stop_memory()) {
+    r.end_ns = sys::monotonic_ns();
+    return r;
+  }
+  int self = sys::gettid();
+  int prev = 0;
+  if (!g_stopper_tid.compare_exchange_strong(prev, self, std::memory_order_acq_rel) && prev != self) {
+    if (kind == StopKind::kSoft) {
+      r.busy = true;
+      r.end_ns = sys::monotonic_ns();
+      return r;
+    }
+    g_stopper_tid.store(self, std::memory_order_release);
+  }
+  if (kind == StopKind::kHard) g_forever.store(true, std::memory_order_release);
+  uint32_t gen = g_generation.load(std::memory_order_relaxed) + 1;
+  if (gen == 0) gen = 1;  // 0 marks an empty set entry
+  g_generation.store(gen, std::memory_order_release);
+  g_acks.store(0, std::memory_order_release);
+  g_ack_target.store(UINT32_MAX, std::memory_order_release);
+  g_active.store(uint32_t(kind), std::memory_order_seq_cst);
+
+  Scan scan{gen, kind == StopKind::kHard ? hard_stop_signal() : soft_stop_signal(), self, sys::getpid(), 0, false};
+  int64_t deadline = r.start_ns + timeout_ns;
+  uint32_t exited = 0;
+  for (;;) {
+    scan.new_found = false;
+    int found = for_each_thread(signal_one, &scan);
+    ++r.scans;
+    uint32_t target = scan.signaled - exited;
+    g_ack_target.store(target, std::memory_order_release);
+    uint32_t acks = g_acks.load(std::memory_order_acquire);
+    int64_t now = sys::monotonic_ns();
+    bool settled = found >= 0 && !scan.new_found;
+    if ((settled && acks >= target) || now >= deadline || found < 0) {
+      Tally t = verify(gen, scan.pid, /*record=*/false);
+      if (settled && t.pending == 0) {
+        r.ok = true;
+        r.stopped = t.stopped;
+        r.exited = t.exited;
+        break;
+      }
+      if (now >= deadline || found < 0) {
+        t = verify(gen, scan.pid, /*record=*/true);
+        r.stopped = t.stopped;
+        r.exited = t.exited;
+        r.not_stopped = t.pending;
+        break;
+      }
+      exited = t.exited;
+      if (t.pending == 0) continue;  // only new threads are missing: scan again
+      // Otherwise some known thread is still running: wait for it below.
+    }
+    int64_t wake = now + kRecheckNs < deadline ? now + kRecheckNs : deadline;
+    if (sys::futex_wait_until(&g_acks, acks, wake) == -ETIMEDOUT) exited = verify(gen, scan.pid, false).exited;
+  }
+  r.end_ns = sys::monotonic_ns();
+  return r;
+}
+
+void restart_stopped_threads() noexcept {
+  if (g_forever.load(std::memory_order_acquire)) return;
+  int self = sys::gettid();
+  if (g_stopper_tid.load(std::memory_order_acquire) != self) return;
+  g_active.store(0, std::memory_order_release);
+  g_resume_seq.fetch_add(1, std::memory_order_acq_rel);
+  sys::futex_wake(&g_resume_seq, INT_MAX);
+  g_stopper_tid.store(0, std::memory_order_release);
+}
+
+void save_own_context_via_signal() noexcept {
+  int tid = sys::gettid();
+  g_capture_tid.store(tid, std::memory_order_release);
+  sys::tgkill(sys::getpid(), tid, hard_stop_signal());
+  // Delivered before tgkill returns to user space when unblocked; if the caller
+  // blocked it, nothing is saved and the flag is cleared here.
+  g_capture_tid.store(0, std::memory_order_release);
+}
+
+// The handler is referenced by stop_setup.cpp.
+void (*stop_signal_handler_address() noexcept)(int, siginfo_t*, void*) { return stop_signal_handler; }
+
+}  // namespace panicstop::detail

@@ -1,0 +1,82 @@
+// Stopping every other thread of the process: FreeBSD's stop_cpus() and
+// stop_cpus_hard(), with threads for CPUs and signals for IPIs.
+//
+// The stopper lists /proc/self/task with raw getdents64, sends the stop signal
+// to each thread with tgkill, and rescans until a pass finds no new thread (a
+// thread can only be created by a thread that has not stopped yet, so once all
+// known threads acknowledged, one more scan is exact). Each thread, in the stop
+// signal's handler, saves its own registers, FP state and siginfo into its slot
+// (claiming one if it never used the library), acknowledges, wakes the stopper
+// and parks on a futex: forever after a hard stop, until restart_stopped_threads()
+// after a soft one.
+//
+// Hard stop: the hard-stop signal, which the library never blocks (the panic's
+// NMI). Soft stop: the soft-stop signal, blocked in critical sections and in
+// SpinMutex (kdb, live dumps): a thread inside one acknowledges when it leaves.
+//
+// Everything here is async-signal-safe and allocation-free once
+// reserve_stop_memory() has run; stop_other_threads() reserves on first use
+// with a raw mmap if install() did not.
+#pragma once
+
+#include <cstdint>
+
+namespace panicstop::detail {
+
+enum class StopKind : uint32_t { kSoft = 1, kHard = 2 };
+
+inline constexpr uint32_t kMaxNotStoppedListed = 256;
+
+struct StopResult {
+  bool ok = false;            // every thread found acknowledged before the deadline
+  bool busy = false;          // another thread is the stopper (soft stop only)
+  uint32_t stopped = 0;       // threads that acknowledged (parked now)
+  uint32_t exited = 0;        // threads that exited before they could acknowledge
+  uint32_t not_stopped = 0;   // threads still running at the deadline
+  uint32_t scans = 0;         // passes over /proc/self/task
+  int64_t start_ns = 0;       // CLOCK_MONOTONIC when the stop began
+  int64_t end_ns = 0;         // when the last acknowledgement arrived (or the deadline)
+  // The first kMaxNotStoppedListed of the threads that did not stop. Points
+  // into reserved memory, valid until the next stop.
+  const int* not_stopped_tids = nullptr;
+};
+
+// Reserves the stopper's tables (idempotent; install calls it).
+bool reserve_stop_memory() noexcept;
+
+// Stops every thread of the process but the caller, waiting up to timeout_ns
+// for acknowledgements. Only one thread stops the others at a time: a soft
+// stop while another thread holds the stopper role returns busy; a hard stop
+// takes the role over (a panic must not wait for kdb). After a hard stop the
+// stopped threads never run again: restart_stopped_threads() does nothing.
+StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept;
+
+// Resumes the threads of the caller's soft stop and gives up the stopper role.
+// Threads whose slot was claimed by the stop handler release it as they resume.
+void restart_stopped_threads() noexcept;
+
+// Installs the hard- and soft-stop signal handlers (setup; stop_setup.cpp).
+// Returns false if sigaction fails.
+bool install_stop_handlers() noexcept;
+
+// Sends the stop signal to every existing thread with no stop in progress: the
+// handler then only gives the thread an alternate signal stack
+// (thread/altstack.hpp). install() calls it once.
+void broadcast_altstack_setup() noexcept;
+
+// The panicking thread asks for its own context to be saved into its slot: it
+// raises the hard-stop signal at itself, and the handler, seeing this flag for
+// this thread, saves the interrupted context (a real kernel-built ucontext with
+// the full FP state) and returns instead of parking.
+void save_own_context_via_signal() noexcept;
+
+// Saves a context given by a signal handler (siginfo and ucontext of a fault)
+// into slot->context, copying the FP state the ucontext points at.
+struct ThreadSlot;
+void save_context(ThreadSlot* slot, const void* siginfo, const void* ucontext) noexcept;
+
+// Calls fn(tid, arg) for every thread in /proc/self/task. Returns the count, or
+// -1 if the directory could not be read. Raw system calls only.
+int for_each_thread(void (*fn)(int tid, void* arg), void* arg) noexcept;
+
+}  // namespace panicstop::detail

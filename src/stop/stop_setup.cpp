@@ -1,0 +1,47 @@
+// Installing the stop handlers: setup only (sigaction).
+#include <csignal>
+#include <initializer_list>
+
+#include "stop/stop.hpp"
+#include "sys/syscall.hpp"
+#include "thread/signal_sections.hpp"
+
+namespace panicstop::detail {
+
+void (*stop_signal_handler_address() noexcept)(int, siginfo_t*, void*);
+
+namespace {
+
+// While a stop handler runs (and parks) every asynchronous signal is blocked,
+// except the hard stop inside a soft stop (a panic must reach a thread parked
+// by kdb). Fault signals stay open so a fault in the handler reaches the panic
+// path instead of killing the process silently.
+void handler_mask(sigset_t* mask, bool allow_hard_stop) {
+  sigfillset(mask);
+  for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(mask, sig);
+  if (allow_hard_stop) sigdelset(mask, hard_stop_signal());
+}
+
+void send_setup_signal(int tid, void* self) noexcept {
+  if (tid != *static_cast<int*>(self)) sys::tgkill(sys::getpid(), tid, hard_stop_signal());
+}
+
+}  // namespace
+
+bool install_stop_handlers() noexcept {
+  if (!reserve_stop_memory()) return false;
+  struct sigaction sa {};
+  sa.sa_sigaction = stop_signal_handler_address();
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+  handler_mask(&sa.sa_mask, false);
+  if (sigaction(hard_stop_signal(), &sa, nullptr) != 0) return false;
+  handler_mask(&sa.sa_mask, true);
+  return sigaction(soft_stop_signal(), &sa, nullptr) == 0;
+}
+
+void broadcast_altstack_setup() noexcept {
+  int self = sys::gettid();
+  for_each_thread(send_setup_signal, &self);
+}
+
+}  // namespace panicstop::detail

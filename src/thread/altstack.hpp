@@ -1,0 +1,32 @@
+// Alternate signal stacks for the fatal-signal and stop handlers.
+//
+// A thread whose stack overflowed can only run a SIGSEGV handler on an
+// alternate stack, and glibc gives new threads none (clone with CLONE_VM clears
+// it). panicstop hands out stacks from one reserved pool:
+//   - install() gives one to the calling thread and, through the stop signal's
+//     handler, to every thread that exists at that moment;
+//   - a thread gets one the first time it claims a slot (first lock, name, ...)
+//     and the first time it handles a stop signal.
+// A thread created after install() that never touches the library has none:
+// a stack overflow there kills the process with the kernel's default action
+// (no dump). That is the documented limit; without LD_PRELOAD there is no hook
+// into pthread_create.
+#pragma once
+
+#include <cstddef>
+
+namespace panicstop::detail {
+
+inline constexpr size_t kAltStackSize = 128 * 1024;  // the panic path and dump writers run here
+
+// Reserves the pool (idempotent; setup). Until it is called, ensure_altstack() does nothing.
+bool reserve_altstacks() noexcept;
+// Gives the calling thread a stack from the pool unless it already has an
+// alternate stack (its own or ours). Async-signal-safe: two system calls at most
+// on the first call in a thread, one afterwards.
+void ensure_altstack() noexcept;
+// Returns the calling thread's pool stack, if it has one, and disables it.
+// Called when the thread exits.
+void release_altstack() noexcept;
+
+}  // namespace panicstop::detail
