@@ -71,7 +71,7 @@ void acknowledge(int tid, uint32_t gen) noexcept {
 
 void stop_signal_handler(int sig, siginfo_t* info, void* uc) {
   int saved_errno = errno;
-  ensure_altstack();
+  ensure_altstack(uc);
   int tid = sys::gettid();
   if (sig == hard_stop_signal() && g_capture_tid.load(std::memory_order_acquire) == tid) {
     save_context(claim_slot_in_signal_handler(), info, uc);

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdint>
 #include <sys/mman.h>
+#include <ucontext.h>
 
 #include "sys/syscall.hpp"
 #include "thread/slot.hpp"
@@ -48,7 +49,7 @@ bool reserve_altstacks() noexcept {
   return true;
 }
 
-void ensure_altstack() noexcept {
+void ensure_altstack(void* interrupted_ucontext) noexcept {
   if (tls_altstack_index >= 0 || g_pool == nullptr || has_altstack()) return;
   int tid = sys::gettid();
   size_t index = kPoolEntries;
@@ -75,6 +76,7 @@ void ensure_altstack() noexcept {
     return;
   }
   tls_altstack_index = int32_t(index);
+  if (interrupted_ucontext != nullptr) static_cast<ucontext_t*>(interrupted_ucontext)->uc_stack = st;
 }
 
 void release_altstack() noexcept {

@@ -22,9 +22,11 @@ inline constexpr size_t kAltStackSize = 128 * 1024;  // the panic path and dump 
 // Reserves the pool (idempotent; setup). Until it is called, ensure_altstack() does nothing.
 bool reserve_altstacks() noexcept;
 // Gives the calling thread a stack from the pool unless it already has an
-// alternate stack (its own or ours). Async-signal-safe: two system calls at most
-// on the first call in a thread, one afterwards.
-void ensure_altstack() noexcept;
+// alternate stack (its own or ours). Async-signal-safe: a few system calls on
+// the first call in a thread, none afterwards. Inside a signal handler pass the
+// handler's ucontext: rt_sigreturn restores the alternate stack recorded in it,
+// which would silently undo the new one, so it is patched too.
+void ensure_altstack(void* interrupted_ucontext = nullptr) noexcept;
 // Returns the calling thread's pool stack, if it has one, and disables it.
 // Called when the thread exits.
 void release_altstack() noexcept;
