@@ -15,11 +15,12 @@ enum LockOption : unsigned {
   kDupOk = 1u << 1,      // WITNESS: two locks of this class may be held together
   kNoWitness = 1u << 2,  // WITNESS ignores this lock
   kNoProfile = 1u << 3,  // lock profiling ignores this lock
+  kOwnClass = 1u << 4,   // WITNESS / profiling: a class of its own, not shared by name
 };
 
 namespace detail {
 
-enum class LockKind : uint8_t { kMutex = 1, kSpinMutex, kRwLock, kSxLock };
+enum class LockKind : uint8_t { kMutex = 1, kSpinMutex, kRwLock, kSxLock, kCondVar };
 
 // Lock word flag bits. Owner identities are ThreadSlot addresses, which are
 // 64-byte aligned, so the low six bits are free.

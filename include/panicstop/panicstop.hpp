@@ -7,4 +7,7 @@
 #include "panicstop/lock_object.hpp"
 #include "panicstop/mutex.hpp"
 #include "panicstop/spin_mutex.hpp"
+#include "panicstop/rwlock.hpp"
+#include "panicstop/sx_lock.hpp"
+#include "panicstop/condvar.hpp"
 #include "panicstop/panic.hpp"

@@ -10,6 +10,7 @@ const char* lock_kind_name(LockKind kind) noexcept {
     case LockKind::kSpinMutex: return "spin mutex";
     case LockKind::kRwLock: return "rwlock";
     case LockKind::kSxLock: return "sx lock";
+    case LockKind::kCondVar: return "condvar";
   }
   return "lock";
 }

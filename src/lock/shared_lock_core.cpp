@@ -1,0 +1,281 @@
+// Hard paths of RwLock and SxLock (detail::SharedLockBase). Every rare case
+// lives here so the inline fast paths stay one CAS each. As in mutex.cpp, the
+// stopped-scheduler test comes first in every hard path and skips everything
+// else, misuse checks included.
+//
+// Sleeping protocol: a waiter sets its waiter flag on a held word with a CAS,
+// then sleeps on the futex (the word's low 32 bits) expecting exactly that
+// value, so any change before it sleeps makes the wait return at once. A
+// release that frees the lock replaces the word (by 0, or by kRwWriteWaiters
+// alone while writers wait: reserved for them) and wakes every sleeper if any
+// flag was set; a woken waiter re-asserts its flag if it must wait again.
+// The reservation cannot outlive the writers: a release keeps it only while
+// writers_waiting_ counts some, and the last writer to time out removes it.
+#include <cerrno>
+#include <climits>
+
+#include "lock/wait.hpp"
+#include "panicstop/rwlock.hpp"
+#include "sys/syscall.hpp"
+
+namespace panicstop::detail {
+
+__thread uint32_t tls_shared_holds __attribute__((tls_model("initial-exec"))) = 0;
+
+namespace {
+
+inline bool is_free(uintptr_t w) noexcept { return (w >> kRwReaderShift) == 0; }
+inline bool is_write_locked(uintptr_t w) noexcept { return !is_free(w) && (w & kRwRead) == 0; }
+inline uintptr_t with_reader(uintptr_t w) noexcept { return (w | kRwRead) + kRwOneReader; }
+
+void wake_all(const LockObject& lo) noexcept { sys::futex_wake(futex_address(lo.word), INT_MAX); }
+
+// May a thread that wants a shared hold take one now? `reading` says it holds
+// a shared lock already, which lets it pass waiting writers.
+inline bool shared_admits(uintptr_t w, bool reading) noexcept {
+  if (is_write_locked(w)) return false;
+  return (w & kRwWriteWaiters) == 0 || reading;
+}
+
+// Sets `flag` on the held word `w` unless it is there; returns the word to
+// sleep on, or 0 if the word changed and the caller must look again.
+inline uintptr_t announce_waiter(LockObject& lo, uintptr_t w, uintptr_t flag) noexcept {
+  if ((w & flag) != 0) return w;
+  return lo.word.compare_exchange_weak(w, w | flag, std::memory_order_relaxed, std::memory_order_relaxed) ? (w | flag)
+                                                                                                        : 0;
+}
+
+}  // namespace
+
+SharedLockBase::~SharedLockBase() {
+  if (__builtin_expect(!is_free(lo_.word.load(std::memory_order_relaxed)), 0) && !scheduler_stopped())
+    lock_misuse(&lo_, "destroyed while held");
+}
+
+bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexcept {
+  if (__builtin_expect(scheduler_stopped(), 0)) return true;  // faked: the word is left alone
+  if (shared_lock_owner(seen) == self) {
+    if ((lo_.options & kRecursive) == 0) lock_misuse(&lo_, "recursed on a non-recursive lock");
+    ++lo_.recurse;
+    lo_.word.fetch_or(kRwRecursed, std::memory_order_relaxed);
+    return true;
+  }
+
+  // Adaptive spin, only while a write owner runs and nobody sleeps yet.
+  for (int round = 0; round < kAdaptiveSpinRounds; ++round) {
+    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    if (is_free(w)) {
+      if (lo_.word.compare_exchange_weak(w, self | (w & kRwWaiters), std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+        return true;
+      continue;
+    }
+    if ((w & kRwWaiters) != 0 || (w & kRwRead) != 0 || !owner_looks_runnable(w)) break;
+    cpu_relax();
+  }
+
+  WaitRecord wait(&lo_, WaitMode::kExclusive);
+  writers_waiting_.fetch_add(1, std::memory_order_seq_cst);
+  for (;;) {
+    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    if (is_free(w)) {
+      // Waiter flags are kept: they may be other sleepers', so this lock's
+      // release must go slow.
+      if (lo_.word.compare_exchange_weak(w, self | (w & kRwWaiters), std::memory_order_acquire,
+                                         std::memory_order_relaxed)) {
+        writers_waiting_.fetch_sub(1, std::memory_order_seq_cst);
+        return true;
+      }
+      continue;
+    }
+    uintptr_t expect = announce_waiter(lo_, w, kRwWriteWaiters);
+    if (expect == 0) continue;
+    if (wait.sleep(futex_address(lo_.word), futex_value(expect), deadline_ns) == -ETIMEDOUT) {
+      leave_writer_wait();
+      return false;
+    }
+  }
+}
+
+void SharedLockBase::leave_writer_wait() noexcept {
+  if (writers_waiting_.fetch_sub(1, std::memory_order_seq_cst) != 1) return;
+  // The last waiting writer gave up: readers held back for writers may go.
+  // A writer arriving meanwhile is woken by the wake below and re-asserts.
+  uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+  while ((w & kRwWriteWaiters) != 0) {
+    if (lo_.word.compare_exchange_weak(w, w & ~kRwWriteWaiters, std::memory_order_relaxed,
+                                       std::memory_order_relaxed)) {
+      wake_all(lo_);
+      return;
+    }
+  }
+}
+
+uintptr_t SharedLockBase::freed_word(uintptr_t old) const noexcept {
+  return (old & kRwWriteWaiters) != 0 && writers_waiting_.load(std::memory_order_seq_cst) != 0 ? kRwWriteWaiters
+                                                                                                 : 0;
+}
+
+bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
+  if (__builtin_expect(scheduler_stopped(), 0)) {
+    // Fake only over a write owner; anything else gets a real hold, so a
+    // faked hold's unlock_shared always meets a write-locked word.
+    for (;;) {
+      uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+      if (is_write_locked(w)) return true;
+      if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire, std::memory_order_relaxed)) {
+        ++tls_shared_holds;
+        return true;
+      }
+    }
+  }
+  const uintptr_t self = reinterpret_cast<uintptr_t>(current_slot());
+  const bool reading = tls_shared_holds != 0;
+
+  for (int round = 0; round < kAdaptiveSpinRounds; ++round) {
+    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    if (shared_admits(w, reading)) {
+      if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire, std::memory_order_relaxed)) {
+        ++tls_shared_holds;
+        return true;
+      }
+      continue;
+    }
+    if ((w & kRwWaiters) != 0 || (w & kRwRead) != 0 || !owner_looks_runnable(w)) break;
+    cpu_relax();
+  }
+
+  WaitRecord wait(&lo_, WaitMode::kShared);
+  for (;;) {
+    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    if (shared_admits(w, reading)) {
+      if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire, std::memory_order_relaxed)) {
+        ++tls_shared_holds;
+        return true;
+      }
+      continue;
+    }
+    if (shared_lock_owner(w) == self) lock_misuse(&lo_, "lock_shared by the thread that holds it exclusively");
+    uintptr_t expect = announce_waiter(lo_, w, kRwReadWaiters);
+    if (expect == 0) continue;
+    if (wait.sleep(futex_address(lo_.word), futex_value(expect), deadline_ns) == -ETIMEDOUT) return false;
+  }
+}
+
+bool SharedLockBase::try_lock_hard(uintptr_t self, uintptr_t seen) noexcept {
+  if (__builtin_expect(scheduler_stopped(), 0)) return true;  // faked
+  if (shared_lock_owner(seen) == self) {
+    if ((lo_.options & kRecursive) == 0) lock_misuse(&lo_, "try_lock by its owner on a non-recursive lock");
+    ++lo_.recurse;
+    lo_.word.fetch_or(kRwRecursed, std::memory_order_relaxed);
+    return true;
+  }
+  // Free but reserved for waiting writers: a writer may take it.
+  while (is_free(seen))
+    if (lo_.word.compare_exchange_weak(seen, self | (seen & kRwWaiters), std::memory_order_acquire,
+                                       std::memory_order_relaxed))
+      return true;
+  return false;
+}
+
+bool SharedLockBase::try_lock_shared_hard() noexcept {
+  if (__builtin_expect(scheduler_stopped(), 0)) return lock_shared_hard(-1);  // never blocks when stopped
+  const bool reading = tls_shared_holds != 0;
+  for (;;) {
+    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    if (!shared_admits(w, reading)) return false;
+    if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire, std::memory_order_relaxed)) {
+      ++tls_shared_holds;
+      return true;
+    }
+  }
+}
+
+void SharedLockBase::unlock_hard(uintptr_t self) noexcept {
+  uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+  if (shared_lock_owner(w) != self) {
+    // A faked acquisition by the panicking thread: nothing was written, so
+    // nothing is released.
+    if (__builtin_expect(scheduler_stopped(), 0)) return;
+    lock_misuse(&lo_, is_free(w)               ? "unlocked while not locked"
+                      : (w & kRwRead) != 0     ? "unlock while read-locked (a shared hold needs unlock_shared)"
+                                               : "unlocked by a thread that does not own it");
+  }
+  if ((w & kRwRecursed) != 0) {
+    if (--lo_.recurse == 0) lo_.word.fetch_and(~kRwRecursed, std::memory_order_relaxed);
+    return;
+  }
+  for (;;) {
+    if (lo_.word.compare_exchange_weak(w, freed_word(w), std::memory_order_release, std::memory_order_relaxed)) break;
+  }
+  if ((w & kRwWaiters) != 0) wake_all(lo_);
+}
+
+void SharedLockBase::unlock_shared_hard() noexcept {
+  for (;;) {
+    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    if ((w & kRwRead) == 0) {
+      // A faked shared hold meets the write owner it was faked over.
+      if (__builtin_expect(scheduler_stopped(), 0)) return;
+      lock_misuse(&lo_, is_free(w) ? "unlock_shared while not locked" : "unlock_shared while write-locked");
+    }
+    if (tls_shared_holds == 0) {
+      if (__builtin_expect(scheduler_stopped(), 0)) return;
+      lock_misuse(&lo_, "unlock_shared by a thread that holds no shared lock");
+    }
+    const bool last = shared_lock_readers(w) == 1;
+    if (lo_.word.compare_exchange_weak(w, last ? freed_word(w) : w - kRwOneReader, std::memory_order_release,
+                                       std::memory_order_relaxed)) {
+      --tls_shared_holds;
+      if (last && (w & kRwWaiters) != 0) wake_all(lo_);
+      return;
+    }
+  }
+}
+
+bool SharedLockBase::try_upgrade_hard() noexcept {
+  if (__builtin_expect(scheduler_stopped(), 0)) return true;  // faked: the shared hold stays as it is
+  const uintptr_t self = reinterpret_cast<uintptr_t>(current_slot());
+  for (;;) {
+    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    if ((w & kRwRead) == 0) lock_misuse(&lo_, "try_upgrade while not read-locked");
+    if (tls_shared_holds == 0) lock_misuse(&lo_, "try_upgrade by a thread that holds no shared lock");
+    if ((w & ~kRwWaiters) != (kRwRead | kRwOneReader)) return false;
+    if (lo_.word.compare_exchange_weak(w, self | (w & kRwWaiters), std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+      --tls_shared_holds;
+      return true;
+    }
+  }
+}
+
+void SharedLockBase::downgrade_hard(uintptr_t self) noexcept {
+  uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+  if (shared_lock_owner(w) != self) {
+    if (__builtin_expect(scheduler_stopped(), 0)) return;  // faked exclusive: nothing to turn into a shared hold
+    lock_misuse(&lo_, "downgrade by a thread that does not hold it exclusively");
+  }
+  if ((w & kRwRecursed) != 0) lock_misuse(&lo_, "downgrade of a recursed lock");
+  // Waiting readers may now enter unless writers still wait: wake all.
+  while (!lo_.word.compare_exchange_weak(w, kRwRead | kRwOneReader | freed_word(w), std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+  }
+  ++tls_shared_holds;
+  if ((w & kRwWaiters) != 0) wake_all(lo_);
+}
+
+void SharedLockBase::assert_held() const noexcept {
+  if (!owned() && !scheduler_stopped()) lock_misuse(&lo_, "assert_held failed: not held exclusively by this thread");
+}
+
+void SharedLockBase::assert_held_shared() const noexcept {
+  if (owned() || scheduler_stopped()) return;
+  if ((lo_.word.load(std::memory_order_relaxed) & kRwRead) == 0 || tls_shared_holds == 0)
+    lock_misuse(&lo_, "assert_held_shared failed: not held by this thread");
+}
+
+void SharedLockBase::assert_not_held() const noexcept {
+  if (owned() && !scheduler_stopped()) lock_misuse(&lo_, "assert_not_held failed: held exclusively by this thread");
+}
+
+}  // namespace panicstop::detail

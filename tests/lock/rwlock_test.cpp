@@ -1,0 +1,621 @@
+// RwLock and SxLock share one mechanism, so every test here runs on both
+// (typed tests); sx_lock_test.cpp adds what only SxLock has: timed waits.
+#include "panicstop/rwlock.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "panicstop/sx_lock.hpp"
+#include "support/child_process.hpp"
+#include "thread/slot.hpp"
+
+namespace panicstop {
+namespace {
+
+using testing::run_in_child;
+
+template <class L>
+const char* kind_name();
+template <>
+const char* kind_name<RwLock>() {
+  return "rwlock";
+}
+template <>
+const char* kind_name<SxLock>() {
+  return "sx lock";
+}
+
+template <class L>
+uintptr_t word_of(const L& l) {
+  return l.lock_object().word.load();
+}
+
+// Blocks until `slot` is recorded as waiting on `lo` (the thread is in the
+// hard path's wait loop: it announced itself and sleeps or is about to).
+void await_waiter(const std::atomic<detail::ThreadSlot*>& slot, const detail::LockObject& lo) {
+  while (slot.load() == nullptr || slot.load()->waiting_on.load() != &lo) std::this_thread::yield();
+}
+
+// Blocks until the word carries `flag` (a waiter announced itself in the word).
+template <class L>
+void await_flag(const L& l, uintptr_t flag) {
+  while ((word_of(l) & flag) == 0) std::this_thread::yield();
+}
+
+template <class L>
+class SharedLockTest : public ::testing::Test {};
+using LockTypes = ::testing::Types<RwLock, SxLock>;
+TYPED_TEST_SUITE(SharedLockTest, LockTypes);
+
+TYPED_TEST(SharedLockTest, ExclusiveAndSharedHoldsTrackOwnership) {
+  TypeParam l{"basic"};
+  EXPECT_STREQ(l.name(), "basic");
+  EXPECT_EQ(l.lock_object().kind, std::string(kind_name<TypeParam>()) == "rwlock" ? detail::LockKind::kRwLock
+                                                                                  : detail::LockKind::kSxLock);
+  EXPECT_EQ(static_cast<const void*>(&l), static_cast<const void*>(&l.lock_object())) << "LockObject comes first";
+  l.lock();
+  EXPECT_TRUE(l.owned());
+  l.assert_held();
+  l.assert_held_shared();
+  EXPECT_EQ(detail::shared_lock_owner(word_of(l)), reinterpret_cast<uintptr_t>(detail::current_slot()));
+  l.unlock();
+  EXPECT_FALSE(l.owned());
+  l.assert_not_held();
+  EXPECT_EQ(word_of(l), 0u);
+
+  l.lock_shared();
+  l.lock_shared();
+  EXPECT_FALSE(l.owned());
+  l.assert_held_shared();
+  EXPECT_EQ(detail::shared_lock_readers(word_of(l)), 2u);
+  EXPECT_EQ(detail::shared_lock_owner(word_of(l)), 0u);
+  l.unlock_shared();
+  l.unlock_shared();
+  EXPECT_EQ(word_of(l), 0u);
+  EXPECT_EQ(detail::tls_shared_holds, 0u);
+}
+
+TYPED_TEST(SharedLockTest, WorksWithStandardGuards) {
+  TypeParam a{"a"}, b{"b"};
+  {
+    std::lock_guard<TypeParam> g(a);
+    EXPECT_TRUE(a.owned());
+  }
+  {
+    std::unique_lock<TypeParam> u(a, std::try_to_lock);
+    EXPECT_TRUE(u.owns_lock());
+  }
+  {
+    std::scoped_lock both(a, b);
+    EXPECT_TRUE(a.owned() && b.owned());
+  }
+  {
+    std::shared_lock<TypeParam> s(a);
+    EXPECT_EQ(detail::shared_lock_readers(word_of(a)), 1u);
+    std::shared_lock<TypeParam> s2(a, std::try_to_lock);
+    EXPECT_TRUE(s2.owns_lock());
+  }
+  EXPECT_EQ(word_of(a), 0u);
+  EXPECT_EQ(word_of(b), 0u);
+}
+
+TYPED_TEST(SharedLockTest, TryLockRespectsTheOtherThreadsHold) {
+  TypeParam l{"try"};
+  bool excl = true, shared = false;
+  auto probe = [&] {
+    std::thread([&] {
+      excl = l.try_lock();
+      if (excl) l.unlock();
+      shared = l.try_lock_shared();
+      if (shared) l.unlock_shared();
+    }).join();
+  };
+  l.lock();
+  probe();
+  EXPECT_FALSE(excl);
+  EXPECT_FALSE(shared);
+  l.unlock();
+
+  l.lock_shared();
+  probe();
+  EXPECT_FALSE(excl);
+  EXPECT_TRUE(shared);
+  l.unlock_shared();
+
+  probe();
+  EXPECT_TRUE(excl);
+  EXPECT_TRUE(shared);
+  EXPECT_EQ(word_of(l), 0u);
+}
+
+TYPED_TEST(SharedLockTest, RecursiveExclusiveNeedsOneUnlockPerLock) {
+  TypeParam l{"recursive", kRecursive};
+  l.lock();
+  l.lock();
+  EXPECT_TRUE(l.try_lock());
+  l.unlock();
+  l.unlock();
+  EXPECT_TRUE(l.owned());
+  bool other = true;
+  std::thread([&] { other = l.try_lock_shared(); }).join();
+  EXPECT_FALSE(other);
+  l.unlock();
+  EXPECT_EQ(word_of(l), 0u);
+}
+
+TYPED_TEST(SharedLockTest, ReadersNeverSeeAWriterInsideUnderStress) {
+  TypeParam l{"stress"};
+  // Written only under the exclusive lock, read under the shared lock: the
+  // lock is what orders them (TSan checks that).
+  long a = 0, b = 0;
+  std::atomic<int> writers_inside{0};
+  std::atomic<bool> violation{false};
+  constexpr int kWriters = 3, kReaders = 5, kIters = 50000;
+  std::atomic<bool> go{false};  // start together, or each thread runs alone
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kWriters; ++t)
+    threads.emplace_back([&] {
+      while (!go) std::this_thread::yield();
+      for (int i = 0; i < kIters; ++i) {
+        std::lock_guard<TypeParam> g(l);
+        if (writers_inside.fetch_add(1) != 0) violation = true;
+        ++a;
+        if ((a % 64) == 0) std::this_thread::yield();  // be preempted holding it: waiters must sleep
+        ++b;
+        writers_inside.fetch_sub(1);
+      }
+    });
+  for (int t = 0; t < kReaders; ++t)
+    threads.emplace_back([&, t] {
+      while (!go) std::this_thread::yield();
+      for (int i = 0; i < kIters; ++i) {
+        bool nested = (i % 7) == 0;
+        l.lock_shared();
+        if (nested) l.lock_shared();  // a recursive reader must pass waiting writers
+        if (writers_inside.load() != 0 || a != b) violation = true;
+        if ((i % 256) == 0) std::this_thread::yield();
+        if (nested) l.unlock_shared();
+        l.unlock_shared();
+        if (t == 0 && (i % 64) == 0 && l.try_lock_shared()) l.unlock_shared();
+      }
+    });
+  go = true;
+  for (auto& t : threads) t.join();
+  EXPECT_FALSE(violation.load());
+  EXPECT_EQ(a, long(kWriters) * kIters);
+  EXPECT_EQ(b, a);
+  EXPECT_EQ(word_of(l), 0u);
+}
+
+TYPED_TEST(SharedLockTest, UpgradeAndDowngradeUnderStress) {
+  TypeParam l{"updown"};
+  long value = 0, upgrades = 0;
+  std::atomic<bool> violation{false}, go{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      while (!go) std::this_thread::yield();
+      for (int i = 0; i < 20000; ++i) {
+        l.lock_shared();
+        if (l.try_upgrade()) {
+          if (!l.owned()) violation = true;
+          ++value;
+          ++upgrades;
+          l.downgrade();
+        }
+        long seen = value;  // read under the shared hold
+        (void)seen;
+        l.unlock_shared();
+        l.lock();
+        ++value;
+        l.downgrade();
+        l.unlock_shared();
+      }
+    });
+  go = true;
+  for (auto& t : threads) t.join();
+  EXPECT_FALSE(violation.load());
+  EXPECT_EQ(value, 4 * 20000 + upgrades);
+  EXPECT_EQ(word_of(l), 0u);
+}
+
+TYPED_TEST(SharedLockTest, RecursiveReaderPassesAWaitingWriter) {
+  TypeParam l{"recursive-reader"};
+  l.lock_shared();
+  std::atomic<bool> writer_done{false};
+  std::thread writer([&] {
+    l.lock();
+    writer_done = true;
+    l.unlock();
+  });
+  await_flag(l, detail::kRwWriteWaiters);
+
+  // Writer preference: a thread with no shared hold does not get in...
+  bool fresh_reader_got = true;
+  std::thread([&] { fresh_reader_got = l.try_lock_shared(); }).join();
+  EXPECT_FALSE(fresh_reader_got);
+  // ...but this thread, already a reader, does (else it would deadlock).
+  l.lock_shared();
+  EXPECT_TRUE(l.try_lock_shared());
+  EXPECT_EQ(detail::shared_lock_readers(word_of(l)), 3u);
+  EXPECT_FALSE(writer_done.load());
+  l.unlock_shared();
+  l.unlock_shared();
+  l.unlock_shared();
+  writer.join();
+  EXPECT_TRUE(writer_done.load());
+  EXPECT_EQ(word_of(l), 0u);
+}
+
+TYPED_TEST(SharedLockTest, NewReaderWaitsBehindAWaitingWriter) {
+  TypeParam l{"writer-preference"};
+  l.lock_shared();
+  std::atomic<bool> writer_done{false};
+  std::thread writer([&] {
+    l.lock();
+    writer_done = true;
+    l.unlock();
+  });
+  await_flag(l, detail::kRwWriteWaiters);
+  std::atomic<detail::ThreadSlot*> reader_slot{nullptr};
+  std::atomic<bool> writer_was_done_first{false};
+  std::thread reader([&] {
+    reader_slot = detail::current_slot();
+    l.lock_shared();
+    writer_was_done_first = writer_done.load();
+    l.unlock_shared();
+  });
+  await_waiter(reader_slot, l.lock_object());
+  EXPECT_EQ(reader_slot.load()->wait_mode.load(), detail::WaitMode::kShared);
+  l.unlock_shared();
+  writer.join();
+  reader.join();
+  EXPECT_TRUE(writer_was_done_first.load());
+  EXPECT_EQ(word_of(l), 0u);
+}
+
+TYPED_TEST(SharedLockTest, TryUpgradeOnlyForTheSoleReader) {
+  TypeParam l{"upgrade"};
+  l.lock_shared();
+  EXPECT_TRUE(l.try_upgrade());
+  EXPECT_TRUE(l.owned());
+  EXPECT_EQ(detail::tls_shared_holds, 0u);
+  l.downgrade();
+  EXPECT_FALSE(l.owned());
+  EXPECT_EQ(detail::shared_lock_readers(word_of(l)), 1u);
+
+  std::atomic<bool> second_in{false}, release{false};
+  std::thread other([&] {
+    l.lock_shared();
+    second_in = true;
+    while (!release) std::this_thread::yield();
+    l.unlock_shared();
+  });
+  while (!second_in) std::this_thread::yield();
+  EXPECT_FALSE(l.try_upgrade());
+  EXPECT_EQ(detail::shared_lock_readers(word_of(l)), 2u) << "a failed upgrade keeps the shared hold";
+  release = true;
+  other.join();
+  EXPECT_TRUE(l.try_upgrade());
+  l.unlock();
+  EXPECT_EQ(word_of(l), 0u);
+}
+
+TYPED_TEST(SharedLockTest, DowngradeLetsWaitingReadersIn) {
+  TypeParam l{"downgrade"};
+  l.lock();
+  std::atomic<detail::ThreadSlot*> reader_slot{nullptr};
+  std::atomic<bool> reader_in{false};
+  std::thread reader([&] {
+    reader_slot = detail::current_slot();
+    l.lock_shared();
+    reader_in = true;
+    l.unlock_shared();
+  });
+  await_waiter(reader_slot, l.lock_object());
+  l.downgrade();
+  reader.join();  // would hang if the downgrade did not wake the reader
+  EXPECT_TRUE(reader_in.load());
+  bool writer_got = true;
+  std::thread([&] { writer_got = l.try_lock(); }).join();
+  EXPECT_FALSE(writer_got) << "still read-locked by this thread";
+  l.unlock_shared();
+  EXPECT_EQ(word_of(l), 0u);
+}
+
+TYPED_TEST(SharedLockTest, WaitersRecordWhatTheyWaitFor) {
+  TypeParam l{"recorded"};
+  l.lock();
+  std::atomic<detail::ThreadSlot*> slot{nullptr};
+  std::thread t([&] {
+    slot = detail::current_slot();
+    l.lock();
+    l.unlock();
+  });
+  await_waiter(slot, l.lock_object());
+  EXPECT_EQ(slot.load()->wait_mode.load(), detail::WaitMode::kExclusive);
+  l.unlock();
+  t.join();
+  EXPECT_EQ(slot.load()->waiting_on.load(), nullptr);
+  EXPECT_EQ(word_of(l), 0u);
+}
+
+// --- misuse: each ends in a panic naming the lock ------------------------------
+
+template <class L>
+void expect_misuse(void (*body)(), const char* lock_name, const char* what) {
+  auto r = run_in_child([body] { body(); });
+  EXPECT_FALSE(r.hung) << r.describe();
+  EXPECT_FALSE(r.exited && r.exit_code == 0) << r.describe();
+  std::string named = std::string(kind_name<L>()) + " \"" + lock_name + "\"";
+  EXPECT_NE(r.output.find(named), std::string::npos) << named << "\n" << r.describe();
+  EXPECT_NE(r.output.find(what), std::string::npos) << what << "\n" << r.describe();
+}
+
+TYPED_TEST(SharedLockTest, MisuseUnlockSharedWhileNotLocked) {
+  expect_misuse<TypeParam>(
+      [] {
+        TypeParam l{"never-read"};
+        l.unlock_shared();
+      },
+      "never-read", "unlock_shared while not locked");
+}
+
+TYPED_TEST(SharedLockTest, MisuseUnlockSharedOfAWriteLock) {
+  expect_misuse<TypeParam>(
+      [] {
+        static TypeParam l{"write-held"};
+        l.lock();
+        l.unlock_shared();
+      },
+      "write-held", "unlock_shared while write-locked");
+}
+
+TYPED_TEST(SharedLockTest, MisuseUnlockSharedByANonReader) {
+  expect_misuse<TypeParam>(
+      [] {
+        static TypeParam l{"others-read"};
+        std::thread([] { l.lock_shared(); }).join();
+        l.unlock_shared();
+      },
+      "others-read", "holds no shared lock");
+}
+
+TYPED_TEST(SharedLockTest, MisuseUnlockWhileNotLocked) {
+  expect_misuse<TypeParam>(
+      [] {
+        TypeParam l{"never-locked"};
+        l.unlock();
+      },
+      "never-locked", "unlocked while not locked");
+}
+
+TYPED_TEST(SharedLockTest, MisuseUnlockOfASharedHold) {
+  expect_misuse<TypeParam>(
+      [] {
+        static TypeParam l{"read-then-unlock"};
+        l.lock_shared();
+        l.unlock();
+      },
+      "read-then-unlock", "needs unlock_shared");
+}
+
+TYPED_TEST(SharedLockTest, MisuseUnlockByNonOwner) {
+  expect_misuse<TypeParam>(
+      [] {
+        static TypeParam l{"someone-elses"};
+        std::thread([] { l.lock(); }).join();
+        l.unlock();
+      },
+      "someone-elses", "unlocked by a thread that does not own it");
+}
+
+TYPED_TEST(SharedLockTest, MisuseRecursionOnNonRecursiveLock) {
+  expect_misuse<TypeParam>(
+      [] {
+        static TypeParam l{"not-recursive"};
+        l.lock();
+        l.lock();
+      },
+      "not-recursive", "recursed on a non-recursive lock");
+}
+
+TYPED_TEST(SharedLockTest, MisuseSharedLockByTheExclusiveOwner) {
+  expect_misuse<TypeParam>(
+      [] {
+        static TypeParam l{"self-deadlock"};
+        l.lock();
+        l.lock_shared();
+      },
+      "self-deadlock", "lock_shared by the thread that holds it exclusively");
+}
+
+TYPED_TEST(SharedLockTest, MisuseDowngradeWithoutExclusiveHold) {
+  expect_misuse<TypeParam>(
+      [] {
+        static TypeParam l{"no-downgrade"};
+        l.lock_shared();
+        l.downgrade();
+      },
+      "no-downgrade", "downgrade by a thread that does not hold it exclusively");
+}
+
+TYPED_TEST(SharedLockTest, MisuseTryUpgradeWithoutSharedHold) {
+  expect_misuse<TypeParam>(
+      [] {
+        static TypeParam l{"no-upgrade"};
+        l.try_upgrade();
+      },
+      "no-upgrade", "try_upgrade while not read-locked");
+}
+
+TYPED_TEST(SharedLockTest, MisuseDestroyingAHeldLock) {
+  expect_misuse<TypeParam>(
+      [] {
+        auto* l = new TypeParam{"doomed"};
+        l->lock_shared();
+        delete l;
+      },
+      "doomed", "destroyed while held");
+}
+
+TYPED_TEST(SharedLockTest, MisuseAssertHeld) {
+  expect_misuse<TypeParam>(
+      [] {
+        TypeParam l{"asserted"};
+        l.assert_held();
+      },
+      "asserted", "assert_held failed");
+}
+
+// --- the stopped-scheduler bypass (DESIGN.md §3, invariants 2 and 3) -----------
+
+// A thread that takes `l` in the given mode and keeps it until released.
+template <class L>
+class Holder {
+ public:
+  Holder(L& l, bool exclusive) : l_(l) {
+    t_ = std::thread([this, exclusive] {
+      if (exclusive)
+        l_.lock();
+      else
+        l_.lock_shared();
+      held_ = true;
+      while (!release_) std::this_thread::yield();
+      if (exclusive)
+        l_.unlock();
+      else
+        l_.unlock_shared();
+    });
+    while (!held_) std::this_thread::yield();
+  }
+  ~Holder() {
+    release_ = true;
+    t_.join();
+  }
+
+ private:
+  L& l_;
+  std::atomic<bool> held_{false}, release_{false};
+  std::thread t_;
+};
+
+// Runs `body` on a thread that behaves as the panicking one.
+template <class F>
+void as_panicking_thread(F body) {
+  std::atomic<bool> done{false};
+  std::thread([&] {
+    detail::set_scheduler_stopped(true);
+    body();
+    detail::set_scheduler_stopped(false);
+    done = true;
+  }).join();
+  EXPECT_TRUE(done.load());
+}
+
+TYPED_TEST(SharedLockTest, BypassOverAWriteOwnerWritesNothing) {
+  TypeParam l{"write-owned"};
+  Holder<TypeParam> owner(l, /*exclusive=*/true);
+  const uintptr_t before = word_of(l);
+  as_panicking_thread([&] {
+    l.lock();  // would block forever without the bypass
+    EXPECT_EQ(word_of(l), before);
+    EXPECT_TRUE(l.try_lock());
+    l.unlock();
+    l.unlock();
+    l.lock_shared();
+    EXPECT_EQ(word_of(l), before);
+    EXPECT_TRUE(l.try_lock_shared());
+    l.unlock_shared();
+    l.unlock_shared();
+    EXPECT_EQ(detail::tls_shared_holds, 0u) << "a faked shared hold is not counted";
+    l.lock();
+    l.downgrade();
+    l.unlock_shared();
+    l.assert_held();
+    l.assert_held_shared();
+  });
+  EXPECT_EQ(word_of(l), before) << "a faked acquisition wrote the lock word";
+  // Invariant 3: a thread without the flag still blocks.
+  EXPECT_FALSE(l.try_lock());
+  EXPECT_FALSE(l.try_lock_shared());
+}
+
+TYPED_TEST(SharedLockTest, BypassOverReadersWithAWaitingWriter) {
+  TypeParam l{"read-owned"};
+  std::optional<Holder<TypeParam>> reader;
+  reader.emplace(l, /*exclusive=*/false);
+  std::atomic<bool> writer_done{false};
+  std::thread writer([&] {
+    l.lock();
+    writer_done = true;
+    l.unlock();
+  });
+  await_flag(l, detail::kRwWriteWaiters);
+  const uintptr_t before = word_of(l);
+  as_panicking_thread([&] {
+    // A real shared hold that ignores writer preference: its fast-path release
+    // is then correct by construction.
+    l.lock_shared();
+    EXPECT_EQ(detail::shared_lock_readers(word_of(l)), 2u);
+    l.unlock_shared();
+    EXPECT_EQ(word_of(l), before);
+    // Exclusive over readers: faked.
+    l.lock();
+    EXPECT_TRUE(l.try_lock());
+    EXPECT_EQ(word_of(l), before);
+    l.unlock();
+    l.unlock();
+  });
+  EXPECT_EQ(word_of(l), before);
+  EXPECT_FALSE(writer_done.load());
+  // Invariant 3: a fresh reader without the flag still waits behind the writer.
+  bool got = true;
+  std::thread([&] { got = l.try_lock_shared(); }).join();
+  EXPECT_FALSE(got);
+  EXPECT_FALSE(l.try_lock());
+  reader.reset();  // the last reader leaves; the writer gets in
+  writer.join();
+  EXPECT_TRUE(writer_done.load());
+  EXPECT_EQ(word_of(l), 0u);
+}
+
+template <class L>
+void hang_on_held_lock(bool exclusive_owner, bool exclusive_waiter) {
+  testing::ChildOptions opts;
+  opts.deadline = std::chrono::milliseconds(500);
+  auto r = run_in_child(
+      [exclusive_owner, exclusive_waiter] {
+        static L l{"held-forever"};
+        std::atomic<bool> held{false};
+        std::thread([&] {
+          if (exclusive_owner)
+            l.lock();
+          else
+            l.lock_shared();
+          held = true;
+          for (;;) pause();
+        }).detach();
+        while (!held) std::this_thread::yield();
+        if (exclusive_waiter)
+          l.lock();
+        else
+          l.lock_shared();
+      },
+      opts);
+  EXPECT_TRUE(r.hung) << r.describe();
+}
+
+// The controls: the same acquisitions without the flag block.
+TYPED_TEST(SharedLockTest, WithoutTheFlagExclusiveBlocks) { hang_on_held_lock<TypeParam>(false, true); }
+TYPED_TEST(SharedLockTest, WithoutTheFlagSharedBlocks) { hang_on_held_lock<TypeParam>(true, false); }
+
+}  // namespace
+}  // namespace panicstop
