@@ -187,7 +187,7 @@ void read_note(const Image& image, const NoteView& note, const std::string& wher
 uint64_t program_header_count(const Image& image, const Elf64_Ehdr& eh) {
   if (eh.e_phnum != PN_XNUM) return eh.e_phnum;
   // Extended numbering: the real count is section header 0's sh_info.
-  if (eh.e_shentsize != sizeof(Elf64_Shdr) || !image.contains(eh.e_shoff, sizeof(Elf64_Shdr))) {
+  if (eh.e_shoff == 0 || eh.e_shentsize != sizeof(Elf64_Shdr) || !image.contains(eh.e_shoff, sizeof(Elf64_Shdr))) {
     throw ReadError("program header count is extended (PN_XNUM) but section header 0 at offset " + num(eh.e_shoff) +
                     " is not in the file");
   }

@@ -74,28 +74,37 @@ Frame parse_frame(std::string_view line, size_t line_no) {
   if (!parse_hex(rest.substr(0, addr_end), f.pc)) fail_at(line_no, "frame address is not 0x-hex");
   rest = addr_end == std::string_view::npos ? std::string_view() : trim(rest.substr(addr_end));
 
-  // " at FILE:LINE" is what `show` appends; the module is in parentheses
-  // before it. Function names may contain " at " only inside templates, so
-  // look for it after the module's closing parenthesis.
-  size_t at = rest.rfind(" at ");
-  if (at != std::string_view::npos && rest.rfind(')') < at) {
+  // " at FILE:LINE" is what `show` appends, after the module's closing
+  // parenthesis when there is a module. Both the function (templates) and
+  // the file may contain " at " and parentheses, so try the split right
+  // after a module first.
+  size_t at = rest.find(") at ");
+  at = at != std::string_view::npos ? at + 1 : rest.rfind(" at ");
+  if (at != std::string_view::npos) {
     std::string_view where = rest.substr(at + 4);
     size_t colon = where.rfind(':');
     int line_number = 0;
-    if (colon != std::string_view::npos && parse_int(where.substr(colon + 1), line_number) && line_number > 0) {
+    if (colon != std::string_view::npos && colon > 0 && parse_int(where.substr(colon + 1), line_number) &&
+        line_number > 0) {
       f.file = std::string(where.substr(0, colon));
       f.line = line_number;
       rest = trim(rest.substr(0, at));
     }
   }
   if (!rest.empty() && rest.back() == ')') {
-    size_t open = rest.rfind(" (");
-    if (open == std::string_view::npos && rest.front() == '(') open = 0;
-    if (open != std::string_view::npos) {
-      std::string_view module = rest.substr(open == 0 ? 1 : open + 2);
-      module.remove_suffix(1);
-      f.module = std::string(module);
-      rest = open == 0 ? std::string_view() : trim(rest.substr(0, open));
+    // The module is the balanced parenthesized group at the end, preceded by
+    // a space (a function's own "(int)" is not).
+    size_t depth = 0, open = std::string_view::npos;
+    for (size_t i = rest.size(); i-- > 0;) {
+      if (rest[i] == ')') ++depth;
+      if (rest[i] == '(' && --depth == 0) {
+        open = i;
+        break;
+      }
+    }
+    if (open != std::string_view::npos && (open == 0 || rest[open - 1] == ' ')) {
+      f.module = std::string(rest.substr(open + 1, rest.size() - open - 2));
+      rest = trim(rest.substr(0, open));
     }
   }
   size_t plus = rest.rfind("+0x");
@@ -179,7 +188,10 @@ Report parse_text_report(std::string_view data) {
     std::string_view t = trim(raw);
     if (t.empty()) continue;
 
-    if (t.substr(0, 7) == "thread " && t.size() > 7 && t[7] >= '0' && t[7] <= '9') {
+    // Thread headers start at the left margin; indented "thread N ..." lines
+    // belong to other sections (waiters, nested panics).
+    bool indented = raw[0] == ' ' || raw[0] == '\t';
+    if (!indented && t.substr(0, 7) == "thread " && t.size() > 7 && t[7] >= '0' && t[7] <= '9') {
       if (group_has_frames) {
         group_begin = report.threads.size();
         group_has_frames = false;
@@ -206,12 +218,12 @@ Report parse_text_report(std::string_view data) {
       continue;
     }
     if (section == Section::kThreads && t.find(" threads with this stack") != std::string_view::npos) continue;
-    if (section == Section::kLocks && raw.size() > t.size() && (raw[0] == ' ' || raw[0] == '\t')) {
+    if (section == Section::kLocks && indented) {
       report.locks.push_back(parse_lock_line(t));
       continue;
     }
     // An unindented line that is not a known header closes the current section.
-    if (raw[0] != ' ' && raw[0] != '\t') section = Section::kOther;
+    if (!indented) section = Section::kOther;
     std::string_view kept = raw;
     while (!kept.empty() && (kept.back() == ' ' || kept.back() == '\t' || kept.back() == '\r')) kept.remove_suffix(1);
     report.other_lines.emplace_back(kept);

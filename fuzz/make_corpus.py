@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Writes the reader's seed corpus into fuzz/corpus/ (committed; rerun after a change).
+
+valid-*   files `panicstop show` must accept (exit 0)
+damaged-* files it must reject with one line on stderr and exit 1
+The tests (tests/tools/show_test.cpp) run the tool over every file here, and
+the fuzzer starts from them.
+"""
+import os
+import random
+import struct
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+ET_CORE, ET_EXEC, EM_X86_64, EM_386 = 4, 2, 62, 3
+PT_LOAD, PT_NOTE = 1, 4
+NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_SIGINFO, NT_FILE = 1, 3, 6, 0x53494749, 0x46494c45
+
+
+def note(name, ntype, desc):
+    name_bytes = name.encode() + b"\0"
+    pad = lambda b: b + b"\0" * (-len(b) % 4)
+    return struct.pack("<III", len(name_bytes), len(desc), ntype) + pad(name_bytes) + pad(desc)
+
+
+def prstatus(tid, signal, pc, sp):
+    regs = [0] * 27
+    regs[16], regs[19] = pc, sp  # rip, rsp in user_regs_struct
+    head = struct.pack("<iii", signal, 0, 0) + struct.pack("<h", signal) + b"\0\0" + b"\0" * 16
+    head += struct.pack("<iiii", tid, 1, tid, tid) + b"\0" * 64
+    body = head + struct.pack("<27Q", *regs) + struct.pack("<i", 1) + b"\0\0\0\0"
+    assert len(body) == 336
+    return body
+
+
+def prpsinfo(pid, fname, args):
+    body = struct.pack("<cccc4xQIIiiii", b"R", b"R", b"\0", b"\0", 0, 0, 0, pid, 1, pid, pid)
+    body += fname.encode()[:15].ljust(16, b"\0") + args.encode()[:79].ljust(80, b"\0")
+    assert len(body) == 136
+    return body
+
+
+def nt_file(entries):
+    body = struct.pack("<QQ", len(entries), 4096)
+    for start, end, off, _ in entries:
+        body += struct.pack("<QQQ", start, end, off)
+    return body + b"".join(p.encode() + b"\0" for *_, p in entries)
+
+
+PANICSTOP_NOTE = (
+    "version=1\n"
+    "message=assertion failed: queue not empty\n"
+    "panicking_tid=101\n"
+    "signal=6\n"
+    "thread=101 name=main state=panicking\n"
+    "thread=102 name=worker_1 state=stopped\n"
+    "lock=0x7f0000001000 kind=mutex name=queue_lock owner=102 readers=0\n"
+    "wait=101 lock=0x7f0000001000 mode=exclusive\n"
+    "nested=102 signal=11 step=3 message=fault in hook\n"
+    "not_stopped=103\n"
+).encode()
+
+
+def core(notes, loads=((0x7f0000000000, b"\x11" * 64),), e_type=ET_CORE, machine=EM_X86_64, elf_class=2,
+         data=1, phnum=None, note_filesz=None, phoff=64):
+    note_blob = b"".join(notes)
+    count = 1 + len(loads)
+    note_offset = 64 + 56 * count
+    load_offset = note_offset + len(note_blob)
+    phdrs = struct.pack("<IIQQQQQQ", PT_NOTE, 0, note_offset, 0, 0,
+                        len(note_blob) if note_filesz is None else note_filesz, 0, 4)
+    blobs = b""
+    for vaddr, content in loads:
+        phdrs += struct.pack("<IIQQQQQQ", PT_LOAD, 6, load_offset + len(blobs), vaddr, 0, len(content), len(content), 4096)
+        blobs += content
+    ident = b"\x7fELF" + bytes([elf_class, data, 1, 0]) + b"\0" * 8
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", e_type, machine, 1, 0, phoff, 0, 0, 64, 56,
+                               count if phnum is None else phnum, 64, 0, 0)
+    return ehdr + phdrs + note_blob + blobs
+
+
+def standard_notes(with_panicstop=True, first=None):
+    notes = [
+        first if first is not None else note("CORE", NT_PRSTATUS, prstatus(101, 6, 0x401000, 0x7f0000000020)),
+        note("CORE", NT_PRPSINFO, prpsinfo(100, "demo", "demo --crash")),
+        note("CORE", NT_SIGINFO, struct.pack("<iii", 6, 0, 0) + b"\0" * 116),
+        note("CORE", NT_AUXV, struct.pack("<QQQQ", 6, 4096, 0, 0)),
+        note("CORE", NT_FILE, nt_file([(0x400000, 0x401000, 0, "/nonexistent/demo")])),
+        note("CORE", NT_PRSTATUS, prstatus(102, 0, 0x401010, 0x7f0000000030)),
+    ]
+    if with_panicstop:
+        notes.append(note("PANICSTOP", 1, PANICSTOP_NOTE))
+    return notes
+
+
+SAMPLE_REPORT = """panic: assertion failed: queue not empty
+fault: SIGABRT in thread 101
+
+thread 101 (main) [panicking]
+  #0 0x401000 raise+0x10 (/nonexistent/libc.so.6)
+  #1 0x401234 _ZN4demo5crashEv+0x24 (/nonexistent/demo)
+  #2 0x401300 main+0x50 (/nonexistent/demo)
+
+thread 102 (worker 1) [stopped]
+thread 103 (worker 2) [stopped]
+  2 threads with this stack
+  #0 0x402000 ?? (/nonexistent/libc.so.6)
+  #1 0x401400 worker_loop+0x8 (/nonexistent/demo)
+
+thread 104 (late) [not_stopped]
+  (no frames)
+
+locks:
+  lock=0x7f0000001000 kind=mutex name=queue_lock owner=102 readers=0
+"""
+
+
+def write(name, content):
+    with open(os.path.join(HERE, name), "wb") as f:
+        f.write(content if isinstance(content, bytes) else content.encode())
+
+
+def main():
+    os.makedirs(HERE, exist_ok=True)
+    for old in os.listdir(HERE):
+        os.remove(os.path.join(HERE, old))
+    good = core(standard_notes())
+    write("valid-report.txt", SAMPLE_REPORT)
+    write("valid-core-panicstop", good)
+    write("valid-core-no-note", core(standard_notes(with_panicstop=False)))
+
+    rng = random.Random(4)
+    write("damaged-empty", b"")
+    write("damaged-random-bytes", bytes(rng.randrange(256) for _ in range(512)))
+    write("damaged-random-after-magic", b"\x7fELF" + bytes(rng.randrange(256) for _ in range(200)))
+    write("damaged-text-not-a-report", "hello, world\n")
+    for n in (4, 16, 40, 63):
+        write(f"damaged-elf-header-truncated-{n}", good[:n])
+    write("damaged-phdrs-truncated", good[:64 + 30])
+    write("damaged-notes-truncated", good[:400])
+    write("damaged-load-truncated", good[:-10])
+    write("damaged-elf32", core(standard_notes(), elf_class=1))
+    write("damaged-big-endian", core(standard_notes(), data=2))
+    write("damaged-not-core", core(standard_notes(), e_type=ET_EXEC))
+    write("damaged-wrong-machine", core(standard_notes(), machine=EM_386))
+    write("damaged-phdrs-past-eof", core(standard_notes(), phoff=1 << 40))
+    write("damaged-phnum-huge", core(standard_notes(), phnum=0xfffe))
+    write("damaged-phnum-extended-no-shdr", core(standard_notes(), phnum=0xffff))
+    write("damaged-note-segment-past-eof", core(standard_notes(), note_filesz=1 << 62))
+    huge_desc = struct.pack("<III", 5, 0xfffffff0, NT_PRSTATUS) + b"CORE\0\0\0\0"
+    write("damaged-note-desc-past-segment", core([huge_desc] + standard_notes()))
+    huge_name = struct.pack("<III", 0xfffffff0, 4, NT_PRSTATUS) + b"CORE"
+    write("damaged-note-name-past-segment", core([huge_name]))
+    write("damaged-note-header-truncated", core(standard_notes() + [b"\1\0\0\0\0\0"]))
+    write("damaged-prstatus-wrong-size", core(standard_notes(first=note("CORE", NT_PRSTATUS, b"\0" * 200))))
+    bad_file = struct.pack("<QQ", 1 << 60, 4096) + b"\0" * 24
+    write("damaged-nt-file-huge-count", core(standard_notes() + [note("CORE", NT_FILE, bad_file)]))
+    unterminated = struct.pack("<QQ", 1, 4096) + struct.pack("<QQQ", 0, 4096, 0) + b"/no/nul"
+    write("damaged-nt-file-name-unterminated", core(standard_notes() + [note("CORE", NT_FILE, unterminated)]))
+    write("damaged-no-note-segment", good[:64] + b"\0" * 56 * 2)
+    write("damaged-no-threads", core(standard_notes()[1:2]))
+    write("damaged-panicstop-version", core(standard_notes(with_panicstop=False) + [note("PANICSTOP", 1, b"version=9\n")]))
+    write("damaged-panicstop-bad-number", core(standard_notes(with_panicstop=False) + [note("PANICSTOP", 1, b"panicking_tid=12x\n")]))
+    write("damaged-report-bad-thread", "panic: x\nthread 12x (main) [stopped]\n")
+    write("damaged-report-frame-no-address", "panic: x\nthread 1 (main) [stopped]\n  #0 main+0x1\n")
+    write("damaged-report-nul", "panic: x\nthread 1 (main)\0 [stopped]\n")
+
+
+if __name__ == "__main__":
+    main()
