@@ -146,8 +146,11 @@ class PANICSTOP_CAPABILITY("shared lock") SharedLockBase {
 
   // The caller holds the lock shared. If it is the only reader, turns that
   // hold into exclusive ownership and returns true; otherwise keeps the shared
-  // hold and returns false at once. Never blocks.
-  bool try_upgrade() noexcept PANICSTOP_TRY_ACQUIRE(true) {
+  // hold and returns false at once. Never blocks. Clang's analysis cannot
+  // express "shared becomes exclusive on true", so this carries no annotation:
+  // code that writes after an upgrade goes in a function marked
+  // PANICSTOP_NO_THREAD_SAFETY_ANALYSIS (and PANICSTOP_REQUIRES_SHARED).
+  bool try_upgrade() noexcept {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (__builtin_expect(tls_shared_holds != 0 && (w & ~kRwWaiters) == (kRwRead | kRwOneReader), 1) &&
         __builtin_expect(lo_.word.compare_exchange_strong(w, reinterpret_cast<uintptr_t>(current_slot()) |
