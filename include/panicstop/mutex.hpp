@@ -21,6 +21,7 @@
 #include "panicstop/lock_object.hpp"
 #include "panicstop/thread.hpp"
 #include "panicstop/thread_annotations.hpp"
+#include "panicstop/witness.hpp"
 
 namespace panicstop {
 
@@ -38,7 +39,8 @@ class PANICSTOP_CAPABILITY("mutex") Mutex {
 
   // Blocks until the calling thread owns the lock. Locking a lock the caller
   // already holds panics unless it was made kRecursive.
-  void lock() noexcept PANICSTOP_ACQUIRE() {
+  PANICSTOP_WITNESS_INLINE void lock() noexcept PANICSTOP_ACQUIRE() {
+    PANICSTOP_WITNESS_HOOK(witness_lock(&lo_, 0));
     uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
     uintptr_t seen = 0;
     if (__builtin_expect(
@@ -49,18 +51,23 @@ class PANICSTOP_CAPABILITY("mutex") Mutex {
 
   // Takes the lock if it is free (or recursively, if kRecursive and owned by
   // the caller) and returns true; otherwise returns false at once.
-  bool try_lock() noexcept PANICSTOP_TRY_ACQUIRE(true) {
+  PANICSTOP_WITNESS_INLINE bool try_lock() noexcept PANICSTOP_TRY_ACQUIRE(true) {
     uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
     uintptr_t seen = 0;
     if (__builtin_expect(
-            lo_.word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed), 1))
+            lo_.word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed), 1)) {
+      PANICSTOP_WITNESS_HOOK(witness_trylock(&lo_, 0));
       return true;
-    return try_lock_hard(self, seen);
+    }
+    bool taken = try_lock_hard(self, seen);
+    if (taken) PANICSTOP_WITNESS_HOOK(witness_trylock(&lo_, 0));
+    return taken;
   }
 
   // Releases one level of ownership. Unlocking a lock the caller does not own
   // panics.
-  void unlock() noexcept PANICSTOP_RELEASE() {
+  PANICSTOP_WITNESS_INLINE void unlock() noexcept PANICSTOP_RELEASE() {
+    PANICSTOP_WITNESS_HOOK(witness_unlock(&lo_, 0));
     uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
     uintptr_t expected = self;
     if (__builtin_expect(

@@ -19,6 +19,7 @@
 #include "panicstop/lock_object.hpp"
 #include "panicstop/thread.hpp"
 #include "panicstop/thread_annotations.hpp"
+#include "panicstop/witness.hpp"
 
 namespace panicstop {
 
@@ -36,7 +37,8 @@ class PANICSTOP_CAPABILITY("mutex") SpinMutex {
   SpinMutex& operator=(const SpinMutex&) = delete;
 
   // Enters a spinlock section, then spins until the lock is taken.
-  void lock() noexcept PANICSTOP_ACQUIRE() {
+  PANICSTOP_WITNESS_INLINE void lock() noexcept PANICSTOP_ACQUIRE() {
+    PANICSTOP_WITNESS_HOOK(witness_lock(&lo_, 0));
     detail::spinlock_enter();
     uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
     uintptr_t seen = 0;
@@ -49,7 +51,8 @@ class PANICSTOP_CAPABILITY("mutex") SpinMutex {
   // it is not.
   bool try_lock() noexcept PANICSTOP_TRY_ACQUIRE(true);
   // Releases the lock, then leaves the spinlock section.
-  void unlock() noexcept PANICSTOP_RELEASE() {
+  PANICSTOP_WITNESS_INLINE void unlock() noexcept PANICSTOP_RELEASE() {
+    PANICSTOP_WITNESS_HOOK(witness_unlock(&lo_, 0));
     uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
     uintptr_t expected = self;
     if (__builtin_expect(

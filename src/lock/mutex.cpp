@@ -6,6 +6,7 @@
 #include "panicstop/mutex.hpp"
 
 #include "lock/wait.hpp"
+#include "panicstop/lockprof.hpp"
 #include "sys/syscall.hpp"
 
 namespace panicstop {
@@ -19,6 +20,7 @@ inline uintptr_t owner_of(uintptr_t word) noexcept { return word & ~kLockFlagMas
 }  // namespace
 
 Mutex::~Mutex() {
+  PANICSTOP_WITNESS_HOOK(witness_destroy(&lo_));
   uintptr_t w = lo_.word.load(std::memory_order_relaxed);
   if (__builtin_expect(w != 0, 0) && !scheduler_stopped()) detail::lock_misuse(&lo_, "destroyed while held");
 }
@@ -31,12 +33,18 @@ void Mutex::lock_hard(uintptr_t self, uintptr_t seen) noexcept {
     lo_.word.fetch_or(kLockRecursed, std::memory_order_relaxed);
     return;
   }
+  // Lock profiling measures the wait here only, never on the fast path.
+  const int64_t prof_start = detail::lockprof_active() ? detail::lockprof_ticks() : 0;
+  const void* const caller = __builtin_return_address(0);
 
   // Adaptive spin: worth it only while the owner is running its critical section.
   for (int round = 0; round < detail::kAdaptiveSpinRounds; ++round) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (w == 0) {
-      if (lo_.word.compare_exchange_weak(w, self, std::memory_order_acquire, std::memory_order_relaxed)) return;
+      if (lo_.word.compare_exchange_weak(w, self, std::memory_order_acquire, std::memory_order_relaxed)) {
+        if (prof_start != 0) detail::lockprof_contested(&lo_, prof_start, caller);
+        return;
+      }
       continue;
     }
     if ((w & kLockContested) != 0 || !detail::owner_looks_runnable(w)) break;
@@ -45,13 +53,16 @@ void Mutex::lock_hard(uintptr_t self, uintptr_t seen) noexcept {
 
   // Sleep. A thread that takes the lock after sleeping sets the contested bit
   // itself, because others may still be asleep: the next unlock must wake one.
+  PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, "sleep on a contested mutex"));
   detail::WaitRecord wait(&lo_, detail::WaitMode::kExclusive);
   for (;;) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (w == 0) {
       if (lo_.word.compare_exchange_weak(w, self | kLockContested, std::memory_order_acquire,
-                                         std::memory_order_relaxed))
+                                         std::memory_order_relaxed)) {
+        if (prof_start != 0) detail::lockprof_contested(&lo_, prof_start, caller);
         return;
+      }
       continue;
     }
     if ((w & kLockContested) == 0) {

@@ -1,5 +1,6 @@
 #include "panicstop/spin_mutex.hpp"
 
+#include "panicstop/lockprof.hpp"
 #include "thread/signal_sections.hpp"
 
 namespace panicstop {
@@ -8,6 +9,7 @@ using detail::kLockFlagMask;
 using detail::kLockRecursed;
 
 SpinMutex::~SpinMutex() {
+  PANICSTOP_WITNESS_HOOK(witness_destroy(&lo_));
   if (__builtin_expect(lo_.word.load(std::memory_order_relaxed) != 0, 0) && !scheduler_stopped())
     detail::lock_misuse(&lo_, "destroyed while held");
 }
@@ -20,12 +22,16 @@ void SpinMutex::lock_hard(uintptr_t self, uintptr_t seen) noexcept {
     lo_.word.fetch_or(kLockRecursed, std::memory_order_relaxed);
     return;
   }
+  const int64_t prof_start = detail::lockprof_active() ? detail::lockprof_ticks() : 0;
+  const void* const caller = __builtin_return_address(0);
   // Test-and-test-and-set: spin on plain loads so the cache line stays shared
   // until it looks free.
   for (;;) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
-    if (w == 0 && lo_.word.compare_exchange_weak(w, self, std::memory_order_acquire, std::memory_order_relaxed))
+    if (w == 0 && lo_.word.compare_exchange_weak(w, self, std::memory_order_acquire, std::memory_order_relaxed)) {
+      if (prof_start != 0) detail::lockprof_contested(&lo_, prof_start, caller);
       return;
+    }
     if (__builtin_expect(scheduler_stopped(), 0)) return;
     detail::cpu_relax();
   }
@@ -35,11 +41,15 @@ bool SpinMutex::try_lock() noexcept {
   detail::spinlock_enter();
   uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
   uintptr_t seen = 0;
-  if (lo_.word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+  if (lo_.word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed)) {
+    PANICSTOP_WITNESS_HOOK(witness_trylock_from(&lo_, 0, __builtin_return_address(0)));
+    return true;
+  }
   if (__builtin_expect(scheduler_stopped(), 0)) return true;  // faked
   if ((seen & ~kLockFlagMask) == self && (lo_.options & kRecursive) != 0) {
     ++lo_.recurse;
     lo_.word.fetch_or(kLockRecursed, std::memory_order_relaxed);
+    PANICSTOP_WITNESS_HOOK(witness_trylock_from(&lo_, 0, __builtin_return_address(0)));
     return true;
   }
   detail::spinlock_exit();

@@ -42,6 +42,20 @@ struct SavedContext {
   uintptr_t stack_hi = 0;
 };
 
+// One lock the thread holds, as WITNESS records it (src/witness). Written only
+// by the owning thread; a dump reads it once the thread is stopped.
+struct HeldLock {
+  const LockObject* lock;      // nullptr: entry being written (skip it)
+  const char* file;            // acquisition site from a PANICSTOP_ lock macro, or nullptr
+  uintptr_t return_address;    // otherwise: the code that called lock() (its return address)
+  int64_t acquired_ticks;      // lock profiling's hold-time start; 0 when not measured
+  uint32_t line;               // with file
+  uint16_t recursion;          // holds beyond the first (recursive or repeated shared)
+  uint8_t shared;              // 1: held shared; 0: exclusive
+  uint8_t reserved;
+};
+inline constexpr size_t kMaxHeldLocks = 32;
+
 inline constexpr size_t kThreadNameMax = 32;
 inline constexpr size_t kSlotMessageMax = 256;
 
@@ -69,6 +83,17 @@ struct alignas(64) ThreadSlot {
   char panic_message[kSlotMessageMax] = {};
 
   SavedContext context;
+
+  // WITNESS's list of the locks this thread holds, oldest first; maintained
+  // only when witness is built in and on (PANICSTOP_WITNESS >= 0). While the
+  // thread blocks in lock(), the lock it waits for is already the newest entry
+  // (the order check runs before blocking): an entry whose lock equals
+  // waiting_on is not held yet. held_dropped counts acquisitions past
+  // kMaxHeldLocks that went unrecorded. Valid for the slot's current thread
+  // only after its first lock operation (witness resets it then).
+  uint32_t held_count = 0;
+  uint32_t held_dropped = 0;
+  HeldLock held[kMaxHeldLocks];
 };
 
 // Slots are reserved in one mapping: the low 32 bits of a slot's address are

@@ -1,0 +1,84 @@
+#include "witness/lock_class.hpp"
+
+#include "panicstop/thread.hpp"
+
+namespace panicstop::detail {
+
+namespace {
+
+constexpr uint32_t kHashSlots = 2048;  // power of two, twice kMaxLockClasses
+static_assert(kHashSlots >= 2 * kMaxLockClasses);
+
+InternalSpinLock g_class_lock;
+LockClass g_classes[kMaxLockClasses];
+std::atomic<uint16_t> g_class_count{1};  // index 0 means "unassigned"
+uint16_t g_hash[kHashSlots];             // class indices; 0 = empty. Under g_class_lock.
+
+uint32_t hash_key(const LockObject* lo) noexcept {
+  uint64_t h = 1469598103934665603ull ^ uint64_t(lo->kind);
+  if ((lo->options & kOwnClass) != 0) {
+    h ^= reinterpret_cast<uintptr_t>(lo);
+    h *= 1099511628211ull;
+  } else {
+    for (const char* p = lo->name; p != nullptr && *p != '\0'; ++p) h = (h ^ uint8_t(*p)) * 1099511628211ull;
+  }
+  return uint32_t(h ^ (h >> 29));
+}
+
+bool same_name(const char* a, const char* b) noexcept {
+  if (a == b) return true;
+  if (a == nullptr || b == nullptr) return false;
+  while (*a != '\0' && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+
+bool matches(const LockClass& c, const LockObject* lo) noexcept {
+  if (c.kind != lo->kind) return false;
+  if ((lo->options & kOwnClass) != 0) return c.own == lo;
+  return c.own == nullptr && same_name(c.name, lo->name);
+}
+
+uint16_t find_or_add(const LockObject* lo) noexcept {
+  for (uint32_t i = hash_key(lo) & (kHashSlots - 1);; i = (i + 1) & (kHashSlots - 1)) {
+    uint16_t idx = g_hash[i];
+    if (idx == 0) {
+      uint16_t n = g_class_count.load(std::memory_order_relaxed);
+      if (n >= kMaxLockClasses) return kUntrackedClass;
+      g_classes[n] = LockClass{lo->name != nullptr ? lo->name : "(unnamed)", lo->kind, lo->options,
+                               (lo->options & kOwnClass) != 0 ? lo : nullptr};
+      g_hash[i] = n;
+      g_class_count.store(uint16_t(n + 1), std::memory_order_release);
+      return n;
+    }
+    if (matches(g_classes[idx], lo)) return idx;
+  }
+}
+
+}  // namespace
+
+bool InternalSpinLock::try_acquire() noexcept {
+  uintptr_t self = reinterpret_cast<uintptr_t>(current_slot());
+  for (;;) {
+    uintptr_t seen = 0;
+    if (owner_.compare_exchange_weak(seen, self, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+    if (seen == self) return false;  // re-entered from a signal handler on this thread
+    cpu_relax();
+  }
+}
+
+uint16_t lock_class_of(const LockObject* lo) noexcept {
+  // class_index is a plain field of the lock: every thread that races to fill
+  // it writes the same value, through atomic builtins so the race is defined.
+  uint16_t idx = __atomic_load_n(&lo->class_index, __ATOMIC_ACQUIRE);
+  if (__builtin_expect(idx != 0, 1)) return idx;
+  if (!g_class_lock.try_acquire()) return kUntrackedClass;
+  idx = find_or_add(lo);
+  g_class_lock.release();
+  __atomic_store_n(&const_cast<LockObject*>(lo)->class_index, idx, __ATOMIC_RELEASE);
+  return idx;
+}
+
+const LockClass& lock_class(uint16_t index) noexcept { return g_classes[index]; }
+uint16_t lock_class_count() noexcept { return g_class_count.load(std::memory_order_acquire); }
+
+}  // namespace panicstop::detail

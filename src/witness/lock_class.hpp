@@ -1,0 +1,50 @@
+// Lock classes shared by WITNESS and lock profiling: locks grouped by name and
+// kind (or one class per lock with kOwnClass), numbered 1..kMaxLockClasses-1 and
+// cached in LockObject::class_index on first use. The table is static; nothing
+// allocates.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "panicstop/lock_object.hpp"
+#include "thread/slot.hpp"
+
+namespace panicstop::detail {
+
+inline constexpr uint16_t kMaxLockClasses = 1024;
+// Returned once the table is full: such locks are tracked as held but take no
+// part in order checks or profiling.
+inline constexpr uint16_t kUntrackedClass = 0xffff;
+
+struct LockClass {
+  const char* name;
+  LockKind kind;
+  uint8_t options;          // of the first lock seen in the class
+  const LockObject* own;    // kOwnClass: the lock; otherwise nullptr
+};
+
+// The class of lo, assigned on first call. Never blocks: if the class table's
+// lock is held by this same thread (a signal handler interrupted the
+// assignment) returns kUntrackedClass without caching it.
+uint16_t lock_class_of(const LockObject* lo) noexcept;
+// Valid for 1 <= index < lock_class_count().
+const LockClass& lock_class(uint16_t index) noexcept;
+uint16_t lock_class_count() noexcept;
+inline const char* lock_class_name(uint16_t index) noexcept {
+  return index == kUntrackedClass || index == 0 ? "?" : lock_class(index).name;
+}
+
+// A tiny spin lock for witness and profiling tables. It records its owner so a
+// signal handler that re-enters on the same thread gets false instead of
+// deadlocking; callers then skip their bookkeeping.
+class InternalSpinLock {
+ public:
+  bool try_acquire() noexcept;  // spins while another thread holds it
+  void release() noexcept { owner_.store(0, std::memory_order_release); }
+
+ private:
+  std::atomic<uintptr_t> owner_{0};
+};
+
+}  // namespace panicstop::detail

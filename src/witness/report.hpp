@@ -1,0 +1,44 @@
+// Printing WITNESS reports (and lock-profile sites): signal-safe formatting,
+// raw writes, stacks from the unwinder, addresses as module+offset. No
+// allocation; one report at a time through a static buffer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "sys/format.hpp"
+#include "witness/order_graph.hpp"
+
+namespace panicstop::detail {
+
+// Fills st with the calling thread's return addresses, skipping `skip` frames
+// of the caller's own (the unwinder's frames are always skipped).
+void capture_stack(Stack* st, int skip) noexcept;
+
+// "file:line", or "0xADDR (module+0xOFF)" for a return address.
+void write_site(sys::FixedWriter& w, const Site& site) noexcept;
+// "0xADDR (module+0xOFF)"; the module is found in /proc/self/maps.
+void write_address(sys::FixedWriter& w, uintptr_t addr) noexcept;
+// One "   #N 0xADDR (module+0xOFF)" line per frame.
+void write_stack(sys::FixedWriter& w, const Stack& st) noexcept;
+
+// A report under construction. begin() returns nullptr if another report of
+// this thread is being written (re-entry from a signal handler). finish()
+// writes it to stderr, counts it, and panics if the action says so, with
+// `headline` as the panic message.
+class Report {
+ public:
+  Report() noexcept;
+  ~Report();
+  Report(const Report&) = delete;
+  Report& operator=(const Report&) = delete;
+  bool ok() const noexcept { return w_ != nullptr; }
+  sys::FixedWriter& w() noexcept { return *w_; }
+  void finish(const char* headline) noexcept;
+
+ private:
+  sys::FixedWriter* w_ = nullptr;
+  bool finished_ = false;
+};
+
+}  // namespace panicstop::detail

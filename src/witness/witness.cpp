@@ -1,0 +1,427 @@
+// WITNESS hooks: the per-thread held list, the checks run on every lock and
+// unlock when witness is built in, and the reports. Order follows FreeBSD's
+// subr_witness.c: the order check runs before a blocking acquisition (so a
+// real deadlock is reported before the thread blocks), the lock becomes held
+// right away, and an edge is recorded from every lock held at that moment.
+#include "panicstop/witness.hpp"
+
+#include "lockprof/lockprof.hpp"
+#include "panicstop/lockprof.hpp"
+#include "panicstop/panic.hpp"
+#include "panicstop/thread.hpp"
+#include "sys/syscall.hpp"
+#include "thread/slot.hpp"
+#include "witness/lock_class.hpp"
+#include "witness/order_graph.hpp"
+#include "witness/report.hpp"
+
+namespace panicstop {
+
+namespace detail {
+
+int g_witness_mode = PANICSTOP_WITNESS_BUILT_IN ? 1 : -1;
+int g_witness_action = 0;
+__thread const char* tls_witness_site_file __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread int tls_witness_site_line __attribute__((tls_model("initial-exec"))) = 0;
+
+namespace {
+
+// 0: the slot's held list has not been reset for this thread yet; 1: valid;
+// 2: this thread shares the overflow slot, so it keeps no list.
+__thread uint8_t tls_held_state __attribute__((tls_model("initial-exec"))) = 0;
+
+enum ReportKind : uint8_t {
+  kReportReversal = 1,
+  kReportDuplicate,
+  kReportRecursion,
+  kReportUnlockNotHeld,
+  kReportMismatch,
+  kReportSleepUnderSpin,
+  kReportDestroyHeld,
+};
+
+inline int mode() noexcept { return __atomic_load_n(&g_witness_mode, __ATOMIC_RELAXED); }
+
+// Every check stops once a panic has begun (see the header for why this keys
+// on panicking() rather than scheduler_stopped()).
+inline bool skip(const LockObject* lo) noexcept {
+  return mode() < 0 || (lo->options & kNoWitness) != 0 || panicking();
+}
+
+inline Site take_site(const void* return_address) noexcept {
+  Site s;
+  s.file = tls_witness_site_file;
+  if (s.file != nullptr) {
+    s.line = uint32_t(tls_witness_site_line);
+    tls_witness_site_file = nullptr;
+  }
+  s.return_address = reinterpret_cast<uintptr_t>(return_address);
+  return s;
+}
+
+inline Site site_of(const HeldLock& h) noexcept { return Site{h.file, h.line, h.return_address}; }
+
+ThreadSlot* held_slot() noexcept {
+  ThreadSlot* s = current_slot();
+  if (__builtin_expect(tls_held_state == 1, 1)) return s;
+  if (tls_held_state == 2) return nullptr;
+  if (!is_slot_address(s)) {
+    tls_held_state = 2;
+    return nullptr;
+  }
+  s->held_count = 0;
+  s->held_dropped = 0;
+  tls_held_state = 1;
+  return s;
+}
+
+HeldLock* find_held(ThreadSlot* s, const LockObject* lo) noexcept {
+  for (uint32_t i = s->held_count; i-- > 0;)
+    if (s->held[i].lock == lo) return &s->held[i];
+  return nullptr;
+}
+
+void push_held(ThreadSlot* s, const LockObject* lo, const Site& site, bool shared) noexcept {
+  uint32_t n = s->held_count;
+  if (n >= kMaxHeldLocks) {
+    ++s->held_dropped;
+    return;
+  }
+  // A signal handler that locks while this runs must see either no entry or a
+  // null one (which every reader skips), never a half-written one.
+  HeldLock& h = s->held[n];
+  h.lock = nullptr;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  s->held_count = n + 1;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  h.file = site.file;
+  h.line = site.line;
+  h.return_address = site.return_address;
+  h.acquired_ticks = lockprof_active() && (lo->options & kNoProfile) == 0 ? lockprof_ticks() : 0;
+  h.recursion = 0;
+  h.shared = shared ? 1 : 0;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  h.lock = lo;
+}
+
+void remove_held(ThreadSlot* s, HeldLock* h) noexcept {
+  uint32_t n = s->held_count;
+  for (HeldLock* p = h; p + 1 < s->held + n; ++p) *p = p[1];
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  s->held_count = n - 1;
+}
+
+const char* kind_of(const LockObject* lo) noexcept { return lock_kind_name(lo->kind); }
+
+void write_lock(sys::FixedWriter& w, const LockObject* lo) noexcept {
+  w.ch('"').str(lo->name != nullptr ? lo->name : "?").str("\" (").str(kind_of(lo)).format(", %p)", lo);
+}
+
+// Reports with one lock, a site and the current stack: recursion, unlock of a
+// lock not held, mismatch, destroy while held, duplicate class.
+__attribute__((noinline)) void report_misuse(ReportKind kind, const char* what, const LockObject* lo,
+                                             const Site& site, const HeldLock* earlier) noexcept {
+  uint16_t c = lock_class_of(lo);
+  if (!first_report(kind, c, c)) return;
+  Stack stack;
+  capture_stack(&stack, 1);
+  Report r;
+  if (!r.ok()) return;
+  char headline[256];
+  sys::format(headline, sizeof headline, "%s: \"%s\"", what, lo->name != nullptr ? lo->name : "?");
+  auto& w = r.w();
+  w.str("witness: ").str(what).str(": ");
+  write_lock(w, lo);
+  w.str(" @ ");
+  write_site(w, site);
+  w.ch('\n');
+  if (earlier != nullptr) {
+    w.str(" held since ");
+    if (earlier->lock != lo) write_lock(w, earlier->lock), w.ch(' ');
+    w.str(earlier->shared ? "(shared) @ " : "(exclusive) @ ");
+    write_site(w, site_of(*earlier));
+    w.ch('\n');
+  }
+  w.format(" stack (thread %d):\n", stack.tid);
+  write_stack(w, stack);
+  r.finish(headline);
+}
+
+__attribute__((noinline)) void report_reversal(const HeldLock& first, uint16_t first_class, const LockObject* second,
+                                               uint16_t second_class, const Site& second_site,
+                                               const Stack& stack) noexcept {
+  uint16_t lo_pair = first_class < second_class ? first_class : second_class;
+  uint16_t hi_pair = first_class < second_class ? second_class : first_class;
+  if (!first_report(kReportReversal, lo_pair, hi_pair)) return;
+  uint16_t path[16];
+  size_t len = order_path(second_class, first_class, path, 16);
+  Report r;
+  if (!r.ok()) return;
+  const char* n1 = lock_class_name(first_class);
+  const char* n2 = lock_class_name(second_class);
+  char headline[256];
+  sys::format(headline, sizeof headline, "lock order reversal: 1st %s, 2nd %s", n1, n2);
+  auto& w = r.w();
+  w.str("lock order reversal: 1st ").str(n1).str(" @ ");
+  write_site(w, site_of(first));
+  w.str(", 2nd ").str(n2).str(" @ ");
+  write_site(w, second_site);
+  w.str("; established order ");
+  for (size_t i = 0; i < len; ++i) w.str(i > 0 ? " -> " : "").str(lock_class_name(path[i]));
+  w.str(" at ");
+  for (size_t i = 0; i + 1 < len; ++i) {
+    const EdgeRecord* e = order_edge(path[i], path[i + 1]);
+    if (i > 0) w.str(", ");
+    if (e != nullptr)
+      write_site(w, e->to_site);
+    else
+      w.str("(unrecorded)");
+  }
+  w.ch('\n');
+  w.str(" 1st ");
+  write_lock(w, first.lock);
+  w.str(" @ ");
+  write_site(w, site_of(first));
+  w.str("\n 2nd ");
+  write_lock(w, second);
+  w.str(" @ ");
+  write_site(w, second_site);
+  w.format("\n stack of the 2nd acquisition (thread %d):\n", stack.tid);
+  write_stack(w, stack);
+  for (size_t i = 0; i + 1 < len; ++i) {
+    const EdgeRecord* e = order_edge(path[i], path[i + 1]);
+    if (e == nullptr) continue;
+    w.str(" established ").str(lock_class_name(e->from)).str(" @ ");
+    write_site(w, e->from_site);
+    w.str(" -> ").str(lock_class_name(e->to)).str(" @ ");
+    write_site(w, e->to_site);
+    w.format(", stack when first seen (thread %d):\n", e->stack.tid);
+    write_stack(w, e->stack);
+  }
+  r.finish(headline);
+}
+
+// Called with lo not yet held by this thread.
+__attribute__((noinline)) void check_order(ThreadSlot* s, const LockObject* lo, const Site& site) noexcept {
+  uint16_t c = lock_class_of(lo);
+  if (c == kUntrackedClass) return;
+  Stack stack;
+  bool have_stack = false;
+  for (uint32_t i = 0; i < s->held_count; ++i) {
+    const HeldLock& h = s->held[i];
+    if (h.lock == nullptr) continue;
+    uint16_t hc = lock_class_of(h.lock);
+    if (hc == kUntrackedClass) continue;
+    if (hc == c) {
+      if ((lo->options & kDupOk) == 0) report_misuse(kReportDuplicate, "acquiring a second lock of one class", lo, site, &h);
+      continue;
+    }
+    if (__builtin_expect(order_known(hc, c), 1)) continue;
+    if (!have_stack) {
+      capture_stack(&stack, 2);  // check_order and witness_lock
+      have_stack = true;
+    }
+    if (order_add(hc, c, site_of(h), site, stack) == AddResult::kReversal)
+      report_reversal(h, hc, lo, c, site, stack);
+  }
+}
+
+// lo is already held by this thread and is taken again.
+void held_again(HeldLock* h, const LockObject* lo, const Site& site, bool shared) noexcept {
+  if (h->shared && !shared) {
+    report_misuse(kReportMismatch, "exclusive lock of a lock held shared", lo, site, h);
+  } else if (!h->shared && shared) {
+    report_misuse(kReportMismatch, "shared lock of a lock held exclusively", lo, site, h);
+  } else if (!shared && (lo->options & kRecursive) == 0) {
+    report_misuse(kReportRecursion, "recursed on a non-recursive lock", lo, site, h);
+  }
+  // Shared holds may repeat on RwLock and SxLock: the lock allows it.
+  if (h->recursion < 0xffff) ++h->recursion;
+}
+
+}  // namespace
+
+void witness_lock(const LockObject* lo, unsigned flags) noexcept {
+  Site site = take_site(__builtin_return_address(0));
+  if (skip(lo)) return;
+  ThreadSlot* s = held_slot();
+  if (s == nullptr) return;
+  bool shared = (flags & kWitnessShared) != 0;
+  if (HeldLock* h = find_held(s, lo)) {
+    held_again(h, lo, site, shared);
+    return;
+  }
+  if (mode() >= 1) check_order(s, lo, site);
+  push_held(s, lo, site, shared);
+}
+
+void witness_trylock(const LockObject* lo, unsigned flags) noexcept {
+  witness_trylock_from(lo, flags, __builtin_return_address(0));
+}
+
+void witness_trylock_from(const LockObject* lo, unsigned flags, const void* return_address) noexcept {
+  Site site = take_site(return_address);
+  if (skip(lo)) return;
+  ThreadSlot* s = held_slot();
+  if (s == nullptr) return;
+  bool shared = (flags & kWitnessShared) != 0;
+  if (HeldLock* h = find_held(s, lo)) {
+    held_again(h, lo, site, shared);
+    return;
+  }
+  push_held(s, lo, site, shared);
+}
+
+void witness_lock_failed(const LockObject* lo) noexcept {
+  if (skip(lo)) return;
+  ThreadSlot* s = held_slot();
+  if (s == nullptr) return;
+  HeldLock* h = find_held(s, lo);
+  if (h == nullptr) return;
+  if (h->recursion > 0)
+    --h->recursion;
+  else
+    remove_held(s, h);
+}
+
+void witness_unlock(const LockObject* lo, unsigned flags) noexcept {
+  Site site = take_site(__builtin_return_address(0));
+  if (skip(lo)) return;
+  ThreadSlot* s = held_slot();
+  if (s == nullptr) return;
+  bool shared = (flags & kWitnessShared) != 0;
+  HeldLock* h = find_held(s, lo);
+  if (h == nullptr) {
+    if (s->held_dropped > 0) {
+      --s->held_dropped;  // most likely one of the holds that did not fit
+      return;
+    }
+    report_misuse(kReportUnlockNotHeld, shared ? "shared unlock of a lock not held" : "unlock of a lock not held", lo,
+                  site, nullptr);
+    return;
+  }
+  if (h->shared && !shared)
+    report_misuse(kReportMismatch, "exclusive unlock of a lock held shared", lo, site, h);
+  else if (!h->shared && shared)
+    report_misuse(kReportMismatch, "shared unlock of a lock held exclusively", lo, site, h);
+  if (h->recursion > 0) {
+    --h->recursion;
+    return;
+  }
+  if (h->acquired_ticks != 0 && lockprof_active()) lockprof_hold(lo, site_of(*h), lockprof_ticks() - h->acquired_ticks);
+  remove_held(s, h);
+}
+
+void witness_upgrade(const LockObject* lo) noexcept {
+  if (skip(lo)) return;
+  ThreadSlot* s = held_slot();
+  if (s == nullptr) return;
+  if (HeldLock* h = find_held(s, lo)) h->shared = 0;
+}
+
+void witness_downgrade(const LockObject* lo) noexcept {
+  Site site = take_site(__builtin_return_address(0));
+  if (skip(lo)) return;
+  ThreadSlot* s = held_slot();
+  if (s == nullptr) return;
+  HeldLock* h = find_held(s, lo);
+  if (h == nullptr) {
+    report_misuse(kReportUnlockNotHeld, "downgrade of a lock not held", lo, site, nullptr);
+    return;
+  }
+  if (h->shared) report_misuse(kReportMismatch, "downgrade of a lock held shared", lo, site, h);
+  h->shared = 1;
+}
+
+void witness_sleep(const LockObject* on, const char* what) noexcept {
+  if (mode() < 0 || panicking()) return;
+  ThreadSlot* s = held_slot();
+  if (s == nullptr) return;
+  for (uint32_t i = 0; i < s->held_count; ++i) {
+    const HeldLock& h = s->held[i];
+    if (h.lock == nullptr || h.lock == on || h.lock->kind != LockKind::kSpinMutex) continue;
+    uint16_t sc = lock_class_of(h.lock);
+    uint16_t oc = on != nullptr ? lock_class_of(on) : 0;
+    if (!first_report(kReportSleepUnderSpin, sc, oc)) return;
+    Stack stack;
+    capture_stack(&stack, 1);
+    Report r;
+    if (!r.ok()) return;
+    char headline[256];
+    sys::format(headline, sizeof headline, "blocking with spin mutex \"%s\" held", h.lock->name);
+    auto& w = r.w();
+    w.str("witness: blocking (").str(what).str(") on ");
+    if (on != nullptr) write_lock(w, on);
+    w.str(" with spin mutex ");
+    write_lock(w, h.lock);
+    w.str(" held @ ");
+    write_site(w, site_of(h));
+    w.format("\n stack (thread %d):\n", stack.tid);
+    write_stack(w, stack);
+    r.finish(headline);
+    return;
+  }
+}
+
+void witness_destroy(const LockObject* lo) noexcept {
+  if (skip(lo) || tls_held_state != 1) return;
+  ThreadSlot* s = tls_slot;
+  HeldLock* h = find_held(s, lo);
+  if (h == nullptr) return;
+  Site site{};
+  site.return_address = reinterpret_cast<uintptr_t>(__builtin_return_address(0));
+  report_misuse(kReportDestroyHeld, "destroying a lock held by this thread", lo, site, h);
+  remove_held(s, h);
+}
+
+}  // namespace detail
+
+void witness_set_mode(WitnessMode m) noexcept {
+  if (!kWitnessBuiltIn) return;
+  __atomic_store_n(&detail::g_witness_mode, int(m), __ATOMIC_RELAXED);
+}
+
+WitnessMode witness_mode() noexcept {
+  return kWitnessBuiltIn ? WitnessMode(__atomic_load_n(&detail::g_witness_mode, __ATOMIC_RELAXED)) : WitnessMode::kOff;
+}
+
+void witness_set_action(WitnessAction a) noexcept { __atomic_store_n(&detail::g_witness_action, int(a), __ATOMIC_RELAXED); }
+WitnessAction witness_action() noexcept {
+  return WitnessAction(__atomic_load_n(&detail::g_witness_action, __ATOMIC_RELAXED));
+}
+
+void witness_write_held_locks(int fd) noexcept {
+  using namespace detail;
+  if (witness_mode() == WitnessMode::kOff || tls_held_state != 1) return;
+  ThreadSlot* s = tls_slot;
+  char buf[4096];
+  sys::FixedWriter w(buf, sizeof buf);
+  w.format("locks held by thread %d:\n", current_tid());
+  for (uint32_t i = 0; i < s->held_count; ++i) {
+    const HeldLock& h = s->held[i];
+    if (h.lock == nullptr) continue;
+    w.str(h.shared ? " shared " : " exclusive ");
+    write_lock(w, h.lock);
+    if (h.recursion > 0) w.format(" recursed %u", unsigned(h.recursion));
+    w.str(" @ ");
+    write_site(w, site_of(h));
+    w.ch('\n');
+  }
+  if (s->held_dropped > 0) w.format(" (%u more not recorded)\n", s->held_dropped);
+  sys::write_all(fd, w.data(), w.size());
+}
+
+}  // namespace panicstop
+
+namespace panicstop::detail {
+
+bool witness_held_site(const LockObject* lo, Site* site) noexcept {
+  if (tls_held_state != 1 || mode() < 0) return false;
+  ThreadSlot* s = tls_slot;
+  HeldLock* h = find_held(s, lo);
+  if (h == nullptr) return false;
+  *site = site_of(*h);
+  return true;
+}
+
+}  // namespace panicstop::detail

@@ -1,0 +1,477 @@
+// WITNESS: planted reversals are reported once each with their sites, known
+// false positives of other checkers stay silent, misuse is reported. Every
+// check runs in a child process: the order graph is per process and grows for
+// good, and several cases end in a panic.
+#include "panicstop/witness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <cstdio>
+#include <unistd.h>
+
+#include "panicstop/mutex.hpp"
+#include "panicstop/panic.hpp"
+#include "panicstop/spin_mutex.hpp"
+#include "support/child_process.hpp"
+#include "thread/slot.hpp"
+#include "witness/witness_setup.hpp"
+
+#if __has_include("panicstop/rwlock.hpp")
+#include "panicstop/rwlock.hpp"
+#endif
+
+namespace panicstop {
+namespace {
+
+using testing::ChildOptions;
+using testing::ChildResult;
+using testing::run_in_child;
+
+#define REQUIRE_WITNESS()                                                                          \
+  do {                                                                                             \
+    if (!kWitnessBuiltIn) GTEST_SKIP() << "witness not built in: configure with -DPANICSTOP_WITNESS=ON"; \
+  } while (0)
+
+size_t count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// Runs body in a child with witness on and action warn, then prints the
+// number of reports as "reports=N" so the parent can check it.
+ChildResult run_witnessed(const std::function<void()>& body, ChildOptions opts = {}) {
+  return run_in_child(
+      [&] {
+        detail::witness_read_environment();
+        body();
+        char line[64];
+        int n = snprintf(line, sizeof line, "reports=%llu\n", static_cast<unsigned long long>(witness_report_count()));
+        fflush(stdout);
+        (void)!write(2, line, size_t(n));
+      },
+      opts);
+}
+
+LockSite at(int line) { return LockSite{"app.cpp", line}; }
+
+TEST(Witness, TwoLockReversalIsReportedOnceWithBothSites) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex cache{"cache"}, log{"log"};
+    for (int i = 0; i < 3; ++i) {  // establish log -> cache
+      lock_at(log, at(10));
+      lock_at(cache, at(11));
+      cache.unlock();
+      log.unlock();
+    }
+    for (int i = 0; i < 3; ++i) {  // reverse it, three times
+      lock_at(cache, at(20));
+      lock_at(log, at(21));
+      log.unlock();
+      cache.unlock();
+    }
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_EQ(count(r.output, "lock order reversal:"), 1u) << r.output;
+  EXPECT_NE(r.output.find("lock order reversal: 1st cache @ app.cpp:20, 2nd log @ app.cpp:21; "
+                          "established order log -> cache at app.cpp:11\n"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("stack of the 2nd acquisition"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("established log @ app.cpp:10 -> cache @ app.cpp:11, stack when first seen"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("reports=1\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, ThreeLockCycleIsReportedOnceWithThePath) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex a{"a3"}, b{"b3"}, c{"c3"};
+    for (int i = 0; i < 2; ++i) {
+      lock_at(a, at(30));
+      lock_at(b, at(31));
+      b.unlock();
+      a.unlock();
+      lock_at(b, at(32));
+      lock_at(c, at(33));
+      c.unlock();
+      b.unlock();
+      lock_at(c, at(40));  // c -> a closes the cycle a -> b -> c -> a
+      lock_at(a, at(41));
+      a.unlock();
+      c.unlock();
+    }
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_EQ(count(r.output, "lock order reversal:"), 1u) << r.output;
+  EXPECT_NE(r.output.find("lock order reversal: 1st c3 @ app.cpp:40, 2nd a3 @ app.cpp:41; "
+                          "established order a3 -> b3 -> c3 at app.cpp:31, app.cpp:33\n"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("reports=1\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, ReversalFromStdGuardsNamesReturnAddressesInTheProgram) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex x{"guard_x"}, y{"guard_y"};
+    {
+      std::lock_guard<Mutex> gx(x);
+      std::lock_guard<Mutex> gy(y);
+    }
+    {
+      std::unique_lock<Mutex> uy(y);
+      std::lock_guard<Mutex> gx(x);
+    }
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_EQ(count(r.output, "lock order reversal:"), 1u) << r.output;
+  // Sites are return addresses inside this test binary, printed for addr2line.
+  EXPECT_NE(r.output.find("1st guard_y @ 0x"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(witness_witness_test+0x"), std::string::npos) << r.output;
+}
+
+TEST(Witness, MacrosRecordFileAndLine) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex p{"macro_p"}, q{"macro_q"};
+    {
+      PANICSTOP_SCOPED_LOCK(p);
+      PANICSTOP_SCOPED_LOCK(q);
+    }
+    PANICSTOP_LOCK(q);
+    PANICSTOP_LOCK(p);
+    p.unlock();
+    q.unlock();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("1st macro_q @ "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("witness_test.cpp:"), std::string::npos) << r.output;
+}
+
+// --- known false positives of other checkers ---------------------------------
+
+TEST(Witness, OneOrderInOneThreadIsNoReversal) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex a{"fp_a"}, b{"fp_b"}, c{"fp_c"};
+    for (int i = 0; i < 100; ++i) {
+      std::scoped_lock<Mutex> ga(a);
+      std::scoped_lock<Mutex> gb(b);
+      std::scoped_lock<Mutex> gc(c);
+    }
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("reports=0\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, AnUnlockBetweenTwoAcquisitionsRecordsNoEdge) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex a{"ub_a"}, b{"ub_b"};
+    // a; unlock a; b: never held together, so no a -> b.
+    a.lock();
+    a.unlock();
+    b.lock();
+    b.unlock();
+    // a; unlock a; b; a: records b -> a only.
+    a.lock();
+    a.unlock();
+    b.lock();
+    a.lock();
+    a.unlock();
+    b.unlock();
+    // b; a again: the same order, no reversal.
+    b.lock();
+    a.lock();
+    a.unlock();
+    b.unlock();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("reports=0\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, TryLocksAndStdScopedLockOfTwoAddNoEdge) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex a{"try_a"}, b{"try_b"};
+    a.lock();
+    if (b.try_lock()) b.unlock();
+    a.unlock();
+    { std::scoped_lock both(a, b); }
+    { std::scoped_lock both(b, a); }
+    b.lock();
+    a.lock();  // the first blocking b -> a: no reversal, a -> b was never recorded
+    a.unlock();
+    b.unlock();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("reports=0\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, LocksTakenInOtherThreadsInOneOrderAreNoReversal) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex a{"mt_a"}, b{"mt_b"};
+    auto worker = [&] {
+      for (int i = 0; i < 1000; ++i) {
+        std::lock_guard<Mutex> ga(a);
+        std::lock_guard<Mutex> gb(b);
+      }
+    };
+    std::thread t1(worker), t2(worker);
+    t1.join();
+    t2.join();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("reports=0\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, LocksOfOneClassNeedDupOk) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex n1{"node"}, n2{"node"};
+    lock_at(n1, at(60));
+    lock_at(n2, at(61));
+    n2.unlock();
+    n1.unlock();
+    Mutex d1{"dup", kDupOk}, d2{"dup", kDupOk};
+    d1.lock();
+    d2.lock();
+    d2.unlock();
+    d1.unlock();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("acquiring a second lock of one class: \"node\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("reports=1\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, OwnClassLocksAreNotGroupedByName) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex n1{"own", kOwnClass}, n2{"own", kOwnClass};
+    n1.lock();
+    n2.lock();
+    n2.unlock();
+    n1.unlock();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("reports=0\n"), std::string::npos) << r.output;
+}
+
+#if __has_include("panicstop/rwlock.hpp")
+TEST(Witness, TwoSharedHoldersOfOneRwLockAreNoInversion) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    RwLock rw{"shared_rw"};
+    Mutex m{"after_rw"};
+    std::atomic<int> holding{0};
+    auto reader = [&] {
+      rw.lock_shared();
+      holding.fetch_add(1);
+      while (holding.load() < 2) detail::cpu_relax();  // both hold it shared at once
+      m.lock();
+      m.unlock();
+      rw.lock_shared();  // a repeated shared hold is allowed
+      rw.unlock_shared();
+      rw.unlock_shared();
+    };
+    std::thread t1(reader), t2(reader);
+    t1.join();
+    t2.join();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("reports=0\n"), std::string::npos) << r.output;
+}
+#endif
+
+// --- misuse ------------------------------------------------------------------
+
+TEST(Witness, RecursionOnANonRecursiveLockIsReportedWithBothSites) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex m{"rec"};
+    lock_at(m, at(70));
+    lock_at(m, at(71));  // the lock itself panics after the report
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("witness: recursed on a non-recursive lock: \"rec\" (mutex"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("@ app.cpp:71\n held since (exclusive) @ app.cpp:70"), std::string::npos) << r.output;
+}
+
+TEST(Witness, RecursiveLockMayRecurse) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex m{"rec_ok", kRecursive}, other{"rec_other"};
+    m.lock();
+    m.lock();
+    other.lock();
+    other.unlock();
+    m.unlock();
+    m.unlock();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("reports=0\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, UnlockOfALockNotHeldIsReported) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex m{"not_held"};
+    m.unlock();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("witness: unlock of a lock not held: \"not_held\""), std::string::npos) << r.output;
+}
+
+TEST(Witness, SharedExclusiveMismatchIsReported) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    // The hooks as an RwLock calls them: held shared, released exclusive.
+    detail::LockObject lo("mismatch", detail::LockKind::kRwLock, 0);
+    detail::witness_lock(&lo, detail::kWitnessShared);
+    detail::witness_unlock(&lo, 0);
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("witness: exclusive unlock of a lock held shared: \"mismatch\""), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("reports=1\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, BlockingWhileHoldingASpinMutexIsReported) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex contested{"contested"};
+    SpinMutex spin{"spin"};
+    std::atomic<bool> held{false};
+    std::thread owner([&] {
+      contested.lock();
+      held.store(true);
+      while (witness_report_count() == 0) detail::cpu_relax();  // until the waiter reported
+      contested.unlock();
+    });
+    while (!held.load()) detail::cpu_relax();
+    lock_at(spin, at(80));
+    contested.lock();  // spins, then sleeps: reported before it sleeps
+    contested.unlock();
+    spin.unlock();
+    owner.join();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("witness: blocking (sleep on a contested mutex) on \"contested\" (mutex"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("with spin mutex \"spin\" (spin mutex"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("held @ app.cpp:80"), std::string::npos) << r.output;
+}
+
+TEST(Witness, DestroyingAHeldLockIsReported) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    auto m = std::make_unique<Mutex>("doomed");
+    lock_at(*m, at(90));
+    m.reset();  // the lock panics after the report
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("witness: destroying a lock held by this thread: \"doomed\""), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("held since (exclusive) @ app.cpp:90"), std::string::npos) << r.output;
+}
+
+// --- settings ----------------------------------------------------------------
+
+TEST(Witness, ActionPanicPanicsAfterTheReport) {
+  REQUIRE_WITNESS();
+  ChildOptions opts;
+  opts.set_env = {{"PANICSTOP_WITNESS_ACTION", "panic"}, {"PANICSTOP_DUMP", "none"}};
+  ChildResult r = run_witnessed(
+      [] {
+        install();
+        Mutex a{"pa"}, b{"pb"};
+        a.lock(), b.lock(), b.unlock(), a.unlock();
+        b.lock(), a.lock(), a.unlock(), b.unlock();
+      },
+      opts);
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("lock order reversal: 1st pb"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("panic: witness: lock order reversal: 1st pb, 2nd pa"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("reports="), std::string::npos) << r.output;
+}
+
+TEST(Witness, ModeZeroSkipsOrderChecksButStillTracksMisuse) {
+  REQUIRE_WITNESS();
+  ChildOptions opts;
+  opts.set_env = {{"PANICSTOP_WITNESS", "0"}};
+  ChildResult r = run_witnessed(
+      [] {
+        Mutex a{"m0a"}, b{"m0b"};
+        a.lock(), b.lock(), b.unlock(), a.unlock();
+        b.lock(), a.lock(), a.unlock(), b.unlock();
+        witness_write_held_locks(2);
+        lock_at(a, at(95));
+        witness_write_held_locks(2);
+        a.unlock();
+      },
+      opts);
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("reports=0\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" exclusive \"m0a\" (mutex, 0x"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(") @ app.cpp:95\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, ModeMinusOneTurnsEverythingOff) {
+  REQUIRE_WITNESS();
+  ChildOptions opts;
+  opts.set_env = {{"PANICSTOP_WITNESS", "-1"}};
+  ChildResult r = run_witnessed(
+      [] {
+        Mutex a{"off_a"}, b{"off_b"};
+        a.lock(), b.lock(), b.unlock(), a.unlock();
+        b.lock(), a.lock(), a.unlock(), b.unlock();
+      },
+      opts);
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("reports=0\n"), std::string::npos) << r.output;
+}
+
+// After a panic nothing is checked: a PreDump hook that takes locks in the
+// reverse order gets no report.
+void reversal_in_hook(void*) {
+  static Mutex a{"hook_a"}, b{"hook_b"};
+  b.lock();
+  a.lock();
+  a.unlock();
+  b.unlock();
+  char line[64];
+  int n = snprintf(line, sizeof line, "hook reports=%llu\n", static_cast<unsigned long long>(witness_report_count()));
+  (void)!write(2, line, size_t(n));
+}
+
+TEST(Witness, NothingIsCheckedAfterAPanic) {
+  REQUIRE_WITNESS();
+  ChildOptions opts;
+  opts.set_env = {{"PANICSTOP_DUMP", "none"}};
+  ChildResult r = run_witnessed(
+      [] {
+        install();
+        on_panic(Stage::PreDump, reversal_in_hook, nullptr);
+        Mutex a{"hook_a"}, b{"hook_b"};
+        a.lock(), b.lock(), b.unlock(), a.unlock();
+        panic("planted");
+      },
+      opts);
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("hook reports=0\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("lock order reversal"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace panicstop
