@@ -2,7 +2,11 @@
 // every lock's annotations (the counterpart of thread_safety_misuse.cpp).
 #include <chrono>
 
-#include "panicstop/panicstop.hpp"
+#include "panicstop/condvar.hpp"
+#include "panicstop/mutex.hpp"
+#include "panicstop/rwlock.hpp"
+#include "panicstop/spin_mutex.hpp"
+#include "panicstop/sx_lock.hpp"
 
 namespace {
 

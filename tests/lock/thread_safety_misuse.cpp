@@ -1,7 +1,9 @@
 // Must NOT compile under clang++ -Wthread-safety -Werror: every function below
 // breaks a lock's annotated contract. thread_safety_test.cpp checks that clang
 // rejects it for these reasons (and that thread_safety_clean.cpp passes).
-#include "panicstop/panicstop.hpp"
+#include "panicstop/mutex.hpp"
+#include "panicstop/rwlock.hpp"
+#include "panicstop/sx_lock.hpp"
 
 namespace {
 

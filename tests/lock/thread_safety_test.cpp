@@ -18,7 +18,8 @@ testing::ChildResult compile(const char* file) {
   testing::ChildOptions opts;
   opts.deadline = std::chrono::seconds(60);
   return testing::run_command({PANICSTOP_CLANGXX, "-std=c++20", "-fsyntax-only", "-Wthread-safety", "-Werror",
-                               "-I" PANICSTOP_INCLUDE_DIR, std::string(PANICSTOP_LOCK_TEST_DIR) + "/" + file},
+                               "-I" PANICSTOP_INCLUDE_DIR,
+                               "-I" PANICSTOP_BUILD_INCLUDE_DIR, std::string(PANICSTOP_LOCK_TEST_DIR) + "/" + file},
                               opts);
 }
 
