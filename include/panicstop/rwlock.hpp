@@ -43,10 +43,13 @@
 // read-locked even with a writer waiting) the panicking thread takes a real
 // shared hold, ignoring writer preference. So unlock_shared's fast path, which
 // cannot check the flag, always sees a write-locked word for a faked hold and
-// goes to the hard path, which returns without writing. Residual case: if the
-// writer that held the lock at the faked lock_shared releases it afterwards (a
-// thread that failed to stop) and readers then take it, the faked hold's
-// unlock_shared is indistinguishable from a real one and decrements their count.
+// goes to the hard path, which returns without writing. A faked hold is also
+// not counted in tls_shared_holds, and the fast path requires that count to be
+// non-zero. Residual case: the write owner at the faked lock_shared releases
+// the lock afterwards (a thread that failed to stop), readers take it, and the
+// panicking thread also holds a real shared lock somewhere (its count is
+// non-zero): then the faked hold's unlock_shared looks like a real one and
+// decrements the other readers' count.
 //
 // Usable with std::lock_guard, std::unique_lock, std::scoped_lock,
 // std::shared_lock, and with panicstop::CondVar (exclusive side).
