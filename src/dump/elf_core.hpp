@@ -1,15 +1,46 @@
 // The ELF core writer (DESIGN.md §7): a core that gdb, lldb, eu-stack and drgn
-// open with every thread's stack.
+// open with every thread's stack, the panicking thread current.
+//
+// Layout: ELF header, one PT_NOTE (p_align 4) right after the program headers,
+// then one PT_LOAD per mapping in address order (extended numbering past 65534
+// segments). Notes, in this order: the panicking thread's NT_PRSTATUS,
+// NT_PRPSINFO, NT_SIGINFO, NT_AUXV, NT_FILE (the executable's entries first),
+// the panicking thread's NT_PRFPREG and NT_X86_XSTATE, then for every other
+// thread its NT_PRSTATUS followed by its FP notes, and last the PANICSTOP note.
+// What memory is dumped for t.core (mini, full) is described in
+// dump/core_plan.hpp.
+//
+// The PANICSTOP note: name "PANICSTOP", type 1, descriptor UTF-8 text (not
+// NUL-terminated; the note's size delimits it), one `key=value` record per
+// line, lines separated by '\n', each value running to the end of its line.
+// Records, in this order:
+//   version=1
+//   message=<panic message, line breaks replaced by spaces>
+//   panicking_tid=<tid>
+//   signal=<signo>
+//   thread=<tid> name=<name> state=<panicking|stopped|not_stopped>     one per thread
+//   lock=0x<addr> kind=<mutex|spin mutex|rwlock|sx lock> name=<name> owner=<tid or 0> readers=<n>
+//   wait=<tid> lock=0x<addr> mode=<exclusive|shared|condvar>          one per waiting thread
+//   nested=<tid> signal=<n> step=<n> message=<text>                   nested and parked panics
+//   not_stopped=<tid>                                                 threads that did not stop
+// Records with several fields separate them by single spaces; `name` values
+// have spaces, tabs and line breaks replaced by '_', so only `message` and
+// `kind` values may contain spaces (message and kind always end their line or
+// are followed by a known key). Readers ignore keys they do not know.
 #pragma once
 
 #include "dump/writer.hpp"
 
 namespace panicstop::detail {
 
-// Writes an ET_CORE file of the snapshot: PT_NOTE first (the panicking thread's
-// NT_PRSTATUS first, NT_PRPSINFO, NT_SIGINFO, NT_AUXV, NT_FILE, per-thread FP
-// notes, the PANICSTOP note), then one PT_LOAD per mapping in address order,
-// with contents chosen by t.core (mini or full).
+// Reserves the writer's buffers (idempotent; install calls it). Without it the
+// first write_elf_core reserves them with a raw mmap.
+bool reserve_elf_core() noexcept;
+
+// Writes the core of snap to fd (positioned at 0) with raw system calls, no
+// allocation. Memory is read from this live, frozen process; pages that turn
+// out unreadable are written as zeros. Returns false on a write error. Not
+// reentrant: one core at a time (the panicking thread, or kdb / live_dump).
 bool write_elf_core(const ProcessSnapshot& snap, const Tunables& t, int fd) noexcept;
 
 }  // namespace panicstop::detail

@@ -1,0 +1,201 @@
+// The ELF core writer: chooses what memory goes into the core (core_plan),
+// lays the file out, and streams headers, notes and memory through one
+// reserved buffer. See dump/elf_core.hpp and DESIGN.md §7.
+#include "dump/elf_core.hpp"
+
+#include <asm/prctl.h>
+#include <atomic>
+#include <elf.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+#include "dump/core_plan.hpp"
+#include "dump/core_sink.hpp"
+#include "dump/elf_notes.hpp"
+#include "snapshot/memory.hpp"
+#include "sys/syscall.hpp"
+
+namespace panicstop::detail {
+
+namespace {
+
+constexpr size_t kIoBufferBytes = 256 * 1024;
+constexpr size_t kScratchBytes = 8192;
+
+struct Reserved {
+  unsigned char* io;
+  unsigned char* scratch;
+  core::MappingPlan* plans;  // [kMaxMappings]
+};
+
+std::atomic<unsigned char*> g_memory{nullptr};
+std::atomic<bool> g_ready{false};
+Reserved g_reserved;
+
+constexpr size_t reserved_bytes() noexcept {
+  return kIoBufferBytes + kScratchBytes + sizeof(core::MappingPlan) * kMaxMappings;
+}
+
+uint64_t auxv_value(const ProcessSnapshot& snap, uint64_t type) noexcept {
+  for (uint32_t i = 0; i + 1 < snap.auxv_words; i += 2) {
+    if (snap.auxv[i] == AT_NULL) break;
+    if (snap.auxv[i] == type) return snap.auxv[i + 1];
+  }
+  return 0;
+}
+
+uint32_t pkru_offset() noexcept {
+#if defined(__x86_64__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(0xd, 9, &eax, &ebx, &ecx, &edx) && eax == 8) return ebx;
+#endif
+  return 0;
+}
+
+uint64_t current_fs_base() noexcept {
+#if defined(__x86_64__)
+  unsigned long base = 0;
+  if (sys::raw_syscall(SYS_arch_prctl, ARCH_GET_FS, &base) == 0) return base;
+#endif
+  return 0;
+}
+
+#if defined(__x86_64__)
+constexpr uint16_t kMachine = EM_X86_64;
+#elif defined(__aarch64__)
+constexpr uint16_t kMachine = EM_AARCH64;
+#endif
+
+}  // namespace
+
+namespace core {
+
+ElfHeaders elf_headers_for(uint32_t phnum, uint64_t shdr_offset) noexcept {
+  ElfHeaders h{};
+  Elf64_Ehdr& e = h.ehdr;
+  e.e_ident[EI_MAG0] = ELFMAG0;
+  e.e_ident[EI_MAG1] = ELFMAG1;
+  e.e_ident[EI_MAG2] = ELFMAG2;
+  e.e_ident[EI_MAG3] = ELFMAG3;
+  e.e_ident[EI_CLASS] = ELFCLASS64;
+  e.e_ident[EI_DATA] = ELFDATA2LSB;
+  e.e_ident[EI_VERSION] = EV_CURRENT;
+  e.e_ident[EI_OSABI] = ELFOSABI_NONE;
+  e.e_type = ET_CORE;
+  e.e_machine = kMachine;
+  e.e_version = EV_CURRENT;
+  e.e_phoff = sizeof(Elf64_Ehdr);
+  e.e_ehsize = sizeof(Elf64_Ehdr);
+  e.e_phentsize = sizeof(Elf64_Phdr);
+  // Past 65534 segments the count moves to section header 0 (as the kernel does).
+  if (phnum >= PN_XNUM) {
+    h.extended = true;
+    e.e_phnum = PN_XNUM;
+    e.e_shoff = shdr_offset;
+    e.e_shentsize = sizeof(Elf64_Shdr);
+    e.e_shnum = 1;
+    e.e_shstrndx = SHN_UNDEF;
+    h.shdr.sh_type = SHT_NULL;
+    h.shdr.sh_size = 1;
+    h.shdr.sh_info = phnum;
+  } else {
+    e.e_phnum = uint16_t(phnum);
+  }
+  return h;
+}
+
+}  // namespace core
+
+bool reserve_elf_core() noexcept {
+  if (g_ready.load(std::memory_order_acquire)) return true;
+  auto* mem = static_cast<unsigned char*>(sys::mmap_anonymous(reserved_bytes(), /*noreserve=*/false));
+  if (mem == nullptr) return false;
+  unsigned char* expected = nullptr;
+  if (!g_memory.compare_exchange_strong(expected, mem, std::memory_order_acq_rel)) {
+    sys::munmap(mem, reserved_bytes());  // another thread reserved first
+    return true;
+  }
+  g_reserved.io = mem;
+  g_reserved.scratch = mem + kIoBufferBytes;
+  g_reserved.plans = reinterpret_cast<core::MappingPlan*>(mem + kIoBufferBytes + kScratchBytes);
+  g_ready.store(true, std::memory_order_release);
+  return true;
+}
+
+bool write_elf_core(const ProcessSnapshot& snap, const Tunables& t, int fd) noexcept {
+  if (!reserve_elf_core() || !g_ready.load(std::memory_order_acquire)) return false;
+  uint64_t page = auxv_value(snap, AT_PAGESZ);
+  if (page == 0 || (page & (page - 1)) != 0) page = 4096;
+
+  core::PlanInputs pin;
+  pin.snap = &snap;
+  pin.full = t.core == CoreKind::kFull;
+  pin.page_size = page;
+  pin.current_tid = sys::gettid();
+  pin.current_fs_base = current_fs_base();
+  pin.plans = g_reserved.plans;
+  pin.plan_capacity = kMaxMappings;
+  core::PlanSummary summary = core::plan_core_memory(pin);
+
+  core::NoteInputs nin;
+  nin.snap = &snap;
+  nin.page_size = page;
+  nin.exe_dev_major = summary.exe_dev_major;
+  nin.exe_dev_minor = summary.exe_dev_minor;
+  nin.exe_inode = summary.exe_inode;
+  nin.current_tid = pin.current_tid;
+  nin.current_fs_base = pin.current_fs_base;
+  nin.pkru_offset = pkru_offset();
+  nin.scratch = g_reserved.scratch;
+  nin.scratch_size = kScratchBytes;
+
+  core::CoreSink counter(-1, nullptr, 0);
+  core::emit_notes(nin, counter);
+  const uint64_t notes_size = counter.offset();
+
+  const uint32_t phnum = 1 + summary.segment_count;
+  const uint64_t phdrs_end = sizeof(Elf64_Ehdr) + uint64_t(phnum) * sizeof(Elf64_Phdr);
+  core::ElfHeaders headers = core::elf_headers_for(phnum, phdrs_end);
+  const uint64_t notes_offset = phdrs_end + (headers.extended ? sizeof(Elf64_Shdr) : 0);
+  const uint64_t data_offset = (notes_offset + notes_size + page - 1) & ~(page - 1);
+
+  core::CoreSink out(fd, g_reserved.io, kIoBufferBytes);
+  out.put(&headers.ehdr, sizeof headers.ehdr);
+
+  Elf64_Phdr note{};
+  note.p_type = PT_NOTE;
+  note.p_offset = notes_offset;
+  note.p_filesz = notes_size;
+  note.p_align = 4;  // 8 garbles the notes for elfutils and drgn
+  out.put(&note, sizeof note);
+
+  uint64_t offset = data_offset;
+  for (uint32_t i = 0; i < snap.mapping_count && i < kMaxMappings; ++i) {
+    core::Segment seg = core::segment_for(pin, i);
+    if (!seg.present) continue;
+    Elf64_Phdr ph{};
+    ph.p_type = PT_LOAD;
+    ph.p_flags = seg.flags;
+    ph.p_offset = offset;
+    ph.p_vaddr = seg.start;
+    ph.p_memsz = seg.end - seg.start;
+    ph.p_filesz = seg.file_size;
+    ph.p_align = page;
+    out.put(&ph, sizeof ph);
+    offset += seg.file_size;
+  }
+  if (headers.extended) out.put(&headers.shdr, sizeof headers.shdr);
+
+  core::emit_notes(nin, out);
+  if (out.offset() != notes_offset + notes_size) return false;  // a bug: never write a lying core
+  out.zeros(size_t(data_offset - out.offset()));
+
+  for (uint32_t i = 0; i < snap.mapping_count && i < kMaxMappings; ++i) {
+    core::Segment seg = core::segment_for(pin, i);
+    if (seg.present && seg.file_size > 0) out.memory(seg.start, size_t(seg.file_size));
+  }
+  return out.flush() && out.offset() == offset;
+}
+
+}  // namespace panicstop::detail
