@@ -93,25 +93,38 @@ def standard_notes(with_panicstop=True, first=None):
     return notes
 
 
+# The layout of src/dump/text_report.cpp.
 SAMPLE_REPORT = """panic: assertion failed: queue not empty
-fault: SIGABRT in thread 101
+process 100 (demo): demo --crash
+panicking thread 101 (main): SIGABRT (signal 6)
+4 threads: 3 stopped, 1 not stopped
 
-thread 101 (main) [panicking]
-  #0 0x401000 raise+0x10 (/nonexistent/libc.so.6)
-  #1 0x401234 _ZN4demo5crashEv+0x24 (/nonexistent/demo)
-  #2 0x401300 main+0x50 (/nonexistent/demo)
-
-thread 102 (worker 1) [stopped]
-thread 103 (worker 2) [stopped]
-  2 threads with this stack
-  #0 0x402000 ?? (/nonexistent/libc.so.6)
-  #1 0x401400 worker_loop+0x8 (/nonexistent/demo)
-
-thread 104 (late) [not_stopped]
+thread 101 (main) [panicking] R
+  SIGABRT (signal 6)
+  #0 0x401000 raise+0x10 (libc.so.6)
+  #1 0x401234 _ZN4demo5crashEv+0x24 (demo)
+  #2 0x401300 main+0x50 (demo)
+thread 102 (worker 1) [stopped] t
+  waiting for exclusive mutex "queue lock" (0x7f0000001000) held by thread 103
+thread 103 (worker 2) [stopped] t
+  (2 threads with this stack)
+  #0 0x7f0000102000 ?? (libc.so.6+0x2000)
+  #1 0x401400 worker_loop+0x8 (demo)
+thread 104 (late) [not_stopped] R
   (no frames)
 
 locks:
-  lock=0x7f0000001000 kind=mutex name=queue_lock owner=102 readers=0
+  0x7f0000001000 kind=mutex name=queue_lock owner=103 readers=0 word=0x67 waiters=102
+
+nested panics:
+  thread 102: SIGSEGV (signal 11) during dump: fault in hook
+
+threads that did not stop:
+  104
+
+modules:
+  0x400000-0x402000 /nonexistent/demo build-id=0011aabb (executable)
+  0x7f0000100000-0x7f0000200000 /nonexistent/libc.so.6 build-id=none
 """
 
 

@@ -78,8 +78,8 @@ Options:
 Text output: "panic: MESSAGE", then one block per thread
   thread TID (name) [state]
     #N 0xADDR function+0xOFF (module) at FILE:LINE
-threads with identical stacks share one stack ("N threads with this stack"),
-then "locks:". Problems that only limit the output (a module not found, a
+threads with identical stacks share one stack ("(N threads with this stack)"),
+then "locks:" and, for text reports, the report's other sections and "modules:". Problems that only limit the output (a module not found, a
 thread libdw could not unwind) are printed on stderr as
 "panicstop: FILE: warning: ..." and do not change the exit status.
 
@@ -87,15 +87,20 @@ JSON output, schema version 1 (null where unknown):
   {"format":"panicstop-show", "version":1, "kind":"text-report"|"core",
    "file":S, "message":S, "pid":N, "signal":N, "panicking_tid":N,
    "executable":S,
-   "threads":[{"tid":N, "name":S, "state":S, "signal":N,
+   "threads":[{"tid":N, "name":S, "state":S, "kernel_state":S, "signal":N,
+               "notes":[S] (the block's other lines: fault, waiting for ...),
                "registers":{"pc":"0x..","sp":"0x.."} (cores only),
                "frames":[{"index":N, "pc":"0x..", "function":S, "offset":N,
-                          "module":S, "file":S, "line":N}]}],
+                          "module":S, "module_offset":N, "file":S, "line":N}]}],
    "locks":[{"address":S, "kind":S, "name":S, "owner":N, "readers":N,
              "text":S (the report's line, text reports only)}],
    "waits":[{"tid":N, "lock":S, "mode":"exclusive"|"shared"|"condvar"}],
    "nested":[{"tid":N, "signal":N, "step":N, "message":S}],
-   "not_stopped":[N], "other_lines":[S], "warnings":[S]}
+   "not_stopped":[N],
+   "modules":[{"start":"0x..", "end":"0x..", "path":S, "build_id":S,
+               "executable":true|false}] (text reports),
+   "header_lines":[S], "other_lines":[S] (text-report lines kept as written),
+   "warnings":[S]}
 Threads come first-panicking; frames innermost first. Fields are only ever
 added within a version.
 

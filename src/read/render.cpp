@@ -27,7 +27,7 @@ std::string signal_text(int signo) {
 std::string frame_text(size_t index, const Frame& f) {
   std::string s = "#" + std::to_string(index) + " " + hex(f.pc) + " " + (f.function.empty() ? "??" : f.function);
   if (f.offset) s += "+" + hex(*f.offset);
-  if (!f.module.empty()) s += " (" + f.module + ")";
+  if (!f.module.empty()) s += " (" + f.module + (f.module_offset ? "+" + hex(*f.module_offset) : "") + ")";
   if (!f.file.empty() && f.line > 0) s += " at " + f.file + ":" + std::to_string(f.line);
   return s;
 }
@@ -44,8 +44,10 @@ void thread_header(const Thread& t, std::ostream& out) {
   out << "thread " << t.tid;
   if (!t.name.empty()) out << " (" << t.name << ")";
   if (!t.state.empty()) out << " [" << t.state << "]";
-  if (t.signal != 0) out << " signal " << signal_text(t.signal);
+  if (!t.kernel_state.empty()) out << " " << t.kernel_state;
   out << "\n";
+  for (const std::string& note : t.notes) out << "  " << note << "\n";
+  if (t.signal != 0) out << "  signal " << signal_text(t.signal) << "\n";
 }
 
 // Appends the UTF-8 sequence at s[i] (valid ones only) and returns its length, or 0.
@@ -113,7 +115,7 @@ std::string json_string(const std::string& s) {
 
 void render_text(const Report& report, std::ostream& out) {
   out << "panic: " << report.message << "\n";
-  for (const std::string& line : report.other_lines) out << line << "\n";
+  for (const std::string& line : report.header_lines) out << line << "\n";
   if (report.kind == Report::Kind::kCore) {
     out << "core: pid " << report.pid;
     if (report.signal != 0) out << ", signal " << signal_text(report.signal);
@@ -126,7 +128,7 @@ void render_text(const Report& report, std::ostream& out) {
     out << "\n";
     for (size_t k = i; k < group_end; ++k) thread_header(report.threads[k], out);
     const Thread& t = report.threads[i];
-    if (group_end - i > 1) out << "  " << group_end - i << " threads with this stack\n";
+    if (group_end - i > 1) out << "  (" << group_end - i << " threads with this stack)\n";
     if (t.has_registers) out << "  pc " << hex(t.pc) << " sp " << hex(t.sp) << "\n";
     if (t.frames.empty()) out << "  (no frames)\n";
     for (size_t f = 0; f < t.frames.size(); ++f) out << "  " << frame_text(f, t.frames[f]) << "\n";
@@ -161,6 +163,18 @@ void render_text(const Report& report, std::ostream& out) {
     for (int tid : report.not_stopped) out << " " << tid;
     out << "\n";
   }
+  for (const std::string& line : report.other_lines) {
+    if (!line.empty() && line[0] != ' ' && line[0] != '\t') out << "\n";
+    out << line << "\n";
+  }
+  if (!report.modules.empty()) {
+    out << "\nmodules:\n";
+    for (const Module& m : report.modules) {
+      out << "  " << hex(m.start) << "-" << hex(m.end) << " " << m.path
+          << " build-id=" << (m.build_id.empty() ? "none" : m.build_id) << (m.is_executable ? " (executable)" : "")
+          << "\n";
+    }
+  }
 }
 
 void render_json(const Report& report, const std::string& file, std::ostream& out) {
@@ -171,7 +185,10 @@ void render_json(const Report& report, const std::string& file, std::ostream& ou
       << ",\"executable\":" << json_opt_string(report.executable) << ",\"threads\":";
   json_array(out, report.threads, [&](const Thread& t, size_t) {
     out << "{\"tid\":" << t.tid << ",\"name\":" << json_opt_string(t.name) << ",\"state\":" << json_opt_string(t.state)
-        << ",\"signal\":" << json_opt_int(t.signal) << ",\"registers\":";
+        << ",\"kernel_state\":" << json_opt_string(t.kernel_state) << ",\"signal\":" << json_opt_int(t.signal)
+        << ",\"notes\":";
+    json_array(out, t.notes, [&](const std::string& n, size_t) { out << json_string(n); });
+    out << ",\"registers\":";
     if (t.has_registers) {
       out << "{\"pc\":\"" << hex(t.pc) << "\",\"sp\":\"" << hex(t.sp) << "\"}";
     } else {
@@ -181,7 +198,9 @@ void render_json(const Report& report, const std::string& file, std::ostream& ou
     json_array(out, t.frames, [&](const Frame& f, size_t index) {
       out << "{\"index\":" << index << ",\"pc\":\"" << hex(f.pc) << "\",\"function\":" << json_opt_string(f.function)
           << ",\"offset\":" << (f.offset ? std::to_string(*f.offset) : "null")
-          << ",\"module\":" << json_opt_string(f.module) << ",\"file\":" << json_opt_string(f.file)
+          << ",\"module\":" << json_opt_string(f.module)
+          << ",\"module_offset\":" << (f.module_offset ? std::to_string(*f.module_offset) : "null")
+          << ",\"file\":" << json_opt_string(f.file)
           << ",\"line\":" << json_opt_int(f.line) << "}";
     });
     out << "}";
@@ -204,6 +223,14 @@ void render_json(const Report& report, const std::string& file, std::ostream& ou
   });
   out << ",\"not_stopped\":";
   json_array(out, report.not_stopped, [&](int tid, size_t) { out << tid; });
+  out << ",\"modules\":";
+  json_array(out, report.modules, [&](const Module& m, size_t) {
+    out << "{\"start\":\"" << hex(m.start) << "\",\"end\":\"" << hex(m.end) << "\",\"path\":" << json_string(m.path)
+        << ",\"build_id\":" << json_opt_string(m.build_id) << ",\"executable\":" << (m.is_executable ? "true" : "false")
+        << "}";
+  });
+  out << ",\"header_lines\":";
+  json_array(out, report.header_lines, [&](const std::string& s, size_t) { out << json_string(s); });
   out << ",\"other_lines\":";
   json_array(out, report.other_lines, [&](const std::string& s, size_t) { out << json_string(s); });
   out << ",\"warnings\":";

@@ -6,19 +6,20 @@
 // this stack", a "locks:" section); parse_text_report reads it back.
 // Warnings are not part of the text: the caller prints them on stderr.
 //
-// JSON (schema version 1, documented in `panicstop help show`):
+// JSON (schema version 1, documented in `panicstop help show`; null where
+// unknown):
 //   {"format":"panicstop-show","version":1,"kind":"text-report"|"core",
-//    "file":S,"message":S,"pid":N|null,"signal":N|null,"panicking_tid":N|null,
-//    "executable":S|null,
-//    "threads":[{"tid":N,"name":S|null,"state":S|null,"signal":N|null,
-//                "registers":{"pc":"0x..","sp":"0x.."}|null,
-//                "frames":[{"index":N,"pc":"0x..","function":S|null,"offset":N|null,
-//                           "module":S|null,"file":S|null,"line":N|null}]}],
-//    "locks":[{"address":S|null,"kind":S|null,"name":S|null,"owner":N|null,
-//              "readers":N,"text":S|null}],
-//    "waits":[{"tid":N,"lock":S|null,"mode":S|null}],
+//    "file":S,"message":S,"pid":N,"signal":N,"panicking_tid":N,"executable":S,
+//    "threads":[{"tid":N,"name":S,"state":S,"kernel_state":S,"signal":N,"notes":[S],
+//                "registers":{"pc":"0x..","sp":"0x.."},
+//                "frames":[{"index":N,"pc":"0x..","function":S,"offset":N,
+//                           "module":S,"module_offset":N,"file":S,"line":N}]}],
+//    "locks":[{"address":S,"kind":S,"name":S,"owner":N,"readers":N,"text":S}],
+//    "waits":[{"tid":N,"lock":S,"mode":S}],
 //    "nested":[{"tid":N,"signal":N,"step":N,"message":S}],
-//    "not_stopped":[N],"other_lines":[S],"warnings":[S]}
+//    "not_stopped":[N],
+//    "modules":[{"start":"0x..","end":"0x..","path":S,"build_id":S,"executable":B}],
+//    "header_lines":[S],"other_lines":[S],"warnings":[S]}
 // Strings are valid UTF-8: bytes that are not are escaped as \u00XX.
 #pragma once
 

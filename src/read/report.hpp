@@ -26,6 +26,7 @@ struct Frame {
   std::string function;             // "" when unknown; demangled when symbolized
   std::optional<uint64_t> offset;   // pc - function start, when known
   std::string module;               // path or file name of the module, "" when unknown
+  std::optional<uint64_t> module_offset;  // pc - module start, for a frame without a function
   std::string file;                 // source file, "" when unknown
   int line = 0;                     // 0 when unknown
 };
@@ -34,6 +35,8 @@ struct Thread {
   int tid = 0;
   std::string name;                 // "" when unknown
   std::string state;                // panicking, stopped, not_stopped, or a report's own word
+  std::string kernel_state;         // text reports: what follows "[state]" (R, S, D, t, ...)
+  std::vector<std::string> notes;   // text reports: the block's other lines (fault, waiting for ...)
   int signal = 0;                   // pending/current signal from NT_PRSTATUS, 0 if none
   bool has_registers = false;       // cores only
   uint64_t pc = 0, sp = 0;
@@ -53,6 +56,14 @@ struct Wait {
   int tid = 0;
   std::string lock;                 // "0x..."
   std::string mode;                 // exclusive, shared, condvar
+};
+
+// A loaded module as a text report's "modules:" section lists it.
+struct Module {
+  uint64_t start = 0, end = 0;      // lowest and highest mapped address
+  std::string path;
+  std::string build_id;             // hex, "" for none
+  bool is_executable = false;
 };
 
 struct NestedPanic {
@@ -76,7 +87,9 @@ struct Report {
   std::vector<Wait> waits;
   std::vector<NestedPanic> nested;
   std::vector<int> not_stopped;
-  std::vector<std::string> other_lines;  // text-report lines the parser did not recognize
+  std::vector<Module> modules;
+  std::vector<std::string> header_lines;  // text reports: lines between "panic:" and the first thread
+  std::vector<std::string> other_lines;   // text reports: later lines in sections the parser does not know
   std::vector<std::string> warnings;     // things that limited the output (no debug info, unwind failed)
 };
 

@@ -143,6 +143,59 @@ int on_thread(Dwfl_Thread* thread, void* arg) {
   return DWARF_CB_OK;
 }
 
+std::string hex_bytes(const unsigned char* bytes, int n) {
+  static const char digits[] = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < n; ++i) {
+    s += digits[bytes[i] >> 4];
+    s += digits[bytes[i] & 15];
+  }
+  return s;
+}
+
+// The report lists each module's path, start address and build-id: report
+// the files at those addresses and look every pc up directly (frames without
+// a symbol get one from the debug info too). A file whose build-id differs
+// from the dump's is a different build: it gives no file:line.
+void symbolize_with_modules(Report& report) {
+  DwflPtr dwfl(dwfl_begin(&kOfflineCallbacks));
+  if (!dwfl) {
+    report.warnings.push_back("libdw: " + dwfl_error());
+    return;
+  }
+  std::set<Dwfl_Module*> different_build;
+  for (const Module& m : report.modules) {
+    if (m.path.empty() || m.path[0] != '/') continue;  // [vdso] and the like
+    if (!is_regular_file(m.path)) {
+      report.warnings.push_back("module " + m.path + ": not found (no file:line for its frames)");
+      continue;
+    }
+    Dwfl_Module* module = dwfl_report_elf(dwfl.get(), m.path.c_str(), m.path.c_str(), -1, m.start, false);
+    if (module == nullptr) {
+      report.warnings.push_back("module " + m.path + ": " + dwfl_error());
+      continue;
+    }
+    const unsigned char* bits = nullptr;
+    GElf_Addr vaddr = 0;
+    int n = dwfl_module_build_id(module, &bits, &vaddr);
+    if (!m.build_id.empty() && n > 0 && hex_bytes(bits, n) != m.build_id) {
+      report.warnings.push_back("module " + m.path + ": build-id on disk differs from the dump's (no file:line)");
+      different_build.insert(module);
+    }
+  }
+  dwfl_report_end(dwfl.get(), nullptr, nullptr);
+  for (Thread& t : report.threads) {
+    for (size_t i = 0; i < t.frames.size(); ++i) {
+      Frame& f = t.frames[i];
+      // Frames past the first are return addresses: the call is one byte before.
+      uint64_t lookup = i > 0 && f.pc > 0 ? f.pc - 1 : f.pc;
+      Dwfl_Module* module = dwfl_addrmodule(dwfl.get(), lookup);
+      if (module == nullptr || different_build.count(module) != 0) continue;
+      describe_address(dwfl.get(), lookup, f);
+    }
+  }
+}
+
 }  // namespace
 
 std::string demangle(const std::string& name) {
@@ -159,12 +212,19 @@ std::string demangle(const std::string& name) {
 }
 
 void symbolize_text_report(Report& report) {
+  for (Thread& t : report.threads) {
+    for (Frame& f : t.frames) f.function = demangle(f.function);
+  }
+  if (!report.modules.empty()) {
+    symbolize_with_modules(report);
+    return;
+  }
+  // No modules section: find each frame's function by name in its module file.
   std::map<std::string, std::unique_ptr<OfflineModule>> modules;
   std::set<std::string> warned;
   for (Thread& t : report.threads) {
     for (size_t i = 0; i < t.frames.size(); ++i) {
       Frame& f = t.frames[i];
-      if (!f.function.empty()) f.function = demangle(f.function);
       if (f.module.empty() || f.function.empty() || !f.offset || f.line > 0) continue;
       auto it = modules.find(f.module);
       if (it == modules.end()) {

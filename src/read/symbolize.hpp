@@ -9,9 +9,12 @@
 
 namespace panicstop::read {
 
-// For each frame of a text report whose module file exists and has symbols:
-// finds the frame's function in that file and adds file:line (from DWARF
-// when present). Every mangled function name is demangled.
+// Adds file:line (from DWARF when present) to the frames of a text report
+// and demangles every function name. With a "modules:" section, each module
+// file is loaded at its start address and every pc is looked up (frames
+// without a symbol get one); a file whose build-id differs from the
+// report's is not used. Without it, a frame's function is found by name in
+// its module file.
 void symbolize_text_report(Report& report);
 
 // Unwinds every thread of the core at core_path (already validated by

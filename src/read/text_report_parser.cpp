@@ -49,6 +49,7 @@ Thread parse_thread_header(std::string_view line, size_t line_no) {
     size_t close = state_part.find(']');
     if (close == std::string_view::npos) fail_at(line_no, "thread state without ']'");
     t.state = std::string(state_part.substr(1, close - 1));
+    t.kernel_state = std::string(trim(state_part.substr(close + 1)));
   }
   name_part = trim(name_part);
   if (name_part.size() >= 2 && name_part.front() == '(' && name_part.back() == ')') {
@@ -103,8 +104,17 @@ Frame parse_frame(std::string_view line, size_t line_no) {
       }
     }
     if (open != std::string_view::npos && (open == 0 || rest[open - 1] == ' ')) {
-      f.module = std::string(rest.substr(open + 1, rest.size() - open - 2));
+      std::string_view module = rest.substr(open + 1, rest.size() - open - 2);
       rest = trim(rest.substr(0, open));
+      // "?? (module+0xOFF)": no symbol, the offset is into the module.
+      size_t plus = module.rfind("+0x");
+      uint64_t module_offset = 0;
+      if ((rest == "??" || rest.empty()) && plus != std::string_view::npos &&
+          parse_hex(module.substr(plus + 1), module_offset)) {
+        f.module_offset = module_offset;
+        module = module.substr(0, plus);
+      }
+      f.module = std::string(module);
     }
   }
   size_t plus = rest.rfind("+0x");
@@ -151,6 +161,30 @@ Lock parse_lock_line(std::string_view text) {
   return lock;
 }
 
+// "0xSTART-0xEND PATH build-id=HEX (executable)"; false if it is not one.
+bool parse_module_line(std::string_view text, Module& m) {
+  size_t dash = text.find('-');
+  size_t space = text.find(' ');
+  if (dash == std::string_view::npos || space == std::string_view::npos || dash > space) return false;
+  if (!parse_hex(text.substr(0, dash), m.start) || !parse_hex(text.substr(dash + 1, space - dash - 1), m.end)) {
+    return false;
+  }
+  std::string_view rest = text.substr(space + 1);
+  constexpr std::string_view kExecutable = " (executable)";
+  if (rest.size() >= kExecutable.size() && rest.substr(rest.size() - kExecutable.size()) == kExecutable) {
+    m.is_executable = true;
+    rest.remove_suffix(kExecutable.size());
+  }
+  size_t id = rest.rfind(" build-id=");
+  if (id != std::string_view::npos) {
+    std::string_view value = rest.substr(id + 10);
+    m.build_id = value == "none" ? std::string() : std::string(value);
+    rest = rest.substr(0, id);
+  }
+  m.path = std::string(rest);
+  return !m.path.empty();
+}
+
 }  // namespace
 
 bool looks_like_text_report(std::string_view data) noexcept {
@@ -169,7 +203,7 @@ Report parse_text_report(std::string_view data) {
 
   Report report;
   report.kind = Report::Kind::kTextReport;
-  enum class Section { kHeader, kThreads, kLocks, kOther } section = Section::kHeader;
+  enum class Section { kHeader, kThreads, kLocks, kModules, kOther } section = Section::kHeader;
   // Threads whose header came after the last frame: the next frames belong to all of them.
   size_t group_begin = 0;
   bool group_has_frames = false;
@@ -181,16 +215,17 @@ Report parse_text_report(std::string_view data) {
     std::string_view raw = data.substr(pos, end - pos);
     pos = end + 1;
     ++line_no;
+    while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\r')) raw.remove_suffix(1);
     if (line_no == 1) {
       report.message = std::string(trim(raw.substr(kPanicPrefix.size())));
       continue;
     }
     std::string_view t = trim(raw);
     if (t.empty()) continue;
-
-    // Thread headers start at the left margin; indented "thread N ..." lines
-    // belong to other sections (waiters, nested panics).
+    // Section and thread headers start at the left margin; indented lines
+    // belong to the section above them.
     bool indented = raw[0] == ' ' || raw[0] == '\t';
+
     if (!indented && t.substr(0, 7) == "thread " && t.size() > 7 && t[7] >= '0' && t[7] <= '9') {
       if (group_has_frames) {
         group_begin = report.threads.size();
@@ -203,30 +238,48 @@ Report parse_text_report(std::string_view data) {
       section = Section::kThreads;
       continue;
     }
-    if (t == "locks:") {
+    if (!indented && t == "locks:") {
       section = Section::kLocks;
       continue;
     }
-    if (section == Section::kThreads && is_frame_line(t)) {
-      Frame f = parse_frame(t, line_no);
-      for (size_t i = group_begin; i < report.threads.size(); ++i) report.threads[i].frames.push_back(f);
-      group_has_frames = true;
+    if (!indented && t == "modules:") {
+      section = Section::kModules;
       continue;
     }
-    if (section == Section::kThreads && t == "(no frames)") {
-      group_has_frames = true;
+    if (section == Section::kThreads && indented) {
+      if (is_frame_line(t)) {
+        Frame f = parse_frame(t, line_no);
+        for (size_t i = group_begin; i < report.threads.size(); ++i) report.threads[i].frames.push_back(f);
+        group_has_frames = true;
+      } else if (t == "(no frames)") {
+        group_has_frames = true;
+      } else if (t.front() == '(' && t.find(" threads with this stack)") != std::string_view::npos) {
+        // The count is implied by the headers above.
+      } else {
+        report.threads.back().notes.emplace_back(t);
+      }
       continue;
     }
-    if (section == Section::kThreads && t.find(" threads with this stack") != std::string_view::npos) continue;
     if (section == Section::kLocks && indented) {
       report.locks.push_back(parse_lock_line(t));
       continue;
     }
-    // An unindented line that is not a known header closes the current section.
+    Module module;
+    if (section == Section::kModules && indented && parse_module_line(t, module)) {
+      report.modules.push_back(std::move(module));
+      continue;
+    }
+    if (section == Section::kHeader) {
+      int pid = 0;
+      if (t.substr(0, 8) == "process " && report.pid == 0) {
+        std::string_view digits = t.substr(8, t.find(' ', 8) - 8);
+        if (parse_int(digits, pid)) report.pid = pid;
+      }
+      report.header_lines.emplace_back(raw);
+      continue;
+    }
     if (!indented) section = Section::kOther;
-    std::string_view kept = raw;
-    while (!kept.empty() && (kept.back() == ' ' || kept.back() == '\t' || kept.back() == '\r')) kept.remove_suffix(1);
-    report.other_lines.emplace_back(kept);
+    report.other_lines.emplace_back(raw);
   }
   return report;
 }

@@ -17,41 +17,64 @@ std::string sample() { return testing::read_file(PANICSTOP_FUZZ_CORPUS "/valid-r
 TEST(TextReportParser, ReadsMessageThreadsFramesAndLocks) {
   Report r = parse_text_report(sample());
   EXPECT_EQ(r.message, "assertion failed: queue not empty");
+  EXPECT_EQ(r.pid, 100);
+  ASSERT_EQ(r.header_lines.size(), 3u);
+  EXPECT_EQ(r.header_lines[0], "process 100 (demo): demo --crash");
   ASSERT_EQ(r.threads.size(), 4u);
   EXPECT_EQ(r.panicking_tid, 101);
   const Thread& main = r.threads[0];
   EXPECT_EQ(main.tid, 101);
   EXPECT_EQ(main.name, "main");
   EXPECT_EQ(main.state, "panicking");
+  EXPECT_EQ(main.kernel_state, "R");
+  EXPECT_EQ(main.notes, std::vector<std::string>{"SIGABRT (signal 6)"});
   ASSERT_EQ(main.frames.size(), 3u);
   EXPECT_EQ(main.frames[1].pc, 0x401234u);
   EXPECT_EQ(main.frames[1].function, "_ZN4demo5crashEv");
   ASSERT_TRUE(main.frames[1].offset.has_value());
   EXPECT_EQ(*main.frames[1].offset, 0x24u);
-  EXPECT_EQ(main.frames[1].module, "/nonexistent/demo");
+  EXPECT_EQ(main.frames[1].module, "demo");
   EXPECT_EQ(r.threads[1].name, "worker 1");
+  ASSERT_EQ(r.threads[1].notes.size(), 1u);
+  EXPECT_EQ(r.threads[1].notes[0].rfind("waiting for exclusive mutex", 0), 0u);
   ASSERT_EQ(r.threads[1].frames.size(), 2u) << "the shared stack belongs to both threads";
   ASSERT_EQ(r.threads[2].frames.size(), 2u);
   EXPECT_EQ(r.threads[2].frames[0].function, "") << "?? is an unknown function";
+  EXPECT_EQ(r.threads[2].frames[0].module, "libc.so.6");
+  EXPECT_EQ(r.threads[2].frames[0].module_offset, std::optional<uint64_t>(0x2000));
   EXPECT_EQ(r.threads[2].frames[1].function, "worker_loop");
   EXPECT_TRUE(r.threads[3].frames.empty());
   EXPECT_EQ(r.threads[3].state, "not_stopped");
   ASSERT_EQ(r.locks.size(), 1u);
   EXPECT_EQ(r.locks[0].address, "0x7f0000001000");
-  EXPECT_EQ(r.locks[0].owner, 102);
+  EXPECT_EQ(r.locks[0].kind, "mutex");
+  EXPECT_EQ(r.locks[0].owner, 103);
   EXPECT_EQ(r.locks[0].name, "queue_lock");
-  ASSERT_EQ(r.other_lines.size(), 1u);
-  EXPECT_EQ(r.other_lines[0], "fault: SIGABRT in thread 101");
+  ASSERT_EQ(r.other_lines.size(), 4u);
+  EXPECT_EQ(r.other_lines[0], "nested panics:");
+  EXPECT_EQ(r.other_lines[3], "  104");
+  ASSERT_EQ(r.modules.size(), 2u);
+  EXPECT_EQ(r.modules[0].start, 0x400000u);
+  EXPECT_EQ(r.modules[0].end, 0x402000u);
+  EXPECT_EQ(r.modules[0].path, "/nonexistent/demo");
+  EXPECT_EQ(r.modules[0].build_id, "0011aabb");
+  EXPECT_TRUE(r.modules[0].is_executable);
+  EXPECT_EQ(r.modules[1].build_id, "");
+  EXPECT_FALSE(r.modules[1].is_executable);
 }
 
 void expect_same(const Report& a, const Report& b) {
   EXPECT_EQ(a.message, b.message);
+  EXPECT_EQ(a.header_lines, b.header_lines);
   EXPECT_EQ(a.other_lines, b.other_lines);
+  EXPECT_EQ(a.modules.size(), b.modules.size());
   ASSERT_EQ(a.threads.size(), b.threads.size());
   for (size_t i = 0; i < a.threads.size(); ++i) {
     EXPECT_EQ(a.threads[i].tid, b.threads[i].tid);
     EXPECT_EQ(a.threads[i].name, b.threads[i].name);
     EXPECT_EQ(a.threads[i].state, b.threads[i].state);
+    EXPECT_EQ(a.threads[i].kernel_state, b.threads[i].kernel_state);
+    EXPECT_EQ(a.threads[i].notes, b.threads[i].notes);
     ASSERT_EQ(a.threads[i].frames.size(), b.threads[i].frames.size());
     for (size_t f = 0; f < a.threads[i].frames.size(); ++f) {
       const Frame& x = a.threads[i].frames[f];
@@ -60,6 +83,7 @@ void expect_same(const Report& a, const Report& b) {
       EXPECT_EQ(x.function, y.function);
       EXPECT_EQ(x.offset, y.offset);
       EXPECT_EQ(x.module, y.module);
+      EXPECT_EQ(x.module_offset, y.module_offset);
       EXPECT_EQ(x.file, y.file);
       EXPECT_EQ(x.line, y.line);
     }
@@ -81,6 +105,20 @@ TEST(TextReportParser, OwnOutputReadsBackTheSame) {
   std::ostringstream again;
   render_text(second, again);
   EXPECT_EQ(text.str(), again.str());
+  // And the writer's text, apart from blank lines, is printed as written.
+  std::string original = sample(), without_blanks;
+  for (size_t i = 0; i < original.size(); ++i) {
+    if (original[i] == '\n' && (i + 1 == original.size() || original[i + 1] == '\n')) continue;
+    without_blanks += original[i];
+  }
+  std::ostringstream plain;
+  render_text(parse_text_report(original), plain);
+  std::string printed = plain.str(), printed_without_blanks;
+  for (size_t i = 0; i < printed.size(); ++i) {
+    if (printed[i] == '\n' && (i + 1 == printed.size() || printed[i + 1] == '\n')) continue;
+    printed_without_blanks += printed[i];
+  }
+  EXPECT_EQ(printed_without_blanks, without_blanks);
 }
 
 TEST(TextReportParser, RejectsMalformedInputWithTheLineNumber) {
@@ -116,7 +154,7 @@ TEST(TextReportParser, KeepsUnknownSectionsAsLines) {
   Report r = parse_text_report("panic: x\nthread 1 (a) [stopped]\n  #0 0x10 f+0x1 (m)\nnested panics:\n  thread 2: boom\n");
   ASSERT_EQ(r.threads.size(), 1u);
   EXPECT_EQ(r.threads[0].frames.size(), 1u);
-  ASSERT_EQ(r.other_lines.size(), 2u);
+  ASSERT_EQ(r.other_lines.size(), 2u) << "an indented thread line is not a thread header";
   EXPECT_EQ(r.other_lines[0], "nested panics:");
   EXPECT_EQ(r.other_lines[1], "  thread 2: boom");
 }

@@ -219,6 +219,58 @@ TEST(ShowCommand, TextReportFramesGetFileAndLineAndReadBack) {
   }
 }
 
+// The lowest address at which `path` is mapped in this process.
+uintptr_t mapped_start(const std::string& path) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  uintptr_t lowest = 0;
+  while (std::getline(maps, line)) {
+    if (line.size() < path.size() || line.compare(line.size() - path.size(), path.size(), path) != 0) continue;
+    uintptr_t start = std::stoull(line.substr(0, line.find('-')), nullptr, 16);
+    if (lowest == 0 || start < lowest) lowest = start;
+  }
+  return lowest;
+}
+
+std::string hex(uintptr_t v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "0x%lx", static_cast<unsigned long>(v));
+  return buf;
+}
+
+// The writer's own layout: module basenames in frames, paths and start
+// addresses in "modules:". A frame without a symbol gets one from the file.
+TEST(ShowCommand, ModulesSectionResolvesFramesByAddress) {
+  std::string exe = self_path();
+  uintptr_t start = mapped_start(exe);
+  ASSERT_NE(start, 0u);
+  uintptr_t pc = reinterpret_cast<uintptr_t>(&panicstop_show_test_known_function) + 4;
+  std::string base = exe.substr(exe.rfind('/') + 1);
+  auto report_with_build_id = [&](const std::string& build_id) {
+    return "panic: test panic\n"
+           "process 1 (x): x\n"
+           "\n"
+           "thread 7 (main) [panicking] R\n"
+           "  #0 " + hex(pc) + " ?? (" + base + "+" + hex(pc - start) + ")\n"
+           "\n"
+           "modules:\n"
+           "  " + hex(start) + "-" + hex(start + 0x100000) + " " + exe + " build-id=" + build_id + " (executable)\n";
+  };
+  TempDir dir;
+  write_file(dir.path() + "/report.txt", report_with_build_id("none"));
+  ChildResult r = tool_stdout("show '" + dir.path() + "/report.txt'");
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_NE(r.output.find(" panicstop_show_test_known_function+0x4 (" + base + "+"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("show_test.cpp:"), std::string::npos) << r.output;
+
+  // A file on disk that is a different build gives no file:line, and says so.
+  write_file(dir.path() + "/other.txt", report_with_build_id("00112233"));
+  ChildResult other = tool({"show", dir.path() + "/other.txt"});
+  ASSERT_TRUE(other.exited && other.exit_code == 0) << other.describe() << other.output;
+  EXPECT_EQ(other.output.find("show_test.cpp:"), std::string::npos) << other.output;
+  EXPECT_NE(other.output.find("build-id on disk differs"), std::string::npos) << other.output;
+}
+
 // --- a gcore core of a 4-thread program parked in known functions ---------
 
 std::atomic<int> g_parked{0};
