@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Turns a locks_bench JSON result into the tables of docs/BENCHMARKS.md.
+
+usage: lock_ratios.py RESULT.json
+RESULT.json comes from locks_bench --benchmark_out=RESULT.json
+--benchmark_out_format=json. With repetitions, medians are used.
+
+Ratios compare panicstop's locks with the peers measured in the same run:
+times (lower is better) as "x std::mutex time", throughputs (higher is
+better) as "x best peer", where the peers are std::mutex, std::shared_mutex
+and absl::Mutex. CasSpinLock is the floor, shown but not a peer.
+"""
+import json
+import sys
+
+PEERS_EXCLUSIVE = ["std::mutex", "std::shared_mutex", "absl::Mutex"]
+PEERS_SHARED = ["std::shared_mutex", "absl::Mutex"]
+
+
+def load(path):
+    """{(kind, lock, threads): benchmark entry}, medians when repeated."""
+    with open(path) as f:
+        data = json.load(f)
+    results, repeated = {}, any(b.get("run_type") == "aggregate" for b in data["benchmarks"])
+    for b in data["benchmarks"]:
+        if repeated and b.get("aggregate_name") != "median":
+            continue
+        parts = b["run_name"].split("/")
+        threads = next((int(p.split(":")[1]) for p in parts if p.startswith("threads:")), 1)
+        results[(parts[0], parts[1], threads)] = b
+    return data["context"], results
+
+
+def ns(entry, field):
+    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}[entry["time_unit"]]
+    return entry[field] * scale
+
+
+def locks_of(results, kind):
+    """The locks measured for `kind`: panicstop's first, then the peers, then the floor."""
+    seen = {lock for (k, lock, _) in results if k == kind}
+    order = lambda lock: (not lock.startswith("panicstop::"), lock == "CasSpinLock",
+                          PEERS_EXCLUSIVE.index(lock) if lock in PEERS_EXCLUSIVE else 0, lock)
+    return sorted(seen, key=order)
+
+
+def uncontended_table(results, kind, reference):
+    locks = locks_of(results, kind)
+    if not locks:
+        return
+    ref = results.get((kind, reference, 1))
+    print(f"| lock | CPU ns per pair | x {reference} time |")
+    print("|---|---:|---:|")
+    for lock in locks:
+        t = ns(results[(kind, lock, 1)], "cpu_time")
+        ratio = f"{t / ns(ref, 'cpu_time'):.2f}x" if ref else "-"
+        print(f"| {lock} | {t:.2f} | {ratio} |")
+    print()
+
+
+def throughput_table(results, kind, peers):
+    locks = locks_of(results, kind)
+    if not locks:
+        return
+    ours = [l for l in locks if l.startswith("panicstop::")]
+    threads = sorted({t for (k, _, t) in results if k == kind})
+    print("| threads | " + " | ".join(f"{l} (M/s)" for l in locks) + " | "
+          + " | ".join(f"{l} x best peer" for l in ours) + " |")
+    print("|---:|" + "---:|" * (len(locks) + len(ours)))
+    for n in threads:
+        rate = {l: results[(kind, l, n)]["items_per_second"] / 1e6 for l in locks if (kind, l, n) in results}
+        best = max((rate[p] for p in peers if p in rate), default=None)
+        row = [f"{rate[l]:.1f}" if l in rate else "-" for l in locks]
+        row += [f"{rate[l] / best:.2f}x" if best and l in rate else "-" for l in ours]
+        print(f"| {n} | " + " | ".join(row) + " |")
+    print()
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    context, results = load(sys.argv[1])
+    print(f"Run: {context.get('date', '?')}, {context.get('num_cpus', '?')} CPUs at "
+          f"{context.get('mhz_per_cpu', '?')} MHz, load average {context.get('load_avg', '?')}")
+    sizes = {k: v for k, v in context.items() if k.startswith("sizeof ")}
+    if sizes:
+        print("Sizes (bytes): " + ", ".join(f"{k[len('sizeof '):]} {v}" for k, v in sorted(sizes.items())))
+    print()
+    print("### Uncontended lock+unlock\n")
+    uncontended_table(results, "uncontended", "std::mutex")
+    print("### Uncontended lock_shared+unlock_shared\n")
+    uncontended_table(results, "uncontended_shared", "std::shared_mutex")
+    print("### Contended throughput (critical sections per second, all threads)\n")
+    throughput_table(results, "contended", PEERS_EXCLUSIVE)
+    print("### Read-mostly throughput (19 of 20 sections shared)\n")
+    throughput_table(results, "read_mostly", PEERS_SHARED)
+
+
+if __name__ == "__main__":
+    main()
