@@ -60,6 +60,7 @@
 #include "panicstop/lock_object.hpp"
 #include "panicstop/thread.hpp"
 #include "panicstop/thread_annotations.hpp"
+#include "panicstop/witness.hpp"
 
 namespace panicstop {
 
@@ -98,21 +99,26 @@ class PANICSTOP_CAPABILITY("shared lock") SharedLockBase {
   // Blocks until the caller holds the lock exclusively. Locking a lock the
   // caller already holds exclusively panics unless it was made kRecursive.
   // Locking it exclusively while holding it shared deadlocks (use try_upgrade).
-  void lock() noexcept PANICSTOP_ACQUIRE() { acquire(-1); }
+  PANICSTOP_WITNESS_INLINE void lock() noexcept PANICSTOP_ACQUIRE() { acquire(-1); }
   // Takes the lock exclusively if it is free (or recursively, if kRecursive
   // and owned by the caller) and returns true; otherwise false at once.
-  bool try_lock() noexcept PANICSTOP_TRY_ACQUIRE(true) {
+  PANICSTOP_WITNESS_INLINE bool try_lock() noexcept PANICSTOP_TRY_ACQUIRE(true) {
     uintptr_t self = reinterpret_cast<uintptr_t>(current_slot());
     uintptr_t seen = 0;
     if (__builtin_expect(lo_.word.compare_exchange_strong(seen, self, std::memory_order_acquire,
                                                           std::memory_order_relaxed),
-                         1))
+                         1)) {
+      PANICSTOP_WITNESS_HOOK(witness_trylock(&lo_, 0));
       return true;
-    return try_lock_hard(self, seen);
+    }
+    bool taken = try_lock_hard(self, seen);
+    if (taken) PANICSTOP_WITNESS_HOOK(witness_trylock(&lo_, 0));
+    return taken;
   }
   // Releases one level of exclusive ownership. Panics if the caller does not
   // hold the lock exclusively.
-  void unlock() noexcept PANICSTOP_RELEASE() {
+  PANICSTOP_WITNESS_INLINE void unlock() noexcept PANICSTOP_RELEASE() {
+    PANICSTOP_WITNESS_HOOK(witness_unlock(&lo_, 0));
     uintptr_t self = reinterpret_cast<uintptr_t>(current_slot());
     uintptr_t expected = self;
     if (__builtin_expect(
@@ -123,16 +129,20 @@ class PANICSTOP_CAPABILITY("shared lock") SharedLockBase {
 
   // Blocks until the caller holds a shared hold (see the fairness policy).
   // Panics if the caller holds the lock exclusively.
-  void lock_shared() noexcept PANICSTOP_ACQUIRE_SHARED() {
+  PANICSTOP_WITNESS_INLINE void lock_shared() noexcept PANICSTOP_ACQUIRE_SHARED() {
+    PANICSTOP_WITNESS_HOOK(witness_lock(&lo_, kWitnessShared));
     if (__builtin_expect(!take_shared_fast(), 0)) lock_shared_hard(-1);
   }
   // Takes a shared hold if that needs no wait; otherwise returns false at once.
-  bool try_lock_shared() noexcept PANICSTOP_TRY_ACQUIRE_SHARED(true) {
-    return __builtin_expect(take_shared_fast(), 1) || try_lock_shared_hard();
+  PANICSTOP_WITNESS_INLINE bool try_lock_shared() noexcept PANICSTOP_TRY_ACQUIRE_SHARED(true) {
+    bool taken = __builtin_expect(take_shared_fast(), 1) || try_lock_shared_hard();
+    if (taken) PANICSTOP_WITNESS_HOOK(witness_trylock(&lo_, kWitnessShared));
+    return taken;
   }
   // Releases one shared hold. Panics if the lock is not read-locked or the
   // caller holds no shared lock.
-  void unlock_shared() noexcept PANICSTOP_RELEASE_SHARED() {
+  PANICSTOP_WITNESS_INLINE void unlock_shared() noexcept PANICSTOP_RELEASE_SHARED() {
+    PANICSTOP_WITNESS_HOOK(witness_unlock(&lo_, kWitnessShared));
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     // The last reader goes slow when someone sleeps: it must wake them.
     if (__builtin_expect(tls_shared_holds != 0 && (w & kRwRead) != 0 &&
@@ -161,13 +171,17 @@ class PANICSTOP_CAPABILITY("shared lock") SharedLockBase {
                                                           std::memory_order_acquire, std::memory_order_relaxed),
                          1)) {
       --tls_shared_holds;
+      PANICSTOP_WITNESS_HOOK(witness_upgrade(&lo_));
       return true;
     }
-    return try_upgrade_hard();
+    bool upgraded = try_upgrade_hard();
+    if (upgraded) PANICSTOP_WITNESS_HOOK(witness_upgrade(&lo_));
+    return upgraded;
   }
   // The caller holds the lock exclusively (not recursed); turns that into a
   // shared hold without letting a writer in between. Waiting readers wake.
   void downgrade() noexcept PANICSTOP_RELEASE() PANICSTOP_ACQUIRE_SHARED() {
+    PANICSTOP_WITNESS_HOOK(witness_downgrade(&lo_));
     uintptr_t self = reinterpret_cast<uintptr_t>(current_slot());
     uintptr_t expected = self;
     if (__builtin_expect(lo_.word.compare_exchange_strong(expected, kRwRead | kRwOneReader, std::memory_order_release,
@@ -202,14 +216,17 @@ class PANICSTOP_CAPABILITY("shared lock") SharedLockBase {
 
   // The fast path of lock(): one CAS; the hard path returns false only when
   // deadline_ns passed first.
-  bool acquire(int64_t deadline_ns) noexcept PANICSTOP_NO_THREAD_SAFETY_ANALYSIS {
+  PANICSTOP_WITNESS_INLINE bool acquire(int64_t deadline_ns) noexcept PANICSTOP_NO_THREAD_SAFETY_ANALYSIS {
+    PANICSTOP_WITNESS_HOOK(witness_lock(&lo_, 0));
     uintptr_t self = reinterpret_cast<uintptr_t>(current_slot());
     uintptr_t seen = 0;
     if (__builtin_expect(lo_.word.compare_exchange_strong(seen, self, std::memory_order_acquire,
                                                           std::memory_order_relaxed),
                          1))
       return true;
-    return lock_hard(self, seen, deadline_ns);
+    bool taken = lock_hard(self, seen, deadline_ns);
+    if (!taken) PANICSTOP_WITNESS_HOOK(witness_lock_failed(&lo_));
+    return taken;
   }
   // The fast path of lock_shared(): takes a shared hold with one CAS if the
   // lock is free, or read-locked with no writer waiting; false otherwise.

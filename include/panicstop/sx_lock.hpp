@@ -47,12 +47,18 @@ class PANICSTOP_CAPABILITY("sx lock") SxLock : public detail::SharedLockBase {
   template <class Clock, class Duration>
   bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept
       PANICSTOP_TRY_ACQUIRE_SHARED(true) {
-    return __builtin_expect(take_shared_fast(), 1) || lock_shared_hard(detail::deadline_at(deadline));
+    PANICSTOP_WITNESS_HOOK(witness_lock(&lo_, detail::kWitnessShared));
+    bool taken = __builtin_expect(take_shared_fast(), 1) || lock_shared_hard(detail::deadline_at(deadline));
+    if (!taken) PANICSTOP_WITNESS_HOOK(witness_lock_failed(&lo_));
+    return taken;
   }
   template <class Rep, class Period>
   bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& timeout) noexcept
       PANICSTOP_TRY_ACQUIRE_SHARED(true) {
-    return __builtin_expect(take_shared_fast(), 1) || lock_shared_hard(detail::deadline_after(timeout));
+    PANICSTOP_WITNESS_HOOK(witness_lock(&lo_, detail::kWitnessShared));
+    bool taken = __builtin_expect(take_shared_fast(), 1) || lock_shared_hard(detail::deadline_after(timeout));
+    if (!taken) PANICSTOP_WITNESS_HOOK(witness_lock_failed(&lo_));
+    return taken;
   }
 };
 

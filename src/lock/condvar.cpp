@@ -1,6 +1,7 @@
 // CondVar's out-of-line half: the sleep (recorded in the thread's slot for
 // dumps) and the wake. The sequence protocol is described in condvar.hpp.
 #include "panicstop/condvar.hpp"
+#include "panicstop/witness.hpp"
 
 #include <cerrno>
 #include <climits>
@@ -11,6 +12,7 @@
 namespace panicstop {
 
 bool CondVar::sleep(uint32_t seq, int64_t deadline_ns) noexcept {
+  PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, "condvar wait"));
   long r;
   {
     detail::WaitRecord wait(&lo_, detail::WaitMode::kCondVar);

@@ -15,6 +15,7 @@
 #include <climits>
 
 #include "lock/wait.hpp"
+#include "panicstop/lockprof.hpp"
 #include "panicstop/rwlock.hpp"
 #include "sys/syscall.hpp"
 
@@ -48,6 +49,7 @@ inline uintptr_t announce_waiter(LockObject& lo, uintptr_t w, uintptr_t flag) no
 }  // namespace
 
 SharedLockBase::~SharedLockBase() {
+  PANICSTOP_WITNESS_HOOK(witness_destroy(&lo_));
   if (__builtin_expect(!is_free(lo_.word.load(std::memory_order_relaxed)), 0) && !scheduler_stopped())
     lock_misuse(&lo_, "destroyed while held");
 }
@@ -60,20 +62,26 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
     lo_.word.fetch_or(kRwRecursed, std::memory_order_relaxed);
     return true;
   }
+  // Lock profiling measures the wait here only, never on the fast path.
+  const int64_t prof_start = lockprof_active() ? lockprof_ticks() : 0;
+  const void* const caller = __builtin_return_address(0);
 
   // Adaptive spin, only while a write owner runs and nobody sleeps yet.
   for (int round = 0; round < kAdaptiveSpinRounds; ++round) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (is_free(w)) {
       if (lo_.word.compare_exchange_weak(w, self | (w & kRwWaiters), std::memory_order_acquire,
-                                         std::memory_order_relaxed))
+                                         std::memory_order_relaxed)) {
+        if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
         return true;
+      }
       continue;
     }
     if ((w & kRwWaiters) != 0 || (w & kRwRead) != 0 || !owner_looks_runnable(w)) break;
     cpu_relax();
   }
 
+  PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, lo_.kind == LockKind::kSxLock ? "sx lock wait" : "rwlock wait"));
   WaitRecord wait(&lo_, WaitMode::kExclusive);
   writers_waiting_.fetch_add(1, std::memory_order_seq_cst);
   for (;;) {
@@ -84,6 +92,7 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
       if (lo_.word.compare_exchange_weak(w, self | (w & kRwWaiters), std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
         writers_waiting_.fetch_sub(1, std::memory_order_seq_cst);
+        if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
         return true;
       }
       continue;
@@ -131,12 +140,15 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
   }
   const uintptr_t self = reinterpret_cast<uintptr_t>(current_slot());
   const bool reading = tls_shared_holds != 0;
+  const int64_t prof_start = lockprof_active() ? lockprof_ticks() : 0;
+  const void* const caller = __builtin_return_address(0);
 
   for (int round = 0; round < kAdaptiveSpinRounds; ++round) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (shared_admits(w, reading)) {
       if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire, std::memory_order_relaxed)) {
         ++tls_shared_holds;
+        if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
         return true;
       }
       continue;
@@ -145,12 +157,14 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
     cpu_relax();
   }
 
+  PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, lo_.kind == LockKind::kSxLock ? "sx lock wait" : "rwlock wait"));
   WaitRecord wait(&lo_, WaitMode::kShared);
   for (;;) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (shared_admits(w, reading)) {
       if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire, std::memory_order_relaxed)) {
         ++tls_shared_holds;
+        if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
         return true;
       }
       continue;

@@ -22,9 +22,9 @@
 #include "thread/slot.hpp"
 #include "witness/witness_setup.hpp"
 
-#if __has_include("panicstop/rwlock.hpp")
+#include "panicstop/condvar.hpp"
 #include "panicstop/rwlock.hpp"
-#endif
+#include "panicstop/sx_lock.hpp"
 
 namespace panicstop {
 namespace {
@@ -268,7 +268,6 @@ TEST(Witness, OwnClassLocksAreNotGroupedByName) {
   EXPECT_NE(r.output.find("reports=0\n"), std::string::npos) << r.output;
 }
 
-#if __has_include("panicstop/rwlock.hpp")
 TEST(Witness, TwoSharedHoldersOfOneRwLockAreNoInversion) {
   REQUIRE_WITNESS();
   ChildResult r = run_witnessed([] {
@@ -292,7 +291,27 @@ TEST(Witness, TwoSharedHoldersOfOneRwLockAreNoInversion) {
   ASSERT_FALSE(r.hung) << r.describe();
   EXPECT_NE(r.output.find("reports=0\n"), std::string::npos) << r.output;
 }
-#endif
+
+TEST(Witness, SharedHoldsTakePartInTheOrder) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    RwLock rw{"order_rw"};
+    SxLock sx{"order_sx"};
+    PANICSTOP_LOCK_SHARED(rw);
+    lock_at(sx, at(100));
+    sx.unlock();
+    rw.unlock_shared();
+    lock_at(sx, at(110));
+    {
+      PANICSTOP_SCOPED_SHARED_LOCK(rw);
+    }
+    sx.unlock();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("lock order reversal: 1st order_sx @ app.cpp:110, 2nd order_rw @ "), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("reports=1\n"), std::string::npos) << r.output;
+}
 
 // --- misuse ------------------------------------------------------------------
 
@@ -345,6 +364,63 @@ TEST(Witness, SharedExclusiveMismatchIsReported) {
   EXPECT_NE(r.output.find("witness: exclusive unlock of a lock held shared: \"mismatch\""), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("reports=1\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, RwLockSharedHoldReleasedExclusivelyIsReported) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    RwLock rw{"rw_mismatch"};
+    rw.lock_shared();
+    rw.unlock();  // the lock itself may panic after the report
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("witness: exclusive unlock of a lock held shared: \"rw_mismatch\" (rwlock"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(Witness, CondVarWaitWhileHoldingASpinMutexIsReported) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    SpinMutex spin{"cv_spin"};
+    Mutex m{"cv_mutex"};
+    CondVar cv{"cv"};
+    lock_at(spin, at(120));
+    {
+      std::unique_lock<Mutex> lk(m);
+      cv.wait_for(lk, std::chrono::milliseconds(1));
+    }
+    spin.unlock();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("witness: blocking (condvar wait) on "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("with spin mutex \"cv_spin\" (spin mutex"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("held @ app.cpp:120"), std::string::npos) << r.output;
+}
+
+TEST(Witness, SxLockSleepWhileHoldingASpinMutexIsReported) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    SxLock sx{"sx_contested"};
+    SpinMutex spin{"sx_spin"};
+    std::atomic<bool> held{false};
+    std::thread owner([&] {
+      sx.lock();
+      held.store(true);
+      while (witness_report_count() == 0) detail::cpu_relax();
+      sx.unlock();
+    });
+    while (!held.load()) detail::cpu_relax();
+    lock_at(spin, at(130));
+    sx.lock_shared();
+    sx.unlock_shared();
+    spin.unlock();
+    owner.join();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("witness: blocking (sx lock wait) on \"sx_contested\" (sx lock"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("held @ app.cpp:130"), std::string::npos) << r.output;
 }
 
 TEST(Witness, BlockingWhileHoldingASpinMutexIsReported) {
