@@ -13,6 +13,7 @@
 #include "snapshot/memory.hpp"
 #include "snapshot/proc_file.hpp"
 #include "snapshot/registers.hpp"
+#include "snapshot/symbolize.hpp"
 #include "snapshot/unwind.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
@@ -397,7 +398,7 @@ bool reserve_snapshot() noexcept {
   if (r.threads == nullptr || r.thread_slots == nullptr || r.mappings == nullptr || r.modules == nullptr ||
       r.module_headers == nullptr || r.locks == nullptr || r.paths == nullptr || r.io == nullptr)
     return false;
-  if (!reserve_unwinder()) return false;
+  if (!reserve_unwinder() || !reserve_symbolizer()) return false;
   // Installation runs once, before any panic; a lost race only leaks memory.
   if (g_reserved_ready.load(std::memory_order_acquire)) return true;
   g_reserved = r;

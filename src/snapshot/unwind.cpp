@@ -1,25 +1,499 @@
 #include "snapshot/unwind.hpp"
 
+#include <atomic>
+#include <elf.h>
+#include <link.h>
+
+#include "snapshot/elf_image.hpp"
 #include "snapshot/memory.hpp"
 #include "snapshot/registers.hpp"
+#include "sys/format.hpp"
+#include "sys/syscall.hpp"
 
 namespace panicstop::detail {
 
-bool reserve_unwinder() noexcept { return true; }
+namespace {
 
+int32_t module_of(const ProcessSnapshot& snap, uintptr_t pc) noexcept {
+  for (uint32_t i = 0; i < snap.module_count; ++i)
+    if (pc >= snap.modules[i].start && pc < snap.modules[i].end) return int32_t(i);
+  return -1;
+}
+
+bool on_stack(const SnapshotThread& t, uintptr_t sp) noexcept {
+  if (t.stack_lo == 0 && t.stack_hi == 0) return true;  // unknown: memory checks still apply
+  return sp >= t.stack_lo && sp <= t.stack_hi;
+}
+
+#if defined(__x86_64__)
+// --- per-module .eh_frame_hdr cache ------------------------------------------
+
+enum class HdrState : uint8_t { kUnknown = 0, kFound, kNone };
+
+struct EhFrameHdr {
+  HdrState state;
+  uintptr_t hdr;      // the .eh_frame_hdr section
+  uintptr_t table;    // its binary search table: (initial location, FDE) pairs, sdata4 datarel
+  uint32_t fde_count;
+};
+
+EhFrameHdr* g_hdrs = nullptr;  // [kMaxModules], reset per capture
+const ProcessSnapshot* g_hdrs_for = nullptr;
+int64_t g_hdrs_captured_ns = -1;
+std::atomic<bool> g_reserved{false};
+
+// DW_EH_PE encodings.
+constexpr uint8_t kPeOmit = 0xff, kPeAbsptr = 0x00, kPeUleb = 0x01, kPeUdata2 = 0x02, kPeUdata4 = 0x03,
+                  kPeUdata8 = 0x04, kPeSleb = 0x09, kPeSdata2 = 0x0a, kPeSdata4 = 0x0b, kPeSdata8 = 0x0c;
+constexpr uint8_t kPePcrel = 0x10, kPeDatarel = 0x30, kPeIndirect = 0x80;
+
+// A bounded view of memory already checked to be readable.
+struct Cursor {
+  const unsigned char* p;
+  const unsigned char* end;
+  bool ok = true;
+
+  uintptr_t addr() const noexcept { return reinterpret_cast<uintptr_t>(p); }
+  bool need(size_t n) noexcept {
+    if (!ok || size_t(end - p) < n) ok = false;
+    return ok;
+  }
+  uint8_t u8() noexcept { return need(1) ? *p++ : 0; }
+  template <typename T>
+  T fixed() noexcept {
+    T v{};
+    if (!need(sizeof v)) return v;
+    unsigned char* d = reinterpret_cast<unsigned char*>(&v);
+    for (size_t i = 0; i < sizeof v; ++i) d[i] = p[i];
+    p += sizeof v;
+    return v;
+  }
+  uint64_t uleb() noexcept {
+    uint64_t v = 0;
+    for (unsigned shift = 0; ok; shift += 7) {
+      uint8_t b = u8();
+      if (shift < 64) v |= uint64_t(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) break;
+    }
+    return v;
+  }
+  int64_t sleb() noexcept {
+    int64_t v = 0;
+    unsigned shift = 0;
+    uint8_t b = 0;
+    do {
+      b = u8();
+      if (shift < 64) v |= int64_t(b & 0x7f) << shift;
+      shift += 7;
+    } while (ok && (b & 0x80) != 0);
+    if (shift < 64 && (b & 0x40) != 0) v |= -(int64_t(1) << shift);
+    return v;
+  }
+  void skip(uint64_t n) noexcept {
+    if (need(n)) p += n;
+  }
+  // A pointer in encoding enc; datarel is relative to data_base.
+  uintptr_t pointer(const ProcessSnapshot& snap, uint8_t enc, uintptr_t data_base) noexcept {
+    if (enc == kPeOmit) return 0;
+    uintptr_t at = addr();
+    uintptr_t v = 0;
+    switch (enc & 0x0f) {
+      case kPeAbsptr: v = fixed<uint64_t>(); break;
+      case kPeUleb: v = uleb(); break;
+      case kPeUdata2: v = fixed<uint16_t>(); break;
+      case kPeUdata4: v = fixed<uint32_t>(); break;
+      case kPeUdata8: v = fixed<uint64_t>(); break;
+      case kPeSleb: v = uintptr_t(sleb()); break;
+      case kPeSdata2: v = uintptr_t(int64_t(fixed<int16_t>())); break;
+      case kPeSdata4: v = uintptr_t(int64_t(fixed<int32_t>())); break;
+      case kPeSdata8: v = uintptr_t(fixed<int64_t>()); break;
+      default: ok = false; return 0;
+    }
+    switch (enc & 0x70) {
+      case 0: break;
+      case kPePcrel: v += at; break;
+      case kPeDatarel: v += data_base; break;
+      default: ok = false; return 0;  // textrel, funcrel, aligned: not emitted on x86_64 Linux
+    }
+    if ((enc & kPeIndirect) != 0 && !read_value(snap, v, &v)) ok = false;
+    return v;
+  }
+};
+
+bool cursor_over(const ProcessSnapshot& snap, uintptr_t addr, size_t len, Cursor* c) noexcept {
+  if (!memory_readable(snap, addr, len)) return false;
+  c->p = reinterpret_cast<const unsigned char*>(addr);
+  c->end = c->p + len;
+  c->ok = true;
+  return true;
+}
+
+// Where the module's ELF header is mapped: its mapping at file offset 0.
+uintptr_t module_header(const ProcessSnapshot& snap, const SnapshotModule& m) noexcept {
+  for (uint32_t i = 0; i < snap.mapping_count; ++i) {
+    const SnapshotMapping& map = snap.mappings[i];
+    if (map.start < m.start || map.start >= m.end || map.file_offset != 0) continue;
+    if (map.path_offset == m.path_offset || sys::equals(snap.path(map.path_offset), snap.path(m.path_offset)))
+      return map.start;
+  }
+  return 0;
+}
+
+const EhFrameHdr* eh_frame_hdr_for(const ProcessSnapshot& snap, uint32_t index) noexcept {
+  EhFrameHdr* h = &g_hdrs[index];
+  if (h->state != HdrState::kUnknown) return h->state == HdrState::kFound ? h : nullptr;
+  h->state = HdrState::kNone;
+  ElfImage image;
+  uintptr_t base = module_header(snap, snap.modules[index]);
+  uintptr_t addr;
+  size_t size;
+  if (base == 0 || !read_elf_image(snap, base, &image) || !find_segment(snap, image, PT_GNU_EH_FRAME, &addr, &size))
+    return nullptr;
+  Cursor c;
+  if (size < 4 || !cursor_over(snap, addr, size, &c)) return nullptr;
+  uint8_t version = c.u8(), eh_frame_ptr_enc = c.u8(), count_enc = c.u8(), table_enc = c.u8();
+  if (version != 1 || table_enc != (kPeDatarel | kPeSdata4)) return nullptr;
+  c.pointer(snap, eh_frame_ptr_enc, addr);
+  uintptr_t count = c.pointer(snap, count_enc, addr);
+  if (!c.ok || count == 0 || count > (size - (c.addr() - addr)) / 8) return nullptr;
+  h->hdr = addr;
+  h->table = c.addr();
+  h->fde_count = uint32_t(count);
+  h->state = HdrState::kFound;
+  return h;
+}
+
+// The FDE covering pc, from the binary search table.
+uintptr_t find_fde(const EhFrameHdr& h, uintptr_t pc) noexcept {
+  const auto* table = reinterpret_cast<const int32_t*>(h.table);
+  uint32_t lo = 0, hi = h.fde_count;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (h.hdr + int64_t(table[2 * mid]) <= pc)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == 0) return 0;
+  return h.hdr + int64_t(table[2 * (lo - 1) + 1]);
+}
+
+// --- CFI ------------------------------------------------------------------------
+
+constexpr unsigned kRegCount = 17;  // DWARF numbers: 0-15 general registers, 16 the return address
+constexpr unsigned kRegSp = 7, kRegFp = 6, kRegRa = 16;
+
+enum class Rule : uint8_t { kSame = 0, kUndefined, kOffset, kValOffset, kRegister, kUnsupported };
+
+struct RegRule {
+  Rule rule;
+  int64_t value;  // offset from the CFA, or the register number
+};
+
+struct CfaState {
+  uint32_t cfa_reg;
+  int64_t cfa_offset;
+  bool cfa_unsupported;  // DW_CFA_def_cfa_expression
+  RegRule regs[kRegCount];
+};
+
+struct Cie {
+  uint64_t code_align;
+  int64_t data_align;
+  uint32_t ra_reg;
+  uint8_t fde_enc;
+  bool has_augmentation_data;
+  const unsigned char* insns;
+  const unsigned char* insns_end;
+};
+
+// Reads the length-prefixed record (CIE or FDE) at addr: *body starts after
+// the length field and ends with the record.
+bool record_at(const ProcessSnapshot& snap, uintptr_t addr, Cursor* body) noexcept {
+  uint32_t len32;
+  if (!read_value(snap, addr, &len32) || len32 == 0) return false;
+  uint64_t len = len32;
+  uintptr_t start = addr + 4;
+  if (len32 == 0xffffffff) {
+    if (!read_value(snap, start, &len)) return false;
+    start += 8;
+  }
+  if (len > (1u << 24)) return false;  // no real CFI record is this long
+  return cursor_over(snap, start, size_t(len), body);
+}
+
+bool parse_cie(const ProcessSnapshot& snap, uintptr_t addr, Cie* cie) noexcept {
+  Cursor c;
+  if (!record_at(snap, addr, &c)) return false;
+  if (c.fixed<uint32_t>() != 0) return false;  // CIE id in .eh_frame
+  uint8_t version = c.u8();
+  if (version != 1 && version != 3) return false;
+  const char* aug = reinterpret_cast<const char*>(c.p);
+  while (c.ok && c.u8() != 0) {
+  }
+  if (aug[0] == 'e' && aug[1] == 'h') c.skip(8);
+  cie->code_align = c.uleb();
+  cie->data_align = c.sleb();
+  cie->ra_reg = version == 1 ? c.u8() : uint32_t(c.uleb());
+  cie->fde_enc = kPeAbsptr;
+  cie->has_augmentation_data = false;
+  const char* a = aug;
+  if (*a == 'z') {
+    cie->has_augmentation_data = true;
+    uint64_t aug_len = c.uleb();
+    const unsigned char* aug_end = c.p + aug_len;
+    for (++a; *a != '\0' && c.ok; ++a) {
+      if (*a == 'R') {
+        cie->fde_enc = c.u8();
+      } else if (*a == 'P') {
+        uint8_t enc = c.u8();
+        c.pointer(snap, enc & ~kPeIndirect, 0);
+      } else if (*a == 'L') {
+        c.u8();
+      } else if (*a == 'S' || *a == 'B') {
+      } else {
+        break;  // unknown: the length lets us skip the rest
+      }
+    }
+    if (!c.need(0) || aug_end > c.end) return false;
+    c.p = aug_end;
+  }
+  cie->insns = c.p;
+  cie->insns_end = c.end;
+  return c.ok && cie->ra_reg < kRegCount;
+}
+
+struct Fde {
+  Cie cie;
+  uintptr_t pc_begin, pc_end;
+  const unsigned char* insns;
+  const unsigned char* insns_end;
+};
+
+bool parse_fde(const ProcessSnapshot& snap, uintptr_t addr, Fde* fde) noexcept {
+  Cursor c;
+  if (!record_at(snap, addr, &c)) return false;
+  uintptr_t id_at = c.addr();
+  uint32_t cie_offset = c.fixed<uint32_t>();
+  if (cie_offset == 0 || !parse_cie(snap, id_at - cie_offset, &fde->cie)) return false;
+  fde->pc_begin = c.pointer(snap, fde->cie.fde_enc, 0);
+  fde->pc_end = fde->pc_begin + c.pointer(snap, fde->cie.fde_enc & 0x0f, 0);
+  if (fde->cie.has_augmentation_data) c.skip(c.uleb());
+  fde->insns = c.p;
+  fde->insns_end = c.end;
+  return c.ok;
+}
+
+constexpr int kMaxRememberedStates = 8;
+
+// Runs CFA instructions until the location passes pc. initial: the CIE's rules
+// (for DW_CFA_restore); nullptr while running the CIE itself.
+bool run_cfa_program(const ProcessSnapshot& snap, const Cie& cie, const unsigned char* p, const unsigned char* end,
+                     uintptr_t loc, uintptr_t pc, const CfaState* initial, CfaState* st) noexcept {
+  Cursor c{p, end};
+  CfaState remembered[kMaxRememberedStates];
+  int depth = 0;
+  auto set = [&](uint64_t reg, Rule rule, int64_t value) {
+    if (reg < kRegCount) st->regs[reg] = RegRule{rule, value};
+  };
+  auto restore = [&](uint64_t reg) {
+    if (reg < kRegCount) st->regs[reg] = initial != nullptr ? initial->regs[reg] : RegRule{Rule::kSame, 0};
+  };
+  while (c.ok && c.p < c.end) {
+    uint8_t op = c.u8();
+    uint8_t low = op & 0x3f;
+    switch (op & 0xc0) {
+      case 0x40:
+        loc += low * cie.code_align;
+        if (loc > pc) return true;
+        continue;
+      case 0x80: set(low, Rule::kOffset, int64_t(c.uleb()) * cie.data_align); continue;
+      case 0xc0: restore(low); continue;
+      default: break;
+    }
+    switch (op) {
+      case 0x00: break;  // nop
+      case 0x01: loc = c.pointer(snap, cie.fde_enc, 0); if (loc > pc) return true; break;
+      case 0x02: loc += c.u8() * cie.code_align; if (loc > pc) return true; break;
+      case 0x03: loc += c.fixed<uint16_t>() * cie.code_align; if (loc > pc) return true; break;
+      case 0x04: loc += c.fixed<uint32_t>() * cie.code_align; if (loc > pc) return true; break;
+      case 0x05: { uint64_t r = c.uleb(); set(r, Rule::kOffset, int64_t(c.uleb()) * cie.data_align); break; }
+      case 0x06: restore(c.uleb()); break;
+      case 0x07: set(c.uleb(), Rule::kUndefined, 0); break;
+      case 0x08: set(c.uleb(), Rule::kSame, 0); break;
+      case 0x09: { uint64_t r = c.uleb(); set(r, Rule::kRegister, int64_t(c.uleb())); break; }
+      case 0x0a:
+        if (depth == kMaxRememberedStates) return false;
+        remembered[depth++] = *st;
+        break;
+      case 0x0b: {
+        if (depth == 0) return false;
+        // The CFA rule is not part of the remembered state in practice, but
+        // GCC's unwinder restores it too; so do we.
+        *st = remembered[--depth];
+        break;
+      }
+      case 0x0c: st->cfa_reg = uint32_t(c.uleb()); st->cfa_offset = int64_t(c.uleb()); st->cfa_unsupported = false; break;
+      case 0x0d: st->cfa_reg = uint32_t(c.uleb()); st->cfa_unsupported = false; break;
+      case 0x0e: st->cfa_offset = int64_t(c.uleb()); break;
+      case 0x0f: st->cfa_unsupported = true; c.skip(c.uleb()); break;  // def_cfa_expression
+      case 0x10: { uint64_t r = c.uleb(); set(r, Rule::kUnsupported, 0); c.skip(c.uleb()); break; }  // expression
+      case 0x11: { uint64_t r = c.uleb(); set(r, Rule::kOffset, c.sleb() * cie.data_align); break; }
+      case 0x12: st->cfa_reg = uint32_t(c.uleb()); st->cfa_offset = c.sleb() * cie.data_align; st->cfa_unsupported = false; break;
+      case 0x13: st->cfa_offset = c.sleb() * cie.data_align; break;
+      case 0x14: { uint64_t r = c.uleb(); set(r, Rule::kValOffset, int64_t(c.uleb()) * cie.data_align); break; }
+      case 0x15: { uint64_t r = c.uleb(); set(r, Rule::kValOffset, c.sleb() * cie.data_align); break; }
+      case 0x16: { uint64_t r = c.uleb(); set(r, Rule::kUnsupported, 0); c.skip(c.uleb()); break; }  // val_expression
+      case 0x2e: c.uleb(); break;  // GNU_args_size
+      case 0x2f: { uint64_t r = c.uleb(); set(r, Rule::kOffset, -int64_t(c.uleb()) * cie.data_align); break; }
+      default: return false;
+    }
+  }
+  return c.ok;
+}
+
+// --- the walk -------------------------------------------------------------------
+
+struct Regs {
+  uintptr_t r[kRegCount];
+  bool valid[kRegCount];
+};
+
+// One step with the CFI of the function holding pc. False: no usable CFI.
+// *end: CFI says this is the outermost frame.
+bool cfi_step(const ProcessSnapshot& snap, Regs* regs, bool first_frame, bool* end) noexcept {
+  uintptr_t pc = regs->r[kRegRa];
+  uintptr_t lookup = first_frame ? pc : pc - 1;
+  int32_t m = module_of(snap, lookup);
+  if (m < 0) return false;
+  const EhFrameHdr* h = eh_frame_hdr_for(snap, uint32_t(m));
+  if (h == nullptr) return false;
+  uintptr_t fde_addr = find_fde(*h, lookup);
+  Fde fde;
+  if (fde_addr == 0 || !parse_fde(snap, fde_addr, &fde) || lookup < fde.pc_begin || lookup >= fde.pc_end) return false;
+  CfaState initial{};
+  if (!run_cfa_program(snap, fde.cie, fde.cie.insns, fde.cie.insns_end, 0, UINTPTR_MAX, nullptr, &initial))
+    return false;
+  CfaState st = initial;
+  if (!run_cfa_program(snap, fde.cie, fde.insns, fde.insns_end, fde.pc_begin, lookup, &initial, &st)) return false;
+  if (st.cfa_unsupported || st.cfa_reg >= kRegCount || !regs->valid[st.cfa_reg]) return false;
+  uintptr_t cfa = regs->r[st.cfa_reg] + uintptr_t(st.cfa_offset);
+  Regs next = *regs;
+  for (unsigned i = 0; i < kRegCount; ++i) {
+    const RegRule& rule = st.regs[i];
+    switch (rule.rule) {
+      case Rule::kSame: break;
+      case Rule::kUndefined: next.valid[i] = false; break;
+      case Rule::kOffset:
+        next.valid[i] = read_value(snap, cfa + uintptr_t(rule.value), &next.r[i]);
+        if (i == fde.cie.ra_reg && !next.valid[i]) return false;
+        break;
+      case Rule::kValOffset: next.r[i] = cfa + uintptr_t(rule.value); next.valid[i] = true; break;
+      case Rule::kRegister:
+        if (rule.value < 0 || rule.value >= int64_t(kRegCount)) return false;
+        next.r[i] = regs->r[rule.value];
+        next.valid[i] = regs->valid[rule.value];
+        break;
+      case Rule::kUnsupported:
+        if (i == fde.cie.ra_reg) return false;
+        next.valid[i] = false;
+        break;
+    }
+  }
+  if (!next.valid[fde.cie.ra_reg]) {
+    *end = true;  // the return address is undefined: _start, clone's child
+    return true;
+  }
+  next.r[kRegRa] = next.r[fde.cie.ra_reg];
+  next.r[kRegSp] = cfa;
+  next.valid[kRegSp] = true;
+  *regs = next;
+  return true;
+}
+
+// One frame-pointer step: [fp] is the caller's fp, [fp + 8] the return address.
+bool fp_step(const ProcessSnapshot& snap, const SnapshotThread& t, Regs* regs) noexcept {
+  if (!regs->valid[kRegFp]) return false;
+  uintptr_t fp = regs->r[kRegFp];
+  if ((fp & 7) != 0 || !on_stack(t, fp)) return false;
+  uintptr_t pair[2];
+  if (!read_memory(snap, fp, pair, sizeof pair)) return false;
+  regs->r[kRegFp] = pair[0];
+  regs->r[kRegRa] = pair[1];
+  regs->r[kRegSp] = fp + 16;
+  return true;
+}
+
+#endif  // __x86_64__
+
+}  // namespace
+
+bool reserve_unwinder() noexcept {
+#if !defined(__x86_64__)
+  return true;  // the frame-pointer walk needs no memory
+#else
+  if (g_reserved.load(std::memory_order_acquire)) return true;
+  g_hdrs = static_cast<EhFrameHdr*>(sys::mmap_anonymous(sizeof(EhFrameHdr) * kMaxModules, true));
+  if (g_hdrs == nullptr) return false;
+  g_reserved.store(true, std::memory_order_release);
+  return true;
+#endif
+}
+
+#if defined(__x86_64__)
+void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
+  t->frame_count = 0;
+  if (t->context == nullptr || !reserve_unwinder()) return;
+  // The module cache belongs to one capture.
+  if (g_hdrs_for != &snap || g_hdrs_captured_ns != snap.captured_ns) {
+    for (uint32_t i = 0; i < snap.module_count; ++i) g_hdrs[i].state = HdrState::kUnknown;
+    g_hdrs_for = &snap;
+    g_hdrs_captured_ns = snap.captured_ns;
+  }
+  const greg_t* g = t->context->ucontext.uc_mcontext.gregs;
+  Regs regs;
+  // DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15, then the return address.
+  const int map[kRegCount] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP, REG_R8,
+                              REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
+  for (unsigned i = 0; i < kRegCount; ++i) {
+    regs.r[i] = uintptr_t(g[map[i]]);
+    regs.valid[i] = true;
+  }
+  for (bool first = true; t->frame_count < kMaxFrames; first = false) {
+    uintptr_t pc = regs.r[kRegRa];
+    if (pc == 0) break;
+    t->frames[t->frame_count++] = pc;
+    uintptr_t sp = regs.r[kRegSp];
+    bool end = false;
+    if (!cfi_step(snap, &regs, first, &end) && !fp_step(snap, *t, &regs)) break;
+    if (end) break;
+    // The stack only grows down: a caller's frame is above its callee's.
+    if (regs.r[kRegSp] <= sp && !(first && regs.r[kRegSp] == sp)) break;
+    if (!on_stack(*t, regs.r[kRegSp])) break;
+  }
+}
+#else
+// aarch64: frame records [x29] = caller's x29, [x29 + 8] = return address.
 void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
   t->frame_count = 0;
   if (t->context == nullptr) return;
-  uintptr_t pc = context_pc(*t->context);
   uintptr_t fp = context_fp(*t->context);
-  t->frames[t->frame_count++] = pc;
-  while (t->frame_count < kMaxFrames && fp >= t->stack_lo && fp + 16 <= t->stack_hi) {
-    uintptr_t next[2];
-    if (!read_memory(snap, fp, next, sizeof next) || next[1] == 0) break;
-    t->frames[t->frame_count++] = next[1];
-    if (next[0] <= fp) break;
-    fp = next[0];
+  t->frames[t->frame_count++] = context_pc(*t->context);
+  uintptr_t lr = uintptr_t(t->context->ucontext.uc_mcontext.regs[30]);
+  // A leaf interrupted before it saved its frame record: the link register
+  // holds its caller.
+  if (lr != 0 && module_of(snap, lr) >= 0 && t->frame_count < kMaxFrames) {
+    uintptr_t pair[2];
+    if (!read_memory(snap, fp, pair, sizeof pair) || pair[1] != lr) t->frames[t->frame_count++] = lr;
+  }
+  while (t->frame_count < kMaxFrames && (fp & 7) == 0 && on_stack(*t, fp)) {
+    uintptr_t pair[2];
+    if (!read_memory(snap, fp, pair, sizeof pair) || pair[1] == 0) break;
+    t->frames[t->frame_count++] = pair[1];
+    if (pair[0] <= fp) break;
+    fp = pair[0];
   }
 }
+#endif
 
 }  // namespace panicstop::detail

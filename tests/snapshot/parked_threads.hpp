@@ -1,6 +1,6 @@
-// Test support: threads parked in known functions, stopped with their
-// registers saved in their slots the way the stop handler saves them, so
-// snapshot, unwinder and writers can be checked against known stacks.
+// Test support: threads parked in known functions, soft-stopped by src/stop
+// (registers saved in their slots), so snapshot, unwinder and writers can be
+// checked against known stacks.
 #pragma once
 
 #include <atomic>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "panicstop/thread.hpp"
+#include "stop/stop.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 #include "thread/slot.hpp"
@@ -19,8 +20,6 @@ namespace panicstop::testing {
 
 // Parking: every parked thread sleeps on this word until it changes.
 inline std::atomic<uint32_t> g_park_release{0};
-inline std::atomic<uint32_t> g_stop_acks{0};
-inline std::atomic<uint32_t> g_stop_resume{0};
 
 // Kept out of line and not a tail call so each park function has its own frame.
 __attribute__((noinline)) inline void park_until_released() {
@@ -39,30 +38,6 @@ __attribute__((noinline)) inline void park_in_beta() {
 __attribute__((noinline)) inline void park_in_gamma() {
   park_until_released();
   __asm__ volatile("" ::: "memory");
-}
-
-// Saves the interrupted context into the slot and parks, like src/stop's
-// handler will (the soft stop: it resumes when g_stop_resume changes).
-inline void save_and_park_handler(int, siginfo_t* si, void* ucv) {
-  detail::ThreadSlot* s = detail::claim_slot_in_signal_handler();
-  auto* uc = static_cast<ucontext_t*>(ucv);
-  uint32_t generation = g_stop_resume.load();
-  s->context.siginfo = *si;
-  s->context.ucontext = *uc;
-#if defined(__x86_64__)
-  if (uc->uc_mcontext.fpregs != nullptr) {
-    std::memcpy(s->context.fpstate, uc->uc_mcontext.fpregs, 512);
-    s->context.fpstate_size = 512;
-  }
-  s->context.stack_pointer = uintptr_t(uc->uc_mcontext.gregs[REG_RSP]);
-#endif
-  s->context.valid = true;
-  s->stop_state.store(detail::StopState::kStopped);
-  g_stop_acks.fetch_add(1);
-  sys::futex_wake(&g_stop_acks, 1);
-  while (g_stop_resume.load() == generation) sys::futex_wait(&g_stop_resume, generation);
-  s->stop_state.store(detail::StopState::kRunning);
-  s->context.valid = false;
 }
 
 inline char kernel_state(int tid) {
@@ -84,10 +59,7 @@ class ParkedThreads {
   // Starts `count` threads named "<name_prefix>-<i>"; thread i runs
   // bodies[i % bodies.size()], which must end up in park_until_released().
   ParkedThreads(size_t count, std::vector<Body> bodies, const char* name_prefix = "parked") {
-    struct sigaction sa{};
-    sa.sa_sigaction = save_and_park_handler;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigaction(SIGUSR2, &sa, nullptr);
+    detail::install_stop_handlers();
     std::atomic<size_t> started{0};
     tids_.resize(count);
     for (size_t i = 0; i < count; ++i) {
@@ -106,17 +78,16 @@ class ParkedThreads {
       while (kernel_state(tid) != 'S') std::this_thread::yield();
   }
 
-  // Stops every parked thread (context saved, stop_state kStopped).
-  void stop() {
-    g_stop_acks.store(0);
-    for (int tid : tids_) sys::tgkill(sys::getpid(), tid, SIGUSR2);
-    for (uint32_t seen; (seen = g_stop_acks.load()) < tids_.size();) sys::futex_wait(&g_stop_acks, seen);
-    stopped_ = true;
+  // Soft-stops every other thread of the process (context saved, stop_state
+  // kStopped). Returns false if some thread did not stop.
+  bool stop() {
+    detail::StopResult r = detail::stop_other_threads(detail::StopKind::kSoft, 10'000'000'000);
+    stopped_ = r.stopped > 0;
+    return r.ok;
   }
   void restart() {
     if (!stopped_) return;
-    g_stop_resume.fetch_add(1);
-    sys::futex_wake(&g_stop_resume, 1 << 30);
+    detail::restart_stopped_threads();
     stopped_ = false;
   }
   ~ParkedThreads() {

@@ -17,7 +17,6 @@
 
 #include "panicstop/mutex.hpp"
 #include "snapshot/parked_threads.hpp"
-#include "snapshot/weak_panic_state.hpp"
 #include "support/child_process.hpp"
 
 namespace panicstop {
@@ -78,7 +77,7 @@ const detail::SnapshotThread* find_thread(const ProcessSnapshot& s, int tid) {
 TEST(Snapshot, CapturesEveryThreadWithItsSlot) {
   ASSERT_TRUE(detail::reserve_snapshot());
   ParkedThreads parked(6, {testing::park_in_alpha, testing::park_in_beta, testing::park_in_gamma}, "parked");
-  parked.stop();
+  ASSERT_TRUE(parked.stop());
   ProcessSnapshot* s = detail::capture_snapshot();
   std::set<int> expected = proc_tids();
   parked.restart();

@@ -1,0 +1,53 @@
+#include "dump/dump_step.hpp"
+
+#include "dump/dump_files.hpp"
+#include "dump/elf_core.hpp"
+#include "dump/text_report.hpp"
+#include "panic/panic_state.hpp"
+#include "snapshot/snapshot.hpp"
+#include "sys/syscall.hpp"
+
+namespace panicstop::detail {
+
+// TEMPORARY until src/dump/elf_core.cpp is committed: a weak reference, so
+// the text report works without the core writer linked in (write_dumps skips
+// a null writer). Remove once it lands: with static linking a weak reference
+// does not pull the writer's object in.
+bool write_elf_core(const ProcessSnapshot& snap, const Tunables& t, int fd) noexcept __attribute__((weak));
+
+namespace {
+
+bool text_enabled(const Tunables& t) noexcept { return t.dump_text; }
+bool core_enabled(const Tunables& t) noexcept { return t.dump_core; }
+
+// Adding a dump format means adding a line here.
+const DumpWriter kWriters[] = {
+    {".txt", text_enabled, write_text_report},
+    {".core", core_enabled, write_elf_core},
+};
+
+}  // namespace
+
+const DumpWriter* dump_writers(size_t* count) noexcept {
+  *count = sizeof kWriters / sizeof kWriters[0];
+  return kWriters;
+}
+
+void register_dump_step() noexcept {
+  // Reserving now keeps mmap out of the crash path; if it fails here, the
+  // capture tries again at the panic.
+  reserve_snapshot();
+  set_dump_step(&run_dump_step);
+}
+
+void run_dump_step() noexcept {
+  ProcessSnapshot* snap = capture_snapshot();
+  if (snap == nullptr) {
+    static const char msg[] = "panicstop: no dump: the snapshot memory could not be reserved\n";
+    sys::write_all(2, msg, sizeof msg - 1);
+    return;
+  }
+  write_dumps(*snap, nullptr);
+}
+
+}  // namespace panicstop::detail

@@ -1,0 +1,445 @@
+// The text report: what a person reads first after a crash. Layout (the
+// reader in src/read/text_report_parser.cpp depends on it):
+//
+//   panic: MESSAGE
+//   process PID (COMM): CMDLINE
+//   panicking thread TID (NAME): signal SIGSEGV (SEGV_MAPERR), fault address 0x10
+//   N threads: S stopped, K not stopped
+//
+//   thread TID (NAME) [panicking] R
+//     signal SIGSEGV (SEGV_MAPERR), fault address 0x10
+//     #0 0x... function+0xOFF (module)
+//   thread TID (NAME) [stopped] S
+//     waiting for mutex "cache" (0x...) held by thread TID
+//   thread TID (NAME) [stopped] S
+//     (2 threads with this stack)
+//     #0 ...
+//
+//   locks:
+//     0xADDR kind=mutex name=cache owner=TID readers=0 waiters=TID,TID
+//   nested panics:
+//   threads that did not stop:
+//   modules:
+//
+// Consecutive "thread" lines followed by one stack all share that stack.
+#include "dump/text_report.hpp"
+
+#include <csignal>
+
+#include "panic/panic_state.hpp"
+#include "snapshot/memory.hpp"
+#include "snapshot/symbolize.hpp"
+#include "sys/format.hpp"
+#include "sys/syscall.hpp"
+
+namespace panicstop::detail {
+
+namespace {
+
+// Buffered output to the report's descriptor; remembers the first error.
+class ReportOut {
+ public:
+  explicit ReportOut(int fd) noexcept : fd_(fd) {}
+  ~ReportOut() { flush(); }
+  ReportOut(const ReportOut&) = delete;
+  ReportOut& operator=(const ReportOut&) = delete;
+
+  void write(const char* s, size_t n) noexcept {
+    while (n > 0) {
+      if (used_ == sizeof buffer_) flush();
+      size_t take = sizeof buffer_ - used_ < n ? sizeof buffer_ - used_ : n;
+      for (size_t i = 0; i < take; ++i) buffer_[used_ + i] = s[i];
+      used_ += take;
+      s += take;
+      n -= take;
+    }
+  }
+  void line(const char* fmt, ...) noexcept __attribute__((format(printf, 2, 3))) {
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = sys::vformat(text, sizeof text - 1, fmt, ap);
+    va_end(ap);
+    text[n++] = '\n';
+    write(text, n);
+  }
+  void blank() noexcept { write("\n", 1); }
+  bool flush() noexcept {
+    if (used_ > 0 && ok_) ok_ = sys::write_all(fd_, buffer_, used_);
+    used_ = 0;
+    return ok_;
+  }
+
+ private:
+  int fd_;
+  bool ok_ = true;
+  size_t used_ = 0;
+  // Static: the crash path has no heap, and the signal stack is small. One
+  // report is written at a time.
+  static char buffer_[64 * 1024];
+};
+
+char ReportOut::buffer_[64 * 1024];
+
+const char* signal_name(int sig) noexcept {
+  switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGILL: return "SIGILL";
+    case SIGFPE: return "SIGFPE";
+    case SIGABRT: return "SIGABRT";
+    case SIGTRAP: return "SIGTRAP";
+    case SIGSYS: return "SIGSYS";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGKILL: return "SIGKILL";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR2: return "SIGUSR2";
+    default: return nullptr;
+  }
+}
+
+const char* code_name(int sig, int code) noexcept {
+  switch (code) {
+    case SI_USER: return "SI_USER";
+    case SI_TKILL: return "SI_TKILL";
+    case SI_QUEUE: return "SI_QUEUE";
+    case SI_KERNEL: return "SI_KERNEL";
+    default: break;
+  }
+  switch (sig) {
+    case SIGSEGV:
+      if (code == SEGV_MAPERR) return "SEGV_MAPERR: address not mapped";
+      if (code == SEGV_ACCERR) return "SEGV_ACCERR: invalid permissions";
+      break;
+    case SIGBUS:
+      if (code == BUS_ADRALN) return "BUS_ADRALN: misaligned address";
+      if (code == BUS_ADRERR) return "BUS_ADRERR: nonexistent physical address";
+      if (code == BUS_OBJERR) return "BUS_OBJERR: object-specific error";
+      break;
+    case SIGFPE:
+      if (code == FPE_INTDIV) return "FPE_INTDIV: integer divide by zero";
+      if (code == FPE_INTOVF) return "FPE_INTOVF: integer overflow";
+      if (code == FPE_FLTDIV) return "FPE_FLTDIV";
+      if (code == FPE_FLTINV) return "FPE_FLTINV";
+      break;
+    case SIGILL:
+      if (code == ILL_ILLOPC) return "ILL_ILLOPC: illegal opcode";
+      if (code == ILL_ILLOPN) return "ILL_ILLOPN: illegal operand";
+      if (code == ILL_PRVOPC) return "ILL_PRVOPC: privileged opcode";
+      break;
+    case SIGTRAP:
+      if (code == TRAP_BRKPT) return "TRAP_BRKPT";
+      if (code == TRAP_TRACE) return "TRAP_TRACE";
+      break;
+    default: break;
+  }
+  return nullptr;
+}
+
+// "signal SIGSEGV (SEGV_MAPERR: address not mapped), fault address 0x10"
+void describe_signal(char* out, size_t cap, int sig, int code, uintptr_t address, bool with_code) noexcept {
+  sys::FixedWriter w(out, cap);
+  const char* name = signal_name(sig);
+  if (name != nullptr)
+    w.format("signal %s", name);
+  else
+    w.format("signal %d", sig);
+  if (!with_code) return;
+  const char* cname = code_name(sig, code);
+  if (cname != nullptr)
+    w.format(" (%s)", cname);
+  else
+    w.format(" (code %d)", code);
+  bool fault = code > 0 && (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP);
+  if (fault) w.format(", fault address 0x%lx", static_cast<unsigned long>(address));
+}
+
+const char* wait_mode_name(WaitMode mode) noexcept {
+  switch (mode) {
+    case WaitMode::kShared: return "shared ";
+    case WaitMode::kCondVar: return "condvar on ";
+    default: return "";
+  }
+}
+
+const char* kind_name(LockKind kind) noexcept {
+  switch (kind) {
+    case LockKind::kMutex: return "mutex";
+    case LockKind::kSpinMutex: return "spin_mutex";
+    case LockKind::kRwLock: return "rwlock";
+    case LockKind::kSxLock: return "sx_lock";
+    default: return "lock";
+  }
+}
+
+bool listed_not_stopped(int tid) noexcept {
+  const PanicState& ps = panic_state();
+  uint32_t n = ps.not_stopped_count < kMaxNotStopped ? ps.not_stopped_count : uint32_t(kMaxNotStopped);
+  for (uint32_t i = 0; i < n; ++i)
+    if (ps.not_stopped_tids[i] == tid) return true;
+  return false;
+}
+
+const char* state_of(const SnapshotThread& t, bool panicked) noexcept {
+  if (t.is_panicking) return panicked ? "panicking" : "dumping";
+  if (t.stopped) return "stopped";
+  if (listed_not_stopped(t.tid)) return "not_stopped";
+  return "running";
+}
+
+const SnapshotLock* lock_record(const ProcessSnapshot& snap, const LockObject* lo) noexcept {
+  for (uint32_t i = 0; i < snap.lock_count; ++i)
+    if (snap.locks[i].lock == lo) return &snap.locks[i];
+  return nullptr;
+}
+
+void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
+  out.line("thread %d (%s) [%s] %c", t.tid, t.name, state_of(t, panicked), t.kernel_state);
+  char text[256];
+  if (t.is_panicking && panicked && snap.signo != 0) {
+    const PanicState& ps = panic_state();
+    describe_signal(text, sizeof text, snap.signo, ps.si_code, ps.fault_address, true);
+    out.line("  %s", text);
+  } else if (t.panic_signal != 0) {
+    describe_signal(text, sizeof text, t.panic_signal, 0, 0, false);
+    out.line("  also panicked: %s (parked)", text);
+  }
+  if (t.panic_message != nullptr) out.line("  also panicked: %s (parked)", t.panic_message);
+  if (t.waiting_on != nullptr) {
+    const SnapshotLock* l = lock_record(snap, t.waiting_on);
+    const char* name = l != nullptr && l->name != nullptr ? l->name : "?";
+    const char* kind = l != nullptr ? kind_name(l->kind) : "lock";
+    if (l != nullptr && l->owner_tid != 0)
+      out.line("  waiting for %s%s \"%s\" (%p) held by thread %d", wait_mode_name(t.wait_mode), kind, name,
+               static_cast<const void*>(t.waiting_on), l->owner_tid);
+    else if (l != nullptr && l->readers != 0)
+      out.line("  waiting for %s%s \"%s\" (%p) held by %u readers", wait_mode_name(t.wait_mode), kind, name,
+               static_cast<const void*>(t.waiting_on), l->readers);
+    else
+      out.line("  waiting for %s%s \"%s\" (%p)", wait_mode_name(t.wait_mode), kind, name,
+               static_cast<const void*>(t.waiting_on));
+  }
+}
+
+void print_stack(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept {
+  if (t.frame_count == 0) {
+    out.line("  (no frames)");
+    return;
+  }
+  SymbolInfo info;
+  for (uint32_t i = 0; i < t.frame_count; ++i) {
+    symbolize(snap, t.frames[i], i > 0, &info);
+    const char* module = info.module != nullptr ? module_basename(snap, *info.module) : nullptr;
+    if (info.has_name && module != nullptr)
+      out.line("  #%u 0x%lx %s+0x%lx (%s)", i, static_cast<unsigned long>(t.frames[i]), info.name,
+               static_cast<unsigned long>(info.offset), module);
+    else if (module != nullptr)
+      out.line("  #%u 0x%lx ?? (%s+0x%lx)", i, static_cast<unsigned long>(t.frames[i]), module,
+               static_cast<unsigned long>(info.module_offset));
+    else
+      out.line("  #%u 0x%lx ??", i, static_cast<unsigned long>(t.frames[i]));
+  }
+}
+
+// --- grouping threads with identical stacks -------------------------------
+
+uint32_t g_order[kMaxThreads];   // thread indices sorted by (stack hash, index)
+uint64_t g_hash[kMaxThreads];
+uint32_t g_group_begin[kMaxThreads];  // per thread: where its group starts in g_order
+uint32_t g_group_size[kMaxThreads];   // per thread: its group's size
+
+uint64_t stack_hash(const SnapshotThread& t) noexcept {
+  uint64_t h = 1469598103934665603ull ^ t.frame_count;
+  for (uint32_t i = 0; i < t.frame_count; ++i) h = (h ^ t.frames[i]) * 1099511628211ull;
+  return h;
+}
+
+bool same_stack(const SnapshotThread& a, const SnapshotThread& b) noexcept {
+  if (a.frame_count != b.frame_count) return false;
+  for (uint32_t i = 0; i < a.frame_count; ++i)
+    if (a.frames[i] != b.frames[i]) return false;
+  return true;
+}
+
+bool order_less(uint32_t a, uint32_t b) noexcept { return g_hash[a] != g_hash[b] ? g_hash[a] < g_hash[b] : a < b; }
+
+void sift_down(uint32_t* a, uint32_t root, uint32_t n) noexcept {
+  while (2 * root + 1 < n) {
+    uint32_t child = 2 * root + 1;
+    if (child + 1 < n && order_less(a[child], a[child + 1])) ++child;
+    if (!order_less(a[root], a[child])) return;
+    uint32_t tmp = a[root];
+    a[root] = a[child];
+    a[child] = tmp;
+    root = child;
+  }
+}
+
+// Heap sort: no recursion, no allocation, O(n log n) for any input.
+void sort_indices(uint32_t* a, uint32_t n) noexcept {
+  for (uint32_t start = n / 2; start-- > 0;) sift_down(a, start, n);
+  for (uint32_t end = n; end-- > 1;) {
+    uint32_t tmp = a[0];
+    a[0] = a[end];
+    a[end] = tmp;
+    sift_down(a, 0, end);
+  }
+}
+
+// Groups every thread but the panicking one (index 0, always shown alone).
+// Afterwards g_group_size[i] is 0 for a thread printed with an earlier one.
+void group_threads(const ProcessSnapshot& snap) noexcept {
+  uint32_t n = snap.thread_count;
+  for (uint32_t i = 0; i < n; ++i) {
+    g_order[i] = i;
+    g_hash[i] = i == 0 ? 0 : stack_hash(snap.threads[i]);
+  }
+  uint32_t m = n > 1 ? n - 1 : 0;
+  uint32_t* order = g_order + 1;
+  sort_indices(order, m);
+  for (uint32_t i = 0; i < n; ++i) g_group_size[i] = 0;
+  if (n > 0) {
+    g_group_begin[0] = 0;
+    g_group_size[0] = 1;
+  }
+  // Runs of equal hash are split into groups of truly identical stacks; the
+  // lowest index of a group leads it (within a run, indices ascend).
+  for (uint32_t i = 0; i < m;) {
+    uint32_t leader = order[i];
+    uint32_t j = i + 1;
+    while (j < m && g_hash[order[j]] == g_hash[leader] && same_stack(snap.threads[order[j]], snap.threads[leader])) ++j;
+    g_group_begin[leader] = i + 1;
+    g_group_size[leader] = j - i;
+    i = j;
+  }
+}
+
+void write_threads(ReportOut& out, const ProcessSnapshot& snap, bool panicked) noexcept {
+  group_threads(snap);
+  for (uint32_t i = 0; i < snap.thread_count; ++i) {
+    uint32_t size = g_group_size[i];
+    if (size == 0) continue;
+    for (uint32_t k = 0; k < size; ++k) thread_header(out, snap, snap.threads[g_order[g_group_begin[i] + k]], panicked);
+    if (size > 1) out.line("  (%u threads with this stack)", size);
+    print_stack(out, snap, snap.threads[i]);
+  }
+}
+
+void write_locks(ReportOut& out, const ProcessSnapshot& snap) noexcept {
+  if (snap.lock_count == 0) return;
+  out.blank();
+  out.line("locks:");
+  for (uint32_t i = 0; i < snap.lock_count; ++i) {
+    const SnapshotLock& l = snap.locks[i];
+    char line[1024];
+    sys::FixedWriter w(line, sizeof line);
+    w.format("  %p kind=%s name=", static_cast<const void*>(l.lock), kind_name(l.kind));
+    // One token per field for the reader: spaces in a name become '_'.
+    const char* name = l.name != nullptr ? l.name : "?";
+    for (size_t k = 0; name[k] != '\0' && k < 200; ++k) w.ch(name[k] == ' ' ? '_' : name[k]);
+    w.format(" owner=%d readers=%u word=0x%lx waiters=", l.owner_tid, l.readers, static_cast<unsigned long>(l.word));
+    bool first = true;
+    for (uint32_t t = 0; t < snap.thread_count; ++t) {
+      if (snap.threads[t].waiting_on != l.lock) continue;
+      w.format(first ? "%d" : ",%d", snap.threads[t].tid);
+      first = false;
+    }
+    out.line("%s", line);
+  }
+}
+
+void write_nested_and_not_stopped(ReportOut& out) noexcept {
+  const PanicState& ps = panic_state();
+  uint32_t nested = ps.nested_count.load(std::memory_order_acquire);
+  if (nested > kMaxNestedPanics) nested = kMaxNestedPanics;
+  if (nested > 0) {
+    out.blank();
+    out.line("nested panics:");
+    char text[128];
+    for (uint32_t i = 0; i < nested; ++i) {
+      const NestedPanic& n = ps.nested[i];
+      const char* step = panic_step_name(static_cast<PanicStep>(n.step));
+      if (n.signo != 0) {
+        describe_signal(text, sizeof text, n.signo, 0, 0, false);
+        out.line("  thread %d%s: %s during %s%s%s", n.tid, n.same_thread ? " (the panicking thread)" : "", text, step,
+                 n.message[0] != '\0' ? ": " : "", n.message);
+      } else {
+        out.line("  thread %d%s: panic during %s: %s", n.tid, n.same_thread ? " (the panicking thread)" : "", step,
+                 n.message);
+      }
+    }
+  }
+  uint32_t not_stopped = ps.not_stopped_count;
+  if (not_stopped > 0) {
+    out.blank();
+    out.line("threads that did not stop:");
+    char line[1024];
+    sys::FixedWriter w(line, sizeof line);
+    uint32_t listed = not_stopped < kMaxNotStopped ? not_stopped : uint32_t(kMaxNotStopped);
+    for (uint32_t i = 0; i < listed; ++i) {
+      if (w.size() > 900) {
+        out.line("  %s", line);
+        w.clear();
+      }
+      w.format(i % 16 == 0 && w.size() == 0 ? "%d" : " %d", ps.not_stopped_tids[i]);
+    }
+    if (w.size() > 0) out.line("  %s", line);
+    if (not_stopped > listed) out.line("  (%u more)", not_stopped - listed);
+  }
+}
+
+void write_modules(ReportOut& out, const ProcessSnapshot& snap) noexcept {
+  out.blank();
+  out.line("modules:");
+  for (uint32_t i = 0; i < snap.module_count; ++i) {
+    const SnapshotModule& m = snap.modules[i];
+    char id[2 * sizeof m.build_id + 1];
+    static const char kHex[] = "0123456789abcdef";
+    for (uint32_t k = 0; k < m.build_id_size; ++k) {
+      id[2 * k] = kHex[m.build_id[k] >> 4];
+      id[2 * k + 1] = kHex[m.build_id[k] & 15];
+    }
+    id[2 * m.build_id_size] = '\0';
+    out.line("  0x%lx-0x%lx %s build-id=%s%s", static_cast<unsigned long>(m.start), static_cast<unsigned long>(m.end),
+             snap.path(m.path_offset), m.build_id_size != 0 ? id : "none", m.is_executable ? " (executable)" : "");
+  }
+}
+
+}  // namespace
+
+bool write_text_report(const ProcessSnapshot& snap, const Tunables&, int fd) noexcept {
+  ReportOut out(fd);
+  bool panicked = snap.message != nullptr;
+  out.line("panic: %s", panicked ? snap.message : "(no panic: live dump)");
+  out.line("process %d (%s): %s", snap.pid, snap.comm, snap.cmdline);
+  uint32_t stopped = 0, not_stopped = 0;
+  for (uint32_t i = 0; i < snap.thread_count; ++i) {
+    stopped += snap.threads[i].stopped;
+    not_stopped += listed_not_stopped(snap.threads[i].tid);
+  }
+  if (snap.thread_count > 0) {
+    const SnapshotThread& lead = snap.threads[0];
+    char text[256];
+    if (panicked && snap.signo != 0) {
+      const PanicState& ps = panic_state();
+      describe_signal(text, sizeof text, snap.signo, ps.si_code, ps.fault_address, true);
+    } else {
+      sys::copy_string(text, sizeof text, panicked ? "panic" : "dump requested");
+    }
+    out.line("%s thread %d (%s): %s", panicked ? "panicking" : "dumping", lead.tid, lead.name, text);
+  }
+  out.line("%u threads: %u stopped, %u not stopped", snap.thread_count, stopped, not_stopped);
+  out.blank();
+  symbolizer_begin(snap);
+  write_threads(out, snap, panicked);
+  symbolizer_end();
+  write_locks(out, snap);
+  write_nested_and_not_stopped(out);
+  write_modules(out, snap);
+  return out.flush();
+}
+
+}  // namespace panicstop::detail

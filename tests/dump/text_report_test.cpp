@@ -1,0 +1,134 @@
+#include "dump/text_report.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "panicstop/mutex.hpp"
+#include "snapshot/parked_threads.hpp"
+
+namespace panicstop {
+namespace {
+
+using detail::ProcessSnapshot;
+using testing::ParkedThreads;
+
+std::string render(const ProcessSnapshot& snap) {
+  int fd = memfd_create("report", 0);
+  EXPECT_GE(fd, 0);
+  EXPECT_TRUE(detail::write_text_report(snap, detail::tunables(), fd));
+  off_t size = lseek(fd, 0, SEEK_END);
+  std::string text(size_t(size), '\0');
+  EXPECT_EQ(pread(fd, text.data(), text.size(), 0), size);
+  close(fd);
+  if (getenv("PANICSTOP_TEST_SHOW_REPORT") != nullptr) fputs(text.c_str(), stderr);
+  return text;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(TextReport, TwoHundredThreadsEachHaveALineAndIdenticalStacksShareOne) {
+  ASSERT_TRUE(detail::reserve_snapshot());
+  ParkedThreads parked(200, {testing::park_in_alpha, testing::park_in_beta});
+  ASSERT_TRUE(parked.stop());
+  ProcessSnapshot* snap = detail::capture_snapshot();
+  ASSERT_NE(snap, nullptr);
+  std::string text = render(*snap);
+  parked.restart();
+  std::vector<std::string> lines = lines_of(text);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines[0].rfind("panic: ", 0), 0u) << lines[0];
+
+  // Every thread: its own header line, with the state the snapshot gives it.
+  std::map<int, std::string> headers;
+  std::regex header(R"(^thread (\d+) \((.*)\) \[(\w+)\] (.)$)");
+  for (const std::string& l : lines) {
+    std::smatch m;
+    if (std::regex_match(l, m, header)) headers[std::stoi(m[1])] = m[3];
+  }
+  EXPECT_EQ(headers.size(), snap->thread_count);
+  for (int tid : parked.tids()) {
+    ASSERT_EQ(headers.count(tid), 1u) << "no line for thread " << tid;
+    EXPECT_EQ(headers[tid], "stopped");
+  }
+  EXPECT_EQ(headers[gettid()], "dumping");
+
+  // Grouping: two groups of 100 (alpha, beta), each stack printed once.
+  std::regex group(R"(^  \((\d+) threads with this stack\)$)");
+  std::vector<int> groups;
+  for (const std::string& l : lines) {
+    std::smatch m;
+    if (std::regex_match(l, m, group)) groups.push_back(std::stoi(m[1]));
+  }
+  ASSERT_EQ(groups.size(), 2u) << text.substr(0, 4000);
+  EXPECT_EQ(groups[0], 100);
+  EXPECT_EQ(groups[1], 100);
+  size_t alpha = 0, beta = 0;
+  for (const std::string& l : lines) {
+    if (l.find("#") == std::string::npos) continue;
+    alpha += l.find("park_in_alpha") != std::string::npos;
+    beta += l.find("park_in_beta") != std::string::npos;
+  }
+  EXPECT_EQ(alpha, 1u);
+  EXPECT_EQ(beta, 1u);
+  // A frame names its function and module.
+  bool framed = false;
+  std::regex frame(R"(^  #\d+ 0x[0-9a-f]+ \S*park_in_alpha\S*\+0x[0-9a-f]+ \(dump_text_report_test\)$)");
+  for (const std::string& l : lines) framed |= std::regex_match(l, frame);
+  EXPECT_TRUE(framed) << text.substr(0, 3000);
+  // Readable size: about one line per thread plus the shared stacks.
+  EXPECT_LT(lines.size(), 200u + 200u);
+}
+
+TEST(TextReport, WaitersNameTheLockAndItsOwner) {
+  static Mutex held{"cache lock"};
+  ASSERT_TRUE(detail::reserve_snapshot());
+  held.lock();
+  std::atomic<int> waiter_tid{0};
+  std::thread waiter([&] {
+    waiter_tid = current_tid();
+    held.lock();
+    held.unlock();
+  });
+  while (waiter_tid == 0 || testing::kernel_state(waiter_tid) != 'S') std::this_thread::yield();
+  ProcessSnapshot* snap = detail::capture_snapshot();
+  ASSERT_NE(snap, nullptr);
+  std::string text = render(*snap);
+  held.unlock();
+  waiter.join();
+  char addr[32];
+  snprintf(addr, sizeof addr, "%p", static_cast<const void*>(&held.lock_object()));
+  std::string wait_line = "  waiting for mutex \"cache lock\" (" + std::string(addr) + ") held by thread " +
+                          std::to_string(gettid());
+  EXPECT_NE(text.find(wait_line), std::string::npos) << text.substr(0, 3000);
+  std::string lock_line = "  " + std::string(addr) + " kind=mutex name=cache_lock owner=" + std::to_string(gettid()) +
+                          " readers=0";
+  EXPECT_NE(text.find("\nlocks:\n"), std::string::npos);
+  EXPECT_NE(text.find(lock_line), std::string::npos) << text;
+  EXPECT_NE(text.find("waiters=" + std::to_string(waiter_tid.load())), std::string::npos);
+}
+
+TEST(TextReport, ListsModulesWithBuildIds) {
+  ProcessSnapshot* snap = detail::capture_snapshot();
+  ASSERT_NE(snap, nullptr);
+  std::string text = render(*snap);
+  EXPECT_NE(text.find("\nmodules:\n"), std::string::npos);
+  EXPECT_TRUE(std::regex_search(text, std::regex(R"(dump_text_report_test build-id=[0-9a-f]{40} \(executable\))")))
+      << text.substr(text.find("modules:"));
+}
+
+}  // namespace
+}  // namespace panicstop
