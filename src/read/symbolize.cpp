@@ -1,6 +1,7 @@
 #include "read/symbolize.hpp"
 
 #include <cxxabi.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -35,6 +36,24 @@ std::string dwfl_error() {
   return msg != nullptr ? msg : "unknown libdw error";
 }
 
+// elfutils before 0.189 finds a pc's compile unit only through
+// .debug_aranges, which clang does not emit: walk the units instead.
+void source_line_without_aranges(Dwfl_Module* module, uint64_t lookup, Frame& frame) {
+  Dwarf_Addr bias = 0;
+  Dwarf_Die* unit = nullptr;
+  while ((unit = dwfl_module_nextcu(module, unit, &bias)) != nullptr) {
+    if (dwarf_haspc(unit, lookup - bias) != 1) continue;
+    Dwarf_Line* line = dwarf_getsrc_die(unit, lookup - bias);
+    int line_number = 0;
+    const char* file = line != nullptr ? dwarf_linesrc(line, nullptr, nullptr) : nullptr;
+    if (file != nullptr && dwarf_lineno(line, &line_number) == 0 && line_number > 0) {
+      frame.file = file;
+      frame.line = line_number;
+    }
+    return;
+  }
+}
+
 // Names `frame` from the module holding `lookup`: function, offset from the
 // function start (of `frame.pc`, the address as shown), module, file:line.
 void describe_address(Dwfl* dwfl, uint64_t lookup, Frame& frame) {
@@ -58,7 +77,9 @@ void describe_address(Dwfl* dwfl, uint64_t lookup, Frame& frame) {
       frame.file = file;
       frame.line = line_number;
     }
+    return;
   }
+  source_line_without_aranges(module, lookup, frame);
 }
 
 // One module reported offline at its link-time addresses, with its function
