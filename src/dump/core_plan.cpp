@@ -311,6 +311,7 @@ Segment segment_for(const PlanInputs& in, uint32_t i) noexcept {
       break;
     case Want::kNone: break;
   }
+  seg.zero_if_absent = k == Kind::kAnon && !m.shared;
   // An anonymous segment without contents would read as zeros: leave it out.
   seg.present = k == Kind::kFile || seg.file_size > 0;
   return seg;

@@ -53,6 +53,9 @@ struct Segment {
   uintptr_t start = 0, end = 0;  // p_vaddr, p_vaddr + p_memsz
   uint64_t file_size = 0;        // bytes dumped from start
   uint32_t flags = 0;            // PF_R | PF_W | PF_X
+  // Private anonymous memory: pages never touched (neither present nor
+  // swapped in /proc/self/pagemap) are zero and may be written as holes.
+  bool zero_if_absent = false;
 };
 
 // Fills in.plans and returns the number of PT_LOAD segments.

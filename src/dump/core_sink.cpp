@@ -1,6 +1,7 @@
 #include "dump/core_sink.hpp"
 
 #include <cerrno>
+#include <unistd.h>
 
 #include "sys/syscall.hpp"
 
@@ -62,6 +63,28 @@ void CoreSink::memory(uintptr_t addr, size_t n) noexcept {
     addr += gap;
     n -= gap;
   }
+}
+
+void CoreSink::hole(size_t n) noexcept {
+  if (counting() || !ok_ || n == 0) {
+    offset_ += n;
+    return;
+  }
+  if (seekable_ && flush()) {
+    if (sys::lseek(fd_, long(n), SEEK_CUR) >= 0) {
+      offset_ += n;
+      return;
+    }
+    seekable_ = false;  // a pipe or socket: zeros it is
+  }
+  zeros(n);
+}
+
+bool CoreSink::finish() noexcept {
+  if (!flush() || counting()) return ok_;
+  // A trailing hole has no size until something extends the file.
+  if (seekable_) sys::raw_syscall(SYS_ftruncate, fd_, long(offset_));
+  return ok_;
 }
 
 bool CoreSink::flush() noexcept {

@@ -19,8 +19,13 @@ class CoreSink {
   // read (unmapped since the snapshot, PROT_NONE, past the end of a mapped
   // file) become zeros instead of faulting: write() reports EFAULT for them.
   void memory(uintptr_t addr, size_t n) noexcept;
+  // n zero bytes as a hole in the file (lseek) where the file allows it, else
+  // written zeros: never-touched anonymous memory costs no disk space.
+  void hole(size_t n) noexcept;
   // Writes out what is buffered. Returns ok().
   bool flush() noexcept;
+  // Flushes and gives the file its full size even if it ends in a hole.
+  bool finish() noexcept;
 
   uint64_t offset() const noexcept { return offset_; }
   bool ok() const noexcept { return ok_; }
@@ -36,6 +41,7 @@ class CoreSink {
   uint64_t offset_ = 0;
   uint64_t unreadable_pages_ = 0;
   bool ok_ = true;
+  bool seekable_ = true;
 };
 
 }  // namespace panicstop::detail::core

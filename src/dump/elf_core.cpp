@@ -6,6 +6,7 @@
 #include <asm/prctl.h>
 #include <atomic>
 #include <elf.h>
+#include <fcntl.h>
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
@@ -22,10 +23,12 @@ namespace {
 
 constexpr size_t kIoBufferBytes = 256 * 1024;
 constexpr size_t kScratchBytes = 8192;
+constexpr size_t kPagemapBytes = 4096;
 
 struct Reserved {
   unsigned char* io;
   unsigned char* scratch;
+  uint64_t* pagemap;         // [kPagemapBytes / 8]
   core::MappingPlan* plans;  // [kMaxMappings]
 };
 
@@ -34,7 +37,7 @@ std::atomic<bool> g_ready{false};
 Reserved g_reserved;
 
 constexpr size_t reserved_bytes() noexcept {
-  return kIoBufferBytes + kScratchBytes + sizeof(core::MappingPlan) * kMaxMappings;
+  return kIoBufferBytes + kScratchBytes + kPagemapBytes + sizeof(core::MappingPlan) * kMaxMappings;
 }
 
 uint64_t auxv_value(const ProcessSnapshot& snap, uint64_t type) noexcept {
@@ -66,6 +69,45 @@ constexpr uint16_t kMachine = EM_X86_64;
 #elif defined(__aarch64__)
 constexpr uint16_t kMachine = EM_AARCH64;
 #endif
+
+// Writes a segment's bytes. For private anonymous memory, runs of pages that
+// /proc/self/pagemap shows neither present nor swapped were never touched: they
+// read as zeros and become holes, so a full core of a process with large
+// reserved-but-unused regions (this library's own slots among them) stays
+// small on disk.
+void write_segment(core::CoreSink& out, const core::Segment& seg, int pagemap_fd, uint64_t page) noexcept {
+  constexpr uint64_t kPresent = uint64_t(1) << 63, kSwapped = uint64_t(1) << 62;
+  if (!seg.zero_if_absent || pagemap_fd < 0) {
+    out.memory(seg.start, size_t(seg.file_size));
+    return;
+  }
+  uintptr_t addr = seg.start;
+  const uintptr_t end = seg.start + seg.file_size;
+  const size_t per_read = kPagemapBytes / sizeof(uint64_t);
+  while (addr < end) {
+    size_t pages = size_t((end - addr) / page);
+    if (pages > per_read) pages = per_read;
+    long got = sys::pread(pagemap_fd, g_reserved.pagemap, pages * 8, long(addr / page * 8));
+    if (got < 8) {  // pagemap unusable here: plain copy of the rest
+      out.memory(addr, size_t(end - addr));
+      return;
+    }
+    pages = size_t(got) / 8;
+    size_t i = 0;
+    while (i < pages) {
+      bool touched = (g_reserved.pagemap[i] & (kPresent | kSwapped)) != 0;
+      size_t j = i + 1;
+      while (j < pages && ((g_reserved.pagemap[j] & (kPresent | kSwapped)) != 0) == touched) ++j;
+      size_t bytes = (j - i) * page;
+      if (touched)
+        out.memory(addr, bytes);
+      else
+        out.hole(bytes);
+      addr += bytes;
+      i = j;
+    }
+  }
+}
 
 }  // namespace
 
@@ -118,7 +160,8 @@ bool reserve_elf_core() noexcept {
   }
   g_reserved.io = mem;
   g_reserved.scratch = mem + kIoBufferBytes;
-  g_reserved.plans = reinterpret_cast<core::MappingPlan*>(mem + kIoBufferBytes + kScratchBytes);
+  g_reserved.pagemap = reinterpret_cast<uint64_t*>(mem + kIoBufferBytes + kScratchBytes);
+  g_reserved.plans = reinterpret_cast<core::MappingPlan*>(mem + kIoBufferBytes + kScratchBytes + kPagemapBytes);
   g_ready.store(true, std::memory_order_release);
   return true;
 }
@@ -191,11 +234,13 @@ bool write_elf_core(const ProcessSnapshot& snap, const Tunables& t, int fd) noex
   if (out.offset() != notes_offset + notes_size) return false;  // a bug: never write a lying core
   out.zeros(size_t(data_offset - out.offset()));
 
+  long pagemap = sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   for (uint32_t i = 0; i < snap.mapping_count && i < kMaxMappings; ++i) {
     core::Segment seg = core::segment_for(pin, i);
-    if (seg.present && seg.file_size > 0) out.memory(seg.start, size_t(seg.file_size));
+    if (seg.present && seg.file_size > 0) write_segment(out, seg, int(pagemap), page);
   }
-  return out.flush() && out.offset() == offset;
+  if (pagemap >= 0) sys::close(int(pagemap));
+  return out.finish() && out.offset() == offset;
 }
 
 }  // namespace panicstop::detail
