@@ -587,6 +587,59 @@ TYPED_TEST(SharedLockTest, BypassOverReadersWithAWaitingWriter) {
   EXPECT_EQ(word_of(l), 0u);
 }
 
+TYPED_TEST(SharedLockTest, BypassedSharedReleaseNeverTouchesLaterReaders) {
+  // The faked shared hold outlives its write owner and readers take the lock:
+  // its release must still write nothing (the panicking thread holds no real
+  // shared lock, so the fast path refuses and the hard path sees the fake).
+  TypeParam l{"owner-left"};
+  std::optional<Holder<TypeParam>> writer;
+  writer.emplace(l, /*exclusive=*/true);
+  std::atomic<int> step{0};
+  std::thread panicking([&] {
+    detail::set_scheduler_stopped(true);
+    l.lock_shared();  // faked over the writer
+    step = 1;
+    while (step != 2) std::this_thread::yield();
+    l.unlock_shared();
+    detail::set_scheduler_stopped(false);
+    step = 3;
+  });
+  while (step != 1) std::this_thread::yield();
+  writer.reset();
+  std::optional<Holder<TypeParam>> reader;
+  reader.emplace(l, /*exclusive=*/false);
+  const uintptr_t before = word_of(l);
+  EXPECT_EQ(detail::shared_lock_readers(before), 1u);
+  step = 2;
+  panicking.join();
+  EXPECT_EQ(word_of(l), before) << "the faked hold's release took the other reader's hold";
+  reader.reset();
+  EXPECT_EQ(word_of(l), 0u);
+}
+
+TYPED_TEST(SharedLockTest, OverlappingReadersCannotStarveAWriter) {
+  TypeParam l{"starvation"};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t)
+    readers.emplace_back([&] {
+      // Every reader re-enters at once: without writer preference the lock
+      // would never be free of readers.
+      while (!stop) {
+        l.lock_shared();
+        std::this_thread::yield();
+        l.unlock_shared();
+      }
+    });
+  for (int i = 0; i < 200; ++i) {
+    l.lock();
+    l.unlock();
+  }
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(word_of(l), 0u);
+}
+
 template <class L>
 void hang_on_held_lock(bool exclusive_owner, bool exclusive_waiter) {
   testing::ChildOptions opts;
