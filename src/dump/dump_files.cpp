@@ -149,7 +149,7 @@ int write_dumps(const ProcessSnapshot& snap, const char* dir_override) noexcept 
   int written = 0;
   for (size_t i = 0; i < writer_count; ++i) {
     const DumpWriter& w = writers[i];
-    if (w.write == nullptr || !w.enabled(t)) continue;
+    if (!w.enabled(t)) continue;
     long err = 0;
     if (use_dir) {
       if (write_file(snap, t, w, dir, base, final_path, &err)) {

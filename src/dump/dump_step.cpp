@@ -9,19 +9,13 @@
 
 namespace panicstop::detail {
 
-// TEMPORARY until src/dump/elf_core.cpp is committed: a weak reference, so
-// the text report works without the core writer linked in (write_dumps skips
-// a null writer). Remove once it lands: with static linking a weak reference
-// does not pull the writer's object in.
-bool write_elf_core(const ProcessSnapshot& snap, const Tunables& t, int fd) noexcept __attribute__((weak));
-
 namespace {
 
 bool text_enabled(const Tunables& t) noexcept { return t.dump_text; }
 bool core_enabled(const Tunables& t) noexcept { return t.dump_core; }
 
 // Adding a dump format means adding a line here.
-const DumpWriter kWriters[] = {
+constexpr DumpWriter kWriters[] = {
     {".txt", text_enabled, write_text_report},
     {".core", core_enabled, write_elf_core},
 };
