@@ -24,6 +24,8 @@ constexpr uintptr_t kMaxLibraryDataRange = 1u << 20;
 // mapping is not worth the whole mapping.
 constexpr uintptr_t kMaxWholeFileMapping = 4u << 20;
 constexpr uint32_t kDefaultCoredumpFilter = 0x33;
+// How far below its stack an overflowing thread's SP may be (guard pages).
+constexpr uintptr_t kStackOverflowReach = 1u << 20;
 
 enum class Kind : uint8_t { kSkip, kVdso, kFile, kAnon };
 
@@ -95,6 +97,13 @@ class Planner {
     return uint32_t(i) < count_ ? i : -1;
   }
 
+  // The first readable mapping starting above addr, or -1.
+  int32_t first_mapping_above(uintptr_t addr) const noexcept {
+    for (uint32_t i = 0; i < count_; ++i)
+      if (s_.mappings[i].start > addr) return kind_of(s_, s_.mappings[i]) == Kind::kSkip ? -1 : int32_t(i);
+    return -1;
+  }
+
   void raise(uint32_t i, Want w) noexcept {
     MappingPlan& p = in_.plans[i];
     if (w == Want::kWhole) {
@@ -145,7 +154,12 @@ class Planner {
       if (c == nullptr || !c->valid) continue;
       uintptr_t sp = saved_stack_pointer(*c);
       int32_t i = index_of(sp);
-      if (i < 0) continue;
+      // A stack overflow leaves SP in the guard page (or just below the
+      // stack): the stack is then the mapping right above, all of it in use.
+      if (i < 0 || kind_of(s_, s_.mappings[i]) == Kind::kSkip) {
+        i = first_mapping_above(sp);
+        if (i < 0 || s_.mappings[i].start - sp > kStackOverflowReach) continue;
+      }
       // 128 bytes below SP: the x86_64 red zone, where a leaf function may
       // keep live data.
       uintptr_t lo = sp - 128 < s_.mappings[i].start ? s_.mappings[i].start : sp - 128;

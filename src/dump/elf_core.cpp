@@ -3,7 +3,9 @@
 // reserved buffer. See dump/elf_core.hpp and DESIGN.md §7.
 #include "dump/elf_core.hpp"
 
+#if defined(__x86_64__)
 #include <asm/prctl.h>
+#endif
 #include <atomic>
 #include <elf.h>
 #include <fcntl.h>

@@ -39,9 +39,11 @@ const SnapshotThread* panicking_thread(const ProcessSnapshot& snap) noexcept {
   return snap.thread_count > 0 ? &snap.threads[0] : nullptr;
 }
 
+#if defined(__x86_64__)
 bool has_fp(const SnapshotThread& t) noexcept {
   return t.context != nullptr && t.context->valid && t.context->fpstate_size >= kX86FxsaveSize;
 }
+#endif
 
 // The signal the core says the process died of. A live dump or kdb has none;
 // lldb then needs one that stops the thread or it waits forever for a stop
@@ -51,9 +53,9 @@ int core_signal(const ProcessSnapshot& s) noexcept { return s.signo != 0 ? s.sig
 PrstatusHead prstatus_head(const NoteInputs& in, const SnapshotThread& t, bool panicking) noexcept {
   PrstatusHead h;
   h.pid = t.tid;
-  h.ppid = int(sys::raw_syscall(SYS_getppid));
-  h.pgrp = int(sys::raw_syscall(SYS_getpgid, 0));
-  h.sid = int(sys::raw_syscall(SYS_getsid, 0));
+  h.ppid = in.ppid;
+  h.pgrp = in.pgrp;
+  h.sid = in.sid;
   // Like the kernel: only the thread that took the signal carries it, so the
   // debugger says which thread died of what.
   if (panicking) {
@@ -116,9 +118,9 @@ void emit_fp_notes(const NoteInputs& in, CoreSink& sink, const SnapshotThread& t
 void emit_prpsinfo(const NoteInputs& in, CoreSink& sink) noexcept {
   PrpsinfoFields f;
   f.pid = in.snap->pid;
-  f.ppid = int(sys::raw_syscall(SYS_getppid));
-  f.pgrp = int(sys::raw_syscall(SYS_getpgid, 0));
-  f.sid = int(sys::raw_syscall(SYS_getsid, 0));
+  f.ppid = in.ppid;
+  f.pgrp = in.pgrp;
+  f.sid = in.sid;
   f.uid = uint32_t(sys::raw_syscall(SYS_getuid));
   f.gid = uint32_t(sys::raw_syscall(SYS_getgid));
   f.fname = in.snap->comm;
@@ -331,7 +333,11 @@ void emit_panicstop_text(const ProcessSnapshot& s, CoreSink& sink) noexcept {
   }
 }
 
-void emit_notes(const NoteInputs& in, CoreSink& sink) noexcept {
+void emit_notes(const NoteInputs& inputs, CoreSink& sink) noexcept {
+  NoteInputs in = inputs;
+  in.ppid = int(sys::raw_syscall(SYS_getppid));
+  in.pgrp = int(sys::raw_syscall(SYS_getpgid, 0));
+  in.sid = int(sys::raw_syscall(SYS_getsid, 0));
   const ProcessSnapshot& s = *in.snap;
   const SnapshotThread* first = panicking_thread(s);
   if (first != nullptr) emit_prstatus(in, sink, *first, true);

@@ -27,6 +27,8 @@ struct NoteInputs {
   // Scratch for one register note (>= 4096 + 512 bytes).
   unsigned char* scratch = nullptr;
   size_t scratch_size = 0;
+  // Filled in by emit_notes (once, not per thread).
+  int ppid = 0, pgrp = 0, sid = 0;
 };
 
 // Writes the whole note segment to sink; with a counting sink it measures it.

@@ -43,7 +43,7 @@ std::atomic<uint32_t> g_never{0};
 // every name in the backtrace.
 #define DEFINE_WORKER(index, fname)                                     \
   __attribute__((noinline)) void fname() {                              \
-    pthread_setname_np(pthread_self(), #fname + 7);                     \
+    pthread_setname_np(pthread_self(), &#fname[7]);                     \
     g_worker_tids[index].store(sys::gettid());                          \
     g_ready.fetch_add(1);                                               \
     for (;;) sys::futex_wait(&g_never, 0);                              \
