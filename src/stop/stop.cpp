@@ -65,8 +65,11 @@ bool set_contains(const TidSet* set, uint32_t gen, int tid) noexcept {
 
 void acknowledge(int tid, uint32_t gen) noexcept {
   if (!set_insert(g_acked, gen, tid)) return;
-  uint32_t n = g_acks.fetch_add(1, std::memory_order_acq_rel) + 1;
-  if (n >= g_ack_target.load(std::memory_order_acquire)) sys::futex_wake(&g_acks, 1);
+  // seq_cst on both sides (here and where the stopper publishes its target
+  // and then reads the count): otherwise the store of the target and the load
+  // of the count may pass each other and the last wake-up be lost.
+  uint32_t n = g_acks.fetch_add(1, std::memory_order_seq_cst) + 1;
+  if (n >= g_ack_target.load(std::memory_order_seq_cst)) sys::futex_wake(&g_acks, 1);
 }
 
 void stop_signal_handler(int sig, siginfo_t* info, void* uc) {
@@ -269,8 +272,8 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
     int found = for_each_thread(signal_one, &scan);
     ++r.scans;
     uint32_t target = scan.signaled - exited;
-    g_ack_target.store(target, std::memory_order_release);
-    uint32_t acks = g_acks.load(std::memory_order_acquire);
+    g_ack_target.store(target, std::memory_order_seq_cst);
+    uint32_t acks = g_acks.load(std::memory_order_seq_cst);
     int64_t now = sys::monotonic_ns();
     bool settled = found >= 0 && !scan.new_found;
     if ((settled && acks >= target) || now >= deadline || found < 0) {
@@ -292,6 +295,9 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
       if (t.pending == 0) continue;  // only new threads are missing: scan again
       // Otherwise some known thread is still running: wait for it below.
     }
+    // Everyone signalled so far has answered while new threads were still
+    // being found: scan again at once rather than sleep.
+    if (found >= 0 && !settled && acks >= target) continue;
     int64_t wake = now + kRecheckNs < deadline ? now + kRecheckNs : deadline;
     if (sys::futex_wait_until(&g_acks, acks, wake) == -ETIMEDOUT) exited = verify(gen, scan.pid, false).exited;
   }

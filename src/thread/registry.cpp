@@ -18,6 +18,7 @@ std::atomic<ThreadSlot*> g_slots{nullptr};
 // fresh slot by bumping it and only scan for recycled slots once it is exhausted,
 // so claiming is O(1) until 16,384 threads have come and gone.
 std::atomic<size_t> g_high_water{0};
+std::atomic<size_t> g_next_recycle{0};
 // Threads beyond kMaxThreads share this one; it is a valid, unique-per-process
 // owner identity only as far as "not any real slot".
 ThreadSlot g_overflow_slot;
@@ -48,11 +49,18 @@ ThreadSlot* claim_slot(bool from_signal_handler) noexcept {
       break;
     }
   }
-  for (size_t j = 0; s == nullptr && j < kMaxThreads; ++j) {
+  // Next fit: start where the last recycled slot was found, so that claiming
+  // stays O(1) on average when threads (or stop handlers) claim and release
+  // slots by the thousand.
+  size_t start = g_next_recycle.load(std::memory_order_relaxed);
+  for (size_t k = 0; s == nullptr && k < kMaxThreads; ++k) {
+    size_t j = (start + k) % kMaxThreads;
     uint32_t expected = 0;
     if (slots[j].in_use.load(std::memory_order_relaxed) == 0 &&
-        slots[j].in_use.compare_exchange_strong(expected, 1, std::memory_order_acq_rel))
+        slots[j].in_use.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
       s = &slots[j];
+      g_next_recycle.store(j + 1, std::memory_order_relaxed);
+    }
   }
   if (s == nullptr) return &g_overflow_slot;
   s->claimed_by_stop = from_signal_handler;
