@@ -14,27 +14,39 @@ namespace panicstop {
 namespace testing {
 
 #if defined(__x86_64__)
-// Sleeps in the futex with rbp zeroed, in a function built without a frame
-// pointer that saved its caller's rbp on the stack (the clobber makes the
-// compiler do so, and say where in its CFI): only a CFI unwinder gets past it.
-__attribute__((noinline, optimize("omit-frame-pointer"))) void park_without_frame_pointer() {
-  uint32_t seen = g_park_release.load();
-  while (g_park_release.load() == seen) {
-    long ret;
-    register long r10 __asm__("r10") = 0;
-    __asm__ volatile(
-        "xor %%ebp, %%ebp\n\t"
-        "syscall"
-        : "=a"(ret)
-        : "a"(long(SYS_futex)), "D"(&g_park_release), "S"(long(128 /* FUTEX_WAIT_PRIVATE */)), "d"(long(seen)),
-          "r"(r10)
-        : "rcx", "r11", "rbp", "memory");
-    (void)ret;
-  }
-  __asm__ volatile("" ::: "memory");
-}
+// Sleeps in the futex while *word == seen, with rbp zeroed: hand-written so it
+// has no frame pointer on any compiler, and CFI saying where the caller's rbp
+// was saved. Only a CFI unwinder gets past it to its callers.
+extern "C" void panicstop_test_park_without_frame_pointer(const void* word, uint32_t seen);
+__asm__(
+    ".text\n"
+    ".globl panicstop_test_park_without_frame_pointer\n"
+    ".hidden panicstop_test_park_without_frame_pointer\n"
+    ".type panicstop_test_park_without_frame_pointer, @function\n"
+    "panicstop_test_park_without_frame_pointer:\n"
+    "  .cfi_startproc\n"
+    "  push %rbp\n"
+    "  .cfi_def_cfa_offset 16\n"
+    "  .cfi_offset %rbp, -16\n"
+    "  xor %ebp, %ebp\n"
+    "  mov %esi, %edx\n"        // futex value: seen
+    "  mov $128, %esi\n"        // FUTEX_WAIT_PRIVATE
+    "  xor %r10d, %r10d\n"      // no timeout
+    "1:\n"
+    "  cmp (%rdi), %edx\n"
+    "  jne 2f\n"
+    "  mov $202, %eax\n"        // SYS_futex
+    "  syscall\n"
+    "  jmp 1b\n"
+    "2:\n"
+    "  pop %rbp\n"
+    "  .cfi_def_cfa_offset 8\n"
+    "  ret\n"
+    "  .cfi_endproc\n"
+    ".size panicstop_test_park_without_frame_pointer, .-panicstop_test_park_without_frame_pointer\n");
+
 __attribute__((noinline)) void park_in_delta() {
-  park_without_frame_pointer();
+  panicstop_test_park_without_frame_pointer(&g_park_release, g_park_release.load());
   __asm__ volatile("" ::: "memory");
 }
 #endif
