@@ -37,6 +37,7 @@ namespace {
 PanicState g_state;
 Tunables g_tunables;
 std::atomic<DumpStepFn> g_dump_step{nullptr};
+std::atomic<bool> g_installed{false};
 
 inline constexpr int kMaxHooks = 32;
 struct Hook {
@@ -374,7 +375,9 @@ void chain_previous_handler(int sig) noexcept {
   if (uc != nullptr) save_context(slot, info, uc);
   else save_own_context_via_signal();
   if (is_slot_address(slot)) slot->stop_state.store(StopState::kPanicking, std::memory_order_release);
-  create_step_timer(self);
+  // Without install() the watchdog signal has no handler (its default action
+  // would end the process at the first deadline): no deadlines then.
+  if (g_installed.load(std::memory_order_acquire)) create_step_timer(self);
 
   if (g_tunables.stop_on_panic) {
     run_step(PanicStep::kStop, int64_t(g_tunables.stop_timeout_ms) * 1000000 + step_timeout_ns(), step_stop,
@@ -397,6 +400,7 @@ Tunables& tunables_storage() noexcept { return g_tunables; }
 void set_dump_step(DumpStepFn fn) noexcept { g_dump_step.store(fn, std::memory_order_release); }
 int step_deadline_signal() noexcept { return SIGRTMAX - 4; }
 void set_restart_argv(char** argv) noexcept { g_restart_argv = argv; }
+void mark_panic_installed() noexcept { g_installed.store(true, std::memory_order_release); }
 
 void remember_previous_handler(int sig, const struct sigaction& previous) noexcept {
   if (sig <= 0 || sig >= 65) return;

@@ -26,6 +26,10 @@ void remember_previous_handler(int sig, const struct sigaction& previous) noexce
 // install into memory that lives for the whole process. argv is NULL-terminated.
 void set_restart_argv(char** argv) noexcept;
 
+// Called by install_panic() once the handlers are in place: from then on the
+// panic path arms its step watchdog.
+void mark_panic_installed() noexcept;
+
 // Sets up the panic layer: tunables (exits 2 on a bad value), reserved memory,
 // handlers, alternate stacks. Idempotent. install() calls it.
 bool install_panic() noexcept;

@@ -134,6 +134,7 @@ bool install_panic() noexcept {
   std::set_terminate(terminate_handler);
   // Threads that exist already get their alternate stack from the stop handler.
   broadcast_altstack_setup();
+  if (ok) mark_panic_installed();
   g_install_state.store(2);
   if (!ok) {
     static const char kMsg[] = "panicstop: install failed: sigaction\n";

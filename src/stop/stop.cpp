@@ -34,6 +34,7 @@ std::atomic<uint32_t> g_acks{0};        // futex word the stopper sleeps on
 std::atomic<uint32_t> g_ack_target{UINT32_MAX};
 std::atomic<uint32_t> g_resume_seq{0};  // futex word the stopped threads park on
 std::atomic<int> g_capture_tid{0};
+std::atomic<bool> g_handlers_installed{false};
 
 inline uint64_t key(uint32_t gen, int tid) { return (uint64_t(gen) << 32) | uint32_t(tid); }
 
@@ -242,7 +243,7 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
   StopResult r;
   r.start_ns = sys::monotonic_ns();
   r.not_stopped_tids = g_not_stopped;
-  if (!reserve_stop_memory()) {
+  if (!stop_handlers_installed() || !reserve_stop_memory()) {
     r.end_ns = sys::monotonic_ns();
     return r;
   }
@@ -316,6 +317,7 @@ void restart_stopped_threads() noexcept {
 }
 
 void save_own_context_via_signal() noexcept {
+  if (!stop_handlers_installed()) return;
   int tid = sys::gettid();
   g_capture_tid.store(tid, std::memory_order_release);
   sys::tgkill(sys::getpid(), tid, hard_stop_signal());
@@ -323,6 +325,9 @@ void save_own_context_via_signal() noexcept {
   // blocked it, nothing is saved and the flag is cleared here.
   g_capture_tid.store(0, std::memory_order_release);
 }
+
+bool stop_handlers_installed() noexcept { return g_handlers_installed.load(std::memory_order_acquire); }
+void mark_stop_handlers_installed() noexcept { g_handlers_installed.store(true, std::memory_order_release); }
 
 // The handler is referenced by stop_setup.cpp.
 void (*stop_signal_handler_address() noexcept)(int, siginfo_t*, void*) { return stop_signal_handler; }

@@ -56,8 +56,11 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept;
 void restart_stopped_threads() noexcept;
 
 // Installs the hard- and soft-stop signal handlers (setup; stop_setup.cpp).
-// Returns false if sigaction fails.
+// Returns false if sigaction fails. Until it succeeded, stop_other_threads()
+// and save_own_context_via_signal() do nothing: the stop signals' default
+// action would end the process.
 bool install_stop_handlers() noexcept;
+bool stop_handlers_installed() noexcept;
 
 // Sends the stop signal to every existing thread with no stop in progress: the
 // handler then only gives the thread an alternate signal stack

@@ -9,6 +9,7 @@
 namespace panicstop::detail {
 
 void (*stop_signal_handler_address() noexcept)(int, siginfo_t*, void*);
+void mark_stop_handlers_installed() noexcept;
 
 namespace {
 
@@ -36,7 +37,9 @@ bool install_stop_handlers() noexcept {
   handler_mask(&sa.sa_mask, false);
   if (sigaction(hard_stop_signal(), &sa, nullptr) != 0) return false;
   handler_mask(&sa.sa_mask, true);
-  return sigaction(soft_stop_signal(), &sa, nullptr) == 0;
+  if (sigaction(soft_stop_signal(), &sa, nullptr) != 0) return false;
+  mark_stop_handlers_installed();
+  return true;
 }
 
 void broadcast_altstack_setup() noexcept {
