@@ -165,8 +165,15 @@ class Planner {
       uintptr_t lo = sp - 128 < s_.mappings[i].start ? s_.mappings[i].start : sp - 128;
       mark(lo, s_.mappings[i].end, ~uintptr_t(0));
     }
-    // The TCB of the thread writing the core: libthread_db starts from it.
+    // Thread control blocks (struct pthread), which libthread_db reads: those
+    // of created threads sit at the top of their stacks, the main thread's
+    // wherever the loader put it.
     if (in_.current_fs_base != 0) mark(in_.current_fs_base, in_.current_fs_base + 4096, kMaxDataRange);
+    for (uint32_t t = 0; t < s_.thread_count; ++t) {
+      const SavedContext* c = s_.threads[t].context;
+      uint64_t tls = c != nullptr && c->valid ? saved_tls_base(*c) : 0;
+      if (tls != 0) mark(uintptr_t(tls), uintptr_t(tls) + 4096, kMaxDataRange);
+    }
   }
 
   // The writable data, RELRO and dynamic section of the module whose program

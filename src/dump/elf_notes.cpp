@@ -3,6 +3,7 @@
 #include <csignal>
 #include <elf.h>
 
+#include "dump/core_plan.hpp"
 #include "dump/core_regs.hpp"
 #include "panic/panic_state.hpp"
 #include "panicstop/lock_object.hpp"
@@ -76,7 +77,7 @@ void emit_prstatus(const NoteInputs& in, CoreSink& sink, const SnapshotThread& t
   if (valid) {
     uint64_t gregs[NGREG];
     __builtin_memcpy(gregs, t.context->ucontext.uc_mcontext.gregs, sizeof gregs);
-    regs = x86_64_regs_from_gregs(gregs, t.tid == in.current_tid ? in.current_fs_base : 0);
+    regs = x86_64_regs_from_gregs(gregs, t.tid == in.current_tid ? in.current_fs_base : saved_tls_base(*t.context));
   }
   write_x86_64_prstatus(head, regs, has_fp(t), in.scratch);
   note(sink, "CORE", NT_PRSTATUS, in.scratch, kX86_64PrstatusSize);
