@@ -27,7 +27,9 @@ std::string signal_text(int signo) {
 std::string frame_text(size_t index, const Frame& f) {
   std::string s = "#" + std::to_string(index) + " " + hex(f.pc) + " " + (f.function.empty() ? "??" : f.function);
   if (f.offset) s += "+" + hex(*f.offset);
-  if (!f.module.empty()) s += " (" + f.module + (f.module_offset ? "+" + hex(*f.module_offset) : "") + ")";
+  // As the writer does: a module offset only where there is no function.
+  bool show_module_offset = f.function.empty() && f.module_offset;
+  if (!f.module.empty()) s += " (" + f.module + (show_module_offset ? "+" + hex(*f.module_offset) : "") + ")";
   if (!f.file.empty() && f.line > 0) s += " at " + f.file + ":" + std::to_string(f.line);
   return s;
 }

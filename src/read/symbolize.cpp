@@ -60,8 +60,13 @@ void describe_address(Dwfl* dwfl, uint64_t lookup, Frame& frame) {
   Dwfl_Module* module = dwfl_addrmodule(dwfl, lookup);
   if (module == nullptr) return;
   const char* main_file = nullptr;
-  const char* module_name = dwfl_module_info(module, nullptr, nullptr, nullptr, nullptr, nullptr, &main_file, nullptr);
-  if (frame.module.empty()) frame.module = main_file != nullptr ? main_file : (module_name != nullptr ? module_name : "");
+  Dwarf_Addr module_start = 0;
+  const char* module_name =
+      dwfl_module_info(module, nullptr, &module_start, nullptr, nullptr, nullptr, &main_file, nullptr);
+  if (frame.module.empty()) {
+    frame.module = main_file != nullptr ? main_file : (module_name != nullptr ? module_name : "");
+    frame.module_offset = frame.pc - module_start;
+  }
   GElf_Off offset = 0;
   GElf_Sym sym;
   const char* name = dwfl_module_addrinfo(module, lookup, &offset, &sym, nullptr, nullptr, nullptr);
@@ -205,14 +210,24 @@ void symbolize_with_modules(Report& report) {
     }
   }
   dwfl_report_end(dwfl.get(), nullptr, nullptr);
+  // Threads grouped under one stack repeat the same frames: resolve each once.
+  std::map<std::pair<uint64_t, uint64_t>, Frame> resolved;
   for (Thread& t : report.threads) {
     for (size_t i = 0; i < t.frames.size(); ++i) {
       Frame& f = t.frames[i];
       // Frames past the first are return addresses: the call is one byte before.
       uint64_t lookup = i > 0 && f.pc > 0 ? f.pc - 1 : f.pc;
-      Dwfl_Module* module = dwfl_addrmodule(dwfl.get(), lookup);
-      if (module == nullptr || different_build.count(module) != 0) continue;
-      describe_address(dwfl.get(), lookup, f);
+      auto [it, is_new] = resolved.try_emplace({f.pc, lookup}, f);
+      if (is_new) {
+        Dwfl_Module* module = dwfl_addrmodule(dwfl.get(), lookup);
+        if (module != nullptr && different_build.count(module) == 0) describe_address(dwfl.get(), lookup, it->second);
+      }
+      if (f.function.empty()) {
+        f.function = it->second.function;
+        f.offset = it->second.offset;
+      }
+      f.file = it->second.file;
+      f.line = it->second.line;
     }
   }
 }
