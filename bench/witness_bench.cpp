@@ -16,6 +16,7 @@
 // docs/BENCHMARKS.md has the commands and results.
 #include <benchmark/benchmark.h>
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>

@@ -51,8 +51,8 @@ struct HeldLock {
   int64_t acquired_ticks;      // lock profiling's hold-time start; 0 when not measured
   uint32_t line;               // with file
   uint16_t recursion;          // holds beyond the first (recursive or repeated shared)
+  uint16_t class_index;        // the lock's WITNESS class (LockObject::class_index)
   uint8_t shared;              // 1: held shared; 0: exclusive
-  uint8_t reserved;
 };
 inline constexpr size_t kMaxHeldLocks = 32;
 

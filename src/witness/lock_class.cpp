@@ -66,13 +66,9 @@ bool InternalSpinLock::try_acquire() noexcept {
   }
 }
 
-uint16_t lock_class_of(const LockObject* lo) noexcept {
-  // class_index is a plain field of the lock: every thread that races to fill
-  // it writes the same value, through atomic builtins so the race is defined.
-  uint16_t idx = __atomic_load_n(&lo->class_index, __ATOMIC_ACQUIRE);
-  if (__builtin_expect(idx != 0, 1)) return idx;
+uint16_t assign_lock_class(const LockObject* lo) noexcept {
   if (!g_class_lock.try_acquire()) return kUntrackedClass;
-  idx = find_or_add(lo);
+  uint16_t idx = find_or_add(lo);
   g_class_lock.release();
   __atomic_store_n(&const_cast<LockObject*>(lo)->class_index, idx, __ATOMIC_RELEASE);
   return idx;

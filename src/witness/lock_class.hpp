@@ -24,10 +24,18 @@ struct LockClass {
   const LockObject* own;    // kOwnClass: the lock; otherwise nullptr
 };
 
+// Assigns lo's class (the slow half of lock_class_of).
+uint16_t assign_lock_class(const LockObject* lo) noexcept;
+
 // The class of lo, assigned on first call. Never blocks: if the class table's
 // lock is held by this same thread (a signal handler interrupted the
 // assignment) returns kUntrackedClass without caching it.
-uint16_t lock_class_of(const LockObject* lo) noexcept;
+inline uint16_t lock_class_of(const LockObject* lo) noexcept {
+  // class_index is a plain field of the lock: every thread that races to fill
+  // it writes the same value, through atomic builtins so the race is defined.
+  uint16_t idx = __atomic_load_n(&lo->class_index, __ATOMIC_ACQUIRE);
+  return __builtin_expect(idx != 0, 1) ? idx : assign_lock_class(lo);
+}
 // Valid for 1 <= index < lock_class_count().
 const LockClass& lock_class(uint16_t index) noexcept;
 uint16_t lock_class_count() noexcept;

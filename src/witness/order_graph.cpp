@@ -2,17 +2,17 @@
 
 namespace panicstop::detail {
 
+uint64_t g_order_reach[kMaxLockClasses][kOrderWords];
+
 namespace {
 
-constexpr uint32_t kWords = kMaxLockClasses / 64;
+constexpr uint32_t kWords = kOrderWords;
 constexpr uint32_t kMaxEdgeRecords = 4096;
 constexpr uint32_t kEdgeHashSlots = 8192;  // power of two
 constexpr uint32_t kReportedSlots = 4096;  // power of two
 
 InternalSpinLock g_graph_lock;
-// reach[a] bit b: a -> ... -> b is known. Written under g_graph_lock, read
-// without it (a stale read only sends the reader to the locked slow path).
-uint64_t g_reach[kMaxLockClasses][kWords];
+uint64_t (&g_reach)[kMaxLockClasses][kWords] = g_order_reach;
 uint64_t g_child[kMaxLockClasses][kWords];  // direct edges; under g_graph_lock
 EdgeRecord g_edges[kMaxEdgeRecords];
 uint32_t g_edge_count = 0;
@@ -59,11 +59,6 @@ void remember_edge(uint16_t from, uint16_t to, const Site& fs, const Site& ts, c
 }
 
 }  // namespace
-
-bool order_known(uint16_t from, uint16_t to) noexcept {
-  if (from >= kMaxLockClasses || to >= kMaxLockClasses) return true;  // untracked: never checked
-  return test_bit(g_reach[from], to);
-}
 
 AddResult order_add(uint16_t from, uint16_t to, const Site& from_site, const Site& to_site,
                     const Stack& stack) noexcept {

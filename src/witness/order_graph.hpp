@@ -36,8 +36,18 @@ struct EdgeRecord {
   Stack stack;
 };
 
-// Is `from -> ... -> to` already in the graph? Lock-free.
-bool order_known(uint16_t from, uint16_t to) noexcept;
+// reach[a] bit b: a -> ... -> b is known (the transitive closure). Written
+// under the graph lock, read without it: a stale read only sends the reader to
+// the locked slow path.
+inline constexpr uint32_t kOrderWords = kMaxLockClasses / 64;
+extern uint64_t g_order_reach[kMaxLockClasses][kOrderWords];
+
+// Is `from -> ... -> to` already in the graph? Lock-free; untracked classes
+// count as known (they are never checked).
+inline bool order_known(uint16_t from, uint16_t to) noexcept {
+  if (from >= kMaxLockClasses || to >= kMaxLockClasses) return true;
+  return (__atomic_load_n(&g_order_reach[from][to / 64], __ATOMIC_RELAXED) >> (to % 64)) & 1;
+}
 
 enum class AddResult { kAdded, kKnown, kReversal, kBusy };
 

@@ -61,10 +61,9 @@ inline Site take_site(const void* return_address) noexcept {
 
 inline Site site_of(const HeldLock& h) noexcept { return Site{h.file, h.line, h.return_address}; }
 
-ThreadSlot* held_slot() noexcept {
-  ThreadSlot* s = current_slot();
-  if (__builtin_expect(tls_held_state == 1, 1)) return s;
-  if (tls_held_state == 2) return nullptr;
+// The first witness call of a thread: its slot may hold a list left by the
+// slot's previous thread.
+__attribute__((noinline)) ThreadSlot* first_held_slot(ThreadSlot* s) noexcept {
   if (!is_slot_address(s)) {
     tls_held_state = 2;
     return nullptr;
@@ -75,13 +74,32 @@ ThreadSlot* held_slot() noexcept {
   return s;
 }
 
-HeldLock* find_held(ThreadSlot* s, const LockObject* lo) noexcept {
+__attribute__((always_inline)) inline ThreadSlot* held_slot() noexcept {
+  ThreadSlot* s = current_slot();
+  if (__builtin_expect(tls_held_state == 1, 1)) return s;
+  if (tls_held_state == 2) return nullptr;
+  return first_held_slot(s);
+}
+
+__attribute__((always_inline)) inline HeldLock* find_held(ThreadSlot* s, const LockObject* lo) noexcept {
   for (uint32_t i = s->held_count; i-- > 0;)
     if (s->held[i].lock == lo) return &s->held[i];
   return nullptr;
 }
 
-void push_held(ThreadSlot* s, const LockObject* lo, const Site& site, bool shared) noexcept {
+// Before an acquisition: could this thread hold lo already? The lock word
+// answers for exclusive holds (it names the owner's slot); a read-locked
+// RwLock/SxLock word does not say who reads, so then the list is searched.
+// Spares the common case a walk over every held lock.
+inline HeldLock* find_if_held(ThreadSlot* s, const LockObject* lo) noexcept {
+  uintptr_t w = lo->word.load(std::memory_order_relaxed);
+  bool maybe = (w & ~kLockFlagMask) == reinterpret_cast<uintptr_t>(s) ||
+               ((lo->kind == LockKind::kRwLock || lo->kind == LockKind::kSxLock) && (w & 1) != 0);
+  return maybe ? find_held(s, lo) : nullptr;
+}
+
+__attribute__((always_inline)) inline void push_held(ThreadSlot* s, const LockObject* lo, uint16_t c,
+                                                   const Site& site, bool shared) noexcept {
   uint32_t n = s->held_count;
   if (n >= kMaxHeldLocks) {
     ++s->held_dropped;
@@ -99,12 +117,13 @@ void push_held(ThreadSlot* s, const LockObject* lo, const Site& site, bool share
   h.return_address = site.return_address;
   h.acquired_ticks = lockprof_active() && (lo->options & kNoProfile) == 0 ? lockprof_ticks() : 0;
   h.recursion = 0;
+  h.class_index = c;
   h.shared = shared ? 1 : 0;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   h.lock = lo;
 }
 
-void remove_held(ThreadSlot* s, HeldLock* h) noexcept {
+__attribute__((always_inline)) inline void remove_held(ThreadSlot* s, HeldLock* h) noexcept {
   uint32_t n = s->held_count;
   for (HeldLock* p = h; p + 1 < s->held + n; ++p) *p = p[1];
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -201,16 +220,15 @@ __attribute__((noinline)) void report_reversal(const HeldLock& first, uint16_t f
   r.finish(headline);
 }
 
-// Called with lo not yet held by this thread.
-__attribute__((noinline)) void check_order(ThreadSlot* s, const LockObject* lo, const Site& site) noexcept {
-  uint16_t c = lock_class_of(lo);
-  if (c == kUntrackedClass) return;
+// Called with lo (class c) not yet held by this thread.
+__attribute__((noinline)) void check_order_slow(ThreadSlot* s, const LockObject* lo, uint16_t c,
+                                                const Site& site) noexcept {
   Stack stack;
   bool have_stack = false;
   for (uint32_t i = 0; i < s->held_count; ++i) {
     const HeldLock& h = s->held[i];
     if (h.lock == nullptr) continue;
-    uint16_t hc = lock_class_of(h.lock);
+    uint16_t hc = h.class_index;
     if (hc == kUntrackedClass) continue;
     if (hc == c) {
       if ((lo->options & kDupOk) == 0) report_misuse(kReportDuplicate, "acquiring a second lock of one class", lo, site, &h);
@@ -218,12 +236,28 @@ __attribute__((noinline)) void check_order(ThreadSlot* s, const LockObject* lo, 
     }
     if (__builtin_expect(order_known(hc, c), 1)) continue;
     if (!have_stack) {
-      capture_stack(&stack, 2);  // check_order and witness_lock
+      capture_stack(&stack, 2);  // check_order_slow and witness_lock
       have_stack = true;
     }
     if (order_add(hc, c, site_of(h), site, stack) == AddResult::kReversal)
       report_reversal(h, hc, lo, c, site, stack);
   }
+}
+
+// FreeBSD's shortcut (witness_lock_order_check): if the order from the most
+// recently acquired lock to this one is known, every older held lock is
+// known to come before this one too (each was before the newest one when that
+// was taken, and the graph is transitive), so only the newest is tested. A
+// cycle through older locks was reported when its last edge was refused.
+inline void check_order(ThreadSlot* s, const LockObject* lo, uint16_t c, const Site& site) noexcept {
+  if (c == kUntrackedClass) return;
+  for (uint32_t i = s->held_count; i-- > 0;) {
+    const HeldLock& h = s->held[i];
+    if (h.lock == nullptr) continue;
+    if (h.class_index != c && order_known(h.class_index, c)) return;
+    break;
+  }
+  check_order_slow(s, lo, c, site);
 }
 
 // lo is already held by this thread and is taken again.
@@ -247,12 +281,13 @@ void witness_lock(const LockObject* lo, unsigned flags) noexcept {
   ThreadSlot* s = held_slot();
   if (s == nullptr) return;
   bool shared = (flags & kWitnessShared) != 0;
-  if (HeldLock* h = find_held(s, lo)) {
+  if (HeldLock* h = find_if_held(s, lo)) {
     held_again(h, lo, site, shared);
     return;
   }
-  if (mode() >= 1) check_order(s, lo, site);
-  push_held(s, lo, site, shared);
+  uint16_t c = lock_class_of(lo);
+  if (mode() >= 1) check_order(s, lo, c, site);
+  push_held(s, lo, c, site, shared);
 }
 
 void witness_trylock(const LockObject* lo, unsigned flags) noexcept {
@@ -269,7 +304,7 @@ void witness_trylock_from(const LockObject* lo, unsigned flags, const void* retu
     held_again(h, lo, site, shared);
     return;
   }
-  push_held(s, lo, site, shared);
+  push_held(s, lo, lock_class_of(lo), site, shared);
 }
 
 void witness_lock_failed(const LockObject* lo) noexcept {
@@ -285,7 +320,8 @@ void witness_lock_failed(const LockObject* lo) noexcept {
 }
 
 void witness_unlock(const LockObject* lo, unsigned flags) noexcept {
-  Site site = take_site(__builtin_return_address(0));
+  Site site;  // for reports: where unlock() was called
+  site.return_address = reinterpret_cast<uintptr_t>(__builtin_return_address(0));
   if (skip(lo)) return;
   ThreadSlot* s = held_slot();
   if (s == nullptr) return;
@@ -340,7 +376,7 @@ void witness_sleep(const LockObject* on, const char* what) noexcept {
   for (uint32_t i = 0; i < s->held_count; ++i) {
     const HeldLock& h = s->held[i];
     if (h.lock == nullptr || h.lock == on || h.lock->kind != LockKind::kSpinMutex) continue;
-    uint16_t sc = lock_class_of(h.lock);
+    uint16_t sc = h.class_index;
     uint16_t oc = on != nullptr ? lock_class_of(on) : 0;
     if (!first_report(kReportSleepUnderSpin, sc, oc)) return;
     Stack stack;
