@@ -209,7 +209,7 @@ void save_context(ThreadSlot* slot, const void* info, const void* ucontext) noex
   c.valid = true;
 }
 
-int for_each_thread(void (*fn)(int tid, void* arg), void* arg) noexcept {
+int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg) noexcept {
   long fd = sys::openat(AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return -1;
   alignas(8) char buf[8192];

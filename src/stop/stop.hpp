@@ -80,6 +80,6 @@ void save_context(ThreadSlot* slot, const void* siginfo, const void* ucontext) n
 
 // Calls fn(tid, arg) for every thread in /proc/self/task. Returns the count, or
 // -1 if the directory could not be read. Raw system calls only.
-int for_each_thread(void (*fn)(int tid, void* arg), void* arg) noexcept;
+int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg) noexcept;
 
 }  // namespace panicstop::detail
