@@ -63,10 +63,11 @@ void flush_log_on_panic(void*) {
   }
 }
 
-__attribute__((noinline)) void corrupt_and_crash() {
-  volatile int* null = nullptr;
-  *null = 42;
-}
+// The pointer is volatile so the compiler cannot prove it null and delete the
+// store as undefined behaviour: the fault happens at run time, like a real bug.
+int* volatile g_corrupted_pointer = nullptr;
+
+__attribute__((noinline)) void corrupt_and_crash() { *g_corrupted_pointer = 42; }
 
 [[noreturn]] void worker(int id) {
   char name[16];
@@ -80,7 +81,7 @@ __attribute__((noinline)) void corrupt_and_crash() {
       g_accounts[seed % 16] -= 1;
       g_accounts[(seed >> 8) % 16] += 1;
     }
-    if (g_transfers.fetch_add(1) == 200000 && id == 3) corrupt_and_crash();
+    if (g_transfers.fetch_add(1) >= 200000 && id == 3) corrupt_and_crash();
   }
 }
 
