@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -287,16 +288,37 @@ PARK_FUNCTION(panicstop_parked_in_bravo)
 PARK_FUNCTION(panicstop_parked_in_charlie)
 PARK_FUNCTION(panicstop_parked_in_delta)
 
-// In the forked child: four threads parked, then one byte on `ready`, then wait.
-[[noreturn]] void run_parked_program(int ready) {
-  prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);  // yama: let gcore attach
+const char* const kParkedFunctions[] = {"panicstop_parked_in_alpha", "panicstop_parked_in_bravo",
+                                       "panicstop_parked_in_charlie", "panicstop_parked_in_delta"};
+
+// In a child: starts four threads, each parked in its own function, and
+// returns when all four are in them.
+void park_four_threads() {
   void* (*functions[])(void*) = {panicstop_parked_in_alpha, panicstop_parked_in_bravo, panicstop_parked_in_charlie,
                                  panicstop_parked_in_delta};
+  g_parked.store(0);
   for (auto fn : functions) {
     pthread_t t;
     if (pthread_create(&t, nullptr, fn, nullptr) != 0) _exit(3);
   }
   while (g_parked.load() < 4) sched_yield();
+}
+
+// Every parked thread and its function are in `shown`, with file:line.
+void expect_parked_threads_shown(const std::string& shown) {
+  size_t thread_blocks = 0;
+  for (size_t pos = 0; (pos = shown.find("\nthread ", pos)) != std::string::npos; ++pos) ++thread_blocks;
+  EXPECT_EQ(thread_blocks, 5u) << shown;
+  for (const char* fn : kParkedFunctions) {
+    EXPECT_NE(shown.find(std::string(fn) + "+0x"), std::string::npos) << fn << " missing in\n" << shown;
+  }
+  EXPECT_NE(shown.find("show_test.cpp:"), std::string::npos) << "no file:line in\n" << shown;
+}
+
+// In the forked child: four threads parked, then one byte on `ready`, then wait.
+[[noreturn]] void run_parked_program(int ready) {
+  prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);  // yama: let gcore attach
+  park_four_threads();
   char byte = 1;
   if (write(ready, &byte, 1) != 1) _exit(4);
   for (;;) pause();
@@ -339,18 +361,39 @@ TEST(ShowCommand, GcoreCoreShowsEveryThreadWithItsKnownFunction) {
   ASSERT_EQ(shown.exit_code, 0) << shown.output;
   EXPECT_NE(shown.output.find("panic: no panicstop note: core of " + std::to_string(child)), std::string::npos)
       << shown.output;
-  size_t thread_blocks = 0;
-  for (size_t pos = 0; (pos = shown.output.find("\nthread ", pos)) != std::string::npos; ++pos) ++thread_blocks;
-  EXPECT_EQ(thread_blocks, 5u) << shown.output;
-  for (const char* fn : {"panicstop_parked_in_alpha", "panicstop_parked_in_bravo", "panicstop_parked_in_charlie",
-                         "panicstop_parked_in_delta"}) {
-    EXPECT_NE(shown.output.find(std::string(fn) + "+0x"), std::string::npos) << fn << " missing in\n" << shown.output;
-  }
-  EXPECT_NE(shown.output.find("show_test.cpp:"), std::string::npos) << "no file:line in\n" << shown.output;
+  expect_parked_threads_shown(shown.output);
   if (have_python()) {
     EXPECT_TRUE(json.exited && json.exit_code == 0) << json.describe() << json.output;
     EXPECT_EQ(json.output, "5\n");
   }
+}
+
+// A core written by the kernel (core_pattern "core" in the working directory).
+TEST(ShowCommand, KernelCoreShowsEveryThreadWithItsKnownFunction) {
+  std::string pattern = panicstop::testing::read_file("/proc/sys/kernel/core_pattern");
+  if (pattern != "core\n") GTEST_SKIP() << "core_pattern is not \"core\": " << pattern;
+  TempDir dir;
+  ChildOptions options;
+  options.deadline = std::chrono::milliseconds(30000);
+  options.cwd = dir.path();
+  ChildResult crashed = panicstop::testing::run_in_child(
+      [] {
+        struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+        if (setrlimit(RLIMIT_CORE, &unlimited) != 0) _exit(2);
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        park_four_threads();
+        signal(SIGSEGV, SIG_DFL);
+        raise(SIGSEGV);
+      },
+      options);
+  ASSERT_TRUE(crashed.signaled && crashed.term_signal == SIGSEGV) << crashed.describe();
+  std::vector<std::string> files = dir.list();
+  if (files.empty()) GTEST_SKIP() << "the kernel wrote no core here";
+  std::string core = dir.path() + "/" + files.front();
+  ChildResult shown = tool({"show", core});
+  ASSERT_TRUE(shown.exited && shown.exit_code == 0) << shown.describe() << shown.output;
+  EXPECT_NE(shown.output.find("(signal 11)"), std::string::npos) << shown.output;
+  expect_parked_threads_shown(shown.output);
 }
 
 }  // namespace
