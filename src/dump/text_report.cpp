@@ -11,6 +11,7 @@
 //     #0 0x... function+0xOFF (module)
 //   thread TID (NAME) [stopped] S
 //     waiting for mutex "cache" (0x...) held by thread TID
+//     holding mutex "config" (0x...) locked at server.cpp:42      (with WITNESS)
 //   thread TID (NAME) [stopped] S
 //     (2 threads with this stack)
 //     #0 ...
@@ -196,6 +197,40 @@ const SnapshotLock* lock_record(const ProcessSnapshot& snap, const LockObject* l
   return nullptr;
 }
 
+// WITNESS's held locks of one thread: "holding mutex "name" (0x...) locked at
+// file:line" (or at the caller's return address, symbolized).
+void print_held_locks(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept {
+  for (uint32_t i = 0; i < t.held_count && t.held != nullptr; ++i) {
+    const HeldLock& h = t.held[i];
+    const LockObject* lo = h.lock;
+    if (lo == nullptr || lo == t.waiting_on) continue;
+    const char* kind = "lock";
+    const char* name = "?";
+    if (memory_readable(snap, reinterpret_cast<uintptr_t>(lo), sizeof(LockObject))) {
+      kind = kind_name(lo->kind);
+      const char* n = readable_string(snap, lo->name, 256);
+      if (n != nullptr) name = n;
+    }
+    char where[kSymbolNameMax + 128];
+    sys::FixedWriter w(where, sizeof where);
+    const char* file = h.file != nullptr ? readable_string(snap, h.file, 512) : nullptr;
+    if (file != nullptr) {
+      w.format("%s:%u", file, h.line);
+    } else if (h.return_address != 0) {
+      SymbolInfo info;
+      w.format("0x%lx", static_cast<unsigned long>(h.return_address));
+      if (symbolize(snap, h.return_address, true, &info))
+        w.format(" %s+0x%lx", info.name, static_cast<unsigned long>(info.offset));
+      if (info.module != nullptr) w.format(" (%s)", module_basename(snap, *info.module));
+    } else {
+      w.str("an unknown site");
+    }
+    out.line("  holding %s%s \"%s\" (%p)%s locked at %s", h.shared != 0 ? "shared " : "", kind, name,
+             static_cast<const void*>(lo), h.recursion != 0 ? " recursively" : "", where);
+  }
+  if (t.held_dropped != 0) out.line("  (%u more held locks not recorded)", t.held_dropped);
+}
+
 void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
   out.line("thread %d (%s) [%s] %c", t.tid, t.name, state_of(t, panicked), t.kernel_state);
   char text[256];
@@ -222,6 +257,7 @@ void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotTh
       out.line("  waiting for %s%s \"%s\" (%p)", wait_mode_name(t.wait_mode), kind, name,
                static_cast<const void*>(t.waiting_on));
   }
+  print_held_locks(out, snap, t);
 }
 
 void print_stack(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept {

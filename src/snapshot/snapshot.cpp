@@ -335,6 +335,10 @@ void fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noe
   t->wait_mode = slot->wait_mode.load(std::memory_order_relaxed);
   t->panic_signal = slot->panic_signal;
   if (slot->panic_message[0] != '\0') t->panic_message = slot->panic_message;
+  uint32_t held = slot->held_count;
+  t->held = slot->held;
+  t->held_count = held < kMaxHeldLocks ? held : uint32_t(kMaxHeldLocks);
+  t->held_dropped = slot->held_dropped;
   if (t->context != nullptr) {
     const SnapshotMapping* stack = find_mapping(*snap, saved_stack_pointer(*t->context));
     if (stack != nullptr) {

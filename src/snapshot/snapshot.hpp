@@ -35,6 +35,12 @@ struct SnapshotThread {
   WaitMode wait_mode = WaitMode::kNone;
   int panic_signal = 0;                   // a parked second panicker's signal...
   const char* panic_message = nullptr;    // ...or message (points into its slot)
+  // WITNESS's list of the locks the thread holds, oldest first (points into
+  // its slot; empty unless witness is built in and on). An entry whose lock is
+  // nullptr or equals waiting_on is not held (being written / not yet taken).
+  const HeldLock* held = nullptr;
+  uint32_t held_count = 0;                // entries in held, at most kMaxHeldLocks
+  uint32_t held_dropped = 0;              // acquisitions past kMaxHeldLocks, unrecorded
 };
 
 struct SnapshotMapping {

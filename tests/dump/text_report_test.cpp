@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "panic/panic_state.hpp"
 #include "panicstop/mutex.hpp"
 #include "snapshot/parked_threads.hpp"
 
@@ -128,6 +129,47 @@ TEST(TextReport, ListsModulesWithBuildIds) {
   EXPECT_NE(text.find("\nmodules:\n"), std::string::npos);
   EXPECT_TRUE(std::regex_search(text, std::regex(R"(dump_text_report_test build-id=[0-9a-f]{40} \(executable\))")))
       << text.substr(text.find("modules:"));
+}
+
+}  // namespace
+}  // namespace panicstop
+
+namespace panicstop {
+namespace {
+
+// WITNESS's held-lock list (written here by hand: witness is off in most
+// builds), nested panics and threads that did not stop, as the panic path
+// records them.
+TEST(TextReport, HeldLocksNestedPanicsAndThreadsThatDidNotStop) {
+  static Mutex held{"config"};
+  detail::ThreadSlot* slot = detail::current_slot();
+  slot->held[0] = detail::HeldLock{&held.lock_object(), "server.cpp", 0, 0, 42, 0, 0, 0};
+  slot->held_count = 1;
+  detail::PanicState& ps = detail::panic_state();
+  ps.nested[0].tid = 77;
+  ps.nested[0].signo = SIGSEGV;
+  ps.nested[0].step = int(detail::PanicStep::kDump);
+  snprintf(ps.nested[0].message, sizeof ps.nested[0].message, "bad pointer");
+  ps.nested_count = 1;
+  ps.not_stopped_tids[0] = 111;
+  ps.not_stopped_tids[1] = 222;
+  ps.not_stopped_count = 2;
+  detail::ProcessSnapshot* snap = detail::capture_snapshot();
+  ASSERT_NE(snap, nullptr);
+  std::string text = render(*snap);
+  slot->held_count = 0;
+  ps.nested_count = 0;
+  ps.not_stopped_count = 0;
+  char addr[32];
+  snprintf(addr, sizeof addr, "%p", static_cast<const void*>(&held.lock_object()));
+  EXPECT_NE(text.find("  holding mutex \"config\" (" + std::string(addr) + ") locked at server.cpp:42\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(std::string("\nnested panics:\n  thread 77: signal SIGSEGV during ") +
+                      detail::panic_step_name(detail::PanicStep::kDump) + ": bad pointer\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\nthreads that did not stop:\n  111 222\n"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "panicstop/mutex.hpp"
+#include "panicstop/rwlock.hpp"
 #include "snapshot/parked_threads.hpp"
 #include "support/child_process.hpp"
 
@@ -197,6 +198,36 @@ TEST(Snapshot, LockWaitersNameTheOwner) {
   EXPECT_STREQ(s->locks[0].name, "held-by-main");
   EXPECT_EQ(s->locks[0].kind, detail::LockKind::kMutex);
   EXPECT_EQ(s->locks[0].owner_tid, gettid());
+}
+
+// RwLock words: a writer's slot, or a reader count.
+TEST(Snapshot, RwLockOwnerAndReaders) {
+  static RwLock rw{"table"};
+  for (bool shared : {false, true}) {
+    if (shared)
+      rw.lock_shared();
+    else
+      rw.lock();
+    std::atomic<int> waiter_tid{0};
+    std::thread waiter([&] {
+      waiter_tid = current_tid();
+      rw.lock();
+      rw.unlock();
+    });
+    while (waiter_tid == 0 || testing::kernel_state(waiter_tid) != 'S') std::this_thread::yield();
+    ProcessSnapshot* s = detail::capture_snapshot();
+    if (shared)
+      rw.unlock_shared();
+    else
+      rw.unlock();
+    waiter.join();
+    ASSERT_NE(s, nullptr);
+    ASSERT_EQ(s->lock_count, 1u);
+    EXPECT_EQ(s->locks[0].kind, detail::LockKind::kRwLock);
+    EXPECT_STREQ(s->locks[0].name, "table");
+    EXPECT_EQ(s->locks[0].owner_tid, shared ? 0 : gettid());
+    EXPECT_EQ(s->locks[0].readers, shared ? 1u : 0u);
+  }
 }
 
 }  // namespace

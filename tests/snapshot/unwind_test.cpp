@@ -139,7 +139,7 @@ TEST(Unwind, SurvivesGarbageRegisters) {
   static detail::SavedContext ctx;
   std::mt19937_64 rng(42);
   std::vector<uint64_t> fake_stack(4096);
-  for (int round = 0; round < 2000; ++round) {
+  for (int round = 0; round < 1000; ++round) {
     for (auto& w : fake_stack) {
       // Mix pointers into real code, into the fake stack, and noise.
       switch (rng() % 4) {
