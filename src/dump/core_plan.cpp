@@ -24,6 +24,12 @@ constexpr uintptr_t kMaxLibraryDataRange = 1u << 20;
 // mapping is not worth the whole mapping.
 constexpr uintptr_t kMaxWholeFileMapping = 4u << 20;
 constexpr uint32_t kDefaultCoredumpFilter = 0x33;
+#if defined(__x86_64__)
+constexpr uint16_t kMachine = EM_X86_64;
+#elif defined(__aarch64__)
+constexpr uint16_t kMachine = EM_AARCH64;
+#endif
+
 // How far below its stack an overflowing thread's SP may be (guard pages).
 constexpr uintptr_t kStackOverflowReach = 1u << 20;
 
@@ -304,6 +310,40 @@ uint32_t read_coredump_filter() noexcept {
   uint64_t v = 0;
   if (!sys::parse_hex_u64(buf, len, &v)) return kDefaultCoredumpFilter;
   return uint32_t(v);
+}
+
+ElfHeaders elf_headers_for(uint32_t phnum, uint64_t shdr_offset) noexcept {
+  ElfHeaders h{};
+  Elf64_Ehdr& e = h.ehdr;
+  e.e_ident[EI_MAG0] = ELFMAG0;
+  e.e_ident[EI_MAG1] = ELFMAG1;
+  e.e_ident[EI_MAG2] = ELFMAG2;
+  e.e_ident[EI_MAG3] = ELFMAG3;
+  e.e_ident[EI_CLASS] = ELFCLASS64;
+  e.e_ident[EI_DATA] = ELFDATA2LSB;
+  e.e_ident[EI_VERSION] = EV_CURRENT;
+  e.e_ident[EI_OSABI] = ELFOSABI_NONE;
+  e.e_type = ET_CORE;
+  e.e_machine = kMachine;
+  e.e_version = EV_CURRENT;
+  e.e_phoff = sizeof(Elf64_Ehdr);
+  e.e_ehsize = sizeof(Elf64_Ehdr);
+  e.e_phentsize = sizeof(Elf64_Phdr);
+  // Past 65534 segments the count moves to section header 0 (as the kernel does).
+  if (phnum >= PN_XNUM) {
+    h.extended = true;
+    e.e_phnum = PN_XNUM;
+    e.e_shoff = shdr_offset;
+    e.e_shentsize = sizeof(Elf64_Shdr);
+    e.e_shnum = 1;
+    e.e_shstrndx = SHN_UNDEF;
+    h.shdr.sh_type = SHT_NULL;
+    h.shdr.sh_size = 1;
+    h.shdr.sh_info = phnum;
+  } else {
+    e.e_phnum = uint16_t(phnum);
+  }
+  return h;
 }
 
 PlanSummary plan_core_memory(const PlanInputs& in) noexcept { return Planner(in).run(); }

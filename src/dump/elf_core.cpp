@@ -66,11 +66,6 @@ uint64_t current_fs_base() noexcept {
   return 0;
 }
 
-#if defined(__x86_64__)
-constexpr uint16_t kMachine = EM_X86_64;
-#elif defined(__aarch64__)
-constexpr uint16_t kMachine = EM_AARCH64;
-#endif
 
 // Writes a segment's bytes. For private anonymous memory, runs of pages that
 // /proc/self/pagemap shows neither present nor swapped were never touched: they
@@ -112,44 +107,6 @@ void write_segment(core::CoreSink& out, const core::Segment& seg, int pagemap_fd
 }
 
 }  // namespace
-
-namespace core {
-
-ElfHeaders elf_headers_for(uint32_t phnum, uint64_t shdr_offset) noexcept {
-  ElfHeaders h{};
-  Elf64_Ehdr& e = h.ehdr;
-  e.e_ident[EI_MAG0] = ELFMAG0;
-  e.e_ident[EI_MAG1] = ELFMAG1;
-  e.e_ident[EI_MAG2] = ELFMAG2;
-  e.e_ident[EI_MAG3] = ELFMAG3;
-  e.e_ident[EI_CLASS] = ELFCLASS64;
-  e.e_ident[EI_DATA] = ELFDATA2LSB;
-  e.e_ident[EI_VERSION] = EV_CURRENT;
-  e.e_ident[EI_OSABI] = ELFOSABI_NONE;
-  e.e_type = ET_CORE;
-  e.e_machine = kMachine;
-  e.e_version = EV_CURRENT;
-  e.e_phoff = sizeof(Elf64_Ehdr);
-  e.e_ehsize = sizeof(Elf64_Ehdr);
-  e.e_phentsize = sizeof(Elf64_Phdr);
-  // Past 65534 segments the count moves to section header 0 (as the kernel does).
-  if (phnum >= PN_XNUM) {
-    h.extended = true;
-    e.e_phnum = PN_XNUM;
-    e.e_shoff = shdr_offset;
-    e.e_shentsize = sizeof(Elf64_Shdr);
-    e.e_shnum = 1;
-    e.e_shstrndx = SHN_UNDEF;
-    h.shdr.sh_type = SHT_NULL;
-    h.shdr.sh_size = 1;
-    h.shdr.sh_info = phnum;
-  } else {
-    e.e_phnum = uint16_t(phnum);
-  }
-  return h;
-}
-
-}  // namespace core
 
 bool reserve_elf_core() noexcept {
   if (g_ready.load(std::memory_order_acquire)) return true;
