@@ -177,6 +177,8 @@ def main():
     write("damaged-report-bad-thread", "panic: x\nthread 12x (main) [stopped]\n")
     write("damaged-report-frame-no-address", "panic: x\nthread 1 (main) [stopped]\n  #0 main+0x1\n")
     write("damaged-report-nul", "panic: x\nthread 1 (main)\0 [stopped]\n")
+    # Found by the fuzzer: an empty message once read past the first line.
+    write("valid-report-empty-message.txt", "panic: \n  (2 threads with this stack)\n  #0 0x10 ?? (libc.so.6+0x10)\n")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,10 @@ int run_show(const std::vector<std::string>& args) {
   } catch (const std::bad_alloc&) {
     std::cerr << "panicstop: " << file << ": out of memory reading the dump\n";
     return kExitFailure;
+  } catch (const std::exception& e) {
+    // A reader bug, not a property of the file; still one line and exit 1.
+    std::cerr << "panicstop: " << file << ": internal error reading the dump: " << e.what() << "\n";
+    return kExitFailure;
   }
   if (json) {
     read::render_json(report, file, std::cout);

@@ -215,11 +215,11 @@ Report parse_text_report(std::string_view data) {
     std::string_view raw = data.substr(pos, end - pos);
     pos = end + 1;
     ++line_no;
-    while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\r')) raw.remove_suffix(1);
-    if (line_no == 1) {
+    if (line_no == 1) {  // starts with kPanicPrefix, checked above
       report.message = std::string(trim(raw.substr(kPanicPrefix.size())));
       continue;
     }
+    while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\r')) raw.remove_suffix(1);
     std::string_view t = trim(raw);
     if (t.empty()) continue;
     // Section and thread headers start at the left margin; indented lines

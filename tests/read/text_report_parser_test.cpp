@@ -150,6 +150,13 @@ TEST(TextReportParser, RejectsMalformedInputWithTheLineNumber) {
   }
 }
 
+TEST(TextReportParser, EmptyMessageAndNothingElse) {
+  // Found by the fuzzer: "panic: " with trailing space only.
+  EXPECT_EQ(parse_text_report("panic: \n").message, "");
+  EXPECT_EQ(parse_text_report("panic: ").message, "");
+  EXPECT_EQ(parse_text_report("panic: \t \r\n\n").threads.size(), 0u);
+}
+
 TEST(TextReportParser, KeepsUnknownSectionsAsLines) {
   Report r = parse_text_report("panic: x\nthread 1 (a) [stopped]\n  #0 0x10 f+0x1 (m)\nnested panics:\n  thread 2: boom\n");
   ASSERT_EQ(r.threads.size(), 1u);
