@@ -26,7 +26,32 @@
 //   PANICSTOP_ON_PANIC         die (default) | exit | restart | halt
 //   PANICSTOP_STOP_TIMEOUT_MS  how long to wait for threads to stop (default 1000)
 //   PANICSTOP_DEBUGGER_ON_PANIC, PANICSTOP_TRACE_ON_PANIC   0 (default) or 1
-//   PANICSTOP_WITNESS, PANICSTOP_LOCKPROF
+//   PANICSTOP_WITNESS          1 (default), 0 (order checks off), -1 (off)
+//   PANICSTOP_LOCKPROF         0 (default) or 1
+//   PANICSTOP_STEP_TIMEOUT_MS  deadline of each hook and step (default 10000;
+//                              the dump step gets six times as much)
+//
+// Deadlines: the panicking thread arms a POSIX timer aimed at itself
+// (SIGEV_THREAD_ID, signal SIGRTMAX-4) before each step; an overrun or a fault
+// inside the step jumps back to the step runner, is recorded as a nested panic,
+// and the next step runs. The library reserves SIGRTMAX-2 (hard stop),
+// SIGRTMAX-3 (soft stop) and SIGRTMAX-4 (step deadline).
+//
+// Alternate signal stacks: install() gives one to every thread that exists at
+// that moment; a thread created later gets one the first time it uses the
+// library (a lock, set_thread_name) or is stopped. A thread created after
+// install() that never touches the library has none, so a stack overflow there
+// ends the process with the kernel's default SIGSEGV action and no dump (there
+// is no hook into pthread_create without LD_PRELOAD). install() interrupts every
+// existing thread once with the hard-stop signal to do this: system calls that
+// are restarted after a handler (SA_RESTART) are unaffected, the others (e.g.
+// nanosleep, epoll_wait) may return EINTR once.
+//
+// Chaining: a handler that was installed before install() for the signal that
+// caused the panic is called once, after the hooks and dumps and only under
+// the `die` policy, with the fault's siginfo and ucontext; if it returns, the
+// default action ends the process. Previous handlers of other signals, and a
+// previous SIGABRT handler after panic() or std::terminate, are not called.
 #pragma once
 
 #include <cstdarg>
@@ -36,11 +61,15 @@ namespace panicstop {
 // Installs the fatal-signal handlers (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT,
 // SIGTRAP, SIGSYS), the std::terminate handler and the stop handlers, and
 // reserves all memory the crash path will need. Idempotent. Returns false (with
-// a message on stderr) only if reservation fails.
+// a message on stderr) only if reservation or sigaction fails. A bad tunable
+// ends the process with exit status 2. panic() works before install() too, but
+// then neither stops other threads nor enforces deadlines.
 bool install() noexcept;
 
-// Enters the panic path with a printf-style message. Never returns. Safe to
-// call from any thread, from a signal handler, and while holding any locks.
+// Enters the panic path with a printf-style message (formatted by the library's
+// signal-safe formatter: %s %c %d %i %u %x %X %p %% with l/ll/z/j/t, width and
+// precision; no floating point). Never returns. Safe to call from any thread,
+// from a signal handler, and while holding any locks.
 [[noreturn]] void panic(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
 [[noreturn]] void vpanic(const char* fmt, va_list ap) noexcept;
 
