@@ -1,6 +1,7 @@
 #include "snapshot/unwind.hpp"
 
 #include <atomic>
+#include <cstddef>
 #include <elf.h>
 #include <link.h>
 
@@ -20,9 +21,15 @@ int32_t module_of(const ProcessSnapshot& snap, uintptr_t pc) noexcept {
   return -1;
 }
 
-bool on_stack(const SnapshotThread& t, uintptr_t sp) noexcept {
-  if (t.stack_lo == 0 && t.stack_hi == 0) return true;  // unknown: memory checks still apply
-  return sp >= t.stack_lo && sp <= t.stack_hi;
+// The stack the walk is on: the thread's, or after a signal frame whatever
+// stack the interrupted code ran on (a handler may run on sigaltstack).
+struct StackBounds {
+  uintptr_t lo, hi;  // both 0: unknown (memory checks still apply)
+};
+
+bool on_stack(const StackBounds& b, uintptr_t sp) noexcept {
+  if (b.lo == 0 && b.hi == 0) return true;
+  return sp >= b.lo && sp <= b.hi;
 }
 
 #if defined(__x86_64__)
@@ -412,7 +419,7 @@ bool cfi_step(const ProcessSnapshot& snap, Regs* regs, bool first_frame, bool* e
 }
 
 // One frame-pointer step: [fp] is the caller's fp, [fp + 8] the return address.
-bool fp_step(const ProcessSnapshot& snap, const SnapshotThread& t, Regs* regs) noexcept {
+bool fp_step(const ProcessSnapshot& snap, const StackBounds& t, Regs* regs) noexcept {
   if (!regs->valid[kRegFp]) return false;
   uintptr_t fp = regs->r[kRegFp];
   if ((fp & 7) != 0 || !on_stack(t, fp)) return false;
@@ -421,6 +428,32 @@ bool fp_step(const ProcessSnapshot& snap, const SnapshotThread& t, Regs* regs) n
   regs->r[kRegFp] = pair[0];
   regs->r[kRegRa] = pair[1];
   regs->r[kRegSp] = fp + 16;
+  return true;
+}
+
+// A return into the signal trampoline (glibc's __restore_rt: mov $15, %rax;
+// syscall): the interrupted registers are in the ucontext the kernel put at
+// the stack pointer. Loads them, so the walk goes on through signal handlers.
+bool sigreturn_step(const ProcessSnapshot& snap, StackBounds* stack, Regs* regs) noexcept {
+  static const unsigned char kRestoreRt[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+  unsigned char code[sizeof kRestoreRt];
+  if (!read_memory(snap, regs->r[kRegRa], code, sizeof code)) return false;
+  for (size_t i = 0; i < sizeof code; ++i)
+    if (code[i] != kRestoreRt[i]) return false;
+  uintptr_t uc = regs->r[kRegSp];
+  if (!on_stack(*stack, uc)) return false;
+  greg_t g[NGREG];
+  if (!read_memory(snap, uc + offsetof(ucontext_t, uc_mcontext.gregs), g, sizeof g)) return false;
+  const int map[kRegCount] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP, REG_R8,
+                              REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
+  for (unsigned i = 0; i < kRegCount; ++i) {
+    regs->r[i] = uintptr_t(g[map[i]]);
+    regs->valid[i] = true;
+  }
+  const SnapshotMapping* m = find_mapping(snap, regs->r[kRegSp]);
+  if (m == nullptr) return false;
+  stack->lo = m->start;
+  stack->hi = m->end;
   return true;
 }
 
@@ -459,17 +492,27 @@ void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
     regs.r[i] = uintptr_t(g[map[i]]);
     regs.valid[i] = true;
   }
-  for (bool first = true; t->frame_count < kMaxFrames; first = false) {
+  // After a signal frame the next PC is an interrupted instruction, not a
+  // return address: it is looked up as is, like the first frame's.
+  StackBounds stack{t->stack_lo, t->stack_hi};
+  for (bool exact_pc = true; t->frame_count < kMaxFrames;) {
     uintptr_t pc = regs.r[kRegRa];
     if (pc == 0) break;
     t->frames[t->frame_count++] = pc;
     uintptr_t sp = regs.r[kRegSp];
+    if (!exact_pc && sigreturn_step(snap, &stack, &regs)) {
+      // The interrupted code's stack pointer may be on another stack; the
+      // frame count bounds the walk there.
+      exact_pc = true;
+      continue;
+    }
     bool end = false;
-    if (!cfi_step(snap, &regs, first, &end) && !fp_step(snap, *t, &regs)) break;
+    if (!cfi_step(snap, &regs, exact_pc, &end) && !fp_step(snap, stack, &regs)) break;
     if (end) break;
     // The stack only grows down: a caller's frame is above its callee's.
-    if (regs.r[kRegSp] <= sp && !(first && regs.r[kRegSp] == sp)) break;
-    if (!on_stack(*t, regs.r[kRegSp])) break;
+    if (regs.r[kRegSp] <= sp && !(exact_pc && regs.r[kRegSp] == sp)) break;
+    if (!on_stack(stack, regs.r[kRegSp])) break;
+    exact_pc = false;
   }
 }
 #else
@@ -486,7 +529,8 @@ void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
     uintptr_t pair[2];
     if (!read_memory(snap, fp, pair, sizeof pair) || pair[1] != lr) t->frames[t->frame_count++] = lr;
   }
-  while (t->frame_count < kMaxFrames && (fp & 7) == 0 && on_stack(*t, fp)) {
+  StackBounds stack{t->stack_lo, t->stack_hi};
+  while (t->frame_count < kMaxFrames && (fp & 7) == 0 && on_stack(stack, fp)) {
     uintptr_t pair[2];
     if (!read_memory(snap, fp, pair, sizeof pair) || pair[1] == 0) break;
     t->frames[t->frame_count++] = pair[1];

@@ -5,7 +5,10 @@
 // and clang emit (def_cfa*, offset*, restore*, register, same/undefined value,
 // advance_loc*, remember/restore_state). Where no FDE covers a PC, or the CFA
 // rule is an expression (PLT entries, hand-written signal frames), it falls
-// back to one frame-pointer step. aarch64: frame-pointer walk only.
+// back to one frame-pointer step. A return into the signal trampoline
+// (__restore_rt) continues with the registers of the interrupted code, from
+// the ucontext on the stack, so a thread stopped inside a signal handler
+// shows the handler and what it interrupted. aarch64: frame-pointer walk only.
 //
 // Every memory read is checked against the snapshot's readable mappings, the
 // walk stops when the stack pointer leaves the thread's stack, stops going up,
