@@ -26,7 +26,8 @@ void print_help() {
                "\n"
                "panicstop stops every thread of a C++ program when it panics and writes a\n"
                "dump that gdb, lldb, eu-stack and drgn open: a text report (*.txt) and an ELF\n"
-               "core (*.core). This tool reads those dumps.\n"
+               "core (*.core), named panicstop-COMM-PID-SECONDS.{txt,core}. `panicstop help\n"
+               "COMMAND` explains each command.\n"
                "\n"
                "Commands:\n";
   size_t width = 0;
@@ -36,9 +37,10 @@ void print_help() {
   }
   std::cout << "\n"
                "Examples:\n"
-               "  panicstop show crash-12345.txt          the report, frames with file:line\n"
-               "  panicstop show --json crash-12345.core  every thread's stack as JSON\n"
-               "  panicstop help show                     what show reads and prints\n"
+               "  panicstop show panicstop-app-4242-1764000000.txt   the report, with file:line\n"
+               "  panicstop show --json panicstop-app-4242-1764000000.core\n"
+               "                                   every thread's stack as JSON\n"
+               "  panicstop help show              what show reads and prints\n"
                "\n"
                "Exit status:\n"
                "  0  success\n"

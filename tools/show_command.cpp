@@ -105,12 +105,13 @@ JSON output, schema version 1 (null where unknown):
                "executable":true|false}] (text reports),
    "header_lines":[S], "other_lines":[S] (text-report lines kept as written),
    "warnings":[S]}
-Threads come first-panicking; frames innermost first. Fields are only ever
-added within a version.
+The panicking thread comes first; frames innermost first. Fields are only
+ever added within a version.
 
 Examples:
-  panicstop show crash-12345.txt
-  panicstop show --json crash-12345.core | jq '.threads[] | {tid, top: .frames[0].function}'
+  panicstop show panicstop-app-4242-1764000000.txt
+  panicstop show --json panicstop-app-4242-1764000000.core |
+      jq '.threads[] | {tid, name, top: .frames[0].function}'
   gcore -o core 4242 && panicstop show core.4242
 
 Exit status: 0 printed; 1 the file cannot be read or is not a valid dump
