@@ -150,3 +150,33 @@ TEST(DumpStep, PanicWritesTheReportWithEveryThread) {
 
 }  // namespace
 }  // namespace panicstop
+
+namespace panicstop {
+namespace {
+
+// Both writers by default: the text report first, then the core, under one
+// base name.
+TEST(DumpStep, PanicWritesTextThenCoreByDefault) {
+  testing::TempDir dir;
+  testing::ChildOptions opts;
+  opts.set_env = {{"PANICSTOP_DUMP_DIR", dir.path()}};
+  opts.unset_env = {"PANICSTOP_DUMP", "PANICSTOP_CORE"};
+  testing::ChildResult r = testing::run_in_child(
+      [] {
+        install();
+        detail::register_dump_step();
+        panic("two files");
+      },
+      opts);
+  ASSERT_FALSE(r.hung) << r.describe();
+  std::vector<std::string> paths = written_paths(r.output);
+  ASSERT_EQ(paths.size(), 2u) << r.output;
+  EXPECT_EQ(paths[0].substr(paths[0].size() - 4), ".txt");
+  EXPECT_EQ(paths[1].substr(paths[1].size() - 5), ".core");
+  EXPECT_EQ(paths[0].substr(0, paths[0].size() - 4), paths[1].substr(0, paths[1].size() - 5));
+  EXPECT_EQ(dir.list().size(), 2u);
+  EXPECT_EQ(testing::read_file(paths[1]).substr(0, 4), "\x7f" "ELF");
+}
+
+}  // namespace
+}  // namespace panicstop
