@@ -48,16 +48,18 @@
 //   PANICSTOP_WITNESS_ACTION  warn (default): print the report on stderr and go
 //                             on; panic: print it, then panicstop::panic()
 //
-// After a panic: every check and all bookkeeping stop, for every thread, as
-// soon as panicking() is true — keyed on the panic, as FreeBSD keys witness on
-// KERNEL_PANICKED(), not on scheduler_stopped(). Reasons: (1) the panicking
-// thread fakes acquisitions and releases, so its held list stops meaning
-// anything; (2) panicking() is set at the election, before the scheduler is
-// stopped and also when PANICSTOP_STOP_ON_PANIC=0 (where scheduler_stopped()
-// never becomes true), so the whole panic path is covered; (3) a report from a
-// thread that failed to stop would interleave with the panic output or, with
-// action=panic, start a nested panic. The held lists therefore stay as they were
-// when the panic began, which is what the dump's locks section shows.
+// After a panic: every check (order, misuse, blocking) and every new order edge
+// stop for every thread as soon as panicking() is true — keyed on the panic, as
+// FreeBSD keys witness on KERNEL_PANICKED(), not on scheduler_stopped().
+// Reasons: (1) panicking() is set at the election, before the scheduler is
+// stopped, and also when PANICSTOP_STOP_ON_PANIC=0 (where scheduler_stopped()
+// never becomes true), so the whole panic path is covered; (2) a report from the
+// panicking thread would be about faked acquisitions, and one from a thread that
+// failed to stop would interleave with the panic output or, with action=panic,
+// start a nested panic. The held-list bookkeeping stops on the panicking thread
+// once scheduler_stopped() is true (its acquisitions are faked from then on, so
+// its list keeps what it really held when the panic stopped the scheduler);
+// that test is one inline TLS read, so the per-lock path makes no extra call.
 //
 // Held locks. Each thread's held locks are kept in its thread slot
 // (ThreadSlot::held, src/thread/slot.hpp), at most 32 deep, with the site of

@@ -42,10 +42,12 @@ enum ReportKind : uint8_t {
 
 inline int mode() noexcept { return __atomic_load_n(&g_witness_mode, __ATOMIC_RELAXED); }
 
-// Every check stops once a panic has begun (see the header for why this keys
-// on panicking() rather than scheduler_stopped()).
+// The hooks' bookkeeping stops on the thread that runs the panic path (its
+// acquisitions are faked from then on); every report and every new edge stops
+// for all threads once panicking() is true (see the header). The bookkeeping
+// test is the inline one: panicking() is a call, kept off the per-lock path.
 inline bool skip(const LockObject* lo) noexcept {
-  return mode() < 0 || (lo->options & kNoWitness) != 0 || panicking();
+  return mode() < 0 || (lo->options & kNoWitness) != 0 || scheduler_stopped();
 }
 
 inline Site take_site(const void* return_address) noexcept {
@@ -140,6 +142,7 @@ void write_lock(sys::FixedWriter& w, const LockObject* lo) noexcept {
 // lock not held, mismatch, destroy while held, duplicate class.
 __attribute__((noinline)) void report_misuse(ReportKind kind, const char* what, const LockObject* lo,
                                              const Site& site, const HeldLock* earlier) noexcept {
+  if (panicking()) return;
   uint16_t c = lock_class_of(lo);
   if (!first_report(kind, c, c)) return;
   Stack stack;
@@ -223,6 +226,7 @@ __attribute__((noinline)) void report_reversal(const HeldLock& first, uint16_t f
 // Called with lo (class c) not yet held by this thread.
 __attribute__((noinline)) void check_order_slow(ThreadSlot* s, const LockObject* lo, uint16_t c,
                                                 const Site& site) noexcept {
+  if (panicking()) return;  // no new edges and no reports once a panic began
   Stack stack;
   bool have_stack = false;
   for (uint32_t i = 0; i < s->held_count; ++i) {
@@ -370,7 +374,7 @@ void witness_downgrade(const LockObject* lo) noexcept {
 }
 
 void witness_sleep(const LockObject* on, const char* what) noexcept {
-  if (mode() < 0 || panicking()) return;
+  if (mode() < 0 || scheduler_stopped() || panicking()) return;
   ThreadSlot* s = held_slot();
   if (s == nullptr) return;
   for (uint32_t i = 0; i < s->held_count; ++i) {
