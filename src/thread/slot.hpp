@@ -89,8 +89,10 @@ struct alignas(64) ThreadSlot {
   // thread blocks in lock(), the lock it waits for is already the newest entry
   // (the order check runs before blocking): an entry whose lock equals
   // waiting_on is not held yet. held_dropped counts acquisitions past
-  // kMaxHeldLocks that went unrecorded. Valid for the slot's current thread
-  // only after its first lock operation (witness resets it then).
+  // kMaxHeldLocks that went unrecorded. Valid only while held_tid equals tid:
+  // witness resets the list and sets held_tid at the thread's first lock
+  // operation (a reused slot may still hold its previous thread's list).
+  int32_t held_tid = 0;
   uint32_t held_count = 0;
   uint32_t held_dropped = 0;
   HeldLock held[kMaxHeldLocks];

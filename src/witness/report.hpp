@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "sys/format.hpp"
+#include "thread/slot.hpp"
 #include "witness/order_graph.hpp"
 
 namespace panicstop::detail {
@@ -21,6 +22,14 @@ void write_site(sys::FixedWriter& w, const Site& site) noexcept;
 void write_address(sys::FixedWriter& w, uintptr_t addr) noexcept;
 // One "   #N 0xADDR (module+0xOFF)" line per frame.
 void write_stack(sys::FixedWriter& w, const Stack& st) noexcept;
+
+// For dump writers and kdb: appends one line per lock `slot`'s thread holds as
+// WITNESS recorded it ("<indent>exclusive|shared "name" (kind, 0xADDR) @ site",
+// or "waiting for ..." for the newest entry when the thread blocks on it).
+// Reads the slot without synchronization: call it for the calling thread or a
+// stopped one. Writes nothing for a slot whose list belongs to an earlier
+// thread, or when witness is not built in or off. Returns the locks written.
+size_t write_held_locks(sys::FixedWriter& w, const ThreadSlot& slot, const char* indent) noexcept;
 
 // A report under construction. begin() returns nullptr if another report of
 // this thread is being written (re-entry from a signal handler). finish()

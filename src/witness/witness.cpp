@@ -72,6 +72,7 @@ __attribute__((noinline)) ThreadSlot* first_held_slot(ThreadSlot* s) noexcept {
   }
   s->held_count = 0;
   s->held_dropped = 0;
+  s->held_tid = s->tid.load(std::memory_order_relaxed);
   tls_held_state = 1;
   return s;
 }
@@ -433,27 +434,36 @@ WitnessAction witness_action() noexcept {
 void witness_write_held_locks(int fd) noexcept {
   using namespace detail;
   if (witness_mode() == WitnessMode::kOff || tls_held_state != 1) return;
-  ThreadSlot* s = tls_slot;
   char buf[4096];
   sys::FixedWriter w(buf, sizeof buf);
   w.format("locks held by thread %d:\n", current_tid());
-  for (uint32_t i = 0; i < s->held_count; ++i) {
-    const HeldLock& h = s->held[i];
-    if (h.lock == nullptr) continue;
-    w.str(h.shared ? " shared " : " exclusive ");
-    write_lock(w, h.lock);
-    if (h.recursion > 0) w.format(" recursed %u", unsigned(h.recursion));
-    w.str(" @ ");
-    write_site(w, site_of(h));
-    w.ch('\n');
-  }
-  if (s->held_dropped > 0) w.format(" (%u more not recorded)\n", s->held_dropped);
+  write_held_locks(w, *tls_slot, " ");
   sys::write_all(fd, w.data(), w.size());
 }
 
 }  // namespace panicstop
 
 namespace panicstop::detail {
+
+size_t write_held_locks(sys::FixedWriter& w, const ThreadSlot& slot, const char* indent) noexcept {
+  if (slot.held_tid == 0 || slot.held_tid != slot.tid.load(std::memory_order_relaxed)) return 0;
+  size_t written = 0;
+  uint32_t n = slot.held_count < kMaxHeldLocks ? slot.held_count : uint32_t(kMaxHeldLocks);
+  for (uint32_t i = 0; i < n; ++i) {
+    const HeldLock& h = slot.held[i];
+    if (h.lock == nullptr) continue;
+    bool waiting = h.lock == slot.waiting_on.load(std::memory_order_relaxed);
+    w.str(indent).str(waiting ? "waiting for " : h.shared ? "shared " : "exclusive ");
+    write_lock(w, h.lock);
+    if (h.recursion > 0) w.format(" recursed %u", unsigned(h.recursion));
+    w.str(" @ ");
+    write_site(w, site_of(h));
+    w.ch('\n');
+    ++written;
+  }
+  if (slot.held_dropped > 0) w.str(indent).format("(%u more not recorded)\n", slot.held_dropped);
+  return written;
+}
 
 bool witness_held_site(const LockObject* lo, Site* site) noexcept {
   if (tls_held_state != 1 || mode() < 0) return false;

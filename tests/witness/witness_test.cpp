@@ -20,6 +20,8 @@
 #include "panicstop/spin_mutex.hpp"
 #include "support/child_process.hpp"
 #include "thread/slot.hpp"
+#include "sys/format.hpp"
+#include "witness/report.hpp"
 #include "witness/witness_setup.hpp"
 
 #include "panicstop/condvar.hpp"
@@ -311,6 +313,55 @@ TEST(Witness, SharedHoldsTakePartInTheOrder) {
   EXPECT_NE(r.output.find("lock order reversal: 1st order_sx @ app.cpp:110, 2nd order_rw @ "), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("reports=1\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, ATimedOutSxLockIsNotHeld) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    SxLock sx{"timed_sx"};
+    Mutex m{"timed_m"};
+    std::atomic<int> step{0};
+    std::thread owner([&] {
+      sx.lock();
+      step.store(1);
+      while (step.load() != 2) detail::cpu_relax();
+      sx.unlock();
+    });
+    while (step.load() != 1) detail::cpu_relax();
+    m.lock();
+    bool got = sx.try_lock_for(std::chrono::milliseconds(1));
+    bool got_shared = sx.try_lock_shared_for(std::chrono::milliseconds(1));
+    witness_write_held_locks(2);  // only timed_m
+    m.unlock();
+    step.store(2);
+    owner.join();
+    fprintf(stderr, "got=%d got_shared=%d\n", got ? 1 : 0, got_shared ? 1 : 0);
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("got=0 got_shared=0\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" exclusive \"timed_m\""), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("\"timed_sx\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("reports=0\n"), std::string::npos) << r.output;
+}
+
+TEST(Witness, HeldLocksOfAThreadAreWrittenFromItsSlot) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex a{"slot_a"};
+    RwLock rw{"slot_rw"};
+    lock_at(a, at(140));
+    lock_shared_at(rw, at(141));
+    char buf[2048];
+    sys::FixedWriter w(buf, sizeof buf);
+    size_t n = detail::write_held_locks(w, *detail::current_slot(), "  ");
+    fprintf(stderr, "n=%zu\n%s", n, w.data());
+    rw.unlock_shared();
+    a.unlock();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("n=2\n  exclusive \"slot_a\" (mutex, 0x"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(") @ app.cpp:140\n  shared \"slot_rw\" (rwlock, 0x"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(") @ app.cpp:141\n"), std::string::npos) << r.output;
 }
 
 // --- misuse ------------------------------------------------------------------
