@@ -36,5 +36,8 @@ PANICSTOP_PROBE unsigned probe_build_flags() {
 #if defined(PANICSTOP_PROBE_SANITIZED)
   flags |= kProbeSanitized;
 #endif
+#if PANICSTOP_WITNESS_BUILT_IN
+  flags |= kProbeWitness;
+#endif
   return flags;
 }

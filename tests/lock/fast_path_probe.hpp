@@ -11,9 +11,12 @@
 #endif
 
 // probe_build_flags() bits: how the probes were compiled. Only an optimized,
-// uninstrumented build shows the fast paths as users get them.
+// uninstrumented build without WITNESS hooks (a Debug or -DPANICSTOP_WITNESS=ON
+// build compiles them into the fast paths, as FreeBSD's WITNESS kernels do)
+// shows the fast paths as release users get them.
 inline constexpr unsigned kProbeOptimized = 1u << 0;
 inline constexpr unsigned kProbeSanitized = 1u << 1;
+inline constexpr unsigned kProbeWitness = 1u << 2;
 
 // Weak, so the test still links when fast_path.cmake is not included and can
 // say so (probe_build_flags is then null) instead of breaking the build.

@@ -11,7 +11,8 @@
 //   - nothing leaves the probe except a call or jump to an out-of-line hard
 //     path (`*_hard`), claim_current_slot, or the spinlock section functions,
 //     so a check hidden in some other out-of-line helper is caught too.
-// x86_64 only; skipped without objdump or in sanitizer/unoptimized builds.
+// x86_64 only; skipped without objdump, and in sanitizer, unoptimized or
+// WITNESS builds (which add checks to the fast paths on purpose).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -171,6 +172,7 @@ class FastPathTest : public ::testing::Test {
         << "fast_path_probe.cpp is not linked in: tests/lock/CMakeLists.txt must include fast_path.cmake";
     if ((probe_build_flags() & kProbeOptimized) == 0) GTEST_SKIP() << "probes not compiled with optimization";
     if ((probe_build_flags() & kProbeSanitized) != 0) GTEST_SKIP() << "sanitizer instrumentation changes the fast paths";
+    if ((probe_build_flags() & kProbeWitness) != 0) GTEST_SKIP() << "WITNESS hooks are compiled into the fast paths";
     if (!objdump_available()) GTEST_SKIP() << "objdump not found";
     exe_ = self_exe();
     ASSERT_FALSE(exe_.empty());
