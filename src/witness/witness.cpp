@@ -280,8 +280,11 @@ void held_again(HeldLock* h, const LockObject* lo, const Site& site, bool shared
 
 }  // namespace
 
-void witness_lock(const LockObject* lo, unsigned flags) noexcept {
-  Site site = take_site(__builtin_return_address(0));
+namespace {
+
+// Everything witness_lock does; its caller handles the steady state inline.
+__attribute__((noinline)) void lock_slow(const LockObject* lo, unsigned flags, const void* return_address) noexcept {
+  Site site = take_site(return_address);
   if (skip(lo)) return;
   ThreadSlot* s = held_slot();
   if (s == nullptr) return;
@@ -293,6 +296,69 @@ void witness_lock(const LockObject* lo, unsigned flags) noexcept {
   uint16_t c = lock_class_of(lo);
   if (mode() >= 1) check_order(s, lo, c, site);
   push_held(s, lo, c, site, shared);
+}
+
+__attribute__((noinline)) void unlock_slow(const LockObject* lo, unsigned flags, const void* return_address) noexcept {
+  Site site;  // for reports: where unlock() was called
+  site.return_address = reinterpret_cast<uintptr_t>(return_address);
+  if (skip(lo)) return;
+  ThreadSlot* s = held_slot();
+  if (s == nullptr) return;
+  bool shared = (flags & kWitnessShared) != 0;
+  HeldLock* h = find_held(s, lo);
+  if (h == nullptr) {
+    if (s->held_dropped > 0) {
+      --s->held_dropped;  // most likely one of the holds that did not fit
+      return;
+    }
+    report_misuse(kReportUnlockNotHeld, shared ? "shared unlock of a lock not held" : "unlock of a lock not held", lo,
+                  site, nullptr);
+    return;
+  }
+  if (h->shared && !shared)
+    report_misuse(kReportMismatch, "exclusive unlock of a lock held shared", lo, site, h);
+  else if (!h->shared && shared)
+    report_misuse(kReportMismatch, "shared unlock of a lock held exclusively", lo, site, h);
+  if (h->recursion > 0) {
+    --h->recursion;
+    return;
+  }
+  if (h->acquired_ticks != 0 && lockprof_active()) lockprof_hold(lo, site_of(*h), lockprof_ticks() - h->acquired_ticks);
+  remove_held(s, h);
+}
+
+// The steady state of a program that has run for a while: witness on, this
+// thread's list ready, no macro site, no profiling, the lock's class known and
+// not held yet, the order from the newest held lock already known.
+inline bool lock_is_steady(const ThreadSlot* s, const LockObject* lo, uint16_t c) noexcept {
+  if (tls_held_state != 1 || tls_witness_site_file != nullptr || lockprof_active()) return false;
+  if (c == 0 || c == kUntrackedClass || (lo->options & kNoWitness) != 0 || scheduler_stopped()) return false;
+  uint32_t n = s->held_count;
+  if (n >= kMaxHeldLocks) return false;
+  uintptr_t w = lo->word.load(std::memory_order_relaxed);
+  if ((w & ~kLockFlagMask) == reinterpret_cast<uintptr_t>(s) ||
+      ((lo->kind == LockKind::kRwLock || lo->kind == LockKind::kSxLock) && (w & 1) != 0))
+    return false;  // maybe held already: recursion checks
+  int m = mode();
+  if (m < 0) return false;
+  if (m == 0 || n == 0) return true;
+  const HeldLock& top = s->held[n - 1];
+  return top.lock != nullptr && top.class_index != c && order_known(top.class_index, c);
+}
+
+}  // namespace
+
+void witness_lock(const LockObject* lo, unsigned flags) noexcept {
+  const void* ra = __builtin_return_address(0);
+  ThreadSlot* s = tls_slot;
+  uint16_t c = __atomic_load_n(&lo->class_index, __ATOMIC_ACQUIRE);
+  if (__builtin_expect(s != nullptr && lock_is_steady(s, lo, c), 1)) {
+    Site site;
+    site.return_address = reinterpret_cast<uintptr_t>(ra);
+    push_held(s, lo, c, site, (flags & kWitnessShared) != 0);
+    return;
+  }
+  lock_slow(lo, flags, ra);
 }
 
 void witness_trylock(const LockObject* lo, unsigned flags) noexcept {
@@ -325,32 +391,21 @@ void witness_lock_failed(const LockObject* lo) noexcept {
 }
 
 void witness_unlock(const LockObject* lo, unsigned flags) noexcept {
-  Site site;  // for reports: where unlock() was called
-  site.return_address = reinterpret_cast<uintptr_t>(__builtin_return_address(0));
-  if (skip(lo)) return;
-  ThreadSlot* s = held_slot();
-  if (s == nullptr) return;
-  bool shared = (flags & kWitnessShared) != 0;
-  HeldLock* h = find_held(s, lo);
-  if (h == nullptr) {
-    if (s->held_dropped > 0) {
-      --s->held_dropped;  // most likely one of the holds that did not fit
-      return;
+  const void* ra = __builtin_return_address(0);
+  ThreadSlot* s = tls_slot;
+  // Steady state: releasing the newest entry, taken once, in the same mode,
+  // without a hold time to record.
+  if (__builtin_expect(s != nullptr && tls_held_state == 1 && mode() >= 0 && !scheduler_stopped(), 1)) {
+    uint32_t n = s->held_count;
+    if (n > 0) {
+      const HeldLock& h = s->held[n - 1];
+      if (h.lock == lo && h.recursion == 0 && h.acquired_ticks == 0 && h.shared == (flags & kWitnessShared)) {
+        s->held_count = n - 1;
+        return;
+      }
     }
-    report_misuse(kReportUnlockNotHeld, shared ? "shared unlock of a lock not held" : "unlock of a lock not held", lo,
-                  site, nullptr);
-    return;
   }
-  if (h->shared && !shared)
-    report_misuse(kReportMismatch, "exclusive unlock of a lock held shared", lo, site, h);
-  else if (!h->shared && shared)
-    report_misuse(kReportMismatch, "shared unlock of a lock held exclusively", lo, site, h);
-  if (h->recursion > 0) {
-    --h->recursion;
-    return;
-  }
-  if (h->acquired_ticks != 0 && lockprof_active()) lockprof_hold(lo, site_of(*h), lockprof_ticks() - h->acquired_ticks);
-  remove_held(s, h);
+  unlock_slow(lo, flags, ra);
 }
 
 void witness_upgrade(const LockObject* lo) noexcept {
