@@ -59,16 +59,8 @@ struct Segment {
 };
 
 // A thread's TLS base (x86_64 fs_base: its struct pthread, where libthread_db
-// starts) when the stop handler saved it in SavedContext::tls_base; 0 while
-// SavedContext has no such field. Only the thread writing the core can read
-// its own (arch_prctl); gdb needs the others' for TLS and thread_db only.
-template <typename Context>
-inline uint64_t saved_tls_base(const Context& c) noexcept {
-  if constexpr (requires { c.tls_base; })
-    return uint64_t(c.tls_base);
-  else
-    return 0;
-}
+// starts), as the thread saved it for itself when it stopped.
+inline uint64_t saved_tls_base(const SavedContext& c) noexcept { return uint64_t(c.tls_base); }
 
 // Fills in.plans and returns the number of PT_LOAD segments.
 PlanSummary plan_core_memory(const PlanInputs& in) noexcept;

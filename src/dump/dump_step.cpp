@@ -31,6 +31,7 @@ void register_dump_step() noexcept {
   // Reserving now keeps mmap out of the crash path; if it fails here, the
   // capture tries again at the panic.
   reserve_snapshot();
+  reserve_elf_core();
   set_dump_step(&run_dump_step);
 }
 

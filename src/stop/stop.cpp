@@ -165,14 +165,28 @@ inline constexpr int64_t kRecheckNs = 2'000'000;
 }  // namespace
 
 bool reserve_stop_memory() noexcept {
-  if (g_acked != nullptr) return true;
+  if (__atomic_load_n(&g_acked, __ATOMIC_ACQUIRE) != nullptr) return true;
   void* a = sys::mmap_anonymous(sizeof(TidSet) * kSetEntries, false);
   void* b = sys::mmap_anonymous(sizeof(TidSet) * kSetEntries, false);
   if (a == nullptr || b == nullptr) return false;
   g_signaled = static_cast<TidSet*>(a);
-  std::atomic_thread_fence(std::memory_order_release);
-  g_acked = static_cast<TidSet*>(b);
+  // Publish the acknowledgement table last: seeing it implies seeing both.
+  __atomic_store_n(&g_acked, static_cast<TidSet*>(b), __ATOMIC_RELEASE);
   return true;
+}
+
+// The calling thread's TLS base. Only a thread can read its own, which is why
+// every thread saves it for itself in the stop handler.
+static uintptr_t current_tls_base() noexcept {
+#if defined(__x86_64__)
+  uintptr_t fs = 0;
+  sys::raw_syscall(SYS_arch_prctl, 0x1003 /* ARCH_GET_FS */, &fs);
+  return fs;
+#elif defined(__aarch64__)
+  uintptr_t tp;
+  __asm__ volatile("mrs %0, tpidr_el0" : "=r"(tp));
+  return tp;
+#endif
 }
 
 void save_context(ThreadSlot* slot, const void* info, const void* ucontext) noexcept {
@@ -182,6 +196,7 @@ void save_context(ThreadSlot* slot, const void* info, const void* ucontext) noex
   __builtin_memcpy(&c.siginfo, info, sizeof c.siginfo);
   __builtin_memcpy(&c.ucontext, ucontext, sizeof c.ucontext);
   c.fpstate_size = 0;
+  c.tls_base = current_tls_base();
 #if defined(__x86_64__)
   const auto* uc = static_cast<const ucontext_t*>(ucontext);
   const auto* fp = reinterpret_cast<const unsigned char*>(uc->uc_mcontext.fpregs);

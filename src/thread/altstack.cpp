@@ -39,18 +39,18 @@ bool take(size_t i, int tid) noexcept {
 }  // namespace
 
 bool reserve_altstacks() noexcept {
-  if (g_pool != nullptr) return true;
+  if (__atomic_load_n(&g_pool, __ATOMIC_ACQUIRE) != nullptr) return true;
   void* owners = sys::mmap_anonymous(sizeof(std::atomic<int32_t>) * kPoolEntries, false);
   void* pool = sys::mmap_anonymous(kAltStackSize * kPoolEntries, /*noreserve=*/true);
   if (owners == nullptr || pool == nullptr) return false;
   g_owner = static_cast<std::atomic<int32_t>*>(owners);
-  std::atomic_thread_fence(std::memory_order_release);
-  g_pool = static_cast<unsigned char*>(pool);
+  // Publish the pool last: a thread that sees it also sees the owner table.
+  __atomic_store_n(&g_pool, static_cast<unsigned char*>(pool), __ATOMIC_RELEASE);
   return true;
 }
 
 void ensure_altstack(void* interrupted_ucontext) noexcept {
-  if (tls_altstack_index >= 0 || g_pool == nullptr || has_altstack()) return;
+  if (tls_altstack_index >= 0 || __atomic_load_n(&g_pool, __ATOMIC_ACQUIRE) == nullptr || has_altstack()) return;
   int tid = sys::gettid();
   size_t index = kPoolEntries;
   size_t i = g_high_water.load(std::memory_order_relaxed);

@@ -37,6 +37,9 @@ struct SavedContext {
   // lives on the signal frame.
   uint32_t fpstate_size = 0;
   alignas(64) unsigned char fpstate[4096];
+  // The thread's TLS base (x86_64 fs_base, aarch64 tpidr_el0), which is not in
+  // a ucontext: debuggers find the thread's struct pthread through it.
+  uintptr_t tls_base = 0;
   uintptr_t stack_pointer = 0;
   uintptr_t stack_lo = 0;  // the thread's stack mapping, if known
   uintptr_t stack_hi = 0;
