@@ -1,12 +1,14 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "run_command.hpp"
 #include "show_command.hpp"
 
 namespace panicstop::tool {
 
 std::span<const Command> commands() {
   static const Command table[] = {
+      kRunCommand,
       kShowCommand,
   };
   return table;

@@ -1,0 +1,174 @@
+// `panicstop run`: unmodified programs get stopped threads and dumps.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "support/child_process.hpp"
+
+namespace {
+
+using panicstop::testing::ChildOptions;
+using panicstop::testing::ChildResult;
+using panicstop::testing::have_program;
+using panicstop::testing::read_file;
+using panicstop::testing::run_command;
+using panicstop::testing::TempDir;
+
+const std::string kTool = PANICSTOP_TOOL_PATH;
+
+std::string find_with_suffix(const TempDir& dir, const std::string& suffix) {
+  for (const auto& name : dir.list())
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        name[0] != '.')
+      return dir.path() + "/" + name;
+  return "";
+}
+
+int count_lines_matching(const std::string& text, const std::regex& re) {
+  int n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (std::regex_search(line, re)) ++n;
+  return n;
+}
+
+TEST(Run, ReturnsTheProgramsExitStatus) {
+  ChildResult r = run_command({kTool, "run", "--", "sh", "-c", "exit 7"});
+  EXPECT_TRUE(r.exited && r.exit_code == 7) << r.describe();
+}
+
+TEST(Run, UsageErrorsAndMissingPrograms) {
+  ChildResult none = run_command({kTool, "run"});
+  EXPECT_TRUE(none.exited && none.exit_code == 2) << none.describe();
+  ChildResult bad = run_command({kTool, "run", "--frobnicate", "--", "true"});
+  EXPECT_TRUE(bad.exited && bad.exit_code == 2) << bad.describe();
+  ChildResult core = run_command({kTool, "run", "--core", "huge", "--", "true"});
+  EXPECT_TRUE(core.exited && core.exit_code == 2) << core.describe();
+  ChildResult missing = run_command({kTool, "run", "--", "/nonexistent/program"});
+  EXPECT_TRUE(missing.exited && missing.exit_code == 1) << missing.describe();
+  EXPECT_NE(missing.output.find("no such program"), std::string::npos) << missing.describe();
+  ChildResult help = run_command({kTool, "help", "run"});
+  EXPECT_TRUE(help.exited && help.exit_code == 0) << help.describe();
+  EXPECT_NE(help.output.find("pthread_create"), std::string::npos) << "the help names what the shim interposes";
+}
+
+TEST(Run, StackOverflowInAThreadTheProgramMadeGivesADumpOfEveryThread) {
+  TempDir dir;
+  ChildResult r = run_command({kTool, "run", "--dump-dir", dir.path(), "--", PANICSTOP_UNINSTRUMENTED});
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.exited && r.exit_code == 128 + SIGSEGV) << r.describe();
+  std::string report = find_with_suffix(dir, ".txt");
+  ASSERT_FALSE(report.empty()) << "no text report; " << r.describe();
+  std::string text = read_file(report);
+  EXPECT_EQ(text.rfind("panic: fatal signal SIGSEGV", 0), 0u) << text;
+  EXPECT_NE(text.find("5 threads: 4 stopped, 0 not stopped"), std::string::npos) << text;
+  EXPECT_NE(text.find("recurse_forever"), std::string::npos) << text;
+  EXPECT_FALSE(find_with_suffix(dir, ".core").empty());
+
+  // The control: the same program without the shim dies with no dump.
+  TempDir plain;
+  ChildOptions opts;
+  opts.cwd = plain.path();
+  ChildResult bare = run_command({PANICSTOP_UNINSTRUMENTED}, opts);
+  EXPECT_TRUE(bare.signaled && bare.term_signal == SIGSEGV) << bare.describe();
+  EXPECT_TRUE(find_with_suffix(plain, ".txt").empty());
+}
+
+// A real multithreaded server from Debian that nobody here wrote.
+int free_loopback_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+bool accepts_connections(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+// The pid of the process whose command line contains `needle` (and is not us).
+int find_process(const std::string& needle) {
+  DIR* d = opendir("/proc");
+  int found = 0;
+  while (dirent* e = readdir(d)) {
+    int pid = atoi(e->d_name);
+    if (pid <= 0 || pid == getpid()) continue;
+    std::string cmd = read_file("/proc/" + std::string(e->d_name) + "/cmdline");
+    for (char& c : cmd)
+      if (c == '\0') c = ' ';
+    if (cmd.rfind("memcached ", 0) == 0 && cmd.find(needle) != std::string::npos) found = pid;
+  }
+  closedir(d);
+  return found;
+}
+
+TEST(Run, MemcachedKilledWithSegvGivesACoreWithEveryThread) {
+  if (!have_program("memcached") || !have_program("gdb")) GTEST_SKIP() << "memcached or gdb not installed";
+  TempDir dir;
+  int port = free_loopback_port();
+  ASSERT_GT(port, 0);
+  std::string port_arg = std::to_string(port);
+  ChildResult result;
+  std::thread server([&] {
+    ChildOptions opts;
+    opts.deadline = std::chrono::seconds(60);
+    result = run_command({kTool, "run", "--dump-dir", dir.path(), "--", "memcached", "-u", "root", "-l", "127.0.0.1",
+                          "-p", port_arg, "-U", "0", "-t", "4"},
+                         opts);
+  });
+  // Wait (with a deadline) until memcached serves, so all its threads exist.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  int pid = 0;
+  while (std::chrono::steady_clock::now() < deadline && (pid == 0 || !accepts_connections(port))) {
+    if (pid == 0) pid = find_process("-p " + port_arg);
+    std::this_thread::yield();
+  }
+  ASSERT_GT(pid, 0) << "memcached did not start";
+  int threads = 0;
+  if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.') ++threads;
+    closedir(d);
+  }
+  ASSERT_GT(threads, 4);
+  kill(pid, SIGSEGV);
+  server.join();
+  EXPECT_TRUE(result.exited && result.exit_code == 128 + SIGSEGV) << result.describe();
+  std::string core = find_with_suffix(dir, ".core");
+  ASSERT_FALSE(core.empty()) << result.describe();
+
+  ChildResult gdb = run_command({"gdb", "-nx", "-batch", "-ex", "info threads", "-ex", "thread apply all bt",
+                                 "/usr/bin/memcached", core},
+                                ChildOptions{std::chrono::seconds(120), {}, {}, ""});
+  ASSERT_FALSE(gdb.hung) << gdb.describe();
+  EXPECT_EQ(count_lines_matching(gdb.output, std::regex(R"(^\*?\s+\d+\s+(Thread|LWP))")), threads) << gdb.output;
+  EXPECT_EQ(gdb.output.find("Couldn't find general-purpose registers"), std::string::npos) << gdb.output;
+  EXPECT_NE(gdb.output.find("main"), std::string::npos) << gdb.output;
+}
+
+}  // namespace

@@ -1,0 +1,192 @@
+#include "run_command.hpp"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace panicstop::tool {
+
+namespace {
+
+constexpr std::string_view kRunHelp = R"(Runs PROG with panicstop loaded through LD_PRELOAD, so a program that was
+never built with panicstop gets the same crash handling as one that calls
+panicstop::install(): on a crash in any thread (stack overflow in a thread
+the program made included) every thread is stopped and the text report and
+ELF core are written. The shim interposes only pthread_create, to give each
+new thread an alternate signal stack; see preload/preload.cpp.
+
+Options (each sets the tunable of the same meaning for PROG):
+  --dump-dir DIR     where dumps go (PANICSTOP_DUMP_DIR; default: PROG's
+                     current directory, then /tmp)
+  --dump FORMATS     text,core (default), text, core or none (PANICSTOP_DUMP)
+  --core KIND        mini (default) or full (PANICSTOP_CORE)
+  --no-stop          do not stop the other threads (PANICSTOP_STOP_ON_PANIC=0),
+                     the world before FreeBSD's 2011 change, for comparison
+  --preload PATH     the shim to load (default: found beside this program or
+                     in the library directory; also $PANICSTOP_PRELOAD)
+Other PANICSTOP_* variables in the environment pass through unchanged.
+
+Exit status: PROG's own; 128+N if PROG was killed by signal N (as a shell
+reports it); 1 if PROG could not be started; 2 for a usage error.
+Statically linked programs cannot be preloaded: link them with the library.
+
+Examples:
+  panicstop run -- ./server --port 8080
+  panicstop run --dump-dir /var/crash --core full -- redis-server
+)";
+
+bool is_file(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// The shim: --preload, $PANICSTOP_PRELOAD, the build tree beside this binary,
+// then the installed library directories.
+std::string find_preload(const std::string& option) {
+  if (!option.empty()) return option;
+  if (const char* env = getenv("PANICSTOP_PRELOAD"); env != nullptr && *env != '\0') return env;
+  std::vector<std::string> candidates;
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    std::string dir(self);
+    dir.erase(dir.rfind('/'));
+    candidates.push_back(dir + "/../preload/libpanicstop_preload.so");  // build tree
+    candidates.push_back(dir + "/../lib/libpanicstop_preload.so");
+  }
+#ifdef PANICSTOP_INSTALL_LIBDIR
+  candidates.push_back(std::string(PANICSTOP_INSTALL_LIBDIR) + "/libpanicstop_preload.so");
+#endif
+  for (const auto& c : candidates)
+    if (is_file(c)) {
+      char resolved[4096];
+      return realpath(c.c_str(), resolved) != nullptr ? std::string(resolved) : c;
+    }
+  return "";
+}
+
+// PROG as execvp would find it, or "" if it would not.
+std::string find_program(const std::string& prog) {
+  if (prog.find('/') != std::string::npos) return access(prog.c_str(), X_OK) == 0 ? prog : "";
+  const char* path = getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + prog;
+    if (is_file(candidate) && access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+int run_run(const std::vector<std::string>& args) {
+  std::string dump_dir, dump, core, preload_option;
+  bool no_stop = false;
+  size_t i = 0;
+  auto value = [&](const std::string& opt, std::string* out) {
+    if (i + 1 >= args.size()) return false;
+    *out = args[++i];
+    (void)opt;
+    return true;
+  };
+  for (; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if (a == "-h" || a == "--help") {
+      std::cout << "Usage: " << kRunCommand.usage << "\n\n" << kRunCommand.help;
+      return kExitOk;
+    }
+    if (a == "--no-stop") {
+      no_stop = true;
+    } else if (a == "--dump-dir" || a == "--dump" || a == "--core" || a == "--preload") {
+      std::string* out = a == "--dump-dir" ? &dump_dir : a == "--dump" ? &dump : a == "--core" ? &core : &preload_option;
+      if (!value(a, out)) return usage_error("run", "run: " + a + " needs a value");
+    } else if (a.size() > 1 && a[0] == '-') {
+      return usage_error("run", "run: unknown option '" + a + "'");
+    } else {
+      break;  // PROG without "--"
+    }
+  }
+  if (i >= args.size()) return usage_error("run", "run: missing PROG");
+  if (!core.empty() && core != "mini" && core != "full")
+    return usage_error("run", "run: --core takes mini or full, not '" + core + "'");
+
+  std::vector<std::string> argv(args.begin() + long(i), args.end());
+  if (find_program(argv[0]).empty()) {
+    std::cerr << "panicstop: run: " << argv[0] << ": no such program (or not executable)\n";
+    return kExitFailure;
+  }
+  std::string preload = find_preload(preload_option);
+  if (preload.empty() || !is_file(preload)) {
+    std::cerr << "panicstop: run: cannot find libpanicstop_preload.so"
+              << (preload.empty() ? "" : " at " + preload) << " (use --preload PATH)\n";
+    return kExitFailure;
+  }
+
+  std::string ld_preload = preload;
+  if (const char* old = getenv("LD_PRELOAD"); old != nullptr && *old != '\0') ld_preload += std::string(":") + old;
+  setenv("LD_PRELOAD", ld_preload.c_str(), 1);
+  if (!dump_dir.empty()) setenv("PANICSTOP_DUMP_DIR", dump_dir.c_str(), 1);
+  if (!dump.empty()) setenv("PANICSTOP_DUMP", dump.c_str(), 1);
+  if (!core.empty()) setenv("PANICSTOP_CORE", core.c_str(), 1);
+  if (no_stop) setenv("PANICSTOP_STOP_ON_PANIC", "0", 1);
+
+  // Like system(): the terminal's interrupt and quit go to PROG, and this
+  // process waits for it to decide.
+  struct sigaction ignore {}, old_int {}, old_quit {};
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGINT, &ignore, &old_int);
+  sigaction(SIGQUIT, &ignore, &old_quit);
+  pid_t pid = fork();
+  if (pid < 0) {
+    std::cerr << "panicstop: run: fork: " << strerror(errno) << "\n";
+    return kExitFailure;
+  }
+  if (pid == 0) {
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGQUIT, &old_quit, nullptr);
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    execvp(cargv[0], cargv.data());
+    std::cerr << "panicstop: run: " << argv[0] << ": " << strerror(errno) << "\n";
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      std::cerr << "panicstop: run: waitpid: " << strerror(errno) << "\n";
+      return kExitFailure;
+    }
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return kExitFailure;
+}
+
+}  // namespace
+
+const Command kRunCommand = {
+    "run",
+    "run an unmodified program with panicstop preloaded",
+    "panicstop run [--dump-dir DIR] [--dump FORMATS] [--core mini|full] [--no-stop] [--preload PATH] -- PROG [ARGS...]",
+    kRunHelp,
+    run_run,
+};
+
+}  // namespace panicstop::tool
