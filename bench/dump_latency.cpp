@@ -1,0 +1,148 @@
+// Dump latency: for a process with N threads, the time to stop them, capture
+// the snapshot and write the text report and the mini ELF core, and the files'
+// sizes — next to `gcore` (gdb) on the same process when gdb is installed.
+// Uses the soft stop and restart, as kdb and live dumps do, so it repeats
+// without dying. A plain program, not Google Benchmark: each figure is a median
+// of a few whole dumps.
+//
+//   dump_latency [--no-gcore] [--rounds R] [N...]     (default N: 10 100 1000)
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dump/elf_core.hpp"
+#include "dump/text_report.hpp"
+#include "panic/tunables.hpp"
+#include "panicstop/panic.hpp"
+#include "snapshot/snapshot.hpp"
+#include "stop/stop.hpp"
+#include "sys/syscall.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using panicstop::detail::ProcessSnapshot;
+
+std::atomic<uint32_t> g_release{0};
+
+// A little stack depth, so the unwinder and the core have frames to carry.
+__attribute__((noinline)) void park(int depth) {
+  if (depth > 0) return park(depth - 1);
+  while (g_release.load() == 0) panicstop::sys::futex_wait(&g_release, 0);
+}
+
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+long file_size(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? long(st.st_size) : -1;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+struct Row {
+  double stop_ms, capture_ms, text_ms, core_ms;
+  long text_bytes, core_bytes;
+};
+
+Row dump_once(const std::string& dir, int round) {
+  using namespace panicstop::detail;
+  Row row{};
+  auto t0 = Clock::now();
+  StopResult stop = stop_other_threads(StopKind::kSoft, 10'000'000'000);
+  row.stop_ms = ms_since(t0);
+  if (!stop.ok) fprintf(stderr, "dump_latency: %u threads did not stop\n", stop.not_stopped);
+  auto t1 = Clock::now();
+  ProcessSnapshot* snap = capture_snapshot();
+  row.capture_ms = ms_since(t1);
+  std::string text = dir + "/r" + std::to_string(round) + ".txt";
+  std::string core = dir + "/r" + std::to_string(round) + ".core";
+  int fd = open(text.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  auto t2 = Clock::now();
+  write_text_report(*snap, tunables(), fd);
+  fsync(fd);
+  row.text_ms = ms_since(t2);
+  close(fd);
+  fd = open(core.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  auto t3 = Clock::now();
+  write_elf_core(*snap, tunables(), fd);
+  fsync(fd);
+  row.core_ms = ms_since(t3);
+  close(fd);
+  restart_stopped_threads();
+  row.text_bytes = file_size(text);
+  row.core_bytes = file_size(core);
+  unlink(text.c_str());
+  unlink(core.c_str());
+  return row;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool gcore = system("command -v gcore >/dev/null 2>&1") == 0;
+  int rounds = 5;
+  std::vector<int> counts;
+  for (int i = 1; i < argc; ++i) {
+    if (strcmp(argv[i], "--no-gcore") == 0) gcore = false;
+    else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) rounds = atoi(argv[++i]);
+    else counts.push_back(atoi(argv[i]));
+  }
+  if (counts.empty()) counts = {10, 100, 1000};
+  panicstop::install();
+  char dir_template[] = "/tmp/dump_latency.XXXXXX";
+  std::string dir = mkdtemp(dir_template);
+
+  printf("%8s %9s %10s %9s %9s %10s %11s %10s %12s\n", "threads", "stop_ms", "capture_ms", "text_ms", "core_ms",
+         "text_KiB", "core_KiB", "gcore_ms", "gcore_KiB");
+  std::vector<std::thread> threads;
+  for (int n : counts) {
+    g_release = 0;
+    for (int i = 0; i < n; ++i) threads.emplace_back([] { park(8); });
+    std::vector<double> stop, capture, text, core;
+    Row last{};
+    for (int r = 0; r < rounds; ++r) {
+      last = dump_once(dir, r);
+      stop.push_back(last.stop_ms);
+      capture.push_back(last.capture_ms);
+      text.push_back(last.text_ms);
+      core.push_back(last.core_ms);
+    }
+    double gcore_ms = -1;
+    long gcore_bytes = -1;
+    if (gcore) {
+      std::string prefix = dir + "/gcore";
+      std::string cmd = "gcore -o " + prefix + " " + std::to_string(getpid()) + " >/dev/null 2>&1";
+      auto t = Clock::now();
+      if (system(cmd.c_str()) == 0) {
+        gcore_ms = ms_since(t);
+        std::string file = prefix + "." + std::to_string(getpid());
+        gcore_bytes = file_size(file);
+        unlink(file.c_str());
+      }
+    }
+    printf("%8d %9.2f %10.2f %9.2f %9.2f %10.1f %11.1f %10.1f %12.1f\n", n + 1, median(stop), median(capture),
+           median(text), median(core), last.text_bytes / 1024.0, last.core_bytes / 1024.0, gcore_ms,
+           gcore_bytes / 1024.0);
+    fflush(stdout);
+    g_release = 1;
+    panicstop::sys::futex_wake(&g_release, 1 << 30);
+    for (auto& t : threads) t.join();
+    threads.clear();
+  }
+  rmdir(dir.c_str());
+  return 0;
+}
