@@ -38,11 +38,11 @@
 // SIGRTMAX-3 (soft stop) and SIGRTMAX-4 (step deadline).
 //
 // Alternate signal stacks: install() gives one to every thread that exists at
-// that moment; a thread created later gets one the first time it uses the
-// library (a lock, set_thread_name) or is stopped. A thread created after
-// install() that never touches the library has none, so a stack overflow there
-// ends the process with the kernel's default SIGSEGV action and no dump (there
-// is no hook into pthread_create without LD_PRELOAD). install() interrupts every
+// that moment; a thread created later takes one as it starts (the library
+// interposes pthread_create, and std::thread goes through it). Only a thread
+// made without pthread_create (a raw clone), or any thread of a sanitizer
+// build, goes without: a stack overflow there ends the process with the
+// kernel's default SIGSEGV action and no dump. install() interrupts every
 // existing thread once with the hard-stop signal to do this: system calls that
 // are restarted after a handler (SA_RESTART) are unaffected, the others (e.g.
 // nanosleep, epoll_wait) may return EINTR once.

@@ -11,3 +11,5 @@
 #include "panicstop/sx_lock.hpp"
 #include "panicstop/condvar.hpp"
 #include "panicstop/panic.hpp"
+#include "panicstop/witness.hpp"
+#include "panicstop/lockprof.hpp"

@@ -129,6 +129,7 @@ bool install_panic() noexcept {
     return false;
   }
   ensure_altstack();
+  thread_start_hook_active();  // resolve the next pthread_create before threads race to
   read_restart_argv();
   ok = install_stop_handlers() && install_signal_handlers();
   std::set_terminate(terminate_handler);

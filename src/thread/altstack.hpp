@@ -7,10 +7,12 @@
 //     handler, to every thread that exists at that moment;
 //   - a thread gets one the first time it claims a slot (first lock, name, ...)
 //     and the first time it handles a stop signal.
-// A thread created after install() that never touches the library has none:
-// a stack overflow there kills the process with the kernel's default action
-// (no dump). That is the documented limit; without LD_PRELOAD there is no hook
-// into pthread_create.
+//   - a thread created through pthread_create (std::thread included) takes one
+//     before its start routine runs (thread_start_setup.cpp interposes it).
+// A thread made some other way (a raw clone) that never touches the library
+// has none, and neither does any thread in a sanitizer build (the sanitizer
+// owns pthread_create there): a stack overflow in it ends the process with the
+// kernel's default action and no dump.
 #pragma once
 
 #include <cstddef>
@@ -30,5 +32,9 @@ void ensure_altstack(void* interrupted_ucontext = nullptr) noexcept;
 // Returns the calling thread's pool stack, if it has one, and disables it.
 // Called when the thread exits.
 void release_altstack() noexcept;
+// True when new threads take their stack as they start (pthread_create is
+// interposed and the next one was found). install() calls it, which also keeps
+// the interposer linked into static programs.
+bool thread_start_hook_active() noexcept;
 
 }  // namespace panicstop::detail
