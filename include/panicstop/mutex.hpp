@@ -15,7 +15,7 @@
 // so the dump shows the real owner.
 //
 // Usable with std::lock_guard, std::unique_lock, std::scoped_lock, and with
-// panicstop::CondVar. sizeof(Mutex) is 24 bytes (std::mutex: 40).
+// panicstop::CondVar. sizeof(Mutex) is 32 bytes (std::mutex: 40).
 #pragma once
 
 #include "panicstop/lock_object.hpp"
@@ -96,6 +96,11 @@ class PANICSTOP_CAPABILITY("mutex") Mutex {
   void unlock_hard(uintptr_t self) noexcept;
 
   detail::LockObject lo_;
+  // Threads in the hard path's sleep loop (never touched by the fast paths). A
+  // thread that takes the lock after sleeping marks it contested only while
+  // others are still in that loop, so the last sleeper's unlock makes no
+  // futex call.
+  std::atomic<uint32_t> sleepers_{0};
 };
 
 }  // namespace panicstop

@@ -52,14 +52,18 @@ void Mutex::lock_hard(uintptr_t self, uintptr_t seen) noexcept {
   }
 
   // Sleep. A thread that takes the lock after sleeping sets the contested bit
-  // itself, because others may still be asleep: the next unlock must wake one.
+  // itself while others are still in this loop: they may be asleep, and the
+  // next unlock must wake one. A thread that arrives later sets the bit on the
+  // word before it sleeps, so deciding from the count never loses a wake-up.
   PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, "sleep on a contested mutex"));
   detail::WaitRecord wait(&lo_, detail::WaitMode::kExclusive);
+  sleepers_.fetch_add(1, std::memory_order_relaxed);
   for (;;) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (w == 0) {
-      if (lo_.word.compare_exchange_weak(w, self | kLockContested, std::memory_order_acquire,
-                                         std::memory_order_relaxed)) {
+      uintptr_t mine = sleepers_.load(std::memory_order_relaxed) > 1 ? (self | kLockContested) : self;
+      if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_acquire, std::memory_order_relaxed)) {
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
         if (prof_start != 0) detail::lockprof_contested(&lo_, prof_start, caller);
         return;
       }

@@ -11,8 +11,15 @@ namespace panicstop::detail {
 
 // Rounds of cpu_relax() a contender spends waiting for a runnable owner before
 // it sleeps. Bounded: userspace cannot see whether the owner is on a CPU, only
-// whether it is parked in one of our own waits.
-inline constexpr int kAdaptiveSpinRounds = 200;
+// whether it is parked in one of our own waits. 20 rounds (a few hundred ns,
+// about one short critical section) measured as good as or better than 0 and
+// 200 in bench/locks_bench on 2 CPUs, where a longer spin mostly moves the
+// lock's cache line between the CPUs (docs/BENCHMARKS.md). Build with
+// -DPANICSTOP_SPIN_ROUNDS=N to try another bound.
+#ifndef PANICSTOP_SPIN_ROUNDS
+#define PANICSTOP_SPIN_ROUNDS 20
+#endif
+inline constexpr int kAdaptiveSpinRounds = PANICSTOP_SPIN_ROUNDS;
 
 // Is it worth spinning on a lock whose word reads `word`? Only if it has an
 // owner and that owner is not itself asleep in a panicstop wait.

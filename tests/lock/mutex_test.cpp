@@ -117,6 +117,35 @@ TEST(Mutex, MixedTryLockAndLockStress) {
   EXPECT_GE(counter, 3 * 50000);
 }
 
+TEST(Mutex, NoLostWakeUpsWhenManyThreadsSleep) {
+  // Yielding inside the critical section sends contenders to sleep, so the
+  // sleeper-count path (who marks the lock contested after a wake-up) runs
+  // all the time. A lost wake-up leaves a thread asleep forever: the child
+  // then hangs and is killed at the deadline.
+  testing::ChildOptions opts;
+  opts.deadline = std::chrono::seconds(60);
+  auto r = run_in_child(
+      [] {
+        static Mutex m{"sleepy"};
+        static long counter = 0;
+        constexpr int kThreads = 16, kIters = 3000;
+        std::vector<std::thread> threads;
+        for (int t = 0; t < kThreads; ++t)
+          threads.emplace_back([] {
+            for (int i = 0; i < kIters; ++i) {
+              std::lock_guard<Mutex> g(m);
+              ++counter;
+              if (i % 4 == 0) std::this_thread::yield();
+            }
+          });
+        for (auto& t : threads) t.join();
+        if (counter != long(kThreads) * kIters) _exit(3);
+      },
+      opts);
+  EXPECT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe();
+}
+
 TEST(Mutex, WaiterRecordsWhatItWaitsFor) {
   Mutex m{"recorded"};
   m.lock();
