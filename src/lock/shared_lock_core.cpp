@@ -67,7 +67,7 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
   const void* const caller = __builtin_return_address(0);
 
   // Adaptive spin, only while a write owner runs and nobody sleeps yet.
-  for (int round = 0; round < kAdaptiveSpinRounds; ++round) {
+  for (int round = 0; round < kSharedLockSpinRounds; ++round) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (is_free(w)) {
       if (lo_.word.compare_exchange_weak(w, self | (w & kRwWaiters), std::memory_order_acquire,
@@ -143,7 +143,7 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
   const int64_t prof_start = lockprof_active() ? lockprof_ticks() : 0;
   const void* const caller = __builtin_return_address(0);
 
-  for (int round = 0; round < kAdaptiveSpinRounds; ++round) {
+  for (int round = 0; round < kSharedLockSpinRounds; ++round) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (shared_admits(w, reading)) {
       if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire, std::memory_order_relaxed)) {

@@ -20,6 +20,12 @@ namespace panicstop::detail {
 #define PANICSTOP_SPIN_ROUNDS 20
 #endif
 inline constexpr int kAdaptiveSpinRounds = PANICSTOP_SPIN_ROUNDS;
+// RwLock and SxLock spin longer: their waiters wake all at once (a release
+// wakes every sleeper), so sleeping costs more than for a Mutex.
+#ifndef PANICSTOP_SHARED_SPIN_ROUNDS
+#define PANICSTOP_SHARED_SPIN_ROUNDS 200
+#endif
+inline constexpr int kSharedLockSpinRounds = PANICSTOP_SHARED_SPIN_ROUNDS;
 
 // Is it worth spinning on a lock whose word reads `word`? Only if it has an
 // owner and that owner is not itself asleep in a panicstop wait.
