@@ -48,6 +48,12 @@ long file_size(const std::string& path) {
   return stat(path.c_str(), &st) == 0 ? long(st.st_size) : -1;
 }
 
+// Bytes the file occupies on disk (a core's holes take none).
+long disk_size(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? long(st.st_blocks) * 512 : -1;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
@@ -55,7 +61,7 @@ double median(std::vector<double> v) {
 
 struct Row {
   double stop_ms, capture_ms, text_ms, core_ms;
-  long text_bytes, core_bytes;
+  long text_bytes, core_bytes, core_disk_bytes;
 };
 
 Row dump_once(const std::string& dir, int round) {
@@ -85,6 +91,7 @@ Row dump_once(const std::string& dir, int round) {
   restart_stopped_threads();
   row.text_bytes = file_size(text);
   row.core_bytes = file_size(core);
+  row.core_disk_bytes = disk_size(core);
   unlink(text.c_str());
   unlink(core.c_str());
   return row;
@@ -106,8 +113,9 @@ int main(int argc, char** argv) {
   char dir_template[] = "/tmp/dump_latency.XXXXXX";
   std::string dir = mkdtemp(dir_template);
 
-  printf("%8s %9s %10s %9s %9s %10s %11s %10s %12s\n", "threads", "stop_ms", "capture_ms", "text_ms", "core_ms",
-         "text_KiB", "core_KiB", "gcore_ms", "gcore_KiB");
+  // Sizes: apparent (st_size) / on disk (allocated blocks), in KiB.
+  printf("%8s %9s %10s %9s %9s %10s %17s %10s %21s\n", "threads", "stop_ms", "capture_ms", "text_ms", "core_ms",
+         "text_KiB", "core_KiB app/disk", "gcore_ms", "gcore_KiB app/disk");
   std::vector<std::thread> threads;
   for (int n : counts) {
     g_release = 0;
@@ -122,7 +130,7 @@ int main(int argc, char** argv) {
       core.push_back(last.core_ms);
     }
     double gcore_ms = -1;
-    long gcore_bytes = -1;
+    long gcore_bytes = -1, gcore_disk = -1;
     if (gcore) {
       std::string prefix = dir + "/gcore";
       std::string cmd = "gcore -o " + prefix + " " + std::to_string(getpid()) + " >/dev/null 2>&1";
@@ -131,12 +139,13 @@ int main(int argc, char** argv) {
         gcore_ms = ms_since(t);
         std::string file = prefix + "." + std::to_string(getpid());
         gcore_bytes = file_size(file);
+        gcore_disk = disk_size(file);
         unlink(file.c_str());
       }
     }
-    printf("%8d %9.2f %10.2f %9.2f %9.2f %10.1f %11.1f %10.1f %12.1f\n", n + 1, median(stop), median(capture),
-           median(text), median(core), last.text_bytes / 1024.0, last.core_bytes / 1024.0, gcore_ms,
-           gcore_bytes / 1024.0);
+    printf("%8d %9.2f %10.2f %9.2f %9.2f %10.1f %8ld/%-8ld %10.1f %10ld/%-10ld\n", n + 1, median(stop),
+           median(capture), median(text), median(core), last.text_bytes / 1024.0, last.core_bytes / 1024,
+           last.core_disk_bytes / 1024, gcore_ms, gcore_bytes / 1024, gcore_disk / 1024);
     fflush(stdout);
     g_release = 1;
     panicstop::sys::futex_wake(&g_release, 1 << 30);

@@ -43,6 +43,9 @@ bool reserve_altstacks() noexcept {
   void* owners = sys::mmap_anonymous(sizeof(std::atomic<int32_t>) * kPoolEntries, false);
   void* pool = sys::mmap_anonymous(kAltStackSize * kPoolEntries, /*noreserve=*/true);
   if (owners == nullptr || pool == nullptr) return false;
+  // 2 GiB of address space, almost all of it never touched: keep it out of
+  // kernel cores and gcore, which would otherwise write it out as zeros.
+  sys::raw_syscall(SYS_madvise, pool, kAltStackSize * kPoolEntries, MADV_DONTDUMP);
   g_owner = static_cast<std::atomic<int32_t>*>(owners);
   // Publish the pool last: a thread that sees it also sees the owner table.
   __atomic_store_n(&g_pool, static_cast<unsigned char*>(pool), __ATOMIC_RELEASE);
