@@ -31,6 +31,7 @@
 #include "snapshot/memory.hpp"
 #include "snapshot/symbolize.hpp"
 #include "sys/format.hpp"
+#include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
 
 namespace panicstop::detail {
@@ -82,75 +83,20 @@ class ReportOut {
 
 char ReportOut::buffer_[64 * 1024];
 
-const char* signal_name(int sig) noexcept {
-  switch (sig) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGBUS: return "SIGBUS";
-    case SIGILL: return "SIGILL";
-    case SIGFPE: return "SIGFPE";
-    case SIGABRT: return "SIGABRT";
-    case SIGTRAP: return "SIGTRAP";
-    case SIGSYS: return "SIGSYS";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGKILL: return "SIGKILL";
-    case SIGPIPE: return "SIGPIPE";
-    case SIGUSR1: return "SIGUSR1";
-    case SIGUSR2: return "SIGUSR2";
-    default: return nullptr;
-  }
-}
-
-const char* code_name(int sig, int code) noexcept {
-  switch (code) {
-    case SI_USER: return "SI_USER";
-    case SI_TKILL: return "SI_TKILL";
-    case SI_QUEUE: return "SI_QUEUE";
-    case SI_KERNEL: return "SI_KERNEL";
-    default: break;
-  }
-  switch (sig) {
-    case SIGSEGV:
-      if (code == SEGV_MAPERR) return "SEGV_MAPERR: address not mapped";
-      if (code == SEGV_ACCERR) return "SEGV_ACCERR: invalid permissions";
-      break;
-    case SIGBUS:
-      if (code == BUS_ADRALN) return "BUS_ADRALN: misaligned address";
-      if (code == BUS_ADRERR) return "BUS_ADRERR: nonexistent physical address";
-      if (code == BUS_OBJERR) return "BUS_OBJERR: object-specific error";
-      break;
-    case SIGFPE:
-      if (code == FPE_INTDIV) return "FPE_INTDIV: integer divide by zero";
-      if (code == FPE_INTOVF) return "FPE_INTOVF: integer overflow";
-      if (code == FPE_FLTDIV) return "FPE_FLTDIV";
-      if (code == FPE_FLTINV) return "FPE_FLTINV";
-      break;
-    case SIGILL:
-      if (code == ILL_ILLOPC) return "ILL_ILLOPC: illegal opcode";
-      if (code == ILL_ILLOPN) return "ILL_ILLOPN: illegal operand";
-      if (code == ILL_PRVOPC) return "ILL_PRVOPC: privileged opcode";
-      break;
-    case SIGTRAP:
-      if (code == TRAP_BRKPT) return "TRAP_BRKPT";
-      if (code == TRAP_TRACE) return "TRAP_TRACE";
-      break;
-    default: break;
-  }
-  return nullptr;
-}
-
 // "signal SIGSEGV (SEGV_MAPERR: address not mapped), fault address 0x10"
 void describe_signal(char* out, size_t cap, int sig, int code, uintptr_t address, bool with_code) noexcept {
   sys::FixedWriter w(out, cap);
-  const char* name = signal_name(sig);
+  const char* name = sys::signal_name(sig);
   if (name != nullptr)
     w.format("signal %s", name);
   else
     w.format("signal %d", sig);
   if (!with_code) return;
-  const char* cname = code_name(sig, code);
-  if (cname != nullptr)
+  const char* cname = sys::si_code_name(sig, code);
+  const char* meaning = sys::si_code_meaning(sig, code);
+  if (cname != nullptr && meaning != nullptr)
+    w.format(" (%s: %s)", cname, meaning);
+  else if (cname != nullptr)
     w.format(" (%s)", cname);
   else
     w.format(" (code %d)", code);

@@ -23,6 +23,7 @@
 #include "panic/tunables.hpp"
 #include "stop/stop.hpp"
 #include "sys/format.hpp"
+#include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
 #include "thread/signal_sections.hpp"
 #include "thread/slot.hpp"
@@ -85,47 +86,13 @@ void say(const char* text, size_t n) noexcept { sys::write_all(2, text, n); }
 }
 
 const char* signal_name(int sig) noexcept {
-  switch (sig) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGBUS: return "SIGBUS";
-    case SIGILL: return "SIGILL";
-    case SIGFPE: return "SIGFPE";
-    case SIGABRT: return "SIGABRT";
-    case SIGTRAP: return "SIGTRAP";
-    case SIGSYS: return "SIGSYS";
-    default: return "signal";
-  }
+  const char* name = sys::signal_name(sig);
+  return name != nullptr ? name : "signal";
 }
 
 const char* si_code_name(int sig, int code) noexcept {
-  switch (code) {
-    case SI_USER: return "SI_USER";
-    case SI_TKILL: return "SI_TKILL";
-    case SI_QUEUE: return "SI_QUEUE";
-    case SI_KERNEL: return "SI_KERNEL";
-    default: break;
-  }
-  if (sig == SIGSEGV) {
-    if (code == SEGV_MAPERR) return "SEGV_MAPERR";
-    if (code == SEGV_ACCERR) return "SEGV_ACCERR";
-  } else if (sig == SIGBUS) {
-    if (code == BUS_ADRALN) return "BUS_ADRALN";
-    if (code == BUS_ADRERR) return "BUS_ADRERR";
-    if (code == BUS_OBJERR) return "BUS_OBJERR";
-  } else if (sig == SIGFPE) {
-    if (code == FPE_INTDIV) return "FPE_INTDIV";
-    if (code == FPE_INTOVF) return "FPE_INTOVF";
-    if (code == FPE_FLTDIV) return "FPE_FLTDIV";
-    if (code == FPE_FLTINV) return "FPE_FLTINV";
-  } else if (sig == SIGILL) {
-    if (code == ILL_ILLOPC) return "ILL_ILLOPC";
-    if (code == ILL_ILLOPN) return "ILL_ILLOPN";
-    if (code == ILL_PRVOPC) return "ILL_PRVOPC";
-  } else if (sig == SIGTRAP) {
-    if (code == TRAP_BRKPT) return "TRAP_BRKPT";
-    if (code == TRAP_TRACE) return "TRAP_TRACE";
-  }
-  return "code";
+  const char* name = sys::si_code_name(sig, code);
+  return name != nullptr ? name : "code";
 }
 
 bool is_fault_code(int code) noexcept { return code > 0; }  // sent by the kernel for an instruction
