@@ -1,6 +1,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "drill_command.hpp"
 #include "run_command.hpp"
 #include "show_command.hpp"
 
@@ -8,6 +9,7 @@ namespace panicstop::tool {
 
 std::span<const Command> commands() {
   static const Command table[] = {
+      kDrillCommand,
       kRunCommand,
       kShowCommand,
   };

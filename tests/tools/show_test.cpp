@@ -84,8 +84,8 @@ TEST(ShowCommand, HelpAndVersionSucceed) {
   for (const char* needle : {"Usage:", "show", "Exit status", "Environment", "Examples"}) {
     EXPECT_NE(help.output.find(needle), std::string::npos) << needle;
   }
-  // Only commands that exist are listed.
-  EXPECT_EQ(help.output.find("  drill "), std::string::npos);
+  // Every command in the table is listed.
+  EXPECT_NE(help.output.find("  drill "), std::string::npos);
   ChildResult version = tool({"--version"});
   EXPECT_TRUE(version.exited && version.exit_code == 0) << version.describe();
   EXPECT_EQ(version.output.rfind("panicstop ", 0), 0u) << version.output;
