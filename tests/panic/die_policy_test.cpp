@@ -15,13 +15,8 @@ namespace {
 using testing::ChildOptions;
 using testing::run_command;
 using testing::run_in_child;
+using testing::with_env;
 
-ChildOptions with_env(std::vector<std::pair<std::string, std::string>> env, int deadline_ms = 20000) {
-  ChildOptions o;
-  o.set_env = std::move(env);
-  o.deadline = std::chrono::milliseconds(deadline_ms);
-  return o;
-}
 
 void panic_now() {
   install();

@@ -35,13 +35,8 @@ using testing::run_in_child;
 using testing::say;
 using testing::thread_count;
 using testing::wait_for_threads;
+using testing::with_env;
 
-ChildOptions with_env(std::vector<std::pair<std::string, std::string>> env, int deadline_ms = 20000) {
-  ChildOptions o;
-  o.set_env = std::move(env);
-  o.deadline = std::chrono::milliseconds(deadline_ms);
-  return o;
-}
 
 void expect_sigabrt(const testing::ChildResult& r) {
   EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;

@@ -37,6 +37,14 @@ struct ChildOptions {
   std::string cwd;
 };
 
+// Options that set these environment variables in the child, with a deadline.
+inline ChildOptions with_env(std::vector<std::pair<std::string, std::string>> env, int deadline_ms = 20000) {
+  ChildOptions o;
+  o.set_env = std::move(env);
+  o.deadline = std::chrono::milliseconds(deadline_ms);
+  return o;
+}
+
 // Forks; the child runs body() and then _exit(0). The body may crash, panic or
 // hang: that is what is being tested.
 ChildResult run_in_child(const std::function<void()>& body, const ChildOptions& options = {});
