@@ -1,6 +1,7 @@
 // The composition root: install() sets up each layer, lowest first. Only this
 // file knows every layer; the layers do not know each other's setup.
 #include "dump/dump_step.hpp"
+#include "kdb/kdb_setup.hpp"
 #include "panic/panic_internal.hpp"
 #include "panicstop/panic.hpp"
 
@@ -11,7 +12,9 @@ bool install() noexcept {
   // could need it is armed.
   detail::register_dump_step();
   // Tunables, slots, alternate stacks, stop and fatal-signal handlers.
-  return detail::install_panic();
+  if (!detail::install_panic()) return false;
+  // kdb's triggers last: a request may arrive as soon as they exist.
+  return detail::install_kdb();
 }
 
 }  // namespace panicstop

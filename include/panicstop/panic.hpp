@@ -30,12 +30,15 @@
 //   PANICSTOP_LOCKPROF         0 (default) or 1
 //   PANICSTOP_STEP_TIMEOUT_MS  deadline of each hook and step (default 10000;
 //                              the dump step gets six times as much)
+//   PANICSTOP_KDB, PANICSTOP_KDB_OUTPUT, PANICSTOP_KDB_SIGNAL,
+//   PANICSTOP_KDB_SOCKET, PANICSTOP_KDB_IDLE_MS   see kdb.hpp
 //
 // Deadlines: the panicking thread arms a POSIX timer aimed at itself
 // (SIGEV_THREAD_ID, signal SIGRTMAX-4) before each step; an overrun or a fault
 // inside the step jumps back to the step runner, is recorded as a nested panic,
 // and the next step runs. The library reserves SIGRTMAX-2 (hard stop),
-// SIGRTMAX-3 (soft stop) and SIGRTMAX-4 (step deadline).
+// SIGRTMAX-3 (soft stop), SIGRTMAX-4 (step deadline) and SIGRTMAX-5 (kdb
+// control socket, see kdb.hpp).
 //
 // Alternate signal stacks: install() gives one to every thread that exists at
 // that moment; a thread created later takes one as it starts (the library

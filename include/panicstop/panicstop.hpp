@@ -11,5 +11,6 @@
 #include "panicstop/sx_lock.hpp"
 #include "panicstop/condvar.hpp"
 #include "panicstop/panic.hpp"
+#include "panicstop/kdb.hpp"
 #include "panicstop/witness.hpp"
 #include "panicstop/lockprof.hpp"

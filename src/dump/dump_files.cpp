@@ -38,6 +38,10 @@ const char* errno_name(long err) noexcept {
   }
 }
 
+// Every line goes to stderr, and to echo_fd too when a remote requester
+// (`panicstop dump PID`) waits for the names.
+int g_echo_fd = -1;
+
 void say(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
 void say(const char* fmt, ...) noexcept {
   char line[kPathMax + 256];
@@ -47,6 +51,7 @@ void say(const char* fmt, ...) noexcept {
   va_end(ap);
   line[n++] = '\n';
   sys::write_all(2, line, n);
+  if (g_echo_fd >= 0) sys::write_all(g_echo_fd, line, n);
 }
 
 // "panicstop-COMM-PID-SECONDS[-N]"
@@ -125,7 +130,16 @@ bool is_text_writer(const DumpWriter& w) noexcept { return sys::equals(w.suffix,
 
 }  // namespace
 
-int write_dumps(const ProcessSnapshot& snap, const char* dir_override) noexcept {
+static int write_dumps_announced(const ProcessSnapshot& snap, const char* dir_override) noexcept;
+
+int write_dumps(const ProcessSnapshot& snap, const char* dir_override, int echo_fd) noexcept {
+  g_echo_fd = echo_fd;
+  int written = write_dumps_announced(snap, dir_override);
+  g_echo_fd = -1;
+  return written;
+}
+
+static int write_dumps_announced(const ProcessSnapshot& snap, const char* dir_override) noexcept {
   const Tunables& t = tunables();
   static char dir[kPathMax];
   static char base[256];

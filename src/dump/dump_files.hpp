@@ -25,7 +25,8 @@ namespace panicstop::detail {
 
 // Writes every enabled dump of snap. dir_override: nullptr or "" for the
 // tunable. Returns the number of files written (the stderr fallback does not
-// count).
-int write_dumps(const ProcessSnapshot& snap, const char* dir_override) noexcept;
+// count). echo_fd, if not -1, gets a copy of every line said on stderr (the
+// requester of a remote live dump reads the file names from it).
+int write_dumps(const ProcessSnapshot& snap, const char* dir_override, int echo_fd = -1) noexcept;
 
 }  // namespace panicstop::detail

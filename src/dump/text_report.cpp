@@ -30,6 +30,7 @@
 #include "panic/panic_state.hpp"
 #include "snapshot/memory.hpp"
 #include "snapshot/symbolize.hpp"
+#include "stop/stop.hpp"
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
@@ -122,18 +123,22 @@ const char* kind_name(LockKind kind) noexcept {
   }
 }
 
-bool listed_not_stopped(int tid) noexcept {
-  const PanicState& ps = panic_state();
-  uint32_t n = ps.not_stopped_count < kMaxNotStopped ? ps.not_stopped_count : uint32_t(kMaxNotStopped);
+uint32_t not_stopped_listed(const ProcessSnapshot& snap) noexcept {
+  if (snap.not_stopped_tids == nullptr) return 0;
+  return snap.not_stopped_count < kMaxNotStoppedListed ? snap.not_stopped_count : uint32_t(kMaxNotStoppedListed);
+}
+
+bool listed_not_stopped(const ProcessSnapshot& snap, int tid) noexcept {
+  uint32_t n = not_stopped_listed(snap);
   for (uint32_t i = 0; i < n; ++i)
-    if (ps.not_stopped_tids[i] == tid) return true;
+    if (snap.not_stopped_tids[i] == tid) return true;
   return false;
 }
 
-const char* state_of(const SnapshotThread& t, bool panicked) noexcept {
+const char* state_of(const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
   if (t.is_panicking) return panicked ? "panicking" : "dumping";
   if (t.stopped) return "stopped";
-  if (listed_not_stopped(t.tid)) return "not_stopped";
+  if (listed_not_stopped(snap, t.tid)) return "not_stopped";
   return "running";
 }
 
@@ -178,7 +183,7 @@ void print_held_locks(ReportOut& out, const ProcessSnapshot& snap, const Snapsho
 }
 
 void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
-  out.line("thread %d (%s) [%s] %c", t.tid, t.name, state_of(t, panicked), t.kernel_state);
+  out.line("thread %d (%s) [%s] %c", t.tid, t.name, state_of(snap, t, panicked), t.kernel_state);
   char text[256];
   if (t.is_panicking && panicked && snap.signo != 0) {
     const PanicState& ps = panic_state();
@@ -333,7 +338,7 @@ void write_locks(ReportOut& out, const ProcessSnapshot& snap) noexcept {
   }
 }
 
-void write_nested_and_not_stopped(ReportOut& out) noexcept {
+void write_nested_and_not_stopped(ReportOut& out, const ProcessSnapshot& snap) noexcept {
   const PanicState& ps = panic_state();
   uint32_t nested = ps.nested_count.load(std::memory_order_acquire);
   if (nested > kMaxNestedPanics) nested = kMaxNestedPanics;
@@ -354,19 +359,19 @@ void write_nested_and_not_stopped(ReportOut& out) noexcept {
       }
     }
   }
-  uint32_t not_stopped = ps.not_stopped_count;
+  uint32_t not_stopped = snap.not_stopped_count;
   if (not_stopped > 0) {
     out.blank();
     out.line("threads that did not stop:");
     char line[1024];
     sys::FixedWriter w(line, sizeof line);
-    uint32_t listed = not_stopped < kMaxNotStopped ? not_stopped : uint32_t(kMaxNotStopped);
+    uint32_t listed = not_stopped_listed(snap);
     for (uint32_t i = 0; i < listed; ++i) {
       if (w.size() > 900) {
         out.line("  %s", line);
         w.clear();
       }
-      w.format(i % 16 == 0 && w.size() == 0 ? "%d" : " %d", ps.not_stopped_tids[i]);
+      w.format(i % 16 == 0 && w.size() == 0 ? "%d" : " %d", snap.not_stopped_tids[i]);
     }
     if (w.size() > 0) out.line("  %s", line);
     if (not_stopped > listed) out.line("  (%u more)", not_stopped - listed);
@@ -395,12 +400,13 @@ void write_modules(ReportOut& out, const ProcessSnapshot& snap) noexcept {
 bool write_text_report(const ProcessSnapshot& snap, const Tunables&, int fd) noexcept {
   ReportOut out(fd);
   bool panicked = snap.message != nullptr;
-  out.line("panic: %s", panicked ? snap.message : "(no panic: live dump)");
+  if (panicked) out.line("panic: %s", snap.message);
+  else out.line("panic: (none; live dump: %s)", snap.live_reason != nullptr ? snap.live_reason : "requested");
   out.line("process %d (%s): %s", snap.pid, snap.comm, snap.cmdline);
   uint32_t stopped = 0, not_stopped = 0;
   for (uint32_t i = 0; i < snap.thread_count; ++i) {
     stopped += snap.threads[i].stopped;
-    not_stopped += listed_not_stopped(snap.threads[i].tid);
+    not_stopped += listed_not_stopped(snap, snap.threads[i].tid);
   }
   if (snap.thread_count > 0) {
     const SnapshotThread& lead = snap.threads[0];
@@ -419,7 +425,7 @@ bool write_text_report(const ProcessSnapshot& snap, const Tunables&, int fd) noe
   write_threads(out, snap, panicked);
   symbolizer_end();
   write_locks(out, snap);
-  write_nested_and_not_stopped(out);
+  write_nested_and_not_stopped(out, snap);
   write_modules(out, snap);
   return out.flush();
 }

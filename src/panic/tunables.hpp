@@ -7,6 +7,7 @@ namespace panicstop::detail {
 
 enum class DiePolicy : uint8_t { kDie, kExit, kRestart, kHalt };
 enum class CoreKind : uint8_t { kMini, kFull };
+enum class KdbBackend : uint8_t { kReport, kConsole };
 
 struct Tunables {
   bool stop_on_panic = true;       // PANICSTOP_STOP_ON_PANIC
@@ -23,6 +24,13 @@ struct Tunables {
   bool trace_on_panic = false;      // PANICSTOP_TRACE_ON_PANIC
   int witness = 1;                  // PANICSTOP_WITNESS: 1 on, 0 order checks off, -1 off
   bool lockprof = false;            // PANICSTOP_LOCKPROF
+  // kdb (include/panicstop/kdb.hpp).
+  KdbBackend kdb_backend = KdbBackend::kReport;  // PANICSTOP_KDB
+  char kdb_output[512] = {};        // PANICSTOP_KDB_OUTPUT; "" = stderr
+  int kdb_signal = 0;               // PANICSTOP_KDB_SIGNAL; 0 = no signal trigger
+  bool kdb_socket = true;           // PANICSTOP_KDB_SOCKET: 0 turns the control socket off
+  char kdb_socket_dir[256] = {};    // PANICSTOP_KDB_SOCKET as a directory; "" = /tmp/panicstop-UID
+  uint32_t kdb_idle_ms = 60000;     // PANICSTOP_KDB_IDLE_MS: a quiet console continues after this
 };
 
 // The values in force (defaults until install() has parsed the environment).

@@ -410,7 +410,9 @@ bool reserve_snapshot() noexcept {
   return true;
 }
 
-ProcessSnapshot* capture_snapshot() noexcept {
+namespace {
+
+ProcessSnapshot* begin_capture() noexcept {
   if (!reserve_snapshot()) return nullptr;
   ProcessSnapshot* snap = &g_snapshot;
   *snap = ProcessSnapshot{};
@@ -421,18 +423,12 @@ ProcessSnapshot* capture_snapshot() noexcept {
   snap->paths = g_reserved.paths;
   snap->paths[0] = '\0';
   snap->paths_used = 1;
-
-  PanicState& ps = panic_state();
   snap->pid = sys::getpid();
-  snap->panicking_tid = ps.panicking_tid.load(std::memory_order_acquire);
-  if (snap->panicking_tid != 0) {
-    snap->signo = ps.signo;
-    snap->message = ps.message;
-  } else {
-    snap->panicking_tid = sys::gettid();  // kdb or a live dump: the caller leads
-  }
   snap->captured_ns = sys::realtime_ns();
+  return snap;
+}
 
+ProcessSnapshot* finish_capture(ProcessSnapshot* snap) noexcept {
   capture_auxv(snap);
   capture_cmdline_and_comm(snap);
   capture_mappings(snap);
@@ -441,6 +437,38 @@ ProcessSnapshot* capture_snapshot() noexcept {
   capture_locks(snap);
   for (uint32_t i = 0; i < snap->thread_count; ++i) unwind_thread(*snap, &snap->threads[i]);
   return snap;
+}
+
+char g_live_reason[256];
+
+}  // namespace
+
+ProcessSnapshot* capture_snapshot() noexcept {
+  ProcessSnapshot* snap = begin_capture();
+  if (snap == nullptr) return nullptr;
+  PanicState& ps = panic_state();
+  snap->panicking_tid = ps.panicking_tid.load(std::memory_order_acquire);
+  if (snap->panicking_tid != 0) {
+    snap->signo = ps.signo;
+    snap->message = ps.message;
+  } else {
+    snap->panicking_tid = sys::gettid();
+  }
+  snap->not_stopped_count = ps.not_stopped_count;
+  snap->not_stopped_tids = ps.not_stopped_tids;
+  return finish_capture(snap);
+}
+
+ProcessSnapshot* capture_live_snapshot(const char* reason, const int* not_stopped_tids,
+                                       uint32_t not_stopped_count) noexcept {
+  ProcessSnapshot* snap = begin_capture();
+  if (snap == nullptr) return nullptr;
+  snap->panicking_tid = sys::gettid();
+  sys::copy_string(g_live_reason, sizeof g_live_reason, reason != nullptr && reason[0] != '\0' ? reason : "requested");
+  snap->live_reason = g_live_reason;
+  snap->not_stopped_count = not_stopped_count;
+  snap->not_stopped_tids = not_stopped_tids;
+  return finish_capture(snap);
 }
 
 }  // namespace panicstop::detail

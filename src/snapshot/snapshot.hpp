@@ -74,10 +74,14 @@ struct SnapshotLock {
 
 struct ProcessSnapshot {
   int pid = 0;
-  int panicking_tid = 0;
+  int panicking_tid = 0;           // for kdb and live dumps: the thread that asked
   int signo = 0;
-  const char* message = nullptr;   // panic_state().message
+  const char* message = nullptr;   // panic_state().message; nullptr when there is no panic
+  const char* live_reason = nullptr;  // kdb and live dumps: why, as the caller said
   int64_t captured_ns = 0;
+  // Threads the stop did not catch (the first kMaxNotStoppedListed of them).
+  uint32_t not_stopped_count = 0;
+  const int* not_stopped_tids = nullptr;
 
   uint32_t thread_count = 0;
   SnapshotThread* threads = nullptr;   // [kMaxThreads], panicking thread first
@@ -101,8 +105,16 @@ struct ProcessSnapshot {
 // Reserves the snapshot's storage (idempotent; called at install).
 bool reserve_snapshot() noexcept;
 // Captures the process into the reserved snapshot and returns it. Called by
-// the dump step on the panicking thread after the stop, and by kdb and
-// live_dump with threads soft-stopped. Never allocates.
+// the dump step on the panicking thread after the stop. Never allocates.
+// Returns nullptr only if the storage cannot be reserved.
 ProcessSnapshot* capture_snapshot() noexcept;
+
+// The same for a process that goes on (kdb, live dumps): the calling thread
+// leads, with the context it saved for itself; `reason` (copied) says why;
+// not_stopped lists what the caller's soft stop did not catch. The caller
+// holds the stopper role, so no panic capture runs at the same time unless a
+// panic takes the stop over, and then this thread is parked for good.
+ProcessSnapshot* capture_live_snapshot(const char* reason, const int* not_stopped_tids,
+                                       uint32_t not_stopped_count) noexcept;
 
 }  // namespace panicstop::detail

@@ -35,6 +35,10 @@ std::atomic<uint32_t> g_ack_target{UINT32_MAX};
 std::atomic<uint32_t> g_resume_seq{0};  // futex word the stopped threads park on
 std::atomic<int> g_capture_tid{0};
 std::atomic<bool> g_handlers_installed{false};
+// The stopper's last soft stop caught every thread: a hard stop by the same
+// thread (a panic inside kdb) keeps them parked instead of stopping again.
+std::atomic<bool> g_soft_complete{false};
+std::atomic<uint32_t> g_soft_stopped{0};
 
 inline uint64_t key(uint32_t gen, int tid) { return (uint64_t(gen) << 32) | uint32_t(tid); }
 
@@ -272,6 +276,18 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
     }
     g_stopper_tid.store(self, std::memory_order_release);
   }
+  if (kind == StopKind::kHard && prev == self && g_soft_complete.load(std::memory_order_acquire)) {
+    // FreeBSD's `if (!kdb_active) stop_cpus_hard()`: this thread's soft stop
+    // already holds every other thread, and making it permanent is all a
+    // panic needs. Signalling again would only disturb the saved contexts.
+    g_forever.store(true, std::memory_order_release);
+    g_active.store(uint32_t(kind), std::memory_order_release);
+    r.ok = true;
+    r.stopped = g_soft_stopped.load(std::memory_order_relaxed);
+    r.end_ns = sys::monotonic_ns();
+    return r;
+  }
+  g_soft_complete.store(false, std::memory_order_release);
   if (kind == StopKind::kHard) g_forever.store(true, std::memory_order_release);
   uint32_t gen = g_generation.load(std::memory_order_relaxed) + 1;
   if (gen == 0) gen = 1;  // 0 marks an empty set entry
@@ -318,6 +334,10 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
     if (sys::futex_wait_until(&g_acks, acks, wake) == -ETIMEDOUT) exited = verify(gen, scan.pid, false).exited;
   }
   r.end_ns = sys::monotonic_ns();
+  if (kind == StopKind::kSoft && r.ok) {
+    g_soft_stopped.store(r.stopped, std::memory_order_relaxed);
+    g_soft_complete.store(true, std::memory_order_release);
+  }
   return r;
 }
 
@@ -325,6 +345,7 @@ void restart_stopped_threads() noexcept {
   if (g_forever.load(std::memory_order_acquire)) return;
   int self = sys::gettid();
   if (g_stopper_tid.load(std::memory_order_acquire) != self) return;
+  g_soft_complete.store(false, std::memory_order_release);
   g_active.store(0, std::memory_order_release);
   g_resume_seq.fetch_add(1, std::memory_order_acq_rel);
   sys::futex_wake(&g_resume_seq, INT_MAX);

@@ -49,6 +49,9 @@ bool reserve_stop_memory() noexcept;
 // stop while another thread holds the stopper role returns busy; a hard stop
 // takes the role over (a panic must not wait for kdb). After a hard stop the
 // stopped threads never run again: restart_stopped_threads() does nothing.
+// A hard stop by the thread whose soft stop is in force and caught every
+// thread (a panic inside kdb) signals nobody: it makes that stop permanent and
+// reports its count.
 StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept;
 
 // Resumes the threads of the caller's soft stop and gives up the stopper role.

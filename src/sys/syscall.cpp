@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <ctime>
 #include <linux/futex.h>
+#include <poll.h>
 #include <sys/mman.h>
 
 namespace panicstop::sys {
@@ -17,6 +18,22 @@ bool write_all(int fd, const void* buf, size_t n) noexcept {
     n -= static_cast<size_t>(r);
   }
   return true;
+}
+
+long wait_readable(int fd, int64_t timeout_ns) noexcept {
+  struct pollfd p = {fd, POLLIN, 0};
+  struct timespec ts;
+  struct timespec* tsp = nullptr;
+  if (timeout_ns >= 0) {
+    ts.tv_sec = timeout_ns / 1000000000;
+    ts.tv_nsec = timeout_ns % 1000000000;
+    tsp = &ts;
+  }
+  for (;;) {
+    long r = raw_syscall(SYS_ppoll, &p, 1, tsp, nullptr, 8);
+    if (r == -EINTR) continue;  // a deadline stretched by a signal is fine for a person at a console
+    return r > 0 ? 1 : r;
+  }
 }
 
 void* mmap_anonymous(size_t bytes, bool noreserve) noexcept {

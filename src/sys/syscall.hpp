@@ -86,6 +86,19 @@ inline long readlinkat(int dir, const char* path, char* buf, size_t n) noexcept 
 // Writes all of buf, retrying short writes and EINTR. Returns false on error.
 bool write_all(int fd, const void* buf, size_t n) noexcept;
 
+// Sockets and waiting for input, for kdb's control socket and console.
+inline long accept4(int fd, int flags) noexcept { return raw_syscall(SYS_accept4, fd, nullptr, nullptr, flags); }
+inline long setsockopt(int fd, int level, int name, const void* value, unsigned size) noexcept {
+  return raw_syscall(SYS_setsockopt, fd, level, name, value, size);
+}
+inline long getsockopt(int fd, int level, int name, void* value, unsigned* size) noexcept {
+  return raw_syscall(SYS_getsockopt, fd, level, name, value, size);
+}
+// Waits until fd is readable (POLLIN, or hang-up/error, which a read then
+// reports). Returns 1 when readable, 0 on timeout, -errno on error.
+// timeout_ns < 0 waits without limit.
+long wait_readable(int fd, int64_t timeout_ns) noexcept;
+
 // --- memory ----------------------------------------------------------------
 void* mmap_anonymous(size_t bytes, bool noreserve) noexcept;  // nullptr on failure
 inline long munmap(void* p, size_t n) noexcept { return raw_syscall(SYS_munmap, p, n); }

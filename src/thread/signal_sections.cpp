@@ -54,6 +54,7 @@ void exit(uint32_t SectionState::*depth) noexcept {
 
 int hard_stop_signal() noexcept { return SIGRTMAX - 2; }
 int soft_stop_signal() noexcept { return SIGRTMAX - 3; }
+int kdb_request_signal() noexcept { return SIGRTMAX - 5; }
 
 void spinlock_enter() noexcept { enter(&SectionState::spin_depth); }
 void spinlock_exit() noexcept { exit(&SectionState::spin_depth); }

@@ -17,6 +17,8 @@ namespace panicstop::detail {
 // glibc does not use).
 int hard_stop_signal() noexcept;
 int soft_stop_signal() noexcept;
+// Raised by the kernel when a connection reaches the kdb control socket.
+int kdb_request_signal() noexcept;
 
 void spinlock_enter() noexcept;
 void spinlock_exit() noexcept;

@@ -1,0 +1,35 @@
+// kdb's control socket (include/panicstop/kdb.hpp): where `panicstop dump PID`
+// and `panicstop kdb PID` reach a process.
+//
+// Protocol: the client connects to DIR/PID.sock and sends one request line.
+//   "dump" or "dump DIR"  live dump (DIR absolute; none: the dump directory).
+//                         The reply copies the announcement lines
+//                         ("panicstop: wrote PATH", ...) and ends with
+//                         "ok N" (N files written) or "error MESSAGE".
+//   "kdb"                 a console session on the connection (console.hpp);
+//                         it ends with "continuing" or when the client hangs up.
+//   anything else         "error MESSAGE".
+// A busy process (another session or a panic) answers "error busy: ...". A
+// peer whose user id is neither the process's nor root gets "error
+// permission denied". The server closes the connection after the reply.
+#pragma once
+
+namespace panicstop::detail {
+
+// Setup (install time): creates the socket and arranges for the kernel to
+// signal the process on a connection. Prints one line and returns false if
+// the socket cannot be made (the process goes on without it).
+bool install_control_socket() noexcept;
+
+// The path this process listens on, or "" when it has no control socket.
+const char* control_socket_path() noexcept;
+
+// The handler of kdb_request_signal(): accepts and serves every pending
+// connection. Async-signal-safe.
+void serve_control_requests() noexcept;
+
+// Called by end_session(): a request whose signal arrived while the session
+// ran was left queued; serve it now.
+void serve_deferred_requests() noexcept;
+
+}  // namespace panicstop::detail
