@@ -401,7 +401,7 @@ bool write_text_report(const ProcessSnapshot& snap, const Tunables&, int fd) noe
   ReportOut out(fd);
   bool panicked = snap.message != nullptr;
   if (panicked) out.line("panic: %s", snap.message);
-  else out.line("panic: (none; live dump: %s)", snap.live_reason != nullptr ? snap.live_reason : "requested");
+  else out.line("panic: (none) %s", snap.live_reason != nullptr ? snap.live_reason : "live dump");
   out.line("process %d (%s): %s", snap.pid, snap.comm, snap.cmdline);
   uint32_t stopped = 0, not_stopped = 0;
   for (uint32_t i = 0; i < snap.thread_count; ++i) {
