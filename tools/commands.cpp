@@ -2,6 +2,8 @@
 
 #include "command.hpp"
 #include "drill_command.hpp"
+#include "dump_command.hpp"
+#include "kdb_command.hpp"
 #include "run_command.hpp"
 #include "show_command.hpp"
 
@@ -10,6 +12,8 @@ namespace panicstop::tool {
 std::span<const Command> commands() {
   static const Command table[] = {
       kDrillCommand,
+      kDumpCommand,
+      kKdbCommand,
       kRunCommand,
       kShowCommand,
   };

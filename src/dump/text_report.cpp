@@ -27,6 +27,8 @@
 
 #include <csignal>
 
+#include "dump/text_sections.hpp"
+
 #include "panic/panic_state.hpp"
 #include "snapshot/memory.hpp"
 #include "snapshot/symbolize.hpp"
@@ -37,52 +39,36 @@
 
 namespace panicstop::detail {
 
-namespace {
-
-// Buffered output to the report's descriptor; remembers the first error.
-class ReportOut {
- public:
-  explicit ReportOut(int fd) noexcept : fd_(fd) {}
-  ~ReportOut() { flush(); }
-  ReportOut(const ReportOut&) = delete;
-  ReportOut& operator=(const ReportOut&) = delete;
-
-  void write(const char* s, size_t n) noexcept {
-    while (n > 0) {
-      if (used_ == sizeof buffer_) flush();
-      size_t take = sizeof buffer_ - used_ < n ? sizeof buffer_ - used_ : n;
-      for (size_t i = 0; i < take; ++i) buffer_[used_ + i] = s[i];
-      used_ += take;
-      s += take;
-      n -= take;
-    }
-  }
-  void line(const char* fmt, ...) noexcept __attribute__((format(printf, 2, 3))) {
-    char text[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    size_t n = sys::vformat(text, sizeof text - 1, fmt, ap);
-    va_end(ap);
-    text[n++] = '\n';
-    write(text, n);
-  }
-  void blank() noexcept { write("\n", 1); }
-  bool flush() noexcept {
-    if (used_ > 0 && ok_) ok_ = sys::write_all(fd_, buffer_, used_);
-    used_ = 0;
-    return ok_;
-  }
-
- private:
-  int fd_;
-  bool ok_ = true;
-  size_t used_ = 0;
-  // Static: the crash path has no heap, and the signal stack is small. One
-  // report is written at a time.
-  static char buffer_[64 * 1024];
-};
-
 char ReportOut::buffer_[64 * 1024];
+
+void ReportOut::write(const char* s, size_t n) noexcept {
+  while (n > 0) {
+    if (used_ == sizeof buffer_) flush();
+    size_t take = sizeof buffer_ - used_ < n ? sizeof buffer_ - used_ : n;
+    for (size_t i = 0; i < take; ++i) buffer_[used_ + i] = s[i];
+    used_ += take;
+    s += take;
+    n -= take;
+  }
+}
+
+void ReportOut::line(const char* fmt, ...) noexcept {
+  char text[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = sys::vformat(text, sizeof text - 1, fmt, ap);
+  va_end(ap);
+  text[n++] = '\n';
+  write(text, n);
+}
+
+bool ReportOut::flush() noexcept {
+  if (used_ > 0 && ok_) ok_ = sys::write_all(fd_, buffer_, used_);
+  used_ = 0;
+  return ok_;
+}
+
+namespace {
 
 // "signal SIGSEGV (SEGV_MAPERR: address not mapped), fault address 0x10"
 void describe_signal(char* out, size_t cap, int sig, int code, uintptr_t address, bool with_code) noexcept {
@@ -113,16 +99,6 @@ const char* wait_mode_name(WaitMode mode) noexcept {
   }
 }
 
-const char* kind_name(LockKind kind) noexcept {
-  switch (kind) {
-    case LockKind::kMutex: return "mutex";
-    case LockKind::kSpinMutex: return "spin_mutex";
-    case LockKind::kRwLock: return "rwlock";
-    case LockKind::kSxLock: return "sx_lock";
-    default: return "lock";
-  }
-}
-
 uint32_t not_stopped_listed(const ProcessSnapshot& snap) noexcept {
   if (snap.not_stopped_tids == nullptr) return 0;
   return snap.not_stopped_count < kMaxNotStoppedListed ? snap.not_stopped_count : uint32_t(kMaxNotStoppedListed);
@@ -135,55 +111,14 @@ bool listed_not_stopped(const ProcessSnapshot& snap, int tid) noexcept {
   return false;
 }
 
-const char* state_of(const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
-  if (t.is_panicking) return panicked ? "panicking" : "dumping";
-  if (t.stopped) return "stopped";
-  if (listed_not_stopped(snap, t.tid)) return "not_stopped";
-  return "running";
-}
-
 const SnapshotLock* lock_record(const ProcessSnapshot& snap, const LockObject* lo) noexcept {
   for (uint32_t i = 0; i < snap.lock_count; ++i)
     if (snap.locks[i].lock == lo) return &snap.locks[i];
   return nullptr;
 }
 
-// WITNESS's held locks of one thread: "holding mutex "name" (0x...) locked at
-// file:line" (or at the caller's return address, symbolized).
-void print_held_locks(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept {
-  for (uint32_t i = 0; i < t.held_count && t.held != nullptr; ++i) {
-    const HeldLock& h = t.held[i];
-    const LockObject* lo = h.lock;
-    if (lo == nullptr || lo == t.waiting_on) continue;
-    const char* kind = "lock";
-    const char* name = "?";
-    if (memory_readable(snap, reinterpret_cast<uintptr_t>(lo), sizeof(LockObject))) {
-      kind = kind_name(lo->kind);
-      const char* n = readable_string(snap, lo->name, 256);
-      if (n != nullptr) name = n;
-    }
-    char where[kSymbolNameMax + 128];
-    sys::FixedWriter w(where, sizeof where);
-    const char* file = h.file != nullptr ? readable_string(snap, h.file, 512) : nullptr;
-    if (file != nullptr) {
-      w.format("%s:%u", file, h.line);
-    } else if (h.return_address != 0) {
-      SymbolInfo info;
-      w.format("0x%lx", static_cast<unsigned long>(h.return_address));
-      if (symbolize(snap, h.return_address, true, &info))
-        w.format(" %s+0x%lx", info.name, static_cast<unsigned long>(info.offset));
-      if (info.module != nullptr) w.format(" (%s)", module_basename(snap, *info.module));
-    } else {
-      w.str("an unknown site");
-    }
-    out.line("  holding %s%s \"%s\" (%p)%s locked at %s", h.shared != 0 ? "shared " : "", kind, name,
-             static_cast<const void*>(lo), h.recursion != 0 ? " recursively" : "", where);
-  }
-  if (t.held_dropped != 0) out.line("  (%u more held locks not recorded)", t.held_dropped);
-}
-
 void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
-  out.line("thread %d (%s) [%s] %c", t.tid, t.name, state_of(snap, t, panicked), t.kernel_state);
+  out.line("thread %d (%s) [%s] %c", t.tid, t.name, thread_state_name(snap, t, panicked), t.kernel_state);
   char text[256];
   if (t.is_panicking && panicked && snap.signo != 0) {
     const PanicState& ps = panic_state();
@@ -194,21 +129,10 @@ void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotTh
     out.line("  also panicked: %s (parked)", text);
   }
   if (t.panic_message != nullptr) out.line("  also panicked: %s (parked)", t.panic_message);
-  if (t.waiting_on != nullptr) {
-    const SnapshotLock* l = lock_record(snap, t.waiting_on);
-    const char* name = l != nullptr && l->name != nullptr ? l->name : "?";
-    const char* kind = l != nullptr ? kind_name(l->kind) : "lock";
-    if (l != nullptr && l->owner_tid != 0)
-      out.line("  waiting for %s%s \"%s\" (%p) held by thread %d", wait_mode_name(t.wait_mode), kind, name,
-               static_cast<const void*>(t.waiting_on), l->owner_tid);
-    else if (l != nullptr && l->readers != 0)
-      out.line("  waiting for %s%s \"%s\" (%p) held by %u readers", wait_mode_name(t.wait_mode), kind, name,
-               static_cast<const void*>(t.waiting_on), l->readers);
-    else
-      out.line("  waiting for %s%s \"%s\" (%p)", wait_mode_name(t.wait_mode), kind, name,
-               static_cast<const void*>(t.waiting_on));
-  }
-  print_held_locks(out, snap, t);
+  char wait[1024];
+  sys::FixedWriter w(wait, sizeof wait);
+  if (describe_wait(w, snap, t)) out.line("  %s", wait);
+  write_held_lock_lines(out, snap, t);
 }
 
 void print_stack(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept {
@@ -304,7 +228,91 @@ void group_threads(const ProcessSnapshot& snap) noexcept {
   }
 }
 
-void write_threads(ReportOut& out, const ProcessSnapshot& snap, bool panicked) noexcept {
+}  // namespace
+
+const char* report_kind_name(LockKind kind) noexcept {
+  switch (kind) {
+    case LockKind::kMutex: return "mutex";
+    case LockKind::kSpinMutex: return "spin_mutex";
+    case LockKind::kRwLock: return "rwlock";
+    case LockKind::kSxLock: return "sx_lock";
+    default: return "lock";
+  }
+}
+
+const char* thread_state_name(const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
+  if (t.is_panicking) return panicked ? "panicking" : "dumping";
+  if (t.stopped) return "stopped";
+  if (listed_not_stopped(snap, t.tid)) return "not_stopped";
+  return "running";
+}
+
+const SnapshotThread* find_thread(const ProcessSnapshot& snap, int tid) noexcept {
+  for (uint32_t i = 0; i < snap.thread_count; ++i)
+    if (snap.threads[i].tid == tid) return &snap.threads[i];
+  return nullptr;
+}
+
+bool describe_wait(sys::FixedWriter& w, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept {
+  if (t.waiting_on == nullptr) return false;
+  const SnapshotLock* l = lock_record(snap, t.waiting_on);
+  const char* name = l != nullptr && l->name != nullptr ? l->name : "?";
+  const char* kind = l != nullptr ? report_kind_name(l->kind) : "lock";
+  w.format("waiting for %s%s \"%s\" (%p)", wait_mode_name(t.wait_mode), kind, name,
+           static_cast<const void*>(t.waiting_on));
+  if (l != nullptr && l->owner_tid != 0)
+    w.format(" held by thread %d", l->owner_tid);
+  else if (l != nullptr && l->readers != 0)
+    w.format(" held by %u readers", l->readers);
+  return true;
+}
+
+// "holding mutex "name" (0x...) locked at file:line" (or at the caller's
+// return address, symbolized).
+size_t write_held_lock_lines(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept {
+  size_t written = 0;
+  for (uint32_t i = 0; i < t.held_count && t.held != nullptr; ++i) {
+    const HeldLock& h = t.held[i];
+    const LockObject* lo = h.lock;
+    if (lo == nullptr || lo == t.waiting_on) continue;
+    const char* kind = "lock";
+    const char* name = "?";
+    if (memory_readable(snap, reinterpret_cast<uintptr_t>(lo), sizeof(LockObject))) {
+      kind = report_kind_name(lo->kind);
+      const char* n = readable_string(snap, lo->name, 256);
+      if (n != nullptr) name = n;
+    }
+    char where[kSymbolNameMax + 128];
+    sys::FixedWriter w(where, sizeof where);
+    const char* file = h.file != nullptr ? readable_string(snap, h.file, 512) : nullptr;
+    if (file != nullptr) {
+      w.format("%s:%u", file, h.line);
+    } else if (h.return_address != 0) {
+      SymbolInfo info;
+      w.format("0x%lx", static_cast<unsigned long>(h.return_address));
+      if (symbolize(snap, h.return_address, true, &info))
+        w.format(" %s+0x%lx", info.name, static_cast<unsigned long>(info.offset));
+      if (info.module != nullptr) w.format(" (%s)", module_basename(snap, *info.module));
+    } else {
+      w.str("an unknown site");
+    }
+    out.line("  holding %s%s \"%s\" (%p)%s locked at %s", h.shared != 0 ? "shared " : "", kind, name,
+             static_cast<const void*>(lo), h.recursion != 0 ? " recursively" : "", where);
+    ++written;
+  }
+  if (t.held_dropped != 0) {
+    out.line("  (%u more held locks not recorded)", t.held_dropped);
+    ++written;
+  }
+  return written;
+}
+
+void write_thread_block(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
+  thread_header(out, snap, t, panicked);
+  print_stack(out, snap, t);
+}
+
+void write_thread_blocks(ReportOut& out, const ProcessSnapshot& snap, bool panicked) noexcept {
   group_threads(snap);
   for (uint32_t i = 0; i < snap.thread_count; ++i) {
     uint32_t size = g_group_size[i];
@@ -315,15 +323,14 @@ void write_threads(ReportOut& out, const ProcessSnapshot& snap, bool panicked) n
   }
 }
 
-void write_locks(ReportOut& out, const ProcessSnapshot& snap) noexcept {
+void write_locks_section(ReportOut& out, const ProcessSnapshot& snap) noexcept {
   if (snap.lock_count == 0) return;
-  out.blank();
   out.line("locks:");
   for (uint32_t i = 0; i < snap.lock_count; ++i) {
     const SnapshotLock& l = snap.locks[i];
     char line[1024];
     sys::FixedWriter w(line, sizeof line);
-    w.format("  %p kind=%s name=", static_cast<const void*>(l.lock), kind_name(l.kind));
+    w.format("  %p kind=%s name=", static_cast<const void*>(l.lock), report_kind_name(l.kind));
     // One token per field for the reader: spaces in a name become '_'.
     const char* name = l.name != nullptr ? l.name : "?";
     for (size_t k = 0; name[k] != '\0' && k < 200; ++k) w.ch(name[k] == ' ' ? '_' : name[k]);
@@ -337,6 +344,8 @@ void write_locks(ReportOut& out, const ProcessSnapshot& snap) noexcept {
     out.line("%s", line);
   }
 }
+
+namespace {
 
 void write_nested_and_not_stopped(ReportOut& out, const ProcessSnapshot& snap) noexcept {
   const PanicState& ps = panic_state();
@@ -422,9 +431,12 @@ bool write_text_report(const ProcessSnapshot& snap, const Tunables&, int fd) noe
   out.line("%u threads: %u stopped, %u not stopped", snap.thread_count, stopped, not_stopped);
   out.blank();
   symbolizer_begin(snap);
-  write_threads(out, snap, panicked);
+  write_thread_blocks(out, snap, panicked);
   symbolizer_end();
-  write_locks(out, snap);
+  if (snap.lock_count > 0) {
+    out.blank();
+    write_locks_section(out, snap);
+  }
   write_nested_and_not_stopped(out, snap);
   write_modules(out, snap);
   return out.flush();

@@ -1,0 +1,177 @@
+#include "control_client.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace panicstop::tool {
+
+namespace {
+
+// The effective uid from /proc/PID/status ("Uid: real effective saved fs"):
+// the uid the process made its socket directory with.
+bool process_uid(pid_t pid, uid_t* uid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Uid:", 0) != 0) continue;
+    std::istringstream fields(line.substr(4));
+    unsigned long real = 0, effective = 0;
+    if (!(fields >> real >> effective)) return false;
+    *uid = uid_t(effective);
+    return true;
+  }
+  return false;
+}
+
+// PANICSTOP_KDB_SOCKET as the process saw it at start; false when unset or
+// unreadable.
+bool process_socket_setting(pid_t pid, std::string* value) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  static const std::string kName = "PANICSTOP_KDB_SOCKET=";
+  for (std::string entry; std::getline(in, entry, '\0');) {
+    if (entry.rfind(kName, 0) == 0) {
+      *value = entry.substr(kName.size());
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string no_socket_message(pid_t pid) {
+  return "process " + std::to_string(pid) +
+         " has not installed panicstop or turned its control socket off (PANICSTOP_KDB_SOCKET=0)";
+}
+
+}  // namespace
+
+bool parse_pid(const std::string& text, pid_t* pid) {
+  if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) return false;
+  long value = std::stol(text);
+  if (value <= 0) return false;
+  *pid = pid_t(value);
+  return true;
+}
+
+bool parse_seconds(const std::string& text, double* seconds) {
+  char* end = nullptr;
+  errno = 0;
+  double value = strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(value) || value <= 0) return false;
+  *seconds = value;
+  return true;
+}
+
+bool locate_control_socket(pid_t pid, const std::string& socket_override, ControlTarget* target,
+                           std::string* error) {
+  target->pid = pid;
+  if (kill(pid, 0) != 0 && errno == ESRCH) {
+    *error = "no process with pid " + std::to_string(pid);
+    return false;
+  }
+  if (!process_uid(pid, &target->uid)) {
+    *error = "no process with pid " + std::to_string(pid) + " (cannot read /proc/" + std::to_string(pid) + "/status)";
+    return false;
+  }
+  uid_t self = geteuid();
+  if (self != 0 && self != target->uid) {
+    *error = "process " + std::to_string(pid) + " belongs to uid " + std::to_string(target->uid) +
+             "; run as that user or root";
+    return false;
+  }
+  if (!socket_override.empty()) {
+    target->socket_path = socket_override;
+    return true;
+  }
+  std::string dir = "/tmp/panicstop-" + std::to_string(target->uid);
+  std::string setting;
+  if (process_socket_setting(pid, &setting) && !setting.empty() && setting != "1") {
+    if (setting == "0") {
+      *error = "process " + std::to_string(pid) + " turned its control socket off (PANICSTOP_KDB_SOCKET=0)";
+      return false;
+    }
+    dir = setting;
+  }
+  target->socket_path = dir + "/" + std::to_string(pid) + ".sock";
+  struct stat st {};
+  if (lstat(target->socket_path.c_str(), &st) != 0) {
+    if (errno == EACCES) {
+      *error = "permission denied: cannot look into " + dir;
+      return false;
+    }
+    *error = no_socket_message(pid) + " (no " + target->socket_path + ")";
+    return false;
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    *error = target->socket_path + " is not a socket";
+    return false;
+  }
+  return true;
+}
+
+int connect_control_socket(const ControlTarget& target, const std::string& request, std::string* error) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (target.socket_path.size() >= sizeof addr.sun_path) {
+    *error = "socket path too long: " + target.socket_path;
+    return -1;
+  }
+  std::memcpy(addr.sun_path, target.socket_path.c_str(), target.socket_path.size() + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *error = std::string("socket: ") + strerror(errno);
+    return -1;
+  }
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    int e = errno;
+    close(fd);
+    std::string where = "cannot connect to " + target.socket_path + ": ";
+    if (e == ECONNREFUSED)
+      *error = where + "connection refused (a stale socket: process " + std::to_string(target.pid) +
+               " is gone or no longer listening)";
+    else if (e == EACCES || e == EPERM)
+      *error = where + "permission denied (the socket belongs to another user)";
+    else if (e == ENOENT)
+      *error = no_socket_message(target.pid) + " (no " + target.socket_path + ")";
+    else
+      *error = where + strerror(e);
+    return -1;
+  }
+  if (!send_all(fd, request + "\n")) {
+    *error = "cannot send the request to " + target.socket_path + ": " + strerror(errno);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool wait_for_input(int fd, double seconds) {
+  pollfd p{fd, POLLIN, 0};
+  int timeout_ms = seconds < 0 ? -1 : int(std::ceil(seconds * 1000));
+  for (;;) {
+    int r = poll(&p, 1, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    return r != 0;  // an error: let the read report it
+  }
+}
+
+bool send_all(int fd, const std::string& text) {
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = send(fd, text.data() + done, text.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += size_t(n);
+  }
+  return true;
+}
+
+}  // namespace panicstop::tool

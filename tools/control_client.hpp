@@ -1,0 +1,46 @@
+// The client side of kdb's control socket (src/kdb/control_socket.hpp), shared
+// by `panicstop dump PID` and `panicstop kdb PID`: finding a process's socket,
+// connecting with one clear line per failure, and reading with a deadline.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+namespace panicstop::tool {
+
+// Where the socket of process `pid` is, as the process itself chose it at
+// install: DIR/PID.sock, DIR being the PANICSTOP_KDB_SOCKET directory of the
+// process's environment (/proc/PID/environ, readable by its owner) or else
+// /tmp/panicstop-UID with the process's effective uid.
+struct ControlTarget {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  std::string socket_path;
+};
+
+// Finds the process and its socket. `socket_override` (--socket) replaces
+// the path. On failure returns false with `error` set to one line:
+//   no such process; belongs to another uid; socket turned off or absent.
+bool locate_control_socket(pid_t pid, const std::string& socket_override, ControlTarget* target,
+                           std::string* error);
+
+// Connects to the target's socket and sends `request` (a line, '\n' added).
+// Returns the connected descriptor, or -1 with `error` set (connection
+// refused: stale socket; permission denied; ...).
+int connect_control_socket(const ControlTarget& target, const std::string& request, std::string* error);
+
+// Parses PID (a positive decimal number); false otherwise.
+bool parse_pid(const std::string& text, pid_t* pid);
+
+// Parses a timeout in seconds (a positive number, fractions allowed).
+bool parse_seconds(const std::string& text, double* seconds);
+
+// Waits up to `seconds` (< 0: without limit) for fd to be readable.
+// Returns true when readable (data or end of stream), false on timeout.
+bool wait_for_input(int fd, double seconds);
+
+// Writes all of `text` to fd; false on error.
+bool send_all(int fd, const std::string& text);
+
+}  // namespace panicstop::tool

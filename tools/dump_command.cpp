@@ -1,0 +1,145 @@
+#include "dump_command.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "control_client.hpp"
+
+namespace panicstop::tool {
+
+namespace {
+
+constexpr std::string_view kDumpHelp = R"(Writes the dumps of a running process without ending it: the same text
+report (*.txt) and ELF core (*.core) a panic writes, named
+panicstop-COMM-PID-SECONDS.{txt,core}. The process stops every thread while
+the snapshot is taken and the files are written, then goes on. No ptrace:
+this works where gdb -p and gcore are refused (containers, Yama).
+`panicstop show FILE` reads the dumps; the core opens in gdb with every thread.
+
+Which processes: only those that called panicstop::install() (or run under
+`panicstop run`) with their control socket on, and that belong to you (root
+reaches every process). Anything else gets a one-line error.
+
+Where the socket is: DIR/PID.sock, where DIR is the process's
+PANICSTOP_KDB_SOCKET directory when its environment sets one, else
+/tmp/panicstop-UID (UID: the process's user). PANICSTOP_KDB_SOCKET=0 in the
+process turns the socket off.
+
+Options:
+  --dir DIR        where the process writes the files (made absolute here;
+                   default: the process's PANICSTOP_DUMP_DIR or its current
+                   directory, falling back to /tmp). The process writes them,
+                   so DIR must be writable by its user.
+  --socket PATH    connect to this socket instead of looking for it
+  --timeout S      give up when the process has not answered for S seconds
+                   (default 10)
+
+Output: one line "panicstop: wrote PATH" per file, as the process writes it.
+
+Exit status:
+  0  at least one file was written
+  1  failure: no such process, another user's process, no control socket,
+     a stale socket (connection refused), permission denied, no answer in
+     time, or the process wrote no file (its error line is printed)
+  2  usage error
+
+Examples:
+  panicstop dump 4242
+  panicstop dump 4242 --dir /var/crash
+  panicstop show /var/crash/panicstop-server-4242-1764000000.txt
+)";
+
+int run_dump(const std::vector<std::string>& args) {
+  std::string pid_text, dir, socket_override;
+  double timeout = 10;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << "Usage: " << kDumpCommand.usage << "\n\n" << kDumpCommand.help;
+      return kExitOk;
+    }
+    if (a == "--dir" || a == "--socket" || a == "--timeout") {
+      if (i + 1 >= args.size()) return usage_error("dump", "dump: " + a + " needs a value");
+      const std::string& value = args[++i];
+      if (a == "--dir") dir = value;
+      else if (a == "--socket") socket_override = value;
+      else if (!parse_seconds(value, &timeout))
+        return usage_error("dump", "dump: --timeout takes a positive number of seconds, not '" + value + "'");
+    } else if (a.size() > 1 && a[0] == '-') {
+      return usage_error("dump", "dump: unknown option '" + a + "'");
+    } else if (pid_text.empty()) {
+      pid_text = a;
+    } else {
+      return usage_error("dump", "dump: takes one PID, got '" + pid_text + "' and '" + a + "'");
+    }
+  }
+  if (pid_text.empty()) return usage_error("dump", "dump: missing PID");
+  pid_t pid = 0;
+  if (!parse_pid(pid_text, &pid)) return usage_error("dump", "dump: PID must be a process id, not '" + pid_text + "'");
+  if (!dir.empty()) dir = std::filesystem::absolute(dir).lexically_normal().string();
+  if (dir.find('\n') != std::string::npos) return usage_error("dump", "dump: DIR contains a newline");
+
+  ControlTarget target;
+  std::string error;
+  if (!locate_control_socket(pid, socket_override, &target, &error)) {
+    std::cerr << "panicstop: " << error << "\n";
+    return kExitFailure;
+  }
+  int fd = connect_control_socket(target, dir.empty() ? "dump" : "dump " + dir, &error);
+  if (fd < 0) {
+    std::cerr << "panicstop: " << error << "\n";
+    return kExitFailure;
+  }
+  // Lines as they come; the last one is "ok N" or "error MESSAGE".
+  std::string pending, last;
+  char buf[4096];
+  for (;;) {
+    if (!wait_for_input(fd, timeout)) {
+      close(fd);
+      std::cerr << "panicstop: process " << pid << " did not answer within " << timeout << " s\n";
+      return kExitFailure;
+    }
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    pending.append(buf, size_t(n));
+    for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
+      std::string line = pending.substr(0, nl);
+      pending.erase(0, nl + 1);
+      if (line.rfind("ok ", 0) == 0 || line.rfind("error", 0) == 0) {
+        last = line;
+      } else {
+        std::cout << line << "\n" << std::flush;
+      }
+    }
+  }
+  close(fd);
+  if (last.rfind("ok ", 0) == 0) {
+    long written = std::strtol(last.c_str() + 3, nullptr, 10);
+    if (written > 0) return kExitOk;
+    std::cerr << "panicstop: process " << pid << " wrote no dump file (is PANICSTOP_DUMP=none?)\n";
+    return kExitFailure;
+  }
+  if (!last.empty()) {
+    std::cerr << "panicstop: process " << pid << ": " << last.substr(last.rfind("error ", 0) == 0 ? 6 : 0) << "\n";
+  } else {
+    std::cerr << "panicstop: process " << pid << " closed the connection without an answer\n";
+  }
+  return kExitFailure;
+}
+
+}  // namespace
+
+const Command kDumpCommand = {
+    "dump",
+    "write a live dump (.txt, .core) of a running process; it goes on",
+    "panicstop dump PID [--dir DIR] [--socket PATH] [--timeout S]",
+    kDumpHelp,
+    run_dump,
+};
+
+}  // namespace panicstop::tool
