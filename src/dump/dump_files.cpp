@@ -51,7 +51,7 @@ void say(const char* fmt, ...) noexcept {
   va_end(ap);
   line[n++] = '\n';
   sys::write_all(2, line, n);
-  if (g_echo_fd >= 0) sys::write_all(g_echo_fd, line, n);
+  if (g_echo_fd >= 0) sys::send_all(g_echo_fd, line, n);
 }
 
 // "panicstop-COMM-PID-SECONDS[-N]"

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdarg>
+#include <ctime>
 #include <sys/socket.h>
 
 #include "kdb/console.hpp"
@@ -36,7 +37,7 @@ void reply(int fd, const char* fmt, ...) noexcept {
   size_t n = sys::vformat(line, sizeof line - 1, fmt, ap);
   va_end(ap);
   line[n++] = '\n';
-  sys::write_all(fd, line, n);
+  sys::send_all(fd, line, n);
 }
 
 bool peer_allowed(int fd, unsigned* peer_uid) noexcept {
@@ -103,7 +104,38 @@ void serve_console(int fd) noexcept {
   end_session(&session);
 }
 
+// Everything written to the connection while serving it (console output,
+// reports) must not end the process if the client goes away: SIGPIPE stays
+// blocked meanwhile, and one raised here is consumed before the mask is
+// restored. A SIGPIPE the thread already had pending is left alone.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() noexcept {
+    uint64_t pipe = bit();
+    sys::rt_sigprocmask(SIG_BLOCK, &pipe, &old_mask_);
+    uint64_t pending = 0;
+    sys::raw_syscall(SYS_rt_sigpending, &pending, 8);
+    was_pending_ = (pending & pipe) != 0;
+  }
+  ~SigpipeGuard() {
+    if (!was_pending_) {
+      uint64_t pipe = bit();
+      struct timespec zero = {0, 0};
+      sys::raw_syscall(SYS_rt_sigtimedwait, &pipe, nullptr, &zero, 8);
+    }
+    sys::rt_sigprocmask(SIG_SETMASK, &old_mask_, nullptr);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  static uint64_t bit() noexcept { return uint64_t(1) << (SIGPIPE - 1); }
+  uint64_t old_mask_ = 0;
+  bool was_pending_ = false;
+};
+
 void serve_connection(int fd) noexcept {
+  SigpipeGuard no_sigpipe;
   struct timeval send_timeout = {kSendTimeoutSeconds, 0};
   sys::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
   unsigned uid = 0;

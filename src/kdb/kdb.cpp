@@ -70,8 +70,6 @@ SessionStart begin_session(KdbSession* s, const char* why) noexcept {
     g_session_tid.store(0, std::memory_order_release);
     return SessionStart::kBusy;
   }
-  // The caller's own registers, from a real kernel frame, for the snapshot.
-  save_own_context_via_signal();
   set_scheduler_stopped(true);
   return SessionStart::kStarted;
 }
@@ -85,8 +83,13 @@ void end_session(KdbSession* s) noexcept {
 }
 
 const ProcessSnapshot* session_snapshot(KdbSession* s) noexcept {
-  if (s->snapshot == nullptr)
+  if (s->snapshot == nullptr) {
+    // The caller's registers from a real kernel frame, taken here and not at
+    // the session's start: the frames below this one must still be live
+    // while the capture unwinds them.
+    save_own_context_via_signal();
     s->snapshot = capture_live_snapshot(s->why, s->stop.not_stopped_tids, s->stop.not_stopped);
+  }
   return s->snapshot;
 }
 
@@ -95,7 +98,7 @@ int session_write_dumps(KdbSession* s, const char* dir, int echo_fd) noexcept {
   if (snap == nullptr) {
     static const char kMsg[] = "panicstop: no dump: the snapshot memory could not be reserved\n";
     sys::write_all(2, kMsg, sizeof kMsg - 1);
-    if (echo_fd >= 0) sys::write_all(echo_fd, kMsg, sizeof kMsg - 1);
+    if (echo_fd >= 0) sys::send_all(echo_fd, kMsg, sizeof kMsg - 1);
     return 0;
   }
   return write_dumps(*snap, dir, echo_fd);

@@ -26,8 +26,8 @@ enum class SessionStart { kStarted, kBusy, kFailed };
 
 // Takes the session role (one per process; a second caller, a caller while a
 // panic is in progress, or a thread already in a session gets kBusy), blocks
-// asynchronous signals in the caller, soft-stops every other thread, saves the
-// caller's own context and makes scheduler_stopped() true for it. kFailed: the
+// asynchronous signals in the caller, soft-stops every other thread and makes
+// scheduler_stopped() true for it. kFailed: the
 // stop handlers are not installed (install() has not run).
 SessionStart begin_session(KdbSession* s, const char* why) noexcept;
 
@@ -37,8 +37,9 @@ SessionStart begin_session(KdbSession* s, const char* why) noexcept;
 void end_session(KdbSession* s) noexcept;
 
 // The stopped process's snapshot, captured once per session (the console's
-// commands and its `dump` all read the same one). nullptr if the snapshot
-// storage cannot be reserved.
+// commands and its `dump` all read the same one), with the caller's own
+// context saved at this call: keep the calling frame alive while the snapshot
+// is used. nullptr if the snapshot storage cannot be reserved.
 const ProcessSnapshot* session_snapshot(KdbSession* s) noexcept;
 
 // Writes the enabled dumps of the session's snapshot into dir (nullptr or "":

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 
 namespace panicstop::sys {
@@ -34,6 +35,19 @@ long wait_readable(int fd, int64_t timeout_ns) noexcept {
     if (r == -EINTR) continue;  // a deadline stretched by a signal is fine for a person at a console
     return r > 0 ? 1 : r;
   }
+}
+
+bool send_all(int fd, const void* buf, size_t n) noexcept {
+  const char* p = static_cast<const char*>(buf);
+  while (n > 0) {
+    long r = raw_syscall(SYS_sendto, fd, p, n, MSG_NOSIGNAL, nullptr, 0);
+    if (r == -ENOTSOCK) return write_all(fd, p, n);
+    if (r == -EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
 }
 
 void* mmap_anonymous(size_t bytes, bool noreserve) noexcept {

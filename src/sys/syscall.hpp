@@ -85,6 +85,11 @@ inline long readlinkat(int dir, const char* path, char* buf, size_t n) noexcept 
 
 // Writes all of buf, retrying short writes and EINTR. Returns false on error.
 bool write_all(int fd, const void* buf, size_t n) noexcept;
+// The same for a descriptor that may be a socket to another process (kdb's
+// control connection): a peer that hung up makes it return false, never
+// raise SIGPIPE, which would end the process being inspected. Descriptors
+// that are not sockets are written as write_all() does.
+bool send_all(int fd, const void* buf, size_t n) noexcept;
 
 // Sockets and waiting for input, for kdb's control socket and console.
 inline long accept4(int fd, int flags) noexcept { return raw_syscall(SYS_accept4, fd, nullptr, nullptr, flags); }

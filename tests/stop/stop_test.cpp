@@ -202,3 +202,39 @@ TEST(Stop, CriticalSectionHoldsOffOnlyTheSoftStop) {
 
 }  // namespace
 }  // namespace panicstop::detail
+
+namespace panicstop::detail {
+namespace {
+
+// FreeBSD's `if (!kdb_active) stop_cpus_hard()`: a hard stop by the thread
+// whose soft stop holds everyone signals nobody again, and nothing it stopped
+// is ever restarted.
+TEST(Stop, HardStopInsideOwnSoftStopKeepsTheThreadsParked) {
+  auto r = run_in_child([] {
+    install();
+    std::atomic<uint64_t> rounds{0};
+    std::vector<std::thread> workers;
+    for (int i = 0; i < 4; ++i)
+      workers.emplace_back([&] {
+        for (;;) rounds.fetch_add(1, std::memory_order_relaxed);
+      });
+    while (thread_count() < 5) sched_yield();
+    StopResult soft = stop_other_threads(StopKind::kSoft, 2'000'000'000);
+    StopResult hard = stop_other_threads(StopKind::kHard, 2'000'000'000);
+    say("soft ok=%d stopped=%u; hard ok=%d stopped=%u scans=%u\n", soft.ok, soft.stopped, hard.ok, hard.stopped,
+        hard.scans);
+    restart_stopped_threads();  // must do nothing now
+    uint64_t before = rounds.load();
+    // A restarted worker would add millions within this window; parked ones add nothing.
+    int64_t until = sys::monotonic_ns() + 100'000'000;
+    while (sys::monotonic_ns() < until) sched_yield();
+    say("advanced=%d\n", rounds.load() != before);
+    sys::exit_group(0);  // the workers never run again: do not join them
+  });
+  EXPECT_FALSE(r.hung) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("soft ok=1 stopped=4; hard ok=1 stopped=4 scans=0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("advanced=0"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace panicstop::detail
