@@ -7,7 +7,8 @@ profile=${1:-main}
 packages=(cmake ninja-build g++ make pkg-config binutils libdw-dev libelf-dev gdb)
 if [[ $profile == test ]]; then
   packages+=(clang libclang-rt-14-dev libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev
-             elfutils lldb python3 python3-drgn memcached)
+             elfutils lldb python3 python3-drgn memcached
+             libgoogle-glog-dev libbackward-cpp-dev)  # crash handlers bench/crash_peers compares
 fi
 
 missing=()

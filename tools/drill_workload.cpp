@@ -1,7 +1,18 @@
 // The workload `panicstop drill` crashes: worker threads contending on
 // Mutexes, an RwLock and a CondVar queue, a logger that holds the "log" Mutex
-// most of the time while it "flushes", and a PreDump hook that needs "log".
+// most of the time while it "flushes", and a crash hook that needs "log".
 // After a seeded random delay one random worker crashes in the chosen way.
+//
+// The logger's flush is a quiescence barrier, as log rotation and RCU-like
+// flushes are: holding "log", it waits until every worker has checked in at
+// the new flush epoch (workers check in once per loop iteration). A crashed
+// worker never checks in again, so unless the crash handler stops the logger
+// where it is and passes through its lock, the hook waits for "log" forever.
+//
+// One source, built once per crash handler (tools/drill_handler.hpp): as
+// panicstop-drill-workload with panicstop, and by bench/crash_peers against
+// other handlers. Every build uses panicstop's locks; without install() they
+// are plain locks.
 //
 // Usage: panicstop-drill-workload [--threads N] [--crash KIND] [--seed S] [--no-stop]
 // KIND: segv panic abort overflow double hook. Dumps go to $PANICSTOP_DUMP_DIR.
@@ -15,6 +26,7 @@
 #include <panicstop/panicstop.hpp>
 
 #include <dirent.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -27,6 +39,8 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
+
+#include "drill_handler.hpp"
 
 namespace {
 
@@ -49,6 +63,13 @@ char g_log[4096] PANICSTOP_GUARDED_BY(g_log_lock);
 size_t g_log_len PANICSTOP_GUARDED_BY(g_log_lock) = 0;
 // The logger's tid while it holds "log", so the hook can say who held it.
 std::atomic<int> g_log_holder{0};
+
+// The flush barrier: the logger raises the epoch, then waits until each
+// worker's check-in has reached it.
+constexpr int kMaxWorkers = 256;
+int g_workers = 0;  // set before any thread starts
+std::atomic<long> g_flush_epoch{0};
+std::atomic<long> g_checked_in[kMaxWorkers];
 
 std::atomic<int> g_crash_worker{-1};
 std::atomic<bool> g_crash_now{false};
@@ -73,10 +94,12 @@ void append_log(const char* line) PANICSTOP_REQUIRES(g_log_lock) {
   g_log_len += n;
 }
 
-// The PreDump hook: needs "log", which the logger holds most of the time.
-// Without stopping, the logger is frozen mid-flush or still running; with it,
-// the hook passes through the stopped owner's lock.
-void finish_log_on_panic(void*) {
+// The crash hook: needs "log", which the logger holds most of the time and,
+// after a crash, for good (its barrier waits for the crashed worker). With
+// panicstop's stop the logger is frozen and the hook passes through its lock;
+// otherwise the hook waits for "log" forever (panicstop without the stop gives
+// up on it at the step deadline, PANICSTOP_STEP_TIMEOUT_MS, 10 s by default).
+void finish_log_on_crash() {
   std::lock_guard<panicstop::Mutex> g(g_log_lock);
   // Still set: the logger never released "log" and the hook passed through
   // it. Zero: the hook got "log" only after the logger let go.
@@ -93,9 +116,8 @@ void finish_log_on_panic(void*) {
 
 int* volatile g_bad_pointer = nullptr;  // volatile: the fault happens at run time
 
-// Registered before finish_log_on_panic for --crash hook: a fault inside a
-// hook is a nested panic, and the next hook must still run.
-void faulting_hook(void*) { *g_bad_pointer = 1; }
+// Runs before finish_log_on_crash for --crash hook: a fault inside a hook.
+void faulting_hook() { *g_bad_pointer = 1; }
 
 volatile int g_keep_going = 1;  // opaque to the compiler: the recursion looks finite
 
@@ -119,20 +141,30 @@ __attribute__((noinline)) int recurse_forever(int depth) {
     *g_bad_pointer = id;
   }
   say(line);
-  if (kind == "panic") panicstop::panic("drill: worker-%d found the books unbalanced", id);
+  if (kind == "panic") drill::fatal_error(id);
   if (kind == "abort") abort();
   if (kind == "overflow") recurse_forever(0);
   *g_bad_pointer = id;  // segv, hook
   abort();              // not reached
 }
 
+// One flush writes kFlushSegments segments while holding "log", each behind
+// the barrier. A crash between the last check-in of a segment and the end of
+// the flush lets the hook take "log" when the logger lets go; more segments
+// per flush make that window rarer.
+constexpr int kFlushSegments = 32;
+
 [[noreturn]] void logger() {
   panicstop::set_thread_name("logger");
   for (long i = 0;; ++i) {
     std::lock_guard<panicstop::Mutex> g(g_log_lock);
     g_log_holder.store(panicstop::current_tid());
-    if (i % 1000 == 0) append_log("logger: flushing\n");
-    for (int spin = 0; spin < 20000; ++spin) __asm__ volatile("" ::: "memory");  // "flushing" with the lock held
+    if (i % 100 == 0) append_log("logger: flushing\n");
+    for (int segment = 0; segment < kFlushSegments; ++segment) {
+      long epoch = g_flush_epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
+      for (int w = 0; w < g_workers; ++w)
+        while (g_checked_in[w].load(std::memory_order_acquire) < epoch) sched_yield();
+    }
     g_log_holder.store(0);
   }
 }
@@ -169,6 +201,7 @@ __attribute__((noinline)) int recurse_forever(int depth) {
       if (g_queue_len < 64) g_queue[g_queue_len++] = n;
       g_queue_ready.notify_one();
     }
+    g_checked_in[id].store(g_flush_epoch.load(std::memory_order_acquire), std::memory_order_release);
     if (g_crash_now.load(std::memory_order_relaxed) && (id == g_crash_worker.load() || partner)) crash(id);
   }
 }
@@ -185,9 +218,9 @@ int count_threads() {
 
 int usage(const char* why) {
   fprintf(stderr,
-          "panicstop-drill-workload: %s\nusage: panicstop-drill-workload [--threads N] "
+          "drill workload (%s): %s\nusage: WORKLOAD [--threads N] "
           "[--crash segv|panic|abort|overflow|double|hook] [--seed S] [--no-stop]\n",
-          why);
+          drill::kHandlerName, why);
   return 2;
 }
 
@@ -196,11 +229,12 @@ int usage(const char* why) {
 int main(int argc, char** argv) {
   int threads = 8;
   unsigned long seed = 1;
+  bool no_stop = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     bool has_value = i + 1 < argc;
     if (a == "--no-stop") {
-      setenv("PANICSTOP_STOP_ON_PANIC", "0", 1);
+      no_stop = true;
     } else if (a == "--threads" && has_value) {
       threads = atoi(argv[++i]);
     } else if (a == "--crash" && has_value) {
@@ -216,12 +250,13 @@ int main(int argc, char** argv) {
       kind != "hook")
     return usage("unknown crash kind");
   int min_threads = kind == "double" ? 2 : 1;
-  if (threads < min_threads || threads > 256) return usage("--threads out of range");
+  if (threads < min_threads || threads > kMaxWorkers) return usage("--threads out of range");
+  if (kind == "hook" && !drill::kHandlerHasHook) return usage("this handler runs no hooks: no --crash hook");
+  if (no_stop && !drill::kHandlerStopsThreads) return usage("this handler never stops threads: no --no-stop");
+  g_workers = threads;
 
-  if (!panicstop::install()) return 1;
+  if (!drill::install_handler({finish_log_on_crash, kind == "hook" ? faulting_hook : nullptr}, no_stop)) return 1;
   panicstop::set_thread_name("main");
-  if (kind == "hook") panicstop::on_panic(panicstop::Stage::PreDump, faulting_hook, nullptr);
-  panicstop::on_panic(panicstop::Stage::PreDump, finish_log_on_panic, nullptr);
 
   std::mt19937 rng{static_cast<unsigned>(seed)};
   int victim = int(rng() % unsigned(threads));
