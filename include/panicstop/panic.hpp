@@ -25,7 +25,13 @@
 //   PANICSTOP_CORE             mini (default) | full
 //   PANICSTOP_ON_PANIC         die (default) | exit | restart | halt
 //   PANICSTOP_STOP_TIMEOUT_MS  how long to wait for threads to stop (default 1000)
-//   PANICSTOP_DEBUGGER_ON_PANIC, PANICSTOP_TRACE_ON_PANIC   0 (default) or 1
+//   PANICSTOP_TRACE_ON_PANIC   0 (default) or 1: print the panicking thread's
+//                              stack on stderr right after the banner
+//   PANICSTOP_DEBUGGER_ON_PANIC  0 (default) or 1: before the dumps, open kdb's
+//                              console on the stopped process (the terminal,
+//                              else one `panicstop kdb PID` connection) for up
+//                              to PANICSTOP_KDB_IDLE_MS; `continue` goes on
+//                              with the dumps and the die policy
 //   PANICSTOP_WITNESS          1 (default), 0 (order checks off), -1 (off)
 //   PANICSTOP_LOCKPROF         0 (default) or 1
 //   PANICSTOP_STEP_TIMEOUT_MS  deadline of each hook and step (default 10000;

@@ -77,9 +77,15 @@ const char* busy_message() noexcept {
   return "error busy: another kdb session, live dump or a panic is in progress";
 }
 
-void serve_dump(int fd, const char* dir) noexcept {
+// Both serve on `given` (the panic's session) when it is not null, else in a
+// session of their own.
+void serve_dump(int fd, const char* dir, KdbSession* given) noexcept {
   if (dir[0] != '\0' && dir[0] != '/') {
     reply(fd, "error the dump directory must be an absolute path, not '%s'", dir);
+    return;
+  }
+  if (given != nullptr) {
+    reply(fd, "ok %d", session_write_dumps(given, dir, fd));
     return;
   }
   KdbSession session;
@@ -93,14 +99,19 @@ void serve_dump(int fd, const char* dir) noexcept {
   reply(fd, "ok %d", written);
 }
 
-void serve_console(int fd) noexcept {
+void serve_console(int fd, KdbSession* given) noexcept {
+  int64_t idle_ns = int64_t(tunables().kdb_idle_ms) * 1000000;
+  if (given != nullptr) {
+    run_console(given, fd, fd, idle_ns);
+    return;
+  }
   KdbSession session;
   SessionStart start = begin_session(&session, "kdb: requested by panicstop kdb");
   if (start != SessionStart::kStarted) {
     reply(fd, "%s", start == SessionStart::kBusy ? busy_message() : "error panicstop is not installed");
     return;
   }
-  run_console(&session, fd, fd, int64_t(tunables().kdb_idle_ms) * 1000000);
+  run_console(&session, fd, fd, idle_ns);
   end_session(&session);
 }
 
@@ -134,7 +145,7 @@ class SigpipeGuard {
   bool was_pending_ = false;
 };
 
-void serve_connection(int fd) noexcept {
+void serve_connection(int fd, KdbSession* given) noexcept {
   SigpipeGuard no_sigpipe;
   struct timeval send_timeout = {kSendTimeoutSeconds, 0};
   sys::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
@@ -149,11 +160,11 @@ void serve_connection(int fd) noexcept {
     return;
   }
   if (sys::equals(line, "dump")) {
-    serve_dump(fd, "");
+    serve_dump(fd, "", given);
   } else if (starts_with(line, "dump ")) {
-    serve_dump(fd, line + 5);
+    serve_dump(fd, line + 5, given);
   } else if (sys::equals(line, "kdb")) {
-    serve_console(fd);
+    serve_console(fd, given);
   } else {
     reply(fd, "error unknown request '%s'; expected 'dump [DIR]' or 'kdb'", line);
   }
@@ -174,9 +185,18 @@ void serve_control_requests() noexcept {
   for (;;) {
     long fd = sys::accept4(g_control_listen_fd, SOCK_CLOEXEC);
     if (fd < 0) break;  // EAGAIN: nothing more is waiting
-    serve_connection(int(fd));
+    serve_connection(int(fd), nullptr);
     sys::close(int(fd));
   }
+}
+
+bool serve_one_connection(KdbSession* session, int64_t timeout_ns) noexcept {
+  if (g_control_listen_fd < 0 || sys::wait_readable(g_control_listen_fd, timeout_ns) != 1) return false;
+  long fd = sys::accept4(g_control_listen_fd, SOCK_CLOEXEC);
+  if (fd < 0) return false;
+  serve_connection(int(fd), session);
+  sys::close(int(fd));
+  return true;
 }
 
 void serve_deferred_requests() noexcept {

@@ -14,7 +14,11 @@
 // permission denied". The server closes the connection after the reply.
 #pragma once
 
+#include <cstdint>
+
 namespace panicstop::detail {
+
+struct KdbSession;
 
 // Setup (install time): creates the socket and arranges for the kernel to
 // signal the process on a connection. Prints one line and returns false if
@@ -31,5 +35,11 @@ void serve_control_requests() noexcept;
 // Called by end_session(): a request whose signal arrived while the session
 // ran was left queued; serve it now.
 void serve_deferred_requests() noexcept;
+
+// The panic's debugger (PANICSTOP_DEBUGGER_ON_PANIC): waits up to timeout_ns
+// for one connection and serves it on the given session, which the panic
+// path made (its threads are stopped for good); "kdb" gets the console,
+// "dump" the dumps. Returns false if there is no socket or nobody came.
+bool serve_one_connection(KdbSession* session, int64_t timeout_ns) noexcept;
 
 }  // namespace panicstop::detail

@@ -16,6 +16,7 @@
 
 #include "kdb/control_socket.hpp"
 #include "kdb/kdb_setup.hpp"
+#include "panic/panic_state.hpp"
 #include "panic/tunables.hpp"
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
@@ -27,6 +28,7 @@ namespace panicstop::detail {
 extern int g_control_listen_fd;
 extern char g_control_path[256];
 void kdb_signal_handler(int sig, siginfo_t* info, void* ucontext);
+void run_panic_debugger(bool trace, bool debugger) noexcept;
 
 namespace {
 
@@ -154,6 +156,7 @@ bool install_kdb() noexcept {
     ok = false;
   }
   install_control_socket();  // optional: says why when it cannot be made
+  set_debugger_step(run_panic_debugger);
   return ok;
 }
 

@@ -38,6 +38,7 @@ namespace {
 PanicState g_state;
 Tunables g_tunables;
 std::atomic<DumpStepFn> g_dump_step{nullptr};
+std::atomic<DebuggerStepFn> g_debugger_step{nullptr};
 std::atomic<bool> g_installed{false};
 
 inline constexpr int kMaxHooks = 32;
@@ -212,6 +213,11 @@ void run_hooks(Stage stage, PanicStep step) noexcept {
   for (int i = 0; i < n; ++i) run_step(step, step_timeout_ns(), step_hook, &g_hooks[s][i]);
 }
 
+void step_debugger(void*) noexcept {
+  DebuggerStepFn fn = g_debugger_step.load(std::memory_order_acquire);
+  if (fn != nullptr) fn(g_tunables.trace_on_panic, g_tunables.debugger_on_panic);
+}
+
 void step_dump(void*) noexcept {
   DumpStepFn fn = g_dump_step.load(std::memory_order_acquire);
   if (fn != nullptr) fn();
@@ -352,6 +358,10 @@ void chain_previous_handler(int sig) noexcept {
     set_scheduler_stopped(true);
   }
   run_step(PanicStep::kStop, step_timeout_ns(), step_banner, nullptr);
+  if (g_tunables.trace_on_panic || g_tunables.debugger_on_panic) {
+    int64_t debugger_ns = g_tunables.debugger_on_panic ? int64_t(g_tunables.kdb_idle_ms) * 1000000 : 0;
+    run_step(PanicStep::kDebugger, step_timeout_ns() + debugger_ns, step_debugger, nullptr);
+  }
   run_hooks(Stage::PreDump, PanicStep::kPreDumpHooks);
   run_step(PanicStep::kDump, 6 * step_timeout_ns(), step_dump, nullptr);
   run_hooks(Stage::PostDump, PanicStep::kPostDumpHooks);
@@ -365,6 +375,7 @@ PanicState& panic_state() noexcept { return g_state; }
 const Tunables& tunables() noexcept { return g_tunables; }
 Tunables& tunables_storage() noexcept { return g_tunables; }
 void set_dump_step(DumpStepFn fn) noexcept { g_dump_step.store(fn, std::memory_order_release); }
+void set_debugger_step(DebuggerStepFn fn) noexcept { g_debugger_step.store(fn, std::memory_order_release); }
 int step_deadline_signal() noexcept { return SIGRTMAX - 4; }
 void set_restart_argv(char** argv) noexcept { g_restart_argv = argv; }
 void mark_panic_installed() noexcept { g_installed.store(true, std::memory_order_release); }
@@ -388,6 +399,7 @@ const char* panic_step_name(PanicStep step) noexcept {
     case PanicStep::kPostDumpHooks: return "post-dump hooks";
     case PanicStep::kFinalHooks: return "final hooks";
     case PanicStep::kDie: return "die";
+    case PanicStep::kDebugger: return "debugger";
   }
   return "unknown";
 }

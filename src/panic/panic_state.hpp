@@ -34,6 +34,7 @@ enum class PanicStep : int {
   kPostDumpHooks,
   kFinalHooks,
   kDie,
+  kDebugger,  // after the banner, before the PreDump hooks; numbered last to keep the others' numbers
 };
 const char* panic_step_name(PanicStep step) noexcept;
 
@@ -63,5 +64,14 @@ PanicState& panic_state() noexcept;
 // Whoever writes dumps registers it at install; until then the step is a no-op.
 using DumpStepFn = void (*)();
 void set_dump_step(DumpStepFn fn) noexcept;
+
+// The debugger step (FreeBSD's trace_on_panic and debugger_on_panic): with
+// PANICSTOP_TRACE_ON_PANIC=1 it prints the panicking thread's stack, with
+// PANICSTOP_DEBUGGER_ON_PANIC=1 it opens kdb's console on the stopped process
+// before the dumps are written. Runs after the banner, under the step
+// deadline plus PANICSTOP_KDB_IDLE_MS when the debugger is on. kdb registers
+// it at install; until then the step is a no-op.
+using DebuggerStepFn = void (*)(bool trace, bool debugger);
+void set_debugger_step(DebuggerStepFn fn) noexcept;
 
 }  // namespace panicstop::detail

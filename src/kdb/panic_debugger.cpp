@@ -1,0 +1,59 @@
+// The panic's debugger step (panic_state.hpp: set_debugger_step): FreeBSD's
+// trace_on_panic and debugger_on_panic. Runs on the panicking thread with
+// every other thread stopped for good: crash-path rules.
+#include "dump/text_sections.hpp"
+#include "kdb/console.hpp"
+#include "kdb/control_socket.hpp"
+#include "kdb/session.hpp"
+#include "panic/panic_state.hpp"
+#include "panic/tunables.hpp"
+#include "snapshot/snapshot.hpp"
+#include "sys/format.hpp"
+#include "sys/syscall.hpp"
+
+#include <fcntl.h>
+
+namespace panicstop::detail {
+
+void run_panic_debugger(bool trace, bool debugger) noexcept {
+  ProcessSnapshot* snap = capture_snapshot();
+  if (snap == nullptr || snap->thread_count == 0) return;
+  if (trace) {
+    ReportOut out(2);
+    out.line("panicstop: stack of the panicking thread (PANICSTOP_TRACE_ON_PANIC=1):");
+    write_thread_block(out, *snap, snap->threads[0], true);
+  }
+  if (!debugger) return;
+  // The console works on the panic's own snapshot and stop; `continue` goes
+  // back to the panic path, which writes the dumps and ends the process.
+  const PanicState& ps = panic_state();
+  KdbSession session;
+  sys::format(session.why, sizeof session.why, "panic: %s", ps.message);
+  session.snapshot = snap;
+  session.stop.ok = ps.not_stopped_count == 0;
+  session.stop.stopped = ps.threads_stopped;
+  session.stop.not_stopped = ps.not_stopped_count;
+  session.stop.not_stopped_tids = ps.not_stopped_tids;
+  int64_t idle_ns = int64_t(tunables().kdb_idle_ms) * 1000000;
+  long tty = sys::openat(AT_FDCWD, "/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (tty >= 0) {
+    run_console(&session, int(tty), int(tty), idle_ns);
+    sys::close(int(tty));
+    return;
+  }
+  const char* socket = control_socket_path();
+  char line[400];
+  size_t n = socket[0] != '\0'
+                 ? sys::format(line, sizeof line,
+                               "panicstop: debugger on panic: run `panicstop kdb %d` within %u s (socket %s)\n",
+                               sys::getpid(), tunables().kdb_idle_ms / 1000, socket)
+                 : sys::format(line, sizeof line,
+                               "panicstop: debugger on panic: no terminal and no control socket; going on\n");
+  sys::write_all(2, line, n);
+  if (socket[0] != '\0' && !serve_one_connection(&session, idle_ns)) {
+    static const char kNobody[] = "panicstop: debugger on panic: nobody connected; going on\n";
+    sys::write_all(2, kNobody, sizeof kNobody - 1);
+  }
+}
+
+}  // namespace panicstop::detail
