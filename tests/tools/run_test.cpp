@@ -127,48 +127,104 @@ int find_process(const std::string& needle) {
   return found;
 }
 
+// memcached under `panicstop run`, serving on a free loopback port.
+struct ServedMemcached {
+  ChildResult result;
+  std::thread server;
+  int port = 0;
+  int pid = 0;
+  int threads = 0;
+
+  explicit ServedMemcached(const std::string& dump_dir) {
+    port = free_loopback_port();
+    std::string port_arg = std::to_string(port);
+    server = std::thread([this, dump_dir, port_arg] {
+      ChildOptions opts;
+      opts.deadline = std::chrono::seconds(60);
+      result = run_command({kTool, "run", "--dump-dir", dump_dir, "--", "memcached", "-u", "root", "-l",
+                            "127.0.0.1", "-p", port_arg, "-U", "0", "-t", "4"},
+                           opts);
+    });
+    // Wait (with a deadline) until memcached serves, so all its threads exist.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline && (pid == 0 || !accepts_connections(port))) {
+      if (pid == 0) pid = find_process("-p " + port_arg);
+      std::this_thread::yield();
+    }
+    if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
+      while (dirent* e = readdir(d))
+        if (e->d_name[0] != '.') ++threads;
+      closedir(d);
+    }
+  }
+  ~ServedMemcached() {
+    if (pid > 0 && server.joinable()) kill(pid, SIGKILL);
+    if (server.joinable()) server.join();
+  }
+  ServedMemcached(const ServedMemcached&) = delete;
+  ServedMemcached& operator=(const ServedMemcached&) = delete;
+
+  // Ends it the way the test chooses and waits for `panicstop run` to return.
+  void end_with(int sig) {
+    kill(pid, sig);
+    server.join();
+  }
+};
+
+size_t gdb_thread_rows(const std::string& exe, const std::string& core, std::string* output) {
+  ChildResult gdb = run_command({"gdb", "-nx", "-batch", "-ex", "info threads", "-ex", "thread apply all bt", exe, core},
+                                ChildOptions{std::chrono::seconds(120), {}, {}, ""});
+  *output = gdb.output;
+  if (gdb.hung) return 0;
+  return size_t(count_lines_matching(gdb.output, std::regex(R"(^\*?\s+\d+\s+(Thread|LWP))")));
+}
+
 TEST(Run, MemcachedKilledWithSegvGivesACoreWithEveryThread) {
   if (!have_program("memcached") || !have_program("gdb")) GTEST_SKIP() << "memcached or gdb not installed";
   TempDir dir;
-  int port = free_loopback_port();
-  ASSERT_GT(port, 0);
-  std::string port_arg = std::to_string(port);
-  ChildResult result;
-  std::thread server([&] {
-    ChildOptions opts;
-    opts.deadline = std::chrono::seconds(60);
-    result = run_command({kTool, "run", "--dump-dir", dir.path(), "--", "memcached", "-u", "root", "-l", "127.0.0.1",
-                          "-p", port_arg, "-U", "0", "-t", "4"},
-                         opts);
-  });
-  // Wait (with a deadline) until memcached serves, so all its threads exist.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  int pid = 0;
-  while (std::chrono::steady_clock::now() < deadline && (pid == 0 || !accepts_connections(port))) {
-    if (pid == 0) pid = find_process("-p " + port_arg);
-    std::this_thread::yield();
-  }
-  ASSERT_GT(pid, 0) << "memcached did not start";
-  int threads = 0;
-  if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/task").c_str())) {
-    while (dirent* e = readdir(d))
-      if (e->d_name[0] != '.') ++threads;
-    closedir(d);
-  }
+  ServedMemcached memcached(dir.path());
+  ASSERT_GT(memcached.pid, 0) << "memcached did not start";
+  int threads = memcached.threads;
   ASSERT_GT(threads, 4);
-  kill(pid, SIGSEGV);
-  server.join();
+  memcached.end_with(SIGSEGV);
+  const ChildResult& result = memcached.result;
   EXPECT_TRUE(result.exited && result.exit_code == 128 + SIGSEGV) << result.describe();
   std::string core = find_with_suffix(dir, ".core");
   ASSERT_FALSE(core.empty()) << result.describe();
+  std::string gdb;
+  EXPECT_EQ(gdb_thread_rows("/usr/bin/memcached", core, &gdb), size_t(threads)) << gdb;
+  EXPECT_EQ(gdb.find("Couldn't find general-purpose registers"), std::string::npos) << gdb;
+  EXPECT_NE(gdb.find("main"), std::string::npos) << gdb;
+}
 
-  ChildResult gdb = run_command({"gdb", "-nx", "-batch", "-ex", "info threads", "-ex", "thread apply all bt",
-                                 "/usr/bin/memcached", core},
-                                ChildOptions{std::chrono::seconds(120), {}, {}, ""});
-  ASSERT_FALSE(gdb.hung) << gdb.describe();
-  EXPECT_EQ(count_lines_matching(gdb.output, std::regex(R"(^\*?\s+\d+\s+(Thread|LWP))")), threads) << gdb.output;
-  EXPECT_EQ(gdb.output.find("Couldn't find general-purpose registers"), std::string::npos) << gdb.output;
-  EXPECT_NE(gdb.output.find("main"), std::string::npos) << gdb.output;
+// Issue 7's story on a real server: freeze it, see every thread, let it go
+// on; take a core without ending it. One command each, no ptrace.
+TEST(Run, MemcachedCanBeInspectedAndDumpedWhileItServes) {
+  if (!have_program("memcached") || !have_program("gdb")) GTEST_SKIP() << "memcached or gdb not installed";
+  TempDir dir, live;
+  ServedMemcached memcached(dir.path());
+  ASSERT_GT(memcached.pid, 0) << "memcached did not start";
+  std::string pid = std::to_string(memcached.pid);
+
+  ChildResult kdb = run_command({kTool, "kdb", pid, "-c", "threads"}, ChildOptions{std::chrono::seconds(30), {}, {}, ""});
+  ASSERT_FALSE(kdb.hung) << kdb.describe();
+  EXPECT_TRUE(kdb.exited && kdb.exit_code == 0) << kdb.describe() << kdb.output;
+  EXPECT_EQ(count_lines_matching(kdb.output, std::regex(R"(\[stopped\])")), memcached.threads - 1) << kdb.output;
+  EXPECT_NE(kdb.output.find("continuing"), std::string::npos) << kdb.output;
+  EXPECT_TRUE(accepts_connections(memcached.port)) << "memcached stopped serving after kdb";
+
+  ChildResult dump = run_command({kTool, "dump", pid, "--dir", live.path()}, ChildOptions{std::chrono::seconds(30), {}, {}, ""});
+  ASSERT_FALSE(dump.hung) << dump.describe();
+  EXPECT_TRUE(dump.exited && dump.exit_code == 0) << dump.describe() << dump.output;
+  std::string core = find_with_suffix(live, ".core");
+  ASSERT_FALSE(core.empty()) << dump.output;
+  EXPECT_TRUE(accepts_connections(memcached.port)) << "memcached stopped serving after the live dump";
+  std::string gdb;
+  EXPECT_EQ(gdb_thread_rows("/usr/bin/memcached", core, &gdb), size_t(memcached.threads)) << gdb;
+
+  memcached.end_with(SIGTERM);
+  EXPECT_TRUE(memcached.result.exited) << memcached.result.describe();
+  EXPECT_TRUE(find_with_suffix(dir, ".core").empty()) << "nothing crashed: no crash dump";
 }
 
 }  // namespace
