@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 namespace panicstop::tool {
@@ -172,6 +173,59 @@ bool send_all(int fd, const std::string& text) {
     done += size_t(n);
   }
   return true;
+}
+
+int parse_control_args(const Command& command, const std::vector<std::string>& args,
+                       const std::vector<std::string>& own_options,
+                       const std::function<std::string(const std::string&, const std::string&)>& own,
+                       ControlArgs* out) {
+  const std::string name(command.name);
+  std::string pid_text;
+  auto is_own = [&](const std::string& a) {
+    for (const auto& o : own_options)
+      if (a == o) return true;
+    return false;
+  };
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << "Usage: " << command.usage << "\n\n" << command.help;
+      out->help_printed = true;
+      return kExitOk;
+    }
+    if (a == "--socket" || a == "--timeout" || is_own(a)) {
+      if (i + 1 >= args.size()) return usage_error(name, name + ": " + a + " needs a value");
+      const std::string& value = args[++i];
+      if (a == "--socket") {
+        out->socket_override = value;
+      } else if (a == "--timeout") {
+        if (!parse_seconds(value, &out->timeout))
+          return usage_error(name, name + ": --timeout takes a positive number of seconds, not '" + value + "'");
+      } else if (std::string error = own(a, value); !error.empty()) {
+        return usage_error(name, name + ": " + error);
+      }
+    } else if (a.size() > 1 && a[0] == '-') {
+      return usage_error(name, name + ": unknown option '" + a + "'");
+    } else if (pid_text.empty()) {
+      pid_text = a;
+    } else {
+      return usage_error(name, name + ": takes one PID, got '" + pid_text + "' and '" + a + "'");
+    }
+  }
+  if (pid_text.empty()) return usage_error(name, name + ": missing PID");
+  if (!parse_pid(pid_text, &out->pid))
+    return usage_error(name, name + ": PID must be a process id, not '" + pid_text + "'");
+  return kExitOk;
+}
+
+int open_control_connection(const ControlArgs& args, const std::string& request) {
+  ControlTarget target;
+  std::string error;
+  int fd = -1;
+  if (locate_control_socket(args.pid, args.socket_override, &target, &error))
+    fd = connect_control_socket(target, request, &error);
+  if (fd < 0) std::cerr << "panicstop: " << error << "\n";
+  return fd;
 }
 
 }  // namespace panicstop::tool

@@ -5,7 +5,11 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
+#include <vector>
+
+#include "command.hpp"
 
 namespace panicstop::tool {
 
@@ -29,6 +33,25 @@ bool locate_control_socket(pid_t pid, const std::string& socket_override, Contro
 // Returns the connected descriptor, or -1 with `error` set (connection
 // refused: stale socket; permission denied; ...).
 int connect_control_socket(const ControlTarget& target, const std::string& request, std::string* error);
+
+// The command line both commands share: PID, --socket PATH, --timeout S,
+// --help; each command's own valued options go to `own(option, value)`,
+// which returns "" or the usage error's message.
+struct ControlArgs {
+  pid_t pid = 0;
+  std::string socket_override;
+  double timeout = 10;
+  bool help_printed = false;  // --help: the help was printed, nothing else to do
+};
+// Returns kExitOk with *out filled, or kExitUsage after the usage error.
+int parse_control_args(const Command& command, const std::vector<std::string>& args,
+                       const std::vector<std::string>& own_options,
+                       const std::function<std::string(const std::string&, const std::string&)>& own,
+                       ControlArgs* out);
+
+// locate_control_socket() then connect_control_socket(); on failure prints
+// the one-line error on stderr and returns -1.
+int open_control_connection(const ControlArgs& args, const std::string& request);
 
 // Parses PID (a positive decimal number); false otherwise.
 bool parse_pid(const std::string& text, pid_t* pid);

@@ -54,46 +54,21 @@ Examples:
 )";
 
 int run_dump(const std::vector<std::string>& args) {
-  std::string pid_text, dir, socket_override;
-  double timeout = 10;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--help" || a == "-h") {
-      std::cout << "Usage: " << kDumpCommand.usage << "\n\n" << kDumpCommand.help;
-      return kExitOk;
-    }
-    if (a == "--dir" || a == "--socket" || a == "--timeout") {
-      if (i + 1 >= args.size()) return usage_error("dump", "dump: " + a + " needs a value");
-      const std::string& value = args[++i];
-      if (a == "--dir") dir = value;
-      else if (a == "--socket") socket_override = value;
-      else if (!parse_seconds(value, &timeout))
-        return usage_error("dump", "dump: --timeout takes a positive number of seconds, not '" + value + "'");
-    } else if (a.size() > 1 && a[0] == '-') {
-      return usage_error("dump", "dump: unknown option '" + a + "'");
-    } else if (pid_text.empty()) {
-      pid_text = a;
-    } else {
-      return usage_error("dump", "dump: takes one PID, got '" + pid_text + "' and '" + a + "'");
-    }
-  }
-  if (pid_text.empty()) return usage_error("dump", "dump: missing PID");
-  pid_t pid = 0;
-  if (!parse_pid(pid_text, &pid)) return usage_error("dump", "dump: PID must be a process id, not '" + pid_text + "'");
+  std::string dir;
+  ControlArgs control;
+  int status = parse_control_args(kDumpCommand, args, {"--dir"},
+                                  [&](const std::string&, const std::string& value) {
+                                    dir = value;
+                                    return std::string();
+                                  },
+                                  &control);
+  if (status != kExitOk || control.help_printed) return status;
   if (!dir.empty()) dir = std::filesystem::absolute(dir).lexically_normal().string();
   if (dir.find('\n') != std::string::npos) return usage_error("dump", "dump: DIR contains a newline");
-
-  ControlTarget target;
-  std::string error;
-  if (!locate_control_socket(pid, socket_override, &target, &error)) {
-    std::cerr << "panicstop: " << error << "\n";
-    return kExitFailure;
-  }
-  int fd = connect_control_socket(target, dir.empty() ? "dump" : "dump " + dir, &error);
-  if (fd < 0) {
-    std::cerr << "panicstop: " << error << "\n";
-    return kExitFailure;
-  }
+  pid_t pid = control.pid;
+  double timeout = control.timeout;
+  int fd = open_control_connection(control, dir.empty() ? "dump" : "dump " + dir);
+  if (fd < 0) return kExitFailure;
   // Lines as they come; the last one is "ok N" or "error MESSAGE".
   std::string pending, last;
   char buf[4096];

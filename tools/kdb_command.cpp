@@ -175,56 +175,28 @@ int converse(int fd, pid_t pid, const std::vector<std::string>* script, double t
 }
 
 int run_kdb(const std::vector<std::string>& args) {
-  std::string pid_text, socket_override;
   std::vector<std::string> script;
   bool scripted = false;
-  double timeout = 30;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--help" || a == "-h") {
-      std::cout << "Usage: " << kKdbCommand.usage << "\n\n" << kKdbCommand.help;
-      return kExitOk;
-    }
-    if (a == "-c" || a == "--socket" || a == "--timeout") {
-      if (i + 1 >= args.size()) return usage_error("kdb", "kdb: " + a + " needs a value");
-      const std::string& value = args[++i];
-      if (a == "-c") {
-        if (value.find('\n') != std::string::npos) return usage_error("kdb", "kdb: -c takes one command per -c");
-        script.push_back(value);
-        scripted = true;
-      } else if (a == "--socket") {
-        socket_override = value;
-      } else if (!parse_seconds(value, &timeout)) {
-        return usage_error("kdb", "kdb: --timeout takes a positive number of seconds, not '" + value + "'");
-      }
-    } else if (a.size() > 1 && a[0] == '-') {
-      return usage_error("kdb", "kdb: unknown option '" + a + "'");
-    } else if (pid_text.empty()) {
-      pid_text = a;
-    } else {
-      return usage_error("kdb", "kdb: takes one PID, got '" + pid_text + "' and '" + a + "'");
-    }
-  }
-  if (pid_text.empty()) return usage_error("kdb", "kdb: missing PID");
-  pid_t pid = 0;
-  if (!parse_pid(pid_text, &pid)) return usage_error("kdb", "kdb: PID must be a process id, not '" + pid_text + "'");
-
-  ControlTarget target;
-  std::string error;
-  if (!locate_control_socket(pid, socket_override, &target, &error)) {
-    std::cerr << "panicstop: " << error << "\n";
-    return kExitFailure;
-  }
+  ControlArgs control;
+  control.timeout = 30;
+  int parsed = parse_control_args(kKdbCommand, args, {"-c"},
+                                  [&](const std::string&, const std::string& value) {
+                                    if (value.find('\n') != std::string::npos) return std::string("-c takes one command per -c");
+                                    script.push_back(value);
+                                    scripted = true;
+                                    return std::string();
+                                  },
+                                  &control);
+  if (parsed != kExitOk || control.help_printed) return parsed;
+  pid_t pid = control.pid;
+  double timeout = control.timeout;
   std::string request = "kdb";
   if (scripted) {
     script.push_back("continue");
     for (const std::string& command : script) request += "\n" + command;
   }
-  int fd = connect_control_socket(target, request, &error);
-  if (fd < 0) {
-    std::cerr << "panicstop: " << error << "\n";
-    return kExitFailure;
-  }
+  int fd = open_control_connection(control, request);
+  if (fd < 0) return kExitFailure;
   int status = converse(fd, pid, scripted ? &script : nullptr, timeout);
   close(fd);
   return status;
