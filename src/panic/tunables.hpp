@@ -23,6 +23,9 @@ struct Tunables {
   bool debugger_on_panic = false;   // PANICSTOP_DEBUGGER_ON_PANIC
   bool trace_on_panic = false;      // PANICSTOP_TRACE_ON_PANIC
   int witness = 1;                  // PANICSTOP_WITNESS: 1 on, 0 order checks off, -1 off
+  // PANICSTOP_WITNESS_ACTION: 0 warn, 1 panic. WITNESS applies both of its
+  // variables itself before main(); install() only rejects bad values.
+  int witness_action = 0;
   bool lockprof = false;            // PANICSTOP_LOCKPROF
   // kdb (include/panicstop/kdb.hpp).
   KdbBackend kdb_backend = KdbBackend::kReport;  // PANICSTOP_KDB

@@ -135,6 +135,9 @@ bool parse_tunables(Tunables* out, char* err, unsigned long err_size) noexcept {
 
   static constexpr Choice kWitness[] = {{"1", 1}, {"0", 0}, {"-1", -1}};
   if (!parse_choice("PANICSTOP_WITNESS", kWitness, "1, 0, -1", &t.witness, err, err_size)) return false;
+  static constexpr Choice kWitnessAction[] = {{"warn", 0}, {"panic", 1}};
+  if (!parse_choice("PANICSTOP_WITNESS_ACTION", kWitnessAction, "warn, panic", &t.witness_action, err, err_size))
+    return false;
   if (!parse_bool("PANICSTOP_LOCKPROF", &t.lockprof, err, err_size)) return false;
 
   static constexpr Choice kKdb[] = {{"report", int(KdbBackend::kReport)}, {"console", int(KdbBackend::kConsole)}};

@@ -110,6 +110,7 @@ TEST(Tunables, BadValuesExit2NamingTheVariable) {
       {"PANICSTOP_DEBUGGER_ON_PANIC", "2", "0, 1"},
       {"PANICSTOP_TRACE_ON_PANIC", "on", "0, 1"},
       {"PANICSTOP_WITNESS", "2", "1, 0, -1"},
+      {"PANICSTOP_WITNESS_ACTION", "abort", "warn, panic"},
       {"PANICSTOP_LOCKPROF", "-1", "0, 1"},
   };
   for (const BadValue& c : cases) {
