@@ -60,12 +60,14 @@ INSTANTIATE_TEST_SUITE_P(Kinds, DrillCrashKind,
 
 // The drill can fail: without stopping, the logger keeps "log" (its flush
 // waits for the crashed worker), the hook blocks on it, and the drill kills
-// the workload at its deadline; the exit status says so.
+// the workload at its deadline; the exit status says so. Two trials: about
+// one crash in a hundred lands as the logger lets go of "log" (89 hangs in
+// 90 in bench/crash_peers), and then the hook finishes late instead.
 TEST(Drill, NoStopHangsInTheHookAndExitsOne) {
   TempDir dir;
-  ChildResult r = run_command({kTool, "drill", "--no-stop", "--threads", "4", "--deadline-ms", "2000",
-                               "--dump-dir", dir.path()},
-                              with_deadline(20));
+  ChildResult r = run_command({kTool, "drill", "--no-stop", "--trials", "2", "--threads", "4", "--deadline-ms",
+                               "2000", "--dump-dir", dir.path()},
+                              with_deadline(30));
   ASSERT_FALSE(r.hung) << r.describe();
   EXPECT_TRUE(r.exited && r.exit_code == 1) << r.describe();
   EXPECT_NE(r.output.find("HUNG: killed at the deadline"), std::string::npos) << r.describe();
