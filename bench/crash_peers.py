@@ -243,6 +243,10 @@ def main():
             ap.error(f"unknown crash kind '{k}' (kinds: {', '.join(KINDS)})")
     chosen = []
     wanted = [w.strip() for w in opts.handlers.split(",") if w.strip()]
+    known = [h.name for h in handlers(opts.build)]
+    for w in wanted:
+        if w not in known:
+            ap.error(f"unknown handler '{w}' (handlers: {', '.join(known)})")
     for h in handlers(opts.build):
         if wanted and h.name not in wanted:
             continue
