@@ -236,6 +236,7 @@ def main():
     opts = ap.parse_args()
     if not opts.build:
         ap.error("--build DIR is needed when run from the source tree")
+    opts.build = os.path.abspath(opts.build)  # children run in their trial directories
     peer_trials = opts.peer_trials if opts.peer_trials is not None else min(opts.trials, 20)
     kinds = [k for k in opts.kinds.split(",") if k]
     for k in kinds:
