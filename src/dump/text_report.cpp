@@ -32,6 +32,7 @@
 #include "panic/panic_state.hpp"
 #include "snapshot/memory.hpp"
 #include "snapshot/symbolize.hpp"
+#include "snapshot/unwind.hpp"
 #include "stop/stop.hpp"
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
@@ -147,6 +148,9 @@ void print_stack(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThre
     if (info.has_name && module != nullptr)
       out.line("  #%u 0x%lx %s+0x%lx (%s)", i, static_cast<unsigned long>(t.frames[i]), info.name,
                static_cast<unsigned long>(info.offset), module);
+    else if (module != nullptr && is_signal_trampoline(snap, t.frames[i]))
+      // gdb's "<signal handler called>": above it the handler, below it the interrupted code.
+      out.line("  #%u 0x%lx __restore_rt+0x0 (%s)", i, static_cast<unsigned long>(t.frames[i]), module);
     else if (module != nullptr)
       out.line("  #%u 0x%lx ?? (%s+0x%lx)", i, static_cast<unsigned long>(t.frames[i]), module,
                static_cast<unsigned long>(info.module_offset));

@@ -435,11 +435,7 @@ bool fp_step(const ProcessSnapshot& snap, const StackBounds& t, Regs* regs) noex
 // syscall): the interrupted registers are in the ucontext the kernel put at
 // the stack pointer. Loads them, so the walk goes on through signal handlers.
 bool sigreturn_step(const ProcessSnapshot& snap, StackBounds* stack, Regs* regs) noexcept {
-  static const unsigned char kRestoreRt[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
-  unsigned char code[sizeof kRestoreRt];
-  if (!read_memory(snap, regs->r[kRegRa], code, sizeof code)) return false;
-  for (size_t i = 0; i < sizeof code; ++i)
-    if (code[i] != kRestoreRt[i]) return false;
+  if (!is_signal_trampoline(snap, regs->r[kRegRa])) return false;
   uintptr_t uc = regs->r[kRegSp];
   if (!on_stack(*stack, uc)) return false;
   greg_t g[NGREG];
@@ -460,6 +456,21 @@ bool sigreturn_step(const ProcessSnapshot& snap, StackBounds* stack, Regs* regs)
 #endif  // __x86_64__
 
 }  // namespace
+
+bool is_signal_trampoline(const ProcessSnapshot& snap, uintptr_t pc) noexcept {
+#if defined(__x86_64__)
+  static const unsigned char kRestoreRt[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+  unsigned char code[sizeof kRestoreRt];
+  if (!read_memory(snap, pc, code, sizeof code)) return false;
+  for (size_t i = 0; i < sizeof code; ++i)
+    if (code[i] != kRestoreRt[i]) return false;
+  return true;
+#else
+  (void)snap;
+  (void)pc;
+  return false;
+#endif
+}
 
 bool reserve_unwinder() noexcept {
 #if !defined(__x86_64__)

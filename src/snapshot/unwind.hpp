@@ -28,4 +28,9 @@ bool reserve_unwinder() noexcept;
 // frames[0] is the saved PC; later entries are return addresses.
 void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept;
 
+// True if pc is the start of the signal-return trampoline (glibc's
+// __restore_rt, which a stripped libc leaves unnamed): where a signal
+// handler was called. x86_64 only; false elsewhere.
+bool is_signal_trampoline(const ProcessSnapshot& snap, uintptr_t pc) noexcept;
+
 }  // namespace panicstop::detail

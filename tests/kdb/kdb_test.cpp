@@ -141,6 +141,11 @@ TEST(Kdb, TheConfiguredSignalEntersKdb) {
   EXPECT_NE(r.output.find("balanced=1"), std::string::npos) << r.output;
   std::string text = testing::read_file(report);
   EXPECT_EQ(text.rfind("panic: (none) kdb: SIGUSR2 received\n", 0), 0u) << text.substr(0, 200);
+  // The dumping thread's stack runs from the handler through the signal
+  // frame into the code the signal interrupted.
+  size_t trampoline = text.find("__restore_rt+0x0");
+  EXPECT_NE(trampoline, std::string::npos) << text;
+  EXPECT_LT(text.find("kdb_signal_handler"), trampoline) << text;
   EXPECT_NE(text.find("5 threads: 4 stopped"), std::string::npos) << text;
 }
 
