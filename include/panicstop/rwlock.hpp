@@ -10,9 +10,14 @@
 // "someone may sleep on the futex (the low 32 bits of the word): the release
 // must go slow and wake". They are only set on a held word by a waiter that
 // sleeps expecting exactly that value, and every release that frees the lock
-// replaces the word and wakes every sleeper, so no wake-up can be lost. A free
-// lock's word is 0, or kRwWriteWaiters alone while writers wait: the lock is
-// then reserved for them (see the fairness policy).
+// replaces the word. A free lock's word is 0, or its waiter flags alone
+// (kRwWriteWaiters among them) while writers wait: the lock is then reserved
+// for them (see the fairness policy), and the release wakes ONE writer and
+// marks the word kRwWriterWoken: until that writer has looked at the word
+// (taken the lock, or flagged itself and slept again), further releases wake
+// nobody, as abseil's designated waker. A release that leaves 0 wakes every
+// sleeper. So no wake-up is lost and no herd of writers wakes for one to win
+// (src/lock/shared_lock_core.cpp).
 //
 // Fast paths, inline: lock / try_lock / unlock / downgrade are one
 // compare-and-swap; lock_shared / try_lock_shared / unlock_shared / try_upgrade
@@ -71,6 +76,7 @@ inline constexpr uintptr_t kRwRead = 1u << 0;          // read mode; readers cou
 inline constexpr uintptr_t kRwReadWaiters = 1u << 1;   // a reader may sleep
 inline constexpr uintptr_t kRwWriteWaiters = 1u << 2;  // a writer may sleep: new readers wait
 inline constexpr uintptr_t kRwRecursed = 1u << 3;      // write-locked recursively (lo_.recurse)
+inline constexpr uintptr_t kRwWriterWoken = 1u << 4;   // a release woke one writer that has not looked yet
 inline constexpr uintptr_t kRwWaiters = kRwReadWaiters | kRwWriteWaiters;
 inline constexpr unsigned kRwReaderShift = 6;
 inline constexpr uintptr_t kRwOneReader = uintptr_t(1) << kRwReaderShift;

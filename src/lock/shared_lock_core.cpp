@@ -6,18 +6,29 @@
 // Sleeping protocol: a waiter sets its waiter flag on a held word with a CAS,
 // then sleeps on the futex (the word's low 32 bits) expecting exactly that
 // value, so any change before it sleeps makes the wait return at once. A
-// release that frees the lock replaces the word (by 0, or by kRwWriteWaiters
-// alone while writers wait: reserved for them) and wakes every sleeper if any
-// flag was set; a woken waiter re-asserts its flag if it must wait again.
-// The reservation cannot outlive the writers: a release keeps it only while
-// writers_waiting_ counts some, and the last writer to time out removes it.
+// release that frees the lock replaces the word (by 0, or by its waiter flags
+// alone while writers wait: reserved for them). Who it wakes depends on that:
+//   reserved: ONE sleeper of the class kWakeWriters (a writer, or a reader
+//     that already holds a shared lock, the only ones a reserved lock admits),
+//     and the word gets kRwWriterWoken. Until the woken one has looked at the
+//     word, the releases that follow wake nobody: a thread that takes the lock
+//     without having slept keeps every flag. The woken one (any thread leaving
+//     a sleep may be it) clears kRwWriterWoken in the CAS that takes the lock
+//     or that flags it as a waiter again before it sleeps, so the next release
+//     wakes the next writer. A wake that found nobody clears the mark itself.
+//     Clearing the mark is always safe (at worst one wake too many); only a
+//     successful wake sets it.
+//   0 (no writer counted): every sleeper, readers and any writer that counted
+//     itself after the release read writers_waiting_.
+// A woken waiter re-asserts its flag if it must wait again. The reservation
+// cannot outlive the writers: a release keeps it only while writers_waiting_
+// counts some, and the last writer to time out removes it and wakes everyone.
 #include <cerrno>
 #include <climits>
 
 #include "lock/wait.hpp"
 #include "panicstop/lockprof.hpp"
 #include "panicstop/rwlock.hpp"
-#include "sys/syscall.hpp"
 
 namespace panicstop::detail {
 
@@ -28,8 +39,40 @@ namespace {
 inline bool is_free(uintptr_t w) noexcept { return (w >> kRwReaderShift) == 0; }
 inline bool is_write_locked(uintptr_t w) noexcept { return !is_free(w) && (w & kRwRead) == 0; }
 inline uintptr_t with_reader(uintptr_t w) noexcept { return (w | kRwRead) + kRwOneReader; }
+// The flags a thread that takes the lock without having slept keeps.
+inline constexpr uintptr_t kRwKeptFlags = kRwWaiters | kRwWriterWoken;
 
-void wake_all(const LockObject& lo) noexcept { sys::futex_wake(futex_address(lo.word), INT_MAX); }
+// Classes of sleepers (futex bitsets, see wait.hpp), by what lets them in.
+inline constexpr uint32_t kWakeReaders = 1u << 0;      // a reader holding no shared lock: no writer, none waiting
+inline constexpr uint32_t kWakeWriters = 1u << 1;      // a writer: a free lock
+inline constexpr uint32_t kWakeHeldReaders = 1u << 2;  // a reader already holding one: no write owner
+// A reader that already reads sleeps in both of its classes: a reserved lock
+// admits it, so a release's one writer wake may go to it; it then takes a
+// shared hold, and its own release passes the wake on to a writer.
+inline constexpr uint32_t kHeldReaderSleeps = kWakeWriters | kWakeHeldReaders;
+
+void wake_all(const LockObject& lo) noexcept { futex_wake_bits(futex_address(lo.word), INT_MAX, kWakeAny); }
+
+// Wakes whom a release that replaced `old` by `now` lets in. Only a release
+// that frees the lock or downgrades it calls this.
+void wake_after_release(LockObject& lo, uintptr_t old, uintptr_t now) noexcept {
+  if ((old & kRwWaiters) == 0) return;
+  if ((now & kRwWriteWaiters) == 0) {
+    wake_all(lo);  // no writer counted: readers all go, a racing writer re-asserts
+  } else if ((now & kRwRead) == 0) {
+    // Reserved for writers: hand it to one, unless one is on its way already.
+    if ((old & kRwWriterWoken) != 0) return;
+    if (futex_wake_bits(futex_address(lo.word), 1, kWakeWriters) > 0) return;
+    uintptr_t w = lo.word.load(std::memory_order_relaxed);
+    while ((w & kRwWriterWoken) != 0 && !lo.word.compare_exchange_weak(w, w & ~kRwWriterWoken,
+                                                                        std::memory_order_relaxed,
+                                                                        std::memory_order_relaxed)) {
+    }
+  } else if ((old & kRwReadWaiters) != 0) {
+    // A downgrade while writers wait: only readers that already read may join.
+    futex_wake_bits(futex_address(lo.word), INT_MAX, kWakeHeldReaders);
+  }
+}
 
 // May a thread that wants a shared hold take one now? `reading` says it holds
 // a shared lock already, which lets it pass waiting writers.
@@ -38,12 +81,14 @@ inline bool shared_admits(uintptr_t w, bool reading) noexcept {
   return (w & kRwWriteWaiters) == 0 || reading;
 }
 
-// Sets `flag` on the held word `w` unless it is there; returns the word to
-// sleep on, or 0 if the word changed and the caller must look again.
+// Sets `flag` on the held word `w` unless it is there, and clears
+// kRwWriterWoken (the caller may be the woken one: it looked, and sleeps
+// again); returns the word to sleep on, or 0 if the word changed and the
+// caller must look again.
 inline uintptr_t announce_waiter(LockObject& lo, uintptr_t w, uintptr_t flag) noexcept {
-  if ((w & flag) != 0) return w;
-  return lo.word.compare_exchange_weak(w, w | flag, std::memory_order_relaxed, std::memory_order_relaxed) ? (w | flag)
-                                                                                                        : 0;
+  const uintptr_t mine = (w | flag) & ~kRwWriterWoken;
+  if (mine == w) return w;
+  return lo.word.compare_exchange_weak(w, mine, std::memory_order_relaxed, std::memory_order_relaxed) ? mine : 0;
 }
 
 }  // namespace
@@ -70,7 +115,7 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
   for (int round = 0; round < kSharedLockSpinRounds; ++round) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (is_free(w)) {
-      if (lo_.word.compare_exchange_weak(w, self | (w & kRwWaiters), std::memory_order_acquire,
+      if (lo_.word.compare_exchange_weak(w, self | (w & kRwKeptFlags), std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
         if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
         return true;
@@ -88,7 +133,7 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (is_free(w)) {
       // Waiter flags are kept: they may be other sleepers', so this lock's
-      // release must go slow.
+      // release must go slow. The woken mark goes: this may be the woken one.
       if (lo_.word.compare_exchange_weak(w, self | (w & kRwWaiters), std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
         writers_waiting_.fetch_sub(1, std::memory_order_seq_cst);
@@ -99,7 +144,7 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
     }
     uintptr_t expect = announce_waiter(lo_, w, kRwWriteWaiters);
     if (expect == 0) continue;
-    if (wait.sleep(futex_address(lo_.word), futex_value(expect), deadline_ns) == -ETIMEDOUT) {
+    if (wait.sleep(futex_address(lo_.word), futex_value(expect), deadline_ns, kWakeWriters) == -ETIMEDOUT) {
       leave_writer_wait();
       return false;
     }
@@ -110,10 +155,11 @@ void SharedLockBase::leave_writer_wait() noexcept {
   if (writers_waiting_.fetch_sub(1, std::memory_order_seq_cst) != 1) return;
   // The last waiting writer gave up: readers held back for writers may go.
   // A writer arriving meanwhile is woken by the wake below and re-asserts.
+  // A free (reserved) word becomes 0: everyone wakes and re-announces.
   uintptr_t w = lo_.word.load(std::memory_order_relaxed);
   while ((w & kRwWriteWaiters) != 0) {
-    if (lo_.word.compare_exchange_weak(w, w & ~kRwWriteWaiters, std::memory_order_relaxed,
-                                       std::memory_order_relaxed)) {
+    if (lo_.word.compare_exchange_weak(w, is_free(w) ? 0 : w & ~(kRwWriteWaiters | kRwWriterWoken),
+                                       std::memory_order_relaxed, std::memory_order_relaxed)) {
       wake_all(lo_);
       return;
     }
@@ -121,8 +167,11 @@ void SharedLockBase::leave_writer_wait() noexcept {
 }
 
 uintptr_t SharedLockBase::freed_word(uintptr_t old) const noexcept {
-  return (old & kRwWriteWaiters) != 0 && writers_waiting_.load(std::memory_order_seq_cst) != 0 ? kRwWriteWaiters
-                                                                                                 : 0;
+  // A reserved word keeps the reader flag: its release wakes one writer only,
+  // so the readers still asleep must stay announced for the later releases.
+  return (old & kRwWriteWaiters) != 0 && writers_waiting_.load(std::memory_order_seq_cst) != 0
+             ? (old & kRwKeptFlags)
+             : 0;
 }
 
 bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
@@ -162,7 +211,9 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
   for (;;) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (shared_admits(w, reading)) {
-      if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire, std::memory_order_relaxed)) {
+      // Without the woken mark: a reader that already reads may be the woken one.
+      if (lo_.word.compare_exchange_weak(w, with_reader(w) & ~kRwWriterWoken, std::memory_order_acquire,
+                                         std::memory_order_relaxed)) {
         ++tls_shared_holds;
         if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
         return true;
@@ -172,7 +223,9 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
     if (shared_lock_owner(w) == self) lock_misuse(&lo_, "lock_shared by the thread that holds it exclusively");
     uintptr_t expect = announce_waiter(lo_, w, kRwReadWaiters);
     if (expect == 0) continue;
-    if (wait.sleep(futex_address(lo_.word), futex_value(expect), deadline_ns) == -ETIMEDOUT) return false;
+    if (wait.sleep(futex_address(lo_.word), futex_value(expect), deadline_ns,
+                   reading ? kHeldReaderSleeps : kWakeReaders) == -ETIMEDOUT)
+      return false;
   }
 }
 
@@ -186,7 +239,7 @@ bool SharedLockBase::try_lock_hard(uintptr_t self, uintptr_t seen) noexcept {
   }
   // Free but reserved for waiting writers: a writer may take it.
   while (is_free(seen))
-    if (lo_.word.compare_exchange_weak(seen, self | (seen & kRwWaiters), std::memory_order_acquire,
+    if (lo_.word.compare_exchange_weak(seen, self | (seen & kRwKeptFlags), std::memory_order_acquire,
                                        std::memory_order_relaxed))
       return true;
   return false;
@@ -219,10 +272,12 @@ void SharedLockBase::unlock_hard(uintptr_t self) noexcept {
     if (--lo_.recurse == 0) lo_.word.fetch_and(~kRwRecursed, std::memory_order_relaxed);
     return;
   }
-  for (;;) {
-    if (lo_.word.compare_exchange_weak(w, freed_word(w), std::memory_order_release, std::memory_order_relaxed)) break;
-  }
-  if ((w & kRwWaiters) != 0) wake_all(lo_);
+  uintptr_t now;
+  do {
+    now = freed_word(w);
+    if (now != 0) now |= kRwWriterWoken;  // reserved: a writer is woken below, or one is on its way
+  } while (!lo_.word.compare_exchange_weak(w, now, std::memory_order_release, std::memory_order_relaxed));
+  wake_after_release(lo_, w, now);
 }
 
 void SharedLockBase::unlock_shared_hard() noexcept {
@@ -238,10 +293,11 @@ void SharedLockBase::unlock_shared_hard() noexcept {
       lock_misuse(&lo_, "unlock_shared by a thread that holds no shared lock");
     }
     const bool last = shared_lock_readers(w) == 1;
-    if (lo_.word.compare_exchange_weak(w, last ? freed_word(w) : w - kRwOneReader, std::memory_order_release,
-                                       std::memory_order_relaxed)) {
+    uintptr_t now = last ? freed_word(w) : w - kRwOneReader;
+    if (last && now != 0) now |= kRwWriterWoken;  // as in unlock_hard
+    if (lo_.word.compare_exchange_weak(w, now, std::memory_order_release, std::memory_order_relaxed)) {
       --tls_shared_holds;
-      if (last && (w & kRwWaiters) != 0) wake_all(lo_);
+      if (last) wake_after_release(lo_, w, now);
       return;
     }
   }
@@ -254,8 +310,8 @@ bool SharedLockBase::try_upgrade_hard() noexcept {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if ((w & kRwRead) == 0) lock_misuse(&lo_, "try_upgrade while not read-locked");
     if (tls_shared_holds == 0) lock_misuse(&lo_, "try_upgrade by a thread that holds no shared lock");
-    if ((w & ~kRwWaiters) != (kRwRead | kRwOneReader)) return false;
-    if (lo_.word.compare_exchange_weak(w, self | (w & kRwWaiters), std::memory_order_acquire,
+    if ((w & ~kRwKeptFlags) != (kRwRead | kRwOneReader)) return false;
+    if (lo_.word.compare_exchange_weak(w, self | (w & kRwKeptFlags), std::memory_order_acquire,
                                        std::memory_order_relaxed)) {
       --tls_shared_holds;
       return true;
@@ -270,12 +326,14 @@ void SharedLockBase::downgrade_hard(uintptr_t self) noexcept {
     lock_misuse(&lo_, "downgrade by a thread that does not hold it exclusively");
   }
   if ((w & kRwRecursed) != 0) lock_misuse(&lo_, "downgrade of a recursed lock");
-  // Waiting readers may now enter unless writers still wait: wake all.
-  while (!lo_.word.compare_exchange_weak(w, kRwRead | kRwOneReader | freed_word(w), std::memory_order_release,
-                                         std::memory_order_relaxed)) {
-  }
+  // Waiting readers may now enter, unless writers still wait: then only
+  // those that already read.
+  uintptr_t now;
+  do {
+    now = kRwRead | kRwOneReader | freed_word(w);
+  } while (!lo_.word.compare_exchange_weak(w, now, std::memory_order_release, std::memory_order_relaxed));
   ++tls_shared_holds;
-  if ((w & kRwWaiters) != 0) wake_all(lo_);
+  wake_after_release(lo_, w, now);
 }
 
 void SharedLockBase::assert_held() const noexcept {

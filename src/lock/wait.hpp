@@ -20,8 +20,8 @@ namespace panicstop::detail {
 #define PANICSTOP_SPIN_ROUNDS 20
 #endif
 inline constexpr int kAdaptiveSpinRounds = PANICSTOP_SPIN_ROUNDS;
-// RwLock and SxLock spin longer: their waiters wake all at once (a release
-// wakes every sleeper), so sleeping costs more than for a Mutex.
+// RwLock and SxLock spin longer (a choice made when every release woke every
+// sleeper; since releases wake one writer at a time it is kept, not re-measured).
 #ifndef PANICSTOP_SHARED_SPIN_ROUNDS
 #define PANICSTOP_SHARED_SPIN_ROUNDS 200
 #endif
@@ -33,6 +33,14 @@ inline bool owner_looks_runnable(uintptr_t word) noexcept {
   auto* owner = reinterpret_cast<const ThreadSlot*>(word & ~kLockFlagMask);
   return owner != nullptr && !owner->parked.load(std::memory_order_relaxed);
 }
+
+// Futex bitsets (FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET): a wake reaches the
+// sleepers of the same futex whose bits intersect its own, so one futex word
+// can serve classes of waiters woken separately.
+inline constexpr uint32_t kWakeAny = 0xffffffffu;  // FUTEX_BITSET_MATCH_ANY
+// Wakes up to `count` sleepers on the futex at addr that sleep with any of
+// `wake_bits`; returns how many woke (or a negative errno).
+long futex_wake_bits(const void* addr, int count, uint32_t wake_bits) noexcept;
 
 // Marks the calling thread as blocked on `lo` for as long as it lives.
 class WaitRecord {
@@ -50,8 +58,11 @@ class WaitRecord {
 
   // Sleeps on the 32-bit futex at addr while it holds `expected`, marking the
   // thread parked meanwhile. deadline_ns < 0 waits without a deadline.
-  // Returns the futex result (0, -EAGAIN, -EINTR, -ETIMEDOUT).
-  long sleep(const void* addr, uint32_t expected, int64_t deadline_ns = -1) noexcept;
+  // wake_bits says which wakes reach this sleeper (futex_wake_bits above);
+  // the default, kWakeAny, is reached by every wake.
+  // Returns the futex result (0, -EAGAIN, -EINTR, -ETIMEDOUT); 0 means a wake
+  // reached it, even if the deadline passed meanwhile.
+  long sleep(const void* addr, uint32_t expected, int64_t deadline_ns = -1, uint32_t wake_bits = kWakeAny) noexcept;
 
  private:
   ThreadSlot* slot_;

@@ -3,8 +3,10 @@
 #include "panicstop/rwlock.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -14,6 +16,7 @@
 
 #include "panicstop/sx_lock.hpp"
 #include "support/child_process.hpp"
+#include "lock/wait.hpp"
 #include "thread/slot.hpp"
 
 namespace panicstop {
@@ -638,6 +641,119 @@ TYPED_TEST(SharedLockTest, OverlappingReadersCannotStarveAWriter) {
   stop = true;
   for (auto& t : readers) t.join();
   EXPECT_EQ(word_of(l), 0u);
+}
+
+// Lost wake-ups. A release wakes only whom it must: one writer while writers
+// wait (each taker keeps the waiter flags, so the next release wakes the
+// next one), all readers once none waits. Each round piles writers, readers
+// and readers that already hold a shared lock (of another lock) up asleep
+// behind a holder, then lets the holder go in one of three ways; every one of
+// them must get through. A stranded sleeper hangs the child past its deadline.
+enum class Release { kUnlock, kLastReader, kDowngradeThenLastReader };
+
+template <class L>
+void pile_up_and_release(L& l, L& other, Release how, int writers, int readers, int held_readers) {
+  const int total = writers + readers + held_readers;
+  std::vector<std::atomic<detail::ThreadSlot*>> slots(total);
+  std::vector<std::atomic<bool>> done(total);
+  long inside = 0;  // written under the exclusive hold only
+  if (how == Release::kLastReader)
+    l.lock_shared();
+  else
+    l.lock();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < total; ++i)
+    threads.emplace_back([&, i] {
+      slots[i] = detail::current_slot();
+      if (i < writers) {
+        l.lock();
+        ++inside;
+        std::this_thread::yield();  // others meet a held word: woken ones must sleep again
+        l.unlock();
+      } else if (i < writers + readers) {
+        l.lock_shared();
+        l.unlock_shared();
+      } else {
+        other.lock_shared();  // now it may pass waiting writers on l
+        l.lock_shared();
+        l.unlock_shared();
+        other.unlock_shared();
+      }
+      done[i] = true;
+    });
+  // Until each thread is done or sleeps on l (parked marks the futex wait).
+  for (;;) {
+    int settled = 0;
+    for (int i = 0; i < total; ++i) {
+      detail::ThreadSlot* s = slots[i].load();
+      if (done[i].load() || (s != nullptr && s->parked.load() && s->waiting_on.load() == &l.lock_object()))
+        ++settled;
+    }
+    if (settled == total) break;
+    std::this_thread::yield();
+  }
+  if (how == Release::kUnlock) {
+    l.unlock();
+  } else {
+    if (how == Release::kDowngradeThenLastReader) l.downgrade();
+    l.unlock_shared();
+  }
+  for (auto& t : threads) t.join();
+  if (inside != writers) _exit(3);
+  if (word_of(l) != 0) _exit(4);
+}
+
+TYPED_TEST(SharedLockTest, NoWakeUpIsLostWhenManyWritersAndReadersSleep) {
+  testing::ChildOptions opts;
+  opts.deadline = std::chrono::seconds(20);
+  auto r = run_in_child(
+      [] {
+        static TypeParam l{"pile-up"}, other{"other-read"};
+        for (int round = 0; round < 60; ++round) {
+          const Release how = round % 3 == 0   ? Release::kUnlock
+                              : round % 3 == 1 ? Release::kLastReader
+                                               : Release::kDowngradeThenLastReader;
+          pile_up_and_release(l, other, how, /*writers=*/2 + round % 7, /*readers=*/3, /*held_readers=*/round % 2);
+        }
+      },
+      opts);
+  EXPECT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe();
+}
+
+// The one case where a woken writer finds the lock held WITHOUT the
+// writer-waiters flag: the last waiting writer gave up (SxLock's deadline),
+// cleared the flag and woke everyone, while this writer had just counted
+// itself and gone to sleep. The test does to the word what that writer does;
+// the woken writer must set the flag again before it sleeps, or the holder's
+// unlock takes the fast path, wakes nobody, and strands it.
+TYPED_TEST(SharedLockTest, AWokenWriterThatMustWaitAgainSetsItsFlagAgain) {
+  testing::ChildOptions opts;
+  opts.deadline = std::chrono::seconds(10);
+  auto r = run_in_child(
+      [] {
+        static TypeParam l{"flag-again"};
+        l.lock();
+        std::atomic<detail::ThreadSlot*> slot{nullptr};
+        std::thread writer([&] {
+          slot = detail::current_slot();
+          l.lock();
+          l.unlock();
+        });
+        await_waiter(slot, l.lock_object());
+        await_flag(l, detail::kRwWriteWaiters);
+        while (!slot.load()->parked.load()) std::this_thread::yield();
+        auto& word = const_cast<std::atomic<uintptr_t>&>(l.lock_object().word);
+        word.fetch_and(~detail::kRwWriteWaiters);
+        detail::futex_wake_bits(detail::futex_address(word), INT_MAX, detail::kWakeAny);
+        await_flag(l, detail::kRwWriteWaiters);  // hangs if the writer sleeps without it
+        l.unlock();
+        writer.join();
+        if (word_of(l) != 0) _exit(4);
+      },
+      opts);
+  EXPECT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe();
 }
 
 template <class L>

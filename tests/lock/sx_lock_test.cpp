@@ -3,6 +3,7 @@
 #include "panicstop/sx_lock.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -189,6 +190,55 @@ TEST(SxLock, MixedTimedStress) {
   for (auto& t : threads) t.join();
   EXPECT_FALSE(violation.load());
   EXPECT_EQ(word_of(l), 0u) << "timed-out waiters left state behind";
+}
+
+// Lost wake-ups around timed writers: the last waiting writer to give up
+// drops the lock's reservation for writers, racing with writers that arrive
+// and sleep meanwhile; a writer woken then finds the word without the
+// writer-waiters flag and must set it again before it sleeps. Untimed
+// writers and readers must all get through; a stranded one hangs the child.
+TEST(SxLock, NoWakeUpIsLostWhenTimedWritersGiveUp) {
+  testing::ChildOptions opts;
+  opts.deadline = std::chrono::seconds(20);
+  auto r = testing::run_in_child(
+      [] {
+        static SxLock l{"timed-give-up"};
+        long value = 0;  // written under the exclusive hold only
+        std::atomic<bool> go{false};
+        std::vector<std::thread> threads;
+        constexpr int kIters = 3000;
+        for (int t = 0; t < 8; ++t)
+          threads.emplace_back([&, t] {
+            while (!go) std::this_thread::yield();
+            for (int i = 0; i < kIters; ++i) {
+              switch (t % 4) {
+                case 0:  // a timed writer, mostly giving up
+                case 1:
+                  if (!l.try_lock_for(std::chrono::microseconds(i % 20))) break;
+                  ++value;
+                  l.unlock();
+                  break;
+                case 2:  // an untimed writer
+                  l.lock();
+                  ++value;
+                  if ((i % 16) == 0) std::this_thread::yield();
+                  l.unlock();
+                  break;
+                default:  // a reader
+                  l.lock_shared();
+                  if ((i % 16) == 0) std::this_thread::yield();
+                  l.unlock_shared();
+              }
+            }
+          });
+        go = true;
+        for (auto& t : threads) t.join();
+        if (value < 2 * kIters) _exit(3);
+        if (word_of(l) != 0) _exit(4);
+      },
+      opts);
+  EXPECT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe();
 }
 
 TEST(SxLock, MayBeHeldWhileBlocking) {
