@@ -20,8 +20,9 @@ namespace panicstop::detail {
 #define PANICSTOP_SPIN_ROUNDS 20
 #endif
 inline constexpr int kAdaptiveSpinRounds = PANICSTOP_SPIN_ROUNDS;
-// RwLock and SxLock spin longer (a choice made when every release woke every
-// sleeper; since releases wake one writer at a time it is kept, not re-measured).
+// RwLock and SxLock spin longer, a choice made when every release woke every
+// sleeper; with one writer woken at a time, 20 rounds measured no better
+// (docs/BENCHMARKS.md, "RwLock release").
 #ifndef PANICSTOP_SHARED_SPIN_ROUNDS
 #define PANICSTOP_SHARED_SPIN_ROUNDS 200
 #endif
