@@ -47,9 +47,8 @@ void say(const char* fmt, ...) noexcept {
   char line[kPathMax + 256];
   va_list ap;
   va_start(ap, fmt);
-  size_t n = sys::vformat(line, sizeof line - 1, fmt, ap);
+  size_t n = sys::vformat_line(line, sizeof line, fmt, ap);
   va_end(ap);
-  line[n++] = '\n';
   sys::write_all(2, line, n);
   if (g_echo_fd >= 0) sys::send_all(g_echo_fd, line, n);
 }

@@ -57,9 +57,8 @@ void ReportOut::line(const char* fmt, ...) noexcept {
   char text[1024];
   va_list ap;
   va_start(ap, fmt);
-  size_t n = sys::vformat(text, sizeof text - 1, fmt, ap);
+  size_t n = sys::vformat_line(text, sizeof text, fmt, ap);
   va_end(ap);
-  text[n++] = '\n';
   write(text, n);
 }
 

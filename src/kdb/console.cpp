@@ -34,17 +34,6 @@ size_t g_pending_used = 0;
 // Set while the rest of an over-long line is being skipped.
 bool g_skipping = false;
 
-void say(int fd, const char* fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
-void say(int fd, const char* fmt, ...) noexcept {
-  char line[kMaxLine + 256];
-  va_list ap;
-  va_start(ap, fmt);
-  size_t n = sys::vformat(line, sizeof line - 1, fmt, ap);
-  va_end(ap);
-  line[n++] = '\n';
-  sys::write_all(fd, line, n);
-}
-
 void prompt(int fd) noexcept { sys::write_all(fd, "kdb> ", 5); }
 
 bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\r'; }
@@ -61,7 +50,7 @@ struct Console {
 // The snapshot every command reads, or nullptr after saying why.
 const ProcessSnapshot* snapshot_or_say(const Console& c) noexcept {
   const ProcessSnapshot* snap = session_snapshot(c.session);
-  if (snap == nullptr) say(c.out, "kdb: no snapshot: its memory could not be reserved at install");
+  if (snap == nullptr) sys::write_line(c.out, "kdb: no snapshot: its memory could not be reserved at install");
   return snap;
 }
 
@@ -117,14 +106,14 @@ Next cmd_bt(const Console& c, const char* arg) noexcept {
   uint64_t tid = 0;
   bool all = sys::equals(arg, "all");
   if (!all && !sys::parse_u64(arg, sys::bounded_strlen(arg, 32), &tid)) {
-    say(c.out, "usage: bt TID | bt all");
+    sys::write_line(c.out, "usage: bt TID | bt all");
     return Next::kPrompt;
   }
   const ProcessSnapshot* snap = snapshot_or_say(c);
   if (snap == nullptr) return Next::kPrompt;
   const SnapshotThread* t = all ? nullptr : find_thread(*snap, int(tid));
   if (!all && t == nullptr) {
-    say(c.out, "bt: no thread %llu in this process; type threads", static_cast<unsigned long long>(tid));
+    sys::write_line(c.out, "bt: no thread %llu in this process; type threads", static_cast<unsigned long long>(tid));
     return Next::kPrompt;
   }
   ReportOut out(c.out);
@@ -154,7 +143,7 @@ Next cmd_locks(const Console& c, const char*) noexcept {
 Next cmd_witness(const Console& c, const char*) noexcept {
   const char* why_not = witness_unavailable();
   if (why_not != nullptr) {
-    say(c.out, "%s", why_not);
+    sys::write_line(c.out, "%s", why_not);
     return Next::kPrompt;
   }
   const ProcessSnapshot* snap = snapshot_or_say(c);
@@ -172,33 +161,34 @@ Next cmd_lockprof(const Console& c, const char*) noexcept {
   if (!lockprof_enabled()) {
     LockProfileRow row;
     if (lockprof_report(&row, 1) == 0) {
-      say(c.out, "lock profiling is off (PANICSTOP_LOCKPROF=1 or lockprof_enable(true) turns it on)");
+      sys::write_line(c.out, "lock profiling is off (PANICSTOP_LOCKPROF=1 or lockprof_enable(true) turns it on)");
       return Next::kPrompt;
     }
-    say(c.out, "lock profiling is off; the statistics gathered while it was on:");
+    sys::write_line(c.out, "lock profiling is off; the statistics gathered while it was on:");
   }
-  if (!lockprof_write_report(c.out)) say(c.out, "lockprof: the table could not be written");
+  if (!lockprof_write_report(c.out)) sys::write_line(c.out, "lockprof: the table could not be written");
   return Next::kPrompt;
 }
 
 Next cmd_dump(const Console& c, const char* dir) noexcept {
   if (dir[0] != '\0' && dir[0] != '/') {
-    say(c.out, "dump: '%s' is relative; give an absolute directory (the process's working directory is not yours)",
-        dir);
+    sys::write_line(c.out,
+                    "dump: '%s' is relative; give an absolute directory (the process's working directory is not yours)",
+                    dir);
     return Next::kPrompt;
   }
   int written = session_write_dumps(c.session, dir[0] != '\0' ? dir : nullptr, c.out);
-  say(c.out, "dump: %d file%s written", written, written == 1 ? "" : "s");
+  sys::write_line(c.out, "dump: %d file%s written", written, written == 1 ? "" : "s");
   return Next::kPrompt;
 }
 
 Next cmd_panic(const Console& c, const char* message) noexcept {
-  say(c.out, "panicking: the panic path takes over; this process will not continue");
+  sys::write_line(c.out, "panicking: the panic path takes over; this process will not continue");
   panicstop::panic("kdb: %s", message[0] != '\0' ? message : "panic command at the console");
 }
 
 Next cmd_continue(const Console& c, const char*) noexcept {
-  say(c.out, "continuing");
+  sys::write_line(c.out, "continuing");
   return Next::kContinue;
 }
 
@@ -256,8 +246,8 @@ const CommandSpec* find_command(int out, const char* word, size_t len) noexcept 
     ++matches;
   }
   if (matches == 1) return found;
-  if (matches == 0) say(out, "unknown command '%.*s'; type help", int(len), word);
-  else say(out, "ambiguous command '%.*s'; type help", int(len), word);
+  if (matches == 0) sys::write_line(out, "unknown command '%.*s'; type help", int(len), word);
+  else sys::write_line(out, "ambiguous command '%.*s'; type help", int(len), word);
   return nullptr;
 }
 
@@ -287,7 +277,7 @@ bool take_line(int out, char* line) noexcept {
     while (nl < g_pending_used && g_pending[nl] != '\n') ++nl;
     if (nl == g_pending_used) {
       if (g_pending_used < kMaxLine) return false;
-      if (!g_skipping) say(out, "kdb: line longer than %zu bytes ignored", kMaxLine);
+      if (!g_skipping) sys::write_line(out, "kdb: line longer than %zu bytes ignored", kMaxLine);
       g_skipping = true;
       g_pending_used = 0;
       return false;
@@ -348,8 +338,9 @@ void banner(const Console& c) noexcept {
   char comm[32];
   read_comm(comm, sizeof comm);
   const StopResult& stop = c.session->stop;
-  say(c.out, "kdb: process %d (%s) stopped: %s; %u threads stopped, %u not stopped; type help for commands",
-      sys::getpid(), comm, c.session->why, stop.stopped, stop.not_stopped);
+  sys::write_line(c.out,
+                  "kdb: process %d (%s) stopped: %s; %u threads stopped, %u not stopped; type help for commands",
+                  sys::getpid(), comm, c.session->why, stop.stopped, stop.not_stopped);
 }
 
 // "60 s", or "250 ms" when not whole seconds.
@@ -374,11 +365,11 @@ ConsoleEnd run_console(KdbSession* s, int in_fd, int out_fd, int64_t idle_timeou
       case Input::kIdle: {
         char quiet[32];
         describe_duration(quiet, sizeof quiet, idle_timeout_ns);
-        say(out_fd, "\nkdb: no input for %s; continuing", quiet);
+        sys::write_line(out_fd, "\nkdb: no input for %s; continuing", quiet);
         return ConsoleEnd::kIdle;
       }
       case Input::kEnd:
-        say(out_fd, "\nkdb: end of input; continuing");
+        sys::write_line(out_fd, "\nkdb: end of input; continuing");
         return ConsoleEnd::kHangup;
       case Input::kLine:
         if (run_line(c, line) == Next::kContinue) return ConsoleEnd::kContinue;

@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <csignal>
-#include <cstdarg>
 #include <ctime>
 #include <sys/socket.h>
 
@@ -28,17 +27,6 @@ std::atomic<bool> g_deferred{false};
 inline constexpr int64_t kRequestTimeoutNs = 5'000'000'000;
 // A client that stops reading must not keep the process stopped for good.
 inline constexpr long kSendTimeoutSeconds = 10;
-
-void reply(int fd, const char* fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
-void reply(int fd, const char* fmt, ...) noexcept {
-  char line[512];
-  va_list ap;
-  va_start(ap, fmt);
-  size_t n = sys::vformat(line, sizeof line - 1, fmt, ap);
-  va_end(ap);
-  line[n++] = '\n';
-  sys::send_all(fd, line, n);
-}
 
 bool peer_allowed(int fd, unsigned* peer_uid) noexcept {
   struct ucred cred {};
@@ -67,12 +55,6 @@ long read_line(int fd, char* buf, size_t cap) noexcept {
   return long(n);
 }
 
-bool starts_with(const char* s, const char* prefix) noexcept {
-  while (*prefix != '\0')
-    if (*s++ != *prefix++) return false;
-  return true;
-}
-
 const char* busy_message() noexcept {
   return "error busy: another kdb session, live dump or a panic is in progress";
 }
@@ -81,22 +63,22 @@ const char* busy_message() noexcept {
 // session of their own.
 void serve_dump(int fd, const char* dir, KdbSession* given) noexcept {
   if (dir[0] != '\0' && dir[0] != '/') {
-    reply(fd, "error the dump directory must be an absolute path, not '%s'", dir);
+    sys::write_line(fd, "error the dump directory must be an absolute path, not '%s'", dir);
     return;
   }
   if (given != nullptr) {
-    reply(fd, "ok %d", session_write_dumps(given, dir, fd));
+    sys::write_line(fd, "ok %d", session_write_dumps(given, dir, fd));
     return;
   }
   KdbSession session;
   SessionStart start = begin_session(&session, "live dump: requested by panicstop dump");
   if (start != SessionStart::kStarted) {
-    reply(fd, "%s", start == SessionStart::kBusy ? busy_message() : "error panicstop is not installed");
+    sys::write_line(fd, "%s", start == SessionStart::kBusy ? busy_message() : "error panicstop is not installed");
     return;
   }
   int written = session_write_dumps(&session, dir, fd);
   end_session(&session);
-  reply(fd, "ok %d", written);
+  sys::write_line(fd, "ok %d", written);
 }
 
 void serve_console(int fd, KdbSession* given) noexcept {
@@ -108,7 +90,7 @@ void serve_console(int fd, KdbSession* given) noexcept {
   KdbSession session;
   SessionStart start = begin_session(&session, "kdb: requested by panicstop kdb");
   if (start != SessionStart::kStarted) {
-    reply(fd, "%s", start == SessionStart::kBusy ? busy_message() : "error panicstop is not installed");
+    sys::write_line(fd, "%s", start == SessionStart::kBusy ? busy_message() : "error panicstop is not installed");
     return;
   }
   run_console(&session, fd, fd, idle_ns);
@@ -151,22 +133,22 @@ void serve_connection(int fd, KdbSession* given) noexcept {
   sys::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
   unsigned uid = 0;
   if (!peer_allowed(fd, &uid)) {
-    reply(fd, "error permission denied: uid %u does not own process %d", uid, sys::getpid());
+    sys::write_line(fd, "error permission denied: uid %u does not own process %d", uid, sys::getpid());
     return;
   }
   char line[300];
   if (read_line(fd, line, sizeof line) < 0) {
-    reply(fd, "error no request line within %lld s", static_cast<long long>(kRequestTimeoutNs / 1000000000));
+    sys::write_line(fd, "error no request line within %lld s", static_cast<long long>(kRequestTimeoutNs / 1000000000));
     return;
   }
   if (sys::equals(line, "dump")) {
     serve_dump(fd, "", given);
-  } else if (starts_with(line, "dump ")) {
+  } else if (sys::starts_with(line, "dump ")) {
     serve_dump(fd, line + 5, given);
   } else if (sys::equals(line, "kdb")) {
     serve_console(fd, given);
   } else {
-    reply(fd, "error unknown request '%s'; expected 'dump [DIR]' or 'kdb'", line);
+    sys::write_line(fd, "error unknown request '%s'; expected 'dump [DIR]' or 'kdb'", line);
   }
 }
 

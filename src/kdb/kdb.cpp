@@ -31,17 +31,13 @@ namespace {
 
 std::atomic<int> g_session_tid{0};
 
-constexpr uint64_t bit(int sig) { return uint64_t(1) << (sig - 1); }
-
-// Like the panic's spinlock_enter(), but undone at the end: the caller must
-// not run a signal handler of the program while every other thread is
-// stopped (it could wait on a lock a stopped thread holds). Faults stay open
-// (a fault in a session is a panic), and so do the hard stop (a panic elsewhere
-// must be able to stop this thread too) and the step watchdog.
+// A spinlock section's mask, undone at the end: the caller must not run a
+// signal handler of the program while every other thread is stopped (it could
+// wait on a lock a stopped thread holds). Faults stay open (a fault in a
+// session is a panic), and so does the hard stop (a panic elsewhere must be
+// able to stop this thread too).
 uint64_t block_async_signals() noexcept {
-  uint64_t keep = bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGFPE) | bit(SIGABRT) | bit(SIGTRAP) |
-                  bit(SIGSYS) | bit(hard_stop_signal()) | bit(SIGRTMAX - 4);
-  uint64_t block = ~keep;
+  uint64_t block = spin_section_mask();
   uint64_t old = 0;
   sys::rt_sigprocmask(SIG_BLOCK, &block, &old);
   return old;
@@ -120,10 +116,7 @@ void run_report_backend(KdbSession* s) noexcept {
     if (f >= 0) {
       fd = int(f);
     } else {
-      char line[700];
-      size_t n = sys::format(line, sizeof line, "panicstop: kdb: cannot open %s (errno %ld); report on stderr\n",
-                             t.kdb_output, -f);
-      sys::write_all(2, line, n);
+      sys::write_line(2, "panicstop: kdb: cannot open %s (errno %ld); report on stderr", t.kdb_output, -f);
     }
   }
   session_write_report(s, fd);

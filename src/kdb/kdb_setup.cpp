@@ -8,11 +8,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdarg>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <initializer_list>
 
 #include "kdb/control_socket.hpp"
 #include "kdb/kdb_setup.hpp"
@@ -34,36 +32,19 @@ namespace {
 
 int g_socket_owner_pid = 0;
 
-void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void say(const char* fmt, ...) {
-  char line[600];
-  va_list ap;
-  va_start(ap, fmt);
-  size_t n = sys::vformat(line, sizeof line - 1, fmt, ap);
-  va_end(ap);
-  line[n++] = '\n';
-  sys::write_all(2, line, n);
-}
-
 void request_handler(int, siginfo_t*, void*) {
   int saved_errno = errno;
   serve_control_requests();
   errno = saved_errno;
 }
 
-// Handlers run with every asynchronous signal blocked but the hard stop: a
-// panic elsewhere must still be able to stop this thread.
-void handler_mask(sigset_t* mask) {
-  sigfillset(mask);
-  for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(mask, sig);
-  sigdelset(mask, hard_stop_signal());
-}
-
 bool set_handler(int sig, void (*fn)(int, siginfo_t*, void*)) {
   struct sigaction sa {};
   sa.sa_sigaction = fn;
   sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-  handler_mask(&sa.sa_mask);
+  // A spinlock section's mask: a panic elsewhere must still be able to stop
+  // this thread, and a fault here must reach the panic path.
+  spin_section_sigset(&sa.sa_mask);
   return sigaction(sig, &sa, nullptr) == 0;
 }
 
@@ -76,13 +57,13 @@ void remove_socket_at_exit() {
 // a socket of their own where `panicstop kdb` looks for ours.
 bool private_directory(const char* dir) {
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-    say("panicstop: kdb control socket off: cannot create %s: %s", dir, strerror(errno));
+    sys::write_line(2, "panicstop: kdb control socket off: cannot create %s: %s", dir, strerror(errno));
     return false;
   }
   struct stat st {};
   if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-    say("panicstop: kdb control socket off: %s is not a directory private to uid %u (mode 0700)", dir,
-        unsigned(geteuid()));
+    sys::write_line(2, "panicstop: kdb control socket off: %s is not a directory private to uid %u (mode 0700)",
+                    dir, unsigned(geteuid()));
     return false;
   }
   return true;
@@ -116,20 +97,20 @@ bool install_control_socket() noexcept {
   addr.sun_family = AF_UNIX;
   size_t n = sys::format(addr.sun_path, sizeof addr.sun_path, "%s/%d.sock", dir, int(getpid()));
   if (n + 1 >= sizeof addr.sun_path) {
-    say("panicstop: kdb control socket off: the path in %s is too long for a Unix socket", dir);
+    sys::write_line(2, "panicstop: kdb control socket off: the path in %s is too long for a Unix socket", dir);
     return false;
   }
   unlink(addr.sun_path);  // a process with our pid that ended without removing it
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
-    say("panicstop: kdb control socket off: socket: %s", strerror(errno));
+    sys::write_line(2, "panicstop: kdb control socket off: socket: %s", strerror(errno));
     return false;
   }
   mode_t old_umask = umask(0177);  // created 0600: never visible with a wider mode
   int bound = bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   umask(old_umask);
   if (bound != 0 || listen(fd, 16) != 0) {
-    say("panicstop: kdb control socket off: cannot listen on %s: %s", addr.sun_path, strerror(errno));
+    sys::write_line(2, "panicstop: kdb control socket off: cannot listen on %s: %s", addr.sun_path, strerror(errno));
     close(fd);
     return false;
   }
@@ -138,7 +119,7 @@ bool install_control_socket() noexcept {
   g_socket_owner_pid = getpid();
   if (!set_handler(kdb_request_signal(), request_handler) || fcntl(fd, F_SETOWN, getpid()) != 0 ||
       fcntl(fd, F_SETSIG, kdb_request_signal()) != 0 || fcntl(fd, F_SETFL, O_NONBLOCK | O_ASYNC) != 0) {
-    say("panicstop: kdb control socket off: cannot arrange the connection signal: %s", strerror(errno));
+    sys::write_line(2, "panicstop: kdb control socket off: cannot arrange the connection signal: %s", strerror(errno));
     unlink(g_control_path);
     g_control_listen_fd = -1;
     close(fd);
@@ -152,7 +133,8 @@ bool install_kdb() noexcept {
   const Tunables& t = tunables();
   bool ok = true;
   if (t.kdb_signal != 0 && !set_handler(t.kdb_signal, kdb_signal_handler)) {
-    say("panicstop: cannot install the kdb signal handler for signal %d: %s", t.kdb_signal, strerror(errno));
+    sys::write_line(2, "panicstop: cannot install the kdb signal handler for signal %d: %s", t.kdb_signal,
+                    strerror(errno));
     ok = false;
   }
   install_control_socket();  // optional: says why when it cannot be made

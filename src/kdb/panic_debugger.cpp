@@ -42,18 +42,14 @@ void run_panic_debugger(bool trace, bool debugger) noexcept {
     return;
   }
   const char* socket = control_socket_path();
-  char line[400];
-  size_t n = socket[0] != '\0'
-                 ? sys::format(line, sizeof line,
-                               "panicstop: debugger on panic: run `panicstop kdb %d` within %u s (socket %s)\n",
-                               sys::getpid(), tunables().kdb_idle_ms / 1000, socket)
-                 : sys::format(line, sizeof line,
-                               "panicstop: debugger on panic: no terminal and no control socket; going on\n");
-  sys::write_all(2, line, n);
-  if (socket[0] != '\0' && !serve_one_connection(&session, idle_ns)) {
-    static const char kNobody[] = "panicstop: debugger on panic: nobody connected; going on\n";
-    sys::write_all(2, kNobody, sizeof kNobody - 1);
+  if (socket[0] == '\0') {
+    sys::write_line(2, "panicstop: debugger on panic: no terminal and no control socket; going on");
+    return;
   }
+  sys::write_line(2, "panicstop: debugger on panic: run `panicstop kdb %d` within %u s (socket %s)", sys::getpid(),
+                  tunables().kdb_idle_ms / 1000, socket);
+  if (!serve_one_connection(&session, idle_ns))
+    sys::write_line(2, "panicstop: debugger on panic: nobody connected; going on");
 }
 
 }  // namespace panicstop::detail

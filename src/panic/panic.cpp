@@ -74,9 +74,7 @@ constexpr uint64_t bit(int sig) { return uint64_t(1) << (sig - 1); }
 // hard stop (the library never blocks it), the faults (a fault in a step must
 // reach the step runner, not kill the process) and the step watchdog.
 void block_async_signals() noexcept {
-  uint64_t keep = bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGFPE) | bit(SIGABRT) | bit(SIGTRAP) |
-                  bit(SIGSYS) | bit(hard_stop_signal()) | bit(step_deadline_signal());
-  uint64_t mask = ~keep;
+  uint64_t mask = spin_section_mask() & ~bit(step_deadline_signal());
   sys::rt_sigprocmask(SIG_SETMASK, &mask, nullptr);
 }
 

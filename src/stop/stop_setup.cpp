@@ -1,6 +1,5 @@
 // Installing the stop handlers: setup only (sigaction).
 #include <csignal>
-#include <initializer_list>
 
 #include "stop/stop.hpp"
 #include "sys/syscall.hpp"
@@ -18,9 +17,8 @@ namespace {
 // by kdb). Fault signals stay open so a fault in the handler reaches the panic
 // path instead of killing the process silently.
 void handler_mask(sigset_t* mask, bool allow_hard_stop) {
-  sigfillset(mask);
-  for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(mask, sig);
-  if (allow_hard_stop) sigdelset(mask, hard_stop_signal());
+  spin_section_sigset(mask);
+  if (!allow_hard_stop) sigaddset(mask, hard_stop_signal());
 }
 
 void send_setup_signal(int tid, void* self) noexcept {

@@ -1,5 +1,7 @@
 #include "sys/format.hpp"
 
+#include "sys/syscall.hpp"
+
 namespace panicstop::sys {
 
 FixedWriter& FixedWriter::str(const char* s, size_t n) noexcept {
@@ -173,6 +175,22 @@ size_t vformat(char* buf, size_t cap, const char* fmt, va_list ap) noexcept {
   FixedWriter w(buf, cap);
   w.vformat(fmt, ap);
   return w.size();
+}
+
+size_t vformat_line(char* buf, size_t cap, const char* fmt, va_list ap) noexcept {
+  if (cap == 0) return 0;
+  size_t n = vformat(buf, cap, fmt, ap);  // at most cap-1: room for the newline
+  buf[n++] = '\n';
+  return n;
+}
+
+bool write_line(int fd, const char* fmt, ...) noexcept {
+  char line[kLineMax];
+  va_list ap;
+  va_start(ap, fmt);
+  size_t n = vformat_line(line, sizeof line, fmt, ap);
+  va_end(ap);
+  return send_all(fd, line, n);
 }
 
 size_t format(char* buf, size_t cap, const char* fmt, ...) noexcept {

@@ -49,6 +49,13 @@ class FixedWriter {
 // Formats into buf (NUL-terminated); returns the length written.
 size_t format(char* buf, size_t cap, const char* fmt, ...) noexcept __attribute__((format(printf, 3, 4)));
 size_t vformat(char* buf, size_t cap, const char* fmt, va_list ap) noexcept;
+// Formats one line into buf and ends it with '\n' (not NUL-terminated; a long
+// line is cut, never its newline). Returns the length with the newline.
+size_t vformat_line(char* buf, size_t cap, const char* fmt, va_list ap) noexcept;
+// Formats one line (at most kLineMax bytes) and writes it whole to fd, with
+// send_all(): a socket whose peer hung up gives false, never SIGPIPE.
+inline constexpr size_t kLineMax = 4096 + 256;
+bool write_line(int fd, const char* fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
 
 // Length of a NUL-terminated string, bounded by max.
 size_t bounded_strlen(const char* s, size_t max) noexcept;

@@ -17,15 +17,6 @@ __thread SectionState tls_sections __attribute__((tls_model("initial-exec")));
 
 constexpr uint64_t bit(int sig) { return uint64_t(1) << (sig - 1); }
 
-// Signals a spinlock section leaves deliverable: the ones that report a fault
-// in this very thread (blocking them would make the kernel kill the process
-// without a dump) and the hard stop, which is the panic's NMI.
-uint64_t spin_section_mask() noexcept {
-  uint64_t keep = bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGFPE) | bit(SIGTRAP) | bit(SIGSYS) |
-                  bit(SIGABRT) | bit(hard_stop_signal()) | bit(SIGKILL) | bit(SIGSTOP);
-  return ~keep;
-}
-
 void apply_mask(const SectionState& st) noexcept {
   uint64_t mask = st.base_mask;
   if (st.spin_depth > 0) mask |= spin_section_mask();
@@ -51,6 +42,22 @@ void exit(uint32_t SectionState::*depth) noexcept {
 }
 
 }  // namespace
+
+// Signals a spinlock section leaves deliverable: the ones that report a fault
+// in this very thread (blocking them would make the kernel kill the process
+// without a dump) and the hard stop, which is the panic's NMI.
+uint64_t spin_section_mask() noexcept {
+  uint64_t keep = bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGFPE) | bit(SIGTRAP) | bit(SIGSYS) |
+                  bit(SIGABRT) | bit(hard_stop_signal()) | bit(SIGKILL) | bit(SIGSTOP);
+  return ~keep;
+}
+
+void spin_section_sigset(sigset_t* set) noexcept {
+  sigemptyset(set);
+  uint64_t mask = spin_section_mask();
+  for (int sig = 1; sig <= 64; ++sig)
+    if ((mask & bit(sig)) != 0) sigaddset(set, sig);
+}
 
 int hard_stop_signal() noexcept { return SIGRTMAX - 2; }
 int soft_stop_signal() noexcept { return SIGRTMAX - 3; }

@@ -9,6 +9,7 @@
 // from the two depths on every transition, never pushed and popped.
 #pragma once
 
+#include <csignal>
 #include <cstdint>
 
 namespace panicstop::detail {
@@ -19,6 +20,12 @@ int hard_stop_signal() noexcept;
 int soft_stop_signal() noexcept;
 // Raised by the kernel when a connection reaches the kdb control socket.
 int kdb_request_signal() noexcept;
+
+// The signals a spinlock section blocks: all but the synchronous faults and
+// the hard stop. The panic path and kdb sessions block the same set.
+uint64_t spin_section_mask() noexcept;
+// The same set as a sigset_t, for a handler's sa_mask.
+void spin_section_sigset(sigset_t* set) noexcept;
 
 void spinlock_enter() noexcept;
 void spinlock_exit() noexcept;
