@@ -113,9 +113,12 @@ size_t x86_64_xstate_from_signal_frame(const unsigned char* fpstate, size_t size
   }
   __builtin_memset(out + kX86XstateXcr0Offset, 0, kX86FxsaveSize - kX86XstateXcr0Offset);
   put64(out, kX86XstateXcr0Offset, xfeatures);
+  // gdb accepts exactly the size its layout table gives for these features;
+  // kernels round their signal frame up past it (2816 bytes for 2696 on a
+  // CPU with AVX-512 and PKRU), which gdb reports as a broken section.
   size_t want = gdb_xstate_size(xfeatures);
-  if (n < want && want <= cap) {
-    __builtin_memset(out + n, 0, want - n);
+  if (n != want && want <= cap) {
+    if (n < want) __builtin_memset(out + n, 0, want - n);
     bool pkru = (xfeatures & (1u << 9)) != 0;
     if (pkru && pkru_offset != kIntelPkruOffset && pkru_offset + 8 <= n)
       __builtin_memcpy(out + kIntelPkruOffset, out + pkru_offset, 8);

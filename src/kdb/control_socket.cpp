@@ -12,6 +12,7 @@
 #include "panic/tunables.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
+#include "thread/program_signals.hpp"
 #include "thread/signal_sections.hpp"
 
 namespace panicstop::detail {
@@ -182,7 +183,7 @@ bool serve_one_connection(KdbSession* session, int64_t timeout_ns) noexcept {
 }
 
 void serve_deferred_requests() noexcept {
-  if (g_deferred.exchange(false, std::memory_order_acq_rel)) sys::kill(sys::getpid(), kdb_request_signal());
+  if (g_deferred.exchange(false, std::memory_order_acq_rel)) send_own_signal(0, kdb_request_signal());
 }
 
 }  // namespace panicstop::detail

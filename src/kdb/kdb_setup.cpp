@@ -19,6 +19,7 @@
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
+#include "thread/program_signals.hpp"
 #include "thread/signal_sections.hpp"
 
 namespace panicstop::detail {
@@ -32,20 +33,32 @@ namespace {
 
 int g_socket_owner_pid = 0;
 
-void request_handler(int, siginfo_t*, void*) {
+void request_handler(int sig, siginfo_t* info, void* uc) {
   int saved_errno = errno;
-  serve_control_requests();
+  // A connection (the kernel's signal for the socket) or a deferred request
+  // (our own); anything else is the program's use of the signal number.
+  bool ours = is_own_signal(info) || (info->si_code > 0 && info->si_fd == g_control_listen_fd);
+  if (ours) serve_control_requests();
+  else deliver_reserved_to_program(sig, info, uc);
   errno = saved_errno;
 }
+
+constexpr int kHandlerFlags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
 
 bool set_handler(int sig, void (*fn)(int, siginfo_t*, void*)) {
   struct sigaction sa {};
   sa.sa_sigaction = fn;
-  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+  sa.sa_flags = kHandlerFlags;
   // A spinlock section's mask: a panic elsewhere must still be able to stop
   // this thread, and a fault here must reach the panic path.
   spin_section_sigset(&sa.sa_mask);
-  return sigaction(sig, &sa, nullptr) == 0;
+  return libc_sigaction(sig, &sa, nullptr) == 0;
+}
+
+bool take_over_request_signal() {
+  sigset_t mask;
+  spin_section_sigset(&mask);
+  return take_over_signal(kdb_request_signal(), SignalRole::kReserved, request_handler, kHandlerFlags, mask);
 }
 
 void remove_socket_at_exit() {
@@ -117,7 +130,7 @@ bool install_control_socket() noexcept {
   sys::copy_string(g_control_path, sizeof g_control_path, addr.sun_path);
   g_control_listen_fd = fd;
   g_socket_owner_pid = getpid();
-  if (!set_handler(kdb_request_signal(), request_handler) || fcntl(fd, F_SETOWN, getpid()) != 0 ||
+  if (!take_over_request_signal() || fcntl(fd, F_SETOWN, getpid()) != 0 ||
       fcntl(fd, F_SETSIG, kdb_request_signal()) != 0 || fcntl(fd, F_SETFL, O_NONBLOCK | O_ASYNC) != 0) {
     sys::write_line(2, "panicstop: kdb control socket off: cannot arrange the connection signal: %s", strerror(errno));
     unlink(g_control_path);

@@ -25,6 +25,7 @@
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
+#include "thread/program_signals.hpp"
 #include "thread/signal_sections.hpp"
 #include "thread/slot.hpp"
 
@@ -49,17 +50,7 @@ struct Hook {
 Hook g_hooks[3][kMaxHooks];
 std::atomic<int> g_hook_count[3];
 
-struct PreviousHandler {
-  bool valid = false;
-  struct sigaction action {};
-};
-PreviousHandler g_previous[65];
 char** g_restart_argv = nullptr;
-
-// Where the panic came from, for the die policy's chaining rule.
-bool g_from_signal = false;
-siginfo_t g_siginfo;
-ucontext_t* g_fault_ucontext = nullptr;
 
 // Step runner state, touched only by the panicking thread.
 sigjmp_buf g_step_jmp;
@@ -175,6 +166,11 @@ void step_stop(void*) noexcept {
   for (uint32_t i = 0; i < listed; ++i) g_state.not_stopped_tids[i] = r.not_stopped_tids[i];
   g_state.not_stopped_count = r.not_stopped;
   g_state.stopped_ns = r.end_ns;
+  if (r.reclaimed_from != nullptr)
+    sys::format(g_state.note, sizeof g_state.note,
+                "the hard-stop signal's handler had been replaced (by %p) behind panicstop's back; "
+                "panicstop's was put back for this panic",
+                r.reclaimed_from);
 }
 
 void step_banner(void*) noexcept {
@@ -197,6 +193,7 @@ void step_banner(void*) noexcept {
     w.str("; other threads not stopped (PANICSTOP_STOP_ON_PANIC=0)");
   }
   w.ch('\n');
+  if (g_state.note[0] != '\0') w.format("panicstop: %s\n", g_state.note);
   say(w.data(), w.size());
 }
 
@@ -241,21 +238,6 @@ void set_default_action(int sig) noexcept {
   sys::exit_group(128 + sig);  // only if the default action did not end us
 }
 
-// The chaining rule: a handler installed before install() for the signal that
-// caused the panic is called once, after the dumps and the hooks, with the
-// fault's own siginfo and ucontext (a host's crash reporter still sees the
-// crash). If it returns, the default action follows. Handlers for other
-// signals, and SIG_IGN, are not called: panic() is not a SIGABRT.
-void chain_previous_handler(int sig) noexcept {
-  if (!g_from_signal || sig <= 0 || sig >= 65 || !g_previous[sig].valid) return;
-  const struct sigaction& prev = g_previous[sig].action;
-  if ((prev.sa_flags & SA_SIGINFO) != 0) {
-    if (prev.sa_sigaction != nullptr) prev.sa_sigaction(sig, &g_siginfo, g_fault_ucontext);
-  } else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN && prev.sa_handler != nullptr) {
-    prev.sa_handler(sig);
-  }
-}
-
 [[noreturn]] void restart_program() noexcept {
   if (g_restart_argv != nullptr && g_restart_argv[0] != nullptr) {
     uint64_t none = 0;  // the mask survives execve: the new image must start clean
@@ -286,7 +268,6 @@ void chain_previous_handler(int sig) noexcept {
     case DiePolicy::kHalt: halt();
     case DiePolicy::kDie: break;
   }
-  chain_previous_handler(sig);
   die_of_signal(sig);
 }
 
@@ -331,9 +312,6 @@ void chain_previous_handler(int sig) noexcept {
   g_state.start_ns = sys::monotonic_ns();
   g_state.signo = signo != 0 ? signo : SIGABRT;
   if (info != nullptr) {
-    g_from_signal = true;
-    __builtin_memcpy(&g_siginfo, info, sizeof g_siginfo);
-    g_fault_ucontext = static_cast<ucontext_t*>(uc);
     g_state.si_code = info->si_code;
     g_state.fault_address = reinterpret_cast<uintptr_t>(info->si_addr);
   }
@@ -374,19 +352,8 @@ const Tunables& tunables() noexcept { return g_tunables; }
 Tunables& tunables_storage() noexcept { return g_tunables; }
 void set_dump_step(DumpStepFn fn) noexcept { g_dump_step.store(fn, std::memory_order_release); }
 void set_debugger_step(DebuggerStepFn fn) noexcept { g_debugger_step.store(fn, std::memory_order_release); }
-int step_deadline_signal() noexcept { return SIGRTMAX - 4; }
 void set_restart_argv(char** argv) noexcept { g_restart_argv = argv; }
 void mark_panic_installed() noexcept { g_installed.store(true, std::memory_order_release); }
-
-void remember_previous_handler(int sig, const struct sigaction& previous) noexcept {
-  if (sig <= 0 || sig >= 65) return;
-  bool is_function = (previous.sa_flags & SA_SIGINFO) != 0
-                         ? previous.sa_sigaction != nullptr
-                         : (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN);
-  if (previous.sa_sigaction == fatal_signal_handler) is_function = false;
-  g_previous[sig].action = previous;
-  g_previous[sig].valid = is_function;
-}
 
 const char* panic_step_name(PanicStep step) noexcept {
   switch (step) {
@@ -402,7 +369,9 @@ const char* panic_step_name(PanicStep step) noexcept {
   return "unknown";
 }
 
-void fatal_signal_handler(int sig, siginfo_t* info, void* uc) {
+namespace {
+
+[[noreturn]] void panic_from_signal(int sig, siginfo_t* info, void* uc, bool program_gave_up) noexcept {
   char message[kSlotMessageMax];
   sys::FixedWriter w(message, sizeof message);
   int tid = sys::gettid();
@@ -411,10 +380,39 @@ void fatal_signal_handler(int sig, siginfo_t* info, void* uc) {
   w.format("fatal signal %s (%s)", signal_name(sig), si_code_name(sig, info->si_code));
   if (is_fault_code(info->si_code) && sig != SIGABRT) w.format(" at 0x%lx", (unsigned long)info->si_addr);
   w.format(" in thread %d (%s)", tid, name);
+  if (program_gave_up) w.str("; the program's own handler ran first and gave up");
   enter_panic(sig, info, uc, message);
 }
 
-void step_deadline_handler(int, siginfo_t*, void*) {
+void program_gave_up(const ProgramFault& fault) {
+  panic_from_signal(fault.sig, fault.info, fault.ucontext, true);
+}
+
+}  // namespace
+
+void fatal_signal_handler(int sig, siginfo_t* info, void* uc) {
+  // The program's handler first (program_signals.hpp), except on the
+  // panicking thread: a fault there is a nested panic of a step.
+  int panicking_tid = g_state.panicking_tid.load(std::memory_order_acquire);
+  if (panicking_tid == 0 || panicking_tid != sys::gettid()) {
+    ProgramFault first{};
+    switch (deliver_fatal_to_program(sig, info, uc, &first)) {
+      case ProgramVerdict::kHandled: return;
+      case ProgramVerdict::kGaveUp: panic_from_signal(first.sig, first.info, first.ucontext, true);
+      case ProgramVerdict::kNoHandler: break;
+    }
+  }
+  panic_from_signal(sig, info, uc, false);
+}
+
+void install_program_gave_up_handler() noexcept { set_program_gave_up_handler(program_gave_up); }
+
+void step_deadline_handler(int sig, siginfo_t* info, void* uc) {
+  bool ours = info->si_code == SI_TIMER && g_timer_id >= 0 && info->si_timerid == g_timer_id;
+  if (!ours) {
+    deliver_reserved_to_program(sig, info, uc);
+    return;
+  }
   if (g_state.panicking_tid.load(std::memory_order_acquire) != sys::gettid() || !g_step_armed) return;
   char message[128];
   size_t n = sys::format(message, sizeof message, "step %s overran its deadline",

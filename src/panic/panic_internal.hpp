@@ -11,16 +11,14 @@ namespace panicstop::detail {
 // The values install() parsed; tunables() returns the same object.
 Tunables& tunables_storage() noexcept;
 
-// The signal the step watchdog (a POSIX timer aimed at the panicking thread
-// with SIGEV_THREAD_ID) delivers when a step overruns its deadline.
-int step_deadline_signal() noexcept;
-
 void fatal_signal_handler(int sig, siginfo_t* info, void* ucontext);
 void step_deadline_handler(int sig, siginfo_t* info, void* ucontext);
 
-// The fatal signals the library handles, and what was installed before it.
+// The fatal signals the library takes over (program_signals.hpp).
 inline constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
-void remember_previous_handler(int sig, const struct sigaction& previous) noexcept;
+
+// Makes a program handler that exits from inside itself a panic (setup).
+void install_program_gave_up_handler() noexcept;
 
 // The program's argv for the restart policy, read from /proc/self/cmdline at
 // install into memory that lives for the whole process. argv is NULL-terminated.

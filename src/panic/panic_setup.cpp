@@ -21,6 +21,8 @@
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 #include "thread/altstack.hpp"
+#include "thread/libc_next.hpp"
+#include "thread/program_signals.hpp"
 #include "thread/signal_sections.hpp"
 #include "thread/slot.hpp"
 
@@ -81,27 +83,31 @@ void read_restart_argv() {
 }
 
 bool install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_sigaction = fatal_signal_handler;
   // SA_NODEFER: a fault inside the panic path (which runs inside this handler)
   // must reach the handler again as a nested panic; a blocked fault signal
   // would make the kernel kill the process with no dump.
-  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-  sigfillset(&sa.sa_mask);
-  for (int sig : kFatalSignals) sigdelset(&sa.sa_mask, sig);
-  sigdelset(&sa.sa_mask, hard_stop_signal());
-  sigdelset(&sa.sa_mask, step_deadline_signal());
-  for (int sig : kFatalSignals) {
-    struct sigaction previous {};
-    if (sigaction(sig, &sa, &previous) != 0) return false;
-    remember_previous_handler(sig, previous);
-  }
-  struct sigaction deadline {};
-  deadline.sa_sigaction = step_deadline_handler;
-  deadline.sa_flags = SA_SIGINFO | SA_ONSTACK;
-  sigfillset(&deadline.sa_mask);
-  for (int sig : kFatalSignals) sigdelset(&deadline.sa_mask, sig);
-  return sigaction(step_deadline_signal(), &deadline, nullptr) == 0;
+  sigset_t mask;
+  sigfillset(&mask);
+  for (int sig : kFatalSignals) sigdelset(&mask, sig);
+  sigdelset(&mask, hard_stop_signal());
+  sigdelset(&mask, step_deadline_signal());
+  for (int sig : kFatalSignals)
+    if (!take_over_signal(sig, SignalRole::kFatal, fatal_signal_handler, SA_SIGINFO | SA_ONSTACK | SA_NODEFER, mask))
+      return false;
+  install_program_gave_up_handler();
+  sigset_t deadline_mask;
+  sigfillset(&deadline_mask);
+  for (int sig : kFatalSignals) sigdelset(&deadline_mask, sig);
+  return take_over_signal(step_deadline_signal(), SignalRole::kReserved, step_deadline_handler,
+                          SA_SIGINFO | SA_ONSTACK, deadline_mask);
+}
+
+// A thread that blocked panicstop's signals before install() (the program's
+// main thread under the preload, started with an inherited mask) could not
+// be stopped; from here on the interposed mask functions keep them open.
+void unblock_own_signals() noexcept {
+  uint64_t open = unblockable_signals();
+  sys::rt_sigprocmask(SIG_UNBLOCK, &open, nullptr);
 }
 
 }  // namespace
@@ -129,6 +135,8 @@ bool install_panic() noexcept {
     return false;
   }
   ensure_altstack();
+  resolve_libc_next();
+  unblock_own_signals();
   thread_start_hook_active();  // resolve the next pthread_create before threads race to
   read_restart_argv();
   ok = install_stop_handlers() && install_signal_handlers();

@@ -54,6 +54,7 @@ struct PanicState {
   std::atomic<uint32_t> nested_count{0};
   NestedPanic nested[kMaxNestedPanics];
   std::atomic<int> step{0};               // current PanicStep
+  char note[256] = {};                    // what the stop had to repair first, for the banner and report
 };
 
 // The one record of this process. Never null.

@@ -11,6 +11,7 @@
 
 #include "sys/syscall.hpp"
 #include "thread/altstack.hpp"
+#include "thread/program_signals.hpp"
 #include "thread/signal_sections.hpp"
 #include "thread/slot.hpp"
 
@@ -87,6 +88,13 @@ void stop_signal_handler(int sig, siginfo_t* info, void* uc) {
     errno = saved_errno;
     return;
   }
+  // The program's own use of the same signal number (the JDK interrupts
+  // blocked I/O with it): its handler runs, and nothing stops.
+  if (!is_own_signal(info)) {
+    deliver_reserved_to_program(sig, info, uc);
+    errno = saved_errno;
+    return;
+  }
   uint32_t kind = g_active.load(std::memory_order_acquire);
   if (kind == 0 || g_stopper_tid.load(std::memory_order_acquire) == tid) {
     errno = saved_errno;  // install's altstack broadcast, or a signal that arrived after a restart
@@ -138,7 +146,7 @@ void signal_one(int tid, void* arg) noexcept {
   if (tid == s->self || !set_insert(g_signaled, s->gen, tid)) return;
   s->new_found = true;
   ++s->signaled;
-  sys::tgkill(s->pid, tid, s->sig);  // ESRCH: it exited; verify() counts it
+  send_own_signal(tid, s->sig);  // ESRCH: it exited; verify() counts it
 }
 
 struct Tally {
@@ -297,6 +305,9 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
   g_active.store(uint32_t(kind), std::memory_order_seq_cst);
 
   Scan scan{gen, kind == StopKind::kHard ? hard_stop_signal() : soft_stop_signal(), self, sys::getpid(), 0, false};
+  // A program that installed its handler with a raw system call bypassed the
+  // interposer: put panicstop's back before relying on it, and say so.
+  r.reclaimed_from = reclaim_signal(scan.sig);
   int64_t deadline = r.start_ns + timeout_ns;
   uint32_t exited = 0;
   for (;;) {

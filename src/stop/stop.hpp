@@ -39,6 +39,10 @@ struct StopResult {
   // The first kMaxNotStoppedListed of the threads that did not stop. Points
   // into reserved memory, valid until the next stop.
   const int* not_stopped_tids = nullptr;
+  // Not null when the stop signal's handler had been replaced behind the
+  // interposer's back (a raw sigaction): what had replaced it. panicstop's
+  // handler was put back before the stop.
+  const void* reclaimed_from = nullptr;
 };
 
 // Reserves the stopper's tables (idempotent; install calls it).

@@ -3,6 +3,7 @@
 
 #include "stop/stop.hpp"
 #include "sys/syscall.hpp"
+#include "thread/program_signals.hpp"
 #include "thread/signal_sections.hpp"
 
 namespace panicstop::detail {
@@ -22,20 +23,21 @@ void handler_mask(sigset_t* mask, bool allow_hard_stop) {
 }
 
 void send_setup_signal(int tid, void* self) noexcept {
-  if (tid != *static_cast<int*>(self)) sys::tgkill(sys::getpid(), tid, hard_stop_signal());
+  if (tid != *static_cast<int*>(self)) send_own_signal(tid, hard_stop_signal());
 }
 
 }  // namespace
 
 bool install_stop_handlers() noexcept {
   if (!reserve_stop_memory()) return false;
-  struct sigaction sa {};
-  sa.sa_sigaction = stop_signal_handler_address();
-  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
-  handler_mask(&sa.sa_mask, false);
-  if (sigaction(hard_stop_signal(), &sa, nullptr) != 0) return false;
-  handler_mask(&sa.sa_mask, true);
-  if (sigaction(soft_stop_signal(), &sa, nullptr) != 0) return false;
+  constexpr int kFlags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+  sigset_t mask;
+  handler_mask(&mask, false);
+  if (!take_over_signal(hard_stop_signal(), SignalRole::kReserved, stop_signal_handler_address(), kFlags, mask))
+    return false;
+  handler_mask(&mask, true);
+  if (!take_over_signal(soft_stop_signal(), SignalRole::kReserved, stop_signal_handler_address(), kFlags, mask))
+    return false;
   mark_stop_handlers_installed();
   return true;
 }

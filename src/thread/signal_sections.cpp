@@ -61,6 +61,7 @@ void spin_section_sigset(sigset_t* set) noexcept {
 
 int hard_stop_signal() noexcept { return SIGRTMAX - 2; }
 int soft_stop_signal() noexcept { return SIGRTMAX - 3; }
+int step_deadline_signal() noexcept { return SIGRTMAX - 4; }
 int kdb_request_signal() noexcept { return SIGRTMAX - 5; }
 
 void spinlock_enter() noexcept { enter(&SectionState::spin_depth); }

@@ -18,6 +18,9 @@ namespace panicstop::detail {
 // glibc does not use).
 int hard_stop_signal() noexcept;
 int soft_stop_signal() noexcept;
+// The step watchdog: a POSIX timer aimed at the panicking thread
+// (SIGEV_THREAD_ID) delivers it when a step of the panic path overruns.
+int step_deadline_signal() noexcept;
 // Raised by the kernel when a connection reaches the kdb control socket.
 int kdb_request_signal() noexcept;
 

@@ -45,7 +45,7 @@ void block_request_signal() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, detail::kdb_request_signal());
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  testing::raw_sigmask(SIG_BLOCK, &set);  // pthread_sigmask would not block a reserved signal
 }
 
 void wait_for_release() {

@@ -78,11 +78,11 @@ TEST(PanicDebugger, DebuggerOnPanicServesOneConsoleThenTheDumpsFollow) {
   auto r = run_in_child(
       [&] {
         setsid();  // no controlling terminal: the console goes to the socket
+        install();  // unblocks the reserved signals in this thread: block after it
         sigset_t request;
         sigemptyset(&request);
         sigaddset(&request, SIGRTMAX - 5);
-        pthread_sigmask(SIG_BLOCK, &request, nullptr);  // the workers inherit it
-        install();
+        testing::raw_sigmask(SIG_BLOCK, &request);  // the workers inherit it; pthread_sigmask would not block it
         SelfCheckingWorkload work(3);
         if (write(ready[1], "x", 1) != 1) _exit(3);
         panic("the debugger test panicked");

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -171,6 +172,10 @@ std::string read_file(const std::string& path) {
 bool have_program(const std::string& program) {
   std::string cmd = "command -v '" + program + "' >/dev/null 2>&1";
   return system(cmd.c_str()) == 0;
+}
+
+void raw_sigmask(int how, const sigset_t* set, sigset_t* old) {
+  syscall(SYS_rt_sigprocmask, how, set, old, 8);  // the kernel's sigset is 8 bytes
 }
 
 }  // namespace panicstop::testing

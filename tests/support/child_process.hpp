@@ -7,6 +7,7 @@
 // to raise the deadline.
 #pragma once
 
+#include <csignal>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -68,6 +69,13 @@ class TempDir {
 };
 
 std::string read_file(const std::string& path);
+
+// Sets the calling thread's signal mask with the raw system call, as a program
+// that bypasses the C library does. panicstop interposes pthread_sigmask and
+// sigprocmask and never lets them block its reserved signals; a test that
+// needs a thread which really blocks them (unstoppable, or deaf to the
+// control socket) uses this.
+void raw_sigmask(int how, const sigset_t* set, sigset_t* old = nullptr);
 // Is `program` on PATH?
 bool have_program(const std::string& program);
 

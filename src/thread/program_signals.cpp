@@ -1,0 +1,534 @@
+// The program's signal actions (program_signals.hpp) and the interposed C
+// library functions that keep them. Called from signal handlers, the
+// program's and panicstop's: raw system calls, no locks but a writer flag
+// taken with every signal blocked.
+#include "thread/program_signals.hpp"
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/signalfd.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+
+#include "sys/syscall.hpp"
+#include "thread/libc_next.hpp"
+#include "thread/signal_sections.hpp"
+
+namespace panicstop::detail {
+
+namespace {
+
+constexpr uint64_t bit(int sig) { return uint64_t(1) << (sig - 1); }
+// The faults the kernel delivers for an instruction: blocking one makes the
+// kernel end the process with no handler called.
+constexpr uint64_t kFaultSignals =
+    bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGFPE) | bit(SIGTRAP) | bit(SIGSYS);
+// Faults whose handler, returning with nothing changed, makes the same
+// instruction fault again at once. SIGTRAP and SIGSYS resume after the
+// instruction that raised them.
+constexpr uint64_t kRetriedFaults = bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGFPE);
+
+struct TakenSignal {
+  std::atomic<bool> taken{false};
+  std::atomic<bool> writing{false};  // one writer at a time
+  std::atomic<uint32_t> seq{0};      // odd while `program` is being written
+  SignalRole role = SignalRole::kFatal;
+  SignalHandler handler = nullptr;
+  int flags = 0;
+  sigset_t mask{};
+  struct sigaction program {};  // the program's action
+};
+TakenSignal g_signals[65];
+std::atomic<bool> g_any_taken{false};
+std::atomic<GaveUpFn> g_gave_up{nullptr};
+uintptr_t g_own_cookie = 0;
+void* g_restorer = nullptr;  // the C library's sigreturn trampoline, for reclaim_signal()
+
+// Per thread: the program handlers of fatal signals running on this thread,
+// the fault signals the program believes it blocks, and the last fault whose
+// handler returned without changing anything.
+struct ThreadSignals {
+  uint32_t depth;
+  uint64_t emulated_blocked;
+  uint64_t pending;  // sent while emulated-blocked: raised again when unblocked
+  ProgramFault outer;
+  int unfixed_sig;
+  uintptr_t unfixed_addr;
+  uint64_t unfixed_regs;
+};
+__thread ThreadSignals tls_signals __attribute__((tls_model("initial-exec")));
+
+bool valid(int sig) { return sig > 0 && sig < 65; }
+
+// The kernel's flag for a handler that brings its own sigreturn trampoline;
+// glibc sets it on every action and does not export the name.
+constexpr unsigned long kSaRestorer = 0x04000000;
+
+TakenSignal* taken(int sig) noexcept {
+  if (!valid(sig) || !g_any_taken.load(std::memory_order_acquire)) return nullptr;
+  TakenSignal& t = g_signals[sig];
+  return t.taken.load(std::memory_order_acquire) ? &t : nullptr;
+}
+
+uintptr_t handler_address(const struct sigaction& a) { return reinterpret_cast<uintptr_t>(a.sa_handler); }
+bool is_function(const struct sigaction& a) {
+  uintptr_t h = handler_address(a);
+  return h != reinterpret_cast<uintptr_t>(SIG_DFL) && h != reinterpret_cast<uintptr_t>(SIG_IGN);
+}
+bool is_ignored(const struct sigaction& a) { return handler_address(a) == reinterpret_cast<uintptr_t>(SIG_IGN); }
+
+uint64_t low_word(const sigset_t& s) { return s.__val[0]; }
+
+void copy_bytes(void* to, const void* from, size_t n) {
+  auto* d = static_cast<volatile unsigned char*>(to);
+  const auto* s = static_cast<const volatile unsigned char*>(from);
+  for (size_t i = 0; i < n; ++i) d[i] = s[i];
+}
+
+// What the kernel runs for a taken signal, given the program's action.
+struct sigaction kernel_action(const TakenSignal& t, const struct sigaction& program) {
+  struct sigaction k {};
+  k.sa_sigaction = t.handler;
+  k.sa_flags = t.flags;
+  k.sa_mask = t.mask;
+  if (is_function(program)) {
+    // The program's handler runs inside panicstop's: the kernel applies the
+    // program's mask (a fatal signal's handler then runs exactly as it asked)
+    // and its choice of restarting system calls (the JDK's interrupt signal
+    // must make a blocked read return EINTR).
+    if (t.role == SignalRole::kFatal) {
+      k.sa_mask = program.sa_mask;
+      k.sa_mask.__val[0] &= ~unblockable_signals();
+    }
+    k.sa_flags = (t.flags & ~SA_RESTART) | (program.sa_flags & SA_RESTART);
+  }
+  return k;
+}
+
+void read_program(TakenSignal& t, struct sigaction* out) noexcept {
+  for (;;) {
+    uint32_t before = t.seq.load(std::memory_order_acquire);
+    if ((before & 1) == 0) {
+      copy_bytes(out, &t.program, sizeof *out);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (t.seq.load(std::memory_order_relaxed) == before) return;
+    }
+    sys::sched_yield();  // a writer on another thread is in the middle
+  }
+}
+
+void write_program(int sig, TakenSignal& t, const struct sigaction& act) noexcept {
+  // Every signal blocked: a handler on this thread must not find the writer
+  // flag taken by the code it interrupted.
+  uint64_t all = ~uint64_t(0), old = 0;
+  sys::rt_sigprocmask(SIG_SETMASK, &all, &old);
+  while (t.writing.exchange(true, std::memory_order_acquire)) sys::sched_yield();
+  t.seq.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  copy_bytes(&t.program, &act, sizeof act);
+  t.seq.fetch_add(1, std::memory_order_release);
+  struct sigaction k = kernel_action(t, act);
+  libc_next().sigaction(sig, &k, nullptr);
+  t.writing.store(false, std::memory_order_release);
+  sys::rt_sigprocmask(SIG_SETMASK, &old, nullptr);
+}
+
+void reset_to_default(int sig, TakenSignal& t) noexcept {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  write_program(sig, t, dfl);
+}
+
+void call_program(const struct sigaction& act, int sig, siginfo_t* info, void* uc) {
+  if ((act.sa_flags & SA_SIGINFO) != 0) act.sa_sigaction(sig, info, uc);
+  else act.sa_handler(sig);
+}
+
+// FNV-1a over the general registers: equal before and after a handler means
+// the handler changed nothing the retried instruction depends on.
+uint64_t registers_hash(const void* ucontext) noexcept {
+  const auto* uc = static_cast<const ucontext_t*>(ucontext);
+#if defined(__x86_64__)
+  const auto* p = reinterpret_cast<const unsigned char*>(uc->uc_mcontext.gregs);
+  size_t n = sizeof uc->uc_mcontext.gregs;
+#elif defined(__aarch64__)
+  const auto* p = reinterpret_cast<const unsigned char*>(uc->uc_mcontext.regs);
+  size_t n = sizeof uc->uc_mcontext.regs + sizeof uc->uc_mcontext.sp + sizeof uc->uc_mcontext.pc +
+             sizeof uc->uc_mcontext.pstate;
+#endif
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+bool sent_by_this_process(const siginfo_t* info) noexcept {
+  return info->si_code <= 0 && info->si_pid == sys::getpid();
+}
+
+// Signals held while the program believed them blocked, raised again now that
+// they are not.
+void raise_unblocked_pending(ThreadSignals& st) noexcept {
+  uint64_t ready = st.pending & ~st.emulated_blocked;
+  if (ready == 0) return;
+  st.pending &= ~ready;
+  for (int sig = 1; sig < 65; ++sig)
+    if ((ready & bit(sig)) != 0) sys::tgkill(sys::getpid(), sys::gettid(), sig);
+}
+
+[[maybe_unused]] void update_emulated_mask(int how, const sigset_t* set) noexcept {
+  if (set == nullptr) return;
+  ThreadSignals& st = tls_signals;
+  uint64_t asked = low_word(*set) & kFaultSignals;
+  if (how == SIG_BLOCK) st.emulated_blocked |= asked;
+  else if (how == SIG_UNBLOCK) st.emulated_blocked &= ~asked;
+  else if (how == SIG_SETMASK) st.emulated_blocked = asked;
+  raise_unblocked_pending(st);
+}
+
+bool active() noexcept { return g_any_taken.load(std::memory_order_relaxed); }
+
+// A copy of set without the signals in strip, or set itself when nothing is
+// taken over yet.
+[[maybe_unused]] const sigset_t* without(const sigset_t* set, sigset_t* copy, uint64_t strip) noexcept {
+  if (set == nullptr || !active()) return set;
+  copy_bytes(copy, set, sizeof *copy);
+  copy->__val[0] &= ~strip;
+  return copy;
+}
+
+}  // namespace
+
+uint64_t reserved_signals() noexcept {
+  return bit(hard_stop_signal()) | bit(soft_stop_signal()) | bit(step_deadline_signal()) |
+         bit(kdb_request_signal());
+}
+
+uint64_t unblockable_signals() noexcept { return reserved_signals() | kFaultSignals; }
+
+bool take_over_signal(int sig, SignalRole role, SignalHandler handler, int flags, const sigset_t& mask) noexcept {
+  if (!valid(sig)) return false;
+  TakenSignal& t = g_signals[sig];
+  if (g_own_cookie == 0)
+    g_own_cookie = (uintptr_t(sys::monotonic_ns()) ^ (uintptr_t(sys::getpid()) << 40) ^ reinterpret_cast<uintptr_t>(&t)) | 1;
+  struct sigaction current {};
+  if (libc_sigaction(sig, nullptr, &current) != 0) return false;
+  bool again = t.taken.load(std::memory_order_acquire);
+  t.role = role;
+  t.handler = handler;
+  t.flags = flags;
+  t.mask = mask;
+  // A second install keeps what the program set; the first adopts what the
+  // kernel had, unless that is already panicstop's own handler.
+  if (!again) {
+    if (reinterpret_cast<uintptr_t>(current.sa_sigaction) == reinterpret_cast<uintptr_t>(handler)) {
+      current = {};
+      current.sa_handler = SIG_DFL;
+    }
+    copy_bytes(&t.program, &current, sizeof current);
+  }
+  struct sigaction program {};
+  read_program(t, &program);
+  struct sigaction k = kernel_action(t, program);
+  if (libc_sigaction(sig, &k, nullptr) != 0) return false;
+  t.taken.store(true, std::memory_order_release);
+  g_any_taken.store(true, std::memory_order_release);
+  if (g_restorer == nullptr) {
+    struct sigaction mine {};
+    libc_sigaction(sig, nullptr, &mine);
+    if ((static_cast<unsigned long>(mine.sa_flags) & kSaRestorer) != 0) g_restorer = reinterpret_cast<void*>(mine.sa_restorer);
+  }
+  return true;
+}
+
+void program_action(int sig, struct sigaction* out) noexcept {
+  if (TakenSignal* t = taken(sig)) {
+    read_program(*t, out);
+    return;
+  }
+  *out = {};
+  if (valid(sig)) libc_next().sigaction(sig, nullptr, out);
+}
+
+ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* uc, ProgramFault* gave_up_on) noexcept {
+  TakenSignal* t = taken(sig);
+  if (t == nullptr) return ProgramVerdict::kNoHandler;
+  ThreadSignals& st = tls_signals;
+  const ProgramFault self{sig, info, uc};
+  bool fault = info->si_code > 0;
+  struct sigaction act {};
+  read_program(*t, &act);
+  if (is_ignored(act) && !fault) return ProgramVerdict::kHandled;
+  bool held = (st.emulated_blocked & bit(sig)) != 0;
+  if (st.depth > 0) {
+    // A fatal signal while the program handles one on this thread: its
+    // handler reset the action and raised again, aborted, or faulted.
+    if (!is_function(act) || (held && (fault || sent_by_this_process(info)))) {
+      *gave_up_on = st.outer;
+      return ProgramVerdict::kGaveUp;
+    }
+  }
+  if (held) {
+    if (fault) return ProgramVerdict::kNoHandler;  // the kernel would end the process here
+    st.pending |= bit(sig);
+    return ProgramVerdict::kHandled;
+  }
+  if (!is_function(act)) return ProgramVerdict::kNoHandler;
+  if (fault && st.depth == 0 && st.unfixed_sig == sig && st.unfixed_addr == uintptr_t(info->si_addr) &&
+      st.unfixed_regs == registers_hash(uc)) {
+    st.unfixed_sig = 0;
+    *gave_up_on = self;
+    return ProgramVerdict::kGaveUp;
+  }
+
+  uint64_t saved_blocked = st.emulated_blocked;
+  st.emulated_blocked |= (low_word(act.sa_mask) & (kFaultSignals | bit(SIGABRT))) |
+                         ((act.sa_flags & SA_NODEFER) != 0 ? 0 : bit(sig));
+  if ((act.sa_flags & SA_RESETHAND) != 0) reset_to_default(sig, *t);
+  if (st.depth == 0) st.outer = self;
+  bool retried = fault && (kRetriedFaults & bit(sig)) != 0;
+  uint64_t before = retried ? registers_hash(uc) : 0;
+  ++st.depth;
+  call_program(act, sig, info, uc);
+  --st.depth;
+  st.emulated_blocked = saved_blocked;
+  if (retried && registers_hash(uc) == before) {
+    st.unfixed_sig = sig;
+    st.unfixed_addr = uintptr_t(info->si_addr);
+    st.unfixed_regs = before;
+  } else if (fault) {
+    st.unfixed_sig = 0;
+  }
+  // abort() cannot return: glibc's next step installs SIG_DFL behind the
+  // interposer's back and raises again, which would end the process unseen.
+  if (sig == SIGABRT && sent_by_this_process(info)) {
+    *gave_up_on = st.depth > 0 ? st.outer : self;
+    return ProgramVerdict::kGaveUp;
+  }
+  raise_unblocked_pending(st);
+  return ProgramVerdict::kHandled;
+}
+
+void deliver_reserved_to_program(int sig, siginfo_t* info, void* uc) noexcept {
+  TakenSignal* t = taken(sig);
+  if (t == nullptr) return;
+  struct sigaction act {};
+  read_program(*t, &act);
+  if (!is_function(act)) return;
+  if ((act.sa_flags & SA_RESETHAND) != 0) reset_to_default(sig, *t);
+  call_program(act, sig, info, uc);
+}
+
+void set_program_gave_up_handler(GaveUpFn fn) noexcept { g_gave_up.store(fn, std::memory_order_release); }
+
+bool in_program_fatal_handler() noexcept { return tls_signals.depth > 0; }
+
+const void* reclaim_signal(int sig) noexcept {
+  TakenSignal* t = taken(sig);
+  if (t == nullptr) return nullptr;
+  struct KernelAction {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    uint64_t mask;
+  } current{};
+  if (sys::raw_syscall(SYS_rt_sigaction, sig, nullptr, &current, 8) != 0) return nullptr;
+  if (current.handler == reinterpret_cast<void*>(t->handler)) return nullptr;
+  struct sigaction program {};
+  read_program(*t, &program);
+  struct sigaction k = kernel_action(*t, program);
+  KernelAction mine{reinterpret_cast<void*>(t->handler), static_cast<unsigned long>(k.sa_flags), nullptr,
+                    low_word(k.sa_mask)};
+#if defined(__x86_64__)
+  // x86-64 requires a restorer; the C library's is the one every handler uses.
+  if (g_restorer == nullptr) return current.handler;
+  mine.flags |= kSaRestorer;
+  mine.restorer = g_restorer;
+#endif
+  sys::raw_syscall(SYS_rt_sigaction, sig, &mine, nullptr, 8);
+  return current.handler != nullptr ? current.handler : reinterpret_cast<const void*>(1);
+}
+
+long send_own_signal(int tid, int sig) noexcept {
+  siginfo_t info{};
+  info.si_signo = sig;
+  info.si_code = SI_QUEUE;
+  int pid = sys::getpid();
+  info.si_pid = pid;
+  info.si_uid = uid_t(sys::raw_syscall(SYS_getuid));
+  info.si_value.sival_ptr = reinterpret_cast<void*>(g_own_cookie);
+  if (tid == 0) return sys::raw_syscall(SYS_rt_sigqueueinfo, pid, sig, &info);
+  return sys::raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info);
+}
+
+bool is_own_signal(const siginfo_t* info) noexcept {
+  return info != nullptr && info->si_code == SI_QUEUE &&
+         reinterpret_cast<uintptr_t>(info->si_value.sival_ptr) == g_own_cookie;
+}
+
+namespace {
+
+[[maybe_unused]] [[noreturn]] void exit_through(void (*next)(int), int status) {
+  // A program's crash handler that exits from inside itself has given up.
+  if (tls_signals.depth > 0) {
+    if (GaveUpFn fn = g_gave_up.load(std::memory_order_acquire)) fn(tls_signals.outer);
+  }
+  if (next != nullptr) next(status);
+  sys::exit_group(status);
+}
+
+[[maybe_unused]] int set_program_action(int sig, const struct sigaction* act, struct sigaction* old) noexcept {
+  TakenSignal* t = taken(sig);
+  if (t == nullptr) {
+    struct sigaction copy;
+    if (act != nullptr && active()) {
+      copy_bytes(&copy, act, sizeof copy);
+      copy.sa_mask.__val[0] &= ~unblockable_signals();
+      act = &copy;
+    }
+    return libc_next().sigaction(sig, act, old);
+  }
+  struct sigaction requested;
+  if (act != nullptr) copy_bytes(&requested, act, sizeof requested);  // act and old may be one object
+  if (old != nullptr) read_program(*t, old);
+  if (act != nullptr) write_program(sig, *t, requested);
+  return 0;
+}
+
+[[maybe_unused]] __sighandler_t set_simple_handler(int sig, __sighandler_t handler, int flags, bool mask_self) noexcept {
+  struct sigaction act {}, old {};
+  act.sa_handler = handler;
+  if (mask_self && valid(sig)) act.sa_mask.__val[0] = bit(sig);
+  act.sa_flags = flags;
+  if (set_program_action(sig, &act, &old) != 0) return SIG_ERR;
+  return old.sa_handler;
+}
+
+}  // namespace
+
+}  // namespace panicstop::detail
+
+#if PANICSTOP_INTERPOSE
+
+using panicstop::detail::libc_next;
+using panicstop::detail::reserved_signals;
+using panicstop::detail::unblockable_signals;
+
+#define PANICSTOP_EXPORT extern "C" __attribute__((visibility("default")))
+
+PANICSTOP_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) noexcept {
+  return panicstop::detail::set_program_action(sig, act, old);
+}
+
+PANICSTOP_EXPORT __sighandler_t signal(int sig, __sighandler_t handler) noexcept {
+  if (panicstop::detail::taken(sig) == nullptr && libc_next().signal != nullptr) return libc_next().signal(sig, handler);
+  return panicstop::detail::set_simple_handler(sig, handler, SA_RESTART, true);  // glibc's BSD semantics
+}
+
+PANICSTOP_EXPORT __sighandler_t bsd_signal(int sig, __sighandler_t handler) noexcept { return signal(sig, handler); }
+
+PANICSTOP_EXPORT __sighandler_t sysv_signal(int sig, __sighandler_t handler) noexcept {
+  if (panicstop::detail::taken(sig) == nullptr && libc_next().sysv_signal != nullptr)
+    return libc_next().sysv_signal(sig, handler);
+  return panicstop::detail::set_simple_handler(sig, handler, SA_RESETHAND | SA_NODEFER, false);
+}
+
+PANICSTOP_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) noexcept {
+  using namespace panicstop::detail;
+  sigset_t copy;
+  uint64_t emulated_before = tls_signals.emulated_blocked;
+  int r = libc_next().pthread_sigmask != nullptr
+              ? libc_next().pthread_sigmask(how, without(set, &copy, unblockable_signals()), old)
+              : -int(panicstop::sys::rt_sigprocmask(how, without(set, &copy, unblockable_signals()), old));
+  if (r != 0 || !active()) return r;
+  if (old != nullptr) old->__val[0] |= emulated_before;
+  update_emulated_mask(how, set);
+  return 0;
+}
+
+PANICSTOP_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) noexcept {
+  using namespace panicstop::detail;
+  if (libc_next().sigprocmask == nullptr) {
+    int r = pthread_sigmask(how, set, old);
+    if (r == 0) return 0;
+    errno = r;
+    return -1;
+  }
+  sigset_t copy;
+  uint64_t emulated_before = tls_signals.emulated_blocked;
+  int r = libc_next().sigprocmask(how, without(set, &copy, unblockable_signals()), old);
+  if (r != 0 || !active()) return r;
+  if (old != nullptr) old->__val[0] |= emulated_before;
+  update_emulated_mask(how, set);
+  return 0;
+}
+
+PANICSTOP_EXPORT int pthread_attr_setsigmask_np(pthread_attr_t* attr, const sigset_t* set) {
+  sigset_t copy;
+  return libc_next().pthread_attr_setsigmask_np(attr, panicstop::detail::without(set, &copy, unblockable_signals()));
+}
+
+PANICSTOP_EXPORT int sigsuspend(const sigset_t* set) {
+  sigset_t copy;
+  return libc_next().sigsuspend(panicstop::detail::without(set, &copy, unblockable_signals()));
+}
+
+// The waits below would take panicstop's own signals off the queue before its
+// handler could see them.
+PANICSTOP_EXPORT int sigwait(const sigset_t* set, int* sig) {
+  sigset_t copy;
+  return libc_next().sigwait(panicstop::detail::without(set, &copy, reserved_signals()), sig);
+}
+
+PANICSTOP_EXPORT int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
+  sigset_t copy;
+  return libc_next().sigwaitinfo(panicstop::detail::without(set, &copy, reserved_signals()), info);
+}
+
+PANICSTOP_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const struct timespec* timeout) {
+  sigset_t copy;
+  return libc_next().sigtimedwait(panicstop::detail::without(set, &copy, reserved_signals()), info, timeout);
+}
+
+PANICSTOP_EXPORT int signalfd(int fd, const sigset_t* set, int flags) noexcept {
+  sigset_t copy;
+  return libc_next().signalfd(fd, panicstop::detail::without(set, &copy, reserved_signals()), flags);
+}
+
+PANICSTOP_EXPORT int pselect(int n, fd_set* r, fd_set* w, fd_set* e, const struct timespec* timeout,
+                             const sigset_t* set) {
+  sigset_t copy;
+  return libc_next().pselect(n, r, w, e, timeout, panicstop::detail::without(set, &copy, unblockable_signals()));
+}
+
+PANICSTOP_EXPORT int ppoll(struct pollfd* fds, nfds_t n, const struct timespec* timeout, const sigset_t* set) {
+  sigset_t copy;
+  return libc_next().ppoll(fds, n, timeout, panicstop::detail::without(set, &copy, unblockable_signals()));
+}
+
+PANICSTOP_EXPORT int epoll_pwait(int fd, struct epoll_event* events, int max, int timeout, const sigset_t* set) {
+  sigset_t copy;
+  return libc_next().epoll_pwait(fd, events, max, timeout,
+                                 panicstop::detail::without(set, &copy, unblockable_signals()));
+}
+
+PANICSTOP_EXPORT int epoll_pwait2(int fd, struct epoll_event* events, int max, const struct timespec* timeout,
+                                  const sigset_t* set) {
+  sigset_t copy;
+  if (libc_next().epoll_pwait2 == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return libc_next().epoll_pwait2(fd, events, max, timeout,
+                                  panicstop::detail::without(set, &copy, unblockable_signals()));
+}
+
+PANICSTOP_EXPORT void exit(int status) noexcept { panicstop::detail::exit_through(libc_next().exit, status); }
+PANICSTOP_EXPORT void _exit(int status) { panicstop::detail::exit_through(libc_next()._exit, status); }
+PANICSTOP_EXPORT void _Exit(int status) noexcept { panicstop::detail::exit_through(libc_next()._Exit, status); }
+
+#endif  // PANICSTOP_INTERPOSE

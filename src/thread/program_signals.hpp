@@ -1,0 +1,110 @@
+// The program's signal actions, kept beside panicstop's (Android's libsigchain
+// and OpenJDK's libjsig solve the same problem for their runtimes).
+//
+// A library shares its process with runtimes, allocators and crash handlers
+// that were there first and that call sigaction() and pthread_sigmask() as if
+// they owned the process. panicstop interposes those calls so that, once
+// install() has taken a signal over (take_over_signal()):
+//   - the kernel keeps calling panicstop's handler for it. A program's
+//     sigaction() for it is recorded, not installed, and sigaction() reports
+//     the recorded action back, so the program sees what it set;
+//   - the program's handler still runs, called by panicstop's handler with the
+//     kernel's semantics (SA_SIGINFO, SA_RESETHAND, SA_NODEFER and sa_mask,
+//     the same siginfo and ucontext, which it may change to resume elsewhere);
+//   - no mask the program sets blocks panicstop's reserved signals, and none
+//     blocks the synchronous fault signals in the kernel: a fault signal the
+//     program believes blocked is blocked here, in the emulation, where a fault
+//     still reaches panicstop (the kernel would kill the process with no dump).
+//     glibc does the same for its own internal signals.
+//
+// The order on a fatal signal (deliver_fatal_to_program()): the program's
+// handler first, so a runtime that faults on purpose (a JVM's null checks, a
+// WebAssembly trap, a garbage collector's barrier) sees its faults and fixes
+// them at the cost of one extra call; panicstop's panic when the program has no
+// handler, or when its handler gives up: it resets the action to SIG_DFL and
+// raises the signal again, calls abort(), exits from inside the handler, faults
+// with the signal blocked, or returns without changing anything so that the
+// same fault repeats at once with identical registers. The panic then reports
+// the first fault, the one the program's handler was called for.
+//
+// Everything here is async-signal-safe: programs call sigaction() from inside
+// their handlers (a crash handler resetting itself to SIG_DFL).
+#pragma once
+
+#include <csignal>
+#include <cstdint>
+
+namespace panicstop::detail {
+
+using SignalHandler = void (*)(int, siginfo_t*, void*);
+
+// Which of panicstop's rules a taken-over signal follows.
+enum class SignalRole : uint8_t {
+  kFatal,     // a fault or abort signal: panicstop's handler decides between program and panic
+  kReserved,  // a signal panicstop sends itself: its handler forwards the program's uses
+};
+
+// Installs handler for sig in the kernel and takes sig over from then on. The
+// action the kernel had until now becomes the program's recorded action.
+// flags should hold SA_SIGINFO and SA_ONSTACK; mask is the kernel mask while
+// the handler runs when the program has no handler of its own (with a program
+// handler, a fatal signal runs with the program's sa_mask and a reserved
+// signal mirrors the program's SA_RESTART). Setup only. False if sigaction fails.
+bool take_over_signal(int sig, SignalRole role, SignalHandler handler, int flags, const sigset_t& mask) noexcept;
+
+// The program's recorded action for a taken-over signal (or the kernel's for
+// any other). Async-signal-safe.
+void program_action(int sig, struct sigaction* out) noexcept;
+
+// The sigaction() of the C library, never the interposed one: panicstop's own
+// setup installs its handlers with it. Setup only.
+int libc_sigaction(int sig, const struct sigaction* act, struct sigaction* old) noexcept;
+
+// What the fatal signal's delivery to the program came to.
+enum class ProgramVerdict : uint8_t {
+  kHandled,    // the program's handler returned (or the signal is ignored or held): resume
+  kNoHandler,  // the program has none (SIG_DFL), or the kernel would end the process: panic
+  kGaveUp,     // the program's handler gave up on *fault: panic with that fault
+};
+
+// The fault a program's handler was called for.
+struct ProgramFault {
+  int sig;
+  siginfo_t* info;
+  void* ucontext;
+};
+
+// Called by panicstop's fatal-signal handler before anything else (see the
+// order above). On kGaveUp, *gave_up_on holds the first fault.
+ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* ucontext, ProgramFault* gave_up_on) noexcept;
+
+// For a reserved signal that was not panicstop's own: calls the program's
+// handler if it has one (SIG_DFL and SIG_IGN do nothing: the program's own
+// signal must never end the process through panicstop's reservation).
+void deliver_reserved_to_program(int sig, siginfo_t* info, void* ucontext) noexcept;
+
+// Where a program handler that exits from inside itself is turned into a
+// panic: the panic layer registers it at install. Called with the first fault.
+using GaveUpFn = void (*)(const ProgramFault& fault);
+void set_program_gave_up_handler(GaveUpFn fn) noexcept;
+
+// True while the calling thread runs a program handler for a fatal signal.
+bool in_program_fatal_handler() noexcept;
+
+// Verifies that the kernel still calls panicstop's handler for a taken-over
+// signal: a program may have bypassed the interposer (a raw system call, a
+// static C library). If not, panicstop's handler is put back and the handler
+// that had replaced it is returned (else nullptr). Async-signal-safe.
+const void* reclaim_signal(int sig) noexcept;
+
+// Marks a signal panicstop sends to its own threads (stop requests), so that
+// its handler can tell it from the program's use of the same signal number.
+long send_own_signal(int tid, int sig) noexcept;
+bool is_own_signal(const siginfo_t* info) noexcept;
+
+// The signals no program mask may block: panicstop's reserved ones and the
+// synchronous faults. Raw 64-bit kernel masks.
+uint64_t unblockable_signals() noexcept;
+uint64_t reserved_signals() noexcept;
+
+}  // namespace panicstop::detail
