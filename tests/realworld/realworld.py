@@ -190,9 +190,14 @@ class Suite:
         if not under_panicstop:
             return popen.pid
 
+        tool = os.path.realpath(self.tool)
+
         def exec_done():
+            # exe_name is only for messages: Debian's redis-server, for one, is
+            # a link to redis-check-rdb.
             for c in children(popen.pid):
-                if os.path.basename(exe_of(c)).startswith(exe_name):
+                exe = exe_of(c)
+                if exe and exe != tool:
                     return c
             if popen.poll() is not None:
                 raise RuntimeError("panicstop run exited with %s before %s started" % (popen.returncode, exe_name))
@@ -289,6 +294,11 @@ class Suite:
                        ", ".join(os.path.basename(w) for w in mine) or "no 'panicstop: wrote' line for pid %d" % pid)
         if txt is None:
             self.check(case, False, "report", "no report to read")
+            # Whose handler ran instead: the program's own crash report, if any.
+            own = [l.strip() for l in stderr.splitlines()
+                   if re.search(r"signal|crash|bug report|fatal", l, re.I) and not l.startswith("panicstop")]
+            if own:
+                self.say(case, "NOTE", "the program's stderr says", " | ".join(own[:3])[:300])
             return
         text, reported = self.parse_report(txt)
         first = text.splitlines()[0] if text else ""
@@ -803,7 +813,7 @@ def run_nginx(s):
     errlog = os.path.join(d, "error.log")
 
     def died():
-        m_ = re.search(r"pid %d exited on signal (\d+)" % victim, read(errlog))
+        m_ = re.search(r"worker process %d exited on signal (\d+)" % victim, read(errlog))
         return int(m_.group(1)) if m_ else None
     s.crash("worker-kill-SEGV", victim, signal.SIGSEGV, None, died, d, logs)
     return 0
