@@ -217,6 +217,10 @@ class Suite:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+        # A daemon's master replaces a crashed worker with a new one that no
+        # one recorded, and its workers outlive a SIGKILLed master.
+        for pid in list(self.pids):
+            self.pids.update(children(pid))
         for pid in self.pids:
             try:
                 os.kill(pid, signal.SIGKILL)
