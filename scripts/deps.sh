@@ -8,7 +8,9 @@ packages=(cmake ninja-build g++ make pkg-config binutils libdw-dev libelf-dev gd
 if [[ $profile == test ]]; then
   packages+=(clang libclang-rt-14-dev libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev
              elfutils lldb python3 python3-drgn memcached
-             libgoogle-glog-dev libbackward-cpp-dev)  # crash handlers bench/crash_peers compares
+             libgoogle-glog-dev libbackward-cpp-dev  # crash handlers bench/crash_peers compares
+             # real programs tests/realworld runs under `panicstop run`
+             redis-server mariadb-server mariadb-client-core nginx nodejs openjdk-17-jdk-headless)
 fi
 
 missing=()
