@@ -57,6 +57,11 @@ struct ThreadSignals {
   uint64_t emulated_blocked;
   uint64_t pending;  // sent while emulated-blocked: raised again when unblocked
   ProgramFault outer;
+  // Where the outermost program handler was called from, and the emulated
+  // mask before it: a handler that left with siglongjmp (a probe recovering
+  // from its fault) never returns, and its depth must not outlive it.
+  uintptr_t outer_sp;
+  uint64_t blocked_before_outer;
   int unfixed_sig;
   uintptr_t unfixed_addr;
   uint64_t unfixed_regs;
@@ -166,6 +171,20 @@ uint64_t registers_hash(const void* ucontext) noexcept {
   return h;
 }
 
+// Nested handler frames lie just below the outermost one on the same stack;
+// a frame anywhere else means the outermost handler was left with siglongjmp.
+inline constexpr uintptr_t kNestedFramesSpan = 512 * 1024;
+
+uintptr_t current_sp() noexcept { return reinterpret_cast<uintptr_t>(__builtin_frame_address(0)); }
+
+void forget_abandoned_handlers(ThreadSignals& st) noexcept {
+  if (st.depth == 0) return;
+  uintptr_t sp = current_sp();
+  if (sp < st.outer_sp && st.outer_sp - sp < kNestedFramesSpan) return;
+  st.depth = 0;
+  st.emulated_blocked = st.blocked_before_outer;
+}
+
 bool sent_by_this_process(const siginfo_t* info) noexcept {
   return info->si_code <= 0 && info->si_pid == sys::getpid();
 }
@@ -263,6 +282,7 @@ ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* uc, Prog
   struct sigaction act {};
   read_program(*t, &act);
   if (is_ignored(act) && !fault) return ProgramVerdict::kHandled;
+  forget_abandoned_handlers(st);
   bool held = (st.emulated_blocked & bit(sig)) != 0;
   if (st.depth > 0) {
     // A fatal signal while the program handles one on this thread: its
@@ -289,7 +309,11 @@ ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* uc, Prog
   st.emulated_blocked |= (low_word(act.sa_mask) & (kFaultSignals | bit(SIGABRT))) |
                          ((act.sa_flags & SA_NODEFER) != 0 ? 0 : bit(sig));
   if ((act.sa_flags & SA_RESETHAND) != 0) reset_to_default(sig, *t);
-  if (st.depth == 0) st.outer = self;
+  if (st.depth == 0) {
+    st.outer = self;
+    st.outer_sp = current_sp();
+    st.blocked_before_outer = saved_blocked;
+  }
   bool retried = fault && (kRetriedFaults & bit(sig)) != 0;
   uint64_t before = retried ? registers_hash(uc) : 0;
   ++st.depth;
@@ -325,7 +349,10 @@ void deliver_reserved_to_program(int sig, siginfo_t* info, void* uc) noexcept {
 
 void set_program_gave_up_handler(GaveUpFn fn) noexcept { g_gave_up.store(fn, std::memory_order_release); }
 
-bool in_program_fatal_handler() noexcept { return tls_signals.depth > 0; }
+bool in_program_fatal_handler() noexcept {
+  forget_abandoned_handlers(tls_signals);
+  return tls_signals.depth > 0;
+}
 
 const void* reclaim_signal(int sig) noexcept {
   TakenSignal* t = taken(sig);
@@ -374,7 +401,7 @@ namespace {
 
 [[maybe_unused]] [[noreturn]] void exit_through(void (*next)(int), int status) {
   // A program's crash handler that exits from inside itself has given up.
-  if (tls_signals.depth > 0) {
+  if (in_program_fatal_handler()) {
     if (GaveUpFn fn = g_gave_up.load(std::memory_order_acquire)) fn(tls_signals.outer);
   }
   if (next != nullptr) next(status);

@@ -1,0 +1,367 @@
+// The program's signal handlers beside panicstop's (src/thread/program_signals):
+// crash handlers that give up, runtimes that fix their own faults, the
+// program's own use of a reserved signal, and masks that would blind the stop.
+// Every crash runs in a child process with a deadline.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "panic/panic_test_util.hpp"
+#include "panicstop/panic.hpp"
+#include "support/child_process.hpp"
+
+namespace panicstop {
+namespace {
+
+using testing::count_of;
+using testing::park;
+using testing::run_in_child;
+using testing::say;
+using testing::TempDir;
+using testing::wait_for_threads;
+using testing::with_env;
+
+constexpr int kHardStop = 64 - 2;  // SIGRTMAX - 2 on Linux (glibc's SIGRTMAX is a function)
+
+volatile uintptr_t g_bad_address = 0x10;  // read at run time: the compiler cannot see the fault coming
+
+__attribute__((noinline)) void write_to_address_0x10() {
+  *reinterpret_cast<volatile int*>(g_bad_address) = 1;
+}
+
+void start_parked_threads(int n) {
+  for (int i = 0; i < n; ++i) std::thread([] { park(); }).detach();
+  wait_for_threads(n + 1);
+}
+
+void install_handler(int sig, void (*fn)(int, siginfo_t*, void*), int flags) {
+  struct sigaction sa {};
+  sa.sa_sigaction = fn;
+  sa.sa_flags = SA_SIGINFO | flags;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, nullptr);
+}
+
+std::string report_in(const TempDir& dir) {
+  for (const std::string& name : dir.list())
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".txt") == 0)
+      return testing::read_file(dir.path() + "/" + name);
+  return "";
+}
+
+// The order a crash handler and panicstop run in, and what the panic reports.
+void expect_panic_after_program_handler(const testing::ChildResult& r, const TempDir& dumps, int parked) {
+  EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGSEGV) << r.describe() << "\n" << r.output;
+  auto own = r.output.find("program handler ran");
+  auto banner = r.output.find("panic: fatal signal SIGSEGV (SEGV_MAPERR) at 0x10");
+  ASSERT_NE(own, std::string::npos) << r.output;
+  ASSERT_NE(banner, std::string::npos) << r.output;
+  EXPECT_LT(own, banner) << r.output;
+  EXPECT_NE(r.output.find("the program's own handler ran first and gave up"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(std::to_string(parked) + " other threads stopped"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("did not stop"), std::string::npos) << r.output;
+  std::string report = report_in(dumps);
+  EXPECT_NE(report.find("write_to_address_0x10"), std::string::npos) << "the crash site is in the report:\n" << report;
+  EXPECT_EQ(count_of(r.output, "panic: "), 1u) << r.output;
+}
+
+// redis and mariadb: log, reset to SIG_DFL, raise again.
+void reset_and_raise_again(int sig, siginfo_t*, void*) {
+  say("program handler ran for signal %d\n", sig);
+  signal(sig, SIG_DFL);
+  kill(getpid(), sig);
+}
+
+TEST(ProgramSignals, ACrashHandlerThatResetsAndRaisesAgainGivesUpToThePanic) {
+  TempDir dumps;
+  auto r = run_in_child(
+      [] {
+        install();
+        start_parked_threads(4);
+        install_handler(SIGSEGV, reset_and_raise_again, SA_RESETHAND | SA_NODEFER);
+        write_to_address_0x10();
+      },
+      with_env({{"PANICSTOP_DUMP_DIR", dumps.path()}, {"PANICSTOP_DUMP", "text"}}));
+  expect_panic_after_program_handler(r, dumps, 4);
+}
+
+void exit_from_handler(int, siginfo_t*, void*) {
+  say("program handler ran, exiting\n");
+  _exit(3);
+}
+
+TEST(ProgramSignals, ACrashHandlerThatExitsGivesUpToThePanic) {
+  TempDir dumps;
+  auto r = run_in_child(
+      [] {
+        install();
+        start_parked_threads(3);
+        install_handler(SIGSEGV, exit_from_handler, 0);
+        write_to_address_0x10();
+      },
+      with_env({{"PANICSTOP_DUMP_DIR", dumps.path()}, {"PANICSTOP_DUMP", "text"}}));
+  expect_panic_after_program_handler(r, dumps, 3);
+}
+
+void abort_from_handler(int, siginfo_t*, void*) {
+  say("program handler ran, aborting\n");
+  abort();
+}
+
+TEST(ProgramSignals, ACrashHandlerThatAbortsGivesUpToThePanic) {
+  TempDir dumps;
+  auto r = run_in_child(
+      [] {
+        install();
+        start_parked_threads(2);
+        install_handler(SIGSEGV, abort_from_handler, 0);
+        write_to_address_0x10();
+      },
+      with_env({{"PANICSTOP_DUMP_DIR", dumps.path()}, {"PANICSTOP_DUMP", "text"}}));
+  expect_panic_after_program_handler(r, dumps, 2);
+}
+
+// A garbage collector's write barrier: protect a page, let the write fault,
+// unprotect it in the handler and return. Every fault is the program's own.
+char* g_barrier_page = nullptr;
+std::atomic<int> g_barrier_faults{0};
+
+void unprotect_on_fault(int, siginfo_t* info, void*) {
+  char* addr = static_cast<char*>(info->si_addr);
+  if (addr < g_barrier_page || addr >= g_barrier_page + 4096) {
+    signal(SIGSEGV, SIG_DFL);  // not ours: give up as a runtime does
+    return;
+  }
+  g_barrier_faults.fetch_add(1);
+  mprotect(g_barrier_page, 4096, PROT_READ | PROT_WRITE);
+}
+
+TEST(ProgramSignals, ARuntimeThatFixesItsOwnFaultsKeepsRunning) {
+  auto r = run_in_child([] {
+    install();
+    start_parked_threads(2);
+    g_barrier_page = static_cast<char*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    install_handler(SIGSEGV, unprotect_on_fault, 0);
+    constexpr int kRounds = 20000;
+    for (int i = 0; i < kRounds; ++i) {
+      mprotect(g_barrier_page, 4096, PROT_READ);
+      reinterpret_cast<volatile int*>(g_barrier_page)[i % 1024] = i;
+    }
+    say("faults=%d\n", g_barrier_faults.load());
+    // A fault that is not the runtime's still ends in the panic.
+    write_to_address_0x10();
+  });
+  EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("faults=20000\n"), std::string::npos) << r.output;
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGSEGV) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("panic: fatal signal SIGSEGV (SEGV_MAPERR) at 0x10"), std::string::npos) << r.output;
+  EXPECT_EQ(count_of(r.output, "panic: "), 1u) << r.output;
+}
+
+// A memory probe: the handler leaves with siglongjmp and never returns.
+sigjmp_buf g_probe;
+void leave_by_longjmp(int, siginfo_t*, void*) { siglongjmp(g_probe, 1); }
+
+TEST(ProgramSignals, AHandlerThatLeavesWithSiglongjmpLeavesNothingBehind) {
+  auto r = run_in_child([] {
+    install();
+    install_handler(SIGSEGV, leave_by_longjmp, 0);
+    int recovered = 0;
+    for (int i = 0; i < 1000; ++i) {
+      if (sigsetjmp(g_probe, 1) == 0) write_to_address_0x10();
+      else ++recovered;
+    }
+    say("recovered=%d\n", recovered);
+    exit(0);  // not a crash handler giving up: the probes are long over
+  });
+  EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("recovered=1000\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("panic:"), std::string::npos) << r.output;
+}
+
+// A handler that only logs and returns: the same fault repeats at once.
+void log_and_return(int, siginfo_t*, void*) { say("program handler ran, returning\n"); }
+
+TEST(ProgramSignals, AHandlerThatChangesNothingGivesUpAtTheRepeat) {
+  TempDir dumps;
+  auto r = run_in_child(
+      [] {
+        install();
+        start_parked_threads(1);
+        install_handler(SIGSEGV, log_and_return, 0);
+        write_to_address_0x10();
+      },
+      with_env({{"PANICSTOP_DUMP_DIR", dumps.path()}, {"PANICSTOP_DUMP", "text"}}));
+  expect_panic_after_program_handler(r, dumps, 1);
+  EXPECT_EQ(count_of(r.output, "program handler ran"), 1u) << r.output;
+}
+
+std::atomic<int> g_sent_seen{0};
+void count_sent(int, siginfo_t*, void*) { g_sent_seen.fetch_add(1); }
+
+TEST(ProgramSignals, ASentSignalWhoseHandlerReturnsIsHandled) {
+  auto r = run_in_child([] {
+    install();
+    install_handler(SIGSEGV, count_sent, 0);
+    raise(SIGSEGV);
+    kill(getpid(), SIGSEGV);
+    say("seen=%d\n", g_sent_seen.load());
+    exit(0);
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("seen=2\n"), std::string::npos) << r.output;
+}
+
+TEST(ProgramSignals, AFaultWhileTheProgramBlocksItsSignalStillPanics) {
+  auto r = run_in_child([] {
+    install();
+    install_handler(SIGSEGV, count_sent, 0);
+    sigset_t segv;
+    sigemptyset(&segv);
+    sigaddset(&segv, SIGSEGV);
+    pthread_sigmask(SIG_BLOCK, &segv, nullptr);
+    sigset_t now;
+    pthread_sigmask(SIG_BLOCK, nullptr, &now);
+    say("program sees SIGSEGV blocked: %d\n", sigismember(&now, SIGSEGV));
+    write_to_address_0x10();  // the kernel would end the process here, with no handler
+  });
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGSEGV) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("program sees SIGSEGV blocked: 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("panic: fatal signal SIGSEGV (SEGV_MAPERR) at 0x10"), std::string::npos) << r.output;
+  EXPECT_EQ(g_sent_seen.load(), 0);
+}
+
+// The JVM asks what is installed before it installs its own handlers.
+TEST(ProgramSignals, SigactionReportsTheProgramsActionNotPanicstops) {
+  auto r = run_in_child([] {
+    install();
+    struct sigaction before {};
+    sigaction(SIGSEGV, nullptr, &before);
+    say("before=%s\n", before.sa_handler == SIG_DFL ? "SIG_DFL" : "other");
+    install_handler(SIGSEGV, count_sent, 0);
+    struct sigaction after {};
+    sigaction(SIGSEGV, nullptr, &after);
+    say("after=%s\n", after.sa_sigaction == count_sent ? "mine" : "other");
+    auto previous = signal(SIGSEGV, SIG_DFL);
+    say("signal returned=%s\n", reinterpret_cast<void*>(previous) == reinterpret_cast<void*>(count_sent) ? "mine" : "other");
+    // The kernel still calls panicstop's handler.
+    struct {
+      void* handler;
+      unsigned long flags;
+      void* restorer;
+      uint64_t mask;
+    } kernel{};
+    syscall(SYS_rt_sigaction, SIGSEGV, nullptr, &kernel, 8);
+    say("kernel=%s\n", kernel.handler != nullptr && kernel.handler != reinterpret_cast<void*>(count_sent) ? "panicstop" : "other");
+    exit(0);
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("before=SIG_DFL\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("after=mine\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("signal returned=mine\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("kernel=panicstop\n"), std::string::npos) << r.output;
+}
+
+// OpenJDK's libnio and libnet: a no-op handler for SIGRTMAX-2, without
+// SA_RESTART, to interrupt blocking I/O by closing a descriptor.
+void jdk_interrupt_handler(int) {}
+std::atomic<int> g_interrupts{0};
+void counting_interrupt_handler(int) { g_interrupts.fetch_add(1); }
+
+void install_plain(int sig, void (*fn)(int)) {
+  struct sigaction sa {};
+  sa.sa_handler = fn;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a blocked read must return EINTR
+  sigaction(sig, &sa, nullptr);
+}
+
+TEST(ProgramSignals, APanicStopsEveryThreadWhenTheProgramHandlesTheHardStopSignal) {
+  auto r = run_in_child(
+      [] {
+        install();
+        install_plain(kHardStop, jdk_interrupt_handler);
+        start_parked_threads(6);
+        panic("with the JDK's handler in place");
+      },
+      with_env({{"PANICSTOP_STOP_TIMEOUT_MS", "500"}, {"PANICSTOP_DUMP", "none"}}));
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("6 other threads stopped"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("did not stop"), std::string::npos) << r.output;
+}
+
+char kernel_state(int tid) {
+  std::string stat = testing::read_file("/proc/self/task/" + std::to_string(tid) + "/stat");
+  auto close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size() ? '?' : stat[close + 2];
+}
+
+TEST(ProgramSignals, TheProgramsOwnUseOfTheHardStopSignalStillInterruptsBlockingIo) {
+  auto r = run_in_child([] {
+    install();
+    install_plain(kHardStop, counting_interrupt_handler);
+    int fds[2];
+    if (pipe(fds) != 0) _exit(3);
+    std::atomic<int> tid{0};
+    std::atomic<long> result{1};
+    std::atomic<int> error{0};
+    std::thread reader([&] {
+      tid.store(int(syscall(SYS_gettid)));
+      char c;
+      long n = read(fds[0], &c, 1);
+      error.store(n < 0 ? errno : 0);
+      result.store(n);
+    });
+    while (tid.load() == 0 || kernel_state(tid.load()) != 'S') sched_yield();
+    pthread_kill(reader.native_handle(), kHardStop);
+    reader.join();
+    say("read=%ld eintr=%d interrupts=%d\n", result.load(), error.load() == EINTR, g_interrupts.load());
+    exit(0);
+  });
+  EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("read=-1 eintr=1 interrupts=1\n"), std::string::npos) << r.output;
+}
+
+TEST(ProgramSignals, ThreadsThatBlockEverySignalAreStillStopped) {
+  auto r = run_in_child(
+      [] {
+        install();
+        for (int i = 0; i < 4; ++i)
+          std::thread([i] {
+            sigset_t all;
+            sigfillset(&all);
+            if (i % 2 == 0) pthread_sigmask(SIG_BLOCK, &all, nullptr);
+            else sigprocmask(SIG_BLOCK, &all, nullptr);
+            park();
+          }).detach();
+        // As jemalloc's background thread is made: created with everything blocked.
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        std::thread([] { park(); }).detach();
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        wait_for_threads(6);
+        panic("threads that block every signal");
+      },
+      with_env({{"PANICSTOP_STOP_TIMEOUT_MS", "500"}, {"PANICSTOP_DUMP", "none"}}));
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("5 other threads stopped"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("did not stop"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace panicstop
