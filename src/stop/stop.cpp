@@ -119,7 +119,7 @@ void stop_signal_handler(int sig, siginfo_t* info, void* uc) {
   }
   if (real_slot) {
     slot->stop_state.store(StopState::kRunning, std::memory_order_release);
-    if (slot->claimed_by_stop) release_current_slot();
+    if (slot->claimed_by_stop) release_slot(slot);
   }
   errno = saved_errno;
 }

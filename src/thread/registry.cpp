@@ -37,7 +37,9 @@ __attribute__((constructor)) void create_exit_key() {
   if (pthread_key_create(&g_exit_key, on_thread_exit) == 0) g_exit_key_ready.store(true);
 }
 
-ThreadSlot* claim_slot(bool from_signal_handler) noexcept {
+// set_tls: false when the calling thread's TLS is another thread's (a raw
+// clone): the slot is found again by tid, and TLS keeps naming its owner's.
+ThreadSlot* claim_slot(bool from_signal_handler, bool set_tls) noexcept {
   if (!reserve_slots()) return &g_overflow_slot;
   ThreadSlot* slots = g_slots.load(std::memory_order_acquire);
   ThreadSlot* s = nullptr;
@@ -73,7 +75,7 @@ ThreadSlot* claim_slot(bool from_signal_handler) noexcept {
   s->panic_message[0] = '\0';
   s->context.valid = false;
   s->tid.store(sys::gettid(), std::memory_order_release);
-  tls_slot = s;
+  if (set_tls) tls_slot = s;
   // A thread that uses the library gets its alternate signal stack here, so a
   // stack overflow in it still reaches the panic path (thread/altstack.hpp).
   ensure_altstack();
@@ -95,25 +97,34 @@ bool reserve_slots() noexcept {
 
 ThreadSlot* claim_current_slot() noexcept {
   if (tls_slot != nullptr) return tls_slot;
-  ThreadSlot* s = claim_slot(false);
+  ThreadSlot* s = claim_slot(false, true);
   if (s != &g_overflow_slot && g_exit_key_ready.load(std::memory_order_acquire))
     pthread_setspecific(g_exit_key, s);
   return s;
 }
 
 ThreadSlot* claim_slot_in_signal_handler() noexcept {
-  if (tls_slot != nullptr) return tls_slot;
-  return claim_slot(true);
+  ThreadSlot* s = tls_slot;
+  if (s == nullptr) return claim_slot(true, true);
+  int tid = sys::gettid();
+  if (s == &g_overflow_slot || s->tid.load(std::memory_order_relaxed) == tid) return s;
+  // TLS names another thread's slot: this thread was made by a raw clone()
+  // without CLONE_SETTLS and shares its creator's TLS. Saving this thread's
+  // registers there would overwrite the creator's (and its crash would show
+  // nowhere), so it gets a slot of its own that TLS never names.
+  if (ThreadSlot* mine = find_slot_by_tid(tid)) return mine;
+  return claim_slot(true, false);
 }
 
-void release_current_slot() noexcept {
-  ThreadSlot* s = tls_slot;
+void release_slot(ThreadSlot* s) noexcept {
   if (s == nullptr) return;
-  tls_slot = nullptr;
+  if (tls_slot == s) tls_slot = nullptr;
   if (s == &g_overflow_slot) return;
   s->tid.store(0, std::memory_order_relaxed);
   s->in_use.store(0, std::memory_order_release);
 }
+
+void release_current_slot() noexcept { release_slot(tls_slot); }
 
 ThreadSlot* slot_array() noexcept { return g_slots.load(std::memory_order_acquire); }
 size_t slot_count() noexcept {

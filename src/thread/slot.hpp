@@ -114,7 +114,17 @@ ThreadSlot* find_slot_by_tid(int tid) noexcept;
 bool reserve_slots() noexcept;
 // Claims a slot for the calling thread from a signal handler: no TLS destructor
 // is registered; the caller releases it with release_slot() if it resumes.
+// It checks that the slot TLS names carries the caller's tid: a thread made by
+// a raw clone() without CLONE_SETTLS shares its creator's TLS, and gets the
+// slot registered under its own tid (claimed if need be, TLS left alone).
+//
+// Out of scope: such a thread taking panicstop locks. The lock fast paths
+// (current_slot()) trust TLS without a system call, so the clone would take
+// and release locks under its creator's identity.
 ThreadSlot* claim_slot_in_signal_handler() noexcept;
+// Frees slot s (one claim_slot_in_signal_handler() returned); TLS is cleared
+// only if it names s.
+void release_slot(ThreadSlot* s) noexcept;
 void release_current_slot() noexcept;
 
 // Is p the address of some slot (a lock word's owner)?
