@@ -352,6 +352,19 @@ void restart_stopped_threads() noexcept {
   g_stopper_tid.store(0, std::memory_order_release);
 }
 
+void reset_stop_after_fork() noexcept {
+  // Whatever stop was in progress stopped threads of the parent; the child
+  // has only the forking thread, which is running.
+  g_stopper_tid.store(0, std::memory_order_relaxed);
+  g_active.store(0, std::memory_order_relaxed);
+  g_forever.store(false, std::memory_order_relaxed);
+  g_soft_complete.store(false, std::memory_order_relaxed);
+  g_soft_stopped.store(0, std::memory_order_relaxed);
+  g_capture_tid.store(0, std::memory_order_relaxed);
+  g_acks.store(0, std::memory_order_relaxed);
+  g_ack_target.store(UINT32_MAX, std::memory_order_release);
+}
+
 void save_own_context_via_signal() noexcept {
   if (!stop_handlers_installed()) return;
   int tid = sys::gettid();

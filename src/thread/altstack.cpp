@@ -97,4 +97,9 @@ void release_altstack() noexcept {
   g_owner[index].store(0, std::memory_order_release);
 }
 
+void adopt_altstack_after_fork() noexcept {
+  int32_t index = tls_altstack_index;
+  if (index >= 0 && g_owner != nullptr) g_owner[index].store(sys::gettid(), std::memory_order_release);
+}
+
 }  // namespace panicstop::detail

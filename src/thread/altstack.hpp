@@ -32,6 +32,10 @@ void ensure_altstack(void* interrupted_ucontext = nullptr) noexcept;
 // Returns the calling thread's pool stack, if it has one, and disables it.
 // Called when the thread exits.
 void release_altstack() noexcept;
+// In the child of fork(): the forking thread's pool stack (the kernel keeps
+// its sigaltstack) is recorded under the child's tid, so that no thread of
+// the child takes it as the stack of a thread that is gone. Async-signal-safe.
+void adopt_altstack_after_fork() noexcept;
 // True when new threads take their stack as they start (pthread_create is
 // interposed and the next one was found). install() calls it, which also keeps
 // the interposer linked into static programs.

@@ -126,6 +126,40 @@ void release_slot(ThreadSlot* s) noexcept {
 
 void release_current_slot() noexcept { release_slot(tls_slot); }
 
+void adopt_slots_after_fork() noexcept {
+  ThreadSlot* self = tls_slot;
+  int tid = sys::gettid();
+  if (self != nullptr && self != &g_overflow_slot) {
+    // The locks this thread held at the fork are held in the child too, by
+    // the same slot: WITNESS's list stays valid under the new tid.
+    int32_t parent_tid = self->tid.load(std::memory_order_relaxed);
+    if (parent_tid != 0 && self->held_tid == parent_tid) self->held_tid = tid;
+    self->context.valid = false;  // the parent's registers
+    self->tid.store(tid, std::memory_order_release);
+  }
+  // Every other slot belongs to a thread the child does not have. A retired
+  // slot stays out of the free list for good: a lock word that names it (its
+  // thread held the lock when the parent forked) stays held in the child, and
+  // a child thread that reused the slot would take itself for the owner and
+  // unlock, or re-lock recursively, a lock nobody in the child took. Freeing
+  // it would also let a parent tid that the kernel hands out again to a child
+  // thread find the dead thread's records. Its tid is cleared so that nothing
+  // (find_slot_by_tid, the snapshot, a dump's lock owner) mistakes it for a
+  // live thread, and it looks parked so that a contender on such a lock
+  // sleeps at once instead of spinning on an owner that never runs.
+  ThreadSlot* slots = slot_array();
+  if (slots == nullptr) return;
+  size_t n = slot_count();
+  for (size_t i = 0; i < n; ++i) {
+    ThreadSlot& s = slots[i];
+    if (&s == self || s.in_use.load(std::memory_order_acquire) == 0) continue;
+    s.in_use.store(kSlotRetired, std::memory_order_relaxed);
+    s.tid.store(0, std::memory_order_relaxed);
+    s.parked.store(true, std::memory_order_relaxed);
+    s.context.valid = false;
+  }
+}
+
 ThreadSlot* slot_array() noexcept { return g_slots.load(std::memory_order_acquire); }
 size_t slot_count() noexcept {
   size_t n = g_high_water.load(std::memory_order_acquire);
