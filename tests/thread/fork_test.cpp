@@ -233,7 +233,10 @@ TEST(Fork, TheChildListensOnItsOwnSocketAndTheParentKeepsItsOwn) {
         std::string reply = request(child_path, "dump " + dumps.path());
         say("child reply:\n" + reply + "end");
         std::string text = report_of(reply);
-        say("child report pid=" + std::to_string(text.find("\nprocess " + std::to_string(child) + " ") != std::string::npos));
+        auto names = [](const std::string& report, int pid) {
+          return std::to_string(report.find("\nprocess " + std::to_string(pid) + " ") != std::string::npos);
+        };
+        say("child report pid=" + names(text, child));
         close(to_child[1]);
         int status = 0;
         waitpid(child, &status, 0);
@@ -243,7 +246,7 @@ TEST(Fork, TheChildListensOnItsOwnSocketAndTheParentKeepsItsOwn) {
         reply = request(parent_path, "dump " + dumps.path());
         say("parent reply:\n" + reply + "end");
         text = report_of(reply);
-        say("parent report pid=" + std::to_string(text.find("\nprocess " + std::to_string(getpid()) + " ") != std::string::npos));
+        say("parent report pid=" + names(text, getpid()));
         exit(0);
       },
       with_env({{"PANICSTOP_KDB_SOCKET", sockets.path()}, {"PANICSTOP_DUMP", "text"}}));
