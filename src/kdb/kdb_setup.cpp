@@ -161,6 +161,7 @@ bool install_control_socket() noexcept {
     return false;
   }
   remove_stale_sockets(dir);
+  sys::copy_string(g_control_path, sizeof g_control_path, dir);  // for a message before listen_on
   SocketFailure failure{"cannot arrange the connection signal", 0};
   bool ok = set_handler(kdb_request_signal(), request_handler);
   if (!ok) failure.error = errno;
@@ -193,7 +194,7 @@ void kdb_after_fork() noexcept {
     char dir[256];
     socket_directory(dir, sizeof dir);
     int pid = int(getpid());
-    sys::format(g_control_path, sizeof g_control_path, "%s", dir);
+    sys::copy_string(g_control_path, sizeof g_control_path, dir);  // for a message before listen_on
     SocketFailure failure;
     int problem = private_directory_problem(dir);
     if (problem > 0) failure = {"cannot create the directory", problem};
