@@ -1,11 +1,33 @@
 // The composition root: install() sets up each layer, lowest first. Only this
 // file knows every layer; the layers do not know each other's setup.
+#include <pthread.h>
+
+#include <atomic>
+
 #include "dump/dump_step.hpp"
 #include "kdb/kdb_setup.hpp"
 #include "panic/panic_internal.hpp"
 #include "panicstop/panic.hpp"
+#include "stop/stop.hpp"
+#include "thread/altstack.hpp"
+#include "thread/slot.hpp"
 
 namespace panicstop {
+
+namespace {
+
+// fork()'s child handler: the child is a process of its own from here on
+// (daemons and prefork servers fork without exec). In the child of a
+// multithreaded parent only async-signal-safe calls are allowed, which every
+// step keeps to.
+void after_fork_in_child() noexcept {
+  detail::adopt_slots_after_fork();
+  detail::adopt_altstack_after_fork();
+  detail::reset_stop_after_fork();
+  detail::kdb_after_fork();
+}
+
+}  // namespace
 
 bool install() noexcept {
   // Dumps first: the snapshot's storage is reserved before any handler that
@@ -13,6 +35,8 @@ bool install() noexcept {
   detail::register_dump_step();
   // Tunables, slots, alternate stacks, stop and fatal-signal handlers.
   if (!detail::install_panic()) return false;
+  static std::atomic<bool> fork_handler{false};
+  if (!fork_handler.exchange(true)) pthread_atfork(nullptr, nullptr, after_fork_in_child);
   // kdb's triggers last: a request may arrive as soon as they exist.
   return detail::install_kdb();
 }

@@ -9,8 +9,11 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <sstream>
 
@@ -47,9 +50,86 @@ bool process_socket_setting(pid_t pid, std::string* value) {
   return false;
 }
 
-std::string no_socket_message(pid_t pid) {
-  return "process " + std::to_string(pid) +
-         " has not installed panicstop or turned its control socket off (PANICSTOP_KDB_SOCKET=0)";
+// /proc/PID/status's field `name` ("SigBlk:", ...) as a signal mask.
+bool status_mask(const std::string& status_path, const std::string& name, uint64_t* mask) {
+  std::ifstream in(status_path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name, 0) != 0) continue;
+    *mask = std::stoull(line.substr(name.size()), nullptr, 16);
+    return true;
+  }
+  return false;
+}
+
+// The state letter of /proc/PID/stat ('R', 'S', 'T', ...), or '?'.
+char process_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
+}
+
+// The mapped file of the library (libpanicstop.so or the preload library),
+// or "" when none is mapped.
+std::string mapped_library(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
+  for (std::string line; std::getline(in, line);) {
+    size_t slash = line.rfind('/');
+    if (slash != std::string::npos && line.compare(slash, 13, "/libpanicstop") == 0) return line.substr(line.find('/'));
+  }
+  return "";
+}
+
+// Does the program's executable carry the library (linked statically)? A
+// message only the library prints stands for it, symbols or not. nullopt:
+// the executable cannot be read.
+std::optional<bool> executable_has_library(pid_t pid) {
+  static const std::string kMarker = "panicstop: kdb control socket off";
+  std::ifstream in("/proc/" + std::to_string(pid) + "/exe", std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string window;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    window.append(buf, size_t(in.gcount()));
+    if (window.find(kMarker) != std::string::npos) return true;
+    if (window.size() > kMarker.size()) window.erase(0, window.size() - kMarker.size());
+  }
+  return false;
+}
+
+// A socket of this pid in another /tmp/panicstop-UID directory: the process
+// made it before it changed its user (a server that drops root after fork).
+std::string socket_elsewhere(pid_t pid, const std::string& looked_at) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/tmp", ec)) {
+    if (entry.path().filename().string().rfind("panicstop-", 0) != 0) continue;
+    std::string candidate = entry.path().string() + "/" + std::to_string(pid) + ".sock";
+    struct stat st {};
+    if (candidate != looked_at && lstat(candidate.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return candidate;
+  }
+  return "";
+}
+
+// No socket at `path`: says which of the reasons it is.
+std::string no_socket_message(pid_t pid, const std::string& path) {
+  std::string p = "process " + std::to_string(pid);
+  std::string elsewhere = socket_elsewhere(pid, path);
+  if (!elsewhere.empty())
+    return p + " has no socket at " + path + " but one at " + elsewhere +
+           " (made before it changed its user); use --socket " + elsewhere;
+  std::string reasons = ": its socket is off (PANICSTOP_KDB_SOCKET=0), in another directory (PANICSTOP_KDB_SOCKET "
+                        "set after it started), or install() has not run yet; --socket PATH names it";
+  std::string library = mapped_library(pid);
+  if (!library.empty()) return p + " loaded panicstop (" + library + ") but has no socket at " + path + reasons;
+  std::optional<bool> linked = executable_has_library(pid);
+  if (linked == true)
+    return p + " is built with panicstop (linked statically) but has no socket at " + path + reasons;
+  std::string maps = "/proc/" + std::to_string(pid) + "/maps";
+  if (linked == false)
+    return p + " does not run panicstop: no libpanicstop in " + maps +
+           ", none linked into its executable, and no socket at " + path;
+  return p + " does not run panicstop: no libpanicstop in " + maps + " and no socket at " + path +
+         " (or it links panicstop statically with its socket off: its executable cannot be read to tell)";
 }
 
 }  // namespace
@@ -108,7 +188,7 @@ bool locate_control_socket(pid_t pid, const std::string& socket_override, Contro
       *error = "permission denied: cannot look into " + dir;
       return false;
     }
-    *error = no_socket_message(pid) + " (no " + target->socket_path + ")";
+    *error = no_socket_message(pid, target->socket_path);
     return false;
   }
   if (!S_ISSOCK(st.st_mode)) {
@@ -136,12 +216,13 @@ int connect_control_socket(const ControlTarget& target, const std::string& reque
     close(fd);
     std::string where = "cannot connect to " + target.socket_path + ": ";
     if (e == ECONNREFUSED)
-      *error = where + "connection refused (a stale socket: process " + std::to_string(target.pid) +
-               " is gone or no longer listening)";
+      *error = where + "connection refused (a stale socket: nobody listens on it; process " +
+               std::to_string(target.pid) + " did not make it, or closed it: a file left by an earlier process " +
+               "with this pid, or by a forked child that then ran another program)";
     else if (e == EACCES || e == EPERM)
       *error = where + "permission denied (the socket belongs to another user)";
     else if (e == ENOENT)
-      *error = no_socket_message(target.pid) + " (no " + target.socket_path + ")";
+      *error = no_socket_message(target.pid, target.socket_path);
     else
       *error = where + strerror(e);
     return -1;
@@ -152,6 +233,34 @@ int connect_control_socket(const ControlTarget& target, const std::string& reque
     return -1;
   }
   return fd;
+}
+
+std::string silence_message(pid_t pid, double seconds, bool answered_before) {
+  std::ostringstream out;
+  out << "process " << pid << " did not answer within " << seconds << " s";
+  if (answered_before) return out.str();
+  std::string status = "/proc/" + std::to_string(pid) + "/status";
+  uint64_t bit = uint64_t(1) << (SIGRTMAX - 5 - 1), ignored = 0, caught = 0;
+  char state = process_state(pid);
+  bool all_block = true, any_thread = false;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    uint64_t blocked = 0;
+    if (!status_mask(task.path().string() + "/status", "SigBlk:", &blocked)) continue;
+    any_thread = true;
+    all_block = all_block && (blocked & bit) != 0;
+  }
+  if (state == 'T' || state == 't')
+    out << ": it is stopped (state " << state << ": job control or a debugger); resume it with kill -CONT " << pid;
+  else if (status_mask(status, "SigIgn:", &ignored) && (ignored & bit) != 0)
+    out << ": it ignores SIGRTMAX-5, the signal that announces a connection";
+  else if (status_mask(status, "SigCgt:", &caught) && (caught & bit) == 0)
+    out << ": nothing in it handles SIGRTMAX-5, the signal that announces a connection (is the socket panicstop's?)";
+  else if (any_thread && all_block)
+    out << ": every thread blocks SIGRTMAX-5, the signal that announces a connection; one must leave it unblocked";
+  else
+    out << ": the thread that took the connection signal has not served it (a panic or a long session in progress?)";
+  return out.str();
 }
 
 bool wait_for_input(int fd, double seconds) {

@@ -25,7 +25,9 @@ struct ControlTarget {
 
 // Finds the process and its socket. `socket_override` (--socket) replaces
 // the path. On failure returns false with `error` set to one line:
-//   no such process; belongs to another uid; socket turned off or absent.
+//   no such process; belongs to another uid; socket turned off; no socket at
+//   the path, and whether the process runs panicstop at all (libpanicstop in
+//   its maps, or linked into its executable) or has a socket elsewhere.
 bool locate_control_socket(pid_t pid, const std::string& socket_override, ControlTarget* target,
                            std::string* error);
 
@@ -58,6 +60,11 @@ bool parse_pid(const std::string& text, pid_t* pid);
 
 // Parses a timeout in seconds (a positive number, fractions allowed).
 bool parse_seconds(const std::string& text, double* seconds);
+
+// "process PID did not answer within S s", with why when nothing came yet:
+// the process is stopped, ignores or blocks (every thread) the connection
+// signal, or has no handler for it.
+std::string silence_message(pid_t pid, double seconds, bool answered_before);
 
 // Waits up to `seconds` (< 0: without limit) for fd to be readable.
 // Returns true when readable (data or end of stream), false on timeout.

@@ -22,7 +22,9 @@ this works where gdb -p and gcore are refused (containers, Yama).
 
 Which processes: only those that called panicstop::install() (or run under
 `panicstop run`) with their control socket on, and that belong to you (root
-reaches every process). Anything else gets a one-line error.
+reaches every process). Children they fork without exec (a daemon, prefork
+workers) listen on sockets of their own: give the child's pid. Anything else
+gets a one-line error that says why.
 
 Where the socket is: DIR/PID.sock, where DIR is the process's
 PANICSTOP_KDB_SOCKET directory when its environment sets one, else
@@ -71,16 +73,18 @@ int run_dump(const std::vector<std::string>& args) {
   if (fd < 0) return kExitFailure;
   // Lines as they come; the last one is "ok N" or "error MESSAGE".
   std::string pending, last;
+  bool answered = false;
   char buf[4096];
   for (;;) {
     if (!wait_for_input(fd, timeout)) {
       close(fd);
-      std::cerr << "panicstop: process " << pid << " did not answer within " << timeout << " s\n";
+      std::cerr << "panicstop: " << silence_message(pid, timeout, answered) << "\n";
       return kExitFailure;
     }
     ssize_t n = read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
+    answered = true;
     pending.append(buf, size_t(n));
     for (size_t nl; (nl = pending.find('\n')) != std::string::npos;) {
       std::string line = pending.substr(0, nl);

@@ -42,7 +42,9 @@ itself.
 
 Which processes: only those that called panicstop::install() (or run under
 `panicstop run`) with their control socket on, and that belong to you (root
-reaches every process). Anything else gets a one-line error.
+reaches every process). Children they fork without exec (a daemon, prefork
+workers) listen on sockets of their own: give the child's pid. Anything else
+gets a one-line error that says why.
 
 Where the socket is: DIR/PID.sock, where DIR is the process's
 PANICSTOP_KDB_SOCKET directory when its environment sets one, else
@@ -142,7 +144,7 @@ int converse(int fd, pid_t pid, const std::vector<std::string>* script, double t
     int r = poll(fds, stdin_open ? 2 : 1, timeout_ms);
     if (r < 0 && errno == EINTR) continue;
     if (r == 0) {
-      std::cerr << "\npanicstop: process " << pid << " did not answer within " << timeout << " s\n";
+      std::cerr << "\npanicstop: " << silence_message(pid, timeout, transcript.started()) << "\n";
       return kExitFailure;
     }
     if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {

@@ -47,7 +47,8 @@
 // arrives (SIGRTMAX-5, reserved by the library), and the thread that takes
 // the signal serves it. Only a peer with the process's user id (or root) is
 // served. The socket file is removed at exit, and install() removes files
-// of processes that no longer exist.
+// of processes that no longer exist. A child of fork() (a daemon, a prefork
+// worker) closes the socket it inherits and listens on DIR/CHILDPID.sock.
 #pragma once
 
 namespace panicstop {

@@ -49,6 +49,11 @@ int64_t stop_timeout_ns() noexcept { return int64_t(tunables().stop_timeout_ms) 
 
 bool session_active() noexcept { return g_session_tid.load(std::memory_order_acquire) != 0; }
 
+// In the child of fork(): the session's thread is the parent's (or, if the
+// forking thread held it, its end_session() in the child finds nothing to
+// restart). Called by kdb_after_fork().
+void reset_session_after_fork() noexcept { g_session_tid.store(0, std::memory_order_relaxed); }
+
 SessionStart begin_session(KdbSession* s, const char* why) noexcept {
   if (!stop_handlers_installed()) return SessionStart::kFailed;
   if (panicking()) return SessionStart::kBusy;

@@ -1,5 +1,7 @@
 // Setting up kdb's triggers at install: the control socket and the
-// PANICSTOP_KDB_SIGNAL handler. Setup only (may allocate, uses libc).
+// PANICSTOP_KDB_SIGNAL handler. Setup (may allocate, uses libc), except what
+// the child of fork() runs (kdb_after_fork), which keeps to async-signal-safe
+// calls.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -28,6 +30,7 @@ extern int g_control_listen_fd;
 extern char g_control_path[256];
 void kdb_signal_handler(int sig, siginfo_t* info, void* ucontext);
 void run_panic_debugger(bool trace, bool debugger) noexcept;
+void reset_session_after_fork() noexcept;
 
 namespace {
 
@@ -62,24 +65,9 @@ bool take_over_request_signal() {
 }
 
 void remove_socket_at_exit() {
-  // A forked child inherits the atexit list, not the socket's name.
+  // A forked child inherits the atexit list; its own socket (made by
+  // kdb_after_fork) is the one it removes, never the parent's.
   if (getpid() == g_socket_owner_pid) unlink(g_control_path);
-}
-
-// The directory must be ours and private: otherwise another user could put
-// a socket of their own where `panicstop kdb` looks for ours.
-bool private_directory(const char* dir) {
-  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-    sys::write_line(2, "panicstop: kdb control socket off: cannot create %s: %s", dir, strerror(errno));
-    return false;
-  }
-  struct stat st {};
-  if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-    sys::write_line(2, "panicstop: kdb control socket off: %s is not a directory private to uid %u (mode 0700)",
-                    dir, unsigned(geteuid()));
-    return false;
-  }
-  return true;
 }
 
 // Sockets of processes that no longer exist (they crashed, or were killed).
@@ -95,51 +83,142 @@ void remove_stale_sockets(const char* dir) {
   closedir(d);
 }
 
-}  // namespace
+// Everything from here to install_control_socket() also runs in the child of
+// fork() (kdb_after_fork), where a multithreaded parent's child may only make
+// async-signal-safe calls: system calls through libc's thin wrappers, no
+// allocation, no stdio, no strerror.
 
-bool install_control_socket() noexcept {
+void socket_directory(char* dir, size_t cap) noexcept {
   const Tunables& t = tunables();
-  if (!t.kdb_socket || g_control_listen_fd >= 0) return true;
-  char dir[256];
-  if (t.kdb_socket_dir[0] != '\0') sys::copy_string(dir, sizeof dir, t.kdb_socket_dir);
-  else sys::format(dir, sizeof dir, "/tmp/panicstop-%u", unsigned(geteuid()));
-  if (!private_directory(dir)) return false;
-  remove_stale_sockets(dir);
+  if (t.kdb_socket_dir[0] != '\0') sys::copy_string(dir, cap, t.kdb_socket_dir);
+  else sys::format(dir, cap, "/tmp/panicstop-%u", unsigned(geteuid()));
+}
 
+// The directory must be ours and private: otherwise another user could put
+// a socket of their own where `panicstop kdb` looks for ours. Returns 0, the
+// errno of mkdir, or -1 when the directory is not private.
+int private_directory_problem(const char* dir) noexcept {
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) return errno;
+  struct stat st {};
+  if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) return -1;
+  return 0;
+}
+
+struct SocketFailure {
+  const char* what = "";  // the step that failed, for the message
+  int error = 0;          // its errno; 0: none
+};
+
+// Listens on DIR/PID.sock (its path goes to `path` in any case), with the
+// connection signal aimed at pid but not armed yet: the caller publishes the
+// descriptor first, so that the first signal finds it. Returns the
+// descriptor, or -1 with *failure set.
+int listen_on(const char* dir, int pid, char* path, size_t cap, SocketFailure* failure) noexcept {
   struct sockaddr_un addr {};
   addr.sun_family = AF_UNIX;
-  size_t n = sys::format(addr.sun_path, sizeof addr.sun_path, "%s/%d.sock", dir, int(getpid()));
-  if (n + 1 >= sizeof addr.sun_path) {
-    sys::write_line(2, "panicstop: kdb control socket off: the path in %s is too long for a Unix socket", dir);
-    return false;
+  size_t n = sys::format(addr.sun_path, sizeof addr.sun_path, "%s/%d.sock", dir, pid);
+  sys::copy_string(path, cap, addr.sun_path);
+  if (n + 1 >= sizeof addr.sun_path || n + 1 >= cap) {
+    *failure = {"the path is too long for a Unix socket", 0};
+    return -1;
   }
   unlink(addr.sun_path);  // a process with our pid that ended without removing it
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
-    sys::write_line(2, "panicstop: kdb control socket off: socket: %s", strerror(errno));
-    return false;
+    *failure = {"socket", errno};
+    return -1;
   }
   mode_t old_umask = umask(0177);  // created 0600: never visible with a wider mode
   int bound = bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   umask(old_umask);
   if (bound != 0 || listen(fd, 16) != 0) {
-    sys::write_line(2, "panicstop: kdb control socket off: cannot listen on %s: %s", addr.sun_path, strerror(errno));
+    *failure = {"cannot listen", errno};
+    if (bound == 0) unlink(addr.sun_path);
     close(fd);
-    return false;
+    return -1;
   }
-  sys::copy_string(g_control_path, sizeof g_control_path, addr.sun_path);
+  if (fcntl(fd, F_SETOWN, pid) != 0 || fcntl(fd, F_SETSIG, kdb_request_signal()) != 0) {
+    *failure = {"cannot arrange the connection signal", errno};
+    unlink(addr.sun_path);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Publishes fd as this process's socket and arms the connection signal.
+bool publish_and_arm(int fd, int pid, SocketFailure* failure) noexcept {
   g_control_listen_fd = fd;
-  g_socket_owner_pid = getpid();
-  if (!take_over_request_signal() || fcntl(fd, F_SETOWN, getpid()) != 0 ||
-      fcntl(fd, F_SETSIG, kdb_request_signal()) != 0 || fcntl(fd, F_SETFL, O_NONBLOCK | O_ASYNC) != 0) {
-    sys::write_line(2, "panicstop: kdb control socket off: cannot arrange the connection signal: %s", strerror(errno));
-    unlink(g_control_path);
-    g_control_listen_fd = -1;
-    close(fd);
+  g_socket_owner_pid = pid;
+  if (fcntl(fd, F_SETFL, O_NONBLOCK | O_ASYNC) == 0) return true;
+  *failure = {"cannot arrange the connection signal", errno};
+  unlink(g_control_path);
+  g_control_listen_fd = -1;
+  g_socket_owner_pid = 0;
+  close(fd);
+  return false;
+}
+
+}  // namespace
+
+bool install_control_socket() noexcept {
+  if (!tunables().kdb_socket || g_control_listen_fd >= 0) return true;
+  char dir[256];
+  socket_directory(dir, sizeof dir);
+  if (int problem = private_directory_problem(dir); problem != 0) {
+    if (problem > 0)
+      sys::write_line(2, "panicstop: kdb control socket off: cannot create %s: %s", dir, strerror(problem));
+    else
+      sys::write_line(2, "panicstop: kdb control socket off: %s is not a directory private to uid %u (mode 0700)",
+                      dir, unsigned(geteuid()));
     return false;
   }
-  atexit(remove_socket_at_exit);
-  return true;
+  remove_stale_sockets(dir);
+  sys::copy_string(g_control_path, sizeof g_control_path, dir);  // for a message before listen_on
+  SocketFailure failure{"cannot arrange the connection signal", 0};
+  bool ok = take_over_request_signal();
+  if (!ok) failure.error = errno;
+  int pid = int(getpid());
+  int fd = ok ? listen_on(dir, pid, g_control_path, sizeof g_control_path, &failure) : -1;
+  if (fd >= 0 && publish_and_arm(fd, pid, &failure)) {
+    atexit(remove_socket_at_exit);
+    return true;
+  }
+  if (failure.error == 0)
+    sys::write_line(2, "panicstop: kdb control socket off: %s: %s", failure.what, g_control_path);
+  else
+    sys::write_line(2, "panicstop: kdb control socket off: %s on %s: %s", failure.what, g_control_path,
+                    strerror(failure.error));
+  return false;
+}
+
+void kdb_after_fork() noexcept {
+  int saved_errno = errno;
+  reset_session_after_fork();
+  int inherited = g_control_listen_fd;
+  if (inherited >= 0) {
+    // The inherited descriptor shares its open file description with the
+    // parent's: F_SETOWN on it would aim the parent's connection signals at
+    // the child, and accepting on it would answer the parent's clients. It
+    // is only closed here, and the parent's file stays where it is.
+    g_control_listen_fd = -1;
+    g_socket_owner_pid = 0;
+    close(inherited);
+    char dir[256];
+    socket_directory(dir, sizeof dir);
+    int pid = int(getpid());
+    sys::copy_string(g_control_path, sizeof g_control_path, dir);  // for a message before listen_on
+    SocketFailure failure;
+    int problem = private_directory_problem(dir);
+    if (problem > 0) failure = {"cannot create the directory", problem};
+    else if (problem < 0) failure = {"not a directory private to this uid (mode 0700)", 0};
+    int fd = problem != 0 ? -1 : listen_on(dir, pid, g_control_path, sizeof g_control_path, &failure);
+    if (fd < 0 || !publish_and_arm(fd, pid, &failure)) {
+      sys::write_line(2, "panicstop: kdb control socket off in forked process %d: %s: %s (errno %d)", pid,
+                      failure.what, g_control_path, failure.error);
+    }
+  }
+  errno = saved_errno;
 }
 
 bool install_kdb() noexcept {

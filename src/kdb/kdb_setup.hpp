@@ -10,4 +10,10 @@ namespace panicstop::detail {
 // signal's handler cannot be installed.
 bool install_kdb() noexcept;
 
+// In the child of fork(): forgets a kdb session of the parent, closes the
+// inherited control socket (leaving the parent's file alone) and listens on
+// one of the child's own, DIR/CHILDPID.sock, under the same rules as
+// install(); the child's exit removes that one. Async-signal-safe.
+void kdb_after_fork() noexcept;
+
 }  // namespace panicstop::detail

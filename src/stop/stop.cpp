@@ -127,7 +127,7 @@ void stop_signal_handler(int sig, siginfo_t* info, void* uc) {
   }
   if (real_slot) {
     slot->stop_state.store(StopState::kRunning, std::memory_order_release);
-    if (slot->claimed_by_stop) release_current_slot();
+    if (slot->claimed_by_stop) release_slot(slot);
   }
   errno = saved_errno;
 }
@@ -361,6 +361,19 @@ void restart_stopped_threads() noexcept {
   g_resume_seq.fetch_add(1, std::memory_order_acq_rel);
   sys::futex_wake(&g_resume_seq, INT_MAX);
   g_stopper_tid.store(0, std::memory_order_release);
+}
+
+void reset_stop_after_fork() noexcept {
+  // Whatever stop was in progress stopped threads of the parent; the child
+  // has only the forking thread, which is running.
+  g_stopper_tid.store(0, std::memory_order_relaxed);
+  g_active.store(0, std::memory_order_relaxed);
+  g_forever.store(false, std::memory_order_relaxed);
+  g_soft_complete.store(false, std::memory_order_relaxed);
+  g_soft_stopped.store(0, std::memory_order_relaxed);
+  g_capture_tid.store(0, std::memory_order_relaxed);
+  g_acks.store(0, std::memory_order_relaxed);
+  g_ack_target.store(UINT32_MAX, std::memory_order_release);
 }
 
 void save_own_context_via_signal() noexcept {

@@ -85,6 +85,10 @@ void save_own_context_via_signal() noexcept;
 struct ThreadSlot;
 void save_context(ThreadSlot* slot, const void* siginfo, const void* ucontext) noexcept;
 
+// In the child of fork(): forgets a stop the parent had in progress (its
+// stopper and stopped threads are not in the child). Async-signal-safe.
+void reset_stop_after_fork() noexcept;
+
 // Calls fn(tid, arg) for every thread in /proc/self/task. Returns the count, or
 // -1 if the directory could not be read. Raw system calls only.
 int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg) noexcept;

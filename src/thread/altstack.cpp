@@ -53,8 +53,13 @@ bool reserve_altstacks() noexcept {
 }
 
 void ensure_altstack(void* interrupted_ucontext) noexcept {
-  if (tls_altstack_index >= 0 || __atomic_load_n(&g_pool, __ATOMIC_ACQUIRE) == nullptr || has_altstack()) return;
+  if (__atomic_load_n(&g_pool, __ATOMIC_ACQUIRE) == nullptr) return;
   int tid = sys::gettid();
+  // The index may be another thread's: a raw clone() without CLONE_SETTLS
+  // shares its creator's TLS (and the kernel gave it no alternate stack).
+  int32_t mine = tls_altstack_index;
+  if (mine >= 0 && g_owner[mine].load(std::memory_order_relaxed) == tid) return;
+  if (has_altstack()) return;
   size_t index = kPoolEntries;
   size_t i = g_high_water.load(std::memory_order_relaxed);
   while (i < kPoolEntries) {
@@ -78,7 +83,7 @@ void ensure_altstack(void* interrupted_ucontext) noexcept {
     g_owner[index].store(0, std::memory_order_release);
     return;
   }
-  tls_altstack_index = int32_t(index);
+  if (mine < 0) tls_altstack_index = int32_t(index);  // never the creator's
   if (interrupted_ucontext != nullptr) static_cast<ucontext_t*>(interrupted_ucontext)->uc_stack = st;
 }
 
@@ -90,6 +95,11 @@ void release_altstack() noexcept {
   if (sys::raw_syscall(SYS_sigaltstack, &st, nullptr) != 0) return;  // still on it: keep it
   tls_altstack_index = -1;
   g_owner[index].store(0, std::memory_order_release);
+}
+
+void adopt_altstack_after_fork() noexcept {
+  int32_t index = tls_altstack_index;
+  if (index >= 0 && g_owner != nullptr) g_owner[index].store(sys::gettid(), std::memory_order_release);
 }
 
 }  // namespace panicstop::detail

@@ -25,13 +25,17 @@ inline constexpr size_t kAltStackSize = 128 * 1024;  // the panic path and dump 
 bool reserve_altstacks() noexcept;
 // Gives the calling thread a stack from the pool unless it already has an
 // alternate stack (its own or ours). Async-signal-safe: a few system calls on
-// the first call in a thread, none afterwards. Inside a signal handler pass the
-// handler's ucontext: rt_sigreturn restores the alternate stack recorded in it,
-// which would silently undo the new one, so it is patched too.
+// the first call in a thread, one (gettid) afterwards. Inside a signal handler
+// pass the handler's ucontext: rt_sigreturn restores the alternate stack
+// recorded in it, which would silently undo the new one, so it is patched too.
 void ensure_altstack(void* interrupted_ucontext = nullptr) noexcept;
 // Returns the calling thread's pool stack, if it has one, and disables it.
 // Called when the thread exits.
 void release_altstack() noexcept;
+// In the child of fork(): the forking thread's pool stack (the kernel keeps
+// its sigaltstack) is recorded under the child's tid, so that no thread of
+// the child takes it as the stack of a thread that is gone. Async-signal-safe.
+void adopt_altstack_after_fork() noexcept;
 // True when new threads take their stack as they start (pthread_create is
 // interposed and the next one was found). install() calls it, which also keeps
 // the interposer linked into static programs.

@@ -37,7 +37,9 @@ __attribute__((constructor)) void create_exit_key() {
   if (pthread_key_create(&g_exit_key, on_thread_exit) == 0) g_exit_key_ready.store(true);
 }
 
-ThreadSlot* claim_slot(bool from_signal_handler) noexcept {
+// set_tls: false when the calling thread's TLS is another thread's (a raw
+// clone): the slot is found again by tid, and TLS keeps naming its owner's.
+ThreadSlot* claim_slot(bool from_signal_handler, bool set_tls) noexcept {
   if (!reserve_slots()) return &g_overflow_slot;
   ThreadSlot* slots = g_slots.load(std::memory_order_acquire);
   ThreadSlot* s = nullptr;
@@ -73,7 +75,7 @@ ThreadSlot* claim_slot(bool from_signal_handler) noexcept {
   s->panic_message[0] = '\0';
   s->context.valid = false;
   s->tid.store(sys::gettid(), std::memory_order_release);
-  tls_slot = s;
+  if (set_tls) tls_slot = s;
   // A thread that uses the library gets its alternate signal stack here, so a
   // stack overflow in it still reaches the panic path (thread/altstack.hpp).
   ensure_altstack();
@@ -95,24 +97,67 @@ bool reserve_slots() noexcept {
 
 ThreadSlot* claim_current_slot() noexcept {
   if (tls_slot != nullptr) return tls_slot;
-  ThreadSlot* s = claim_slot(false);
+  ThreadSlot* s = claim_slot(false, true);
   if (s != &g_overflow_slot && g_exit_key_ready.load(std::memory_order_acquire))
     pthread_setspecific(g_exit_key, s);
   return s;
 }
 
 ThreadSlot* claim_slot_in_signal_handler() noexcept {
-  if (tls_slot != nullptr) return tls_slot;
-  return claim_slot(true);
+  ThreadSlot* s = tls_slot;
+  if (s == nullptr) return claim_slot(true, true);
+  int tid = sys::gettid();
+  if (s == &g_overflow_slot || s->tid.load(std::memory_order_relaxed) == tid) return s;
+  // TLS names another thread's slot: this thread was made by a raw clone()
+  // without CLONE_SETTLS and shares its creator's TLS. Saving this thread's
+  // registers there would overwrite the creator's (and its crash would show
+  // nowhere), so it gets a slot of its own that TLS never names.
+  if (ThreadSlot* mine = find_slot_by_tid(tid)) return mine;
+  return claim_slot(true, false);
 }
 
-void release_current_slot() noexcept {
-  ThreadSlot* s = tls_slot;
+void release_slot(ThreadSlot* s) noexcept {
   if (s == nullptr) return;
-  tls_slot = nullptr;
+  if (tls_slot == s) tls_slot = nullptr;
   if (s == &g_overflow_slot) return;
   s->tid.store(0, std::memory_order_relaxed);
   s->in_use.store(0, std::memory_order_release);
+}
+
+void release_current_slot() noexcept { release_slot(tls_slot); }
+
+void adopt_slots_after_fork() noexcept {
+  ThreadSlot* self = tls_slot;
+  int tid = sys::gettid();
+  if (self != nullptr && self != &g_overflow_slot) {
+    // The locks this thread held at the fork are held in the child too, by
+    // the same slot: WITNESS's list stays valid under the new tid.
+    int32_t parent_tid = self->tid.load(std::memory_order_relaxed);
+    if (parent_tid != 0 && self->held_tid == parent_tid) self->held_tid = tid;
+    self->context.valid = false;  // the parent's registers
+    self->tid.store(tid, std::memory_order_release);
+  }
+  // Every other slot belongs to a thread the child does not have. A retired
+  // slot stays out of the free list for good: a lock word that names it (its
+  // thread held the lock when the parent forked) stays held in the child, and
+  // a child thread that reused the slot would take itself for the owner and
+  // unlock, or re-lock recursively, a lock nobody in the child took. Freeing
+  // it would also let a parent tid that the kernel hands out again to a child
+  // thread find the dead thread's records. Its tid is cleared so that nothing
+  // (find_slot_by_tid, the snapshot, a dump's lock owner) mistakes it for a
+  // live thread, and it looks parked so that a contender on such a lock
+  // sleeps at once instead of spinning on an owner that never runs.
+  ThreadSlot* slots = slot_array();
+  if (slots == nullptr) return;
+  size_t n = slot_count();
+  for (size_t i = 0; i < n; ++i) {
+    ThreadSlot& s = slots[i];
+    if (&s == self || s.in_use.load(std::memory_order_acquire) == 0) continue;
+    s.in_use.store(kSlotRetired, std::memory_order_relaxed);
+    s.tid.store(0, std::memory_order_relaxed);
+    s.parked.store(true, std::memory_order_relaxed);
+    s.context.valid = false;
+  }
 }
 
 ThreadSlot* slot_array() noexcept { return g_slots.load(std::memory_order_acquire); }

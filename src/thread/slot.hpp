@@ -62,8 +62,13 @@ inline constexpr size_t kMaxHeldLocks = 32;
 inline constexpr size_t kThreadNameMax = 32;
 inline constexpr size_t kSlotMessageMax = 256;
 
+// ThreadSlot::in_use of a slot whose thread stayed behind in the parent of a
+// fork(): never claimed again in this process (adopt_slots_after_fork).
+inline constexpr uint32_t kSlotRetired = 2;
+
 struct alignas(64) ThreadSlot {
-  // 0 = free; 1 = live. Claimed with a CAS so claiming is async-signal-safe.
+  // 0 = free; 1 = live; kSlotRetired. Claimed with a CAS so claiming is
+  // async-signal-safe.
   std::atomic<uint32_t> in_use{0};
   // Claimed by the stop handler for a thread that never used the library; freed
   // again when the thread is restarted.
@@ -114,8 +119,23 @@ ThreadSlot* find_slot_by_tid(int tid) noexcept;
 bool reserve_slots() noexcept;
 // Claims a slot for the calling thread from a signal handler: no TLS destructor
 // is registered; the caller releases it with release_slot() if it resumes.
+// It checks that the slot TLS names carries the caller's tid: a thread made by
+// a raw clone() without CLONE_SETTLS shares its creator's TLS, and gets the
+// slot registered under its own tid (claimed if need be, TLS left alone).
+//
+// Out of scope: such a thread taking panicstop locks. The lock fast paths
+// (current_slot()) trust TLS without a system call, so the clone would take
+// and release locks under its creator's identity.
 ThreadSlot* claim_slot_in_signal_handler() noexcept;
+// Frees slot s (one claim_slot_in_signal_handler() returned); TLS is cleared
+// only if it names s.
+void release_slot(ThreadSlot* s) noexcept;
 void release_current_slot() noexcept;
+
+// In the child of fork(), before anything else of the library runs there: the
+// forking thread's slot takes the child's tid and every other slot is retired.
+// Async-signal-safe (the child of a multithreaded parent may call nothing else).
+void adopt_slots_after_fork() noexcept;
 
 // Is p the address of some slot (a lock word's owner)?
 bool is_slot_address(const void* p) noexcept;

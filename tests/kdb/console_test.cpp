@@ -89,12 +89,14 @@ void parked() {
 // `hang_up`, the client shuts its sending side after the request (the
 // console then sees the end of its input).
 void converse_from_client(const std::string& request, const std::string& transcript, bool hang_up) {
+  // Taken before the fork: the client, a child, listens on a socket of its own.
+  std::string path = detail::control_socket_path();
   pid_t client = fork();
   if (client == 0) {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    sys::copy_string(addr.sun_path, sizeof addr.sun_path, detail::control_socket_path());
+    sys::copy_string(addr.sun_path, sizeof addr.sun_path, path.c_str());
     if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(3);
     if (!sys::write_all(fd, request.data(), request.size())) _exit(4);
     if (hang_up) shutdown(fd, SHUT_WR);

@@ -63,7 +63,7 @@ TEST(KdbCommandWorkload, DISABLED_Serve) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, detail::kdb_request_signal());
-  testing::raw_sigmask(SIG_UNBLOCK, &set);
+  if (getenv("KDB_COMMAND_TEST_BLOCK_ALL") == nullptr) testing::raw_sigmask(SIG_UNBLOCK, &set);
   while (g_waiter_tid == 0 || testing::kernel_state(g_waiter_tid) != 'S') std::this_thread::yield();
   printf("ready holder=%d waiter=%d\n", g_holder_tid.load(), g_waiter_tid.load());
   fflush(stdout);
@@ -247,8 +247,8 @@ TEST(KdbCommand, AProcessWithoutPanicstop) {
   }
   for (const char* command : {"kdb", "dump"})
     expect_failure(run_command({kTool, command, std::to_string(sleeper)}, deadline()),
-                   "process " + std::to_string(sleeper) +
-                       " has not installed panicstop or turned its control socket off (PANICSTOP_KDB_SOCKET=0)");
+                   "process " + std::to_string(sleeper) + " does not run panicstop: no libpanicstop in /proc/" +
+                       std::to_string(sleeper) + "/maps, none linked into its executable, and no socket at ");
   kill(sleeper, SIGKILL);
   waitpid(sleeper, nullptr, 0);
 }
@@ -258,6 +258,45 @@ TEST(KdbCommand, ControlSocketTurnedOff) {
   ASSERT_TRUE(w.ready());
   expect_failure(run_command({kTool, "kdb", w.pid_text(), "-c", "threads"}, deadline()),
                  "turned its control socket off (PANICSTOP_KDB_SOCKET=0)");
+  EXPECT_TRUE(w.finish());
+}
+
+TEST(KdbCommand, AProcessBuiltWithPanicstopButWithoutItsSocket) {
+  TempDir dir;
+  Workload w({{"PANICSTOP_KDB_SOCKET", dir.path()}});
+  ASSERT_TRUE(w.ready());
+  std::string socket = dir.path() + "/" + w.pid_text() + ".sock";
+  ASSERT_EQ(unlink(socket.c_str()), 0);  // as if it lived in a directory the command does not know
+  expect_failure(run_command({kTool, "dump", w.pid_text()}, deadline()),
+                 "process " + w.pid_text() + " is built with panicstop (linked statically) but has no socket at " +
+                     socket + ": its socket is off");
+  EXPECT_TRUE(w.finish());
+}
+
+TEST(KdbCommand, AProcessWhoseThreadsAllBlockTheConnectionSignal) {
+  TempDir dir;
+  Workload w({{"PANICSTOP_KDB_SOCKET", dir.path()}, {"KDB_COMMAND_TEST_BLOCK_ALL", "1"}});
+  ASSERT_TRUE(w.ready());
+  expect_failure(run_command({kTool, "dump", w.pid_text(), "--dir", dir.path(), "--timeout", "0.3"}, deadline()),
+                 "did not answer within 0.3 s: every thread blocks SIGRTMAX-5");
+  EXPECT_TRUE(w.finish());
+}
+
+TEST(KdbCommand, AStoppedProcess) {
+  TempDir dir;
+  Workload w({{"PANICSTOP_KDB_SOCKET", dir.path()}});
+  ASSERT_TRUE(w.ready());
+  ASSERT_EQ(kill(w.pid(), SIGSTOP), 0);
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto state = [&] {
+    std::string stat = testing::read_file("/proc/" + w.pid_text() + "/stat");
+    size_t close = stat.rfind(')');
+    return close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
+  };
+  while (state() != 'T' && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  expect_failure(run_command({kTool, "dump", w.pid_text(), "--dir", dir.path(), "--timeout", "0.3"}, deadline()),
+                 "did not answer within 0.3 s: it is stopped (state T");
+  kill(w.pid(), SIGCONT);  // it then serves the request the command gave up on
   EXPECT_TRUE(w.finish());
 }
 
