@@ -19,6 +19,7 @@
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
+#include "thread/handler_stack.hpp"
 #include "thread/signal_sections.hpp"
 
 namespace panicstop::detail {
@@ -38,6 +39,7 @@ void request_handler(int, siginfo_t*, void*) {
   errno = saved_errno;
 }
 
+// fn: handler_entry<...>, so that the handler runs on a panicstop stack.
 bool set_handler(int sig, void (*fn)(int, siginfo_t*, void*)) {
   struct sigaction sa {};
   sa.sa_sigaction = fn;
@@ -117,7 +119,7 @@ bool install_control_socket() noexcept {
   sys::copy_string(g_control_path, sizeof g_control_path, addr.sun_path);
   g_control_listen_fd = fd;
   g_socket_owner_pid = getpid();
-  if (!set_handler(kdb_request_signal(), request_handler) || fcntl(fd, F_SETOWN, getpid()) != 0 ||
+  if (!set_handler(kdb_request_signal(), handler_entry<request_handler>) || fcntl(fd, F_SETOWN, getpid()) != 0 ||
       fcntl(fd, F_SETSIG, kdb_request_signal()) != 0 || fcntl(fd, F_SETFL, O_NONBLOCK | O_ASYNC) != 0) {
     sys::write_line(2, "panicstop: kdb control socket off: cannot arrange the connection signal: %s", strerror(errno));
     unlink(g_control_path);
@@ -132,7 +134,7 @@ bool install_control_socket() noexcept {
 bool install_kdb() noexcept {
   const Tunables& t = tunables();
   bool ok = true;
-  if (t.kdb_signal != 0 && !set_handler(t.kdb_signal, kdb_signal_handler)) {
+  if (t.kdb_signal != 0 && !set_handler(t.kdb_signal, handler_entry<kdb_signal_handler>)) {
     sys::write_line(2, "panicstop: cannot install the kdb signal handler for signal %d: %s", t.kdb_signal,
                     strerror(errno));
     ok = false;

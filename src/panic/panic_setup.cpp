@@ -21,6 +21,7 @@
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 #include "thread/altstack.hpp"
+#include "thread/handler_stack.hpp"
 #include "thread/signal_sections.hpp"
 #include "thread/slot.hpp"
 
@@ -82,7 +83,7 @@ void read_restart_argv() {
 
 bool install_signal_handlers() {
   struct sigaction sa {};
-  sa.sa_sigaction = fatal_signal_handler;
+  sa.sa_sigaction = handler_entry<fatal_signal_handler>;
   // SA_NODEFER: a fault inside the panic path (which runs inside this handler)
   // must reach the handler again as a nested panic; a blocked fault signal
   // would make the kernel kill the process with no dump.
@@ -94,10 +95,13 @@ bool install_signal_handlers() {
   for (int sig : kFatalSignals) {
     struct sigaction previous {};
     if (sigaction(sig, &sa, &previous) != 0) return false;
+    // Ours already (an install in a child forked after one): chaining to it
+    // would loop.
+    if (previous.sa_sigaction == sa.sa_sigaction) previous.sa_handler = SIG_DFL;
     remember_previous_handler(sig, previous);
   }
   struct sigaction deadline {};
-  deadline.sa_sigaction = step_deadline_handler;
+  deadline.sa_sigaction = handler_entry<step_deadline_handler>;
   deadline.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sigfillset(&deadline.sa_mask);
   for (int sig : kFatalSignals) sigdelset(&deadline.sa_mask, sig);

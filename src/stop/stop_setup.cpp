@@ -3,6 +3,7 @@
 
 #include "stop/stop.hpp"
 #include "sys/syscall.hpp"
+#include "thread/handler_stack.hpp"
 #include "thread/signal_sections.hpp"
 
 namespace panicstop::detail {
@@ -11,6 +12,8 @@ void (*stop_signal_handler_address() noexcept)(int, siginfo_t*, void*);
 void mark_stop_handlers_installed() noexcept;
 
 namespace {
+
+SignalHandler g_stop_handler = nullptr;  // stop.cpp's, known only through a call
 
 // While a stop handler runs (and parks) every asynchronous signal is blocked,
 // except the hard stop inside a soft stop (a panic must reach a thread parked
@@ -30,7 +33,8 @@ void send_setup_signal(int tid, void* self) noexcept {
 bool install_stop_handlers() noexcept {
   if (!reserve_stop_memory()) return false;
   struct sigaction sa {};
-  sa.sa_sigaction = stop_signal_handler_address();
+  g_stop_handler = stop_signal_handler_address();
+  sa.sa_sigaction = handler_entry_via<&g_stop_handler>;
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
   handler_mask(&sa.sa_mask, false);
   if (sigaction(hard_stop_signal(), &sa, nullptr) != 0) return false;
