@@ -32,6 +32,9 @@ panicstop_call_on_stack:
   .cfi_def_cfa_register %rbp
   movq %rdx, %rsp
   callq *%rsi
+  .globl panicstop_call_on_stack_return
+  .hidden panicstop_call_on_stack_return
+panicstop_call_on_stack_return:
   movq %rbp, %rsp
   .cfi_def_cfa_register %rsp
   popq %rbp

@@ -167,11 +167,67 @@ TEST_P(SmallAltStack, StackOverflowIsAPanicWithDumps) {
   expect_panic_with_dumps(r, dir, "handler_stack_overflow");
 }
 
-// A live dump soft-stops the worker while it spins on its small stack: the
-// stop handler must return through the switch and the worker go on. The
-// worker then reports how much of its stack the stop took, next to what a
-// handler that does nothing takes (the kernel's frame), so the difference is
-// the wrapper's own use of a foreign stack.
+// A worker that spins on its own small sigaltstack until phase reaches 2,
+// then says how much of that stack the signals it took used, next to what a
+// handler that does nothing uses (the kernel's frame): the difference is the
+// entry wrapper's use of a foreign stack.
+struct SpinningWorker {
+  std::atomic<int> phase{0};
+  std::atomic<unsigned long> spins{0};
+  std::atomic<int> tid{0};
+  std::thread thread;
+
+  explicit SpinningWorker(size_t size) {
+    thread = std::thread([this, size] {
+      unsigned char* sp = map_small_stack(size);
+      set_own_altstack(sp, size);
+      struct sigaction sa {}, old {};
+      sa.sa_sigaction = do_nothing;
+      sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+      sigaction(SIGUSR1, &sa, &old);
+      raise(SIGUSR1);
+      sigaction(SIGUSR1, &old, nullptr);
+      size_t kernel_frame = bytes_touched(sp, size);
+      memset(sp, kFill, size);
+      tid.store(int(gettid()));
+      phase.store(1);
+      handler_stack_spin();
+      size_t used = bytes_touched(sp, size);
+      stack_t now{};
+      sigaltstack(nullptr, &now);
+      printf("kernel-frame=%zu used=%zu wrapper=%zd own-altstack=%d\n", kernel_frame, used,
+             ssize_t(used) - ssize_t(kernel_frame), int(now.ss_sp == sp && now.ss_size == size));
+      fflush(stdout);
+    });
+    while (phase.load() == 0) std::this_thread::yield();
+  }
+
+  __attribute__((noinline)) void handler_stack_spin() {
+    while (phase.load() < 2) spins.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // The worker runs again: its counter moves.
+  void finish_once_resumed() {
+    unsigned long seen = spins.load();
+    while (spins.load() == seen) std::this_thread::yield();
+    phase.store(2);
+    thread.join();
+  }
+};
+
+void expect_resumed_within_budget(const ChildResult& r) {
+  ASSERT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("own-altstack=1"), std::string::npos) << r.output;
+  auto pos = r.output.find("wrapper=");
+  ASSERT_NE(pos, std::string::npos) << r.output;
+  long wrapper = strtol(r.output.c_str() + pos + 8, nullptr, 10);
+  EXPECT_LE(wrapper, long(kWrapperBudget)) << r.output;
+  if (getenv("PANICSTOP_TEST_SHOW_OUTPUT") != nullptr) fputs(r.output.c_str(), stderr);
+}
+
+// A live dump soft-stops the worker while it spins: the stop handler returns
+// through the switch and the worker goes on.
 TEST_P(SmallAltStack, SoftStopReturnsAndTheWorkerResumes) {
   SKIP_UNLESS_THE_FRAME_FITS(GetParam());
   TempDir dir;
@@ -180,47 +236,45 @@ TEST_P(SmallAltStack, SoftStopReturnsAndTheWorkerResumes) {
   ChildResult r = panicstop::testing::run_in_child(
       [size, path] {
         panicstop::install();
-        std::atomic<int> phase{0};
-        std::atomic<unsigned long> spins{0};
-        std::thread worker([&] {
-          unsigned char* sp = map_small_stack(size);
-          set_own_altstack(sp, size);
-          struct sigaction sa {};
-          sa.sa_sigaction = do_nothing;
-          sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-          sigaction(SIGUSR2, &sa, nullptr);
-          raise(SIGUSR2);
-          size_t kernel_frame = bytes_touched(sp, size);
-          memset(sp, kFill, size);
-          phase.store(1);
-          while (phase.load() < 2) spins.fetch_add(1, std::memory_order_relaxed);
-          size_t stop_used = bytes_touched(sp, size);
-          stack_t now{};
-          sigaltstack(nullptr, &now);
-          printf("kernel-frame=%zu stop=%zu wrapper=%zd own-altstack=%d\n", kernel_frame, stop_used,
-                 ssize_t(stop_used) - ssize_t(kernel_frame), int(now.ss_sp == sp && now.ss_size == size));
-          fflush(stdout);
-        });
-        while (phase.load() == 0) std::this_thread::yield();
+        SpinningWorker worker(size);
         if (panicstop::live_dump(path.c_str()) <= 0) _exit(30);
-        // Resumed: the counter moves again after the stop.
-        unsigned long seen = spins.load();
-        while (spins.load() == seen) std::this_thread::yield();
-        phase.store(2);
-        worker.join();
+        worker.finish_once_resumed();
       },
       {});
-  ASSERT_FALSE(r.hung) << r.describe() << "\n" << r.output;
-  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
-  EXPECT_NE(r.output.find("own-altstack=1"), std::string::npos) << r.output;
-  long wrapper = -1;
-  auto pos = r.output.find("wrapper=");
-  ASSERT_NE(pos, std::string::npos) << r.output;
-  wrapper = strtol(r.output.c_str() + pos + 8, nullptr, 10);
-  // A few hundred bytes: the entry wrapper's frame and the switch.
-  EXPECT_LE(wrapper, long(kWrapperBudget)) << r.output;
+  expect_resumed_within_budget(r);
   EXPECT_FALSE(dir.list().empty()) << r.output;
-  if (getenv("PANICSTOP_TEST_SHOW_OUTPUT") != nullptr) fputs(r.output.c_str(), stderr);
+}
+
+// kdb's signal, taken by the worker on its small stack: the whole session
+// (stopping the others, unwinding every thread, writing the report) runs in
+// that handler, and the worker's own backtrace leads through the switch and
+// the signal frame back to its loop.
+TEST_P(SmallAltStack, KdbSignalOnTheWorkerRunsTheSessionAndReturns) {
+  SKIP_UNLESS_THE_FRAME_FITS(GetParam());
+  TempDir dir;
+  size_t size = GetParam();
+  std::string report = dir.path() + "/kdb.txt";
+  ChildResult r = panicstop::testing::run_in_child(
+      [size, report] {
+        panicstop::install();
+        SpinningWorker worker(size);
+        tgkill(getpid(), worker.tid.load(), SIGUSR2);
+        // This thread is stopped for the whole session, so once the report
+        // has text the session is over or about to be.
+        while (access(report.c_str(), F_OK) != 0 || panicstop::kdb_active()) std::this_thread::yield();
+        worker.finish_once_resumed();
+      },
+      panicstop::testing::with_env({{"PANICSTOP_KDB_SIGNAL", "SIGUSR2"}, {"PANICSTOP_KDB_OUTPUT", report}}));
+  expect_resumed_within_budget(r);
+  std::string text = panicstop::testing::read_file(report);
+  EXPECT_EQ(text.rfind("panic: (none) kdb: SIGUSR2 received\n", 0), 0u) << text.substr(0, 200);
+  size_t handler = text.find("kdb_signal_handler");
+  size_t trampoline = text.find("__restore_rt+0x0", handler == std::string::npos ? 0 : handler);
+  size_t loop = text.find("handler_stack_spin", trampoline == std::string::npos ? 0 : trampoline);
+  if (getenv("PANICSTOP_TEST_SHOW_OUTPUT") != nullptr) fputs(text.c_str(), stderr);
+  EXPECT_NE(handler, std::string::npos) << text;
+  EXPECT_NE(trampoline, std::string::npos) << text;
+  EXPECT_NE(loop, std::string::npos) << text;
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, SmallAltStack, ::testing::Values(size_t(12288), size_t(8192), size_t(4096), size_t(2048)),
