@@ -3,6 +3,7 @@
 // a soft stop of it still returns: panicstop's handlers leave that stack for
 // one of their own before doing any real work.
 #include <gtest/gtest.h>
+#include <execinfo.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "panicstop/kdb.hpp"
 #include "panicstop/panic.hpp"
 #include "support/child_process.hpp"
+#include "thread/handler_stack.hpp"
 
 namespace {
 
@@ -112,7 +114,7 @@ size_t kernel_frame_bytes() {
   return bytes;
 }
 
-constexpr size_t kWrapperBudget = 512;
+constexpr size_t kWrapperBudget = panicstop::detail::kForeignStackBytes;
 
 // The kernel's frame alone may not fit in a tiny stack (a large XSAVE state):
 // then no handler can run on it at all, whatever the handler does.
@@ -275,6 +277,51 @@ TEST_P(SmallAltStack, KdbSignalOnTheWorkerRunsTheSessionAndReturns) {
   EXPECT_NE(handler, std::string::npos) << text;
   EXPECT_NE(trampoline, std::string::npos) << text;
   EXPECT_NE(loop, std::string::npos) << text;
+}
+
+// libgcc's unwinder (glibc's backtrace()) walks from a handler running on
+// the panicstop stack through the switch's CFI back to the code the signal
+// interrupted on the thread's own stack.
+void* g_frames[64];
+int g_frame_count = 0;
+
+void record_backtrace(int, siginfo_t*, void*) { g_frame_count = backtrace(g_frames, 64); }
+
+__attribute__((noinline)) void handler_stack_raise() {
+  raise(SIGUSR1);
+  asm volatile("" ::: "memory");  // the call is not the last instruction: the return address stays inside
+}
+
+TEST_P(SmallAltStack, BacktraceFromAHandlerCrossesTheSwitch) {
+  SKIP_UNLESS_THE_FRAME_FITS(GetParam());
+  size_t size = GetParam();
+  ChildResult r = panicstop::testing::run_in_child([size] {
+    panicstop::install();
+    void* warm[4];
+    backtrace(warm, 4);  // loads libgcc_s here rather than in the handler
+    std::thread([size] {
+      set_own_altstack(map_small_stack(size), size);
+      struct sigaction sa {};
+      sa.sa_sigaction = panicstop::detail::handler_entry<record_backtrace>;
+      sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+      sigaction(SIGUSR1, &sa, nullptr);
+      handler_stack_raise();
+      auto in = [](void* pc, const void* start, size_t len) {
+        return uintptr_t(pc) > uintptr_t(start) && uintptr_t(pc) <= uintptr_t(start) + len;
+      };
+      bool through_switch = false, reached_caller = false;
+      for (int i = 0; i < g_frame_count; ++i) {
+        through_switch |= g_frames[i] == static_cast<void*>(panicstop_call_on_stack_return);
+        reached_caller |= in(g_frames[i], reinterpret_cast<const void*>(&handler_stack_raise), 64);
+      }
+      printf("frames=%d through-switch=%d reached-caller=%d\n", g_frame_count, int(through_switch),
+             int(reached_caller));
+      fflush(stdout);
+    }).join();
+  });
+  ASSERT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("through-switch=1 reached-caller=1"), std::string::npos) << r.output;
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, SmallAltStack, ::testing::Values(size_t(12288), size_t(8192), size_t(4096), size_t(2048)),
