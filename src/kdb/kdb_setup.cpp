@@ -22,6 +22,7 @@
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
 #include "thread/program_signals.hpp"
+#include "thread/handler_stack.hpp"
 #include "thread/signal_sections.hpp"
 
 namespace panicstop::detail {
@@ -48,6 +49,7 @@ void request_handler(int sig, siginfo_t* info, void* uc) {
 
 constexpr int kHandlerFlags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
 
+// fn: handler_entry<...>, so that the handler runs on a panicstop stack.
 bool set_handler(int sig, void (*fn)(int, siginfo_t*, void*)) {
   struct sigaction sa {};
   sa.sa_sigaction = fn;
@@ -61,7 +63,8 @@ bool set_handler(int sig, void (*fn)(int, siginfo_t*, void*)) {
 bool take_over_request_signal() {
   sigset_t mask;
   spin_section_sigset(&mask);
-  return take_over_signal(kdb_request_signal(), SignalRole::kReserved, request_handler, kHandlerFlags, mask);
+  return take_over_signal(kdb_request_signal(), SignalRole::kReserved, handler_entry<request_handler>, kHandlerFlags,
+                          mask);
 }
 
 void remove_socket_at_exit() {
@@ -224,7 +227,7 @@ void kdb_after_fork() noexcept {
 bool install_kdb() noexcept {
   const Tunables& t = tunables();
   bool ok = true;
-  if (t.kdb_signal != 0 && !set_handler(t.kdb_signal, kdb_signal_handler)) {
+  if (t.kdb_signal != 0 && !set_handler(t.kdb_signal, handler_entry<kdb_signal_handler>)) {
     sys::write_line(2, "panicstop: cannot install the kdb signal handler for signal %d: %s", t.kdb_signal,
                     strerror(errno));
     ok = false;

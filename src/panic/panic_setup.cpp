@@ -23,6 +23,7 @@
 #include "thread/altstack.hpp"
 #include "thread/libc_next.hpp"
 #include "thread/program_signals.hpp"
+#include "thread/handler_stack.hpp"
 #include "thread/signal_sections.hpp"
 #include "thread/slot.hpp"
 
@@ -92,13 +93,13 @@ bool install_signal_handlers() {
   sigdelset(&mask, hard_stop_signal());
   sigdelset(&mask, step_deadline_signal());
   for (int sig : kFatalSignals)
-    if (!take_over_signal(sig, SignalRole::kFatal, fatal_signal_handler, SA_SIGINFO | SA_ONSTACK | SA_NODEFER, mask))
+    if (!take_over_signal(sig, SignalRole::kFatal, handler_entry<fatal_signal_handler>, SA_SIGINFO | SA_ONSTACK | SA_NODEFER, mask))
       return false;
   install_program_gave_up_handler();
   sigset_t deadline_mask;
   sigfillset(&deadline_mask);
   for (int sig : kFatalSignals) sigdelset(&deadline_mask, sig);
-  return take_over_signal(step_deadline_signal(), SignalRole::kReserved, step_deadline_handler,
+  return take_over_signal(step_deadline_signal(), SignalRole::kReserved, handler_entry<step_deadline_handler>,
                           SA_SIGINFO | SA_ONSTACK, deadline_mask);
 }
 

@@ -10,6 +10,7 @@
 #include "snapshot/registers.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
+#include "thread/handler_stack.hpp"
 
 namespace panicstop::detail {
 
@@ -520,6 +521,15 @@ void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
     bool end = false;
     if (!cfi_step(snap, &regs, exact_pc, &end) && !fp_step(snap, stack, &regs)) break;
     if (end) break;
+    if (!exact_pc && pc == uintptr_t(panicstop_call_on_stack_return)) {
+      // A handler's switch to a panicstop stack: the caller is on the stack
+      // the signal arrived on, wherever that lies.
+      const SnapshotMapping* m = find_mapping(snap, regs.r[kRegSp]);
+      if (m == nullptr) break;
+      stack = StackBounds{m->start, m->end};
+      exact_pc = false;
+      continue;
+    }
     // The stack only grows down: a caller's frame is above its callee's.
     if (regs.r[kRegSp] <= sp && !(exact_pc && regs.r[kRegSp] == sp)) break;
     if (!on_stack(stack, regs.r[kRegSp])) break;

@@ -4,6 +4,7 @@
 #include "stop/stop.hpp"
 #include "sys/syscall.hpp"
 #include "thread/program_signals.hpp"
+#include "thread/handler_stack.hpp"
 #include "thread/signal_sections.hpp"
 
 namespace panicstop::detail {
@@ -12,6 +13,8 @@ void (*stop_signal_handler_address() noexcept)(int, siginfo_t*, void*);
 void mark_stop_handlers_installed() noexcept;
 
 namespace {
+
+SignalHandler g_stop_handler = nullptr;  // stop.cpp's, known only through a call
 
 // While a stop handler runs (and parks) every asynchronous signal is blocked,
 // except the hard stop inside a soft stop (a panic must reach a thread parked
@@ -31,12 +34,13 @@ void send_setup_signal(int tid, void* self) noexcept {
 bool install_stop_handlers() noexcept {
   if (!reserve_stop_memory()) return false;
   constexpr int kFlags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+  g_stop_handler = stop_signal_handler_address();
   sigset_t mask;
   handler_mask(&mask, false);
-  if (!take_over_signal(hard_stop_signal(), SignalRole::kReserved, stop_signal_handler_address(), kFlags, mask))
+  if (!take_over_signal(hard_stop_signal(), SignalRole::kReserved, handler_entry_via<&g_stop_handler>, kFlags, mask))
     return false;
   handler_mask(&mask, true);
-  if (!take_over_signal(soft_stop_signal(), SignalRole::kReserved, stop_signal_handler_address(), kFlags, mask))
+  if (!take_over_signal(soft_stop_signal(), SignalRole::kReserved, handler_entry_via<&g_stop_handler>, kFlags, mask))
     return false;
   mark_stop_handlers_installed();
   return true;

@@ -6,13 +6,18 @@
 //   - install() gives one to the calling thread and, through the stop signal's
 //     handler, to every thread that exists at that moment;
 //   - a thread gets one the first time it claims a slot (first lock, name, ...)
-//     and the first time it handles a stop signal.
+//     and the first time one of the library's handlers runs in it while it has
+//     no alternate stack (a stop signal, for one);
 //   - a thread created through pthread_create (std::thread included) takes one
 //     before its start routine runs (thread_start_setup.cpp interposes it).
-// A thread made some other way (a raw clone) that never touches the library
-// has none, and neither does any thread in a sanitizer build (the sanitizer
-// owns pthread_create there): a stack overflow in it ends the process with the
-// kernel's default action and no dump.
+// A thread made some other way (a raw clone) that has not yet taken one of the
+// library's signals has none, and neither has a thread in a sanitizer build
+// (the sanitizer owns pthread_create there) until it does: a stack overflow in
+// it ends the process with the kernel's default action and no dump.
+//
+// A thread that sets an alternate stack of its own keeps it: the handlers leave
+// it for a panicstop stack first (thread/handler_stack.hpp), so it only has to
+// hold the kernel's signal frame and a few hundred bytes.
 #pragma once
 
 #include <cstddef>
