@@ -16,7 +16,8 @@
 //     (2 threads with this stack)
 //     #0 ...
 //   thread TID (NAME) [not_stopped] S
-//     did not stop: state S, blocked in syscall 0 (read), wchan pipe_read, hard-stop signal blocked; pc and sp from /proc/self/task/TID/syscall
+//     did not stop: state S, blocked in syscall 0 (read), wchan pipe_read, ...
+//       ...hard-stop signal blocked; pc and sp from /proc/self/task/TID/syscall   (one line)
 //     #0 0x... read+0x12 (libc.so.6)
 //   thread TID (NAME) [not_stopped] R
 //     did not stop: state R, running, hard-stop signal blocked; no registers

@@ -132,7 +132,8 @@ void render_text(const Report& report, std::ostream& out) {
     const Thread& t = report.threads[i];
     if (group_end - i > 1) out << "  (" << group_end - i << " threads with this stack)\n";
     if (t.has_registers) out << "  pc " << hex(t.pc) << " sp " << hex(t.sp) << "\n";
-    if (t.frames.empty()) out << (t.no_registers.empty() ? "  (no frames)\n" : "  (no registers: " + t.no_registers + ")\n");
+    if (t.frames.empty() && !t.no_registers.empty()) out << "  (no registers: " << t.no_registers << ")\n";
+    if (t.frames.empty() && t.no_registers.empty()) out << "  (no frames)\n";
     for (size_t f = 0; f < t.frames.size(); ++f) out << "  " << frame_text(f, t.frames[f]) << "\n";
     i = group_end;
   }
