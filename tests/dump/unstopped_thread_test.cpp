@@ -25,10 +25,11 @@ namespace {
 
 using testing::UnstoppedDumps;
 
+// Made once for all the tests; the directory goes at exit.
 UnstoppedDumps& dumps() {
-  static testing::TempDir* dir = new testing::TempDir;
-  static UnstoppedDumps* d = new UnstoppedDumps(testing::make_unstopped_dumps(dir->path()));
-  return *d;
+  static testing::TempDir dir;
+  static UnstoppedDumps d = testing::make_unstopped_dumps(dir.path());
+  return d;
 }
 
 #define REQUIRE_DUMPS(d)                                                                          \
