@@ -7,7 +7,6 @@
 
 #include "dump/elf_notes.hpp"
 #include "snapshot/memory.hpp"
-#include "snapshot/registers.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 
@@ -156,9 +155,12 @@ class Planner {
 
   void plan_stacks() noexcept {
     for (uint32_t t = 0; t < s_.thread_count; ++t) {
+      // A thread that did not stop is written with the stack pointer the
+      // kernel gave, and a debugger unwinds it from its stack like the others.
       const SavedContext* c = s_.threads[t].context;
-      if (c == nullptr || !c->valid) continue;
-      uintptr_t sp = saved_stack_pointer(*c);
+      if (c != nullptr && !c->valid) continue;
+      uintptr_t sp = thread_stack_pointer(s_.threads[t]);
+      if (sp == 0) continue;
       int32_t i = index_of(sp);
       // A stack overflow leaves SP in the guard page (or just below the
       // stack): the stack is then the mapping right above, all of it in use.

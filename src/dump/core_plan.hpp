@@ -1,10 +1,11 @@
 // Which memory goes into the ELF core, one PT_LOAD per mapping (DESIGN.md §7).
 //
 // mini: every thread's stack from page_floor(SP - 128) to the top of its
-// mapping, the vdso, the first page of every mapped ELF file, the executable's
-// and ld.so's writable data, RELRO and dynamic section (so the debugger finds
-// r_debug), and the r_debug / link_map nodes and their names (so it finds the
-// shared libraries). Other file mappings get a segment with p_filesz 0: NT_FILE
+// mapping (for a thread that did not stop, the SP /proc gave), the vdso, the
+// first page of every mapped ELF file, the executable's and ld.so's writable
+// data, RELRO and dynamic section (so the debugger finds r_debug), and the
+// r_debug / link_map nodes and their names (so it finds the shared
+// libraries). Other file mappings get a segment with p_filesz 0: NT_FILE
 // names their file, and tools read the bytes from there. Anonymous memory that
 // is not needed gets no segment at all (an empty anonymous segment would read
 // as zeros and mislead the debugger).

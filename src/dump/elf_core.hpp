@@ -6,7 +6,8 @@
 // segments). Notes, in this order: the panicking thread's NT_PRSTATUS,
 // NT_PRPSINFO, NT_SIGINFO, NT_AUXV, NT_FILE (the executable's entries first),
 // the panicking thread's NT_PRFPREG and NT_X86_XSTATE, then for every other
-// thread its NT_PRSTATUS followed by its FP notes, and last the PANICSTOP note.
+// thread its NT_PRSTATUS followed by its FP notes (see dump/elf_notes.hpp for
+// threads that did not stop), and last the PANICSTOP note.
 // What memory is dumped for t.core (mini, full) is described in
 // dump/core_plan.hpp.
 //
@@ -19,6 +20,11 @@
 //   panicking_tid=<tid>
 //   signal=<signo>
 //   thread=<tid> name=<name> state=<panicking|stopped|not_stopped>     one per thread
+//     a thread that saved no registers adds what /proc showed of it:
+//     kernel_state=<R|S|D|...> registers=<kernel|none>
+//     kernel_view=<syscall|blocked|running|unreadable> [syscall=<nr> [syscall_name=<name>]] [wchan=<fn>]
+//     [stop_signal_blocked=<hard|soft>]
+//     (registers=kernel: its NT_PRSTATUS holds only pc and sp; none: it has no NT_PRSTATUS)
 //   lock=0x<addr> kind=<mutex|spin mutex|rwlock|sx lock> name=<name> owner=<tid or 0> readers=<n>
 //   wait=<tid> lock=0x<addr> mode=<exclusive|shared|condvar>          one per waiting thread
 //   nested=<tid> signal=<n> step=<n> message=<text>                   nested and parked panics

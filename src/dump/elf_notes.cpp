@@ -9,6 +9,8 @@
 #include "panicstop/lock_object.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
+#include "sys/syscall_names.hpp"
+#include "thread/signal_sections.hpp"
 
 namespace panicstop::detail::core {
 namespace {
@@ -66,7 +68,20 @@ PrstatusHead prstatus_head(const NoteInputs& in, const SnapshotThread& t, bool p
   }
   if (t.context != nullptr && t.context->valid)
     __builtin_memcpy(&h.sighold, &t.context->ucontext.uc_sigmask, sizeof h.sighold);
+  else if (t.kernel.has_sigblk)
+    h.sighold = t.kernel.sigblk;
   return h;
+}
+
+// A thread that did not stop, with the pc and sp /proc gave: written with
+// those alone (a debugger unwinds the rest from the stack with CFI). One with
+// no registers at all is left out: a thread of zeros would be a lie.
+bool kernel_regs_only(const SnapshotThread& t) noexcept {
+  return (t.context == nullptr || !t.context->valid) && t.kernel.has_regs();
+}
+
+bool has_prstatus(const SnapshotThread& t) noexcept {
+  return (t.context != nullptr && t.context->valid) || t.kernel.has_regs();
 }
 
 void emit_prstatus(const NoteInputs& in, CoreSink& sink, const SnapshotThread& t, bool panicking) noexcept {
@@ -78,6 +93,13 @@ void emit_prstatus(const NoteInputs& in, CoreSink& sink, const SnapshotThread& t
     uint64_t gregs[NGREG];
     __builtin_memcpy(gregs, t.context->ucontext.uc_mcontext.gregs, sizeof gregs);
     regs = x86_64_regs_from_gregs(gregs, t.tid == in.current_tid ? in.current_fs_base : saved_tls_base(*t.context));
+  } else if (kernel_regs_only(t)) {
+    regs.rip = t.kernel.pc;
+    regs.rsp = t.kernel.sp;
+    regs.cs = 0x33;
+    regs.ss = 0x2b;
+    // In a system call, as the kernel's own core would say.
+    regs.orig_rax = t.kernel.source == KernelView::Source::kSyscall ? uint64_t(t.kernel.syscall_nr) : ~uint64_t(0);
   }
   write_x86_64_prstatus(head, regs, has_fp(t), in.scratch);
   note(sink, "CORE", NT_PRSTATUS, in.scratch, kX86_64PrstatusSize);
@@ -92,6 +114,9 @@ void emit_prstatus(const NoteInputs& in, CoreSink& sink, const SnapshotThread& t
     regs.pc = mc.pc;
     regs.pstate = mc.pstate;
     fp_valid = aarch64_find_fpsimd(reinterpret_cast<const unsigned char*>(mc.__reserved), sizeof mc.__reserved, &fp);
+  } else if (kernel_regs_only(t)) {
+    regs.pc = t.kernel.pc;
+    regs.sp = t.kernel.sp;
   }
   write_aarch64_prstatus(head, regs, fp_valid, in.scratch);
   note(sink, "CORE", NT_PRSTATUS, in.scratch, kAarch64PrstatusSize);
@@ -265,6 +290,45 @@ void put_nested(CoreSink& sink, int tid, int signo, int step, const char* messag
   put_str(sink, "\n");
 }
 
+const char* kernel_view_name(KernelView::Source source) noexcept {
+  switch (source) {
+    case KernelView::Source::kRunning: return "running";
+    case KernelView::Source::kBlocked: return "blocked";
+    case KernelView::Source::kSyscall: return "syscall";
+    case KernelView::Source::kUnreadable: return "unreadable";
+    case KernelView::Source::kNone: break;
+  }
+  return "none";
+}
+
+// What /proc showed of a thread that did not stop, for readers that have
+// only the core (its NT_PRSTATUS, if any, holds nothing but pc and sp).
+void put_kernel_view(CoreSink& sink, const SnapshotThread& t) noexcept {
+  const KernelView& k = t.kernel;
+  char state[2] = {t.kernel_state, '\0'};
+  put_str(sink, " kernel_state=");
+  put_clean(sink, state, 1, true);
+  put_str(sink, k.has_regs() ? " registers=kernel kernel_view=" : " registers=none kernel_view=");
+  put_str(sink, kernel_view_name(k.source));
+  if (k.source == KernelView::Source::kSyscall) {
+    put_str(sink, " syscall=");
+    put_num(sink, k.syscall_nr);
+    if (const char* name = sys::syscall_name(k.syscall_nr)) {
+      put_str(sink, " syscall_name=");
+      put_str(sink, name);
+    }
+  }
+  if (k.wchan[0] != '\0') {
+    put_str(sink, " wchan=");
+    put_clean(sink, k.wchan, sizeof k.wchan, true);
+  }
+  // Why it did not stop, most likely.
+  if (k.blocks_signal(hard_stop_signal()))
+    put_str(sink, " stop_signal_blocked=hard");
+  else if (k.blocks_signal(soft_stop_signal()))
+    put_str(sink, " stop_signal_blocked=soft");
+}
+
 }  // namespace
 
 bool is_file_mapping(const ProcessSnapshot& snap, const SnapshotMapping& m) noexcept {
@@ -285,7 +349,9 @@ void emit_panicstop_text(const ProcessSnapshot& s, CoreSink& sink) noexcept {
     put_num(sink, t.tid);
     put_str(sink, " name=");
     put_clean(sink, t.name, sizeof t.name, true);
-    put_str(sink, t.is_panicking ? " state=panicking\n" : t.stopped ? " state=stopped\n" : " state=not_stopped\n");
+    put_str(sink, t.is_panicking ? " state=panicking" : t.stopped ? " state=stopped" : " state=not_stopped");
+    if (t.kernel.source != KernelView::Source::kNone) put_kernel_view(sink, t);
+    put_str(sink, "\n");
   }
   for (uint32_t i = 0; i < s.lock_count; ++i) {
     const SnapshotLock& l = s.locks[i];
@@ -349,7 +415,7 @@ void emit_notes(const NoteInputs& inputs, CoreSink& sink) noexcept {
   if (first != nullptr) emit_fp_notes(in, sink, *first);
   for (uint32_t i = 0; i < s.thread_count; ++i) {
     const SnapshotThread& t = s.threads[i];
-    if (&t == first) continue;
+    if (&t == first || !has_prstatus(t)) continue;
     emit_prstatus(in, sink, t, false);
     emit_fp_notes(in, sink, t);
   }

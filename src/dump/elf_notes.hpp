@@ -1,7 +1,9 @@
 // The PT_NOTE segment of the ELF core, in the order DESIGN.md §7 requires:
 // the panicking thread's NT_PRSTATUS, NT_PRPSINFO, NT_SIGINFO, NT_AUXV,
 // NT_FILE, the panicking thread's FP notes, then every other thread's
-// NT_PRSTATUS followed by its own FP notes, then the PANICSTOP note.
+// NT_PRSTATUS followed by its own FP notes, then the PANICSTOP note. A thread
+// that did not stop has an NT_PRSTATUS with only the pc and sp /proc gave,
+// and no FP notes; one without even those (it was running) has no note.
 #pragma once
 
 #include <cstddef>

@@ -15,6 +15,13 @@
 //   thread TID (NAME) [stopped] S
 //     (2 threads with this stack)
 //     #0 ...
+//   thread TID (NAME) [not_stopped] S
+//     did not stop: state S, blocked in syscall 0 (read), wchan pipe_read, ...
+//       ...hard-stop signal blocked; pc and sp from /proc/self/task/TID/syscall   (one line)
+//     #0 0x... read+0x12 (libc.so.6)
+//   thread TID (NAME) [not_stopped] R
+//     did not stop: state R, running, hard-stop signal blocked; no registers
+//     (no registers: the thread was running)
 //
 //   locks:
 //     0xADDR kind=mutex name=cache owner=TID readers=0 waiters=TID,TID
@@ -37,6 +44,8 @@
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
+#include "sys/syscall_names.hpp"
+#include "thread/signal_sections.hpp"
 
 namespace panicstop::detail {
 
@@ -117,8 +126,51 @@ const SnapshotLock* lock_record(const ProcessSnapshot& snap, const LockObject* l
   return nullptr;
 }
 
+// "did not stop: state S, blocked in syscall 0 (read), wchan pipe_read,
+// hard-stop signal blocked; pc and sp from /proc/self/task/TID/syscall"
+void describe_kernel_view(sys::FixedWriter& w, const SnapshotThread& t) noexcept {
+  const KernelView& k = t.kernel;
+  w.format("did not stop: state %c", t.kernel_state);
+  switch (k.source) {
+    case KernelView::Source::kSyscall:
+      w.format(", blocked in syscall %ld", k.syscall_nr);
+      if (const char* name = sys::syscall_name(k.syscall_nr)) w.format(" (%s)", name);
+      break;
+    case KernelView::Source::kBlocked: w.str(", blocked outside a system call"); break;
+    case KernelView::Source::kRunning: w.str(", running"); break;
+    default: break;
+  }
+  if (k.wchan[0] != '\0') w.format(", wchan %s", k.wchan);
+  if (k.blocks_signal(hard_stop_signal()))
+    w.str(", hard-stop signal blocked");
+  else if (k.blocks_signal(soft_stop_signal()))
+    w.str(", soft-stop signal blocked");
+  if (k.has_regs())
+    w.format("; pc and sp from /proc/self/task/%d/syscall", t.tid);
+  else if (k.source == KernelView::Source::kRunning)
+    w.str("; no registers");
+  else
+    w.format("; /proc/self/task/%d/syscall unreadable", t.tid);
+}
+
+// Why a thread has no stack to print, when the reason is not "no frames".
+const char* no_registers_reason(const SnapshotThread& t) noexcept {
+  if (t.frame_count != 0 || t.context != nullptr || t.kernel.has_regs()) return nullptr;
+  switch (t.kernel.source) {
+    case KernelView::Source::kRunning: return "the thread was running";
+    case KernelView::Source::kUnreadable: return "its /proc syscall file was unreadable";
+    default: return nullptr;
+  }
+}
+
 void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
   out.line("thread %d (%s) [%s] %c", t.tid, t.name, thread_state_name(snap, t, panicked), t.kernel_state);
+  if (t.kernel.source != KernelView::Source::kNone) {
+    char view[512];
+    sys::FixedWriter w(view, sizeof view);
+    describe_kernel_view(w, t);
+    out.line("  %s", view);
+  }
   char text[256];
   if (t.is_panicking && panicked && snap.signo != 0) {
     const PanicState& ps = panic_state();
@@ -137,7 +189,11 @@ void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotTh
 
 void print_stack(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept {
   if (t.frame_count == 0) {
-    out.line("  (no frames)");
+    const char* why = no_registers_reason(t);
+    if (why != nullptr)
+      out.line("  (no registers: %s)", why);
+    else
+      out.line("  (no frames)");
     return;
   }
   SymbolInfo info;
@@ -168,11 +224,14 @@ uint32_t g_group_size[kMaxThreads];   // per thread: its group's size
 uint64_t stack_hash(const SnapshotThread& t) noexcept {
   uint64_t h = 1469598103934665603ull ^ t.frame_count;
   for (uint32_t i = 0; i < t.frame_count; ++i) h = (h ^ t.frames[i]) * 1099511628211ull;
+  // Threads without registers print a reason instead of "(no frames)": they
+  // group only with threads that have the same reason.
+  if (const char* why = no_registers_reason(t)) h ^= reinterpret_cast<uintptr_t>(why);
   return h;
 }
 
 bool same_stack(const SnapshotThread& a, const SnapshotThread& b) noexcept {
-  if (a.frame_count != b.frame_count) return false;
+  if (a.frame_count != b.frame_count || no_registers_reason(a) != no_registers_reason(b)) return false;
   for (uint32_t i = 0; i < a.frame_count; ++i)
     if (a.frames[i] != b.frames[i]) return false;
   return true;

@@ -63,7 +63,8 @@ bool describe_wait(sys::FixedWriter& w, const ProcessSnapshot& snap, const Snaps
 // WITNESS is not built in or off). Returns the number of lines written.
 size_t write_held_lock_lines(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept;
 
-// One thread's block: header line, signal and wait lines, held locks, frames.
+// One thread's block: header line, what /proc showed of a thread that did
+// not stop, signal and wait lines, held locks, frames (or why there are none).
 void write_thread_block(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t,
                         bool panicked) noexcept;
 

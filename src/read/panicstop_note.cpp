@@ -59,6 +59,34 @@ Thread& thread_for(Report& report, int tid) {
   return report.threads.back();
 }
 
+// The text report's "did not stop:" line, rebuilt from the note's fields
+// so a core reads like the report written beside it.
+void describe_did_not_stop(Thread& t, std::string_view view, std::string_view blocked) {
+  t.did_not_stop = true;
+  if (t.register_source.empty()) t.register_source = "none";
+  std::string line = "did not stop: state " + (t.kernel_state.empty() ? std::string("?") : t.kernel_state);
+  if (view == "syscall" && t.syscall) {
+    line += ", blocked in syscall " + std::to_string(*t.syscall);
+    if (!t.syscall_name.empty()) line += " (" + t.syscall_name + ")";
+  } else if (view == "blocked") {
+    line += ", blocked outside a system call";
+  } else if (view == "running") {
+    line += ", running";
+  }
+  if (!t.wchan.empty()) line += ", wchan " + t.wchan;
+  if (!blocked.empty()) line += ", " + std::string(blocked) + "-stop signal blocked";
+  if (t.register_source == "kernel") {
+    line += "; pc and sp from /proc/self/task/" + std::to_string(t.tid) + "/syscall";
+  } else if (view == "running") {
+    line += "; no registers";
+    t.no_registers = "the thread was running";
+  } else {
+    line += "; /proc/self/task/" + std::to_string(t.tid) + "/syscall unreadable";
+    t.no_registers = "its /proc syscall file was unreadable";
+  }
+  t.notes.push_back(line);
+}
+
 }  // namespace
 
 void apply_panicstop_note(std::string_view text, Report& report) {
@@ -85,10 +113,19 @@ void apply_panicstop_note(std::string_view text, Report& report) {
       report.signal = number<int>(head, line_no);
     } else if (head.key == "thread") {
       Thread& t = thread_for(report, number<int>(head, line_no));
+      std::string_view view, blocked;
       for (const Field& f : fields) {
         if (f.key == "name") t.name = std::string(f.value);
         if (f.key == "state") t.state = std::string(f.value);
+        if (f.key == "kernel_state") t.kernel_state = std::string(f.value);
+        if (f.key == "registers") t.register_source = std::string(f.value);
+        if (f.key == "kernel_view") view = f.value;
+        if (f.key == "syscall") t.syscall = number<long>(f, line_no);
+        if (f.key == "syscall_name") t.syscall_name = std::string(f.value);
+        if (f.key == "wchan") t.wchan = std::string(f.value);
+        if (f.key == "stop_signal_blocked") blocked = f.value;
       }
+      if (!view.empty()) describe_did_not_stop(t, view, blocked);
     } else if (head.key == "lock") {
       Lock lock;
       lock.address = std::string(head.value);

@@ -6,6 +6,9 @@
 //   panicking_tid=N
 //   signal=N
 //   thread=TID name=NAME state=panicking|stopped|not_stopped
+//     [kernel_state=S registers=kernel|none kernel_view=VIEW syscall=N syscall_name=NAME wchan=FN
+//      stop_signal_blocked=hard|soft]
+//     (a thread that saved no registers: what /proc showed of it)
 //   lock=0xADDR kind=KIND name=NAME owner=TID readers=N
 //   wait=TID lock=0xADDR mode=exclusive|shared|condvar
 //   nested=TID signal=N step=N message=TEXT

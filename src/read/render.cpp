@@ -132,7 +132,8 @@ void render_text(const Report& report, std::ostream& out) {
     const Thread& t = report.threads[i];
     if (group_end - i > 1) out << "  (" << group_end - i << " threads with this stack)\n";
     if (t.has_registers) out << "  pc " << hex(t.pc) << " sp " << hex(t.sp) << "\n";
-    if (t.frames.empty()) out << "  (no frames)\n";
+    if (t.frames.empty() && !t.no_registers.empty()) out << "  (no registers: " << t.no_registers << ")\n";
+    if (t.frames.empty() && t.no_registers.empty()) out << "  (no frames)\n";
     for (size_t f = 0; f < t.frames.size(); ++f) out << "  " << frame_text(f, t.frames[f]) << "\n";
     i = group_end;
   }
@@ -195,6 +196,14 @@ void render_json(const Report& report, const std::string& file, std::ostream& ou
       out << "{\"pc\":\"" << hex(t.pc) << "\",\"sp\":\"" << hex(t.sp) << "\"}";
     } else {
       out << "null";
+    }
+    // Only threads that did not stop carry these, so every other thread's
+    // object reads as before.
+    if (t.did_not_stop) {
+      out << ",\"stopped\":false,\"register_source\":" << json_opt_string(t.register_source)
+          << ",\"syscall\":" << (t.syscall ? std::to_string(*t.syscall) : "null")
+          << ",\"syscall_name\":" << json_opt_string(t.syscall_name) << ",\"wchan\":" << json_opt_string(t.wchan)
+          << ",\"no_registers\":" << json_opt_string(t.no_registers);
     }
     out << ",\"frames\":";
     json_array(out, t.frames, [&](const Frame& f, size_t index) {

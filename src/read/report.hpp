@@ -41,6 +41,15 @@ struct Thread {
   bool has_registers = false;       // cores only
   uint64_t pc = 0, sp = 0;
   std::vector<Frame> frames;        // innermost first
+  // A thread that did not stop, as the writer saw it through /proc (text
+  // reports: the "did not stop:" line; cores: the PANICSTOP note). Empty and
+  // false for every other thread.
+  bool did_not_stop = false;
+  std::string register_source;      // "kernel": pc and sp from /proc; "none": no registers
+  std::optional<long> syscall;      // the system call it was blocked in
+  std::string syscall_name;
+  std::string wchan;                // the kernel function it slept in
+  std::string no_registers;         // why it has no stack ("the thread was running")
 };
 
 struct Lock {

@@ -127,6 +127,36 @@ Frame parse_frame(std::string_view line, size_t line_no) {
   return f;
 }
 
+// "did not stop: state S, blocked in syscall 0 (read), wchan pipe_read,
+// hard-stop signal blocked; pc and sp from /proc/self/task/TID/syscall":
+// what the writer read from /proc for a thread that saved no registers.
+// Parts it does not recognize are left to the note, which keeps the line.
+void parse_did_not_stop(std::string_view line, Thread& t) {
+  t.did_not_stop = true;
+  size_t semicolon = line.find(';');
+  std::string_view facts = line.substr(0, semicolon);
+  std::string_view source = semicolon == std::string_view::npos ? std::string_view() : trim(line.substr(semicolon + 1));
+  t.register_source = source.substr(0, 16) == "pc and sp from /" ? "kernel" : "none";
+  constexpr std::string_view kSyscall = "blocked in syscall ";
+  size_t at = facts.find(kSyscall);
+  if (at != std::string_view::npos) {
+    std::string_view rest = facts.substr(at + kSyscall.size());
+    size_t end = rest.find_first_of(" ,");
+    long nr = 0;
+    if (parse_int(rest.substr(0, end), nr)) t.syscall = nr;
+    if (end != std::string_view::npos && rest.substr(end, 2) == " (") {
+      size_t close = rest.find(')', end);
+      if (close != std::string_view::npos) t.syscall_name = std::string(rest.substr(end + 2, close - end - 2));
+    }
+  }
+  constexpr std::string_view kWchan = ", wchan ";
+  at = facts.find(kWchan);
+  if (at != std::string_view::npos) {
+    std::string_view rest = facts.substr(at + kWchan.size());
+    t.wchan = std::string(rest.substr(0, rest.find(',')));
+  }
+}
+
 bool is_frame_line(std::string_view t) {
   return t.size() >= 2 && t[0] == '#' && t[1] >= '0' && t[1] <= '9';
 }
@@ -253,9 +283,14 @@ Report parse_text_report(std::string_view data) {
         group_has_frames = true;
       } else if (t == "(no frames)") {
         group_has_frames = true;
+      } else if (t.substr(0, 15) == "(no registers: " && t.back() == ')') {
+        std::string why(t.substr(15, t.size() - 16));
+        for (size_t i = group_begin; i < report.threads.size(); ++i) report.threads[i].no_registers = why;
+        group_has_frames = true;
       } else if (t.front() == '(' && t.find(" threads with this stack)") != std::string_view::npos) {
         // The count is implied by the headers above.
       } else {
+        if (t.substr(0, 14) == "did not stop: ") parse_did_not_stop(t, report.threads.back());
         report.threads.back().notes.emplace_back(t);
       }
       continue;

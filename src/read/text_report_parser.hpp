@@ -4,6 +4,9 @@
 //   ...fault lines...
 //   thread TID (name) [state]
 //     #N 0xADDR function+0xOFF (module)
+//   thread TID (name) [not_stopped] R
+//     did not stop: state R, running; no registers     (what /proc showed)
+//     (no registers: the thread was running)           (instead of frames)
 //   locks:
 //     ...one line per lock...
 //

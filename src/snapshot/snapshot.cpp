@@ -314,6 +314,52 @@ char kernel_state_of(int tid) noexcept {
   return close[2];
 }
 
+void fill_from_slot(SnapshotThread* t, ThreadSlot* slot) noexcept;
+
+// "SigBlk:\t0000000000000000" in /proc/self/task/TID/status.
+bool find_sigblk(const char* status, uint64_t* out) noexcept {
+  static const char kKey[] = "\nSigBlk:";
+  for (const char* p = status; *p != '\0'; ++p) {
+    if (!sys::starts_with(p, kKey)) continue;
+    p += sizeof kKey - 1;
+    while (*p == ' ' || *p == '\t') ++p;
+    size_t n = 0;
+    while (p[n] != '\0' && p[n] != '\n') ++n;
+    return sys::parse_hex_u64(p, n, out);
+  }
+  return false;
+}
+
+// What /proc shows of a thread that saved no registers. Readable for threads
+// of our own process without ptrace rights, and the thread need not
+// cooperate: this is all there is for one that ignored the stop.
+void capture_kernel_view(int tid, KernelView* k) noexcept {
+  char path[64];
+  sys::format(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+  long n = read_small_file(path, g_reserved.io, kIoBufferBytes);
+  if (n <= 0 || !parse_task_syscall(g_reserved.io, size_t(n), k)) k->source = KernelView::Source::kUnreadable;
+  sys::format(path, sizeof path, "/proc/self/task/%d/status", tid);
+  if (read_small_file(path, g_reserved.io, kIoBufferBytes) > 0) k->has_sigblk = find_sigblk(g_reserved.io, &k->sigblk);
+  read_task_file(tid, "wchan", k->wchan, sizeof k->wchan);
+  size_t len = sys::bounded_strlen(k->wchan, sizeof k->wchan);
+  while (len > 0 && (k->wchan[len - 1] == '\n' || k->wchan[len - 1] == ' ')) k->wchan[--len] = '\0';
+  // "0": not sleeping, or the kernel hides the symbol.
+  if (sys::equals(k->wchan, "0")) k->wchan[0] = '\0';
+}
+
+void set_stack_bounds(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
+  uintptr_t sp = thread_stack_pointer(*t);
+  if (sp == 0) return;
+  const SnapshotMapping* stack = find_mapping(snap, sp);
+  if (stack != nullptr) {
+    t->stack_lo = stack->start;
+    t->stack_hi = stack->end;
+  } else if (t->context != nullptr) {
+    t->stack_lo = t->context->stack_lo;
+    t->stack_hi = t->context->stack_hi;
+  }
+}
+
 void fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noexcept {
   int tid = t->tid;
   *t = SnapshotThread{};
@@ -327,7 +373,12 @@ void fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noe
     size_t n = sys::bounded_strlen(t->name, sizeof t->name);
     while (n > 0 && t->name[n - 1] == '\n') t->name[--n] = '\0';
   }
-  if (slot == nullptr) return;
+  if (slot != nullptr) fill_from_slot(t, slot);
+  if (t->context == nullptr && !t->is_panicking) capture_kernel_view(tid, &t->kernel);
+  set_stack_bounds(*snap, t);
+}
+
+void fill_from_slot(SnapshotThread* t, ThreadSlot* slot) noexcept {
   StopState state = slot->stop_state.load(std::memory_order_acquire);
   t->stopped = state == StopState::kStopped && slot->context.valid;
   if (t->stopped || (t->is_panicking && slot->context.valid)) t->context = &slot->context;
@@ -339,16 +390,6 @@ void fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noe
   t->held = slot->held;
   t->held_count = held < kMaxHeldLocks ? held : uint32_t(kMaxHeldLocks);
   t->held_dropped = slot->held_dropped;
-  if (t->context != nullptr) {
-    const SnapshotMapping* stack = find_mapping(*snap, saved_stack_pointer(*t->context));
-    if (stack != nullptr) {
-      t->stack_lo = stack->start;
-      t->stack_hi = stack->end;
-    } else {
-      t->stack_lo = t->context->stack_lo;
-      t->stack_hi = t->context->stack_hi;
-    }
-  }
 }
 
 void capture_threads(ProcessSnapshot* snap) noexcept {
@@ -385,6 +426,56 @@ void capture_locks(ProcessSnapshot* snap) noexcept {
 }
 
 }  // namespace
+
+uintptr_t thread_stack_pointer(const SnapshotThread& t) noexcept {
+  if (t.context != nullptr) return saved_stack_pointer(*t.context);
+  return t.kernel.has_regs() ? t.kernel.sp : 0;
+}
+
+// "running", "-1 SP PC", or "NR ARG1 ... ARG6 SP PC" (hex with 0x).
+bool parse_task_syscall(const char* text, size_t len, KernelView* out) noexcept {
+  out->source = KernelView::Source::kUnreadable;
+  while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' ' || text[len - 1] == '\0')) --len;
+  if (len == 7 && sys::starts_with(text, "running")) {
+    out->source = KernelView::Source::kRunning;
+    return true;
+  }
+  constexpr size_t kMaxFields = 9;
+  uint64_t fields[kMaxFields];
+  size_t count = 0;
+  bool negative = false;
+  for (size_t i = 0; i < len;) {
+    while (i < len && text[i] == ' ') ++i;
+    size_t start = i;
+    while (i < len && text[i] != ' ') ++i;
+    if (i == start) break;
+    if (count == kMaxFields) return false;
+    const char* f = text + start;
+    size_t n = i - start;
+    bool ok;
+    if (count == 0) {
+      negative = f[0] == '-';
+      ok = sys::parse_u64(f + negative, n - negative, &fields[0]);
+    } else {
+      ok = n > 2 && f[0] == '0' && f[1] == 'x' && sys::parse_hex_u64(f + 2, n - 2, &fields[count]);
+    }
+    if (!ok) return false;
+    ++count;
+  }
+  if (negative) {
+    if (fields[0] != 1 || count != 3) return false;
+    out->syscall_nr = -1;
+    out->source = KernelView::Source::kBlocked;
+  } else {
+    if (count != kMaxFields) return false;
+    out->syscall_nr = long(fields[0]);
+    for (size_t i = 0; i < 6; ++i) out->args[i] = fields[1 + i];
+    out->source = KernelView::Source::kSyscall;
+  }
+  out->sp = uintptr_t(fields[count - 2]);
+  out->pc = uintptr_t(fields[count - 1]);
+  return true;
+}
 
 bool reserve_snapshot() noexcept {
   if (g_reserved_ready.load(std::memory_order_acquire)) return true;

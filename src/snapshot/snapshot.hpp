@@ -21,6 +21,34 @@ inline constexpr size_t kMaxModules = 1024;
 inline constexpr size_t kMaxPathBytes = 512 * 1024;  // pool for mapping and module paths
 inline constexpr size_t kMaxSnapshotLocks = 4096;
 
+// What the kernel shows, without ptrace, of a thread that saved no registers
+// (it did not acknowledge the stop: the stop signal blocked, or stuck in the
+// kernel): /proc/self/task/TID/syscall, wchan and status, read at capture.
+struct KernelView {
+  enum class Source : uint8_t {
+    kNone = 0,     // not read (the thread has a saved context)
+    kRunning,      // "running": on a CPU or runnable, no registers to be had
+    kBlocked,      // "-1 SP PC": asleep outside a system call (page fault, ...)
+    kSyscall,      // "NR ARGS... SP PC": asleep in system call NR
+    kUnreadable,   // the file could not be read or parsed
+  };
+  Source source = Source::kNone;
+  long syscall_nr = -1;
+  uint64_t args[6] = {};
+  uintptr_t sp = 0, pc = 0;         // user-space stack and instruction pointer
+  bool has_sigblk = false;
+  uint64_t sigblk = 0;              // /proc/self/task/TID/status SigBlk
+  char wchan[48] = {};              // kernel function it sleeps in; "" if none
+  bool has_regs() const noexcept { return source == Source::kBlocked || source == Source::kSyscall; }
+  bool blocks_signal(int sig) const noexcept {
+    return has_sigblk && sig > 0 && sig <= 64 && ((sigblk >> (sig - 1)) & 1) != 0;
+  }
+};
+
+// Parses the text of /proc/PID/task/TID/syscall into *out (source, nr, args,
+// sp, pc). Returns false, leaving source kUnreadable, for anything else.
+bool parse_task_syscall(const char* text, size_t len, KernelView* out) noexcept;
+
 struct SnapshotThread {
   int tid = 0;
   char name[kThreadNameMax] = {};  // slot name, else /proc/self/task/TID/comm
@@ -28,6 +56,7 @@ struct SnapshotThread {
   bool is_panicking = false;
   bool stopped = false;            // acknowledged the stop; context is valid
   const SavedContext* context = nullptr;  // nullptr if the thread did not stop
+  KernelView kernel;                      // filled when context is nullptr
   uintptr_t stack_lo = 0, stack_hi = 0;   // the mapping holding its stack pointer
   uint32_t frame_count = 0;
   uintptr_t frames[kMaxFrames] = {};      // program counters, innermost first
@@ -42,6 +71,10 @@ struct SnapshotThread {
   uint32_t held_count = 0;                // entries in held, at most kMaxHeldLocks
   uint32_t held_dropped = 0;              // acquisitions past kMaxHeldLocks, unrecorded
 };
+
+// The stack pointer the snapshot has for t: the one it saved, else the
+// kernel's (KernelView); 0 when neither is known.
+uintptr_t thread_stack_pointer(const SnapshotThread& t) noexcept;
 
 struct SnapshotMapping {
   uintptr_t start = 0, end = 0;

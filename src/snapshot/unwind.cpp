@@ -488,21 +488,36 @@ bool reserve_unwinder() noexcept {
 #if defined(__x86_64__)
 void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
   t->frame_count = 0;
-  if (t->context == nullptr || !reserve_unwinder()) return;
+  bool kernel_regs = t->context == nullptr && t->kernel.has_regs();
+  if ((t->context == nullptr && !kernel_regs) || !reserve_unwinder()) return;
   // The module cache belongs to one capture.
   if (g_hdrs_for != &snap || g_hdrs_captured_ns != snap.captured_ns) {
     for (uint32_t i = 0; i < snap.module_count; ++i) g_hdrs[i].state = HdrState::kUnknown;
     g_hdrs_for = &snap;
     g_hdrs_captured_ns = snap.captured_ns;
   }
-  const greg_t* g = t->context->ucontext.uc_mcontext.gregs;
   Regs regs;
-  // DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15, then the return address.
-  const int map[kRegCount] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP, REG_R8,
-                              REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
-  for (unsigned i = 0; i < kRegCount; ++i) {
-    regs.r[i] = uintptr_t(g[map[i]]);
-    regs.valid[i] = true;
+  if (kernel_regs) {
+    // A thread that did not stop: the kernel gives its sp and pc only. CFI
+    // needs no more while each frame's CFA is sp-based (syscall wrappers
+    // are), and recovers callee-saved registers from the stack as it goes;
+    // the walk ends where a rule needs a register nobody knows.
+    for (unsigned i = 0; i < kRegCount; ++i) {
+      regs.r[i] = 0;
+      regs.valid[i] = false;
+    }
+    regs.r[kRegSp] = t->kernel.sp;
+    regs.r[kRegRa] = t->kernel.pc;
+    regs.valid[kRegSp] = regs.valid[kRegRa] = true;
+  } else {
+    const greg_t* g = t->context->ucontext.uc_mcontext.gregs;
+    // DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15, then the return address.
+    const int map[kRegCount] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP, REG_R8,
+                                REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
+    for (unsigned i = 0; i < kRegCount; ++i) {
+      regs.r[i] = uintptr_t(g[map[i]]);
+      regs.valid[i] = true;
+    }
   }
   // After a signal frame the next PC is an interrupted instruction, not a
   // return address: it is looked up as is, like the first frame's.
@@ -540,7 +555,12 @@ void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
 // aarch64: frame records [x29] = caller's x29, [x29 + 8] = return address.
 void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
   t->frame_count = 0;
-  if (t->context == nullptr) return;
+  if (t->context == nullptr) {
+    // A thread that did not stop: the kernel gives pc and sp, not the frame
+    // pointer this walk needs.
+    if (t->kernel.has_regs()) t->frames[t->frame_count++] = t->kernel.pc;
+    return;
+  }
   uintptr_t fp = context_fp(*t->context);
   t->frames[t->frame_count++] = context_pc(*t->context);
   uintptr_t lr = uintptr_t(t->context->ucontext.uc_mcontext.regs[30]);

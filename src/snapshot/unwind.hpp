@@ -24,7 +24,8 @@ namespace panicstop::detail {
 // reserve_snapshot()).
 bool reserve_unwinder() noexcept;
 
-// Fills t->frames and t->frame_count from t->context (nothing if it is null).
+// Fills t->frames and t->frame_count from t->context, or for a thread that
+// did not stop from the kernel's pc and sp (t->kernel); nothing if neither.
 // frames[0] is the saved PC; later entries are return addresses.
 void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept;
 

@@ -3,6 +3,7 @@
 // either accepted or rejected with ReadError, never read out of bounds (the
 // ASan build of this test checks the "never").
 #include "read/elf_core_parser.hpp"
+#include "read/panicstop_note.hpp"
 
 #include <gtest/gtest.h>
 
@@ -75,6 +76,48 @@ TEST(ElfCoreParser, CoreWithoutNoteSaysWhoseCoreItIs) {
   EXPECT_EQ(r.message, "no panicstop note: core of 100 (signal 6)");
   EXPECT_FALSE(r.has_panicstop_note);
   EXPECT_EQ(r.threads[0].name, "demo");
+}
+
+// A thread that did not stop, as the PANICSTOP note describes it: the same
+// "did not stop" line a text report has, and the fields for JSON.
+TEST(ElfCoreParser, PanicstopNoteDescribesThreadsThatDidNotStop) {
+  Report r;
+  Thread kernel;
+  kernel.tid = 12;
+  kernel.has_registers = true;
+  r.threads.push_back(kernel);
+  apply_panicstop_note(
+      "version=1\nmessage=m\npanicking_tid=11\nsignal=6\n"
+      "thread=11 name=main state=panicking\n"
+      "thread=12 name=reader state=not_stopped kernel_state=S registers=kernel kernel_view=syscall syscall=0 "
+      "syscall_name=read wchan=anon_pipe_read stop_signal_blocked=hard\n"
+      "thread=13 name=spin state=not_stopped kernel_state=R registers=none kernel_view=running\n"
+      "thread=14 name=late state=not_stopped kernel_state=D registers=kernel kernel_view=blocked future_key=1\n",
+      r);
+  ASSERT_EQ(r.threads.size(), 4u);
+  const Thread& reader = r.threads[0];
+  EXPECT_EQ(reader.tid, 12);
+  EXPECT_TRUE(reader.did_not_stop);
+  EXPECT_EQ(reader.kernel_state, "S");
+  EXPECT_EQ(reader.register_source, "kernel");
+  EXPECT_EQ(reader.syscall, std::optional<long>(0));
+  EXPECT_EQ(reader.syscall_name, "read");
+  EXPECT_EQ(reader.wchan, "anon_pipe_read");
+  EXPECT_EQ(reader.notes, std::vector<std::string>{"did not stop: state S, blocked in syscall 0 (read), wchan "
+                                                   "anon_pipe_read, hard-stop signal blocked; pc and sp from "
+                                                   "/proc/self/task/12/syscall"});
+  EXPECT_EQ(reader.no_registers, "");
+  const Thread& main = r.threads[1];
+  EXPECT_FALSE(main.did_not_stop);
+  EXPECT_TRUE(main.notes.empty());
+  const Thread& spin = r.threads[2];
+  EXPECT_TRUE(spin.did_not_stop);
+  EXPECT_EQ(spin.register_source, "none");
+  EXPECT_EQ(spin.no_registers, "the thread was running");
+  EXPECT_EQ(spin.notes, std::vector<std::string>{"did not stop: state R, running; no registers"});
+  EXPECT_EQ(r.threads[3].notes,
+            std::vector<std::string>{"did not stop: state D, blocked outside a system call; pc and sp from "
+                                     "/proc/self/task/14/syscall"});
 }
 
 TEST(ElfCoreParser, EveryTruncationIsRejected) {

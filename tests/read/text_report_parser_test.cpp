@@ -166,5 +166,74 @@ TEST(TextReportParser, KeepsUnknownSectionsAsLines) {
   EXPECT_EQ(r.other_lines[1], "  thread 2: boom");
 }
 
+// Threads that did not stop: the writer's line of what /proc showed, and
+// "(no registers: ...)" in place of a stack, which ends a group like
+// "(no frames)" does (the next thread's frames are its own).
+TEST(TextReportParser, ReadsThreadsThatDidNotStop) {
+  const std::string text =
+      "panic: x\n"
+      "thread 1 (main) [panicking] R\n"
+      "  #0 0x10 main+0x1 (demo)\n"
+      "thread 2 (reader) [not_stopped] S\n"
+      "  did not stop: state S, blocked in syscall 0 (read), wchan anon_pipe_read, hard-stop signal blocked; "
+      "pc and sp from /proc/self/task/2/syscall\n"
+      "  #0 0x20 read+0x4c (libc.so.6)\n"
+      "thread 3 (spin) [not_stopped] R\n"
+      "  did not stop: state R, running, hard-stop signal blocked; no registers\n"
+      "thread 4 (spin2) [running] R\n"
+      "  did not stop: state R, running; no registers\n"
+      "  (2 threads with this stack)\n"
+      "  (no registers: the thread was running)\n"
+      "thread 5 (odd) [not_stopped] D\n"
+      "  did not stop: state D, blocked in syscall 999; /proc/self/task/5/syscall unreadable\n"
+      "  (no registers: its /proc syscall file was unreadable)\n"
+      "thread 6 (worker) [stopped] S\n"
+      "  #0 0x30 work+0x2 (demo)\n";
+  Report r = parse_text_report(text);
+  ASSERT_EQ(r.threads.size(), 6u);
+  EXPECT_FALSE(r.threads[0].did_not_stop);
+  EXPECT_EQ(r.threads[0].register_source, "");
+  const Thread& reader = r.threads[1];
+  EXPECT_TRUE(reader.did_not_stop);
+  EXPECT_EQ(reader.register_source, "kernel");
+  EXPECT_EQ(reader.syscall, std::optional<long>(0));
+  EXPECT_EQ(reader.syscall_name, "read");
+  EXPECT_EQ(reader.wchan, "anon_pipe_read");
+  EXPECT_EQ(reader.no_registers, "");
+  ASSERT_EQ(reader.frames.size(), 1u);
+  EXPECT_EQ(reader.frames[0].function, "read");
+  ASSERT_EQ(reader.notes.size(), 1u) << "the line stays a note, so show prints it";
+  for (int i : {2, 3}) {
+    const Thread& spin = r.threads[i];
+    EXPECT_TRUE(spin.did_not_stop);
+    EXPECT_EQ(spin.register_source, "none");
+    EXPECT_FALSE(spin.syscall.has_value());
+    EXPECT_EQ(spin.wchan, "");
+    EXPECT_EQ(spin.no_registers, "the thread was running");
+    EXPECT_TRUE(spin.frames.empty());
+  }
+  EXPECT_EQ(r.threads[4].syscall, std::optional<long>(999));
+  EXPECT_EQ(r.threads[4].syscall_name, "");
+  EXPECT_EQ(r.threads[4].register_source, "none");
+  EXPECT_EQ(r.threads[4].no_registers, "its /proc syscall file was unreadable");
+  EXPECT_TRUE(r.threads[4].frames.empty());
+  EXPECT_FALSE(r.threads[5].did_not_stop);
+  ASSERT_EQ(r.threads[5].frames.size(), 1u);
+  EXPECT_EQ(r.threads[5].frames[0].function, "work");
+
+  // show prints it back as written (but for a group without frames, which it
+  // does not group) and reads its own output back the same.
+  std::ostringstream out;
+  render_text(r, out);
+  EXPECT_NE(out.str().find("(spin) [not_stopped] R\n  did not stop: state R, running, hard-stop signal blocked; "
+                           "no registers\n  (no registers: the thread was running)\n\n"),
+            std::string::npos)
+      << out.str();
+  Report again = parse_text_report(out.str());
+  expect_same(r, again);
+  EXPECT_EQ(again.threads[2].no_registers, "the thread was running");
+  EXPECT_EQ(again.threads[3].no_registers, "the thread was running");
+}
+
 }  // namespace
 }  // namespace panicstop::read
