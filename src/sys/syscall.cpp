@@ -57,6 +57,18 @@ void* mmap_anonymous(size_t bytes, bool noreserve) noexcept {
   return reinterpret_cast<void*>(r);
 }
 
+void* mmap_named(size_t bytes, const char* name) noexcept {
+  long fd = raw_syscall(SYS_memfd_create, name, MFD_CLOEXEC);
+  if (fd < 0) return mmap_anonymous(bytes, true);
+  void* mem = nullptr;
+  if (raw_syscall(SYS_ftruncate, fd, bytes) == 0) {
+    long r = raw_syscall(SYS_mmap, nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+    if (r >= 0 || r <= -4096) mem = reinterpret_cast<void*>(r);
+  }
+  close(int(fd));
+  return mem != nullptr ? mem : mmap_anonymous(bytes, true);
+}
+
 long futex_wait(const void* addr, uint32_t expected, int64_t timeout_ns) noexcept {
   struct timespec ts;
   struct timespec* tsp = nullptr;

@@ -106,6 +106,12 @@ long wait_readable(int fd, int64_t timeout_ns) noexcept;
 
 // --- memory ----------------------------------------------------------------
 void* mmap_anonymous(size_t bytes, bool noreserve) noexcept;  // nullptr on failure
+// Private, zero-filled, reserved without being committed, like
+// mmap_anonymous(bytes, true), but backed by a memfd so that it is named in
+// /proc/PID/maps ("/memfd:NAME (deleted)", device 00:01): programs that walk
+// their own anonymous mappings (redis's crash-time memory test writes over
+// every one, including the stack its handler runs on) pass it by.
+void* mmap_named(size_t bytes, const char* name) noexcept;
 inline long munmap(void* p, size_t n) noexcept { return raw_syscall(SYS_munmap, p, n); }
 inline long mprotect(void* p, size_t n, int prot) noexcept { return raw_syscall(SYS_mprotect, p, n, prot); }
 

@@ -38,12 +38,17 @@ bool has_altstack() noexcept {
 bool reserve_altstacks() noexcept {
   if (__atomic_load_n(&g_pool, __ATOMIC_ACQUIRE) != nullptr) return true;
   void* owners = sys::mmap_anonymous(sizeof(std::atomic<int32_t>) * kEntries, false);
-  void* pool = sys::mmap_anonymous(kAltStackSize * kEntries, /*noreserve=*/true);
-  void* emergency = sys::mmap_anonymous(kAltStackSize * kEmergencyStacks, /*noreserve=*/true);
+  // One stack's worth of untouched pages below the first guard page: the
+  // guard must not border whatever the kernel placed beneath the pool, where
+  // a program scanning its own memory (redis's crash-time memory test reads
+  // a little past the end of a region) would fault on it.
+  auto* reserved = static_cast<unsigned char*>(sys::mmap_named(kAltStackSize * (kEntries + 1), "panicstop-altstacks"));
+  void* pool = reserved != nullptr ? reserved + kAltStackSize : nullptr;
+  void* emergency = sys::mmap_named(kAltStackSize * kEmergencyStacks, "panicstop-altstacks");
   if (owners == nullptr || pool == nullptr || emergency == nullptr) return false;
   // 2 GiB of address space, almost all of it never touched: keep it out of
   // kernel cores and gcore, which would otherwise write it out as zeros.
-  sys::raw_syscall(SYS_madvise, pool, kAltStackSize * kEntries, MADV_DONTDUMP);
+  sys::raw_syscall(SYS_madvise, reserved, kAltStackSize * (kEntries + 1), MADV_DONTDUMP);
   sys::raw_syscall(SYS_madvise, emergency, kAltStackSize * kEmergencyStacks, MADV_DONTDUMP);
   for (size_t i = 0; i < kEmergencyStacks; ++i)
     sys::mprotect(static_cast<unsigned char*>(emergency) + i * kAltStackSize, kGuardSize, PROT_NONE);

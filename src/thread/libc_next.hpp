@@ -26,6 +26,7 @@
 #endif
 
 struct epoll_event;
+struct __jmp_buf_tag;
 struct timespec;
 
 namespace panicstop::detail {
@@ -46,6 +47,10 @@ struct LibcNext {
   int (*epoll_pwait)(int, struct epoll_event*, int, int, const sigset_t*);
   int (*epoll_pwait2)(int, struct epoll_event*, int, const struct timespec*, const sigset_t*);
   int (*pthread_attr_setsigmask_np)(pthread_attr_t*, const sigset_t*);
+  void (*longjmp)(struct __jmp_buf_tag*, int);
+  void (*_longjmp)(struct __jmp_buf_tag*, int);
+  void (*siglongjmp)(struct __jmp_buf_tag*, int);
+  void (*__longjmp_chk)(struct __jmp_buf_tag*, int);
   void (*exit)(int);
   void (*_exit)(int);
   void (*_Exit)(int);

@@ -5,6 +5,7 @@
 #include "thread/program_signals.hpp"
 
 #include <poll.h>
+#include <setjmp.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
@@ -19,6 +20,8 @@
 #include "thread/libc_next.hpp"
 #include "thread/signal_sections.hpp"
 
+extern "C" void panicstop_call_on_stack(void* arg, void (*fn)(void*), void* top) noexcept;
+
 namespace panicstop::detail {
 
 namespace {
@@ -32,6 +35,10 @@ constexpr uint64_t kFaultSignals =
 // instruction fault again at once. SIGTRAP and SIGSYS resume after the
 // instruction that raised them.
 constexpr uint64_t kRetriedFaults = bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGFPE);
+
+// Nested handler frames lie just below the outermost one on the same stack;
+// a frame anywhere else means the outermost handler was left with siglongjmp.
+inline constexpr uintptr_t kNestedFramesSpan = 512 * 1024;
 
 struct TakenSignal {
   std::atomic<bool> taken{false};
@@ -60,8 +67,13 @@ struct ThreadSignals {
   // Where the outermost program handler was called from, and the emulated
   // mask before it: a handler that left with siglongjmp (a probe recovering
   // from its fault) never returns, and its depth must not outlive it.
-  uintptr_t outer_sp;
+  uintptr_t outer_sp;    // panicstop's frame that called it
+  uintptr_t program_sp;  // where the program's handler runs (another stack without SA_ONSTACK)
   uint64_t blocked_before_outer;
+  // The alternate stack as registered before a handler running on the
+  // interrupted stack had it shrunk (run_on_interrupted_stack()).
+  bool altstack_shrunk;
+  stack_t registered_altstack;
   int unfixed_sig;
   uintptr_t unfixed_addr;
   uint64_t unfixed_regs;
@@ -154,6 +166,87 @@ void call_program(const struct sigaction& act, int sig, siginfo_t* info, void* u
   else act.sa_handler(sig);
 }
 
+void restore_altstack(ThreadSignals& st) noexcept {
+  if (!st.altstack_shrunk) return;
+  st.altstack_shrunk = false;
+  sys::raw_syscall(SYS_sigaltstack, &st.registered_altstack, nullptr);
+}
+
+// A program handler installed without SA_ONSTACK runs, as the kernel would
+// run it, on the stack the signal interrupted, not on panicstop's alternate
+// stack: redis's crash handler keeps a 1 MiB buffer on its stack.
+struct ProgramCall {
+  const struct sigaction* act;
+  int sig;
+  siginfo_t* info;
+  void* uc;
+  uint64_t mask;           // the mask the handler runs with
+  uintptr_t live_bottom;   // panicstop's frames on the alternate stack end here
+};
+
+// Room a nested signal needs on what is left of the alternate stack.
+inline constexpr uintptr_t kNestedRoom = 32 * 1024;
+inline constexpr uintptr_t kRedZone = 128;
+
+void run_on_interrupted_stack(void* p) noexcept {
+  auto* c = static_cast<ProgramCall*>(p);
+  // A nested signal (a fault in the handler, a stop, a kdb request) is
+  // delivered to panicstop's handler on the alternate stack, from its top:
+  // over panicstop's live frames and the kernel's frame of this very signal.
+  // Until the handler returns, the alternate stack ends below them.
+  stack_t registered{};
+  sys::raw_syscall(SYS_sigaltstack, nullptr, &registered);
+  uintptr_t base = reinterpret_cast<uintptr_t>(registered.ss_sp);
+  bool shrink = (registered.ss_flags & SS_DISABLE) == 0 && c->live_bottom > base + kNestedRoom &&
+                c->live_bottom <= base + registered.ss_size;
+  ThreadSignals& st = tls_signals;
+  if (shrink) {
+    stack_t below{};
+    below.ss_sp = registered.ss_sp;
+    below.ss_size = c->live_bottom - kRedZone - base;
+    registered.ss_flags &= ~SS_ONSTACK;
+    st.registered_altstack = registered;
+    st.altstack_shrunk = true;
+    sys::raw_syscall(SYS_sigaltstack, &below, nullptr);
+  }
+  sys::rt_sigprocmask(SIG_SETMASK, &c->mask, nullptr);
+  call_program(*c->act, c->sig, c->info, c->uc);
+  uint64_t quiet = ~kFaultSignals;
+  sys::rt_sigprocmask(SIG_SETMASK, &quiet, nullptr);
+  restore_altstack(st);
+}
+
+uintptr_t interrupted_sp(const void* ucontext) noexcept {
+  const auto* uc = static_cast<const ucontext_t*>(ucontext);
+#if defined(__x86_64__)
+  return uintptr_t(uc->uc_mcontext.gregs[REG_RSP]);
+#elif defined(__aarch64__)
+  return uintptr_t(uc->uc_mcontext.sp);
+#endif
+}
+
+void call_program_where_it_asked(const struct sigaction& act, int sig, siginfo_t* info, void* uc) noexcept {
+  uintptr_t here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  uintptr_t there = interrupted_sp(uc);
+  // Already on the interrupted stack (a thread without an alternate stack),
+  // or the handler asked for the alternate stack: call it here.
+  ThreadSignals& st = tls_signals;
+  if ((act.sa_flags & SA_ONSTACK) != 0 || (there > here && there - here < kNestedFramesSpan)) {
+    if (st.depth == 1) st.program_sp = here;
+    call_program(act, sig, info, uc);
+    return;
+  }
+  uintptr_t top = (there - kRedZone) & ~uintptr_t(15);
+  if (st.depth == 1) st.program_sp = top;
+  // Nothing may arrive while the stack pointer and the alternate stack's
+  // registration disagree; faults still reach panicstop.
+  uint64_t quiet = ~kFaultSignals, mask = 0;
+  sys::rt_sigprocmask(SIG_SETMASK, &quiet, &mask);
+  ProgramCall call{&act, sig, info, uc, mask, here - 512};
+  panicstop_call_on_stack(&call, run_on_interrupted_stack, reinterpret_cast<void*>(top));
+  sys::rt_sigprocmask(SIG_SETMASK, &mask, nullptr);
+}
+
 // FNV-1a over the general registers: equal before and after a handler means
 // the handler changed nothing the retried instruction depends on.
 uint64_t registers_hash(const void* ucontext) noexcept {
@@ -171,18 +264,20 @@ uint64_t registers_hash(const void* ucontext) noexcept {
   return h;
 }
 
-// Nested handler frames lie just below the outermost one on the same stack;
-// a frame anywhere else means the outermost handler was left with siglongjmp.
-inline constexpr uintptr_t kNestedFramesSpan = 512 * 1024;
-
 uintptr_t current_sp() noexcept { return reinterpret_cast<uintptr_t>(__builtin_frame_address(0)); }
+
+void abandon_program_handlers(ThreadSignals& st) noexcept {
+  st.depth = 0;
+  st.emulated_blocked = st.blocked_before_outer;
+  restore_altstack(st);
+}
 
 void forget_abandoned_handlers(ThreadSignals& st) noexcept {
   if (st.depth == 0) return;
   uintptr_t sp = current_sp();
   if (sp < st.outer_sp && st.outer_sp - sp < kNestedFramesSpan) return;
-  st.depth = 0;
-  st.emulated_blocked = st.blocked_before_outer;
+  if (sp < st.program_sp && st.program_sp - sp < kNestedFramesSpan) return;
+  abandon_program_handlers(st);
 }
 
 bool sent_by_this_process(const siginfo_t* info) noexcept {
@@ -317,7 +412,7 @@ ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* uc, Prog
   bool retried = fault && (kRetriedFaults & bit(sig)) != 0;
   uint64_t before = retried ? registers_hash(uc) : 0;
   ++st.depth;
-  call_program(act, sig, info, uc);
+  call_program_where_it_asked(act, sig, info, uc);
   --st.depth;
   st.emulated_blocked = saved_blocked;
   if (retried && registers_hash(uc) == before) {
@@ -552,6 +647,29 @@ PANICSTOP_EXPORT int epoll_pwait2(int fd, struct epoll_event* events, int max, c
   }
   return libc_next().epoll_pwait2(fd, events, max, timeout,
                                   panicstop::detail::without(set, &copy, unblockable_signals()));
+}
+
+// A program handler that leaves with a long jump (a probe recovering from its
+// fault) never returns to panicstop's handler: what that handler set up for
+// it ends here. A jump that stays inside the handler is not told apart.
+using LongJump = void (*)(struct __jmp_buf_tag*, int);
+
+[[noreturn]] static void jump_out(LongJump next, struct __jmp_buf_tag* env, int value) {
+  auto& st = panicstop::detail::tls_signals;
+  if (st.depth > 0) panicstop::detail::abandon_program_handlers(st);
+  next(env, value);
+  __builtin_unreachable();
+}
+
+PANICSTOP_EXPORT void longjmp(struct __jmp_buf_tag env[1], int value) noexcept {
+  jump_out(libc_next().longjmp, env, value);
+}
+PANICSTOP_EXPORT void _longjmp(struct __jmp_buf_tag env[1], int value) noexcept {
+  jump_out(libc_next()._longjmp, env, value);
+}
+PANICSTOP_EXPORT void siglongjmp(sigjmp_buf env, int value) noexcept { jump_out(libc_next().siglongjmp, env, value); }
+PANICSTOP_EXPORT void __longjmp_chk(struct __jmp_buf_tag env[1], int value) {
+  jump_out(libc_next().__longjmp_chk, env, value);
 }
 
 PANICSTOP_EXPORT void exit(int status) noexcept { panicstop::detail::exit_through(libc_next().exit, status); }

@@ -54,6 +54,10 @@ void resolve_libc_next() noexcept {
   find(&g_next.epoll_pwait, "epoll_pwait");
   find(&g_next.epoll_pwait2, "epoll_pwait2");
   find(&g_next.pthread_attr_setsigmask_np, "pthread_attr_setsigmask_np");
+  find(&g_next.longjmp, "longjmp");
+  find(&g_next._longjmp, "_longjmp");
+  find(&g_next.siglongjmp, "siglongjmp");
+  find(&g_next.__longjmp_chk, "__longjmp_chk");
   find(&g_next.exit, "exit");
   find(&g_next._exit, "_exit");
   find(&g_next._Exit, "_Exit");
