@@ -4,9 +4,10 @@
 // tunables as a program built with the library. The shim is the library's own
 // objects plus this file, so it interposes exactly what the library does and
 // nothing more: pthread_create, so each new thread takes an alternate signal
-// stack as it starts (src/thread/thread_start_setup.cpp) and a stack overflow
-// in a thread the program made still reaches the panic path. Malloc, signals
-// and I/O stay the program's own.
+// stack as it starts (src/thread/thread_start_setup.cpp), and the signal
+// functions, so that the program's own handlers and masks live beside
+// panicstop's instead of replacing them (src/thread/program_signals.hpp).
+// Malloc and I/O stay the program's own.
 #include "panicstop/panic.hpp"
 
 namespace {

@@ -56,11 +56,54 @@
 // are restarted after a handler (SA_RESTART) are unaffected, the others (e.g.
 // nanosleep, epoll_wait) may return EINTR once.
 //
-// Chaining: a handler that was installed before install() for the signal that
-// caused the panic is called once, after the hooks and dumps and only under
-// the `die` policy, with the fault's siginfo and ucontext; if it returns, the
-// default action ends the process. Previous handlers of other signals, and a
-// previous SIGABRT handler after panic() or std::terminate, are not called.
+// Living beside the program's own signal handlers. The library (and the
+// preload of `panicstop run`) interposes sigaction, signal, bsd_signal,
+// sysv_signal, pthread_sigmask, sigprocmask, sigsuspend, sigwait,
+// sigwaitinfo, sigtimedwait, signalfd, pselect, ppoll, epoll_pwait(2),
+// pthread_attr_setsigmask_np, exit, _exit, _Exit and the long jumps. Once
+// install() has run:
+//   - panicstop's handler stays the one the kernel calls for the fatal
+//     signals and the reserved ones. A program's sigaction() for them is
+//     recorded, not installed, and reported back to it as it set it (a JVM
+//     sees its own handler); what was installed before install() becomes the
+//     program's recorded action.
+//   - On a fatal signal the program's handler runs FIRST, with the kernel's
+//     semantics (SA_SIGINFO, SA_RESETHAND, SA_NODEFER, sa_mask, the stack it
+//     asked for: without SA_ONSTACK the interrupted one), the signal's own
+//     siginfo and ucontext, which it may change to resume elsewhere. A runtime
+//     that faults on purpose (JVM null checks and safepoints, WebAssembly
+//     traps, a collector's write barrier) keeps its faults. A signal the
+//     program ignores stays ignored, except a fault, which the kernel would
+//     not ignore either.
+//   - The panic runs when the program has no handler (SIG_DFL), or when its
+//     handler gives up: it resets the action to SIG_DFL and raises the signal
+//     again, calls abort(), exits from inside the handler, faults with the
+//     signal blocked, or returns without changing anything so that the same
+//     fault repeats at once with identical registers. A SIGABRT that the
+//     thread sent itself (abort()) panics once the program's SIGABRT handler
+//     returns: abort() cannot go on. The panic reports the first fault (the
+//     one the program's handler was called for) and the process dies of it.
+//     A crash handler runs before the world is stopped: what it does to other
+//     threads (redis cancels its background threads) is done when the dump
+//     is taken. panic() and std::terminate call no program handler.
+//   - No mask the program sets blocks the reserved signals (SIGRTMAX-2..-5)
+//     or, in the kernel, the synchronous faults (SIGSEGV, SIGBUS, SIGILL,
+//     SIGFPE, SIGTRAP, SIGSYS): the program sees them blocked in its own view
+//     (pthread_sigmask's old mask) and panicstop honours that in its
+//     emulation, but a fault still reaches the panic path instead of the
+//     kernel ending the process without a handler. The sigwait family and
+//     signalfd never take the reserved signals off the queue. glibc treats
+//     its own internal signals the same way.
+//   - The program may use a reserved signal number itself (OpenJDK's libnio
+//     and libnet interrupt blocked I/O with SIGRTMAX-2): its handler is called
+//     for every such signal that panicstop did not send (panicstop marks its
+//     own with a per-process value), with its SA_RESTART choice applied, so
+//     an interrupted read still returns EINTR.
+//   - A handler installed around the interposer (a raw rt_sigaction system
+//     call, a statically linked C library) is found when a stop begins: the
+//     stop signal's handler is put back, and the banner and the dump say so.
+// A sanitizer build interposes none of this (the sanitizer runtime owns these
+// functions): there, a handler installed after install() replaces panicstop's.
 #pragma once
 
 #include <cstdarg>
