@@ -430,6 +430,10 @@ void write_nested_and_not_stopped(ReportOut& out, const ProcessSnapshot& snap) n
       }
     }
   }
+  if (ps.note[0] != '\0') {
+    out.blank();
+    out.line("note: %s", ps.note);
+  }
   uint32_t not_stopped = snap.not_stopped_count;
   if (not_stopped > 0) {
     out.blank();

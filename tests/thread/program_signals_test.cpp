@@ -336,6 +336,37 @@ TEST(ProgramSignals, TheProgramsOwnUseOfTheHardStopSignalStillInterruptsBlocking
   EXPECT_NE(r.output.find("read=-1 eintr=1 interrupts=1\n"), std::string::npos) << r.output;
 }
 
+// A handler installed with the raw system call never passes the interposer:
+// the stop finds it, puts panicstop's back, and says so.
+struct KernelAction {
+  void* handler;
+  unsigned long flags;
+  void* restorer;
+  uint64_t mask;
+};
+
+TEST(ProgramSignals, AStopHandlerReplacedBehindTheInterposersBackIsPutBack) {
+  TempDir dumps;
+  auto r = run_in_child(
+      [] {
+        install();
+        start_parked_threads(3);
+        KernelAction glibc{};  // any action glibc installed carries its restorer
+        syscall(SYS_rt_sigaction, SIGSEGV, nullptr, &glibc, 8);
+        KernelAction noop{reinterpret_cast<void*>(jdk_interrupt_handler), glibc.flags & 0x04000000ul,
+                          glibc.restorer, 0};
+        syscall(SYS_rt_sigaction, kHardStop, &noop, nullptr, 8);
+        panic("after a raw sigaction");
+      },
+      with_env({{"PANICSTOP_STOP_TIMEOUT_MS", "500"}, {"PANICSTOP_DUMP", "text"}, {"PANICSTOP_DUMP_DIR", dumps.path()}}));
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("3 other threads stopped"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the hard-stop signal's handler had been replaced"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("did not stop"), std::string::npos) << r.output;
+  std::string report = report_in(dumps);
+  EXPECT_NE(report.find("\nnote: the hard-stop signal's handler had been replaced"), std::string::npos) << report;
+}
+
 TEST(ProgramSignals, ThreadsThatBlockEverySignalAreStillStopped) {
   auto r = run_in_child(
       [] {
