@@ -19,11 +19,13 @@
 #include "dump/unstopped_threads.hpp"
 #include "snapshot/snapshot.hpp"
 #include "support/child_process.hpp"
+#include "support/reports.hpp"
 
 namespace panicstop {
 namespace {
 
 using testing::UnstoppedDumps;
+using testing::thread_block;
 
 // Made once for all the tests; the directory goes at exit.
 UnstoppedDumps& dumps() {
@@ -41,15 +43,6 @@ UnstoppedDumps& dumps() {
   ASSERT_FALSE((d).report_path.empty()) << (d).child.output;                                      \
   ASSERT_FALSE((d).core_path.empty()) << (d).child.output
 
-// The report's block for one thread: its header line up to the next header.
-std::string thread_block(const std::string& text, int tid) {
-  size_t at = text.find("\nthread " + std::to_string(tid) + " ");
-  if (at == std::string::npos) return "";
-  size_t end = text.find("\nthread ", at + 1);
-  size_t blank = text.find("\n\n", at + 1);
-  if (blank < end) end = blank;
-  return text.substr(at + 1, end == std::string::npos ? std::string::npos : end - at);
-}
 
 TEST(UnstoppedThread, ReportShowsTheBlockedThreadWithWhatProcSaid) {
   UnstoppedDumps& d = dumps();
@@ -82,7 +75,7 @@ TEST(UnstoppedThread, ReportSaysTheSpinningThreadHasNoRegisters) {
             "thread " + tid +
                 " (unstop-spinner) [not_stopped] R\n"
                 "  did not stop: state R, running, hard-stop signal blocked; no registers\n"
-                "  (no registers: the thread was running)\n")
+                "  (no registers: the thread was running)")
       << text;
   EXPECT_NE(text.find("threads that did not stop:\n"), std::string::npos) << text;
 }

@@ -23,11 +23,13 @@
 #include "kdb/workload.hpp"
 #include "panicstop/panic.hpp"
 #include "support/child_process.hpp"
+#include "support/reports.hpp"
 
 namespace panicstop {
 namespace {
 
 using testing::run_in_child;
+using testing::control_request;
 using testing::SelfCheckingWorkload;
 using testing::TempDir;
 using testing::with_env;
@@ -258,36 +260,6 @@ TEST(Kdb, ThreadsCreatedAndExitingDuringSessionsAreHandled) {
 
 // --- the control socket, from a client thread inside the same process ---------
 
-int connect_to(const std::string& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// The client runs inside the served process: it blocks the connection signal
-// so that another thread serves it (a thread cannot wait for its own answer).
-std::string request(const std::string& path, const std::string& line) {
-  sigset_t block;
-  sigemptyset(&block);
-  sigaddset(&block, SIGRTMAX - 5);
-  testing::raw_sigmask(SIG_BLOCK, &block);  // pthread_sigmask would not block a reserved signal
-  int fd = connect_to(path);
-  if (fd < 0) return "connect failed: " + std::string(strerror(errno));
-  std::string l = line + "\n";
-  if (write(fd, l.data(), l.size()) != ssize_t(l.size())) return "write failed";
-  std::string reply;
-  char buf[4096];
-  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) reply.append(buf, size_t(n));
-  close(fd);
-  return reply;
-}
-
 TEST(KdbControlSocket, ServesALiveDumpToItsOwner) {
   TempDir sockets, dumps;
   auto r = run_in_child(
@@ -298,9 +270,9 @@ TEST(KdbControlSocket, ServesALiveDumpToItsOwner) {
         struct stat st {};
         stat(path.c_str(), &st);
         say("socket=" + path + " mode=" + std::to_string(st.st_mode & 0777));
-        say("reply:\n" + request(path, "dump " + dumps.path()) + "end");
-        say("relative:\n" + request(path, "dump some/where") + "end");
-        say("unknown:\n" + request(path, "frobnicate") + "end");
+        say("reply:\n" + control_request(path, "dump " + dumps.path()) + "end");
+        say("relative:\n" + control_request(path, "dump some/where") + "end");
+        say("unknown:\n" + control_request(path, "frobnicate") + "end");
         work.wait_until_all_progress();
         say("balanced=" + std::to_string(work.books_balance()));
         exit(0);  // not _exit: the socket is removed by an atexit handler

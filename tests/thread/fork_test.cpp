@@ -21,12 +21,15 @@
 #include "kdb/control_socket.hpp"
 #include "panicstop/panicstop.hpp"
 #include "support/child_process.hpp"
+#include "support/reports.hpp"
 #include "sys/syscall.hpp"
 
 namespace panicstop {
 namespace {
 
 using testing::run_in_child;
+using testing::control_request;
+using testing::thread_block;
 using testing::TempDir;
 using testing::with_env;
 
@@ -43,17 +46,6 @@ std::string only_report(const TempDir& dir) {
   return found.empty() ? std::string() : testing::read_file(found);
 }
 
-// The block of the report that starts with "thread TID " and runs to the
-// next thread line or blank line.
-std::string thread_block(const std::string& report, int tid) {
-  std::string head = "\nthread " + std::to_string(tid) + " ";
-  size_t at = report.find(head);
-  if (at == std::string::npos) return "";
-  size_t end = report.find("\n\n", at + 1);
-  size_t next = report.find("\nthread ", at + 1);
-  if (next < end) end = next;
-  return report.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1);
-}
 
 std::atomic<uint32_t> g_never{0};
 
@@ -157,36 +149,6 @@ TEST(Fork, AChildOfAProgramThatUsesTheLibraryPanicsWithItsOwnFrames) {
 
 // --- the control socket -------------------------------------------------------
 
-int connect_to(const std::string& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Sent from a thread that blocks the connection signal: the process may be
-// the one asked, and a thread cannot wait for its own answer.
-std::string request(const std::string& path, const std::string& line) {
-  sigset_t block;
-  sigemptyset(&block);
-  sigaddset(&block, SIGRTMAX - 5);
-  testing::raw_sigmask(SIG_BLOCK, &block);  // pthread_sigmask would not block a reserved signal
-  int fd = connect_to(path);
-  if (fd < 0) return "connect failed: " + std::string(strerror(errno));
-  std::string l = line + "\n";
-  if (write(fd, l.data(), l.size()) != ssize_t(l.size())) return "write failed";
-  std::string reply;
-  char buf[4096];
-  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) reply.append(buf, size_t(n));
-  close(fd);
-  return reply;
-}
-
 bool is_socket(const std::string& path) {
   struct stat st {};
   return lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0600;
@@ -230,7 +192,7 @@ TEST(Fork, TheChildListensOnItsOwnSocketAndTheParentKeepsItsOwn) {
         std::string parent_path = sockets.path() + "/" + std::to_string(getpid()) + ".sock";
         std::string child_path = sockets.path() + "/" + std::to_string(child) + ".sock";
         say("child socket=" + std::to_string(is_socket(child_path)));
-        std::string reply = request(child_path, "dump " + dumps.path());
+        std::string reply = control_request(child_path, "dump " + dumps.path());
         say("child reply:\n" + reply + "end");
         std::string text = report_of(reply);
         auto names = [](const std::string& report, int pid) {
@@ -243,7 +205,7 @@ TEST(Fork, TheChildListensOnItsOwnSocketAndTheParentKeepsItsOwn) {
         say("child exit=" + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1));
         say("after child: child socket=" + std::to_string(access(child_path.c_str(), F_OK) == 0) +
             " parent socket=" + std::to_string(is_socket(parent_path)));
-        reply = request(parent_path, "dump " + dumps.path());
+        reply = control_request(parent_path, "dump " + dumps.path());
         say("parent reply:\n" + reply + "end");
         text = report_of(reply);
         say("parent report pid=" + names(text, getpid()));

@@ -12,6 +12,7 @@
 
 #include "panicstop/panicstop.hpp"
 #include "support/child_process.hpp"
+#include "support/reports.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 
@@ -19,6 +20,7 @@ namespace panicstop {
 namespace {
 
 using testing::run_in_child;
+using testing::thread_block;
 using testing::TempDir;
 using testing::with_env;
 
@@ -29,15 +31,6 @@ std::string only_report(const TempDir& dir) {
   return "";
 }
 
-std::string thread_block(const std::string& report, int tid) {
-  std::string head = "\nthread " + std::to_string(tid) + " ";
-  size_t at = report.find(head);
-  if (at == std::string::npos) return "";
-  size_t end = report.find("\n\n", at + 1);
-  size_t next = report.find("\nthread ", at + 1);
-  if (next < end) end = next;
-  return report.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1);
-}
 
 std::atomic<uint32_t> g_go{0};
 std::atomic<uint32_t> g_never{0};
