@@ -72,7 +72,9 @@ void ReportOut::line(const char* fmt, ...) noexcept {
 }
 
 bool ReportOut::flush() noexcept {
-  if (used_ > 0 && ok_) ok_ = sys::write_all(fd_, buffer_, used_);
+  // The report on stderr (no usable directory, kdb's report backend) gets the
+  // same bound as every other crash-path message there.
+  if (used_ > 0 && ok_) ok_ = fd_ == 2 ? sys::write_stderr(buffer_, used_) : sys::write_all(fd_, buffer_, used_);
   used_ = 0;
   return ok_;
 }

@@ -190,6 +190,9 @@ bool write_line(int fd, const char* fmt, ...) noexcept {
   va_start(ap, fmt);
   size_t n = vformat_line(line, sizeof line, fmt, ap);
   va_end(ap);
+  // The crash path's lines to stderr (kdb's panic debugger among them) must
+  // not block on a pipe nobody reads.
+  if (fd == 2) return write_stderr(line, n);
   return send_all(fd, line, n);
 }
 

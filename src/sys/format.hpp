@@ -53,7 +53,8 @@ size_t vformat(char* buf, size_t cap, const char* fmt, va_list ap) noexcept;
 // line is cut, never its newline). Returns the length with the newline.
 size_t vformat_line(char* buf, size_t cap, const char* fmt, va_list ap) noexcept;
 // Formats one line (at most kLineMax bytes) and writes it whole to fd, with
-// send_all(): a socket whose peer hung up gives false, never SIGPIPE.
+// send_all(): a socket whose peer hung up gives false, never SIGPIPE. Lines to
+// fd 2 go through write_stderr() instead: bounded, maybe dropped.
 inline constexpr size_t kLineMax = 4096 + 256;
 bool write_line(int fd, const char* fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
 
