@@ -21,6 +21,11 @@ class FixedWriter {
   FixedWriter& str(const char* s) noexcept;
   FixedWriter& str(const char* s, size_t n) noexcept;
   FixedWriter& ch(char c) noexcept;
+  // Text the program supplied (messages, thread and lock names, paths, its
+  // command line), made one line: \n \r \t and backslash as two characters,
+  // other control bytes as \xHH, at most max bytes of s. Reports stay one
+  // record per line whatever the program wrote.
+  FixedWriter& escaped(const char* s, size_t max = ~size_t(0)) noexcept;
   FixedWriter& dec(int64_t v) noexcept;
   FixedWriter& udec(uint64_t v, int width = 0, char pad = ' ') noexcept;
   FixedWriter& hex(uint64_t v, int width = 0) noexcept;  // without 0x
@@ -44,6 +49,14 @@ class FixedWriter {
   size_t cap_;
   size_t len_ = 0;
   bool truncated_ = false;
+};
+
+// s escaped as FixedWriter::escaped() does, in a buffer that lives as long as
+// the expression it appears in: out.line("panic: %s", Escaped<1024>(msg).text).
+template <size_t N>
+struct Escaped {
+  explicit Escaped(const char* s, size_t max = ~size_t(0)) noexcept { FixedWriter(text, N).escaped(s, max); }
+  char text[N];
 };
 
 // Formats into buf (NUL-terminated); returns the length written.
