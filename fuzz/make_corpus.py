@@ -139,6 +139,22 @@ def main():
         os.remove(os.path.join(HERE, old))
     good = core(standard_notes())
     write("valid-report.txt", SAMPLE_REPORT)
+    # The writer escapes what the program wrote (messages, thread and lock
+    # names, the command line): forged-looking text stays inside its line.
+    write("valid-report-hostile-text.txt",
+          "panic: boom\\nthread 99999 (evil) [panicking] R\\n  #0 0x1 evil+0x0 (evil)\\x1b[31m\\t\\\\\n"
+          "process 100 (demo\\n): demo --name=a\\nthread 99998\n"
+          "panicking thread 101 (main): SIGABRT (signal 6)\n"
+          "2 threads: 1 stopped, 0 not stopped\n"
+          "\n"
+          "thread 101 (main) [panicking] R\n"
+          "  #0 0x401000 raise+0x10 (libc.so.6)\n"
+          "thread 102 (w\\nthread 99997 (x) [stopped]) [stopped] t\n"
+          "  waiting for exclusive mutex \"q\\nthread 99996\" (0x7f0000001000) held by thread 101\n"
+          "  #0 0x401400 worker_loop+0x8 (lib\\nthread.so)\n"
+          "\n"
+          "nested panics:\n"
+          "  thread 102: panic during dump: again\\nthread 99995 (y) [stopped] S\n")
     write("valid-core-panicstop", good)
     write("valid-core-no-note", core(standard_notes(with_panicstop=False)))
 

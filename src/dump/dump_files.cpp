@@ -49,7 +49,7 @@ void say(const char* fmt, ...) noexcept {
   va_start(ap, fmt);
   size_t n = sys::vformat_line(line, sizeof line, fmt, ap);
   va_end(ap);
-  sys::write_all(2, line, n);
+  sys::write_stderr(line, n);  // never wait for stderr before the next file
   if (g_echo_fd >= 0) sys::send_all(g_echo_fd, line, n);
 }
 

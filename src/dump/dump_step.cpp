@@ -39,7 +39,7 @@ void run_dump_step() noexcept {
   ProcessSnapshot* snap = capture_snapshot();
   if (snap == nullptr) {
     static const char msg[] = "panicstop: no dump: the snapshot memory could not be reserved\n";
-    sys::write_all(2, msg, sizeof msg - 1);
+    sys::write_stderr(msg, sizeof msg - 1);
     return;
   }
   write_dumps(*snap, nullptr);

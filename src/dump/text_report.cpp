@@ -72,7 +72,9 @@ void ReportOut::line(const char* fmt, ...) noexcept {
 }
 
 bool ReportOut::flush() noexcept {
-  if (used_ > 0 && ok_) ok_ = sys::write_all(fd_, buffer_, used_);
+  // The report on stderr (no usable directory, kdb's report backend) gets the
+  // same bound as every other crash-path message there.
+  if (used_ > 0 && ok_) ok_ = fd_ == 2 ? sys::write_stderr(buffer_, used_) : sys::write_all(fd_, buffer_, used_);
   used_ = 0;
   return ok_;
 }
@@ -164,7 +166,8 @@ const char* no_registers_reason(const SnapshotThread& t) noexcept {
 }
 
 void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
-  out.line("thread %d (%s) [%s] %c", t.tid, t.name, thread_state_name(snap, t, panicked), t.kernel_state);
+  out.line("thread %d (%s) [%s] %c", t.tid, sys::Escaped<4 * kThreadNameMax>(t.name, sizeof t.name).text,
+           thread_state_name(snap, t, panicked), t.kernel_state);
   if (t.kernel.source != KernelView::Source::kNone) {
     char view[512];
     sys::FixedWriter w(view, sizeof view);
@@ -180,7 +183,8 @@ void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotTh
     describe_signal(text, sizeof text, t.panic_signal, 0, 0, false);
     out.line("  also panicked: %s (parked)", text);
   }
-  if (t.panic_message != nullptr) out.line("  also panicked: %s (parked)", t.panic_message);
+  if (t.panic_message != nullptr)
+    out.line("  also panicked: %s (parked)", sys::Escaped<1024>(t.panic_message, kSlotMessageMax).text);
   char wait[1024];
   sys::FixedWriter w(wait, sizeof wait);
   if (describe_wait(w, snap, t)) out.line("  %s", wait);
@@ -199,7 +203,9 @@ void print_stack(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThre
   SymbolInfo info;
   for (uint32_t i = 0; i < t.frame_count; ++i) {
     symbolize(snap, t.frames[i], i > 0, &info);
-    const char* module = info.module != nullptr ? module_basename(snap, *info.module) : nullptr;
+    // A module's file name is the program's to choose (dlopen), newlines included.
+    sys::Escaped<256> escaped_module(info.module != nullptr ? module_basename(snap, *info.module) : "");
+    const char* module = info.module != nullptr ? escaped_module.text : nullptr;
     if (info.has_name && module != nullptr)
       out.line("  #%u 0x%lx %s+0x%lx (%s)", i, static_cast<unsigned long>(t.frames[i]), info.name,
                static_cast<unsigned long>(info.offset), module);
@@ -320,8 +326,8 @@ bool describe_wait(sys::FixedWriter& w, const ProcessSnapshot& snap, const Snaps
   const SnapshotLock* l = lock_record(snap, t.waiting_on);
   const char* name = l != nullptr && l->name != nullptr ? l->name : "?";
   const char* kind = l != nullptr ? report_kind_name(l->kind) : "lock";
-  w.format("waiting for %s%s \"%s\" (%p)", wait_mode_name(t.wait_mode), kind, name,
-           static_cast<const void*>(t.waiting_on));
+  w.format("waiting for %s%s \"", wait_mode_name(t.wait_mode), kind);
+  w.escaped(name, 256).format("\" (%p)", static_cast<const void*>(t.waiting_on));
   if (l != nullptr && l->owner_tid != 0)
     w.format(" held by thread %d", l->owner_tid);
   else if (l != nullptr && l->readers != 0)
@@ -348,17 +354,18 @@ size_t write_held_lock_lines(ReportOut& out, const ProcessSnapshot& snap, const 
     sys::FixedWriter w(where, sizeof where);
     const char* file = h.file != nullptr ? readable_string(snap, h.file, 512) : nullptr;
     if (file != nullptr) {
-      w.format("%s:%u", file, h.line);
+      w.escaped(file).format(":%u", h.line);
     } else if (h.return_address != 0) {
       SymbolInfo info;
       w.format("0x%lx", static_cast<unsigned long>(h.return_address));
       if (symbolize(snap, h.return_address, true, &info))
         w.format(" %s+0x%lx", info.name, static_cast<unsigned long>(info.offset));
-      if (info.module != nullptr) w.format(" (%s)", module_basename(snap, *info.module));
+      if (info.module != nullptr) w.str(" (").escaped(module_basename(snap, *info.module)).ch(')');
     } else {
       w.str("an unknown site");
     }
-    out.line("  holding %s%s \"%s\" (%p)%s locked at %s", h.shared != 0 ? "shared " : "", kind, name,
+    out.line("  holding %s%s \"%s\" (%p)%s locked at %s", h.shared != 0 ? "shared " : "", kind,
+             sys::Escaped<512>(name).text,
              static_cast<const void*>(lo), h.recursion != 0 ? " recursively" : "", where);
     ++written;
   }
@@ -395,7 +402,11 @@ void write_locks_section(ReportOut& out, const ProcessSnapshot& snap) noexcept {
     w.format("  %p kind=%s name=", static_cast<const void*>(l.lock), report_kind_name(l.kind));
     // One token per field for the reader: spaces in a name become '_'.
     const char* name = l.name != nullptr ? l.name : "?";
-    for (size_t k = 0; name[k] != '\0' && k < 200; ++k) w.ch(name[k] == ' ' ? '_' : name[k]);
+    char spaced[201];
+    size_t k = 0;
+    for (; name[k] != '\0' && k < 200; ++k) spaced[k] = name[k] == ' ' ? '_' : name[k];
+    spaced[k] = '\0';
+    w.escaped(spaced);
     w.format(" owner=%d readers=%u word=0x%lx waiters=", l.owner_tid, l.readers, static_cast<unsigned long>(l.word));
     bool first = true;
     for (uint32_t t = 0; t < snap.thread_count; ++t) {
@@ -423,10 +434,10 @@ void write_nested_and_not_stopped(ReportOut& out, const ProcessSnapshot& snap) n
       if (n.signo != 0) {
         describe_signal(text, sizeof text, n.signo, 0, 0, false);
         out.line("  thread %d%s: %s during %s%s%s", n.tid, n.same_thread ? " (the panicking thread)" : "", text, step,
-                 n.message[0] != '\0' ? ": " : "", n.message);
+                 n.message[0] != '\0' ? ": " : "", sys::Escaped<1024>(n.message, sizeof n.message).text);
       } else {
         out.line("  thread %d%s: panic during %s: %s", n.tid, n.same_thread ? " (the panicking thread)" : "", step,
-                 n.message);
+                 sys::Escaped<1024>(n.message, sizeof n.message).text);
       }
     }
   }
@@ -466,7 +477,8 @@ void write_modules(ReportOut& out, const ProcessSnapshot& snap) noexcept {
     }
     id[2 * m.build_id_size] = '\0';
     out.line("  0x%lx-0x%lx %s build-id=%s%s", static_cast<unsigned long>(m.start), static_cast<unsigned long>(m.end),
-             snap.path(m.path_offset), m.build_id_size != 0 ? id : "none", m.is_executable ? " (executable)" : "");
+             sys::Escaped<1024>(snap.path(m.path_offset)).text, m.build_id_size != 0 ? id : "none",
+             m.is_executable ? " (executable)" : "");
   }
 }
 
@@ -475,9 +487,11 @@ void write_modules(ReportOut& out, const ProcessSnapshot& snap) noexcept {
 bool write_text_report(const ProcessSnapshot& snap, const Tunables&, int fd) noexcept {
   ReportOut out(fd);
   bool panicked = snap.message != nullptr;
-  if (panicked) out.line("panic: %s", snap.message);
-  else out.line("panic: (none) %s", snap.live_reason != nullptr ? snap.live_reason : "live dump");
-  out.line("process %d (%s): %s", snap.pid, snap.comm, snap.cmdline);
+  // Everything the program wrote is escaped: a newline in it must not start a
+  // record of its own (a forged thread block) for the reader.
+  if (panicked) out.line("panic: %s", sys::Escaped<1024>(snap.message).text);
+  else out.line("panic: (none) %s", sys::Escaped<1024>(snap.live_reason != nullptr ? snap.live_reason : "live dump").text);
+  out.line("process %d (%s): %s", snap.pid, sys::Escaped<128>(snap.comm).text, sys::Escaped<1024>(snap.cmdline).text);
   uint32_t stopped = 0, not_stopped = 0;
   for (uint32_t i = 0; i < snap.thread_count; ++i) {
     stopped += snap.threads[i].stopped;
@@ -492,7 +506,8 @@ bool write_text_report(const ProcessSnapshot& snap, const Tunables&, int fd) noe
     } else {
       sys::copy_string(text, sizeof text, panicked ? "panic" : "dump requested");
     }
-    out.line("%s thread %d (%s): %s", panicked ? "panicking" : "dumping", lead.tid, lead.name, text);
+    out.line("%s thread %d (%s): %s", panicked ? "panicking" : "dumping", lead.tid,
+             sys::Escaped<4 * kThreadNameMax>(lead.name, sizeof lead.name).text, text);
   }
   out.line("%u threads: %u stopped, %u not stopped", snap.thread_count, stopped, not_stopped);
   out.blank();

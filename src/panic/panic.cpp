@@ -69,7 +69,8 @@ void block_async_signals() noexcept {
   sys::rt_sigprocmask(SIG_SETMASK, &mask, nullptr);
 }
 
-void say(const char* text, size_t n) noexcept { sys::write_all(2, text, n); }
+// Bounded: a stderr pipe nobody reads must not stop the panic (sys::write_stderr).
+void say(const char* text, size_t n) noexcept { sys::write_stderr(text, n); }
 
 [[noreturn]] void park_forever() noexcept {
   for (;;) sys::futex_wait(&g_park_word, 0);

@@ -1,6 +1,7 @@
 // Parsing the tunables of DESIGN.md §5: setup only (getenv).
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 
 #include "panic/panic_internal.hpp"
 #include "panic/tunables.hpp"
@@ -16,9 +17,13 @@ struct Choice {
   int value;
 };
 
-// Reports "panicstop: NAME=VALUE is not valid; accepted values: ACCEPTED".
+// Reports "panicstop: NAME=VALUE is not valid; accepted values: ACCEPTED". A
+// value too long to quote is cut, so that the accepted values always fit.
 bool reject(const char* name, const char* value, const char* accepted, char* err, unsigned long err_size) {
-  sys::format(err, err_size, "panicstop: %s=%s is not valid; accepted values: %s\n", name, value, accepted);
+  constexpr int kQuoted = 128;
+  const char* cut = strlen(value) > size_t(kQuoted) ? "..." : "";
+  sys::format(err, err_size, "panicstop: %s=%.*s%s is not valid; accepted values: %s\n", name, kQuoted, value, cut,
+              accepted);
   return false;
 }
 
@@ -53,7 +58,8 @@ bool parse_ms(const char* name, uint32_t* out, char* err, unsigned long err_size
   const char* v = env(name);
   if (v == nullptr) return true;
   uint64_t ms = 0;
-  if (!sys::parse_u64(v, sys::bounded_strlen(v, 32), &ms) || ms == 0 || ms > 3'600'000)
+  // The whole value: "000...050ms" is as bad as "50ms".
+  if (!sys::parse_u64(v, strlen(v), &ms) || ms == 0 || ms > 3'600'000)
     return reject(name, v, "a number of milliseconds from 1 to 3600000", err, err_size);
   *out = uint32_t(ms);
   return true;
@@ -80,7 +86,7 @@ bool parse_kdb_signal(int* out, char* err, unsigned long err_size) {
   const char* accepted = "off, 0, or a signal such as SIGUSR1, SIGUSR2, SIGHUP, SIGWINCH, 10";
   int sig = 0;
   uint64_t number = 0;
-  if (sys::parse_u64(v, sys::bounded_strlen(v, 16), &number)) {
+  if (sys::parse_u64(v, strlen(v), &number)) {
     sig = number < 65 ? int(number) : 0;
   } else {
     const char* bare = (v[0] == 'S' && v[1] == 'I' && v[2] == 'G') ? v + 3 : v;

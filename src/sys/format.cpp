@@ -24,6 +24,36 @@ FixedWriter& FixedWriter::str(const char* s) noexcept {
 
 FixedWriter& FixedWriter::ch(char c) noexcept { return str(&c, 1); }
 
+FixedWriter& FixedWriter::escaped(const char* s, size_t max) noexcept {
+  if (s == nullptr) return str("(null)");
+  static const char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < max && s[i] != '\0' && !truncated_; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    char pair = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c == '\\' ? '\\' : '\0';
+    char esc[4];
+    size_t n = 0;
+    if (pair != '\0') {
+      esc[n++] = '\\';
+      esc[n++] = pair;
+    } else if (c < 0x20 || c == 0x7f) {
+      esc[n++] = '\\';
+      esc[n++] = 'x';
+      esc[n++] = kHex[c >> 4];
+      esc[n++] = kHex[c & 15];
+    } else {
+      esc[n++] = char(c);
+    }
+    // An escape is written whole or not at all: a cut one would read as
+    // different text.
+    if (len_ + n >= cap_) {
+      truncated_ = true;
+      break;
+    }
+    str(esc, n);
+  }
+  return *this;
+}
+
 FixedWriter& FixedWriter::udec(uint64_t v, int width, char pad) noexcept {
   char tmp[24];
   int n = 0;
@@ -190,6 +220,9 @@ bool write_line(int fd, const char* fmt, ...) noexcept {
   va_start(ap, fmt);
   size_t n = vformat_line(line, sizeof line, fmt, ap);
   va_end(ap);
+  // The crash path's lines to stderr (kdb's panic debugger among them) must
+  // not block on a pipe nobody reads.
+  if (fd == 2) return write_stderr(line, n);
   return send_all(fd, line, n);
 }
 

@@ -21,6 +21,11 @@ class FixedWriter {
   FixedWriter& str(const char* s) noexcept;
   FixedWriter& str(const char* s, size_t n) noexcept;
   FixedWriter& ch(char c) noexcept;
+  // Text the program supplied (messages, thread and lock names, paths, its
+  // command line), made one line: \n \r \t and backslash as two characters,
+  // other control bytes as \xHH, at most max bytes of s. Reports stay one
+  // record per line whatever the program wrote.
+  FixedWriter& escaped(const char* s, size_t max = ~size_t(0)) noexcept;
   FixedWriter& dec(int64_t v) noexcept;
   FixedWriter& udec(uint64_t v, int width = 0, char pad = ' ') noexcept;
   FixedWriter& hex(uint64_t v, int width = 0) noexcept;  // without 0x
@@ -46,6 +51,14 @@ class FixedWriter {
   bool truncated_ = false;
 };
 
+// s escaped as FixedWriter::escaped() does, in a buffer that lives as long as
+// the expression it appears in: out.line("panic: %s", Escaped<1024>(msg).text).
+template <size_t N>
+struct Escaped {
+  explicit Escaped(const char* s, size_t max = ~size_t(0)) noexcept { FixedWriter(text, N).escaped(s, max); }
+  char text[N];
+};
+
 // Formats into buf (NUL-terminated); returns the length written.
 size_t format(char* buf, size_t cap, const char* fmt, ...) noexcept __attribute__((format(printf, 3, 4)));
 size_t vformat(char* buf, size_t cap, const char* fmt, va_list ap) noexcept;
@@ -53,7 +66,8 @@ size_t vformat(char* buf, size_t cap, const char* fmt, va_list ap) noexcept;
 // line is cut, never its newline). Returns the length with the newline.
 size_t vformat_line(char* buf, size_t cap, const char* fmt, va_list ap) noexcept;
 // Formats one line (at most kLineMax bytes) and writes it whole to fd, with
-// send_all(): a socket whose peer hung up gives false, never SIGPIPE.
+// send_all(): a socket whose peer hung up gives false, never SIGPIPE. Lines to
+// fd 2 go through write_stderr() instead: bounded, maybe dropped.
 inline constexpr size_t kLineMax = 4096 + 256;
 bool write_line(int fd, const char* fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
 

@@ -1,5 +1,6 @@
 #include "sys/syscall.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <ctime>
 #include <linux/futex.h>
@@ -19,6 +20,58 @@ bool write_all(int fd, const void* buf, size_t n) noexcept {
     n -= static_cast<size_t>(r);
   }
   return true;
+}
+
+namespace {
+
+// What one write() takes whole from a pipe with a free slot (a page), even
+// when the descriptor blocks.
+constexpr size_t kBoundedChunk = 4096;
+
+std::atomic<int64_t> g_stderr_waited_ns{0};
+
+// Waits for room until deadline_ns (CLOCK_MONOTONIC). 1: room; 0: none in time;
+// -errno: the descriptor is unusable.
+long wait_writable_until(int fd, int64_t deadline_ns) noexcept {
+  struct pollfd p = {fd, POLLOUT, 0};
+  for (;;) {
+    int64_t left = deadline_ns - monotonic_ns();
+    if (left < 0) left = 0;
+    struct timespec ts = {left / 1000000000, left % 1000000000};
+    long r = raw_syscall(SYS_ppoll, &p, 1, &ts, nullptr, 8);
+    if (r == -EINTR) continue;  // deadline_ns is absolute: a signal does not stretch it
+    if (r < 0) return r;
+    if (r == 0) return 0;
+    if (p.revents & (POLLERR | POLLNVAL)) return -EIO;
+    return (p.revents & POLLOUT) ? 1 : -EPIPE;  // POLLHUP alone: nobody will ever read
+  }
+}
+
+}  // namespace
+
+bool write_bounded(int fd, const void* buf, size_t n, int64_t budget_ns) noexcept {
+  const char* p = static_cast<const char*>(buf);
+  int64_t deadline = monotonic_ns() + (budget_ns > 0 ? budget_ns : 0);
+  while (n > 0) {
+    if (wait_writable_until(fd, deadline) <= 0) return false;
+    size_t chunk = n < kBoundedChunk ? n : kBoundedChunk;
+    long r = raw_syscall(SYS_sendto, fd, p, chunk, MSG_DONTWAIT | MSG_NOSIGNAL, nullptr, 0);
+    if (r == -ENOTSOCK) r = write(fd, p, chunk);
+    if (r == -EINTR || r == -EAGAIN) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= size_t(r);
+  }
+  return true;
+}
+
+bool write_stderr(const void* buf, size_t n) noexcept {
+  int64_t left = kStderrTotalNs - g_stderr_waited_ns.load(std::memory_order_relaxed);
+  int64_t budget = left < kStderrMessageNs ? left : kStderrMessageNs;
+  int64_t start = monotonic_ns();
+  bool ok = write_bounded(2, buf, n, budget);
+  g_stderr_waited_ns.fetch_add(monotonic_ns() - start, std::memory_order_relaxed);
+  return ok;
 }
 
 long wait_readable(int fd, int64_t timeout_ns) noexcept {

@@ -91,6 +91,20 @@ bool write_all(int fd, const void* buf, size_t n) noexcept;
 // that are not sockets are written as write_all() does.
 bool send_all(int fd, const void* buf, size_t n) noexcept;
 
+// Writes what it can of buf within budget_ns, never blocking longer: before
+// each chunk it waits for room (poll POLLOUT), and a chunk is at most what a
+// pipe with one free slot takes whole, so a blocking descriptor (stderr is
+// shared with the program; its flags are not ours to change) does not block
+// the write either. Returns true when all of buf was written.
+bool write_bounded(int fd, const void* buf, size_t n, int64_t budget_ns) noexcept;
+// The crash path's stderr: write_bounded() to fd 2 with a budget per message
+// and a total for the whole process (kStderrTotalNs, consumed only by waiting),
+// after which messages are written only where there is room right away. A
+// pipe nobody reads costs a panic a fraction of a second, never its dumps.
+inline constexpr int64_t kStderrMessageNs = 50'000'000;
+inline constexpr int64_t kStderrTotalNs = 300'000'000;
+bool write_stderr(const void* buf, size_t n) noexcept;
+
 // Sockets and waiting for input, for kdb's control socket and console.
 inline long accept4(int fd, int flags) noexcept { return raw_syscall(SYS_accept4, fd, nullptr, nullptr, flags); }
 inline long setsockopt(int fd, int level, int name, const void* value, unsigned size) noexcept {

@@ -14,6 +14,7 @@
 
 #include "panic/panic_state.hpp"
 #include "panicstop/mutex.hpp"
+#include "panicstop/thread.hpp"
 #include "snapshot/parked_threads.hpp"
 
 namespace panicstop {
@@ -170,6 +171,49 @@ TEST(TextReport, HeldLocksNestedPanicsAndThreadsThatDidNotStop) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("\nthreads that did not stop:\n  111 222\n"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace panicstop
+
+namespace panicstop {
+namespace {
+
+// Text the program supplied cannot start lines of its own: a newline in the
+// panic message, a nested panic's message or a thread's name would otherwise
+// forge a thread block that the reader believes.
+TEST(TextReport, ProgramTextIsEscapedOntoOneLine) {
+  ASSERT_TRUE(detail::reserve_snapshot());
+  std::atomic<bool> named{false}, done{false};
+  std::thread named_thread([&] {
+    set_thread_name("a\nthread 99998 (x) [stopped]");
+    named = true;
+    while (!done) std::this_thread::yield();
+  });
+  while (!named) std::this_thread::yield();
+  detail::PanicState& ps = detail::panic_state();
+  snprintf(ps.nested[0].message, sizeof ps.nested[0].message, "nested\nthread 99997 (n) [stopped] S");
+  ps.nested[0].tid = 77;
+  ps.nested_count = 1;
+  ProcessSnapshot* snap = detail::capture_snapshot();
+  ASSERT_NE(snap, nullptr);
+  snap->message = "boom\nthread 99999 (evil) [panicking] R\n  #0 0x1 evil+0x0 (evil)\r\x1b[31m\tback\\slash";
+  std::string text = render(*snap);
+  snap->message = nullptr;
+  ps.nested_count = 0;
+  done = true;
+  named_thread.join();
+  std::vector<std::string> lines = lines_of(text);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines[0],
+            "panic: boom\\nthread 99999 (evil) [panicking] R\\n  #0 0x1 evil+0x0 (evil)\\r\\x1b[31m\\tback\\\\slash");
+  for (const std::string& l : lines) {
+    EXPECT_NE(l.rfind("thread 9999", 0), 0u) << "forged line: " << l;
+    EXPECT_EQ(l.find('\r'), std::string::npos) << l;
+    EXPECT_EQ(l.find('\x1b'), std::string::npos) << l;
+  }
+  EXPECT_NE(text.find(" (a\\nthread 99998 (x) [stopped]) ["), std::string::npos) << text.substr(0, 3000);
+  EXPECT_NE(text.find(": nested\\nthread 99997 (n) [stopped] S\n"), std::string::npos) << text;
 }
 
 }  // namespace

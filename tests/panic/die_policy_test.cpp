@@ -100,6 +100,18 @@ struct BadValue {
   const char* accepted;
 };
 
+// A value too long to quote whole is cut in the message, never the
+// accepted values after it.
+TEST(Tunables, AVeryLongBadValueStillNamesTheAcceptedValues) {
+  std::string value(5000, '0');
+  value += "50";
+  auto r = run_in_child([] { install(); }, with_env({{"PANICSTOP_STOP_TIMEOUT_MS", value + "ms"}}));
+  EXPECT_TRUE(r.exited && r.exit_code == 2) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("panicstop: PANICSTOP_STOP_TIMEOUT_MS=0000"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("... is not valid; accepted values: a number of milliseconds"), std::string::npos)
+      << r.output;
+}
+
 TEST(Tunables, BadValuesExit2NamingTheVariable) {
   const BadValue cases[] = {
       {"PANICSTOP_STOP_ON_PANIC", "yes", "0, 1"},
@@ -113,6 +125,12 @@ TEST(Tunables, BadValuesExit2NamingTheVariable) {
       {"PANICSTOP_WITNESS", "2", "1, 0, -1"},
       {"PANICSTOP_WITNESS_ACTION", "abort", "warn, panic"},
       {"PANICSTOP_LOCKPROF", "-1", "0, 1"},
+      // Nothing past a fixed prefix may be ignored: zeros pad the number
+      // beyond 32 (16) characters, then comes what makes the value bad.
+      {"PANICSTOP_STOP_TIMEOUT_MS", "00000000000000000000000000000050ms", "milliseconds"},
+      {"PANICSTOP_STEP_TIMEOUT_MS", "000000000000000000000000000001000 s", "milliseconds"},
+      {"PANICSTOP_KDB_IDLE_MS", "00000000000000000000000000000010x", "milliseconds"},
+      {"PANICSTOP_KDB_SIGNAL", "0000000000000010garbage", "SIGUSR1"},
   };
   for (const BadValue& c : cases) {
     auto r = run_in_child([] { install(); }, with_env({{c.name, c.value}}));

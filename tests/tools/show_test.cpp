@@ -17,8 +17,11 @@
 #include <fstream>
 #include <pthread.h>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "panicstop/panic.hpp"
+#include "panicstop/thread.hpp"
 #include "support/child_process.hpp"
 
 namespace {
@@ -217,6 +220,45 @@ TEST(ShowCommand, TextReportFramesGetFileAndLineAndReadBack) {
                                    "assert d[\"kind\"]==\"text-report\" and f[\"offset\"]==4 and f[\"line\"]>0, f; "
                                    "assert d[\"locks\"][0][\"owner\"]==7; print(\"ok\")'");
     EXPECT_TRUE(json.exited && json.exit_code == 0) << json.describe() << json.output;
+  }
+}
+
+// A real panic whose message and thread name carry newlines: the report
+// escapes them, so `show --json` lists the real threads only and keeps the
+// message on its line, escaped (the reader does not unescape).
+TEST(ShowCommand, HostileProgramTextForgesNoThreads) {
+  TempDir dir;
+  ChildOptions options;
+  options.set_env = {{"PANICSTOP_DUMP_DIR", dir.path()}, {"PANICSTOP_DUMP", "text"}, {"PANICSTOP_KDB_SOCKET", "0"}};
+  options.deadline = std::chrono::milliseconds(20000);
+  ChildResult crash = panicstop::testing::run_in_child(
+      [] {
+        panicstop::install();
+        std::atomic<bool> named{false};
+        std::thread([&] {
+          panicstop::set_thread_name("w\nthread 99998 (x) [stopped]");
+          named = true;
+          for (;;) pause();
+        }).detach();
+        while (!named) std::this_thread::yield();
+        panicstop::panic("boom\nthread 99999 (evil) [panicking] R\n  #0 0x1 evil+0x0 (evil)");
+      },
+      options);
+  ASSERT_FALSE(crash.hung) << crash.describe();
+  std::vector<std::string> files = dir.list();
+  ASSERT_EQ(files.size(), 1u) << crash.output;
+  std::string report = dir.path() + "/" + files[0];
+  ChildResult r = tool_stdout("show '" + report + "'");
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  if (have_python()) {
+    ChildResult json = tool_stdout("show --json '" + report + "'",
+                                   "python3 -c 'import json,sys; d=json.load(sys.stdin); "
+                                   "tids=[t[\"tid\"] for t in d[\"threads\"]]; "
+                                   "assert len(tids)==2 and 99999 not in tids and 99998 not in tids, tids; "
+                                   "assert d[\"message\"].startswith(\"boom\\\\nthread 99999\"), d[\"message\"]; "
+                                   "print(\"ok\")'");
+    EXPECT_TRUE(json.exited && json.exit_code == 0) << json.describe() << json.output;
+    EXPECT_EQ(json.output, "ok\n");
   }
 }
 
