@@ -240,11 +240,20 @@ TEST(KdbCommand, NoSuchProcess) {
 }
 
 TEST(KdbCommand, AProcessWithoutPanicstop) {
+  // The tool must see sleep, not this test (which links panicstop) between
+  // fork and exec: a close-on-exec pipe ends at the exec.
+  int execed[2];
+  ASSERT_EQ(pipe2(execed, O_CLOEXEC), 0);
   pid_t sleeper = fork();
   if (sleeper == 0) {
     execlp("sleep", "sleep", "30", nullptr);
     _exit(127);
   }
+  close(execed[1]);
+  char c;
+  while (read(execed[0], &c, 1) > 0) {
+  }
+  close(execed[0]);
   for (const char* command : {"kdb", "dump"})
     expect_failure(run_command({kTool, command, std::to_string(sleeper)}, deadline()),
                    "process " + std::to_string(sleeper) + " does not run panicstop: no libpanicstop in /proc/" +
