@@ -43,26 +43,24 @@ TEST(HungServer, KdbShowsTheDeadlockAndDumpLeavesItRunning) {
   ASSERT_EQ(std::string(line).find("hung_server: pid " + std::to_string(pid)), 0u) << line;
 
   // The handlers deadlock right after the line; ask until kdb sees both
-  // waiting (each ask stops and resumes the process), with a deadline.
-  std::string locks;
+  // waiting (each ask stops and resumes the process), with a deadline. Both
+  // locks are held a moment before their waiters block on them.
+  const std::regex first(R"(handler-1 .*waiting for mutex "cache" .*held by thread \d+)");
+  const std::regex second(R"(handler-2 .*waiting for mutex "sessions" .*held by thread \d+)");
+  std::string shown;
+  std::smatch m;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
-    auto r = run_command({kTool, "kdb", std::to_string(pid), "-c", "locks"}, testing::with_env({}, 20000));
+    auto r = run_command({kTool, "kdb", std::to_string(pid), "-c", "locks", "-c", "threads"},
+                         testing::with_env({}, 20000));
     ASSERT_FALSE(r.hung) << r.describe();
-    locks = r.output;
-    if (locks.find("name=sessions") != std::string::npos && locks.find("name=cache") != std::string::npos) break;
+    shown = r.output;
+    if (std::regex_search(shown, m, first) && std::regex_search(shown, m, second)) break;
   }
-  EXPECT_NE(locks.find("name=sessions"), std::string::npos) << locks;
-  EXPECT_NE(locks.find("name=cache"), std::string::npos) << locks;
-
-  auto threads = run_command({kTool, "kdb", std::to_string(pid), "-c", "threads"}, testing::with_env({}, 20000));
-  std::smatch m;
-  EXPECT_TRUE(std::regex_search(threads.output, m,
-                                std::regex(R"(handler-1 .*waiting for mutex "cache" .*held by thread \d+)")))
-      << threads.output;
-  EXPECT_TRUE(std::regex_search(threads.output, m,
-                                std::regex(R"(handler-2 .*waiting for mutex "sessions" .*held by thread \d+)")))
-      << threads.output;
+  EXPECT_NE(shown.find("name=sessions"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("name=cache"), std::string::npos) << shown;
+  EXPECT_TRUE(std::regex_search(shown, m, first)) << shown;
+  EXPECT_TRUE(std::regex_search(shown, m, second)) << shown;
 
   auto dump = run_command({kTool, "dump", std::to_string(pid)}, testing::with_env({}, 20000));
   EXPECT_TRUE(dump.exited && dump.exit_code == 0) << dump.describe() << dump.output;
