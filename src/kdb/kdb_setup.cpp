@@ -39,9 +39,9 @@ int g_socket_owner_pid = 0;
 
 void request_handler(int sig, siginfo_t* info, void* uc) {
   int saved_errno = errno;
-  // A connection (the kernel's signal for the socket) or a deferred request
+  // A connection or a client's request (the kernel's signal for the sockets) or a deferred request
   // (our own); anything else is the program's use of the signal number.
-  bool ours = is_own_signal(info) || (info->si_code > 0 && info->si_fd == g_control_listen_fd);
+  bool ours = is_own_signal(info) || (info->si_code > 0 && is_control_connection(info->si_fd));
   if (ours) serve_control_requests();
   else deliver_reserved_to_program(sig, info, uc);
   errno = saved_errno;
