@@ -319,6 +319,16 @@ bool serve_one_connection(KdbSession* session, int64_t timeout_ns) noexcept {
   return true;
 }
 
+void forget_control_connections_after_fork() noexcept {
+  // The child's copies share their open files with the parent's: serving one
+  // here would answer the parent's client.
+  for (auto& p : g_pending) {
+    if (p.fd >= 0) sys::close(p.fd);
+    p.fd = -1;
+  }
+  g_serve_requests.store(0, std::memory_order_relaxed);
+}
+
 void serve_deferred_requests() noexcept {
   if (g_deferred.exchange(false, std::memory_order_acq_rel)) send_own_signal(0, kdb_request_signal());
 }

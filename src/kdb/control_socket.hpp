@@ -42,6 +42,10 @@ void serve_control_requests() noexcept;
 // lately)? The kernel's signals for it are the handler's, not the program's.
 bool is_control_connection(int fd) noexcept;
 
+// In a forked child: closes the connections inherited from the parent's
+// table, which are the parent's to serve.
+void forget_control_connections_after_fork() noexcept;
+
 // Called by end_session(): a request whose signal arrived while the session
 // ran was left queued; serve it now.
 void serve_deferred_requests() noexcept;

@@ -198,6 +198,7 @@ bool install_control_socket() noexcept {
 void kdb_after_fork() noexcept {
   int saved_errno = errno;
   reset_session_after_fork();
+  forget_control_connections_after_fork();
   int inherited = g_control_listen_fd;
   if (inherited >= 0) {
     // The inherited descriptor shares its open file description with the
