@@ -25,7 +25,10 @@ struct Outcome {
 
 Outcome panic_after(const std::function<void()>& restrict_process, const char* core_limit) {
   TempDir dir;
-  ChildOptions options = testing::with_env({{"PANICSTOP_DUMP", "text,core"}, {"PANICSTOP_DUMP_DIR", dir.path()}});
+  // exit, not die: a process that raised its core limit would also get the
+  // kernel's core, in the working directory.
+  ChildOptions options = testing::with_env(
+      {{"PANICSTOP_DUMP", "text,core"}, {"PANICSTOP_DUMP_DIR", dir.path()}, {"PANICSTOP_ON_PANIC", "exit"}});
   if (core_limit != nullptr) options.set_env.push_back({"PANICSTOP_CORE_LIMIT", core_limit});
   else options.unset_env.push_back("PANICSTOP_CORE_LIMIT");
   Outcome out;
