@@ -73,7 +73,9 @@ FILE may be:
     note: core of PID (signal N)".
 The kind of file is told from its first bytes, not its name. Modules and
 debug info are looked up at the paths the dump names (for cores: the
-NT_FILE table and the loader's link_map, like eu-stack).
+NT_FILE table and the loader's link_map, like eu-stack). Only regular
+files are read: FILE being a FIFO, socket or device is an error, and a
+module path naming one is skipped with a warning (never waited on).
 
 Options:
   --json   print one JSON object instead of text (schema below)

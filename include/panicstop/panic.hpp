@@ -23,6 +23,12 @@
 //   PANICSTOP_DUMP_DIR         directory for dumps (default: current, then /tmp)
 //   PANICSTOP_DUMP             text,core (default) | text | core | none
 //   PANICSTOP_CORE             mini (default) | full
+//   PANICSTOP_CORE_LIMIT       respect (default) | ignore: with respect, no
+//                              core (only the text report) when RLIMIT_CORE
+//                              is 0 or the process is not dumpable
+//                              (PR_SET_DUMPABLE 0), both read at the panic; a
+//                              nonzero RLIMIT_CORE is not enforced (a
+//                              truncated core would not read back)
 //   PANICSTOP_ON_PANIC         die (default) | exit | restart | halt
 //   PANICSTOP_STOP_TIMEOUT_MS  how long to wait for threads to stop (default 1000)
 //   PANICSTOP_TRACE_ON_PANIC   0 (default) or 1: print the panicking thread's

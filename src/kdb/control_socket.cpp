@@ -5,6 +5,7 @@
 #include <atomic>
 #include <csignal>
 #include <ctime>
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include "kdb/console.hpp"
@@ -25,9 +26,38 @@ namespace {
 
 std::atomic<bool> g_deferred{false};
 
+// The panic's debugger waits this long for the request line: its threads are
+// stopped for good anyway.
 inline constexpr int64_t kRequestTimeoutNs = 5'000'000'000;
+// A connection that has not sent its line is never waited for: it waits in
+// g_pending, and one still silent after this long is answered and closed.
+inline constexpr int64_t kPendingDeadlineNs = 2'000'000'000;
 // A client that stops reading must not keep the process stopped for good.
 inline constexpr long kSendTimeoutSeconds = 10;
+// The request line's room, its newline included.
+inline constexpr size_t kMaxLine = 300;
+
+struct PendingConnection {
+  int fd;  // -1: free
+  int64_t accepted_ns;
+};
+inline constexpr int kMaxPending = 8;
+PendingConnection g_pending[kMaxPending] = {
+    {-1, 0}, {-1, 0}, {-1, 0}, {-1, 0}, {-1, 0}, {-1, 0}, {-1, 0}, {-1, 0},
+};
+// Descriptors closed lately: a signal the kernel queued for one before it was
+// closed may still arrive, and it is ours, not the program's.
+inline constexpr int kRecentClosed = 16;
+std::atomic<int> g_recent_closed[kRecentClosed];
+std::atomic<unsigned> g_recent_next{0};
+// Signals taken while another thread serves: that thread makes one more pass.
+std::atomic<unsigned> g_serve_requests{0};
+
+void close_connection(int fd) noexcept {
+  g_recent_closed[g_recent_next.fetch_add(1, std::memory_order_relaxed) % kRecentClosed].store(
+      fd + 1, std::memory_order_relaxed);
+  sys::close(fd);
+}
 
 bool peer_allowed(int fd, unsigned* peer_uid) noexcept {
   struct ucred cred {};
@@ -37,9 +67,27 @@ bool peer_allowed(int fd, unsigned* peer_uid) noexcept {
   return cred.uid == 0 || long(cred.uid) == sys::raw_syscall(SYS_geteuid);
 }
 
-// One line, byte by byte: whatever follows it (console commands) stays in
-// the socket for the console. Returns its length, or -1 on timeout, end of
-// input or a line too long.
+enum class LineState { kComplete, kIncomplete, kTooLong, kGone };
+
+// Takes the request line if all of it is in the socket now, and nothing
+// after it: whatever follows (console commands) stays for the console.
+LineState take_line_if_complete(int fd, char* buf, size_t cap) noexcept {
+  long n = sys::raw_syscall(SYS_recvfrom, fd, buf, cap, MSG_PEEK | MSG_DONTWAIT, nullptr, nullptr);
+  if (n == -EAGAIN || n == -EINTR) return LineState::kIncomplete;
+  if (n <= 0) return LineState::kGone;
+  long end = 0;
+  while (end < n && buf[end] != '\n') ++end;
+  if (end == n) return size_t(n) >= cap ? LineState::kTooLong : LineState::kIncomplete;
+  if (sys::raw_syscall(SYS_recvfrom, fd, buf, end + 1, MSG_DONTWAIT, nullptr, nullptr) != end + 1)
+    return LineState::kGone;
+  if (end > 0 && buf[end - 1] == '\r') --end;
+  buf[end] = '\0';
+  return LineState::kComplete;
+}
+
+// The panic's debugger: one line, waited for, byte by byte (a peek would see
+// a partial line as readable over and over). -1: timeout or hang-up, -2: too
+// long.
 long read_line(int fd, char* buf, size_t cap) noexcept {
   int64_t deadline = sys::monotonic_ns() + kRequestTimeoutNs;
   size_t n = 0;
@@ -49,7 +97,7 @@ long read_line(int fd, char* buf, size_t cap) noexcept {
     char c;
     if (sys::read(fd, &c, 1) != 1) return -1;
     if (c == '\n') break;
-    if (n + 1 >= cap) return -1;
+    if (n + 1 >= cap) return -2;
     if (c != '\r') buf[n++] = c;
   }
   buf[n] = '\0';
@@ -128,20 +176,19 @@ class SigpipeGuard {
   bool was_pending_ = false;
 };
 
-void serve_connection(int fd, KdbSession* given) noexcept {
-  SigpipeGuard no_sigpipe;
+void prepare_reply(int fd) noexcept {
   struct timeval send_timeout = {kSendTimeoutSeconds, 0};
   sys::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+}
+
+bool refuse_stranger(int fd) noexcept {
   unsigned uid = 0;
-  if (!peer_allowed(fd, &uid)) {
-    sys::write_line(fd, "error permission denied: uid %u does not own process %d", uid, sys::getpid());
-    return;
-  }
-  char line[300];
-  if (read_line(fd, line, sizeof line) < 0) {
-    sys::write_line(fd, "error no request line within %lld s", static_cast<long long>(kRequestTimeoutNs / 1000000000));
-    return;
-  }
+  if (peer_allowed(fd, &uid)) return false;
+  sys::write_line(fd, "error permission denied: uid %u does not own process %d", uid, sys::getpid());
+  return true;
+}
+
+void serve_request(int fd, const char* line, KdbSession* given) noexcept {
   if (sys::equals(line, "dump")) {
     serve_dump(fd, "", given);
   } else if (sys::starts_with(line, "dump ")) {
@@ -153,9 +200,98 @@ void serve_connection(int fd, KdbSession* given) noexcept {
   }
 }
 
+void too_long(int fd) noexcept {
+  sys::write_line(fd, "error request line too long (at most %zu bytes)", kMaxLine - 1);
+}
+
+// The panic's debugger: its session's threads are stopped for good, so the
+// request line is waited for here.
+void serve_connection(int fd, KdbSession* given) noexcept {
+  SigpipeGuard no_sigpipe;
+  prepare_reply(fd);
+  if (refuse_stranger(fd)) return;
+  char line[kMaxLine];
+  long n = read_line(fd, line, sizeof line);
+  if (n == -2) too_long(fd);
+  else if (n < 0)
+    sys::write_line(fd, "error no request line within %lld s", static_cast<long long>(kRequestTimeoutNs / 1000000000));
+  else serve_request(fd, line, given);
+}
+
+// From here on the kernel signals the process whenever the client writes:
+// the handler comes back for the line instead of waiting for it.
+bool arm_connection(int fd) noexcept {
+  return sys::raw_syscall(SYS_fcntl, fd, F_SETOWN, sys::getpid()) == 0 &&
+         sys::raw_syscall(SYS_fcntl, fd, F_SETSIG, kdb_request_signal()) == 0 &&
+         sys::raw_syscall(SYS_fcntl, fd, F_SETFL, O_NONBLOCK | O_ASYNC) == 0;
+}
+
+// Serves and closes a pending connection whose line has come, or that is
+// gone, too long or past its deadline. Returns whether the slot is free.
+bool try_pending(PendingConnection* p, int64_t now) noexcept {
+  char line[kMaxLine];
+  LineState state = take_line_if_complete(p->fd, line, sizeof line);
+  if (state == LineState::kIncomplete && now - p->accepted_ns < kPendingDeadlineNs) return false;
+  int fd = p->fd;
+  p->fd = -1;
+  SigpipeGuard no_sigpipe;
+  if (state == LineState::kComplete) {
+    // The console reads and writes blocking; signals for its input are not wanted.
+    sys::raw_syscall(SYS_fcntl, fd, F_SETFL, 0);
+    serve_request(fd, line, nullptr);
+  } else if (state == LineState::kTooLong) {
+    too_long(fd);
+  } else if (state == LineState::kIncomplete) {
+    sys::write_line(fd, "error no request line within %lld s",
+                    static_cast<long long>(kPendingDeadlineNs / 1000000000));
+  }
+  close_connection(fd);
+  return true;
+}
+
+PendingConnection* free_slot() noexcept {
+  for (auto& p : g_pending)
+    if (p.fd < 0) return &p;
+  return nullptr;
+}
+
+// One pass: every pending connection, then every new one.
+void serve_pass() noexcept {
+  for (auto& p : g_pending)
+    if (p.fd >= 0) try_pending(&p, sys::monotonic_ns());
+  for (;;) {
+    long accepted = sys::accept4(g_control_listen_fd, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (accepted < 0) break;  // EAGAIN: nothing more is waiting
+    int fd = int(accepted);
+    PendingConnection* slot = free_slot();
+    {
+      SigpipeGuard no_sigpipe;
+      prepare_reply(fd);
+      if (refuse_stranger(fd) || slot == nullptr || !arm_connection(fd)) {
+        if (slot == nullptr) sys::write_line(fd, "%s", "error busy: too many connections waiting for their request");
+        close_connection(fd);
+        continue;
+      }
+    }
+    *slot = {fd, sys::monotonic_ns()};
+    // Armed after the client may have written: look now, not at a signal.
+    try_pending(slot, slot->accepted_ns);
+  }
+}
+
 }  // namespace
 
 const char* control_socket_path() noexcept { return g_control_listen_fd >= 0 ? g_control_path : ""; }
+
+bool is_control_connection(int fd) noexcept {
+  if (fd < 0) return false;
+  if (fd == g_control_listen_fd) return true;
+  for (const auto& p : g_pending)
+    if (p.fd == fd) return true;
+  for (const auto& closed : g_recent_closed)
+    if (closed.load(std::memory_order_relaxed) == fd + 1) return true;
+  return false;
+}
 
 void serve_control_requests() noexcept {
   if (g_control_listen_fd < 0) return;
@@ -165,11 +301,12 @@ void serve_control_requests() noexcept {
     g_deferred.store(true, std::memory_order_release);
     return;
   }
-  for (;;) {
-    long fd = sys::accept4(g_control_listen_fd, SOCK_CLOEXEC);
-    if (fd < 0) break;  // EAGAIN: nothing more is waiting
-    serve_connection(int(fd), nullptr);
-    sys::close(int(fd));
+  // Handlers on several threads at once: the first serves, and makes one
+  // more pass for each signal the others took meanwhile.
+  if (g_serve_requests.fetch_add(1, std::memory_order_acq_rel) != 0) return;
+  for (unsigned seen = 1;;) {
+    serve_pass();
+    if (g_serve_requests.compare_exchange_strong(seen, 0, std::memory_order_acq_rel)) break;
   }
 }
 
@@ -180,6 +317,16 @@ bool serve_one_connection(KdbSession* session, int64_t timeout_ns) noexcept {
   serve_connection(int(fd), session);
   sys::close(int(fd));
   return true;
+}
+
+void forget_control_connections_after_fork() noexcept {
+  // The child's copies share their open files with the parent's: serving one
+  // here would answer the parent's client.
+  for (auto& p : g_pending) {
+    if (p.fd >= 0) sys::close(p.fd);
+    p.fd = -1;
+  }
+  g_serve_requests.store(0, std::memory_order_relaxed);
 }
 
 void serve_deferred_requests() noexcept {

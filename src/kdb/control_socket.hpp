@@ -8,7 +8,9 @@
 //                         "ok N" (N files written) or "error MESSAGE".
 //   "kdb"                 a console session on the connection (console.hpp);
 //                         it ends with "continuing" or when the client hangs up.
-//   anything else         "error MESSAGE".
+//   anything else         "error unknown request ..."; a line longer than
+//                         299 bytes "error request line too long ...", one
+//                         not sent within 2 s "error no request line ...".
 // A busy process (another session or a panic) answers "error busy: ...". A
 // peer whose user id is neither the process's nor root gets "error
 // permission denied". The server closes the connection after the reply.
@@ -28,9 +30,21 @@ bool install_control_socket() noexcept;
 // The path this process listens on, or "" when it has no control socket.
 const char* control_socket_path() noexcept;
 
-// The handler of kdb_request_signal(): accepts and serves every pending
-// connection. Async-signal-safe.
+// The handler of kdb_request_signal(): accepts every new connection and
+// serves each one whose request line has fully arrived. It never waits for a
+// client: a connection still without its line is kept (a few at most) and
+// served when the kernel signals its data; one silent for 2 s, or whose line
+// is longer than the maximum, is answered "error ..." and closed at the next
+// run. Async-signal-safe.
 void serve_control_requests() noexcept;
+
+// Is fd the listening socket or a connection the handler keeps (or kept
+// lately)? The kernel's signals for it are the handler's, not the program's.
+bool is_control_connection(int fd) noexcept;
+
+// In a forked child: closes the connections inherited from the parent's
+// table, which are the parent's to serve.
+void forget_control_connections_after_fork() noexcept;
 
 // Called by end_session(): a request whose signal arrived while the session
 // ran was left queued; serve it now.

@@ -39,9 +39,9 @@ int g_socket_owner_pid = 0;
 
 void request_handler(int sig, siginfo_t* info, void* uc) {
   int saved_errno = errno;
-  // A connection (the kernel's signal for the socket) or a deferred request
+  // A connection or a client's request (the kernel's signal for the sockets) or a deferred request
   // (our own); anything else is the program's use of the signal number.
-  bool ours = is_own_signal(info) || (info->si_code > 0 && info->si_fd == g_control_listen_fd);
+  bool ours = is_own_signal(info) || (info->si_code > 0 && is_control_connection(info->si_fd));
   if (ours) serve_control_requests();
   else deliver_reserved_to_program(sig, info, uc);
   errno = saved_errno;
@@ -198,6 +198,7 @@ bool install_control_socket() noexcept {
 void kdb_after_fork() noexcept {
   int saved_errno = errno;
   reset_session_after_fork();
+  forget_control_connections_after_fork();
   int inherited = g_control_listen_fd;
   if (inherited >= 0) {
     // The inherited descriptor shares its open file description with the

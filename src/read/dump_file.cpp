@@ -21,12 +21,13 @@ namespace {
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path) {
-    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd_ < 0) throw ReadError(std::string("cannot open: ") + std::strerror(errno));
     struct stat st {};
     if (fstat(fd_, &st) != 0) throw ReadError(std::string("cannot stat: ") + std::strerror(errno));
     if (S_ISDIR(st.st_mode)) throw ReadError("is a directory");
-    if (!S_ISREG(st.st_mode)) throw ReadError("not a regular file");
+    if (!S_ISREG(st.st_mode)) throw ReadError("not a regular file (a FIFO, socket or device is never read)");
     size_ = static_cast<size_t>(st.st_size);
     if (size_ == 0) throw ReadError("empty file");
     void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);

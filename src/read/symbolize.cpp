@@ -6,10 +6,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <set>
+
+#include "read/guarded_open.hpp"
 
 namespace panicstop::read {
 namespace {
@@ -120,11 +123,12 @@ std::unique_ptr<OfflineModule> open_offline(const std::string& path, std::string
   return m;
 }
 
-bool is_regular_file(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+// "" when path is a regular file that can be read, else why not.
+std::string unusable_module(const std::string& path) {
+  int fd = open_regular_file(path);
+  if (fd < 0) return errno == ENXIO ? "not a regular file" : "not found";
   close(fd);
-  return true;
+  return "";
 }
 
 struct UnwindContext {
@@ -192,8 +196,8 @@ void symbolize_with_modules(Report& report) {
   std::set<Dwfl_Module*> different_build;
   for (const Module& m : report.modules) {
     if (m.path.empty() || m.path[0] != '/') continue;  // [vdso] and the like
-    if (!is_regular_file(m.path)) {
-      report.warnings.push_back("module " + m.path + ": not found (no file:line for its frames)");
+    if (std::string why = unusable_module(m.path); !why.empty()) {
+      report.warnings.push_back("module " + m.path + ": " + why + " (no file:line for its frames)");
       continue;
     }
     Dwfl_Module* module = dwfl_report_elf(dwfl.get(), m.path.c_str(), m.path.c_str(), -1, m.start, false);
@@ -248,6 +252,7 @@ std::string demangle(const std::string& name) {
 }
 
 void symbolize_text_report(Report& report) {
+  GuardedOpens no_fifos;
   for (Thread& t : report.threads) {
     for (Frame& f : t.frames) f.function = demangle(f.function);
   }
@@ -266,9 +271,8 @@ void symbolize_text_report(Report& report) {
       if (it == modules.end()) {
         std::string error;
         std::unique_ptr<OfflineModule> m;
-        if (!is_regular_file(f.module)) {
-          error = "not found";
-        } else {
+        error = unusable_module(f.module);
+        if (error.empty()) {
           m = open_offline(f.module, error);
         }
         if (!m && warned.insert(f.module).second) {
@@ -294,6 +298,8 @@ void symbolize_text_report(Report& report) {
 }
 
 void unwind_core(const std::string& core_path, Report& report) {
+  // The core names module files, and libdw opens them itself.
+  GuardedOpens no_fifos;
   elf_version(EV_CURRENT);
   int fd = open(core_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {

@@ -23,6 +23,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 void apply_options_in_child(const ChildOptions& options) {
+  // Tests run where `ulimit -c` is often 0, and most expect a core: a test
+  // of the limit itself sets or unsets this.
+  setenv("PANICSTOP_CORE_LIMIT", "ignore", 1);
   for (const auto& name : options.unset_env) unsetenv(name.c_str());
   for (const auto& [name, value] : options.set_env) setenv(name.c_str(), value.c_str(), 1);
   if (!options.cwd.empty() && chdir(options.cwd.c_str()) != 0) _exit(127);

@@ -32,6 +32,7 @@ TEST(HungServer, KdbShowsTheDeadlockAndDumpLeavesItRunning) {
   if (pid == 0) {
     dup2(out[1], 1);
     setenv("PANICSTOP_DUMP_DIR", dir.path().c_str(), 1);
+    setenv("PANICSTOP_CORE_LIMIT", "ignore", 1);  // a core is expected wherever ulimit -c is 0
     execl(PANICSTOP_HUNG_SERVER, "hung_server", nullptr);
     _exit(127);
   }

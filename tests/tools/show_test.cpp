@@ -4,10 +4,12 @@
 // and a gcore core of a 4-thread program parked in known functions.
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -436,6 +438,60 @@ TEST(ShowCommand, KernelCoreShowsEveryThreadWithItsKnownFunction) {
   ASSERT_TRUE(shown.exited && shown.exit_code == 0) << shown.describe() << shown.output;
   EXPECT_NE(shown.output.find("(signal 11)"), std::string::npos) << shown.output;
   expect_parked_threads_shown(shown.output);
+}
+
+}  // namespace
+
+namespace {
+
+std::string only_file_ending(const TempDir& dir, const std::string& suffix) {
+  for (const auto& name : dir.list())
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return dir.path() + "/" + name;
+  return "";
+}
+
+// Opening a FIFO for reading waits for a writer: the reader must refuse one,
+// whether it is the file given or a module file a dump names.
+TEST(ShowCommand, AFifoIsRefusedNotWaitedFor) {
+  TempDir dir;
+  std::string fifo = dir.path() + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  ChildResult r = tool({"show", fifo});
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.exited && r.exit_code == 1) << r.describe() << r.output;
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  EXPECT_NE(r.output.find("panicstop: " + fifo + ": not a regular file"), std::string::npos) << r.output;
+}
+
+TEST(ShowCommand, AModuleThatIsNowAFifoIsSkipped) {
+  const std::string library = "/lib/x86_64-linux-gnu/libz.so.1";
+  if (access(library.c_str(), R_OK) != 0) GTEST_SKIP() << library << " not installed";
+  TempDir dir, dumps;
+  // A copy under a name of our own, loaded by the panicking process, and
+  // replaced by a FIFO once the dumps name it.
+  std::string module = dir.path() + "/libfifo-module.so";
+  ChildResult copied = run_command({"cp", library, module});
+  ASSERT_TRUE(copied.exited && copied.exit_code == 0) << copied.output;
+  ChildResult crashed = panicstop::testing::run_in_child(
+      [&] {
+        if (dlopen(module.c_str(), RTLD_NOW) == nullptr) _exit(3);
+        panicstop::install();
+        panicstop::panic("a module that will be a FIFO");
+      },
+      panicstop::testing::with_env({{"PANICSTOP_DUMP", "text,core"}, {"PANICSTOP_DUMP_DIR", dumps.path()}}));
+  ASSERT_FALSE(crashed.hung) << crashed.describe() << crashed.output;
+  std::string report = only_file_ending(dumps, ".txt"), core = only_file_ending(dumps, ".core");
+  ASSERT_FALSE(report.empty() || core.empty()) << crashed.output;
+  ASSERT_NE(panicstop::testing::read_file(report).find(module), std::string::npos);
+  ASSERT_EQ(unlink(module.c_str()), 0);
+  ASSERT_EQ(mkfifo(module.c_str(), 0600), 0);
+  for (const std::string& file : {core, report}) {
+    ChildResult shown = tool({"show", file});
+    ASSERT_FALSE(shown.hung) << file << ": " << shown.describe();
+    EXPECT_TRUE(shown.exited && shown.exit_code == 0) << file << ": " << shown.describe() << shown.output;
+    EXPECT_NE(shown.output.find("panic: a module that will be a FIFO"), std::string::npos) << shown.output;
+  }
 }
 
 }  // namespace

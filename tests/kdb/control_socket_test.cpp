@@ -1,0 +1,205 @@
+// The control socket's handler against clients that do not behave: silent
+// ones, over-long requests. The handler runs inside one of the application's
+// threads, so whatever it waits for, that thread waits for too.
+#include "kdb/control_socket.hpp"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "panicstop/panic.hpp"
+#include "support/child_process.hpp"
+#include "thread/signal_sections.hpp"
+
+namespace panicstop {
+namespace {
+
+using testing::run_in_child;
+using testing::TempDir;
+using testing::with_env;
+
+void say(const std::string& line) {
+  std::string l = line + "\n";
+  if (write(2, l.data(), l.size()) < 0) {
+  }
+}
+
+// Every thread but the worker blocks the connection signal, so the kernel
+// can only deliver it to the worker: a handler that waits shows up as a gap
+// in the worker's progress.
+void block_request_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, detail::kdb_request_signal());
+  testing::raw_sigmask(SIG_BLOCK, &set);
+}
+
+int connect_to(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string read_reply(int fd) {
+  std::string reply;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) reply.append(buf, size_t(n));
+  return reply;
+}
+
+// Counts its iterations and keeps the longest time between two of them.
+class ProgressWorker {
+ public:
+  ProgressWorker() : thread_([this] { run(); }) {
+    while (ticks_.load() == 0) sched_yield();
+  }
+  ~ProgressWorker() {
+    quit_.store(true);
+    thread_.join();
+  }
+  long ticks() const { return ticks_.load(); }
+  long longest_gap_ms() const { return longest_gap_ns_.load() / 1000000; }
+
+ private:
+  void run() {
+    using clock = std::chrono::steady_clock;
+    auto last = clock::now();
+    while (!quit_.load()) {
+      auto now = clock::now();
+      long gap = long(std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count());
+      if (gap > longest_gap_ns_.load()) longest_gap_ns_.store(gap);
+      last = now;
+      ticks_.fetch_add(1);
+    }
+  }
+  std::atomic<bool> quit_{false};
+  std::atomic<long> ticks_{0};
+  std::atomic<long> longest_gap_ns_{0};
+  std::thread thread_;
+};
+
+TEST(ControlSocket, SilentClientsDoNotHoldTheServingThread) {
+  TempDir sockets, dumps;
+  auto r = run_in_child(
+      [&] {
+        block_request_signal();  // before install's threads and the worker inherit it
+        install();
+        ProgressWorker* worker = nullptr;
+        {
+          // The worker alone takes the signal.
+          sigset_t set;
+          sigemptyset(&set);
+          sigaddset(&set, detail::kdb_request_signal());
+          testing::raw_sigmask(SIG_UNBLOCK, &set);
+          worker = new ProgressWorker;
+          testing::raw_sigmask(SIG_BLOCK, &set);
+        }
+        std::string path = detail::control_socket_path();
+        std::vector<int> silent;
+        for (int i = 0; i < 3; ++i) silent.push_back(connect_to(path));
+        auto started = std::chrono::steady_clock::now();
+        int fd = connect_to(path);
+        std::string line = "dump " + dumps.path() + "\n";
+        if (write(fd, line.data(), line.size()) != ssize_t(line.size())) say("write failed");
+        std::string reply = read_reply(fd);
+        close(fd);
+        long dump_ms = long(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - started)
+                                .count());
+        say("dump reply:\n" + reply + "end dump_ms=" + std::to_string(dump_ms));
+
+        // A megabyte with no newline: the writer blocks once the socket's
+        // buffer is full, so it writes from a thread of its own.
+        int garbage = connect_to(path);
+        std::thread writer([garbage] {
+          std::string junk(1 << 20, 'x');
+          size_t sent = 0;
+          for (long n; sent < junk.size(); sent += size_t(n))
+            if ((n = send(garbage, junk.data() + sent, junk.size() - sent, MSG_NOSIGNAL)) <= 0) break;
+        });
+        say("garbage reply:\n" + read_reply(garbage) + "end");
+        writer.join();
+        close(garbage);
+
+        long ticks = worker->ticks();
+        while (worker->ticks() < ticks + 1000) sched_yield();  // the worker still runs
+        say("longest_gap_ms=" + std::to_string(worker->longest_gap_ms()));
+        delete worker;
+        for (int s : silent) close(s);
+        exit(0);
+      },
+      with_env({{"PANICSTOP_KDB_SOCKET", sockets.path()}, {"PANICSTOP_DUMP", "text"}}, 40000));
+  ASSERT_FALSE(r.hung) << r.describe() << r.output;
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("\nok 1\nend"), std::string::npos) << r.output;
+  EXPECT_EQ(dumps.list().size(), 1u) << r.output;
+  EXPECT_NE(r.output.find("garbage reply:\nerror request line too long"), std::string::npos) << r.output;
+  long gap = -1, dump_ms = -1;
+  size_t at = r.output.find("longest_gap_ms=");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  sscanf(r.output.c_str() + at, "longest_gap_ms=%ld", &gap);
+  at = r.output.find("dump_ms=");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  sscanf(r.output.c_str() + at, "dump_ms=%ld", &dump_ms);
+  // The dump itself stops the worker for a moment; waiting on a silent
+  // client stopped it for seconds.
+  EXPECT_LT(gap, 1000) << r.output;
+  EXPECT_LT(dump_ms, 2000) << r.output;
+}
+
+// A client that connects and never writes is answered and let go once its
+// deadline has passed, at the next connection's signal.
+TEST(ControlSocket, ASilentClientIsToldWhyAndClosed) {
+  TempDir sockets;
+  auto r = run_in_child(
+      [&] {
+        install();
+        std::atomic<bool> quit{false};
+        std::thread worker([&] {  // takes the signals: the client threads block them
+          while (!quit.load()) sched_yield();
+        });
+        block_request_signal();
+        std::string path = detail::control_socket_path();
+        int silent = connect_to(path);
+        auto started = std::chrono::steady_clock::now();
+        // Poke the handler with fresh connections until the deadline has
+        // passed and the silent one has been answered.
+        std::string reply;
+        for (;;) {
+          int poke = connect_to(path);
+          if (write(poke, "frobnicate\n", 11) != 11) say("write failed");
+          read_reply(poke);
+          close(poke);
+          pollfd p{silent, POLLIN, 0};
+          if (poll(&p, 1, 100) == 1) break;
+          if (std::chrono::steady_clock::now() - started > std::chrono::seconds(10)) break;
+        }
+        say("silent reply:\n" + read_reply(silent) + "end");
+        quit.store(true);
+        worker.join();
+        exit(0);
+      },
+      with_env({{"PANICSTOP_KDB_SOCKET", sockets.path()}}));
+  ASSERT_FALSE(r.hung) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("silent reply:\nerror no request line within 2 s"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace panicstop
