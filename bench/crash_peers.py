@@ -139,7 +139,8 @@ def core_threads(gdb, panicstop, binary, core):
 
 def trial(h, kind, seed, opts, tools, trial_dir):
     os.makedirs(trial_dir, exist_ok=True)
-    env = dict(os.environ, PANICSTOP_DUMP_DIR=trial_dir)
+    # The comparison reads cores: PANICSTOP_CORE_LIMIT=ignore writes panicstop's under `ulimit -c 0` too.
+    env = dict(os.environ, PANICSTOP_DUMP_DIR=trial_dir, PANICSTOP_CORE_LIMIT="ignore")
     argv = [h.binary, "--crash", kind, "--seed", str(seed)] + h.args
     log = os.path.join(trial_dir, "output.log")
     unlimited = resource.RLIM_INFINITY

@@ -274,7 +274,10 @@ Trial run_trial(const Options& o, const std::string& workload, const std::string
   std::vector<std::string> argv = {workload, "--threads", std::to_string(o.threads), "--crash", o.crash,
                                    "--seed", std::to_string(seed)};
   if (no_stop) argv.push_back("--no-stop");
-  ChildResult r = run_with_deadline(argv, {"PANICSTOP_DUMP_DIR=" + dir}, dir + "/workload.log", o.deadline_ms);
+  // The drill reads the core back: a shell's `ulimit -c 0` (the usual
+  // default) would rightly keep panicstop from writing one.
+  ChildResult r = run_with_deadline(argv, {"PANICSTOP_DUMP_DIR=" + dir, "PANICSTOP_CORE_LIMIT=ignore"},
+                                    dir + "/workload.log", o.deadline_ms);
   t.started = r.started;
   t.hung = r.hung;
   t.exit_status = r.status;
