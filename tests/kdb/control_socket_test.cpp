@@ -20,6 +20,7 @@
 
 #include "panicstop/panic.hpp"
 #include "support/child_process.hpp"
+#include "support/reports.hpp"
 #include "thread/signal_sections.hpp"
 
 namespace panicstop {
@@ -43,18 +44,6 @@ void block_request_signal() {
   sigemptyset(&set);
   sigaddset(&set, detail::kdb_request_signal());
   testing::raw_sigmask(SIG_BLOCK, &set);
-}
-
-int connect_to(const std::string& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 std::string read_reply(int fd) {
@@ -113,9 +102,9 @@ TEST(ControlSocket, SilentClientsDoNotHoldTheServingThread) {
         }
         std::string path = detail::control_socket_path();
         std::vector<int> silent;
-        for (int i = 0; i < 3; ++i) silent.push_back(connect_to(path));
+        for (int i = 0; i < 3; ++i) silent.push_back(testing::control_connect(path));
         auto started = std::chrono::steady_clock::now();
-        int fd = connect_to(path);
+        int fd = testing::control_connect(path);
         std::string line = "dump " + dumps.path() + "\n";
         if (write(fd, line.data(), line.size()) != ssize_t(line.size())) say("write failed");
         std::string reply = read_reply(fd);
@@ -127,7 +116,7 @@ TEST(ControlSocket, SilentClientsDoNotHoldTheServingThread) {
 
         // A megabyte with no newline: the writer blocks once the socket's
         // buffer is full, so it writes from a thread of its own.
-        int garbage = connect_to(path);
+        int garbage = testing::control_connect(path);
         std::thread writer([garbage] {
           std::string junk(1 << 20, 'x');
           size_t sent = 0;
@@ -177,13 +166,13 @@ TEST(ControlSocket, ASilentClientIsToldWhyAndClosed) {
         });
         block_request_signal();
         std::string path = detail::control_socket_path();
-        int silent = connect_to(path);
+        int silent = testing::control_connect(path);
         auto started = std::chrono::steady_clock::now();
         // Poke the handler with fresh connections until the deadline has
         // passed and the silent one has been answered.
         std::string reply;
         for (;;) {
-          int poke = connect_to(path);
+          int poke = testing::control_connect(path);
           if (write(poke, "frobnicate\n", 11) != 11) say("write failed");
           read_reply(poke);
           close(poke);

@@ -22,28 +22,26 @@ std::string thread_block(const std::string& report, int tid) {
   return report.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1);
 }
 
-namespace {
-
-int connect_to(const std::string& path) {
+int control_connect(const std::string& path) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int error = errno;
     close(fd);
+    errno = error;
     return -1;
   }
   return fd;
 }
-
-}  // namespace
 
 std::string control_request(const std::string& path, const std::string& line) {
   sigset_t block;
   sigemptyset(&block);
   sigaddset(&block, SIGRTMAX - 5);
   raw_sigmask(SIG_BLOCK, &block);
-  int fd = connect_to(path);
+  int fd = control_connect(path);
   if (fd < 0) return "connect failed: " + std::string(strerror(errno));
   std::string l = line + "\n";
   if (write(fd, l.data(), l.size()) != ssize_t(l.size())) {

@@ -9,6 +9,9 @@ namespace panicstop::testing {
 // thread header or blank line; "" when the thread is not in the report.
 std::string thread_block(const std::string& report, int tid);
 
+// Connects to the control socket at path; -1 with errno set on failure.
+int control_connect(const std::string& path);
+
 // Sends one request line to the control socket at path and returns the whole
 // answer. Runs inside the served process, so it first blocks the connection
 // signal in the calling thread (with the raw system call: the interposed
