@@ -27,12 +27,7 @@ namespace {
 using testing::UnstoppedDumps;
 using testing::thread_block;
 
-// Made once for all the tests; the directory goes at exit.
-UnstoppedDumps& dumps() {
-  static testing::TempDir dir;
-  static UnstoppedDumps d = testing::make_unstopped_dumps(dir.path());
-  return d;
-}
+UnstoppedDumps& dumps() { return testing::unstopped_dumps_once(); }
 
 #define REQUIRE_DUMPS(d)                                                                          \
   ASSERT_FALSE((d).child.hung) << (d).child.describe() << "\n" << (d).child.output;               \

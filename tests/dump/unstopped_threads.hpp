@@ -117,4 +117,12 @@ inline UnstoppedDumps make_unstopped_dumps(const std::string& dir, bool with_spi
   return d;
 }
 
+// The dumps of one such child, made once per test binary for all its tests;
+// the directory goes at exit.
+inline UnstoppedDumps& unstopped_dumps_once() {
+  static TempDir dir;
+  static UnstoppedDumps d = make_unstopped_dumps(dir.path());
+  return d;
+}
+
 }  // namespace panicstop::testing

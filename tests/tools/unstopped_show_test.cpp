@@ -20,12 +20,7 @@ using testing::ChildOptions;
 using testing::ChildResult;
 using testing::UnstoppedDumps;
 
-// Made once for all the tests; the directory goes at exit.
-UnstoppedDumps& dumps() {
-  static testing::TempDir dir;
-  static UnstoppedDumps d = testing::make_unstopped_dumps(dir.path());
-  return d;
-}
+UnstoppedDumps& dumps() { return testing::unstopped_dumps_once(); }
 
 #define REQUIRE_DUMPS(d)                                                                      \
   ASSERT_FALSE((d).child.hung) << (d).child.describe() << "\n" << (d).child.output;           \
