@@ -33,7 +33,7 @@ class PANICSTOP_CAPABILITY("mutex") Mutex {
   // `name` must outlive the lock (normally a string literal). Locks with the
   // same name form one class for WITNESS and profiling. Options: kRecursive,
   // kDupOk, kNoWitness, kNoProfile.
-  explicit constexpr Mutex(const char* name, unsigned options = kNoOptions) noexcept
+  explicit constexpr Mutex(const char* name, LockOption options = kNoOptions) noexcept
       : lo_(name, detail::LockKind::kMutex, options) {}
   // Destroying a lock that any thread holds is a misuse and panics.
   ~Mutex();

@@ -136,6 +136,9 @@ bool panicking() noexcept;
 // The first panic's message, or nullptr before any panic. Static storage.
 const char* panic_message() noexcept;
 
+// Stage's enumerators keep the names of the first public API (every later
+// enum uses kName): programs compile against them, and a rename would break
+// them for a matter of style.
 enum class Stage {
   PreDump,   // before the dumps are written (e.g. flush a log under its lock)
   PostDump,  // after the dumps (e.g. notify a supervisor)

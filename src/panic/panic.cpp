@@ -19,6 +19,7 @@
 #include <fcntl.h>
 
 #include "panic/panic_internal.hpp"
+#include "panicstop/lock_object.hpp"
 #include "panic/panic_state.hpp"
 #include "panic/tunables.hpp"
 #include "stop/stop.hpp"

@@ -26,7 +26,7 @@ LD_LIBRARY_PATH="$(dirname "$libdir")" "$scratch/consumer_pc"
 # unless the including project asks for them (configure only: the targets are
 # what matters, and building the library again here would double the cost).
 cmake -S "$src/tests/package/superproject" -B "$scratch/super" -G Ninja -DPANICSTOP_SOURCE_DIR="$src" >/dev/null
-targets=$(cmake --build "$scratch/super" --target help)
+targets=$(ninja -C "$scratch/super" -t targets all)
 for unwanted in panicstop_test_support example_crash_demo panicstop_cli locks_bench; do
   if grep -q "^$unwanted:" <<<"$targets"; then
     echo "package: a subproject build defines $unwanted" >&2
