@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <unistd.h>
 #include <thread>
 #include <vector>
@@ -41,7 +40,7 @@ void append_log(const char* line) PANICSTOP_REQUIRES(g_log_lock) {
 // Runs on the panicking thread before the dumps are written. It needs the log
 // lock, which the logger thread holds most of the time.
 void flush_log_on_panic(void*) {
-  std::lock_guard<panicstop::Mutex> g(g_log_lock);
+  panicstop::MutexLock hold(g_log_lock);
   append_log("final line: written by the PreDump hook during the panic\n");
   // Raw write(2): another thread may have been stopped inside stdio.
   static const char head[] = "--- log ---\n", tail[] = "--- end of log ---\n";
@@ -52,7 +51,7 @@ void flush_log_on_panic(void*) {
 [[noreturn]] void logger() {
   panicstop::set_thread_name("logger");
   for (long i = 0;; ++i) {
-    std::lock_guard<panicstop::Mutex> g(g_log_lock);
+    panicstop::MutexLock hold(g_log_lock);
     if (i % 1000 == 0) {
       char line[64];
       snprintf(line, sizeof line, "logger: %ld transfers so far\n", g_transfers.load());
@@ -77,7 +76,7 @@ __attribute__((noinline)) void corrupt_and_crash() { *g_corrupted_pointer = 42; 
   for (;;) {
     seed = seed * 1103515245u + 12345u;
     {
-      std::lock_guard<panicstop::Mutex> g(g_accounts_lock);
+      panicstop::MutexLock hold(g_accounts_lock);
       g_accounts[seed % 16] -= 1;
       g_accounts[(seed >> 8) % 16] += 1;
     }

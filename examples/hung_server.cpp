@@ -17,7 +17,6 @@
 
 #include <atomic>
 #include <cstdio>
-#include <mutex>
 #include <thread>
 
 namespace {
@@ -31,10 +30,10 @@ std::atomic<long> g_health_checks{0};
 // then asks for the other's: a deadlock every time, not just sometimes.
 void handle(const char* name, panicstop::Mutex& first, panicstop::Mutex& second) {
   panicstop::set_thread_name(name);
-  std::lock_guard<panicstop::Mutex> a(first);
+  panicstop::MutexLock a(first);
   g_holding.fetch_add(1);
   while (g_holding.load() < 2) std::this_thread::yield();
-  std::lock_guard<panicstop::Mutex> b(second);  // never returns
+  panicstop::MutexLock b(second);  // never returns
 }
 
 [[noreturn]] void health_checker() {

@@ -4,10 +4,8 @@
 #include <vector>
 
 #include "command.hpp"
+#include "panicstop/version.hpp"
 
-#ifndef PANICSTOP_VERSION
-#define PANICSTOP_VERSION "unknown"
-#endif
 
 namespace panicstop::tool {
 namespace {
@@ -73,7 +71,7 @@ int dispatch(const std::vector<std::string>& args) {
     return kExitOk;
   }
   if (first == "--version") {
-    std::cout << "panicstop " << PANICSTOP_VERSION << "\n";
+    std::cout << "panicstop " << PANICSTOP_VERSION_MAJOR << '.' << PANICSTOP_VERSION_MINOR << '.' << PANICSTOP_VERSION_PATCH << "\n";
     return kExitOk;
   }
   if (first == "help") return help_command(rest);

@@ -51,7 +51,11 @@ concept PanicstopLock = requires(L& l) {
 
 class CondVar {
  public:
-  // `name` must outlive the condvar (normally a string literal).
+  // `name` must outlive the condvar (normally a string literal). It is
+  // optional, as with std::condition_variable: a lock needs its name for its
+  // WITNESS class, a condvar has no class, and a dump tells unnamed condvars
+  // apart by address. Without one the name is "condvar".
+  constexpr CondVar() noexcept : CondVar("condvar") {}
   explicit constexpr CondVar(const char* name) noexcept : lo_(name, detail::LockKind::kCondVar, kNoWitness) {}
   CondVar(const CondVar&) = delete;
   CondVar& operator=(const CondVar&) = delete;

@@ -17,6 +17,11 @@ enum LockOption : unsigned {
   kNoProfile = 1u << 3,  // lock profiling ignores this lock
   kOwnClass = 1u << 4,   // WITNESS / profiling: a class of its own, not shared by name
 };
+// Lock constructors take a LockOption, not a bare integer, so a stray number
+// (a count, a bool) cannot pass for options; | keeps the type.
+constexpr LockOption operator|(LockOption a, LockOption b) noexcept {
+  return static_cast<LockOption>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
+}
 
 namespace detail {
 

@@ -18,6 +18,9 @@
 // panicstop::CondVar. sizeof(Mutex) is 32 bytes (std::mutex: 40).
 #pragma once
 
+#include <chrono>
+
+#include "panicstop/deadline.hpp"
 #include "panicstop/lock_object.hpp"
 #include "panicstop/thread.hpp"
 #include "panicstop/thread_annotations.hpp"
@@ -30,7 +33,7 @@ class PANICSTOP_CAPABILITY("mutex") Mutex {
   // `name` must outlive the lock (normally a string literal). Locks with the
   // same name form one class for WITNESS and profiling. Options: kRecursive,
   // kDupOk, kNoWitness, kNoProfile.
-  explicit constexpr Mutex(const char* name, unsigned options = kNoOptions) noexcept
+  explicit constexpr Mutex(const char* name, LockOption options = kNoOptions) noexcept
       : lo_(name, detail::LockKind::kMutex, options) {}
   // Destroying a lock that any thread holds is a misuse and panics.
   ~Mutex();
@@ -46,7 +49,7 @@ class PANICSTOP_CAPABILITY("mutex") Mutex {
     if (__builtin_expect(
             lo_.word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed), 1))
       return;
-    lock_hard(self, seen);
+    (void)lock_hard(self, seen, detail::kNoDeadline);
   }
 
   // Takes the lock if it is free (or recursively, if kRecursive and owned by
@@ -62,6 +65,20 @@ class PANICSTOP_CAPABILITY("mutex") Mutex {
     bool taken = try_lock_hard(self, seen);
     if (taken) PANICSTOP_WITNESS_HOOK(witness_trylock(&lo_, 0));
     return taken;
+  }
+
+  // Like lock(), but gives up and returns false once the deadline passes
+  // (std::timed_mutex's contract): any clock's time point, or a duration from
+  // now, converted once to a monotonic deadline. A deadline already passed
+  // still makes one attempt. Blocking like lock() for WITNESS (it can wait, so
+  // it takes part in the lock order). After a panic it behaves as lock().
+  template <class Clock, class Duration>
+  bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept PANICSTOP_TRY_ACQUIRE(true) {
+    return lock_timed(detail::deadline_at(deadline));
+  }
+  template <class Rep, class Period>
+  bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) noexcept PANICSTOP_TRY_ACQUIRE(true) {
+    return lock_timed(detail::deadline_after(timeout));
   }
 
   // Releases one level of ownership. Unlocking a lock the caller does not own
@@ -91,7 +108,20 @@ class PANICSTOP_CAPABILITY("mutex") Mutex {
   const detail::LockObject& lock_object() const noexcept { return lo_; }
 
  private:
-  void lock_hard(uintptr_t self, uintptr_t seen) noexcept;
+  PANICSTOP_WITNESS_INLINE bool lock_timed(int64_t deadline_ns) noexcept {
+    PANICSTOP_WITNESS_HOOK(witness_lock(&lo_, 0));
+    uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
+    uintptr_t seen = 0;
+    if (__builtin_expect(
+            lo_.word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed), 1))
+      return true;
+    bool taken = lock_hard(self, seen, deadline_ns);
+    if (!taken) PANICSTOP_WITNESS_HOOK(witness_lock_failed(&lo_));
+    return taken;
+  }
+  // deadline_ns: an absolute CLOCK_MONOTONIC time, or kNoDeadline. Returns
+  // false only when the deadline passed first.
+  bool lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexcept;
   bool try_lock_hard(uintptr_t self, uintptr_t seen) noexcept;
   void unlock_hard(uintptr_t self) noexcept;
 

@@ -136,6 +136,9 @@ bool panicking() noexcept;
 // The first panic's message, or nullptr before any panic. Static storage.
 const char* panic_message() noexcept;
 
+// Stage's enumerators keep the names of the first public API (every later
+// enum uses kName): programs compile against them, and a rename would break
+// them for a matter of style.
 enum class Stage {
   PreDump,   // before the dumps are written (e.g. flush a log under its lock)
   PostDump,  // after the dumps (e.g. notify a supervisor)
@@ -144,18 +147,26 @@ enum class Stage {
 // Registers fn(arg) to run on the panicking thread at `stage`. Hooks run in
 // registration order, each under the step deadline; a fault inside one is a
 // nested panic and the next hook still runs. At most 32 hooks per stage;
-// returns false when full. Not async-signal-safe; call during setup.
+// returns false when full. Thread-safe: threads may register at the same
+// time, and a hook registered before a panic's hook stage starts runs in it.
+// Not async-signal-safe (do not call it from a signal handler).
 bool on_panic(Stage stage, void (*fn)(void*), void* arg) noexcept;
 
 }  // namespace panicstop
 
 // Panics with "assertion failed: COND (FILE:LINE): MESSAGE" unless cond holds.
+// The message is optional: PANICSTOP_ASSERT(n > 0) or
+// PANICSTOP_ASSERT(n > 0, "n=%d", n). Its format is checked at compile time as
+// panic()'s is (-Wformat), since a bad one would misbehave in the middle of a
+// crash.
 #define PANICSTOP_ASSERT(cond, ...)                                                           \
   do {                                                                                        \
     if (__builtin_expect(!(cond), 0))                                                         \
-      ::panicstop::detail::assert_failed(#cond, __FILE__, __LINE__, "" __VA_ARGS__);          \
+      ::panicstop::detail::assert_failed(#cond, __FILE__, __LINE__ __VA_OPT__(, ) __VA_ARGS__); \
   } while (0)
 
 namespace panicstop::detail {
-[[noreturn]] void assert_failed(const char* cond, const char* file, int line, const char* fmt, ...) noexcept;
+[[noreturn]] void assert_failed(const char* cond, const char* file, int line) noexcept;
+[[noreturn]] void assert_failed(const char* cond, const char* file, int line, const char* fmt, ...) noexcept
+    __attribute__((format(printf, 4, 5)));
 }  // namespace panicstop::detail

@@ -2,6 +2,7 @@
 // Include this one header; see each included header for its contract.
 #pragma once
 
+#include "panicstop/version.hpp"
 #include "panicstop/thread_annotations.hpp"
 #include "panicstop/thread.hpp"
 #include "panicstop/lock_object.hpp"
@@ -10,6 +11,7 @@
 #include "panicstop/rwlock.hpp"
 #include "panicstop/sx_lock.hpp"
 #include "panicstop/condvar.hpp"
+#include "panicstop/lock_guard.hpp"
 #include "panicstop/panic.hpp"
 #include "panicstop/kdb.hpp"
 #include "panicstop/witness.hpp"

@@ -274,7 +274,7 @@ class PANICSTOP_CAPABILITY("rwlock") RwLock : public detail::SharedLockBase {
   // `name` must outlive the lock (normally a string literal). Options:
   // kRecursive (exclusive side only; shared holds always nest), kDupOk,
   // kNoWitness, kNoProfile.
-  explicit constexpr RwLock(const char* name, unsigned options = kNoOptions) noexcept
+  explicit constexpr RwLock(const char* name, LockOption options = kNoOptions) noexcept
       : SharedLockBase(name, detail::LockKind::kRwLock, options) {}
 };
 

@@ -30,7 +30,7 @@ void spinlock_exit() noexcept;
 
 class PANICSTOP_CAPABILITY("mutex") SpinMutex {
  public:
-  explicit constexpr SpinMutex(const char* name, unsigned options = kNoOptions) noexcept
+  explicit constexpr SpinMutex(const char* name, LockOption options = kNoOptions) noexcept
       : lo_(name, detail::LockKind::kSpinMutex, options) {}
   ~SpinMutex();
   SpinMutex(const SpinMutex&) = delete;

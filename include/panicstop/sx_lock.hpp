@@ -30,7 +30,7 @@ class PANICSTOP_CAPABILITY("sx lock") SxLock : public detail::SharedLockBase {
  public:
   // `name` must outlive the lock (normally a string literal). Options:
   // kRecursive (exclusive side only), kDupOk, kNoWitness, kNoProfile.
-  explicit constexpr SxLock(const char* name, unsigned options = kNoOptions) noexcept
+  explicit constexpr SxLock(const char* name, LockOption options = kNoOptions) noexcept
       : SharedLockBase(name, detail::LockKind::kSxLock, options) {}
 
   // Like lock(), but gives up and returns false once the deadline passes.

@@ -190,47 +190,10 @@ inline void lock_shared_at(Lock& lock, LockSite site) noexcept PANICSTOP_ACQUIRE
   detail::witness_clear_site();
 }
 
-// std::lock_guard with a file:line site; see PANICSTOP_SCOPED_LOCK.
-template <class Lock>
-class PANICSTOP_SCOPED_CAPABILITY ScopedLock {
- public:
-  ScopedLock(Lock& lock, LockSite site) noexcept PANICSTOP_ACQUIRE(lock) : lock_(lock) { lock_at(lock_, site); }
-  ~ScopedLock() PANICSTOP_RELEASE() { lock_.unlock(); }
-  ScopedLock(const ScopedLock&) = delete;
-  ScopedLock& operator=(const ScopedLock&) = delete;
-
- private:
-  Lock& lock_;
-};
-
-// std::shared_lock with a file:line site; see PANICSTOP_SCOPED_SHARED_LOCK.
-template <class Lock>
-class PANICSTOP_SCOPED_CAPABILITY ScopedSharedLock {
- public:
-  ScopedSharedLock(Lock& lock, LockSite site) noexcept PANICSTOP_ACQUIRE_SHARED(lock) : lock_(lock) {
-    lock_shared_at(lock_, site);
-  }
-  ~ScopedSharedLock() PANICSTOP_RELEASE() { lock_.unlock_shared(); }
-  ScopedSharedLock(const ScopedSharedLock&) = delete;
-  ScopedSharedLock& operator=(const ScopedSharedLock&) = delete;
-
- private:
-  Lock& lock_;
-};
-
 }  // namespace panicstop
 
 #define PANICSTOP_LOCK_SITE (::panicstop::LockSite{__FILE__, __LINE__})
-#define PANICSTOP_WITNESS_CAT2(a, b) a##b
-#define PANICSTOP_WITNESS_CAT(a, b) PANICSTOP_WITNESS_CAT2(a, b)
 // m.lock() / m.lock_shared() recorded at this file:line.
 #define PANICSTOP_LOCK(m) ::panicstop::lock_at((m), PANICSTOP_LOCK_SITE)
 #define PANICSTOP_LOCK_SHARED(m) ::panicstop::lock_shared_at((m), PANICSTOP_LOCK_SITE)
-// Holds m (exclusive / shared) until the end of the enclosing scope, recorded
-// at this file:line: PANICSTOP_SCOPED_LOCK(cache_mutex);
-#define PANICSTOP_SCOPED_LOCK(m)                                                                  \
-  ::panicstop::ScopedLock<std::remove_reference_t<decltype(m)>> PANICSTOP_WITNESS_CAT(panicstop_scoped_lock_, \
-                                                                                        __COUNTER__)((m), PANICSTOP_LOCK_SITE)
-#define PANICSTOP_SCOPED_SHARED_LOCK(m)                                              \
-  ::panicstop::ScopedSharedLock<std::remove_reference_t<decltype(m)>> PANICSTOP_WITNESS_CAT( \
-      panicstop_scoped_shared_lock_, __COUNTER__)((m), PANICSTOP_LOCK_SITE)
+// Scoped holds with a site: PANICSTOP_SCOPED_LOCK and MutexLock, in lock_guard.hpp.

@@ -25,13 +25,13 @@ Mutex::~Mutex() {
   if (__builtin_expect(w != 0, 0) && !scheduler_stopped()) detail::lock_misuse(&lo_, "destroyed while held");
 }
 
-void Mutex::lock_hard(uintptr_t self, uintptr_t seen) noexcept {
-  if (__builtin_expect(scheduler_stopped(), 0)) return;  // faked: the word is left alone
+bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexcept {
+  if (__builtin_expect(scheduler_stopped(), 0)) return true;  // faked: the word is left alone
   if (owner_of(seen) == self) {
     if ((lo_.options & kRecursive) == 0) detail::lock_misuse(&lo_, "recursed on a non-recursive lock");
     ++lo_.recurse;
     lo_.word.fetch_or(kLockRecursed, std::memory_order_relaxed);
-    return;
+    return true;
   }
   // Lock profiling measures the wait here only, never on the fast path.
   const int64_t prof_start = detail::lockprof_active() ? detail::lockprof_ticks() : 0;
@@ -43,7 +43,7 @@ void Mutex::lock_hard(uintptr_t self, uintptr_t seen) noexcept {
     if (w == 0) {
       if (lo_.word.compare_exchange_weak(w, self, std::memory_order_acquire, std::memory_order_relaxed)) {
         if (prof_start != 0) detail::lockprof_contested(&lo_, prof_start, caller);
-        return;
+        return true;
       }
       continue;
     }
@@ -65,9 +65,16 @@ void Mutex::lock_hard(uintptr_t self, uintptr_t seen) noexcept {
       if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_acquire, std::memory_order_relaxed)) {
         sleepers_.fetch_sub(1, std::memory_order_relaxed);
         if (prof_start != 0) detail::lockprof_contested(&lo_, prof_start, caller);
-        return;
+        return true;
       }
       continue;
+    }
+    if (deadline_ns != detail::kNoDeadline && detail::steady_now_ns() >= deadline_ns) {
+      // Giving up. An unlock's wake may have picked this thread just now; if
+      // others still sleep, pass one wake on so that it is not lost with us.
+      if (sleepers_.fetch_sub(1, std::memory_order_relaxed) > 1)
+        sys::futex_wake(detail::futex_address(lo_.word), 1);
+      return false;
     }
     if ((w & kLockContested) == 0) {
       if (!lo_.word.compare_exchange_weak(w, w | kLockContested, std::memory_order_relaxed,
@@ -75,7 +82,7 @@ void Mutex::lock_hard(uintptr_t self, uintptr_t seen) noexcept {
         continue;
       w |= kLockContested;
     }
-    wait.sleep(detail::futex_address(lo_.word), detail::futex_value(w));
+    wait.sleep(detail::futex_address(lo_.word), detail::futex_value(w), deadline_ns);
   }
 }
 

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 
 #include "panic/panic_internal.hpp"
+#include "panicstop/lock_object.hpp"
 #include "panic/panic_state.hpp"
 #include "panic/tunables.hpp"
 #include "stop/stop.hpp"
@@ -48,7 +49,8 @@ struct Hook {
   void* arg;
 };
 Hook g_hooks[3][kMaxHooks];
-std::atomic<int> g_hook_count[3];
+std::atomic<int> g_hook_count[3];     // hooks published: the panic path runs [0, count)
+std::atomic<int> g_hook_claimed[3];   // slots handed to registering threads
 
 char** g_restart_argv = nullptr;
 
@@ -446,14 +448,27 @@ const char* panic_message() noexcept { return panicking() ? detail::g_state.mess
 bool on_panic(Stage stage, void (*fn)(void*), void* arg) noexcept {
   int s = int(stage);
   if (s < 0 || s > 2 || fn == nullptr) return false;
-  int i = detail::g_hook_count[s].load(std::memory_order_relaxed);
-  if (i >= detail::kMaxHooks) return false;
+  // Thread-safe: each caller claims its own slot, fills it, and publishes it
+  // in claim order, so the panic path never sees a slot half written.
+  int i = detail::g_hook_claimed[s].load(std::memory_order_relaxed);
+  do {
+    if (i >= detail::kMaxHooks) return false;
+  } while (!detail::g_hook_claimed[s].compare_exchange_weak(i, i + 1, std::memory_order_relaxed));
   detail::g_hooks[s][i] = detail::Hook{fn, arg};
-  detail::g_hook_count[s].store(i + 1, std::memory_order_release);
+  int expected = i;
+  while (!detail::g_hook_count[s].compare_exchange_weak(expected, i + 1, std::memory_order_release,
+                                                         std::memory_order_relaxed)) {
+    expected = i;  // an earlier claimant is still filling its slot
+    detail::cpu_relax();
+  }
   return true;
 }
 
 namespace detail {
+void assert_failed(const char* cond, const char* file, int line) noexcept {
+  panic("assertion failed: %s (%s:%d)", cond, file, line);
+}
+
 void assert_failed(const char* cond, const char* file, int line, const char* fmt, ...) noexcept {
   char msg[512];
   va_list ap;

@@ -104,6 +104,13 @@ void produce_and_consume(int items_per_producer) {
   EXPECT_EQ(sum.load(), total * (total + 1) / 2);
 }
 
+TEST(CondVar, NameIsOptional) {
+  CondVar unnamed;
+  CondVar named{"queue-not-empty"};
+  EXPECT_STREQ(unnamed.name(), "condvar");
+  EXPECT_STREQ(named.name(), "queue-not-empty");
+}
+
 TEST(CondVar, ProducerConsumerWithMutex) { produce_and_consume<BoundedQueue<Mutex, false>>(20000); }
 TEST(CondVar, ProducerConsumerWithUniqueLockOfMutex) { produce_and_consume<BoundedQueue<Mutex, true>>(20000); }
 TEST(CondVar, ProducerConsumerWithRwLock) { produce_and_consume<BoundedQueue<RwLock, false>>(10000); }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -140,6 +141,73 @@ TEST(Mutex, NoLostWakeUpsWhenManyThreadsSleep) {
           });
         for (auto& t : threads) t.join();
         if (counter != long(kThreads) * kIters) _exit(3);
+      },
+      opts);
+  EXPECT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe();
+}
+
+TEST(Mutex, TimedLockGivesUpAtTheDeadlineWhileAnotherThreadHoldsIt) {
+  Mutex m{"timed"};
+  m.lock();
+  std::thread t([&] {
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(m.try_lock_for(std::chrono::milliseconds(30)));
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(30));
+    EXPECT_FALSE(m.try_lock_until(std::chrono::system_clock::now() + std::chrono::milliseconds(5)));
+    EXPECT_FALSE(m.try_lock_for(std::chrono::seconds(0)));  // a passed deadline: one attempt
+    EXPECT_FALSE(m.owned());
+  });
+  t.join();
+  EXPECT_TRUE(m.owned());
+  m.unlock();
+  EXPECT_TRUE(m.try_lock_for(std::chrono::seconds(0)));  // free: the one attempt succeeds
+  EXPECT_TRUE(m.owned());
+  m.unlock();
+}
+
+TEST(Mutex, TimedLockTakesTheLockWhenItIsReleasedInTime) {
+  Mutex m{"timed-release"};
+  m.lock();
+  std::atomic<bool> waiting{false};
+  std::thread t([&] {
+    waiting = true;
+    EXPECT_TRUE(m.try_lock_for(std::chrono::seconds(60)));
+    EXPECT_TRUE(m.owned());
+    m.unlock();
+  });
+  while (!waiting.load()) std::this_thread::yield();
+  m.unlock();
+  t.join();
+}
+
+TEST(Mutex, TimedWaitersThatGiveUpLoseNoWakeUps) {
+  // Timed waiters give up all the time while untimed ones sleep beside them.
+  // An unlock's single wake can land on a waiter at the moment it gives up; if
+  // that wake were not passed on, an untimed sleeper would sleep for ever: the
+  // child then hangs and is killed at the deadline.
+  testing::ChildOptions opts;
+  opts.deadline = std::chrono::seconds(60);
+  auto r = run_in_child(
+      [] {
+        static Mutex m{"timed-sleepy"};
+        static long counter = 0;
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 12; ++t)
+          threads.emplace_back([t] {
+            for (int i = 0; i < 2000; ++i) {
+              if (t % 2 == 0) {
+                if (!m.try_lock_for(std::chrono::microseconds(50))) continue;
+              } else {
+                m.lock();
+              }
+              ++counter;
+              if (i % 4 == 0) std::this_thread::yield();
+              m.unlock();
+            }
+          });
+        for (auto& t : threads) t.join();
+        if (counter < 6L * 2000) _exit(3);
       },
       opts);
   EXPECT_FALSE(r.hung) << r.describe();

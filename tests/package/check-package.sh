@@ -8,8 +8,9 @@ src=$2
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 cmake --install "$build" --prefix "$scratch/prefix" >/dev/null
+version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
 cmake -S "$src/tests/package/consumer" -B "$scratch/consumer" -G Ninja \
-      -DCMAKE_PREFIX_PATH="$scratch/prefix" >/dev/null
+      -DCMAKE_PREFIX_PATH="$scratch/prefix" -DPANICSTOP_EXPECTED_VERSION="$version" >/dev/null
 cmake --build "$scratch/consumer" >/dev/null
 LD_LIBRARY_PATH="$scratch/prefix/lib:$scratch/prefix/lib64" "$scratch/consumer/consumer_cmake"
 "$scratch/consumer/consumer_cmake_static"
@@ -19,4 +20,18 @@ export PKG_CONFIG_PATH=$libdir
 sed -i "s|^prefix=.*|prefix=$scratch/prefix|" "$libdir/panicstop.pc"
 c++ "$src/tests/package/consumer/main.cpp" -o "$scratch/consumer_pc" $(pkg-config --cflags --libs panicstop)
 LD_LIBRARY_PATH="$(dirname "$libdir")" "$scratch/consumer_pc"
-echo "package: CMake package and pkg-config consumers built and ran"
+[[ "$(pkg-config --modversion panicstop)" == "$version" ]] || { echo "package: panicstop.pc says $(pkg-config --modversion panicstop), not $version" >&2; exit 1; }
+
+# As a subproject: panicstop's tests, benchmarks, examples and tools stay out
+# unless the including project asks for them (configure only: the targets are
+# what matters, and building the library again here would double the cost).
+cmake -S "$src/tests/package/superproject" -B "$scratch/super" -G Ninja -DPANICSTOP_SOURCE_DIR="$src" >/dev/null
+targets=$(ninja -C "$scratch/super" -t targets all)
+for unwanted in panicstop_test_support example_crash_demo panicstop_cli locks_bench; do
+  if grep -q "^$unwanted:" <<<"$targets"; then
+    echo "package: a subproject build defines $unwanted" >&2
+    exit 1
+  fi
+done
+grep -q '^uses_panicstop:' <<<"$targets" || { echo "package: the subproject's own target is missing" >&2; exit 1; }
+echo "package: CMake package and pkg-config consumers built and ran; a subproject gets only the libraries"

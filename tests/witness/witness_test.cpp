@@ -2,6 +2,7 @@
 // false positives of other checkers stay silent, misuse is reported. Every
 // check runs in a child process: the order graph is per process and grows for
 // good, and several cases end in a panic.
+#include "panicstop/lock_guard.hpp"
 #include "panicstop/witness.hpp"
 
 #include <gtest/gtest.h>
