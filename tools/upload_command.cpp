@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -16,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "upload_limits.hpp"
 #include "upload_transport.hpp"
 
 namespace panicstop::tool {
@@ -59,10 +61,21 @@ Options:
                      asks for (429/503 with Retry-After, X-Sentry-Rate-Limits)
   --deadline-ms MS   the most the whole command may take (default 120000);
                      no attempt starts or waits past it
+  --limit-per-hour N dumps of one crash signature sent per hour (default 3;
+                     0: no limit); see below
 Connection refused, unknown host, timeouts, HTTP 408, 429 and 5xx are tried
 again; any other 4xx is not (the request itself is wrong).
 
-Output: one line per dump sent on stdout, "sent PREFIX: ID", ID being the
+A crash loop does not flood the collector: the crash signature (the
+executable's build id and the panicking thread's top five frames, read from
+the text report) goes out at most --limit-per-hour times an hour, counted in
+DIR/.panicstop-uploads. A dump over the limit is held back: kept on disk,
+marked PREFIX.held (--dir skips it; name its files to send it anyway, with
+--limit-per-hour 0), and the next dump of that signature that is sent
+carries the count in the field held_back. A dump without a text report has
+no signature and is never held back.
+
+Output: one line per dump on stdout, "sent PREFIX: ID" or "held PREFIX: ...", ID being the
 crash id in the collector's answer ({"id":...} from Sentry, CrashID= from
 Breakpad-style servers, else its first line). Errors go to stderr, one line
 each, e.g. "panicstop: upload: PREFIX: HTTP 403 from URL: <first line of the
@@ -88,13 +101,14 @@ struct Options {
   std::vector<std::pair<std::string, std::string>> fields;
   std::vector<std::string> files;
   bool send_core = false, gzip = true;
-  long timeout_ms = 30000, deadline_ms = 120000, retries = 3;
+  long timeout_ms = 30000, deadline_ms = 120000, retries = 3, limit_per_hour = 3;
 };
 
 // The files of one dump: DIR/BASE.{dmp,txt,core}.
 struct Dump {
   std::string dir, base, minidump, report, core;
   std::string marker() const { return dir + "/" + base + ".sent"; }
+  std::string held_marker() const { return dir + "/" + base + ".held"; }
 };
 
 using Clock = std::chrono::steady_clock;
@@ -179,7 +193,7 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-std::string sentry_event(const Options& o, const Dump& d) {
+std::string sentry_event(const Options& o, const Dump& d, int held_back) {
   std::string json = "{\"level\":\"fatal\",\"platform\":\"native\"";
   if (!d.report.empty()) {
     std::string line = first_line(read_head(d.report, 2048));
@@ -187,10 +201,11 @@ std::string sentry_event(const Options& o, const Dump& d) {
   }
   if (!o.release.empty()) json += ",\"release\":" + json_string(o.release);
   if (!o.environment.empty()) json += ",\"environment\":" + json_string(o.environment);
+  if (held_back > 0) json += ",\"extra\":{\"panicstop.held_back\":" + std::to_string(held_back) + "}";
   return json + ",\"tags\":{\"panicstop.dump\":" + json_string(d.base) + "}}";
 }
 
-std::vector<FormPart> form_of(const Options& o, const Dump& d) {
+std::vector<FormPart> form_of(const Options& o, const Dump& d, int held_back) {
   std::vector<FormPart> parts;
   auto file = [](std::string name, const std::string& path, bool gzip) {
     FormPart p;
@@ -218,8 +233,9 @@ std::vector<FormPart> form_of(const Options& o, const Dump& d) {
   };
   field("prod", o.product.empty() ? product_of(d.base) : o.product);
   if (!o.release.empty()) field("ver", o.release);
+  if (held_back > 0) field("held_back", std::to_string(held_back));
   for (const auto& [name, value] : o.fields) field(name, value);
-  field("sentry", sentry_event(o, d));
+  field("sentry", sentry_event(o, d, held_back));
   return parts;
 }
 
@@ -270,8 +286,8 @@ void write_marker(const Dump& d, const std::string& id, const std::string& where
 }
 
 // Sends one dump with the retry policy; true when the collector accepted it.
-bool send_dump(const Options& o, const Dump& d, Clock::time_point deadline) {
-  std::vector<FormPart> parts = form_of(o, d);
+bool send_dump(const Options& o, const Dump& d, int held_back, Clock::time_point deadline) {
+  std::vector<FormPart> parts = form_of(o, d, held_back);
   std::string where = printable_url(o.url);
   for (long attempt = 0;; ++attempt) {
     long left = long(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
@@ -304,6 +320,30 @@ bool send_dump(const Options& o, const Dump& d, Clock::time_point deadline) {
   }
 }
 
+// Sends d unless its crash signature already went out --limit-per-hour times
+// in the last hour; then it is held back (kept, marked PREFIX.held, counted
+// in the next upload of the signature). False only when sending failed.
+bool send_limited(const Options& o, const Dump& d, Clock::time_point deadline) {
+  std::string signature = d.report.empty() ? "" : crash_signature(d.report);
+  UploadLog log(d.dir);
+  int held_back = 0;
+  if (!signature.empty()) {
+    time_t now = time(nullptr);
+    int recent = log.sent_within(signature, 3600, now);
+    if (o.limit_per_hour > 0 && recent >= o.limit_per_hour) {
+      log.record(signature, "held", now);
+      std::ofstream(d.held_marker()) << "signature: " << signature << "\nuploads in the hour before: " << recent << "\n";
+      std::cout << "held " << d.base << ": " << recent << " dumps of this crash (signature " << signature
+                << ") went out in the last hour" << std::endl;
+      return true;
+    }
+    held_back = log.held_since_last_sent(signature);
+  }
+  if (!send_dump(o, d, held_back, deadline)) return false;
+  if (!signature.empty()) log.record(signature, "sent", time(nullptr));
+  return true;
+}
+
 // The pending dumps of dir; *error is set when dir is not a dump directory.
 std::vector<Dump> pending_in(const std::string& dir, std::string* error) {
   DIR* d = opendir(dir.c_str());
@@ -318,7 +358,8 @@ std::vector<Dump> pending_in(const std::string& dir, std::string* error) {
     std::string name = e->d_name;
     if (name == "." || name == "..") continue;
     bool ours = name.rfind("panicstop-", 0) == 0;
-    if (ours && ends_with(name, ".sent")) sent.insert(dir + "/" + name.substr(0, name.size() - 5));
+    if (ours && (ends_with(name, ".sent") || ends_with(name, ".held")))
+      sent.insert(dir + "/" + name.substr(0, name.size() - 5));
     else if (ours && (ends_with(name, ".dmp") || ends_with(name, ".txt") || ends_with(name, ".core")))
       add_file(&dumps, dir + "/" + name);
     else if (name[0] != '.')
@@ -383,6 +424,7 @@ int parse_options(const std::vector<std::string>& args, Options* o) {
     else if (a == "--timeout-ms") rc = number(1, 3'600'000, &o->timeout_ms);
     else if (a == "--deadline-ms") rc = number(1, 86'400'000, &o->deadline_ms);
     else if (a == "--retries") rc = number(0, 100, &o->retries);
+    else if (a == "--limit-per-hour") rc = number(0, 1'000'000, &o->limit_per_hour);
     else if (a == "--field") {
       std::string f;
       if (!value(&f)) return usage_error("upload", "upload: --field needs NAME=VALUE");
@@ -453,7 +495,7 @@ int run_upload(const std::vector<std::string>& args) {
   Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(o.deadline_ms);
   size_t failed = 0;
   for (const Dump& d : dumps)
-    if (!send_dump(o, d, deadline)) ++failed;
+    if (!send_limited(o, d, deadline)) ++failed;
   if (failed > 0 && dumps.size() > 1)
     std::cerr << "panicstop: upload: " << failed << " of " << dumps.size() << " dumps not sent\n";
   return failed == 0 ? kExitOk : kExitFailure;

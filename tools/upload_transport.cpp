@@ -101,7 +101,7 @@ std::string gzip_to_temp(const std::string& path, std::string* error) {
     *error = std::string("cannot create a temporary file: ") + std::strerror(errno);
     return "";
   }
-  gzFile gz = gzdopen(fd, "wb6");
+  gzFile gz = gzdopen(fd, "wb1");
   if (gz == nullptr) {
     close(fd);
     unlink(tmpl);

@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <string>
 
@@ -284,6 +285,51 @@ TEST(Upload, PendingDirectorySendsEachDumpOnceNeverTwice) {
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
   EXPECT_NE(r.output.find("nothing pending"), std::string::npos) << r.output;
   EXPECT_EQ(c.requests().size(), 2u) << "a sent dump was sent again";
+}
+
+// A report as the writer makes it: the panicking thread's frames at addresses
+// that move from run to run (ASLR), in an executable with a build id.
+std::string report_of(const std::string& top_function, unsigned long base) {
+  char frames[512];
+  std::snprintf(frames, sizeof frames,
+                "thread 7 (main) [panicking] R\n  #0 0x%lx %s+0x12 (app)\n  #1 0x%lx main+0x40 (app)\n\n"
+                "thread 8 (worker) S\n  #0 0x%lx futex_wait+0x3 (libc.so.6)\n\n",
+                base + 0x1012, top_function.c_str(), base + 0x2040, base + 0x9000);
+  return "panic: boom\n" + std::string(frames) +
+         "modules:\n  0x1000-0x2000 /usr/bin/app build-id=00112233445566778899aabbccddeeff00112233 (executable)\n";
+}
+
+TEST(Upload, ACrashLoopIsHeldBackPerSignatureAndCountedInTheNextUpload) {
+  TempDir dir;
+  std::vector<std::string> same;
+  for (int i = 0; i < 3; ++i) {
+    std::string base = "panicstop-app-" + std::to_string(100 + i) + "-1764000000";
+    write(dir.path() + "/" + base + ".txt", report_of("parse_header", 0x55550000ul + 0x100000ul * i));
+    same.push_back(base);
+  }
+  std::string other = "panicstop-app-200-1764000000";
+  write(dir.path() + "/" + other + ".txt", report_of("flush_cache", 0x66660000ul));
+  Collector c;
+  ChildResult r = upload({"--url", c.url(), "--limit-per-hour", "2", "--dir", dir.path()});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  auto reqs = c.requests();
+  ASSERT_EQ(reqs.size(), 3u) << r.output;
+  EXPECT_NE(r.output.find("held " + same[2] + ": 2 dumps of this crash"), std::string::npos) << r.output;
+  EXPECT_TRUE(exists(dir.path() + "/" + same[2] + ".held"));
+  EXPECT_TRUE(exists(dir.path() + "/" + other + ".sent")) << "another signature has its own count";
+  for (const auto& q : reqs) EXPECT_EQ(q.part("held_back"), nullptr);
+
+  // Held back is not pending: --dir leaves it alone.
+  r = upload({"--url", c.url(), "--limit-per-hour", "2", "--dir", dir.path()});
+  EXPECT_NE(r.output.find("nothing pending"), std::string::npos) << r.output;
+  // Named explicitly without a limit, it goes, and says how many were held.
+  r = upload({"--url", c.url(), "--limit-per-hour", "0", dir.path() + "/" + same[2] + ".txt"});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  reqs = c.requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  ASSERT_NE(reqs[3].part("held_back"), nullptr);
+  EXPECT_EQ(reqs[3].part("held_back")->data, "1");
+  EXPECT_NE(reqs[3].part("sentry")->data.find("\"panicstop.held_back\":1"), std::string::npos);
 }
 
 TEST(Upload, BadInputGetsOneLineAndAnExitStatus) {
