@@ -39,7 +39,9 @@ struct ExecRequest {
 };
 ExecRequest g_exec;
 
-int exec_uploader(void* arg) {
+// No sanitizer bookkeeping in the child: it shares the parent's memory and
+// must leave it as it found it.
+__attribute__((no_sanitize_address)) int exec_uploader(void* arg) {
   const ExecRequest* e = static_cast<const ExecRequest*>(arg);
   long r = sys::raw_syscall(SYS_execve, e->path, e->argv, e->envp);
   char line[kUploaderPathMax + 64];
