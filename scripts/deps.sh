@@ -4,7 +4,8 @@
 set -euo pipefail
 profile=${1:-main}
 
-packages=(cmake ninja-build g++ make pkg-config binutils libdw-dev libelf-dev gdb)
+packages=(cmake ninja-build g++ make pkg-config binutils libdw-dev libelf-dev gdb
+          libcurl4-openssl-dev zlib1g-dev)  # panicstop upload
 if [[ $profile == test ]]; then
   packages+=(clang libclang-rt-14-dev libgtest-dev libgmock-dev libbenchmark-dev libabsl-dev
              elfutils lldb python3 python3-drgn memcached

@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "dump/dump_step.hpp"
+#include "dump/upload_step.hpp"
 #include "kdb/kdb_setup.hpp"
 #include "panic/panic_internal.hpp"
 #include "panicstop/panic.hpp"
@@ -33,6 +34,7 @@ bool install() noexcept {
   // Dumps first: the snapshot's storage is reserved before any handler that
   // could need it is armed.
   detail::register_dump_step();
+  detail::setup_upload();
   // Tunables, slots, alternate stacks, stop and fatal-signal handlers.
   if (!detail::install_panic()) return false;
   static std::atomic<bool> fork_handler{false};

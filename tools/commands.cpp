@@ -6,6 +6,7 @@
 #include "kdb_command.hpp"
 #include "run_command.hpp"
 #include "show_command.hpp"
+#include "upload_command.hpp"
 
 namespace panicstop::tool {
 
@@ -16,6 +17,7 @@ std::span<const Command> commands() {
       kKdbCommand,
       kRunCommand,
       kShowCommand,
+      kUploadCommand,
   };
   return table;
 }

@@ -32,7 +32,10 @@ Options (each sets the tunable of the same meaning for PROG):
                      the world before FreeBSD's 2011 change, for comparison
   --preload PATH     the shim to load (default: found beside this program or
                      in the library directory; also $PANICSTOP_PRELOAD)
-Other PANICSTOP_* variables in the environment pass through unchanged.
+  --upload-url URL   send each crash's dumps to this collector before PROG
+                     dies (PANICSTOP_UPLOAD_URL; see `panicstop help upload`)
+Other PANICSTOP_* variables in the environment pass through unchanged. With
+an upload URL and no PANICSTOP_UPLOADER, this program is PROG's uploader.
 
 Exit status: PROG's own; 128+N if PROG was killed by signal N (as a shell
 reports it); 1 if PROG could not be started; 2 for a usage error.
@@ -91,8 +94,18 @@ std::string find_program(const std::string& prog) {
   return "";
 }
 
+// PROG's crash path runs `panicstop upload` and finds it through PATH unless
+// PANICSTOP_UPLOADER names it; this very program is the surest choice.
+void offer_self_as_uploader() {
+  const char* url = getenv("PANICSTOP_UPLOAD_URL");
+  const char* uploader = getenv("PANICSTOP_UPLOADER");
+  if (url == nullptr || *url == '\0' || (uploader != nullptr && *uploader != '\0')) return;
+  char self[4096];
+  if (realpath("/proc/self/exe", self) != nullptr) setenv("PANICSTOP_UPLOADER", self, 1);
+}
+
 int run_run(const std::vector<std::string>& args) {
-  std::string dump_dir, dump, core, preload_option;
+  std::string dump_dir, dump, core, preload_option, upload_url;
   bool no_stop = false;
   size_t i = 0;
   auto value = [&](const std::string& opt, std::string* out) {
@@ -113,8 +126,12 @@ int run_run(const std::vector<std::string>& args) {
     }
     if (a == "--no-stop") {
       no_stop = true;
-    } else if (a == "--dump-dir" || a == "--dump" || a == "--core" || a == "--preload") {
-      std::string* out = a == "--dump-dir" ? &dump_dir : a == "--dump" ? &dump : a == "--core" ? &core : &preload_option;
+    } else if (a == "--dump-dir" || a == "--dump" || a == "--core" || a == "--preload" || a == "--upload-url") {
+      std::string* out = a == "--dump-dir" ? &dump_dir
+                         : a == "--dump"   ? &dump
+                         : a == "--core"   ? &core
+                         : a == "--preload" ? &preload_option
+                                           : &upload_url;
       if (!value(a, out)) return usage_error("run", "run: " + a + " needs a value");
     } else if (a.size() > 1 && a[0] == '-') {
       return usage_error("run", "run: unknown option '" + a + "'");
@@ -145,6 +162,8 @@ int run_run(const std::vector<std::string>& args) {
   if (!dump.empty()) setenv("PANICSTOP_DUMP", dump.c_str(), 1);
   if (!core.empty()) setenv("PANICSTOP_CORE", core.c_str(), 1);
   if (no_stop) setenv("PANICSTOP_STOP_ON_PANIC", "0", 1);
+  if (!upload_url.empty()) setenv("PANICSTOP_UPLOAD_URL", upload_url.c_str(), 1);
+  offer_self_as_uploader();
 
   // Like system(): the terminal's interrupt and quit go to PROG, and this
   // process waits for it to decide.
@@ -184,7 +203,8 @@ int run_run(const std::vector<std::string>& args) {
 const Command kRunCommand = {
     "run",
     "run an unmodified program with panicstop preloaded",
-    "panicstop run [--dump-dir DIR] [--dump FORMATS] [--core mini|full] [--no-stop] [--preload PATH] -- PROG [ARGS...]",
+    "panicstop run [--dump-dir DIR] [--dump FORMATS] [--core mini|full] [--no-stop] [--preload PATH]\n"
+    "              [--upload-url URL] -- PROG [ARGS...]",
     kRunHelp,
     run_run,
 };

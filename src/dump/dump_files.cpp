@@ -14,7 +14,13 @@ namespace panicstop::detail {
 
 namespace {
 
-constexpr size_t kPathMax = 1024;
+constexpr size_t kPathMax = kDumpPathMax;
+
+WrittenDumps g_written;
+
+void record_written(const char* path) noexcept {
+  if (g_written.count < kMaxDumpFiles) sys::copy_string(g_written.paths[g_written.count++], kPathMax, path);
+}
 
 // Live dumps of one process in one second get distinct names.
 std::atomic<uint32_t> g_dumps_this_process{0};
@@ -131,8 +137,11 @@ bool is_text_writer(const DumpWriter& w) noexcept { return sys::equals(w.suffix,
 
 static int write_dumps_announced(const ProcessSnapshot& snap, const char* dir_override) noexcept;
 
+const WrittenDumps& written_dumps() noexcept { return g_written; }
+
 int write_dumps(const ProcessSnapshot& snap, const char* dir_override, int echo_fd) noexcept {
   g_echo_fd = echo_fd;
+  g_written.count = 0;
   int written = write_dumps_announced(snap, dir_override);
   g_echo_fd = -1;
   return written;
@@ -167,6 +176,7 @@ static int write_dumps_announced(const ProcessSnapshot& snap, const char* dir_ov
     if (use_dir) {
       if (write_file(snap, t, w, dir, base, final_path, &err)) {
         say("panicstop: wrote %s", final_path);
+        record_written(final_path);
         ++written;
         continue;
       }
@@ -184,6 +194,7 @@ static int write_dumps_announced(const ProcessSnapshot& snap, const char* dir_ov
     }
     if (write_file(snap, t, w, "/tmp", base, final_path, &err)) {
       say("panicstop: wrote %s", final_path);
+      record_written(final_path);
       ++written;
       continue;
     }

@@ -29,4 +29,17 @@ namespace panicstop::detail {
 // requester of a remote live dump reads the file names from it).
 int write_dumps(const ProcessSnapshot& snap, const char* dir_override, int echo_fd = -1) noexcept;
 
+// The files the latest write_dumps() call left under their final names, in the
+// order written (the stderr fallback is not a file and is not listed). Static
+// storage, rewritten by the next write_dumps(): the panic path reads it right
+// after its own dump (the uploader needs the names); a live dump later in the
+// same process replaces it.
+inline constexpr size_t kDumpPathMax = 1024;
+inline constexpr size_t kMaxDumpFiles = 8;
+struct WrittenDumps {
+  size_t count = 0;
+  char paths[kMaxDumpFiles][kDumpPathMax] = {};
+};
+const WrittenDumps& written_dumps() noexcept;
+
 }  // namespace panicstop::detail

@@ -9,6 +9,7 @@
 #include "dump/dump_files.hpp"
 #include "dump/elf_core.hpp"
 #include "dump/text_report.hpp"
+#include "dump/upload_step.hpp"
 #include "panic/panic_state.hpp"
 #include "snapshot/snapshot.hpp"
 #include "sys/format.hpp"
@@ -71,6 +72,9 @@ void run_dump_step() noexcept {
     return;
   }
   write_dumps(*snap, nullptr);
+  // With PANICSTOP_UPLOAD_URL set, the files just written leave the machine
+  // before the process dies (upload_step.hpp); bounded by its own timeout.
+  run_upload_step();
 }
 
 }  // namespace panicstop::detail
