@@ -12,9 +12,10 @@
 #include <memory>
 #include <sstream>
 
-#ifndef PANICSTOP_VERSION
-#define PANICSTOP_VERSION "unknown"
-#endif
+#include "panicstop/version.hpp"
+
+#define PANICSTOP_UA_STR2(x) #x
+#define PANICSTOP_UA_STR(x) PANICSTOP_UA_STR2(x)
 
 namespace panicstop::tool {
 
@@ -200,7 +201,8 @@ PostResult post_form(const std::string& url, const std::vector<FormPart>& parts,
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_MIMEPOST, mime.get());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "panicstop/" PANICSTOP_VERSION);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "panicstop/" PANICSTOP_UA_STR(PANICSTOP_VERSION_MAJOR) "." PANICSTOP_UA_STR(
+                                            PANICSTOP_VERSION_MINOR) "." PANICSTOP_UA_STR(PANICSTOP_VERSION_PATCH));
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
