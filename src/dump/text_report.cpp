@@ -5,6 +5,7 @@
 //   process PID (COMM): CMDLINE
 //   panicking thread TID (NAME): signal SIGSEGV (SEGV_MAPERR), fault address 0x10
 //   N threads: S stopped, K not stopped
+//   incomplete: 3808 of 12000 mappings left out (...)   (one per CaptureGaps item, if any)
 //
 //   thread TID (NAME) [panicking] R
 //     signal SIGSEGV (SEGV_MAPERR), fault address 0x10

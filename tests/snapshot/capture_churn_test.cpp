@@ -63,8 +63,9 @@ __attribute__((noinline)) void crash_amid_churn() {
   std::thread(witness_parked_here).detach();
   for (int i = 0; i < 4; ++i) std::thread(spawn_forever).detach();
   // Crash while the churn is in full swing: thousands of threads have come
-  // and gone, and new ones keep starting and ending.
-  while (g_witness_tid.load() == 0 || g_tasks_done.load() < 3000) sched_yield();
+  // and gone (each has left mappings behind: cached stacks, guard pages), and
+  // new ones keep starting and ending.
+  while (g_witness_tid.load() == 0 || g_tasks_done.load() < 8000) sched_yield();
   printf("witness=%d stack=0x%lx\n", g_witness_tid.load(), static_cast<unsigned long>(g_witness_stack.load()));
   fflush(stdout);
   crash_amid_churn();
