@@ -297,6 +297,9 @@ int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg, ThreadSo
 }
 
 bool thread_has_exited(int tid) noexcept {
+  // A missing file means a missing thread only inside a real procfs (not in
+  // an empty directory mounted over /proc).
+  if (!proc_dir_available()) return false;
   char path[48];
   sys::format(path, sizeof path, "task/%d/stat", tid);
   long fd = proc_open(ProcScope::kProcess, path, O_RDONLY);

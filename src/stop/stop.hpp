@@ -109,7 +109,9 @@ int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg, ThreadSo
 
 // Has thread tid of this process exited (gone, or a zombie: a thread group
 // leader that returned through pthread_exit() stays one until the process
-// ends, and never answers a signal)? False when /proc cannot tell.
+// ends, and never answers a signal)? False when /proc cannot tell, including
+// when no procfs was found (stop/proc_dir.hpp): then a thread that is slow to
+// answer is waited for, never taken for gone.
 bool thread_has_exited(int tid) noexcept;
 
 }  // namespace panicstop::detail
