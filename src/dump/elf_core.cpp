@@ -31,7 +31,7 @@ struct Reserved {
   unsigned char* io;
   unsigned char* scratch;
   uint64_t* pagemap;         // [kPagemapBytes / 8]
-  core::MappingPlan* plans;  // [kMaxMappings]
+  core::MappingPlan* plans;  // [snapshot_mapping_capacity()], address space only until used
 };
 
 std::atomic<unsigned char*> g_memory{nullptr};
@@ -39,7 +39,7 @@ std::atomic<bool> g_ready{false};
 Reserved g_reserved;
 
 constexpr size_t reserved_bytes() noexcept {
-  return kIoBufferBytes + kScratchBytes + kPagemapBytes + sizeof(core::MappingPlan) * kMaxMappings;
+  return kIoBufferBytes + kScratchBytes + kPagemapBytes;
 }
 
 uint64_t auxv_value(const ProcessSnapshot& snap, uint64_t type) noexcept {
@@ -112,15 +112,24 @@ bool reserve_elf_core() noexcept {
   if (g_ready.load(std::memory_order_acquire)) return true;
   auto* mem = static_cast<unsigned char*>(sys::mmap_anonymous(reserved_bytes(), /*noreserve=*/false));
   if (mem == nullptr) return false;
+  // One plan per entry of the snapshot's mapping table, which is sized for
+  // vm.max_map_count: reserved, committed only as far as a dump fills it.
+  auto* plans = static_cast<core::MappingPlan*>(
+      sys::mmap_anonymous(sizeof(core::MappingPlan) * snapshot_mapping_capacity(), /*noreserve=*/true));
+  if (plans == nullptr) {
+    sys::munmap(mem, reserved_bytes());
+    return false;
+  }
   unsigned char* expected = nullptr;
   if (!g_memory.compare_exchange_strong(expected, mem, std::memory_order_acq_rel)) {
     sys::munmap(mem, reserved_bytes());  // another thread reserved first
+    sys::munmap(plans, sizeof(core::MappingPlan) * snapshot_mapping_capacity());
     return true;
   }
   g_reserved.io = mem;
   g_reserved.scratch = mem + kIoBufferBytes;
   g_reserved.pagemap = reinterpret_cast<uint64_t*>(mem + kIoBufferBytes + kScratchBytes);
-  g_reserved.plans = reinterpret_cast<core::MappingPlan*>(mem + kIoBufferBytes + kScratchBytes + kPagemapBytes);
+  g_reserved.plans = plans;
   g_ready.store(true, std::memory_order_release);
   return true;
 }
@@ -137,7 +146,7 @@ bool write_elf_core(const ProcessSnapshot& snap, const Tunables& t, int fd) noex
   pin.current_tid = sys::gettid();
   pin.current_fs_base = current_fs_base();
   pin.plans = g_reserved.plans;
-  pin.plan_capacity = kMaxMappings;
+  pin.plan_capacity = snapshot_mapping_capacity();
   core::PlanSummary summary = core::plan_core_memory(pin);
 
   core::NoteInputs nin;
@@ -173,7 +182,7 @@ bool write_elf_core(const ProcessSnapshot& snap, const Tunables& t, int fd) noex
   out.put(&note, sizeof note);
 
   uint64_t offset = data_offset;
-  for (uint32_t i = 0; i < snap.mapping_count && i < kMaxMappings; ++i) {
+  for (uint32_t i = 0; i < snap.mapping_count && i < pin.plan_capacity; ++i) {
     core::Segment seg = core::segment_for(pin, i);
     if (!seg.present) continue;
     Elf64_Phdr ph{};
@@ -194,7 +203,7 @@ bool write_elf_core(const ProcessSnapshot& snap, const Tunables& t, int fd) noex
   out.zeros(size_t(data_offset - out.offset()));
 
   long pagemap = sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  for (uint32_t i = 0; i < snap.mapping_count && i < kMaxMappings; ++i) {
+  for (uint32_t i = 0; i < snap.mapping_count && i < pin.plan_capacity; ++i) {
     core::Segment seg = core::segment_for(pin, i);
     if (seg.present && seg.file_size > 0) write_segment(out, seg, int(pagemap), page);
   }

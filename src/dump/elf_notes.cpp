@@ -207,7 +207,7 @@ void emit_file_note(const NoteInputs& in, CoreSink& sink) noexcept {
   uint64_t count = 0, names = 0;
   for_each_file_mapping(in, [&](const SnapshotMapping& m) {
     ++count;
-    names += sys::bounded_strlen(s.path(m.path_offset), kMaxPathBytes) + 1;
+    names += sys::bounded_strlen(s.path(m.path_offset), snapshot_path_capacity()) + 1;
   });
   size_t descsz = size_t(16 + count * 24 + names);
   note_header(sink, "CORE", NT_FILE, descsz);
@@ -219,7 +219,7 @@ void emit_file_note(const NoteInputs& in, CoreSink& sink) noexcept {
   });
   for_each_file_mapping(in, [&](const SnapshotMapping& m) {
     const char* p = s.path(m.path_offset);
-    sink.put(p, sys::bounded_strlen(p, kMaxPathBytes) + 1);
+    sink.put(p, sys::bounded_strlen(p, snapshot_path_capacity()) + 1);
   });
   note_end(sink, descsz);
 }
@@ -296,6 +296,7 @@ const char* kernel_view_name(KernelView::Source source) noexcept {
     case KernelView::Source::kBlocked: return "blocked";
     case KernelView::Source::kSyscall: return "syscall";
     case KernelView::Source::kUnreadable: return "unreadable";
+    case KernelView::Source::kExited: return "exited";
     case KernelView::Source::kNone: break;
   }
   return "none";

@@ -5,6 +5,7 @@
 //   process PID (COMM): CMDLINE
 //   panicking thread TID (NAME): signal SIGSEGV (SEGV_MAPERR), fault address 0x10
 //   N threads: S stopped, K not stopped
+//   incomplete: 3808 of 12000 mappings left out (...)   (one per CaptureGaps item, if any)
 //
 //   thread TID (NAME) [panicking] R
 //     signal SIGSEGV (SEGV_MAPERR), fault address 0x10
@@ -140,6 +141,7 @@ void describe_kernel_view(sys::FixedWriter& w, const SnapshotThread& t) noexcept
       break;
     case KernelView::Source::kBlocked: w.str(", blocked outside a system call"); break;
     case KernelView::Source::kRunning: w.str(", running"); break;
+    case KernelView::Source::kExited: w.str(", it had exited"); break;
     default: break;
   }
   if (k.wchan[0] != '\0') w.format(", wchan %s", k.wchan);
@@ -149,7 +151,7 @@ void describe_kernel_view(sys::FixedWriter& w, const SnapshotThread& t) noexcept
     w.str(", soft-stop signal blocked");
   if (k.has_regs())
     w.format("; pc and sp from /proc/self/task/%d/syscall", t.tid);
-  else if (k.source == KernelView::Source::kRunning)
+  else if (k.source == KernelView::Source::kRunning || k.source == KernelView::Source::kExited)
     w.str("; no registers");
   else
     w.format("; /proc/self/task/%d/syscall unreadable", t.tid);
@@ -161,6 +163,7 @@ const char* no_registers_reason(const SnapshotThread& t) noexcept {
   switch (t.kernel.source) {
     case KernelView::Source::kRunning: return "the thread was running";
     case KernelView::Source::kUnreadable: return "its /proc syscall file was unreadable";
+    case KernelView::Source::kExited: return "the thread had exited";
     default: return nullptr;
   }
 }
@@ -482,6 +485,29 @@ void write_modules(ReportOut& out, const ProcessSnapshot& snap) noexcept {
   }
 }
 
+
+// "incomplete: ..." header lines: what the capture could not get, so that
+// less is never shown as if it were everything.
+void write_capture_gaps(ReportOut& out, const ProcessSnapshot& snap) noexcept {
+  const CaptureGaps& g = snap.gaps;
+  if (g.thread_source == ThreadSource::kRegistry)
+    out.line("incomplete: /proc/self/task could not be read; threads are those panicstop's registry knows "
+             "(that used the library), others were neither stopped nor listed");
+  else if (g.thread_source == ThreadSource::kNone)
+    out.line("incomplete: /proc/self/task could not be read and panicstop's registry is empty; threads unknown");
+  if (g.maps_unreadable) out.line("incomplete: /proc/self/maps could not be read; no mappings, modules or memory");
+  if (g.auxv_unreadable) out.line("incomplete: /proc/self/auxv could not be read");
+  if (g.cmdline_unreadable) out.line("incomplete: /proc/self/cmdline could not be read");
+  if (g.mappings_dropped != 0)
+    out.line("incomplete: %u of %u mappings left out (table of %u full); ELF files, stacks and [vdso] kept",
+             g.mappings_dropped, g.maps_lines, g.mapping_capacity);
+  if (g.paths_dropped != 0) out.line("incomplete: %u mappings kept without their path (path pool full)", g.paths_dropped);
+  if (g.modules_dropped != 0)
+    out.line("incomplete: %u file mappings not examined as modules (table of %zu full)", g.modules_dropped,
+             kMaxModules);
+  if (g.threads_dropped != 0) out.line("incomplete: %u threads left out (table of %zu full)", g.threads_dropped, kMaxThreads);
+}
+
 }  // namespace
 
 bool write_text_report(const ProcessSnapshot& snap, const Tunables&, int fd) noexcept {
@@ -510,6 +536,7 @@ bool write_text_report(const ProcessSnapshot& snap, const Tunables&, int fd) noe
              sys::Escaped<4 * kThreadNameMax>(lead.name, sizeof lead.name).text, text);
   }
   out.line("%u threads: %u stopped, %u not stopped", snap.thread_count, stopped, not_stopped);
+  write_capture_gaps(out, snap);
   out.blank();
   symbolizer_begin(snap);
   write_thread_blocks(out, snap, panicked);

@@ -7,10 +7,13 @@
 
 namespace panicstop::detail {
 
-long read_small_file(const char* path, char* buf, size_t cap) noexcept {
-  if (cap == 0) return -1;
-  long fd = sys::openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
+long read_proc_file(ProcScope scope, const char* path, char* buf, size_t cap) noexcept {
+  if (cap == 0) return -EINVAL;
+  long fd = proc_open(scope, path, O_RDONLY);
+  if (fd < 0) {
+    buf[0] = '\0';
+    return fd;
+  }
   size_t used = 0;
   while (used + 1 < cap) {
     long r = sys::read(int(fd), buf + used, cap - 1 - used);

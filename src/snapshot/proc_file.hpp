@@ -4,11 +4,15 @@
 
 #include <cstddef>
 
+#include "stop/proc_dir.hpp"
+
 namespace panicstop::detail {
 
-// Reads the whole file at path (or as much as fits in cap - 1 bytes) into buf,
-// NUL-terminates it and returns the length; -1 if the file cannot be opened.
-long read_small_file(const char* path, char* buf, size_t cap) noexcept;
+// Reads the whole of /proc/self/PATH or /proc/thread-self/PATH (see
+// stop/proc_dir.hpp) or as much as fits in cap - 1 bytes into buf,
+// NUL-terminates it and returns the length; a negative errno if the file
+// cannot be opened (buf is then "").
+long read_proc_file(ProcScope scope, const char* path, char* buf, size_t cap) noexcept;
 
 // Hands out the lines of a file one at a time, refilling a fixed buffer from
 // the descriptor. A line longer than the buffer comes back in pieces (callers

@@ -27,7 +27,10 @@ constexpr size_t kIoBufferBytes = 64 * 1024;
 struct Reserved {
   SnapshotThread* threads;
   ThreadSlot** thread_slots;  // parallel to threads while capturing
+  uintptr_t* stack_pointers;  // [kMaxThreads], sorted: what a full mapping table keeps
   SnapshotMapping* mappings;
+  uint32_t mapping_capacity;
+  size_t path_capacity;
   SnapshotModule* modules;
   uintptr_t* module_headers;  // where each module's ELF header is mapped, 0 if not
   SnapshotLock* locks;
@@ -38,6 +41,7 @@ struct Reserved {
 Reserved g_reserved;
 std::atomic<bool> g_reserved_ready{false};
 ProcessSnapshot g_snapshot;
+uint32_t g_mapping_limit = 0;  // tests: fewer entries than reserved; 0 = all
 
 template <typename T>
 T* reserve_array(size_t count, bool noreserve) noexcept {
@@ -47,8 +51,9 @@ T* reserve_array(size_t count, bool noreserve) noexcept {
 // --- small process-wide files ---------------------------------------------
 
 void capture_auxv(ProcessSnapshot* snap) noexcept {
-  long n = read_small_file("/proc/self/auxv", g_reserved.io, kIoBufferBytes);
+  long n = read_proc_file(ProcScope::kThread, "auxv", g_reserved.io, kIoBufferBytes);
   snap->auxv_words = 0;
+  snap->gaps.auxv_unreadable = n <= 0;
   if (n <= 0) return;
   size_t words = size_t(n) / sizeof(uint64_t);
   size_t max = sizeof snap->auxv / sizeof snap->auxv[0];
@@ -70,14 +75,18 @@ uint64_t auxv_value(const ProcessSnapshot& snap, uint64_t type) noexcept {
 }
 
 void capture_cmdline_and_comm(ProcessSnapshot* snap) noexcept {
-  long n = read_small_file("/proc/self/cmdline", snap->cmdline, sizeof snap->cmdline);
+  // Through thread-self: /proc/self/cmdline reads empty once the thread
+  // group leader has exited.
+  long n = read_proc_file(ProcScope::kThread, "cmdline", snap->cmdline, sizeof snap->cmdline);
+  snap->gaps.cmdline_unreadable = n < 0;
   if (n < 0) n = 0;
   // argv is NUL-separated; NT_PRPSINFO's pr_psargs wants it space-separated.
   while (n > 0 && snap->cmdline[n - 1] == '\0') --n;
   for (long i = 0; i < n; ++i)
     if (snap->cmdline[i] == '\0') snap->cmdline[i] = ' ';
   snap->cmdline[n] = '\0';
-  n = read_small_file("/proc/self/comm", snap->comm, sizeof snap->comm);
+  // The process's name is its leader's, readable even from a zombie leader.
+  n = read_proc_file(ProcScope::kProcess, "comm", snap->comm, sizeof snap->comm);
   if (n < 0) n = 0;
   while (n > 0 && snap->comm[n - 1] == '\n') snap->comm[--n] = '\0';
 }
@@ -95,7 +104,10 @@ uint32_t store_path(ProcessSnapshot* snap, const char* path, size_t len) noexcep
       if (same) return prev;
     }
   }
-  if (snap->paths_used + len + 1 > kMaxPathBytes) return 0;
+  if (snap->paths_used + len + 1 > g_reserved.path_capacity) {
+    ++snap->gaps.paths_dropped;
+    return 0;
+  }
   uint32_t off = snap->paths_used;
   for (size_t i = 0; i < len; ++i) snap->paths[off + i] = path[i];
   snap->paths[off + len] = '\0';
@@ -144,27 +156,98 @@ bool parse_maps_line(ProcessSnapshot* snap, const char* line, size_t len, Snapsh
   return m->start < m->end;
 }
 
+bool is_module_path(const char* path) noexcept { return path[0] == '/' || sys::equals(path, "[vdso]"); }
+
+// Does some thread's stack pointer lie in [start, end)? (sorted array)
+bool holds_stack_pointer(uintptr_t start, uintptr_t end, const uintptr_t* sps, uint32_t n) noexcept {
+  uint32_t lo = 0, hi = n;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (sps[mid] < start) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < n && sps[lo] < end;
+}
+
+// What a dump cannot do without when not every mapping fits: the ELF files
+// (modules, symbols, unwind tables), the kernel's special mappings and the
+// stacks the threads are on.
+bool mapping_matters(const ProcessSnapshot& snap, const SnapshotMapping& m, uint32_t sp_count) noexcept {
+  const char* path = snap.path(m.path_offset);
+  if (is_module_path(path) || sys::starts_with(path, "[stack") || sys::starts_with(path, "[vvar")) return true;
+  return holds_stack_pointer(m.start, m.end, g_reserved.stack_pointers, sp_count);
+}
+
+// Keeps only the mappings that matter; returns how many it dropped.
+uint32_t keep_what_matters(ProcessSnapshot* snap, uint32_t sp_count) noexcept {
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < snap->mapping_count; ++i)
+    if (mapping_matters(*snap, snap->mappings[i], sp_count)) snap->mappings[kept++] = snap->mappings[i];
+  uint32_t dropped = snap->mapping_count - kept;
+  snap->mapping_count = kept;
+  return dropped;
+}
+
+// Sorted stack pointers of the captured threads, for keep_what_matters().
+uint32_t collect_stack_pointers(const ProcessSnapshot& snap) noexcept {
+  uintptr_t* sps = g_reserved.stack_pointers;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < snap.thread_count; ++i) {
+    uintptr_t sp = thread_stack_pointer(snap.threads[i]);
+    if (sp == 0) continue;
+    uint32_t j = n++;
+    while (j > 0 && sps[j - 1] > sp) {
+      sps[j] = sps[j - 1];
+      --j;
+    }
+    sps[j] = sp;
+  }
+  return n;
+}
+
 void capture_mappings(ProcessSnapshot* snap) noexcept {
   snap->mapping_count = 0;
-  long fd = sys::openat(AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
+  uint32_t capacity = g_reserved.mapping_capacity;
+  if (g_mapping_limit != 0 && g_mapping_limit < capacity) capacity = g_mapping_limit;
+  snap->gaps.mapping_capacity = capacity;
+  // Through thread-self: /proc/self/maps reads empty once the thread group
+  // leader has exited.
+  long fd = proc_open(ProcScope::kThread, "maps", O_RDONLY);
+  if (fd < 0) {
+    snap->gaps.maps_unreadable = true;
+    return;
+  }
+  uint32_t sp_count = 0;
+  bool only_what_matters = false;  // the table filled up once
   LineReader lines(int(fd), g_reserved.io, kIoBufferBytes);
   size_t len;
   while (const char* line = lines.next(&len)) {
-    if (snap->mapping_count >= kMaxMappings) break;
     SnapshotMapping m;
     if (!parse_maps_line(snap, line, len, &m)) continue;
+    ++snap->gaps.maps_lines;
     // The kernel lists mappings in address order; anything else is dropped so
     // the binary searches stay valid.
-    if (snap->mapping_count > 0 && m.start < snap->mappings[snap->mapping_count - 1].end) continue;
+    if (snap->mapping_count > 0 && m.start < snap->mappings[snap->mapping_count - 1].end) {
+      ++snap->gaps.mappings_dropped;
+      continue;
+    }
+    if (snap->mapping_count >= capacity && !only_what_matters) {
+      // Full: from here on only what matters is kept, and what goes is
+      // counted. One pass, so the capture stays linear in the mappings.
+      sp_count = collect_stack_pointers(*snap);
+      snap->gaps.mappings_dropped += keep_what_matters(snap, sp_count);
+      only_what_matters = true;
+    }
+    if ((only_what_matters && !mapping_matters(*snap, m, sp_count)) || snap->mapping_count >= capacity) {
+      ++snap->gaps.mappings_dropped;
+      continue;
+    }
     snap->mappings[snap->mapping_count++] = m;
   }
   sys::close(int(fd));
 }
 
 // --- modules -----------------------------------------------------------------
-
-bool is_module_path(const char* path) noexcept { return path[0] == '/' || sys::equals(path, "[vdso]"); }
 
 int32_t find_module(const ProcessSnapshot& snap, uint32_t path_offset) noexcept {
   const char* path = snap.path(path_offset);
@@ -182,7 +265,10 @@ void capture_modules(ProcessSnapshot* snap) noexcept {
     if (m.path_offset == 0 || !is_module_path(snap->path(m.path_offset))) continue;
     int32_t k = find_module(*snap, m.path_offset);
     if (k < 0) {
-      if (snap->module_count >= kMaxModules) continue;
+      if (snap->module_count >= kMaxModules) {
+        ++snap->gaps.modules_dropped;
+        continue;
+      }
       k = int32_t(snap->module_count++);
       SnapshotModule& mod = snap->modules[k];
       mod = SnapshotModule{};
@@ -216,32 +302,31 @@ void capture_modules(ProcessSnapshot* snap) noexcept {
 
 // --- threads -------------------------------------------------------------------
 
-struct LinuxDirent64 {
-  uint64_t ino;
-  int64_t off;
-  uint16_t reclen;
-  uint8_t type;
-  char name[1];
+struct ThreadLister {
+  ProcessSnapshot* snap;
+  bool saw_self;
 };
 
+void add_listed_thread(int tid, void* arg) noexcept {
+  auto* l = static_cast<ThreadLister*>(arg);
+  l->saw_self |= tid == l->snap->panicking_tid;
+  if (l->snap->thread_count >= kMaxThreads) {
+    ++l->snap->gaps.threads_dropped;
+    return;
+  }
+  l->snap->threads[l->snap->thread_count++].tid = tid;
+}
+
+// /proc/self/task, else the registry (stop.hpp): either way the capturing
+// thread is in the list, so that a dump always has its stack.
 void list_threads(ProcessSnapshot* snap) noexcept {
   snap->thread_count = 0;
-  long fd = sys::openat(AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  for (;;) {
-    long n = sys::getdents64(int(fd), g_reserved.io, kIoBufferBytes);
-    if (n == -EINTR) continue;
-    if (n <= 0) break;
-    for (long off = 0; off < n;) {
-      const auto* d = reinterpret_cast<const LinuxDirent64*>(g_reserved.io + off);
-      off += d->reclen;
-      uint64_t tid;
-      if (!sys::parse_u64(d->name, sys::bounded_strlen(d->name, 16), &tid) || tid == 0) continue;
-      if (snap->thread_count >= kMaxThreads) break;
-      snap->threads[snap->thread_count++].tid = int(tid);
-    }
+  ThreadLister lister{snap, false};
+  for_each_thread(add_listed_thread, &lister, &snap->gaps.thread_source);
+  if (!lister.saw_self && snap->panicking_tid > 0) {
+    if (snap->thread_count >= kMaxThreads) snap->thread_count = kMaxThreads - 1;  // room for the one that matters
+    snap->threads[snap->thread_count++].tid = snap->panicking_tid;
   }
-  sys::close(int(fd));
 }
 
 // The kernel lists tasks in tid order already; insertion sort is linear then.
@@ -297,15 +382,19 @@ void move_to_front(ProcessSnapshot* snap, int tid) noexcept {
   g_reserved.thread_slots[0] = slot;
 }
 
-void read_task_file(int tid, const char* file, char* buf, size_t cap) noexcept {
+// Reads /proc/self/task/TID/FILE into buf; returns what read_proc_file() does.
+long read_task_file(int tid, const char* file, char* buf, size_t cap) noexcept {
   char path[64];
-  sys::format(path, sizeof path, "/proc/self/task/%d/%s", tid, file);
-  if (read_small_file(path, buf, cap) < 0) buf[0] = '\0';
+  sys::format(path, sizeof path, "task/%d/%s", tid, file);
+  return read_proc_file(ProcScope::kProcess, path, buf, cap);
 }
 
+// The thread's state letter from /proc/self/task/TID/stat; '?' if unreadable,
+// '\0' if the kernel says the thread is gone.
 char kernel_state_of(int tid) noexcept {
   char stat[512];
-  read_task_file(tid, "stat", stat, sizeof stat);
+  long n = read_task_file(tid, "stat", stat, sizeof stat);
+  if (n == -ENOENT || n == -ESRCH) return '\0';
   // "tid (comm) S ...": comm may hold spaces and parentheses, so take the last ')'.
   const char* close = nullptr;
   for (const char* p = stat; *p != '\0'; ++p)
@@ -334,12 +423,10 @@ bool find_sigblk(const char* status, uint64_t* out) noexcept {
 // of our own process without ptrace rights, and the thread need not
 // cooperate: this is all there is for one that ignored the stop.
 void capture_kernel_view(int tid, KernelView* k) noexcept {
-  char path[64];
-  sys::format(path, sizeof path, "/proc/self/task/%d/syscall", tid);
-  long n = read_small_file(path, g_reserved.io, kIoBufferBytes);
+  long n = read_task_file(tid, "syscall", g_reserved.io, kIoBufferBytes);
   if (n <= 0 || !parse_task_syscall(g_reserved.io, size_t(n), k)) k->source = KernelView::Source::kUnreadable;
-  sys::format(path, sizeof path, "/proc/self/task/%d/status", tid);
-  if (read_small_file(path, g_reserved.io, kIoBufferBytes) > 0) k->has_sigblk = find_sigblk(g_reserved.io, &k->sigblk);
+  if (read_task_file(tid, "status", g_reserved.io, kIoBufferBytes) > 0)
+    k->has_sigblk = find_sigblk(g_reserved.io, &k->sigblk);
   read_task_file(tid, "wchan", k->wchan, sizeof k->wchan);
   size_t len = sys::bounded_strlen(k->wchan, sizeof k->wchan);
   while (len > 0 && (k->wchan[len - 1] == '\n' || k->wchan[len - 1] == ' ')) k->wchan[--len] = '\0';
@@ -360,12 +447,18 @@ void set_stack_bounds(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
   }
 }
 
-void fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noexcept {
+// Returns false for a thread that is gone (exited after it was listed).
+bool fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noexcept {
   int tid = t->tid;
   *t = SnapshotThread{};
   t->tid = tid;
   t->is_panicking = tid == snap->panicking_tid;
   t->kernel_state = kernel_state_of(tid);
+  if (t->kernel_state == '\0') {
+    // Only /proc can say a thread is gone; without it, keep what the registry says.
+    if (snap->gaps.thread_source == ThreadSource::kProc && !t->is_panicking) return false;
+    t->kernel_state = '?';
+  }
   if (slot != nullptr && slot->name[0] != '\0') {
     sys::copy_string(t->name, sizeof t->name, slot->name);
   } else {
@@ -374,8 +467,14 @@ void fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noe
     while (n > 0 && t->name[n - 1] == '\n') t->name[--n] = '\0';
   }
   if (slot != nullptr) fill_from_slot(t, slot);
-  if (t->context == nullptr && !t->is_panicking) capture_kernel_view(tid, &t->kernel);
-  set_stack_bounds(*snap, t);
+  if (t->context == nullptr && !t->is_panicking) {
+    // A zombie (the thread group leader after pthread_exit()) has nothing more to read.
+    if (t->kernel_state == 'Z' || t->kernel_state == 'X')
+      t->kernel.source = KernelView::Source::kExited;
+    else
+      capture_kernel_view(tid, &t->kernel);
+  }
+  return true;
 }
 
 void fill_from_slot(SnapshotThread* t, ThreadSlot* slot) noexcept {
@@ -392,12 +491,30 @@ void fill_from_slot(SnapshotThread* t, ThreadSlot* slot) noexcept {
   t->held_dropped = slot->held_dropped;
 }
 
+// Threads and what they saved; their stack bounds come once the mappings are in.
 void capture_threads(ProcessSnapshot* snap) noexcept {
   list_threads(snap);
   sort_threads_by_tid(snap);
   attach_slots(*snap);
   move_to_front(snap, snap->panicking_tid);
-  for (uint32_t i = 0; i < snap->thread_count; ++i) fill_thread(snap, &snap->threads[i], g_reserved.thread_slots[i]);
+  // A thread that exited between the listing and now is left out, and the
+  // rest close up: it must not cost the others their place or their data.
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < snap->thread_count; ++i) {
+    SnapshotThread* t = &snap->threads[kept];
+    t->tid = snap->threads[i].tid;
+    ThreadSlot* slot = g_reserved.thread_slots[i];
+    if (!fill_thread(snap, t, slot)) {
+      ++snap->gaps.threads_vanished;
+      continue;
+    }
+    g_reserved.thread_slots[kept++] = slot;
+  }
+  snap->thread_count = kept;
+}
+
+void set_all_stack_bounds(ProcessSnapshot* snap) noexcept {
+  for (uint32_t i = 0; i < snap->thread_count; ++i) set_stack_bounds(*snap, &snap->threads[i]);
 }
 
 // --- locks ----------------------------------------------------------------------
@@ -477,20 +594,63 @@ bool parse_task_syscall(const char* text, size_t len, KernelView* out) noexcept 
   return true;
 }
 
+namespace {
+
+// vm.max_map_count, or 0 if it cannot be read. Setup time only.
+uint64_t read_max_map_count() noexcept {
+  char text[32];
+  long fd = sys::openat(AT_FDCWD, "/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  long n = sys::read(int(fd), text, sizeof text);
+  sys::close(int(fd));
+  size_t len = 0;
+  while (n > 0 && len < size_t(n) && text[len] >= '0' && text[len] <= '9') ++len;
+  uint64_t v = 0;
+  return len > 0 && sys::parse_u64(text, len, &v) ? v : 0;
+}
+
+std::atomic<uint32_t> g_mapping_capacity{0};
+
+}  // namespace
+
+uint32_t snapshot_mapping_capacity() noexcept {
+  uint32_t c = g_mapping_capacity.load(std::memory_order_acquire);
+  if (c != 0) return c;
+  // /proc/PID/maps can list a little more than max_map_count: [vsyscall] is
+  // not a mapping of the process's own.
+  uint64_t want = read_max_map_count() + 16;
+  if (want < kMinMappings) want = kMinMappings;
+  if (want > kMaxMappingsCap) want = kMaxMappingsCap;
+  uint32_t expected = 0;
+  g_mapping_capacity.compare_exchange_strong(expected, uint32_t(want), std::memory_order_acq_rel);
+  return g_mapping_capacity.load(std::memory_order_acquire);
+}
+
+size_t snapshot_path_capacity() noexcept {
+  size_t bytes = size_t(snapshot_mapping_capacity()) * kPathBytesPerMapping;
+  return bytes < kMinPathBytes ? kMinPathBytes : bytes;
+}
+
+void limit_snapshot_mappings_for_test(uint32_t entries) noexcept { g_mapping_limit = entries; }
+
 bool reserve_snapshot() noexcept {
+  open_proc_dir();
   if (g_reserved_ready.load(std::memory_order_acquire)) return true;
   Reserved r;
+  r.mapping_capacity = snapshot_mapping_capacity();
+  r.path_capacity = snapshot_path_capacity();
   // Threads are the bulk (kMaxThreads records); only the pages a capture
   // touches are ever backed.
   r.threads = reserve_array<SnapshotThread>(kMaxThreads, true);
   r.thread_slots = reserve_array<ThreadSlot*>(kMaxThreads, true);
-  r.mappings = reserve_array<SnapshotMapping>(kMaxMappings, true);
+  r.stack_pointers = reserve_array<uintptr_t>(kMaxThreads, true);
+  r.mappings = reserve_array<SnapshotMapping>(r.mapping_capacity, true);
   r.modules = reserve_array<SnapshotModule>(kMaxModules, false);
   r.module_headers = reserve_array<uintptr_t>(kMaxModules, false);
   r.locks = reserve_array<SnapshotLock>(kMaxSnapshotLocks, true);
-  r.paths = reserve_array<char>(kMaxPathBytes, true);
+  r.paths = reserve_array<char>(r.path_capacity, true);
   r.io = reserve_array<char>(kIoBufferBytes, false);
-  if (r.threads == nullptr || r.thread_slots == nullptr || r.mappings == nullptr || r.modules == nullptr ||
+  if (r.threads == nullptr || r.thread_slots == nullptr || r.stack_pointers == nullptr || r.mappings == nullptr || r.modules == nullptr ||
       r.module_headers == nullptr || r.locks == nullptr || r.paths == nullptr || r.io == nullptr)
     return false;
   if (!reserve_unwinder() || !reserve_symbolizer()) return false;
@@ -504,7 +664,7 @@ bool reserve_snapshot() noexcept {
 namespace {
 
 ProcessSnapshot* begin_capture() noexcept {
-  if (!reserve_snapshot()) return nullptr;
+  if (!reserve_snapshot()) return nullptr;  // also checks the kept /proc descriptor
   ProcessSnapshot* snap = &g_snapshot;
   *snap = ProcessSnapshot{};
   snap->threads = g_reserved.threads;
@@ -522,9 +682,11 @@ ProcessSnapshot* begin_capture() noexcept {
 ProcessSnapshot* finish_capture(ProcessSnapshot* snap) noexcept {
   capture_auxv(snap);
   capture_cmdline_and_comm(snap);
+  // Threads before mappings: a full mapping table keeps their stacks.
+  capture_threads(snap);
   capture_mappings(snap);
   capture_modules(snap);
-  capture_threads(snap);
+  set_all_stack_bounds(snap);
   capture_locks(snap);
   for (uint32_t i = 0; i < snap->thread_count; ++i) unwind_thread(*snap, &snap->threads[i]);
   return snap;

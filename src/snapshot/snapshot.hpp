@@ -11,14 +11,20 @@
 #include <cstdint>
 
 #include "panicstop/lock_object.hpp"
+#include "stop/stop.hpp"
 #include "thread/slot.hpp"
 
 namespace panicstop::detail {
 
 inline constexpr size_t kMaxFrames = 64;
-inline constexpr size_t kMaxMappings = 8192;
+// The mapping table holds as many mappings as the kernel lets a process have
+// (vm.max_map_count, read when the storage is reserved), within these bounds;
+// see snapshot_mapping_capacity().
+inline constexpr size_t kMinMappings = 8192;
+inline constexpr size_t kMaxMappingsCap = size_t(1) << 20;
 inline constexpr size_t kMaxModules = 1024;
-inline constexpr size_t kMaxPathBytes = 512 * 1024;  // pool for mapping and module paths
+inline constexpr size_t kMinPathBytes = 512 * 1024;  // pool for mapping and module paths, at least
+inline constexpr size_t kPathBytesPerMapping = 64;   // ...and this much per mapping of the table
 inline constexpr size_t kMaxSnapshotLocks = 4096;
 
 // What the kernel shows, without ptrace, of a thread that saved no registers
@@ -31,6 +37,7 @@ struct KernelView {
     kBlocked,      // "-1 SP PC": asleep outside a system call (page fault, ...)
     kSyscall,      // "NR ARGS... SP PC": asleep in system call NR
     kUnreadable,   // the file could not be read or parsed
+    kExited,       // the thread had exited (a zombie thread group leader)
   };
   Source source = Source::kNone;
   long syscall_nr = -1;
@@ -105,6 +112,26 @@ struct SnapshotLock {
   uintptr_t word = 0;       // the raw lock word as it was
 };
 
+// What the capture could not get, so that a dump says so instead of showing
+// less as if it were all (zeros mean complete).
+struct CaptureGaps {
+  ThreadSource thread_source = ThreadSource::kProc;  // kRegistry: /proc/self/task unreadable
+  bool maps_unreadable = false;     // no mappings: no modules, no memory
+  bool auxv_unreadable = false;
+  bool cmdline_unreadable = false;
+  uint32_t maps_lines = 0;          // mappings the kernel listed
+  uint32_t mappings_dropped = 0;    // of those, not in the table (it was full)
+  uint32_t mapping_capacity = 0;    // the table's size during this capture
+  uint32_t paths_dropped = 0;       // mappings kept without their path (pool full)
+  uint32_t modules_dropped = 0;     // ELF files past kMaxModules
+  uint32_t threads_dropped = 0;     // threads past kMaxThreads
+  uint32_t threads_vanished = 0;    // exited between listing and reading: left out
+  bool any() const noexcept {
+    return thread_source != ThreadSource::kProc || maps_unreadable || auxv_unreadable || cmdline_unreadable ||
+           mappings_dropped != 0 || paths_dropped != 0 || modules_dropped != 0 || threads_dropped != 0;
+  }
+};
+
 struct ProcessSnapshot {
   int pid = 0;
   int panicking_tid = 0;           // for kdb and live dumps: the thread that asked
@@ -119,13 +146,14 @@ struct ProcessSnapshot {
   uint32_t thread_count = 0;
   SnapshotThread* threads = nullptr;   // [kMaxThreads], panicking thread first
   uint32_t mapping_count = 0;
-  SnapshotMapping* mappings = nullptr; // [kMaxMappings], address order
+  SnapshotMapping* mappings = nullptr; // [snapshot_mapping_capacity()], address order
   uint32_t module_count = 0;
   SnapshotModule* modules = nullptr;   // [kMaxModules]
   uint32_t lock_count = 0;
   SnapshotLock* locks = nullptr;       // [kMaxSnapshotLocks]
-  char* paths = nullptr;               // [kMaxPathBytes]
+  char* paths = nullptr;               // [snapshot_path_capacity()]
   uint32_t paths_used = 0;
+  CaptureGaps gaps;
 
   uint64_t auxv[128] = {};             // /proc/self/auxv, pairs, AT_NULL-terminated
   uint32_t auxv_words = 0;
@@ -135,8 +163,21 @@ struct ProcessSnapshot {
   const char* path(uint32_t offset) const noexcept { return paths != nullptr ? paths + offset : ""; }
 };
 
-// Reserves the snapshot's storage (idempotent; called at install).
+// Reserves the snapshot's storage (idempotent; called at install). The large
+// tables are address space only (MAP_NORESERVE): memory is committed page by
+// page as a capture fills them.
 bool reserve_snapshot() noexcept;
+// Entries of the mapping table: vm.max_map_count as read at the first call
+// (plus a few for what /proc lists beyond it, like [vsyscall]), at least
+// kMinMappings and at most kMaxMappingsCap. Writers size per-mapping tables
+// with it. When a process has more mappings than this, the capture keeps the
+// ones a dump cannot do without (ELF files, [vdso], [stack], the mapping of
+// every thread's stack pointer) and counts the rest in CaptureGaps.
+uint32_t snapshot_mapping_capacity() noexcept;
+size_t snapshot_path_capacity() noexcept;
+// Tests only: the capture uses at most `entries` entries of the table (0: all),
+// to exercise a full table without making max_map_count mappings.
+void limit_snapshot_mappings_for_test(uint32_t entries) noexcept;
 // Captures the process into the reserved snapshot and returns it. Called by
 // the dump step on the panicking thread after the stop. Never allocates.
 // Returns nullptr only if the storage cannot be reserved.

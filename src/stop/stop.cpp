@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <ucontext.h>
 
+#include "stop/proc_dir.hpp"
+#include "sys/format.hpp"
 #include "sys/syscall.hpp"
 #include "thread/altstack.hpp"
 #include "thread/program_signals.hpp"
@@ -161,7 +163,7 @@ Tally verify(uint32_t gen, int pid, bool record) noexcept {
     int tid = int(uint32_t(e));
     if (set_contains(g_acked, gen, tid)) {
       ++t.stopped;
-    } else if (sys::tgkill(pid, tid, 0) == -ESRCH) {
+    } else if (sys::tgkill(pid, tid, 0) == -ESRCH || thread_has_exited(tid)) {
       ++t.exited;
     } else {
       if (record && t.pending < kMaxNotStoppedListed) g_not_stopped[t.pending] = tid;
@@ -236,13 +238,41 @@ void save_context(ThreadSlot* slot, const void* info, const void* ucontext) noex
   c.valid = true;
 }
 
-int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg) noexcept {
-  long fd = sys::openat(AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return -1;
+namespace {
+
+// The threads of the slot registry that still exist: all there is to go by
+// when /proc cannot be read.
+int for_each_registered_thread(void (*fn)(int tid, void* arg) noexcept, void* arg) noexcept {
+  ThreadSlot* slots = slot_array();
+  if (slots == nullptr) return -1;
+  int pid = sys::getpid();
+  size_t n = slot_count();
+  int count = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (slots[i].in_use.load(std::memory_order_acquire) != 1) continue;
+    int tid = slots[i].tid.load(std::memory_order_relaxed);
+    if (tid <= 0 || sys::tgkill(pid, tid, 0) == -ESRCH) continue;
+    fn(tid, arg);
+    ++count;
+  }
+  return count;
+}
+
+}  // namespace
+
+int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg, ThreadSource* source) noexcept {
+  long fd = proc_open(ProcScope::kProcess, "task", O_RDONLY | O_DIRECTORY);
+  if (fd < 0) {
+    int n = for_each_registered_thread(fn, arg);
+    if (source != nullptr) *source = n >= 0 ? ThreadSource::kRegistry : ThreadSource::kNone;
+    return n;
+  }
+  if (source != nullptr) *source = ThreadSource::kProc;
   alignas(8) char buf[8192];
   int count = 0;
   for (;;) {
     long n = sys::getdents64(int(fd), buf, sizeof buf);
+    if (n == -EINTR) continue;
     if (n <= 0) break;
     for (long off = 0; off < n;) {
       // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, name.
@@ -264,6 +294,28 @@ int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg) noexcept
   }
   sys::close(int(fd));
   return count;
+}
+
+bool thread_has_exited(int tid) noexcept {
+  // A missing file means a missing thread only inside a real procfs (not in
+  // an empty directory mounted over /proc).
+  if (!proc_dir_available()) return false;
+  char path[48];
+  sys::format(path, sizeof path, "task/%d/stat", tid);
+  long fd = proc_open(ProcScope::kProcess, path, O_RDONLY);
+  if (fd == -ENOENT || fd == -ESRCH) return true;
+  if (fd < 0) return false;
+  char stat[512];
+  long n = sys::read(int(fd), stat, sizeof stat - 1);
+  sys::close(int(fd));
+  if (n <= 0) return false;
+  // "tid (comm) S ...": comm may hold ')' itself, so the state follows the last one.
+  long close = -1;
+  for (long i = 0; i < n; ++i)
+    if (stat[i] == ')') close = i;
+  if (close < 0 || close + 2 >= n) return false;
+  char state = stat[close + 2];
+  return state == 'Z' || state == 'X';
 }
 
 StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
@@ -304,6 +356,7 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
   g_ack_target.store(UINT32_MAX, std::memory_order_release);
   g_active.store(uint32_t(kind), std::memory_order_seq_cst);
 
+  open_proc_dir();  // checks the descriptor kept since install is still procfs's root
   Scan scan{gen, kind == StopKind::kHard ? hard_stop_signal() : soft_stop_signal(), self, sys::getpid(), 0, false};
   // A program that installed its handler with a raw system call bypassed the
   // interposer: put panicstop's back before relying on it, and say so.
@@ -312,7 +365,9 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
   uint32_t exited = 0;
   for (;;) {
     scan.new_found = false;
-    int found = for_each_thread(signal_one, &scan);
+    ThreadSource source = ThreadSource::kNone;
+    int found = for_each_thread(signal_one, &scan, &source);
+    if (source == ThreadSource::kRegistry) r.from_registry = true;
     ++r.scans;
     uint32_t target = scan.signaled - exited;
     g_ack_target.store(target, std::memory_order_seq_cst);

@@ -32,8 +32,12 @@ struct StopResult {
   bool busy = false;          // another thread is the stopper (soft stop only)
   uint32_t stopped = 0;       // threads that acknowledged (parked now)
   uint32_t exited = 0;        // threads that exited before they could acknowledge
+                              // (a zombie thread group leader among them)
   uint32_t not_stopped = 0;   // threads still running at the deadline
   uint32_t scans = 0;         // passes over /proc/self/task
+  // /proc/self/task could not be read: only the threads the slot registry
+  // knows were stopped (see for_each_thread()).
+  bool from_registry = false;
   int64_t start_ns = 0;       // CLOCK_MONOTONIC when the stop began
   int64_t end_ns = 0;         // when the last acknowledgement arrived (or the deadline)
   // The first kMaxNotStoppedListed of the threads that did not stop. Points
@@ -89,8 +93,25 @@ void save_context(ThreadSlot* slot, const void* siginfo, const void* ucontext) n
 // stopper and stopped threads are not in the child). Async-signal-safe.
 void reset_stop_after_fork() noexcept;
 
-// Calls fn(tid, arg) for every thread in /proc/self/task. Returns the count, or
-// -1 if the directory could not be read. Raw system calls only.
-int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg) noexcept;
+// Where for_each_thread() found the threads.
+enum class ThreadSource : uint8_t {
+  kProc,      // /proc/self/task: every thread of the process
+  kRegistry,  // /proc unreadable: panicstop's slots, i.e. only the threads that
+              // used the library or were stopped by it before (thread/slot.hpp)
+  kNone,      // neither
+};
+
+// Calls fn(tid, arg) for every thread in /proc/self/task (read through the
+// descriptor of stop/proc_dir.hpp). When that cannot be read it falls back to
+// the threads of the slot registry that still exist, and says so in *source.
+// Returns the count, or -1 if neither could be read. Raw system calls only.
+int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg, ThreadSource* source = nullptr) noexcept;
+
+// Has thread tid of this process exited (gone, or a zombie: a thread group
+// leader that returned through pthread_exit() stays one until the process
+// ends, and never answers a signal)? False when /proc cannot tell, including
+// when no procfs was found (stop/proc_dir.hpp): then a thread that is slow to
+// answer is waited for, never taken for gone.
+bool thread_has_exited(int tid) noexcept;
 
 }  // namespace panicstop::detail

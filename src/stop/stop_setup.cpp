@@ -1,6 +1,7 @@
 // Installing the stop handlers: setup only (sigaction).
 #include <csignal>
 
+#include "stop/proc_dir.hpp"
 #include "stop/stop.hpp"
 #include "sys/syscall.hpp"
 #include "thread/program_signals.hpp"
@@ -33,6 +34,9 @@ void send_setup_signal(int tid, void* self) noexcept {
 
 bool install_stop_handlers() noexcept {
   if (!reserve_stop_memory()) return false;
+  // Kept for the crash path, which may find /proc gone (a sandbox entered
+  // after install). Without procfs now, the stop falls back to the registry.
+  open_proc_dir();
   constexpr int kFlags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
   g_stop_handler = stop_signal_handler_address();
   sigset_t mask;

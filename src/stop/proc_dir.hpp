@@ -1,0 +1,40 @@
+// The crash path's way into /proc: a descriptor of procfs's root, opened at
+// install and kept, so that what the stop and the snapshot read does not
+// depend on what is mounted at /proc when the crash comes (a sandbox that
+// unmounts it, a chroot entered later) and files are found relative to it.
+//
+// Why procfs's root and not /proc/self: "self" and "thread-self" are resolved
+// at each open, so the descriptor stays right in the child of a fork().
+// Process-wide files are opened through "thread-self" where the kernel offers
+// them per thread: /proc/self/maps, auxv and cmdline read empty once the
+// thread group leader has exited (main() returned through pthread_exit()),
+// while the calling thread's own view of the same memory does not.
+//
+// Everything here is a raw system call, safe in a signal handler.
+#pragma once
+
+#include <cstdint>
+
+namespace panicstop::detail {
+
+// Opens procfs's root if it is not open yet, or if the descriptor kept no
+// longer is procfs's root (the program closed it, or reused the number).
+// Returns false when no procfs can be found at /proc; a later call tries
+// again. install() calls it; so do the stop and the snapshot on first use.
+bool open_proc_dir() noexcept;
+
+// Where a proc_open() path is looked up.
+enum class ProcScope : uint8_t {
+  kProcess,  // /proc/self/PATH
+  kThread,   // /proc/thread-self/PATH, else /proc/self/PATH (kernels before 3.17)
+};
+
+// Opens PATH below /proc/self or /proc/thread-self through the descriptor
+// opened by open_proc_dir(), falling back to the absolute path under /proc
+// when there is none. Returns the descriptor or a negative errno.
+long proc_open(ProcScope scope, const char* path, int flags) noexcept;
+
+// True if the last open_proc_dir() found procfs.
+bool proc_dir_available() noexcept;
+
+}  // namespace panicstop::detail
