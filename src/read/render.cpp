@@ -36,6 +36,7 @@ std::string frame_text(size_t index, const Frame& f) {
 
 bool same_stack(const Thread& a, const Thread& b) {
   if (a.frames.size() != b.frames.size() || a.frames.empty() || a.has_registers || b.has_registers) return false;
+  if (a.frames.same_list(b.frames)) return true;
   for (size_t i = 0; i < a.frames.size(); ++i) {
     if (a.frames[i].pc != b.frames[i].pc || a.frames[i].function != b.frames[i].function) return false;
   }
@@ -69,12 +70,13 @@ size_t utf8_sequence_length(const std::string& s, size_t i) {
 std::string json_opt_string(const std::string& s) { return s.empty() ? "null" : json_string(s); }
 std::string json_opt_int(long long v) { return v == 0 ? "null" : std::to_string(v); }
 
-template <typename T, typename Fn>
-void json_array(std::ostream& out, const std::vector<T>& items, Fn&& item) {
+template <typename List, typename Fn>
+void json_array(std::ostream& out, const List& items, Fn&& item) {
   out << "[";
-  for (size_t i = 0; i < items.size(); ++i) {
+  size_t i = 0;
+  for (const auto& element : items) {
     if (i > 0) out << ",";
-    item(items[i], i);
+    item(element, i++);
   }
   out << "]";
 }

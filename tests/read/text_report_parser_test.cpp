@@ -95,9 +95,9 @@ void expect_same(const Report& a, const Report& b) {
 TEST(TextReportParser, OwnOutputReadsBackTheSame) {
   Report first = parse_text_report(sample());
   // A symbolized frame must survive the trip too.
-  first.threads[0].frames[1].function = "demo::crash(int, std::pair<int, int>)";
-  first.threads[0].frames[1].file = "/src/demo (copy).cpp";
-  first.threads[0].frames[1].line = 42;
+  first.threads[0].frames.shared()[1].function = "demo::crash(int, std::pair<int, int>)";
+  first.threads[0].frames.shared()[1].file = "/src/demo (copy).cpp";
+  first.threads[0].frames.shared()[1].line = 42;
   std::ostringstream text;
   render_text(first, text);
   Report second = parse_text_report(text.str());
