@@ -3,6 +3,8 @@
 #include <csignal>
 #include <cstring>
 
+#include "read/elf_core_parser.hpp"
+
 namespace panicstop::read {
 namespace {
 
@@ -125,6 +127,7 @@ void render_text(const Report& report, std::ostream& out) {
     if (report.signal != 0) out << ", signal " << signal_text(report.signal);
     if (!report.executable.empty()) out << ", executable " << report.executable;
     out << ", " << report.threads.size() << " threads\n";
+    if (report.truncated) out << describe_truncation(*report.truncated) << "\n";
   }
   for (size_t i = 0; i < report.threads.size();) {
     size_t group_end = i + 1;
@@ -246,6 +249,18 @@ void render_json(const Report& report, const std::string& file, std::ostream& ou
   json_array(out, report.header_lines, [&](const std::string& s, size_t) { out << json_string(s); });
   out << ",\"other_lines\":";
   json_array(out, report.other_lines, [&](const std::string& s, size_t) { out << json_string(s); });
+  out << ",\"truncated\":";
+  if (report.truncated) {
+    const Truncation& c = *report.truncated;
+    out << "{\"file_bytes\":" << c.file_bytes << ",\"expected_bytes\":" << c.expected_bytes
+        << ",\"segments\":" << c.segments << ",\"segments_cut\":" << c.segments_cut
+        << ",\"segments_missing\":" << c.segments_missing << ",\"notes_cut\":" << (c.notes_cut ? "true" : "false")
+        << ",\"notes_read\":" << c.notes_read << ",\"unreadable_stacks\":";
+    json_array(out, c.unreadable_stacks, [&](int tid, size_t) { out << tid; });
+    out << "}";
+  } else {
+    out << "null";
+  }
   out << ",\"warnings\":";
   json_array(out, report.warnings, [&](const std::string& s, size_t) { out << json_string(s); });
   out << "}\n";

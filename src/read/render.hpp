@@ -22,7 +22,10 @@
 //    "nested":[{"tid":N,"signal":N,"step":N,"message":S}],
 //    "not_stopped":[N],
 //    "modules":[{"start":"0x..","end":"0x..","path":S,"build_id":S,"executable":B}],
-//    "header_lines":[S],"other_lines":[S],"warnings":[S]}
+//    "header_lines":[S],"other_lines":[S],
+//    "truncated":null|{"file_bytes":N,"expected_bytes":N,"segments":N,"segments_cut":N,
+//                      "segments_missing":N,"notes_cut":B,"notes_read":N,"unreadable_stacks":[N]},
+//    "warnings":[S]}
 // Strings are valid UTF-8: bytes that are not are escaped as \u00XX.
 #pragma once
 

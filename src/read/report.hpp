@@ -130,6 +130,19 @@ struct NestedPanic {
   std::string message;
 };
 
+// What a core cut short (a full disk, a killed writer, a partial copy)
+// lost: the reader shows what the remaining bytes hold and says this.
+struct Truncation {
+  uint64_t file_bytes = 0;           // the file's size
+  uint64_t expected_bytes = 0;       // where its furthest segment should end
+  size_t segments = 0;               // PT_LOAD segments the headers list
+  size_t segments_cut = 0;           // of them, with bytes past the end (wholly or in part)
+  size_t segments_missing = 0;       // of those, wholly past the end
+  bool notes_cut = false;            // the note segment is cut: notes after notes_read are lost
+  size_t notes_read = 0;
+  std::vector<int> unreadable_stacks;  // threads whose stack memory (at sp) is past the end
+};
+
 struct Report {
   enum class Kind { kTextReport, kCore };
   Kind kind = Kind::kTextReport;
@@ -148,6 +161,7 @@ struct Report {
   std::vector<std::string> header_lines;  // text reports: lines between "panic:" and the first thread
   std::vector<std::string> other_lines;   // text reports: later lines in sections the parser does not know
   std::vector<std::string> warnings;     // things that limited the output (no debug info, unwind failed)
+  std::optional<Truncation> truncated;   // cores only: set when the file is shorter than its headers say
 };
 
 // Calls fn(std::vector<Frame>&) once for each distinct non-empty frame list

@@ -1,16 +1,23 @@
 // `panicstop show` on hostile but readable input: a small text report whose
 // thread headers and frames would multiply (memory must follow the file's
-// size), run under an address-space limit in a child with a deadline.
+// size), run under an address-space limit; and a real panicstop core cut
+// short at several points (what survives is shown, what is lost is said).
+// The tool always runs as a child with a deadline.
 #include <gtest/gtest.h>
 
+#include <elf.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "panicstop/panic.hpp"
 #include "support/child_process.hpp"
 
 namespace {
@@ -106,6 +113,141 @@ TEST(ShowLimits, GroupedStackUsesMemoryInProportionToTheFile) {
   ASSERT_FALSE(json.hung) << json.describe();
   EXPECT_TRUE(json.exited && json.exit_code == 0) << json.describe() << "\n" << json.output.substr(0, 2000);
   EXPECT_EQ(json.output, "");
+}
+
+// --- truncated cores ----------------------------------------------------------
+
+constexpr int kExitIncomplete = 3;  // show printed the dump, but the core was cut short
+
+std::string read_whole(const std::string& path) { return panicstop::testing::read_file(path); }
+
+// A panicstop core of a process with three parked threads besides the
+// panicking one.
+std::string make_core(const TempDir& dir) {
+  ChildOptions options = panicstop::testing::with_env({{"PANICSTOP_DUMP", "core"},
+                                                        {"PANICSTOP_DUMP_DIR", dir.path()},
+                                                        {"PANICSTOP_CORE_LIMIT", "ignore"},
+                                                        {"PANICSTOP_KDB_SOCKET", "0"}},
+                                                       30000);
+  ChildResult crashed = panicstop::testing::run_in_child(
+      [] {
+        panicstop::install();
+        std::atomic<int> parked{0};
+        for (int i = 0; i < 3; ++i) {
+          std::thread([&] {
+            parked.fetch_add(1);
+            for (;;) pause();
+          }).detach();
+        }
+        while (parked.load() < 3) std::this_thread::yield();
+        panicstop::panic("a core that will be cut short");
+      },
+      options);
+  EXPECT_FALSE(crashed.hung) << crashed.describe();
+  for (const std::string& name : dir.list()) {
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".core") == 0) return dir.path() + "/" + name;
+  }
+  ADD_FAILURE() << "no core written: " << crashed.describe() << "\n" << crashed.output;
+  return "";
+}
+
+struct CoreLayout {
+  uint64_t notes_begin = 0, notes_end = 0;
+  std::vector<std::pair<int, uint64_t>> threads;  // tid, offset where its NT_PRSTATUS ends
+  std::vector<std::pair<uint64_t, uint64_t>> loads;  // file offset, file size of each PT_LOAD
+};
+
+// Where the core's notes, threads and memory lie (the core is the writer's
+// own: sizes are trusted here).
+CoreLayout layout_of(const std::string& core) {
+  CoreLayout l;
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, core.data(), sizeof eh);
+  for (size_t i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph;
+    std::memcpy(&ph, core.data() + eh.e_phoff + i * sizeof ph, sizeof ph);
+    if (ph.p_type == PT_LOAD && ph.p_filesz > 0) l.loads.emplace_back(ph.p_offset, ph.p_filesz);
+    if (ph.p_type != PT_NOTE) continue;
+    l.notes_begin = ph.p_offset;
+    l.notes_end = ph.p_offset + ph.p_filesz;
+    for (uint64_t pos = ph.p_offset; pos + sizeof(Elf64_Nhdr) <= l.notes_end;) {
+      Elf64_Nhdr nh;
+      std::memcpy(&nh, core.data() + pos, sizeof nh);
+      uint64_t desc = pos + sizeof nh + ((nh.n_namesz + 3) & ~3u);
+      uint64_t end = desc + ((nh.n_descsz + 3) & ~3u);
+      if (nh.n_type == NT_PRSTATUS && nh.n_namesz == 5 && std::memcmp(core.data() + pos + sizeof nh, "CORE", 5) == 0) {
+        int32_t tid;
+        std::memcpy(&tid, core.data() + desc + 32, sizeof tid);
+        l.threads.emplace_back(tid, end);
+      }
+      pos = end;
+    }
+  }
+  return l;
+}
+
+// The core cut at several points: show prints every thread whose registers
+// lie before the cut, says the core is truncated and exits 3; cut before
+// any thread, it refuses the file with one line and exits 1. Never a crash.
+TEST(ShowLimits, TruncatedCoreShowsWhatSurvivesAndSaysWhatIsMissing) {
+  TempDir dir;
+  std::string path = make_core(dir);
+  ASSERT_FALSE(path.empty());
+  std::string core = read_whole(path);
+  CoreLayout layout = layout_of(core);
+  ASSERT_EQ(layout.threads.size(), 4u);
+  ASSERT_GE(layout.loads.size(), 2u);
+  uint64_t last_load = layout.loads.back().first;
+
+  struct Cut {
+    const char* where;
+    uint64_t at;
+  };
+  std::vector<Cut> cuts = {
+      {"inside the first thread's registers", layout.notes_begin + 100},
+      {"inside the notes, after two threads", layout.threads[1].second + 8},
+      {"right after the notes", layout.notes_end},
+      {"in the middle of the memory", layout.loads[layout.loads.size() / 2].first + 100},
+      {"inside the last segment", last_load + layout.loads.back().second / 2},
+      {"one byte short", core.size() - 1},
+  };
+  for (const Cut& cut : cuts) {
+    SCOPED_TRACE(std::string(cut.where) + " (" + std::to_string(cut.at) + " of " + std::to_string(core.size()) + ")");
+    std::string cut_path = dir.path() + "/cut.core";
+    std::ofstream(cut_path, std::ios::binary | std::ios::trunc) << core.substr(0, cut.at);
+    ChildResult shown = tool_limited({"show", cut_path}, RLIM_INFINITY);
+    ASSERT_FALSE(shown.hung) << shown.describe();
+    ASSERT_TRUE(shown.exited) << shown.describe() << "\n" << shown.output;
+    size_t readable = 0;
+    for (const auto& [tid, end] : layout.threads) readable += end <= cut.at;
+    if (readable == 0) {
+      EXPECT_EQ(shown.exit_code, 1) << shown.output;
+      EXPECT_NE(shown.output.find(": truncated core: "), std::string::npos) << shown.output;
+      continue;
+    }
+    EXPECT_EQ(shown.exit_code, kExitIncomplete) << shown.output;
+    EXPECT_NE(shown.output.find("core truncated at " + std::to_string(cut.at) + " of "), std::string::npos)
+        << shown.output;
+    EXPECT_NE(shown.output.find("warning: core truncated at "), std::string::npos) << shown.output;
+    for (const auto& [tid, end] : layout.threads) {
+      std::string header = "\nthread " + std::to_string(tid);
+      bool listed = shown.output.find(header + " ") != std::string::npos ||
+                    shown.output.find(header + "\n") != std::string::npos;
+      EXPECT_EQ(listed, end <= cut.at) << "thread " << tid << "\n" << shown.output;
+    }
+    if (cut.at <= layout.notes_end) {
+      // Every memory segment is lost, so is every stack.
+      EXPECT_NE(shown.output.find(std::to_string(layout.loads.size()) + " wholly missing"), std::string::npos)
+          << shown.output;
+      EXPECT_NE(shown.output.find("of thread" + std::string(readable > 1 ? "s " : " ") +
+                                  std::to_string(layout.threads[0].first)),
+                std::string::npos)
+          << shown.output;
+    }
+    if (cut.at < layout.notes_end) {
+      EXPECT_NE(shown.output.find("notes cut after note "), std::string::npos) << shown.output;
+    }
+  }
 }
 
 }  // namespace
