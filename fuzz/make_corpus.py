@@ -259,6 +259,19 @@ def write_hostile_reports():
     lines += ["  (64 threads with this stack)"]
     lines += ["  #%d 0x%x worker_%d+0x%x (libpool.so)" % (i, 0x400000 + i * 16, i, i) for i in range(64)]
     write("valid-report-shared-stack.txt", "\n".join(lines) + "\n")
+    # Demangled C++ names, as the writer prints them once it demangles.
+    write("valid-report-demangled-names.txt",
+          "panic: demangled\n"
+          "thread 1 (pool (io), #3 [x]) [panicking] R\n"
+          "  #0 0x1000 std::thread::_State_impl<std::thread::_Invoker<std::tuple<void (*)(int), int> > >::_M_run()+0x1c"
+          " (libstdc++.so.6)\n"
+          "  #1 0x1001 (anonymous namespace)::worker(std::vector<int, std::allocator<int> > const&)+0x10 (demo)\n"
+          "  #2 0x1002 main::{lambda(int)#1}::operator()(int) const+0x8 (demo)\n"
+          "  #3 0x1003 operator+(Money, Money)+0x4 (/opt/my app (v2)/lib, x.so)\n"
+          "  #4 0x1004 cold_path() [clone .cold]+0x5 (demo)\n"
+          "  #5 0x1005 void (*handler_for<int>(int))(int)+0x2 (demo)\n"
+          "  #6 0x1006 std::map<int, std::basic_string<char, std::char_traits<ch...+0x40 (demo)\n"
+          "  #7 0x1007 f(int (*)(int, char), ...+0x7 (demo) at /src/look at this (1).cpp:12\n")
     write("damaged-report-frame-index-overflow.txt", "panic: x\nthread 1 (a) [stopped]\n  #99999999999999999999 0x1\n")
     write("damaged-report-thread-id-overflow.txt", "panic: x\nthread 99999999999 (a) [stopped]\n")
     write("damaged-report-state-unclosed.txt", "panic: x\nthread 1 (a) [stopped\n")

@@ -235,5 +235,68 @@ TEST(TextReportParser, ReadsThreadsThatDidNotStop) {
   EXPECT_EQ(again.threads[3].no_registers, "the thread was running");
 }
 
+// Demangled C++ names as the writer prints them: templates, spaces,
+// commas, parentheses (function pointer types, lambdas, operator()),
+// "[clone .cold]", a name cut short by a fixed buffer, and module paths with
+// spaces and parentheses. Each frame keeps its whole name, offset and
+// module, and show's output (with " at FILE:LINE") reads back the same.
+TEST(TextReportParser, DemangledNamesWithSpacesParenthesesAndTemplates) {
+  struct Expected {
+    const char* line;
+    const char* function;
+    uint64_t offset;
+    const char* module;
+  } frames[] = {
+      {"std::thread::_State_impl<std::thread::_Invoker<std::tuple<void (*)(int), int> > >::_M_run()+0x1c "
+       "(libstdc++.so.6)",
+       "std::thread::_State_impl<std::thread::_Invoker<std::tuple<void (*)(int), int> > >::_M_run()", 0x1c,
+       "libstdc++.so.6"},
+      {"(anonymous namespace)::worker(std::vector<int, std::allocator<int> > const&)+0x10 (demo)",
+       "(anonymous namespace)::worker(std::vector<int, std::allocator<int> > const&)", 0x10, "demo"},
+      {"main::{lambda(int)#1}::operator()(int) const+0x8 (demo)", "main::{lambda(int)#1}::operator()(int) const", 0x8,
+       "demo"},
+      {"operator+(Money, Money)+0x4 (demo)", "operator+(Money, Money)", 0x4, "demo"},
+      {"std::function<void (int)>::operator()(int) const+0x20 (demo)",
+       "std::function<void (int)>::operator()(int) const", 0x20, "demo"},
+      {"cold_path() [clone .cold]+0x5 (demo)", "cold_path() [clone .cold]", 0x5, "demo"},
+      {"void (*handler_for<int>(int))(int)+0x2 (demo)", "void (*handler_for<int>(int))(int)", 0x2, "demo"},
+      {"std::vector<int, std::allocator<int> >::at(unsigned long) const+0x30 (/opt/my app (v2)/lib, x.so)",
+       "std::vector<int, std::allocator<int> >::at(unsigned long) const", 0x30, "/opt/my app (v2)/lib, x.so"},
+      {"std::map<int, std::basic_string<char, std::char_traits<ch...+0x40 (demo)",
+       "std::map<int, std::basic_string<char, std::char_traits<ch...", 0x40, "demo"},
+      {"f(int (*)(int, char), ...+0x7 (demo)", "f(int (*)(int, char), ...", 0x7, "demo"},
+  };
+  std::string text = "panic: x\nthread 1 (pool (io), #3 [x]) [panicking] R\n";
+  for (size_t i = 0; i < std::size(frames); ++i) {
+    text += "  #" + std::to_string(i) + " 0x" + std::to_string(1000 + i) + " " + frames[i].line + "\n";
+  }
+  Report r = parse_text_report(text);
+  ASSERT_EQ(r.threads.size(), 1u);
+  EXPECT_EQ(r.threads[0].name, "pool (io), #3 [x]");
+  EXPECT_EQ(r.threads[0].state, "panicking");
+  ASSERT_EQ(r.threads[0].frames.size(), std::size(frames));
+  for (size_t i = 0; i < std::size(frames); ++i) {
+    const Frame& f = r.threads[0].frames[i];
+    EXPECT_EQ(f.function, frames[i].function) << frames[i].line;
+    EXPECT_EQ(f.offset, std::optional<uint64_t>(frames[i].offset)) << frames[i].line;
+    EXPECT_EQ(f.module, frames[i].module) << frames[i].line;
+    EXPECT_EQ(f.file, "") << frames[i].line;
+  }
+
+  // With file:line, as show prints them (a file with " at " and parentheses).
+  for (size_t i = 0; i < std::size(frames); ++i) {
+    Frame& f = r.threads[0].frames.shared()[i];
+    f.file = i % 2 == 0 ? "/src/a (b).cpp" : "/src/look at this/x.cpp";
+    f.line = static_cast<int>(10 + i);
+  }
+  std::ostringstream out;
+  render_text(r, out);
+  Report again = parse_text_report(out.str());
+  expect_same(r, again);
+  std::ostringstream twice;
+  render_text(again, twice);
+  EXPECT_EQ(out.str(), twice.str());
+}
+
 }  // namespace
 }  // namespace panicstop::read
