@@ -92,19 +92,24 @@ void expect_same(const Report& a, const Report& b) {
   for (size_t i = 0; i < a.locks.size(); ++i) EXPECT_EQ(a.locks[i].text, b.locks[i].text);
 }
 
+// show's text of `report` reads back as the same report, and prints the same again.
+void expect_reads_back(const Report& report) {
+  std::ostringstream text;
+  render_text(report, text);
+  Report second = parse_text_report(text.str());
+  expect_same(report, second);
+  std::ostringstream again;
+  render_text(second, again);
+  EXPECT_EQ(text.str(), again.str());
+}
+
 TEST(TextReportParser, OwnOutputReadsBackTheSame) {
   Report first = parse_text_report(sample());
   // A symbolized frame must survive the trip too.
   first.threads[0].frames.shared()[1].function = "demo::crash(int, std::pair<int, int>)";
   first.threads[0].frames.shared()[1].file = "/src/demo (copy).cpp";
   first.threads[0].frames.shared()[1].line = 42;
-  std::ostringstream text;
-  render_text(first, text);
-  Report second = parse_text_report(text.str());
-  expect_same(first, second);
-  std::ostringstream again;
-  render_text(second, again);
-  EXPECT_EQ(text.str(), again.str());
+  expect_reads_back(first);
   // And the writer's text, apart from blank lines, is printed as written.
   std::string original = sample(), without_blanks;
   for (size_t i = 0; i < original.size(); ++i) {
@@ -289,13 +294,7 @@ TEST(TextReportParser, DemangledNamesWithSpacesParenthesesAndTemplates) {
     f.file = i % 2 == 0 ? "/src/a (b).cpp" : "/src/look at this/x.cpp";
     f.line = static_cast<int>(10 + i);
   }
-  std::ostringstream out;
-  render_text(r, out);
-  Report again = parse_text_report(out.str());
-  expect_same(r, again);
-  std::ostringstream twice;
-  render_text(again, twice);
-  EXPECT_EQ(out.str(), twice.str());
+  expect_reads_back(r);
 }
 
 }  // namespace

@@ -156,15 +156,19 @@ TEST(ShowCommand, RejectsRandomBytesAfterTheMagic) {
   }
 }
 
+// Runs show on f: it must exit with `status` and print a report.
+ChildResult expect_printed(const std::string& f, int status) {
+  ChildResult r = tool({"show", f});
+  EXPECT_TRUE(r.exited) << f << ": " << r.describe();
+  EXPECT_EQ(r.exit_code, status) << f << ": " << r.output;
+  EXPECT_EQ(r.output.rfind("panic: ", 0), 0u) << r.output;
+  return r;
+}
+
 TEST(ShowCommand, AcceptsTheValidCorpusFiles) {
   std::vector<std::string> files = corpus_files("valid-");
   ASSERT_GE(files.size(), 3u);
-  for (const std::string& f : files) {
-    ChildResult r = tool({"show", f});
-    ASSERT_TRUE(r.exited) << f << ": " << r.describe();
-    EXPECT_EQ(r.exit_code, 0) << f << ": " << r.output;
-    EXPECT_EQ(r.output.rfind("panic: ", 0), 0u) << r.output;
-  }
+  for (const std::string& f : files) expect_printed(f, 0);
 }
 
 // Cores cut short: printed as far as they go, the cut said on stdout and
@@ -173,10 +177,7 @@ TEST(ShowCommand, PrintsTheTruncatedCorpusFilesAndExitsThree) {
   std::vector<std::string> files = corpus_files("truncated-");
   ASSERT_GE(files.size(), 4u);
   for (const std::string& f : files) {
-    ChildResult r = tool({"show", f});
-    ASSERT_TRUE(r.exited) << f << ": " << r.describe();
-    EXPECT_EQ(r.exit_code, 3) << f << ": " << r.output;
-    EXPECT_EQ(r.output.rfind("panic: ", 0), 0u) << r.output;
+    ChildResult r = expect_printed(f, 3);
     EXPECT_NE(r.output.find("\ncore truncated at "), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("panicstop: " + f + ": warning: core truncated at "), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("\nthread 101"), std::string::npos) << r.output;
