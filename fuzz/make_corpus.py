@@ -272,6 +272,9 @@ def write_hostile_reports():
           "  #5 0x1005 void (*handler_for<int>(int))(int)+0x2 (demo)\n"
           "  #6 0x1006 std::map<int, std::basic_string<char, std::char_traits<ch...+0x40 (demo)\n"
           "  #7 0x1007 f(int (*)(int, char), ...+0x7 (demo) at /src/look at this (1).cpp:12\n")
+    # Found by the fuzzer: an empty state before a kernel state was printed
+    # without its "[]", so show's output did not read back.
+    write("valid-report-empty-state.txt", "panic: x\nthread 1 (a) [] R\n  #0 0x1 f+0x1 (m)\nthread 2 [] S\n")
     write("damaged-report-frame-index-overflow.txt", "panic: x\nthread 1 (a) [stopped]\n  #99999999999999999999 0x1\n")
     write("damaged-report-thread-id-overflow.txt", "panic: x\nthread 99999999999 (a) [stopped]\n")
     write("damaged-report-state-unclosed.txt", "panic: x\nthread 1 (a) [stopped\n")

@@ -48,7 +48,9 @@ bool same_stack(const Thread& a, const Thread& b) {
 void thread_header(const Thread& t, std::ostream& out) {
   out << "thread " << t.tid;
   if (!t.name.empty()) out << " (" << t.name << ")";
-  if (!t.state.empty()) out << " [" << t.state << "]";
+  // "[]" for an empty state before a kernel state, or the kernel state
+  // would read back as part of the name.
+  if (!t.state.empty() || !t.kernel_state.empty()) out << " [" << t.state << "]";
   if (!t.kernel_state.empty()) out << " " << t.kernel_state;
   out << "\n";
   for (const std::string& note : t.notes) out << "  " << note << "\n";

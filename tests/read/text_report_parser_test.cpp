@@ -155,6 +155,17 @@ TEST(TextReportParser, RejectsMalformedInputWithTheLineNumber) {
   }
 }
 
+// Found by the fuzzer: a thread with an empty state and a kernel state
+// ("[] R") was printed without the brackets and did not read back.
+TEST(TextReportParser, EmptyStateBeforeAKernelStateReadsBack) {
+  Report r = parse_text_report("panic: x\nthread 1 (a) [] R\n  #0 0x1 f+0x1 (m)\nthread 2 [] S\n");
+  ASSERT_EQ(r.threads.size(), 2u);
+  EXPECT_EQ(r.threads[0].state, "");
+  EXPECT_EQ(r.threads[0].kernel_state, "R");
+  EXPECT_EQ(r.threads[1].kernel_state, "S");
+  expect_reads_back(r);
+}
+
 TEST(TextReportParser, EmptyMessageAndNothingElse) {
   // Found by the fuzzer: "panic: " with trailing space only.
   EXPECT_EQ(parse_text_report("panic: \n").message, "");
