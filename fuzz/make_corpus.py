@@ -275,6 +275,12 @@ def write_hostile_reports():
     # Found by the fuzzer: an empty state before a kernel state was printed
     # without its "[]", so show's output did not read back.
     write("valid-report-empty-state.txt", "panic: x\nthread 1 (a) [] R\n  #0 0x1 f+0x1 (m)\nthread 2 [] S\n")
+    # Found by the fuzzer: a frame-like line in the modules section was kept
+    # as an unknown line, printed after the last thread, and read back as
+    # that thread's frame.
+    write("valid-report-frame-in-modules.txt",
+          "panic: x\nthread 1 (a) [stopped] S\nlocks:\n  lock=0x10 kind=mutex\nmodules:\n  #0 0x10 f+0x1 (m)\n"
+          "  0x10-0x20  build-id=\n")
     write("damaged-report-frame-index-overflow.txt", "panic: x\nthread 1 (a) [stopped]\n  #99999999999999999999 0x1\n")
     write("damaged-report-thread-id-overflow.txt", "panic: x\nthread 99999999999 (a) [stopped]\n")
     write("damaged-report-state-unclosed.txt", "panic: x\nthread 1 (a) [stopped\n")

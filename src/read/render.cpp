@@ -173,8 +173,13 @@ void render_text(const Report& report, std::ostream& out) {
     for (int tid : report.not_stopped) out << " " << tid;
     out << "\n";
   }
+  // Indented lines the parser did not know (a modules section's junk)
+  // would read back as the frames of the last thread or as locks: a heading
+  // of their own keeps them apart.
+  auto indented = [](const std::string& line) { return !line.empty() && (line[0] == ' ' || line[0] == '\t'); };
+  if (!report.other_lines.empty() && indented(report.other_lines.front())) out << "\n" << kUnrecognizedHeading << "\n";
   for (const std::string& line : report.other_lines) {
-    if (!line.empty() && line[0] != ' ' && line[0] != '\t') out << "\n";
+    if (!indented(line)) out << "\n";
     out << line << "\n";
   }
   if (!report.modules.empty()) {

@@ -36,6 +36,10 @@
 
 namespace panicstop::read {
 
+// Heads a text report's unrecognized indented lines (Report::other_lines)
+// when nothing else does, so they read back as lines, not frames or locks.
+inline constexpr const char* kUnrecognizedHeading = "unrecognized lines:";
+
 void render_text(const Report& report, std::ostream& out);
 void render_json(const Report& report, const std::string& file, std::ostream& out);
 

@@ -166,6 +166,25 @@ TEST(TextReportParser, EmptyStateBeforeAKernelStateReadsBack) {
   expect_reads_back(r);
 }
 
+// Found by the fuzzer: an indented line the parser keeps as unknown (here a
+// frame-like line under "modules:") was printed after the last thread and
+// read back as its frame; printed under a heading of its own, it stays a line.
+TEST(TextReportParser, UnknownIndentedLinesReadBackAsLines) {
+  Report r = parse_text_report(testing::read_file(PANICSTOP_FUZZ_CORPUS "/valid-report-frame-in-modules.txt"));
+  ASSERT_EQ(r.threads.size(), 1u);
+  EXPECT_TRUE(r.threads[0].frames.empty());
+  ASSERT_EQ(r.locks.size(), 1u);
+  ASSERT_EQ(r.other_lines.size(), 2u);
+  EXPECT_EQ(r.other_lines[0], "  #0 0x10 f+0x1 (m)");
+  std::ostringstream text;
+  render_text(r, text);
+  Report again = parse_text_report(text.str());
+  ASSERT_EQ(again.threads.size(), 1u);
+  EXPECT_TRUE(again.threads[0].frames.empty()) << text.str();
+  EXPECT_EQ(again.locks.size(), 1u) << text.str();
+  expect_reads_back(again);
+}
+
 TEST(TextReportParser, EmptyMessageAndNothingElse) {
   // Found by the fuzzer: "panic: " with trailing space only.
   EXPECT_EQ(parse_text_report("panic: \n").message, "");
