@@ -248,6 +248,18 @@ TEST(ShowLimits, TruncatedCoreShowsWhatSurvivesAndSaysWhatIsMissing) {
       EXPECT_NE(shown.output.find("notes cut after note "), std::string::npos) << shown.output;
     }
   }
+
+  // And anywhere else: refused or shown as truncated, never a crash or a hang.
+  const size_t kCuts = 24;
+  for (size_t i = 1; i <= kCuts; ++i) {
+    size_t at = core.size() * i / (kCuts + 1) + i * 37;
+    std::string cut_path = dir.path() + "/anywhere.core";
+    std::ofstream(cut_path, std::ios::binary | std::ios::trunc) << core.substr(0, at);
+    ChildResult shown = tool_limited({"show", "--json", cut_path}, RLIM_INFINITY, true);
+    ASSERT_FALSE(shown.hung) << "cut at " << at << ": " << shown.describe();
+    EXPECT_TRUE(shown.exited && (shown.exit_code == 1 || shown.exit_code == kExitIncomplete))
+        << "cut at " << at << ": " << shown.describe() << "\n" << shown.output;
+  }
 }
 
 }  // namespace
