@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Writes the reader's seed corpus into fuzz/corpus/ (committed; rerun after a change).
 
-valid-*   files `panicstop show` must accept (exit 0)
-damaged-* files it must reject with one line on stderr and exit 1
+valid-*     files `panicstop show` must accept (exit 0)
+truncated-* cores cut short that it must print as far as they go, saying
+            what is missing (exit 3)
+damaged-*   files it must reject with one line on stderr and exit 1
 The tests (tests/tools/show_test.cpp) run the tool over every file here, and
-the fuzzer starts from them.
+the fuzzer starts from them. The output is the same on every run (fixed
+seeds, no time or path in it).
 """
 import os
 import random
@@ -40,8 +43,8 @@ def prpsinfo(pid, fname, args):
     return body
 
 
-def nt_file(entries):
-    body = struct.pack("<QQ", len(entries), 4096)
+def nt_file(entries, page_size=4096, count=None):
+    body = struct.pack("<QQ", len(entries) if count is None else count, page_size)
     for start, end, off, _ in entries:
         body += struct.pack("<QQQ", start, end, off)
     return body + b"".join(p.encode() + b"\0" for *_, p in entries)
@@ -167,7 +170,7 @@ def main():
         write(f"damaged-elf-header-truncated-{n}", good[:n])
     write("damaged-phdrs-truncated", good[:64 + 30])
     write("damaged-notes-truncated", good[:400])
-    write("damaged-load-truncated", good[:-10])
+    write_truncated_cores(good)
     write("damaged-elf32", core(standard_notes(), elf_class=1))
     write("damaged-big-endian", core(standard_notes(), data=2))
     write("damaged-not-core", core(standard_notes(), e_type=ET_EXEC))
@@ -195,6 +198,145 @@ def main():
     write("damaged-report-nul", "panic: x\nthread 1 (main)\0 [stopped]\n")
     # Found by the fuzzer: an empty message once read past the first line.
     write("valid-report-empty-message.txt", "panic: \n  (2 threads with this stack)\n  #0 0x10 ?? (libc.so.6+0x10)\n")
+    write_hostile_reports()
+    write_hostile_file_notes()
+    write_hostile_panicstop_notes()
+
+
+def write_truncated_cores(good):
+    """Cores cut short: what lies before the cut is read, the rest is said to be missing."""
+    notes = b"".join(standard_notes())
+    notes_start = 64 + 56 * 2
+    first_thread_end = notes_start + len(note("CORE", NT_PRSTATUS, prstatus(101, 6, 0x401000, 0x7f0000000020)))
+    write("truncated-load-cut", good[:-10])
+    write("truncated-after-notes", good[:notes_start + len(notes)])
+    write("truncated-notes-after-first-thread", good[:first_thread_end + 20])
+    big = core(standard_notes(), loads=[(0x7f0000000000 + 0x1000 * i, bytes([i]) * 4096) for i in range(4)])
+    write("truncated-middle-of-memory", big[:len(big) - 4096 * 2 - 100])
+
+
+# Text a program wrote and the writer escaped, or text no writer produced:
+# the reader must never be fooled into more threads than there are headers
+# at the left margin, and never crash.
+def write_hostile_reports():
+    invalid_utf8 = b"\xff\xfe\xc0\x80\xed\xa0\x80\xf4\x90\x80\x80\xe2\x82"
+    write("valid-report-raw-control-bytes.txt",
+          b"panic: \x1b[2J\x1b]0;title\x07" + invalid_utf8 + b"\r\x08\x7f\n"
+          b"process 1 (\xff\xfe): \x1b[31m\n"
+          b"thread 1 (\xc0\x80 \x1b[0m) [panicking] R\r\n"
+          b"  #0 0x10 f\xffo\xfe+0x1 (lib\xed\xa0\x80.so)\n"
+          b"  \x1b[1Afault: " + invalid_utf8 + b"\n"
+          b"thread 2 (\t) [stopped]\t\x0b\x0c\n"
+          b"  (no registers: \xff)\n")
+    # Headers that claim more than there is; a group line with a count past 2^64.
+    write("valid-report-huge-counts.txt",
+          "panic: counts\n"
+          "18446744073709551616 threads: 99999999999999999999 stopped, -1 not stopped\n"
+          "thread 2147483647 (max) [stopped] t\n"
+          "thread 1 (one) [stopped] t\n"
+          "  (18446744073709551616 threads with this stack)\n"
+          "  #4294967295 0xffffffffffffffff ??+0xffffffffffffffff (m+0xffffffffffffffff)\n"
+          "  #1 0x0\n")
+    # A forged block as a program could write it if nothing escaped it: it
+    # reads as a thread (the writer's escaping is what prevents it); the
+    # point here is that nothing breaks.
+    write("valid-report-forged-blocks.txt",
+          "panic: boom\n"
+          "thread 99999 (evil) [panicking] R\n"
+          "  #0 0x1 evil+0x0 (evil)\n"
+          "thread 7 (real) [stopped] t\n"
+          "  waiting for exclusive mutex \"q\\nthread 1\" (0x10) held by thread 99999\n"
+          "locks:\n"
+          "thread 99998 (after locks) [stopped]\n"
+          "  lock=0x10 kind=mutex name=a\\nb owner=99999999999 readers=-1\n"
+          "modules:\n"
+          "  0x20-0x10 /backwards build-id=zz\n"
+          "  0x10-0x20  build-id=\n"
+          "  not-a-module-line\n")
+    # A group sharing a stack, many threads deep (memory must not multiply).
+    lines = ["panic: a pool parked in one place"]
+    lines += ["thread %d (pool) [stopped] S" % (1000 + i) for i in range(64)]
+    lines += ["  (64 threads with this stack)"]
+    lines += ["  #%d 0x%x worker_%d+0x%x (libpool.so)" % (i, 0x400000 + i * 16, i, i) for i in range(64)]
+    write("valid-report-shared-stack.txt", "\n".join(lines) + "\n")
+    # Demangled C++ names, as the writer prints them once it demangles.
+    write("valid-report-demangled-names.txt",
+          "panic: demangled\n"
+          "thread 1 (pool (io), #3 [x]) [panicking] R\n"
+          "  #0 0x1000 std::thread::_State_impl<std::thread::_Invoker<std::tuple<void (*)(int), int> > >::_M_run()+0x1c"
+          " (libstdc++.so.6)\n"
+          "  #1 0x1001 (anonymous namespace)::worker(std::vector<int, std::allocator<int> > const&)+0x10 (demo)\n"
+          "  #2 0x1002 main::{lambda(int)#1}::operator()(int) const+0x8 (demo)\n"
+          "  #3 0x1003 operator+(Money, Money)+0x4 (/opt/my app (v2)/lib, x.so)\n"
+          "  #4 0x1004 cold_path() [clone .cold]+0x5 (demo)\n"
+          "  #5 0x1005 void (*handler_for<int>(int))(int)+0x2 (demo)\n"
+          "  #6 0x1006 std::map<int, std::basic_string<char, std::char_traits<ch...+0x40 (demo)\n"
+          "  #7 0x1007 f(int (*)(int, char), ...+0x7 (demo) at /src/look at this (1).cpp:12\n")
+    # Found by the fuzzer: an empty state before a kernel state was printed
+    # without its "[]", so show's output did not read back.
+    write("valid-report-empty-state.txt", "panic: x\nthread 1 (a) [] R\n  #0 0x1 f+0x1 (m)\nthread 2 [] S\n")
+    # Found by the fuzzer: a frame-like line in the modules section was kept
+    # as an unknown line, printed after the last thread, and read back as
+    # that thread's frame.
+    write("valid-report-frame-in-modules.txt",
+          "panic: x\nthread 1 (a) [stopped] S\nlocks:\n  lock=0x10 kind=mutex\nmodules:\n  #0 0x10 f+0x1 (m)\n"
+          "  0x10-0x20  build-id=\n")
+    write("damaged-report-frame-index-overflow.txt", "panic: x\nthread 1 (a) [stopped]\n  #99999999999999999999 0x1\n")
+    write("damaged-report-thread-id-overflow.txt", "panic: x\nthread 99999999999 (a) [stopped]\n")
+    write("damaged-report-state-unclosed.txt", "panic: x\nthread 1 (a) [stopped\n")
+    write("damaged-report-nul-in-frame.txt", b"panic: x\nthread 1 (a) [stopped]\n  #0 0x1 f\0g (m)\n")
+
+
+def write_hostile_file_notes():
+    """NT_FILE tables that name what is not a module file, or lie about their sizes."""
+    def with_file_note(body):
+        return core(standard_notes(with_panicstop=False)[:4] + [note("CORE", NT_FILE, body)] +
+                    standard_notes(with_panicstop=False)[5:])
+    # Devices, a FIFO's usual places, /proc files: named as module paths, never waited on.
+    special = [(0x400000 + 0x1000 * i, 0x401000 + 0x1000 * i, 0, p) for i, p in enumerate(
+        ["/dev/zero", "/dev/null", "/dev/urandom", "/dev/stdin", "/proc/self/mem", "/proc/self/fd/0", "/", "",
+         "relative/path", "/nonexistent/" + "x" * 4000])]
+    write("valid-core-nt-file-special-paths", with_file_note(nt_file(special)))
+    write("valid-core-nt-file-page-size-zero", with_file_note(nt_file(special[:2], page_size=0)))
+    write("valid-core-nt-file-page-size-huge",
+          with_file_note(nt_file([(0x400000, 0x401000, 1 << 62, "/x"), (0, 0xffffffffffffffff, 0xffffffffffffffff, "/y")],
+                                 page_size=1 << 63)))
+    write("valid-core-nt-file-overlapping",
+          with_file_note(nt_file([(0x400000, 0x500000, 0, "/a"), (0x400000, 0x500000, 0, "/a"),
+                                  (0x450000, 0x460000, 3, "/b"), (0x400000, 0x400000, 0, "/empty")])))
+    write("valid-core-nt-file-empty", with_file_note(struct.pack("<QQ", 0, 4096)))
+    write("damaged-nt-file-count-one-past", with_file_note(nt_file(special[:2], count=3)))
+    write("damaged-nt-file-backwards-range", with_file_note(nt_file([(0x500000, 0x400000, 0, "/a")])))
+    names_cut = nt_file(special[:3])
+    write("damaged-nt-file-last-name-unterminated", with_file_note(names_cut[:-1]))
+    write("damaged-nt-file-shorter-than-header", with_file_note(b"\0" * 15))
+
+
+def write_hostile_panicstop_notes():
+    """PANICSTOP notes no writer produced: wrong numbers fail, odd text is kept as text."""
+    def with_note(text):
+        return core(standard_notes(with_panicstop=False) + [note("PANICSTOP", 1, text)])
+    write("valid-core-panicstop-hostile-text", with_note(
+        b"version=1\n"
+        b"message=line one\\nthread=99999 name=evil\x1b[31m\xff\xfe\n"
+        b"thread=101 name=a=b=c state=\xc0\x80 extra words without keys\n"
+        b"thread=101 name=again state=stopped\n"
+        b"thread=2147483647 state=not_stopped kernel_view=running registers=none\n"
+        b"thread=5 kernel_view=syscall syscall=-1 registers=kernel kernel_state=D wchan=\xff\n"
+        b"lock=not-an-address kind= name=\n"
+        b"wait=101\n"
+        b"nested=101 message=\n"
+        b"not_stopped=2147483647\n"
+        b"unknown_key=1\n"
+        b"=\n"
+        b"no_equals_sign\n"
+        b"\0\0\0"))
+    many = b"version=1\nmessage=many threads\n" + b"".join(b"thread=%d name=t state=stopped\n" % (200 + i) for i in range(2000))
+    write("valid-core-panicstop-many-threads", with_note(many))
+    write("valid-core-panicstop-no-newline", with_note(b"version=1\nmessage=no newline at the end"))
+    write("damaged-panicstop-tid-overflow", with_note(b"version=1\nthread=2147483648 name=x\n"))
+    write("damaged-panicstop-negative-readers", with_note(b"version=1\nlock=0x1 readers=-1\n"))
+    write("damaged-panicstop-empty-number", with_note(b"version=1\nsignal=\n"))
 
 
 if __name__ == "__main__":

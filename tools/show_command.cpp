@@ -9,6 +9,10 @@
 namespace panicstop::tool {
 namespace {
 
+// The dump was printed, but it is a core cut short: what it still holds is
+// shown, what it lost is said (stderr, and "truncated" in JSON).
+constexpr int kExitIncomplete = 3;
+
 int run_show(const std::vector<std::string>& args) {
   bool json = false;
   std::vector<std::string> files;
@@ -56,7 +60,7 @@ int run_show(const std::vector<std::string>& args) {
     std::cerr << "panicstop: " << file << ": cannot write the output\n";
     return kExitFailure;
   }
-  return kExitOk;
+  return report.truncated ? kExitIncomplete : kExitOk;
 }
 
 constexpr std::string_view kShowHelp = R"help(Reads one dump that panicstop wrote, or any Linux core, and prints it.
@@ -110,6 +114,10 @@ JSON output, schema version 1 (null where unknown):
    "modules":[{"start":"0x..", "end":"0x..", "path":S, "build_id":S,
                "executable":true|false}] (text reports),
    "header_lines":[S], "other_lines":[S] (text-report lines kept as written),
+   "truncated":null, or for a core cut short {"file_bytes":N,
+               "expected_bytes":N, "segments":N, "segments_cut":N,
+               "segments_missing":N, "notes_cut":B, "notes_read":N,
+               "unreadable_stacks":[N] (tids whose stack memory is lost)},
    "warnings":[S]}
 The panicking thread comes first; frames innermost first. Fields are only
 ever added within a version.
@@ -120,8 +128,17 @@ Examples:
       jq '.threads[] | {tid, name, top: .frames[0].function}'
   gcore -o core 4242 && panicstop show core.4242
 
-Exit status: 0 printed; 1 the file cannot be read or is not a valid dump
-(one line on stderr: "panicstop: FILE: what is wrong"); 2 usage error.
+A core cut short (a full disk, a writer killed mid-way, a partial copy) is
+shown as far as it goes: every thread whose registers lie before the cut,
+with the stack that the remaining memory allows. A line after "core:" and a
+warning on stderr say what is missing: "core truncated at N of M bytes: K of
+L memory segments cut (J wholly missing); notes cut after note P (later
+threads and notes lost); stacks of threads X, Y unreadable".
+
+Exit status: 0 printed; 3 printed, but the core is truncated (above);
+1 the file cannot be read or is not a valid dump, or a core is cut before
+any thread's registers (one line on stderr: "panicstop: FILE: what is
+wrong"); 2 usage error.
 )help";
 
 }  // namespace

@@ -2,7 +2,10 @@
 
 #include <elf.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <iterator>
 
 #include "read/panicstop_note.hpp"
 
@@ -44,16 +47,6 @@ class Image {
 
 std::string num(uint64_t v) { return std::to_string(v); }
 
-std::string hex(uint64_t v) {
-  static const char digits[] = "0123456789abcdef";
-  std::string s;
-  do {
-    s.insert(s.begin(), digits[v & 15]);
-    v >>= 4;
-  } while (v != 0);
-  return "0x" + s;
-}
-
 std::string c_string(const unsigned char* p, size_t max) {
   size_t n = 0;
   while (n < max && p[n] != 0) ++n;
@@ -77,36 +70,45 @@ struct NoteView {
   uint64_t desc_size;
 };
 
-// Calls fn(note) for each note in [offset, offset + size), checking every size.
+// Calls fn(note) for each note in [offset, offset + size), checking every
+// size. Only the first `present` bytes of the segment are in the file
+// (present < size for a truncated file): a note that fits the segment but
+// not those bytes ends the walk, and false is returned; a note that does not
+// fit the segment is an error either way.
 template <typename Fn>
-void for_each_note(const Image& image, uint64_t offset, uint64_t size, uint64_t align, size_t segment, size_t& note_count,
-                   Fn&& fn) {
+bool for_each_note(const Image& image, uint64_t offset, uint64_t size, uint64_t present, uint64_t align,
+                   size_t segment, size_t& note_count, Fn&& fn) {
   auto round_up = [align](uint64_t v) { return (v + align - 1) & ~(align - 1); };
   uint64_t pos = 0;
   while (pos < size) {
     std::string where = "note " + num(note_count) + " in PT_NOTE segment " + num(segment);
-    if (++note_count > kMaxNotes) throw ReadError("more than " + num(kMaxNotes) + " notes");
+    if (note_count + 1 > kMaxNotes) throw ReadError("more than " + num(kMaxNotes) + " notes");
     if (size - pos < sizeof(Elf64_Nhdr)) {
+      if (present < size) return false;
       throw ReadError(where + ": header truncated (" + num(size - pos) + " of 12 bytes left in the segment)");
     }
+    if (present < pos || present - pos < sizeof(Elf64_Nhdr)) return false;
     Elf64_Nhdr header = image.read<Elf64_Nhdr>(offset + pos);
-    pos += sizeof header;
+    uint64_t name_pos = pos + sizeof header;
     uint64_t name_space = round_up(header.n_namesz);
-    if (name_space > size - pos) {
+    if (name_space > size - name_pos) {
       throw ReadError(where + ": name size " + num(header.n_namesz) + " runs past the end of the segment");
     }
-    std::string_view name(reinterpret_cast<const char*>(image.at(offset + pos)), header.n_namesz);
-    while (!name.empty() && name.back() == '\0') name.remove_suffix(1);
-    pos += name_space;
-    where += " (" + std::string(name.substr(0, 32)) + " type " + num(header.n_type) + ")";
-    if (header.n_descsz > size - pos) {
+    uint64_t desc_pos = name_pos + name_space;
+    if (header.n_descsz > size - desc_pos) {
       throw ReadError(where + ": descriptor size " + num(header.n_descsz) + " runs past the end of the segment (" +
-                      num(size - pos) + " bytes left)");
+                      num(size - desc_pos) + " bytes left)");
     }
-    fn(NoteView{name, header.n_type, offset + pos, header.n_descsz}, where);
+    if (desc_pos > present || header.n_descsz > present - desc_pos) return false;
+    std::string_view name(reinterpret_cast<const char*>(image.at(offset + name_pos)), header.n_namesz);
+    while (!name.empty() && name.back() == '\0') name.remove_suffix(1);
+    where += " (" + std::string(name.substr(0, 32)) + " type " + num(header.n_type) + ")";
+    ++note_count;
+    fn(NoteView{name, header.n_type, offset + desc_pos, header.n_descsz}, where);
     uint64_t desc_space = round_up(header.n_descsz);
-    pos += desc_space > size - pos ? size - pos : desc_space;
+    pos = desc_pos + (desc_space > size - desc_pos ? size - desc_pos : desc_space);
   }
+  return true;
 }
 
 void read_prstatus(const Image& image, const NoteView& note, const std::string& where, CoreFile& core) {
@@ -196,6 +198,25 @@ uint64_t program_header_count(const Image& image, const Elf64_Ehdr& eh) {
 
 }  // namespace
 
+std::string describe_truncation(const Truncation& cut) {
+  std::string s = "core truncated at " + num(cut.file_bytes) + " of " + num(cut.expected_bytes) + " bytes: ";
+  if (cut.segments_cut == 0) {
+    s += "every memory segment complete";
+  } else {
+    s += num(cut.segments_cut) + " of " + num(cut.segments) + " memory segments cut (" + num(cut.segments_missing) +
+         " wholly missing)";
+  }
+  if (cut.notes_cut) s += "; notes cut after note " + num(cut.notes_read) + " (later threads and notes lost)";
+  if (!cut.unreadable_stacks.empty()) {
+    s += cut.unreadable_stacks.size() == 1 ? "; stack of thread" : "; stacks of threads";
+    for (size_t i = 0; i < cut.unreadable_stacks.size(); ++i) {
+      s += (i == 0 ? " " : ", ") + std::to_string(cut.unreadable_stacks[i]);
+    }
+    s += " unreadable";
+  }
+  return s;
+}
+
 bool looks_like_elf(std::string_view data) noexcept {
   return data.size() >= SELFMAG && std::memcmp(data.data(), ELFMAG, SELFMAG) == 0;
 }
@@ -232,32 +253,72 @@ CoreFile parse_elf_core(std::span<const unsigned char> data) {
   }
 
   size_t note_segments = 0, note_count = 0;
+  Truncation cut;
+  cut.file_bytes = image.size();
+  auto end_of = [](const Elf64_Phdr& ph) {
+    return ph.p_offset + ph.p_filesz < ph.p_offset ? UINT64_MAX : ph.p_offset + ph.p_filesz;
+  };
+  // A note segment that runs into a memory segment's bytes is damaged, not
+  // cut short: only one that ends past the end of the file, with nothing of
+  // its own claimed by another segment, is read as far as it goes.
+  // Loads by file offset, each with the furthest end among it and those
+  // before it: one binary search per note segment, however many there are.
+  std::vector<std::pair<uint64_t, uint64_t>> load_ranges;
+  for (uint64_t k = 0; k < phnum; ++k) {
+    Elf64_Phdr load = image.read<Elf64_Phdr>(eh.e_phoff + k * sizeof(Elf64_Phdr));
+    if (load.p_type == PT_LOAD && load.p_filesz != 0) load_ranges.emplace_back(load.p_offset, end_of(load));
+  }
+  std::sort(load_ranges.begin(), load_ranges.end());
+  for (size_t k = 1; k < load_ranges.size(); ++k) {
+    load_ranges[k].second = std::max(load_ranges[k].second, load_ranges[k - 1].second);
+  }
+  auto overlaps_a_load = [&](const Elf64_Phdr& note) {
+    // The loads that start before the note ends; does the furthest of them reach into it?
+    auto past = std::lower_bound(load_ranges.begin(), load_ranges.end(), std::make_pair(end_of(note), uint64_t{0}));
+    return past != load_ranges.begin() && std::prev(past)->second > note.p_offset;
+  };
   for (uint64_t i = 0; i < phnum; ++i) {
     Elf64_Phdr ph = image.read<Elf64_Phdr>(eh.e_phoff + i * sizeof(Elf64_Phdr));
+    if (ph.p_type == PT_LOAD || ph.p_type == PT_NOTE) cut.expected_bytes = std::max(cut.expected_bytes, end_of(ph));
+    // Bytes of the segment that are in the file: all of them unless it was cut short.
+    uint64_t present = ph.p_offset >= image.size() ? 0 : std::min<uint64_t>(ph.p_filesz, image.size() - ph.p_offset);
     if (ph.p_type == PT_LOAD) {
       ++core.load_segments;
-      if (!image.contains(ph.p_offset, ph.p_filesz)) {
-        throw ReadError("truncated core: PT_LOAD segment " + num(i) + " (" + hex(ph.p_vaddr) + ", offset " +
-                        num(ph.p_offset) + ", " + num(ph.p_filesz) + " bytes) runs past the end of the file (" +
-                        num(image.size()) + " bytes)");
-      }
       if (ph.p_filesz > ph.p_memsz) {
         throw ReadError("PT_LOAD segment " + num(i) + " has more file bytes (" + num(ph.p_filesz) + ") than memory (" +
                         num(ph.p_memsz) + ")");
       }
+      core.loads.push_back({ph.p_vaddr, ph.p_memsz, ph.p_offset, ph.p_filesz});
+      if (present < ph.p_filesz) {
+        ++cut.segments_cut;
+        if (present == 0) ++cut.segments_missing;
+      }
     } else if (ph.p_type == PT_NOTE) {
       ++note_segments;
-      if (!image.contains(ph.p_offset, ph.p_filesz)) {
+      if (present < ph.p_filesz && overlaps_a_load(ph)) {
         throw ReadError("PT_NOTE segment " + num(i) + " (offset " + num(ph.p_offset) + ", " + num(ph.p_filesz) +
-                        " bytes) runs past the end of the file (" + num(image.size()) + " bytes)");
+                        " bytes) runs past the end of the file (" + num(image.size()) +
+                        " bytes) and over a PT_LOAD segment's bytes");
       }
       uint64_t align = ph.p_align == 8 ? 8 : 4;
-      for_each_note(image, ph.p_offset, ph.p_filesz, align, i, note_count,
-                    [&](const NoteView& note, const std::string& where) { read_note(image, note, where, core); });
+      bool whole = for_each_note(
+          image, ph.p_offset, ph.p_filesz, present, align, i, note_count,
+          [&](const NoteView& note, const std::string& where) { read_note(image, note, where, core); });
+      if (!whole) cut.notes_cut = true;
     }
   }
+  cut.segments = core.load_segments;
+  cut.notes_read = note_count;
+  bool truncated = cut.notes_cut || cut.segments_cut > 0;
   if (note_segments == 0) throw ReadError("no PT_NOTE segment: nothing to show");
-  if (core.threads.empty()) throw ReadError("no NT_PRSTATUS note: the core has no threads");
+  if (core.threads.empty()) {
+    if (truncated) {
+      throw ReadError("truncated core: " + num(image.size()) + " of " + num(cut.expected_bytes) +
+                      " bytes, cut before any thread's registers (" + num(note_count) + " notes readable)");
+    }
+    throw ReadError("no NT_PRSTATUS note: the core has no threads");
+  }
+  if (truncated) core.truncation = cut;
   return core;
 }
 
@@ -276,11 +337,29 @@ Report report_from_core(const CoreFile& core) {
     t.sp = ct.sp;
     report.threads.push_back(t);
   }
+  if (core.truncation) {
+    Truncation cut = *core.truncation;
+    // A stack whose memory at sp lies past the end cannot be unwound.
+    for (const CoreThread& ct : core.threads) {
+      for (const CoreLoad& load : core.loads) {
+        if (ct.sp < load.vaddr || ct.sp - load.vaddr >= load.memsz) continue;
+        uint64_t into = ct.sp - load.vaddr;
+        if (into < load.filesz && (load.offset >= cut.file_bytes || into >= cut.file_bytes - load.offset)) {
+          cut.unreadable_stacks.push_back(ct.tid);
+        }
+        break;
+      }
+    }
+    report.warnings.push_back(describe_truncation(cut));
+    report.truncated = std::move(cut);
+  }
   if (core.panicstop_note) {
     apply_panicstop_note(*core.panicstop_note, report);
   } else {
     report.panicking_tid = core.threads.front().tid;
-    report.message = "no panicstop note: core of " + std::to_string(core.pid != 0 ? core.pid : core.threads.front().tid) +
+    bool lost = core.truncation && core.truncation->notes_cut;
+    report.message = std::string(lost ? "no panicstop note (the notes are cut short)" : "no panicstop note") +
+                     ": core of " + std::to_string(core.pid != 0 ? core.pid : core.threads.front().tid) +
                      " (signal " + std::to_string(report.signal) + ")";
     if (!core.command.empty()) report.threads.front().name = core.command;
   }

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <string>
+#include <unordered_map>
 
 namespace panicstop::read {
 namespace {
@@ -49,14 +50,17 @@ Int number(const Field& f, size_t line_no) {
   return out;
 }
 
-Thread& thread_for(Report& report, int tid) {
-  for (Thread& t : report.threads) {
-    if (t.tid == tid) return t;
+// The report's thread `tid`, added when the core has none; index maps tids
+// to positions (a linear search per line would make a note of many threads
+// quadratic).
+Thread& thread_for(Report& report, std::unordered_map<int, size_t>& index, int tid) {
+  auto [it, is_new] = index.try_emplace(tid, report.threads.size());
+  if (is_new) {
+    Thread t;
+    t.tid = tid;
+    report.threads.push_back(t);
   }
-  Thread t;
-  t.tid = tid;
-  report.threads.push_back(t);
-  return report.threads.back();
+  return report.threads[it->second];
 }
 
 // The text report's "did not stop:" line, rebuilt from the note's fields
@@ -91,6 +95,8 @@ void describe_did_not_stop(Thread& t, std::string_view view, std::string_view bl
 
 void apply_panicstop_note(std::string_view text, Report& report) {
   report.has_panicstop_note = true;
+  std::unordered_map<int, size_t> index;
+  for (size_t i = 0; i < report.threads.size(); ++i) index.try_emplace(report.threads[i].tid, i);
   size_t line_no = 0;
   while (!text.empty()) {
     size_t end = text.find('\n');
@@ -112,7 +118,7 @@ void apply_panicstop_note(std::string_view text, Report& report) {
     } else if (head.key == "signal") {
       report.signal = number<int>(head, line_no);
     } else if (head.key == "thread") {
-      Thread& t = thread_for(report, number<int>(head, line_no));
+      Thread& t = thread_for(report, index, number<int>(head, line_no));
       std::string_view view, blocked;
       for (const Field& f : fields) {
         if (f.key == "name") t.name = std::string(f.value);

@@ -3,6 +3,8 @@
 #include <csignal>
 #include <cstring>
 
+#include "read/elf_core_parser.hpp"
+
 namespace panicstop::read {
 namespace {
 
@@ -36,6 +38,7 @@ std::string frame_text(size_t index, const Frame& f) {
 
 bool same_stack(const Thread& a, const Thread& b) {
   if (a.frames.size() != b.frames.size() || a.frames.empty() || a.has_registers || b.has_registers) return false;
+  if (a.frames.same_list(b.frames)) return true;
   for (size_t i = 0; i < a.frames.size(); ++i) {
     if (a.frames[i].pc != b.frames[i].pc || a.frames[i].function != b.frames[i].function) return false;
   }
@@ -45,7 +48,9 @@ bool same_stack(const Thread& a, const Thread& b) {
 void thread_header(const Thread& t, std::ostream& out) {
   out << "thread " << t.tid;
   if (!t.name.empty()) out << " (" << t.name << ")";
-  if (!t.state.empty()) out << " [" << t.state << "]";
+  // "[]" for an empty state before a kernel state, or the kernel state
+  // would read back as part of the name.
+  if (!t.state.empty() || !t.kernel_state.empty()) out << " [" << t.state << "]";
   if (!t.kernel_state.empty()) out << " " << t.kernel_state;
   out << "\n";
   for (const std::string& note : t.notes) out << "  " << note << "\n";
@@ -69,12 +74,13 @@ size_t utf8_sequence_length(const std::string& s, size_t i) {
 std::string json_opt_string(const std::string& s) { return s.empty() ? "null" : json_string(s); }
 std::string json_opt_int(long long v) { return v == 0 ? "null" : std::to_string(v); }
 
-template <typename T, typename Fn>
-void json_array(std::ostream& out, const std::vector<T>& items, Fn&& item) {
+template <typename List, typename Fn>
+void json_array(std::ostream& out, const List& items, Fn&& item) {
   out << "[";
-  for (size_t i = 0; i < items.size(); ++i) {
+  size_t i = 0;
+  for (const auto& element : items) {
     if (i > 0) out << ",";
-    item(items[i], i);
+    item(element, i++);
   }
   out << "]";
 }
@@ -123,6 +129,7 @@ void render_text(const Report& report, std::ostream& out) {
     if (report.signal != 0) out << ", signal " << signal_text(report.signal);
     if (!report.executable.empty()) out << ", executable " << report.executable;
     out << ", " << report.threads.size() << " threads\n";
+    if (report.truncated) out << describe_truncation(*report.truncated) << "\n";
   }
   for (size_t i = 0; i < report.threads.size();) {
     size_t group_end = i + 1;
@@ -166,8 +173,13 @@ void render_text(const Report& report, std::ostream& out) {
     for (int tid : report.not_stopped) out << " " << tid;
     out << "\n";
   }
+  // Indented lines the parser did not know (a modules section's junk)
+  // would read back as the frames of the last thread or as locks: a heading
+  // of their own keeps them apart.
+  auto indented = [](const std::string& line) { return !line.empty() && (line[0] == ' ' || line[0] == '\t'); };
+  if (!report.other_lines.empty() && indented(report.other_lines.front())) out << "\n" << kUnrecognizedHeading << "\n";
   for (const std::string& line : report.other_lines) {
-    if (!line.empty() && line[0] != ' ' && line[0] != '\t') out << "\n";
+    if (!indented(line)) out << "\n";
     out << line << "\n";
   }
   if (!report.modules.empty()) {
@@ -244,6 +256,18 @@ void render_json(const Report& report, const std::string& file, std::ostream& ou
   json_array(out, report.header_lines, [&](const std::string& s, size_t) { out << json_string(s); });
   out << ",\"other_lines\":";
   json_array(out, report.other_lines, [&](const std::string& s, size_t) { out << json_string(s); });
+  out << ",\"truncated\":";
+  if (report.truncated) {
+    const Truncation& c = *report.truncated;
+    out << "{\"file_bytes\":" << c.file_bytes << ",\"expected_bytes\":" << c.expected_bytes
+        << ",\"segments\":" << c.segments << ",\"segments_cut\":" << c.segments_cut
+        << ",\"segments_missing\":" << c.segments_missing << ",\"notes_cut\":" << (c.notes_cut ? "true" : "false")
+        << ",\"notes_read\":" << c.notes_read << ",\"unreadable_stacks\":";
+    json_array(out, c.unreadable_stacks, [&](int tid, size_t) { out << tid; });
+    out << "}";
+  } else {
+    out << "null";
+  }
   out << ",\"warnings\":";
   json_array(out, report.warnings, [&](const std::string& s, size_t) { out << json_string(s); });
   out << "}\n";

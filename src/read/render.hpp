@@ -22,7 +22,10 @@
 //    "nested":[{"tid":N,"signal":N,"step":N,"message":S}],
 //    "not_stopped":[N],
 //    "modules":[{"start":"0x..","end":"0x..","path":S,"build_id":S,"executable":B}],
-//    "header_lines":[S],"other_lines":[S],"warnings":[S]}
+//    "header_lines":[S],"other_lines":[S],
+//    "truncated":null|{"file_bytes":N,"expected_bytes":N,"segments":N,"segments_cut":N,
+//                      "segments_missing":N,"notes_cut":B,"notes_read":N,"unreadable_stacks":[N]},
+//    "warnings":[S]}
 // Strings are valid UTF-8: bytes that are not are escaped as \u00XX.
 #pragma once
 
@@ -32,6 +35,10 @@
 #include "read/report.hpp"
 
 namespace panicstop::read {
+
+// Heads a text report's unrecognized indented lines (Report::other_lines)
+// when nothing else does, so they read back as lines, not frames or locks.
+inline constexpr const char* kUnrecognizedHeading = "unrecognized lines:";
 
 void render_text(const Report& report, std::ostream& out);
 void render_json(const Report& report, const std::string& file, std::ostream& out);

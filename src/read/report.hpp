@@ -6,10 +6,13 @@
 // ReadError, whose what() is one line without the file name.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace panicstop::read {
@@ -31,6 +34,51 @@ struct Frame {
   int line = 0;                     // 0 when unknown
 };
 
+// A thread's frames, innermost first. Copies share one list: the threads of
+// a text report's "N threads with this stack" group hold one list between
+// them, so the reader's memory follows the size of the file, never threads
+// times frames. Read access is const only; push_back, assign and assignment
+// give this thread a list of its own first when it shares one (copy on
+// write). A pass that fixes up every stack once (symbolization) changes the
+// list in place through shared(), and every thread holding it sees that.
+class FrameList {
+ public:
+  FrameList() = default;
+  FrameList(std::vector<Frame> frames)  // NOLINT(google-explicit-constructor): a thread's frames are a vector
+      : list_(std::make_shared<std::vector<Frame>>(std::move(frames))) {}
+
+  size_t size() const noexcept { return list_ ? list_->size() : 0; }
+  bool empty() const noexcept { return size() == 0; }
+  const Frame& operator[](size_t i) const { return (*list_)[i]; }
+  const Frame& front() const { return list_->front(); }
+  const Frame& back() const { return list_->back(); }
+  const Frame* begin() const noexcept { return list_ ? list_->data() : nullptr; }
+  const Frame* end() const noexcept { return list_ ? list_->data() + list_->size() : nullptr; }
+
+  void push_back(Frame f) { own().push_back(std::move(f)); }
+  void assign(size_t n, const Frame& f) { own().assign(n, f); }
+  void clear() { list_.reset(); }
+
+  // True when both hold the same list (not merely equal frames).
+  bool same_list(const FrameList& other) const noexcept { return list_ != nullptr && list_ == other.list_; }
+  // The list itself, shared with every copy: see the class comment.
+  std::vector<Frame>& shared() {
+    if (!list_) list_ = std::make_shared<std::vector<Frame>>();
+    return *list_;
+  }
+
+ private:
+  std::vector<Frame>& own() {
+    if (!list_) {
+      list_ = std::make_shared<std::vector<Frame>>();
+    } else if (list_.use_count() > 1) {
+      list_ = std::make_shared<std::vector<Frame>>(*list_);
+    }
+    return *list_;
+  }
+  std::shared_ptr<std::vector<Frame>> list_;
+};
+
 struct Thread {
   int tid = 0;
   std::string name;                 // "" when unknown
@@ -40,7 +88,7 @@ struct Thread {
   int signal = 0;                   // pending/current signal from NT_PRSTATUS, 0 if none
   bool has_registers = false;       // cores only
   uint64_t pc = 0, sp = 0;
-  std::vector<Frame> frames;        // innermost first
+  FrameList frames;                 // innermost first; may be shared with other threads
   // A thread that did not stop, as the writer saw it through /proc (text
   // reports: the "did not stop:" line; cores: the PANICSTOP note). Empty and
   // false for every other thread.
@@ -82,6 +130,19 @@ struct NestedPanic {
   std::string message;
 };
 
+// What a core cut short (a full disk, a killed writer, a partial copy)
+// lost: the reader shows what the remaining bytes hold and says this.
+struct Truncation {
+  uint64_t file_bytes = 0;           // the file's size
+  uint64_t expected_bytes = 0;       // where its furthest segment should end
+  size_t segments = 0;               // PT_LOAD segments the headers list
+  size_t segments_cut = 0;           // of them, with bytes past the end (wholly or in part)
+  size_t segments_missing = 0;       // of those, wholly past the end
+  bool notes_cut = false;            // the note segment is cut: notes after notes_read are lost
+  size_t notes_read = 0;
+  std::vector<int> unreadable_stacks;  // threads whose stack memory (at sp) is past the end
+};
+
 struct Report {
   enum class Kind { kTextReport, kCore };
   Kind kind = Kind::kTextReport;
@@ -100,6 +161,19 @@ struct Report {
   std::vector<std::string> header_lines;  // text reports: lines between "panic:" and the first thread
   std::vector<std::string> other_lines;   // text reports: later lines in sections the parser does not know
   std::vector<std::string> warnings;     // things that limited the output (no debug info, unwind failed)
+  std::optional<Truncation> truncated;   // cores only: set when the file is shorter than its headers say
 };
+
+// Calls fn(std::vector<Frame>&) once for each distinct non-empty frame list
+// of the report's threads, however many threads share it.
+template <typename Fn>
+void for_each_frame_list(Report& report, Fn&& fn) {
+  std::unordered_set<const std::vector<Frame>*> seen;
+  for (Thread& t : report.threads) {
+    if (t.frames.empty()) continue;
+    std::vector<Frame>& list = t.frames.shared();
+    if (seen.insert(&list).second) fn(list);
+  }
+}
 
 }  // namespace panicstop::read

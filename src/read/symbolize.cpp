@@ -135,6 +135,10 @@ struct UnwindContext {
   Report* report;
   Dwfl* dwfl;
   std::set<int> unwound;
+  std::map<int, size_t> thread_index;  // tid -> index in report->threads
+  // Threads with the same unwound pcs (a pool parked in one place) share one
+  // described list: described once, held once.
+  std::map<std::vector<std::pair<uint64_t, bool>>, FrameList> stacks;
 };
 
 int on_frame(Dwfl_Frame* state, void* arg) {
@@ -158,18 +162,21 @@ int on_thread(Dwfl_Thread* thread, void* arg) {
   if (rc != 0 && frames.size() < kMaxUnwoundFrames && frames.size() <= 1) {
     ctx->report->warnings.push_back("thread " + std::to_string(tid) + ": unwinding stopped: " + dwfl_error());
   }
-  for (Frame& f : frames) {
-    bool return_address = f.line == -1;
-    f.line = 0;
-    describe_address(ctx->dwfl, return_address && f.pc > 0 ? f.pc - 1 : f.pc, f);
-  }
-  for (Thread& t : ctx->report->threads) {
-    if (t.tid == tid && !frames.empty()) {
-      t.frames = std::move(frames);
-      ctx->unwound.insert(tid);
-      break;
+  auto found = ctx->thread_index.find(tid);
+  if (found == ctx->thread_index.end() || frames.empty()) return DWARF_CB_OK;
+  std::vector<std::pair<uint64_t, bool>> key;
+  for (const Frame& f : frames) key.emplace_back(f.pc, f.line == -1);
+  auto [stack, is_new] = ctx->stacks.try_emplace(std::move(key));
+  if (is_new) {
+    for (Frame& f : frames) {
+      bool return_address = f.line == -1;
+      f.line = 0;
+      describe_address(ctx->dwfl, return_address && f.pc > 0 ? f.pc - 1 : f.pc, f);
     }
+    stack->second = FrameList(std::move(frames));
   }
+  ctx->report->threads[found->second].frames = stack->second;
+  ctx->unwound.insert(tid);
   return DWARF_CB_OK;
 }
 
@@ -216,9 +223,9 @@ void symbolize_with_modules(Report& report) {
   dwfl_report_end(dwfl.get(), nullptr, nullptr);
   // Threads grouped under one stack repeat the same frames: resolve each once.
   std::map<std::pair<uint64_t, uint64_t>, Frame> resolved;
-  for (Thread& t : report.threads) {
-    for (size_t i = 0; i < t.frames.size(); ++i) {
-      Frame& f = t.frames[i];
+  for_each_frame_list(report, [&](std::vector<Frame>& frames) {
+    for (size_t i = 0; i < frames.size(); ++i) {
+      Frame& f = frames[i];
       // Frames past the first are return addresses: the call is one byte before.
       uint64_t lookup = i > 0 && f.pc > 0 ? f.pc - 1 : f.pc;
       auto [it, is_new] = resolved.try_emplace({f.pc, lookup}, f);
@@ -233,7 +240,7 @@ void symbolize_with_modules(Report& report) {
       f.file = it->second.file;
       f.line = it->second.line;
     }
-  }
+  });
 }
 
 }  // namespace
@@ -253,9 +260,9 @@ std::string demangle(const std::string& name) {
 
 void symbolize_text_report(Report& report) {
   GuardedOpens no_fifos;
-  for (Thread& t : report.threads) {
-    for (Frame& f : t.frames) f.function = demangle(f.function);
-  }
+  for_each_frame_list(report, [](std::vector<Frame>& frames) {
+    for (Frame& f : frames) f.function = demangle(f.function);
+  });
   if (!report.modules.empty()) {
     symbolize_with_modules(report);
     return;
@@ -263,9 +270,9 @@ void symbolize_text_report(Report& report) {
   // No modules section: find each frame's function by name in its module file.
   std::map<std::string, std::unique_ptr<OfflineModule>> modules;
   std::set<std::string> warned;
-  for (Thread& t : report.threads) {
-    for (size_t i = 0; i < t.frames.size(); ++i) {
-      Frame& f = t.frames[i];
+  for_each_frame_list(report, [&](std::vector<Frame>& frames) {
+    for (size_t i = 0; i < frames.size(); ++i) {
+      Frame& f = frames[i];
       if (f.module.empty() || f.function.empty() || !f.offset || f.line > 0) continue;
       auto it = modules.find(f.module);
       if (it == modules.end()) {
@@ -294,7 +301,7 @@ void symbolize_text_report(Report& report) {
       f.file = resolved.file;
       f.line = resolved.line;
     }
-  }
+  });
 }
 
 void unwind_core(const std::string& core_path, Report& report) {
@@ -308,7 +315,8 @@ void unwind_core(const std::string& core_path, Report& report) {
   }
   Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
   DwflPtr dwfl(dwfl_begin(&kOfflineCallbacks));
-  UnwindContext ctx{&report, dwfl.get(), {}};
+  UnwindContext ctx{&report, dwfl.get(), {}, {}, {}};
+  for (size_t i = 0; i < report.threads.size(); ++i) ctx.thread_index.try_emplace(report.threads[i].tid, i);
   if (elf == nullptr || !dwfl) {
     report.warnings.push_back(std::string("libdw cannot open the core: ") + elf_errmsg(-1));
   } else if (dwfl_core_file_report(dwfl.get(), elf, nullptr) < 0) {

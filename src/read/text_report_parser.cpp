@@ -1,5 +1,6 @@
 #include "read/text_report_parser.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <string>
 
@@ -7,6 +8,7 @@ namespace panicstop::read {
 namespace {
 
 constexpr std::string_view kPanicPrefix = "panic: ";
+constexpr size_t kMaxSharedReasonBytes = 256;
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -234,9 +236,18 @@ Report parse_text_report(std::string_view data) {
   Report report;
   report.kind = Report::Kind::kTextReport;
   enum class Section { kHeader, kThreads, kLocks, kModules, kOther } section = Section::kHeader;
-  // Threads whose header came after the last frame: the next frames belong to all of them.
+  // Threads whose header came after the last frame: the next frames belong
+  // to all of them, as one list they share (a copy each would make memory
+  // grow as threads times frames).
   size_t group_begin = 0;
   bool group_has_frames = false;
+  std::vector<Frame> group_frames;
+  auto close_group = [&] {
+    if (group_frames.empty()) return;
+    FrameList shared(std::move(group_frames));
+    group_frames.clear();
+    for (size_t i = group_begin; i < report.threads.size(); ++i) report.threads[i].frames = shared;
+  };
   size_t line_no = 0;
   size_t pos = 0;
   while (pos < data.size()) {
@@ -258,6 +269,7 @@ Report parse_text_report(std::string_view data) {
 
     if (!indented && t.substr(0, 7) == "thread " && t.size() > 7 && t[7] >= '0' && t[7] <= '9') {
       if (group_has_frames) {
+        close_group();
         group_begin = report.threads.size();
         group_has_frames = false;
       }
@@ -278,13 +290,14 @@ Report parse_text_report(std::string_view data) {
     }
     if (section == Section::kThreads && indented) {
       if (is_frame_line(t)) {
-        Frame f = parse_frame(t, line_no);
-        for (size_t i = group_begin; i < report.threads.size(); ++i) report.threads[i].frames.push_back(f);
+        group_frames.push_back(parse_frame(t, line_no));
         group_has_frames = true;
       } else if (t == "(no frames)") {
         group_has_frames = true;
       } else if (t.substr(0, 15) == "(no registers: " && t.back() == ')') {
-        std::string why(t.substr(15, t.size() - 16));
+        // Every thread of the group gets a copy: capped, so a long line under
+        // many headers cannot multiply (the writer's reasons are a few words).
+        std::string why(t.substr(15, std::min<size_t>(t.size() - 16, kMaxSharedReasonBytes)));
         for (size_t i = group_begin; i < report.threads.size(); ++i) report.threads[i].no_registers = why;
         group_has_frames = true;
       } else if (t.front() == '(' && t.find(" threads with this stack)") != std::string_view::npos) {
@@ -316,6 +329,7 @@ Report parse_text_report(std::string_view data) {
     if (!indented) section = Section::kOther;
     report.other_lines.emplace_back(raw);
   }
+  close_group();
   return report;
 }
 

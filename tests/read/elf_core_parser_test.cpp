@@ -120,15 +120,36 @@ TEST(ElfCoreParser, PanicstopNoteDescribesThreadsThatDidNotStop) {
                                      "/proc/self/task/14/syscall"});
 }
 
-TEST(ElfCoreParser, EveryTruncationIsRejected) {
+// Cut at every length: refused (one line) while no thread's registers are
+// complete; from then on read, with as many threads as lie before the cut
+// and the cut said, never taken for a whole core.
+TEST(ElfCoreParser, EveryTruncationIsRefusedOrSaidToBeTruncated) {
   std::vector<unsigned char> good = corpus_file("valid-core-panicstop");
-  // The core ends with PT_LOAD data, so every strict prefix is incomplete.
+  // The writer's layout (fuzz/make_corpus.py): ELF header, two program
+  // headers, then the notes, the first an NT_PRSTATUS of 12 + 8 + 336 bytes.
+  const size_t first_thread_end = 64 + 2 * 56 + 12 + 8 + 336;
+  size_t threads_before = 0;
   for (size_t length = 0; length < good.size(); ++length) {
     std::vector<unsigned char> prefix(good.begin(), good.begin() + static_cast<long>(length));
     std::string error = error_of(prefix);
-    EXPECT_FALSE(error.empty()) << "accepted a core cut at " << length << " of " << good.size() << " bytes";
     EXPECT_EQ(error.find('\n'), std::string::npos);
+    if (length < first_thread_end) {
+      EXPECT_FALSE(error.empty()) << "accepted a core cut at " << length << " of " << good.size() << " bytes";
+      continue;
+    }
+    ASSERT_EQ(error, "") << "cut at " << length;
+    CoreFile core = parse_elf_core(prefix);
+    Report report = report_from_core(core);
+    ASSERT_TRUE(core.truncation.has_value()) << "cut at " << length;
+    ASSERT_TRUE(report.truncated.has_value());
+    EXPECT_EQ(report.truncated->file_bytes, length);
+    EXPECT_EQ(report.truncated->expected_bytes, good.size());
+    EXPECT_NE(report.warnings.at(0).find("core truncated at " + std::to_string(length) + " of "), std::string::npos);
+    EXPECT_GE(core.threads.size(), threads_before) << "cut at " << length;
+    threads_before = core.threads.size();
   }
+  EXPECT_EQ(threads_before, 2u);
+  EXPECT_FALSE(parse_elf_core(good).truncation.has_value());
 }
 
 TEST(ElfCoreParser, DamagedHeaderBytesNeverEscapeAsAnythingButReadError) {
@@ -158,7 +179,8 @@ TEST(ElfCoreParser, NamesTheProblem) {
       {"damaged-note-name-past-segment", "name size 4294967280 runs past the end of the segment"},
       {"damaged-nt-file-huge-count", "do not fit"},
       {"damaged-prstatus-wrong-size", "NT_PRSTATUS has 200 bytes, expected 336"},
-      {"damaged-load-truncated", "truncated core: PT_LOAD segment 1"},
+      {"damaged-note-segment-past-eof", "runs past the end of the file (1744 bytes) and over a PT_LOAD segment"},
+      {"damaged-notes-truncated", "truncated core: 400 of 1744 bytes, cut before any thread's registers"},
       {"damaged-no-threads", "no NT_PRSTATUS"},
       {"damaged-panicstop-version", "version 9"},
   };

@@ -92,19 +92,24 @@ void expect_same(const Report& a, const Report& b) {
   for (size_t i = 0; i < a.locks.size(); ++i) EXPECT_EQ(a.locks[i].text, b.locks[i].text);
 }
 
-TEST(TextReportParser, OwnOutputReadsBackTheSame) {
-  Report first = parse_text_report(sample());
-  // A symbolized frame must survive the trip too.
-  first.threads[0].frames[1].function = "demo::crash(int, std::pair<int, int>)";
-  first.threads[0].frames[1].file = "/src/demo (copy).cpp";
-  first.threads[0].frames[1].line = 42;
+// show's text of `report` reads back as the same report, and prints the same again.
+void expect_reads_back(const Report& report) {
   std::ostringstream text;
-  render_text(first, text);
+  render_text(report, text);
   Report second = parse_text_report(text.str());
-  expect_same(first, second);
+  expect_same(report, second);
   std::ostringstream again;
   render_text(second, again);
   EXPECT_EQ(text.str(), again.str());
+}
+
+TEST(TextReportParser, OwnOutputReadsBackTheSame) {
+  Report first = parse_text_report(sample());
+  // A symbolized frame must survive the trip too.
+  first.threads[0].frames.shared()[1].function = "demo::crash(int, std::pair<int, int>)";
+  first.threads[0].frames.shared()[1].file = "/src/demo (copy).cpp";
+  first.threads[0].frames.shared()[1].line = 42;
+  expect_reads_back(first);
   // And the writer's text, apart from blank lines, is printed as written.
   std::string original = sample(), without_blanks;
   for (size_t i = 0; i < original.size(); ++i) {
@@ -148,6 +153,36 @@ TEST(TextReportParser, RejectsMalformedInputWithTheLineNumber) {
       EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
     }
   }
+}
+
+// Found by the fuzzer: a thread with an empty state and a kernel state
+// ("[] R") was printed without the brackets and did not read back.
+TEST(TextReportParser, EmptyStateBeforeAKernelStateReadsBack) {
+  Report r = parse_text_report("panic: x\nthread 1 (a) [] R\n  #0 0x1 f+0x1 (m)\nthread 2 [] S\n");
+  ASSERT_EQ(r.threads.size(), 2u);
+  EXPECT_EQ(r.threads[0].state, "");
+  EXPECT_EQ(r.threads[0].kernel_state, "R");
+  EXPECT_EQ(r.threads[1].kernel_state, "S");
+  expect_reads_back(r);
+}
+
+// Found by the fuzzer: an indented line the parser keeps as unknown (here a
+// frame-like line under "modules:") was printed after the last thread and
+// read back as its frame; printed under a heading of its own, it stays a line.
+TEST(TextReportParser, UnknownIndentedLinesReadBackAsLines) {
+  Report r = parse_text_report(testing::read_file(PANICSTOP_FUZZ_CORPUS "/valid-report-frame-in-modules.txt"));
+  ASSERT_EQ(r.threads.size(), 1u);
+  EXPECT_TRUE(r.threads[0].frames.empty());
+  ASSERT_EQ(r.locks.size(), 1u);
+  ASSERT_EQ(r.other_lines.size(), 2u);
+  EXPECT_EQ(r.other_lines[0], "  #0 0x10 f+0x1 (m)");
+  std::ostringstream text;
+  render_text(r, text);
+  Report again = parse_text_report(text.str());
+  ASSERT_EQ(again.threads.size(), 1u);
+  EXPECT_TRUE(again.threads[0].frames.empty()) << text.str();
+  EXPECT_EQ(again.locks.size(), 1u) << text.str();
+  expect_reads_back(again);
 }
 
 TEST(TextReportParser, EmptyMessageAndNothingElse) {
@@ -233,6 +268,63 @@ TEST(TextReportParser, ReadsThreadsThatDidNotStop) {
   expect_same(r, again);
   EXPECT_EQ(again.threads[2].no_registers, "the thread was running");
   EXPECT_EQ(again.threads[3].no_registers, "the thread was running");
+}
+
+// Demangled C++ names as the writer prints them: templates, spaces,
+// commas, parentheses (function pointer types, lambdas, operator()),
+// "[clone .cold]", a name cut short by a fixed buffer, and module paths with
+// spaces and parentheses. Each frame keeps its whole name, offset and
+// module, and show's output (with " at FILE:LINE") reads back the same.
+TEST(TextReportParser, DemangledNamesWithSpacesParenthesesAndTemplates) {
+  struct Expected {
+    const char* line;
+    const char* function;
+    uint64_t offset;
+    const char* module;
+  } frames[] = {
+      {"std::thread::_State_impl<std::thread::_Invoker<std::tuple<void (*)(int), int> > >::_M_run()+0x1c "
+       "(libstdc++.so.6)",
+       "std::thread::_State_impl<std::thread::_Invoker<std::tuple<void (*)(int), int> > >::_M_run()", 0x1c,
+       "libstdc++.so.6"},
+      {"(anonymous namespace)::worker(std::vector<int, std::allocator<int> > const&)+0x10 (demo)",
+       "(anonymous namespace)::worker(std::vector<int, std::allocator<int> > const&)", 0x10, "demo"},
+      {"main::{lambda(int)#1}::operator()(int) const+0x8 (demo)", "main::{lambda(int)#1}::operator()(int) const", 0x8,
+       "demo"},
+      {"operator+(Money, Money)+0x4 (demo)", "operator+(Money, Money)", 0x4, "demo"},
+      {"std::function<void (int)>::operator()(int) const+0x20 (demo)",
+       "std::function<void (int)>::operator()(int) const", 0x20, "demo"},
+      {"cold_path() [clone .cold]+0x5 (demo)", "cold_path() [clone .cold]", 0x5, "demo"},
+      {"void (*handler_for<int>(int))(int)+0x2 (demo)", "void (*handler_for<int>(int))(int)", 0x2, "demo"},
+      {"std::vector<int, std::allocator<int> >::at(unsigned long) const+0x30 (/opt/my app (v2)/lib, x.so)",
+       "std::vector<int, std::allocator<int> >::at(unsigned long) const", 0x30, "/opt/my app (v2)/lib, x.so"},
+      {"std::map<int, std::basic_string<char, std::char_traits<ch...+0x40 (demo)",
+       "std::map<int, std::basic_string<char, std::char_traits<ch...", 0x40, "demo"},
+      {"f(int (*)(int, char), ...+0x7 (demo)", "f(int (*)(int, char), ...", 0x7, "demo"},
+  };
+  std::string text = "panic: x\nthread 1 (pool (io), #3 [x]) [panicking] R\n";
+  for (size_t i = 0; i < std::size(frames); ++i) {
+    text += "  #" + std::to_string(i) + " 0x" + std::to_string(1000 + i) + " " + frames[i].line + "\n";
+  }
+  Report r = parse_text_report(text);
+  ASSERT_EQ(r.threads.size(), 1u);
+  EXPECT_EQ(r.threads[0].name, "pool (io), #3 [x]");
+  EXPECT_EQ(r.threads[0].state, "panicking");
+  ASSERT_EQ(r.threads[0].frames.size(), std::size(frames));
+  for (size_t i = 0; i < std::size(frames); ++i) {
+    const Frame& f = r.threads[0].frames[i];
+    EXPECT_EQ(f.function, frames[i].function) << frames[i].line;
+    EXPECT_EQ(f.offset, std::optional<uint64_t>(frames[i].offset)) << frames[i].line;
+    EXPECT_EQ(f.module, frames[i].module) << frames[i].line;
+    EXPECT_EQ(f.file, "") << frames[i].line;
+  }
+
+  // With file:line, as show prints them (a file with " at " and parentheses).
+  for (size_t i = 0; i < std::size(frames); ++i) {
+    Frame& f = r.threads[0].frames.shared()[i];
+    f.file = i % 2 == 0 ? "/src/a (b).cpp" : "/src/look at this/x.cpp";
+    f.line = static_cast<int>(10 + i);
+  }
+  expect_reads_back(r);
 }
 
 }  // namespace

@@ -156,14 +156,31 @@ TEST(ShowCommand, RejectsRandomBytesAfterTheMagic) {
   }
 }
 
+// Runs show on f: it must exit with `status` and print a report.
+ChildResult expect_printed(const std::string& f, int status) {
+  ChildResult r = tool({"show", f});
+  EXPECT_TRUE(r.exited) << f << ": " << r.describe();
+  EXPECT_EQ(r.exit_code, status) << f << ": " << r.output;
+  EXPECT_EQ(r.output.rfind("panic: ", 0), 0u) << r.output;
+  return r;
+}
+
 TEST(ShowCommand, AcceptsTheValidCorpusFiles) {
   std::vector<std::string> files = corpus_files("valid-");
   ASSERT_GE(files.size(), 3u);
+  for (const std::string& f : files) expect_printed(f, 0);
+}
+
+// Cores cut short: printed as far as they go, the cut said on stdout and
+// stderr, exit 3; never a crash.
+TEST(ShowCommand, PrintsTheTruncatedCorpusFilesAndExitsThree) {
+  std::vector<std::string> files = corpus_files("truncated-");
+  ASSERT_GE(files.size(), 4u);
   for (const std::string& f : files) {
-    ChildResult r = tool({"show", f});
-    ASSERT_TRUE(r.exited) << f << ": " << r.describe();
-    EXPECT_EQ(r.exit_code, 0) << f << ": " << r.output;
-    EXPECT_EQ(r.output.rfind("panic: ", 0), 0u) << r.output;
+    ChildResult r = expect_printed(f, 3);
+    EXPECT_NE(r.output.find("\ncore truncated at "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("panicstop: " + f + ": warning: core truncated at "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\nthread 101"), std::string::npos) << r.output;
   }
 }
 
@@ -171,12 +188,17 @@ bool have_python() { return panicstop::testing::have_program("python3"); }
 
 TEST(ShowCommand, JsonIsValidForEveryValidFile) {
   if (!have_python()) GTEST_SKIP() << "python3 not installed";
-  for (const std::string& f : corpus_files("valid-")) {
+  std::vector<std::string> files = corpus_files("valid-"), truncated = corpus_files("truncated-");
+  files.insert(files.end(), truncated.begin(), truncated.end());
+  for (const std::string& f : files) {
+    bool cut = f.find("/truncated-") != std::string::npos;
     ChildResult r = tool_stdout("show --json '" + f + "'",
                                 "python3 -c 'import json,sys; d=json.load(sys.stdin); "
                                 "assert d[\"format\"]==\"panicstop-show\" and d[\"version\"]==1; "
+                                "assert (d[\"truncated\"] is not None) == " + std::string(cut ? "True" : "False") + "; "
                                 "assert all(\"frames\" in t for t in d[\"threads\"]); print(\"ok\")'");
-    EXPECT_TRUE(r.exited && r.exit_code == 0) << f << ": " << r.describe() << "\n" << r.output;
+    // pipefail: the tool's 3 for a truncated core, unless python failed after it.
+    EXPECT_TRUE(r.exited && r.exit_code == (cut ? 3 : 0)) << f << ": " << r.describe() << "\n" << r.output;
     EXPECT_NE(r.output.find("ok"), std::string::npos) << r.output;
   }
 }
