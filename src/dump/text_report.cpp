@@ -30,6 +30,10 @@
 //   modules:
 //
 // Consecutive "thread" lines followed by one stack all share that stack.
+// A frame's function is demangled as c++filt prints it ("ns::f(int) const
+// [clone .cold]": spaces, parentheses and commas included; the offset and
+// the last parenthesized group delimit it), or the symbol's own spelling
+// when it cannot be.
 #include "dump/text_report.hpp"
 
 #include <csignal>
