@@ -2,7 +2,6 @@
 // code c++filt uses): it must print exactly that text or give up.
 #include "sys/demangle.hpp"
 
-#include <cxxabi.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -15,40 +14,23 @@
 #include <string>
 #include <vector>
 
+#include "support/reports.hpp"
+
 namespace panicstop::sys {
 namespace {
 
-// "" when __cxa_demangle refuses.
-std::string reference(const std::string& mangled) {
-  int status = 0;
-  char* r = abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status);
-  std::string out = status == 0 && r != nullptr ? r : "";
-  std::free(r);
-  return out;
-}
+std::string reference(const std::string& mangled) { return testing::cxa_demangled(mangled); }
 
 std::string ours(const std::string& mangled, size_t size = 4096) {
   std::vector<char> out(size);
   return demangle(mangled.c_str(), out.data(), out.size()) ? out.data() : "";
 }
 
-// The defined symbols nm lists for path ("-D" for the dynamic table).
+// The C++ (and _GLOBAL_) symbols among path's defined ones.
 std::vector<std::string> nm_symbols(const std::string& path, const char* flags) {
   std::vector<std::string> names;
-  std::string cmd = std::string("nm ") + flags + " --defined-only '" + path + "' 2>/dev/null";
-  FILE* f = popen(cmd.c_str(), "r");
-  if (f == nullptr) return names;
-  char line[8192];
-  while (fgets(line, sizeof line, f) != nullptr) {
-    std::string l(line);
-    while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
-    size_t sp = l.rfind(' ');
-    std::string n = sp == std::string::npos ? l : l.substr(sp + 1);
-    size_t at = n.find('@');  // version suffix of dynamic symbols
-    if (at != std::string::npos) n.resize(at);
+  for (const std::string& n : testing::nm_defined_symbols(path, flags))
     if (n.rfind("_Z", 0) == 0 || n.rfind("_GLOBAL_", 0) == 0) names.push_back(n);
-  }
-  pclose(f);
   return names;
 }
 
