@@ -140,6 +140,20 @@ constexpr Case kCases[] = {
     {"_ZN1AILj4EE1fEv", "A<4u>::f()"},
     {"_ZN1AltIiEEbv", "bool A::operator< <int>()"},
     {"_Z1fIiERT_OS0_", "int& f<int>(int&&)"},
+    // Pack expansions, one element each, references collapsed.
+    {"_Z1fIJRiiEEvDpOT_", "void f<int&, int>(int&, int&&)"},
+    {"_ZNSt6vectorIiSaIiEE17_M_realloc_insertIJiEEEvN9__gnu_cxx17__normal_iteratorIPiS1_EEDpOT_",
+     "void std::vector<int, std::allocator<int> >::_M_realloc_insert<int>(__gnu_cxx::__normal_iterator<int*, "
+     "std::vector<int, std::allocator<int> > >, int&&)"},
+    // libiberty's quirks: no "> >" after an empty pack took its ", " back; a
+    // const met again through a template parameter printed once; a const
+    // member function type is one substitution candidate.
+    {"_ZN4llvm11PassBuilder17parsePassPipelineERNS_11PassManagerINS_8FunctionENS_15AnalysisManagerIS2_JEEEJEEENS_9"
+     "StringRefE",
+     "llvm::PassBuilder::parsePassPipeline(llvm::PassManager<llvm::Function, llvm::AnalysisManager<llvm::Function>>&, "
+     "llvm::StringRef)"},
+    {"_ZN4llvm1fIKNS_8LoopInfoEEEvRKT_", "void llvm::f<llvm::LoopInfo const>(llvm::LoopInfo const&)"},
+    {"_Z1fIM1AKFbvEEvT_S2_", "void f<bool (A::*)() const>(bool (A::*)() const, bool (A::*)() const)"},
 };
 
 TEST(Demangle, HandPickedNamesMatchCxxFilt) {
