@@ -31,6 +31,10 @@
 //   modules:
 //
 // Consecutive "thread" lines followed by one stack all share that stack.
+// A frame's function is demangled as c++filt prints it ("ns::f(int) const
+// [clone .cold]": spaces, parentheses and commas included; the offset and
+// the last parenthesized group delimit it), or the symbol's own spelling
+// when it cannot be.
 #include "dump/text_report.hpp"
 
 #include <csignal>
@@ -42,6 +46,7 @@
 #include "snapshot/symbolize.hpp"
 #include "snapshot/unwind.hpp"
 #include "stop/stop.hpp"
+#include "sys/demangle.hpp"
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
@@ -194,6 +199,27 @@ void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotTh
   write_held_lock_lines(out, snap, t);
 }
 
+namespace {
+
+// A function's name as c++filt prints it, else as the symbol table spells
+// it: when it does not demangle, when the demangled text would not leave
+// room on the 1 KiB line for the offset and module after it, and when the
+// symbolizer may have cut it at kSymbolNameMax (a prefix of a mangled name
+// can demangle to another, valid name).
+// max: the most bytes (with the NUL) the caller has room for.
+constexpr size_t kReadableNameMax = 640;
+struct ReadableName {
+  explicit ReadableName(const SymbolInfo& info, size_t max = kReadableNameMax) noexcept : text(info.name) {
+    size_t n = sys::bounded_strlen(info.name, kSymbolNameMax);
+    if (n + 1 < kSymbolNameMax && sys::demangle(info.name, n, buf, max < sizeof buf ? max : sizeof buf)) text = buf;
+  }
+  ReadableName(const ReadableName&) = delete;
+  const char* text;
+  char buf[kReadableNameMax];
+};
+
+}  // namespace
+
 void print_stack(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept {
   if (t.frame_count == 0) {
     const char* why = no_registers_reason(t);
@@ -210,7 +236,7 @@ void print_stack(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThre
     sys::Escaped<256> escaped_module(info.module != nullptr ? module_basename(snap, *info.module) : "");
     const char* module = info.module != nullptr ? escaped_module.text : nullptr;
     if (info.has_name && module != nullptr)
-      out.line("  #%u 0x%lx %s+0x%lx (%s)", i, static_cast<unsigned long>(t.frames[i]), info.name,
+      out.line("  #%u 0x%lx %s+0x%lx (%s)", i, static_cast<unsigned long>(t.frames[i]), ReadableName(info).text,
                static_cast<unsigned long>(info.offset), module);
     else if (module != nullptr && is_signal_trampoline(snap, t.frames[i]))
       // gdb's "<signal handler called>": above it the handler, below it the interrupted code.
@@ -362,7 +388,8 @@ size_t write_held_lock_lines(ReportOut& out, const ProcessSnapshot& snap, const 
       SymbolInfo info;
       w.format("0x%lx", static_cast<unsigned long>(h.return_address));
       if (symbolize(snap, h.return_address, true, &info))
-        w.format(" %s+0x%lx", info.name, static_cast<unsigned long>(info.offset));
+        w.format(" %s+0x%lx", ReadableName(info, kSymbolNameMax).text,
+                 static_cast<unsigned long>(info.offset));
       if (info.module != nullptr) w.str(" (").escaped(module_basename(snap, *info.module)).ch(')');
     } else {
       w.str("an unknown site");

@@ -6,7 +6,7 @@
 // function symbols and sorted in memory reserved at install. Lookup: the
 // nearest function symbol at or below the address that contains it (size
 // check; a zero-size symbol counts only as the nearest one). Names stay
-// mangled (no allocation for demangling; `panicstop show` demangles).
+// mangled here; the text report demangles them (sys/demangle.hpp).
 //
 // One session at a time (the dump writers run one after another): begin, any
 // number of lookups, end.

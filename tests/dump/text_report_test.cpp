@@ -16,6 +16,7 @@
 #include "panicstop/mutex.hpp"
 #include "panicstop/thread.hpp"
 #include "snapshot/parked_threads.hpp"
+#include "support/reports.hpp"
 
 namespace panicstop {
 namespace {
@@ -23,17 +24,7 @@ namespace {
 using detail::ProcessSnapshot;
 using testing::ParkedThreads;
 
-std::string render(const ProcessSnapshot& snap) {
-  int fd = memfd_create("report", 0);
-  EXPECT_GE(fd, 0);
-  EXPECT_TRUE(detail::write_text_report(snap, detail::tunables(), fd));
-  off_t size = lseek(fd, 0, SEEK_END);
-  std::string text(size_t(size), '\0');
-  EXPECT_EQ(pread(fd, text.data(), text.size(), 0), size);
-  close(fd);
-  if (getenv("PANICSTOP_TEST_SHOW_REPORT") != nullptr) fputs(text.c_str(), stderr);
-  return text;
-}
+std::string render(const ProcessSnapshot& snap) { return testing::render_text_report(snap); }
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;

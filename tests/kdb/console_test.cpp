@@ -179,7 +179,7 @@ TEST(KdbConsole, EveryCommandAnswersThroughTheSocket) {
   // bt TID: the report's block, frames named.
   EXPECT_TRUE(std::regex_search(
       text, std::regex("kdb> thread " + std::to_string(parked) +
-                       R"( \(kdb-parked\) \[stopped\] \S\n(  #\d+ .*\n)*  #\d+ 0x[0-9a-f]+ \S*kdb_test_parked_in_named_function\S*\+0x[0-9a-f]+ \(kdb_console_test\)\n)")))
+                       R"( \(kdb-parked\) \[stopped\] \S\n(  #\d+ .*\n)*  #\d+ 0x[0-9a-f]+ [^\n]*kdb_test_parked_in_named_function[^\n]*\+0x[0-9a-f]+ \(kdb_console_test\)\n)")))
       << text;
   EXPECT_TRUE(std::regex_search(text, std::regex("kdb> thread " + std::to_string(waiter) +
                                                  R"( \(kdb-waiter\) \[stopped\] \S\n  waiting for mutex "table")")))

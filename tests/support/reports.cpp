@@ -1,5 +1,7 @@
 #include "support/reports.hpp"
 
+#include <cxxabi.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -7,8 +9,11 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
+#include "dump/text_report.hpp"
+#include "panic/tunables.hpp"
 #include "support/child_process.hpp"
 
 namespace panicstop::testing {
@@ -53,6 +58,44 @@ std::string control_request(const std::string& path, const std::string& line) {
   for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) reply.append(buf, size_t(n));
   close(fd);
   return reply;
+}
+
+std::string render_text_report(const detail::ProcessSnapshot& snap) {
+  int fd = memfd_create("report", 0);
+  if (fd < 0) return "";
+  bool ok = detail::write_text_report(snap, detail::tunables(), fd);
+  off_t size = lseek(fd, 0, SEEK_END);
+  std::string text(size > 0 ? size_t(size) : 0, '\0');
+  if (!ok || pread(fd, text.data(), text.size(), 0) != size) text = "(the text report could not be written)";
+  close(fd);
+  if (getenv("PANICSTOP_TEST_SHOW_REPORT") != nullptr) fputs(text.c_str(), stderr);
+  return text;
+}
+
+std::string cxa_demangled(const std::string& mangled) {
+  int status = 0;
+  char* r = abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status);
+  std::string out = status == 0 && r != nullptr ? r : "";
+  std::free(r);
+  return out;
+}
+
+std::vector<std::string> nm_defined_symbols(const std::string& path, const char* flags) {
+  std::vector<std::string> names;
+  std::string cmd = std::string("nm ") + flags + " --defined-only '" + path + "' 2>/dev/null";
+  FILE* f = popen(cmd.c_str(), "r");
+  if (f == nullptr) return names;
+  char line[8192];
+  while (fgets(line, sizeof line, f) != nullptr) {
+    std::string l(line);
+    while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
+    std::string n = l.substr(l.rfind(' ') + 1);
+    size_t at = n.find('@');
+    if (at != std::string::npos) n.resize(at);
+    if (!n.empty()) names.push_back(n);
+  }
+  pclose(f);
+  return names;
 }
 
 }  // namespace panicstop::testing

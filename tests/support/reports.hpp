@@ -2,6 +2,11 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
+namespace panicstop::detail {
+struct ProcessSnapshot;
+}
 
 namespace panicstop::testing {
 
@@ -18,5 +23,16 @@ int control_connect(const std::string& path);
 // pthread_sigmask would not block a reserved signal) so that another thread
 // serves it: a thread cannot wait for its own answer.
 std::string control_request(const std::string& path, const std::string& line);
+
+// snap's text report as the dump writer writes it (through a memfd).
+std::string render_text_report(const detail::ProcessSnapshot& snap);
+
+// abi::__cxa_demangle's text for a mangled name (what c++filt prints); ""
+// when it refuses.
+std::string cxa_demangled(const std::string& mangled);
+
+// The defined symbols `nm FLAGS --defined-only PATH` lists, version suffixes
+// ("@GLIBCXX_3.4") dropped.
+std::vector<std::string> nm_defined_symbols(const std::string& path, const char* flags);
 
 }  // namespace panicstop::testing
