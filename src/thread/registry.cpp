@@ -103,6 +103,14 @@ ThreadSlot* claim_current_slot() noexcept {
   return s;
 }
 
+void release_at_thread_exit() noexcept {
+  // Destructors run only for keys whose value is not null; on_thread_exit
+  // ignores the value, and claim_current_slot() replaces it with the slot.
+  static char marker;
+  if (g_exit_key_ready.load(std::memory_order_acquire) && pthread_getspecific(g_exit_key) == nullptr)
+    pthread_setspecific(g_exit_key, &marker);
+}
+
 ThreadSlot* claim_slot_in_signal_handler() noexcept {
   ThreadSlot* s = tls_slot;
   if (s == nullptr) return claim_slot(true, true);
