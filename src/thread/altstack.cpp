@@ -3,7 +3,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstdint>
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <ucontext.h>
@@ -66,17 +65,6 @@ size_t wanted_entries() noexcept {
   return fits < kMaxEntries ? fits : kMaxEntries;
 }
 
-// Private, inaccessible, uncommitted; from /dev/zero when it opens (see
-// altstack_pool.hpp), else plain anonymous memory. nullptr on failure.
-unsigned char* reserve_inaccessible(size_t bytes) noexcept {
-  long fd = sys::openat(AT_FDCWD, "/dev/zero", O_RDONLY | O_CLOEXEC);
-  long r = sys::raw_syscall(SYS_mmap, nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_NORESERVE | (fd < 0 ? MAP_ANONYMOUS : 0),
-                            fd < 0 ? -1 : fd, 0);
-  if (fd >= 0) sys::close(int(fd));
-  if (r < 0 && r > -4096) return nullptr;
-  return reinterpret_cast<unsigned char*>(r);
-}
-
 // Gives the whole reservation its anon_vma while it is still one mapping, so
 // that every piece split off it later shares it and merges back (see
 // altstack_pool.hpp). The page is touched once and dropped.
@@ -96,7 +84,8 @@ bool reserve_altstacks() noexcept {
   size_t entries = wanted_entries();
   unsigned char* base = nullptr;
   for (; entries >= kMinEntries; entries /= 2)
-    if ((base = reserve_inaccessible(reservation_bytes(entries))) != nullptr) break;
+    if ((base = static_cast<unsigned char*>(sys::mmap_unlisted(reservation_bytes(entries), PROT_NONE))) != nullptr)
+      break;
   if (base == nullptr) return false;
   size_t bytes = reservation_bytes(entries);
   share_one_anon_vma(base);

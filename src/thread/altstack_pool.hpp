@@ -12,13 +12,10 @@
 //              an entry readable and writable, give_back() makes it
 //              inaccessible again and drops its pages;
 //   owners     g_entries tids (g_owner), page-rounded.
-// Only what is handed out is ever committed. The reservation is private,
-// MAP_NORESERVE, and mapped from /dev/zero where that can be opened, which
-// makes it anonymous memory (pages dropped by MADV_DONTNEED go back to the
-// system) that /proc/PID/maps names "/dev/zero" instead of showing it as a
-// plain anonymous region: programs that walk their own anonymous memory
-// (redis's crash-time memory test writes patterns over every writable
-// anonymous mapping while other threads run) pass it by.
+// Only what is handed out is ever committed. The reservation comes from
+// sys::mmap_unlisted: anonymous memory (pages dropped by MADV_DONTNEED go back
+// to the system) that memory testers walking their anonymous mappings pass by,
+// as they must: a handler may be running on one of these stacks meanwhile.
 //
 // Every piece of the reservation shares one anon_vma (reserve_altstacks faults
 // one page in before anything is split), so when an entry goes back to

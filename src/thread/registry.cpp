@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 
 #include "sys/format.hpp"
@@ -86,7 +87,9 @@ ThreadSlot* claim_slot(bool from_signal_handler, bool set_tls) noexcept {
 
 bool reserve_slots() noexcept {
   if (g_slots.load(std::memory_order_acquire) != nullptr) return true;
-  void* mem = sys::mmap_anonymous(sizeof(ThreadSlot) * kMaxThreads, /*noreserve=*/true);
+  // Unlisted: the stop and panic paths write the slots while a memory tester
+  // of the program's (redis's) may be rewriting its anonymous mappings.
+  void* mem = sys::mmap_unlisted(sizeof(ThreadSlot) * kMaxThreads, PROT_READ | PROT_WRITE);
   if (mem == nullptr) return false;
   // Fresh anonymous memory is zero, which is every field's initial state.
   ThreadSlot* expected = nullptr;

@@ -18,9 +18,11 @@
 #include <vector>
 
 #include "panicstop/panic.hpp"
+#include "panicstop/thread.hpp"
 #include "support/child_process.hpp"
 #include "thread/altstack.hpp"
 #include "thread/altstack_pool.hpp"
+#include "thread/slot.hpp"
 
 namespace {
 
@@ -244,6 +246,45 @@ TEST(AltStackPool, AWriteToAStacksGuardPageFaults) {
       panicstop::testing::with_env({{"PANICSTOP_DUMP", "none"}}));
   ASSERT_FALSE(r.hung) << r.output;
   EXPECT_TRUE(r.signaled && r.term_signal == SIGSEGV) << r.describe() << "\n" << r.output;
+}
+
+// The "DEV" field of the /proc/self/maps line that holds addr, or "".
+std::string device_of(uintptr_t addr) {
+  std::ifstream in("/proc/self/maps");
+  std::string line;
+  while (std::getline(in, line)) {
+    uintptr_t lo = 0, hi = 0;
+    char perms[8] = {}, device[16] = {};
+    unsigned long long offset = 0;
+    if (sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " %4s %llx %15s", &lo, &hi, perms, &offset, device) != 5)
+      continue;
+    if (lo <= addr && addr < hi) return device;
+  }
+  return "";
+}
+
+// redis's crash-time memory test rewrites every writable mapping on device
+// 00:00 (anonymous) while other threads run; the stacks panicstop's handlers
+// run on and the thread slots they write must not be among them.
+TEST(AltStackPool, TheHandlersStacksAndTheSlotsAreNotListedAsAnonymousMemory) {
+  ChildResult r = panicstop::testing::run_in_child([] {
+    if (!panicstop::install()) _exit(3);
+    panicstop::set_thread_name("main");  // claims a slot
+    int32_t mine = pool::tls_index;
+    if (mine < 0 || panicstop::detail::slot_array() == nullptr) _exit(4);
+    uintptr_t stack = reinterpret_cast<uintptr_t>(pool::usable_bottom(pool::g_pool + size_t(mine) * kAltStackSize));
+    printf("stack_device=%s\nslots_device=%s\n", device_of(stack).c_str(),
+           device_of(reinterpret_cast<uintptr_t>(panicstop::detail::slot_array())).c_str());
+    fflush(stdout);
+  });
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  for (const char* key : {"stack_device=", "slots_device="}) {
+    size_t at = r.output.find(key);
+    ASSERT_NE(at, std::string::npos) << r.output;
+    std::string device = r.output.substr(at + strlen(key), r.output.find('\n', at) - at - strlen(key));
+    EXPECT_FALSE(device.empty()) << key << r.output;
+    EXPECT_NE(device, "00:00") << key << r.output;
+  }
 }
 
 }  // namespace
