@@ -141,11 +141,21 @@ void release_altstack() noexcept {
   if (index < 0 || g_owner == nullptr) return;
   // TLS shared with a raw clone() may name the other thread's entry.
   if (g_owner[index].load(std::memory_order_relaxed) != sys::gettid()) return;
+  // Every signal blocked until the stack is given back: a handler entered
+  // in between (a stop of all threads) finds the thread without a
+  // sigaltstack, registers the pool stack it runs on and keeps it
+  // (handler_stack.hpp), which would leave a given-back, inaccessible stack
+  // registered: the kernel could not deliver the next signal and would kill
+  // the process.
+  uint64_t all = ~uint64_t(0), old = 0;
+  sys::rt_sigprocmask(SIG_SETMASK, &all, &old);
   stack_t st{};
   st.ss_flags = SS_DISABLE;
-  if (sys::raw_syscall(SYS_sigaltstack, &st, nullptr) != 0) return;  // still on it: keep it
-  tls_index = -1;
-  give_back(size_t(index));
+  if (sys::raw_syscall(SYS_sigaltstack, &st, nullptr) == 0) {  // else still on it: keep it
+    tls_index = -1;
+    give_back(size_t(index));
+  }
+  sys::rt_sigprocmask(SIG_SETMASK, &old, nullptr);
 }
 
 void adopt_altstack_after_fork() noexcept {
