@@ -6,6 +6,7 @@
 
 #include "dump/dump_step.hpp"
 #include "dump/upload_step.hpp"
+#include "dump/stale_dumps.hpp"
 #include "kdb/kdb_setup.hpp"
 #include "panic/panic_internal.hpp"
 #include "panicstop/panic.hpp"
@@ -37,6 +38,8 @@ bool install() noexcept {
   detail::setup_upload();
   // Tunables, slots, alternate stacks, stop and fatal-signal handlers.
   if (!detail::install_panic()) return false;
+  // With the tunables read: the dump directory is known.
+  detail::remove_stale_dump_files();
   static std::atomic<bool> fork_handler{false};
   if (!fork_handler.exchange(true)) pthread_atfork(nullptr, nullptr, after_fork_in_child);
   // kdb's triggers last: a request may arrive as soon as they exist.

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cerrno>
 #include <ctime>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -110,16 +111,15 @@ void* mmap_anonymous(size_t bytes, bool noreserve) noexcept {
   return reinterpret_cast<void*>(r);
 }
 
-void* mmap_named(size_t bytes, const char* name) noexcept {
-  long fd = raw_syscall(SYS_memfd_create, name, MFD_CLOEXEC);
-  if (fd < 0) return mmap_anonymous(bytes, true);
-  void* mem = nullptr;
-  if (raw_syscall(SYS_ftruncate, fd, bytes) == 0) {
-    long r = raw_syscall(SYS_mmap, nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
-    if (r >= 0 || r <= -4096) mem = reinterpret_cast<void*>(r);
-  }
-  close(int(fd));
-  return mem != nullptr ? mem : mmap_anonymous(bytes, true);
+void* mmap_unlisted(size_t bytes, int prot) noexcept {
+  // Not a memfd: a private mapping of one fills a page of the memfd's page
+  // cache for every page written, and MADV_DONTNEED gives back only the copy.
+  long fd = raw_syscall(SYS_openat, AT_FDCWD, "/dev/zero", O_RDONLY | O_CLOEXEC);
+  int flags = MAP_PRIVATE | MAP_NORESERVE | (fd < 0 ? MAP_ANONYMOUS : 0);
+  long r = raw_syscall(SYS_mmap, nullptr, bytes, prot, flags, fd < 0 ? -1 : fd, 0);
+  if (fd >= 0) close(int(fd));
+  if (r < 0 && r > -4096) return nullptr;
+  return reinterpret_cast<void*>(r);
 }
 
 long futex_wait(const void* addr, uint32_t expected, int64_t timeout_ns) noexcept {

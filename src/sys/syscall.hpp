@@ -120,12 +120,16 @@ long wait_readable(int fd, int64_t timeout_ns) noexcept;
 
 // --- memory ----------------------------------------------------------------
 void* mmap_anonymous(size_t bytes, bool noreserve) noexcept;  // nullptr on failure
-// Private, zero-filled, reserved without being committed, like
-// mmap_anonymous(bytes, true), but backed by a memfd so that it is named in
-// /proc/PID/maps ("/memfd:NAME (deleted)", device 00:01): programs that walk
-// their own anonymous mappings (redis's crash-time memory test writes over
-// every one, including the stack its handler runs on) pass it by.
-void* mmap_named(size_t bytes, const char* name) noexcept;
+// Private, zero-filled, uncommitted (MAP_NORESERVE) memory with protection
+// prot, mapped from /dev/zero: the kernel treats it as anonymous memory
+// (MADV_DONTNEED gives its pages back; no file or page cache behind it), but
+// /proc/PID/maps lists it as "/dev/zero" on a device other than 00:00, so
+// programs that walk their own anonymous mappings pass it by. redis's
+// crash-time memory test writes patterns over every writable anonymous
+// mapping while other threads still run: the crash path's own memory must not
+// be among them. Plain anonymous memory where /dev/zero cannot be opened.
+// nullptr on failure.
+void* mmap_unlisted(size_t bytes, int prot) noexcept;
 inline long munmap(void* p, size_t n) noexcept { return raw_syscall(SYS_munmap, p, n); }
 inline long mprotect(void* p, size_t n, int prot) noexcept { return raw_syscall(SYS_mprotect, p, n, prot); }
 

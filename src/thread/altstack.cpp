@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdint>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <ucontext.h>
 
 #include "sys/syscall.hpp"
@@ -15,6 +16,7 @@ namespace panicstop::detail {
 namespace altstack_pool {
 
 unsigned char* g_pool = nullptr;
+size_t g_entries = 0;
 unsigned char* g_emergency = nullptr;
 std::atomic<int32_t>* g_owner = nullptr;
 std::atomic<bool> g_emergency_taken[kEmergencyStacks];
@@ -27,35 +29,89 @@ using namespace altstack_pool;
 
 namespace {
 
+constexpr size_t kPage = 4096;
+// Below this many entries the pool is not worth having: install fails instead.
+constexpr size_t kMinEntries = 8;
+// Under a finite RLIMIT_AS (which counts reserved address space, committed or
+// not) the pool takes at most this fraction of the limit. Each thread also
+// needs a stack of its own, by default 8 MiB, 64 times an entry: 1/16 of
+// the limit still gives four times more entries than threads that fit.
+constexpr uint64_t kAddressSpaceShare = 16;
+
 bool has_altstack() noexcept {
   stack_t cur{};
   if (sys::raw_syscall(SYS_sigaltstack, nullptr, &cur) != 0) return true;  // cannot tell: leave it alone
   return (cur.ss_flags & SS_DISABLE) == 0;
 }
 
+size_t owners_bytes(size_t entries) noexcept {
+  return (sizeof(std::atomic<int32_t>) * entries + kPage - 1) / kPage * kPage;
+}
+
+size_t reservation_bytes(size_t entries) noexcept {
+  return kAltStackSize * (1 + kEmergencyStacks + entries) + owners_bytes(entries);
+}
+
+// How many entries to try first: all of them, unless RLIMIT_AS is finite.
+size_t wanted_entries() noexcept {
+  struct {
+    uint64_t cur, max;
+  } limit{};
+  if (sys::raw_syscall(SYS_prlimit64, 0, RLIMIT_AS, nullptr, &limit) != 0 || limit.cur == ~uint64_t(0))
+    return kMaxEntries;
+  uint64_t share = limit.cur / kAddressSpaceShare;
+  size_t fits = share > reservation_bytes(0) ? size_t((share - reservation_bytes(0)) / (kAltStackSize + 4)) : 0;
+  if (fits < kMinEntries) return kMinEntries;
+  return fits < kMaxEntries ? fits : kMaxEntries;
+}
+
+// Gives the whole reservation its anon_vma while it is still one mapping, so
+// that every piece split off it later shares it and merges back (see
+// altstack_pool.hpp). The page is touched once and dropped.
+void share_one_anon_vma(unsigned char* base) noexcept {
+  if (sys::mprotect(base, kPage, PROT_READ | PROT_WRITE) != 0) return;
+  *reinterpret_cast<volatile unsigned char*>(base) = 0;
+  sys::mprotect(base, kPage, PROT_NONE);
+  sys::raw_syscall(SYS_madvise, base, kPage, MADV_DONTNEED);
+}
+
 }  // namespace
 
 bool reserve_altstacks() noexcept {
   if (__atomic_load_n(&g_pool, __ATOMIC_ACQUIRE) != nullptr) return true;
-  void* owners = sys::mmap_anonymous(sizeof(std::atomic<int32_t>) * kEntries, false);
-  // One stack's worth of untouched pages below the first guard page: the
-  // guard must not border whatever the kernel placed beneath the pool, where
-  // a program scanning its own memory (redis's crash-time memory test reads
-  // a little past the end of a region) would fault on it.
-  auto* reserved = static_cast<unsigned char*>(sys::mmap_named(kAltStackSize * (kEntries + 1), "panicstop-altstacks"));
-  void* pool = reserved != nullptr ? reserved + kAltStackSize : nullptr;
-  void* emergency = sys::mmap_named(kAltStackSize * kEmergencyStacks, "panicstop-altstacks");
-  if (owners == nullptr || pool == nullptr || emergency == nullptr) return false;
-  // 2 GiB of address space, almost all of it never touched: keep it out of
-  // kernel cores and gcore, which would otherwise write it out as zeros.
-  sys::raw_syscall(SYS_madvise, reserved, kAltStackSize * (kEntries + 1), MADV_DONTDUMP);
-  sys::raw_syscall(SYS_madvise, emergency, kAltStackSize * kEmergencyStacks, MADV_DONTDUMP);
-  for (size_t i = 0; i < kEmergencyStacks; ++i)
-    sys::mprotect(static_cast<unsigned char*>(emergency) + i * kAltStackSize, kGuardSize, PROT_NONE);
-  g_owner = static_cast<std::atomic<int32_t>*>(owners);
-  __atomic_store_n(&g_emergency, static_cast<unsigned char*>(emergency), __ATOMIC_RELEASE);
+  // A smaller pool rather than none: under a tight RLIMIT_AS or a crowded
+  // address space, halve until the reservation fits.
+  size_t entries = wanted_entries();
+  unsigned char* base = nullptr;
+  for (; entries >= kMinEntries; entries /= 2)
+    if ((base = static_cast<unsigned char*>(sys::mmap_unlisted(reservation_bytes(entries), PROT_NONE))) != nullptr)
+      break;
+  if (base == nullptr) return false;
+  size_t bytes = reservation_bytes(entries);
+  share_one_anon_vma(base);
+  // Kept out of kernel cores and gcore: live stacks are a few pages at most,
+  // and the rest is never touched.
+  sys::raw_syscall(SYS_madvise, base, bytes, MADV_DONTDUMP);
+  // One stack's worth of readable, untouched pages below the first guard
+  // page: the guard must not border whatever the kernel placed beneath the
+  // reservation, where a program scanning its own memory (redis's crash-time
+  // memory test reads a little past the end of a region) would fault on it.
+  unsigned char* emergency = base + kAltStackSize;
+  unsigned char* pool = emergency + kEmergencyStacks * kAltStackSize;
+  unsigned char* owners = pool + entries * kAltStackSize;
+  bool ok = sys::mprotect(base, kAltStackSize, PROT_READ | PROT_WRITE) == 0 &&
+            sys::mprotect(owners, owners_bytes(entries), PROT_READ | PROT_WRITE) == 0;
+  for (size_t i = 0; ok && i < kEmergencyStacks; ++i)
+    ok = sys::mprotect(usable_bottom(emergency + i * kAltStackSize), kUsableSize, PROT_READ | PROT_WRITE) == 0;
+  if (!ok) {
+    sys::munmap(base, bytes);
+    return false;
+  }
+  g_owner = reinterpret_cast<std::atomic<int32_t>*>(owners);
+  g_entries = entries;
+  __atomic_store_n(&g_emergency, emergency, __ATOMIC_RELEASE);
   // Publish the pool last: a thread that sees it also sees the rest.
-  __atomic_store_n(&g_pool, static_cast<unsigned char*>(pool), __ATOMIC_RELEASE);
+  __atomic_store_n(&g_pool, pool, __ATOMIC_RELEASE);
   return true;
 }
 
@@ -68,12 +124,12 @@ void ensure_altstack(void* interrupted_ucontext) noexcept {
   if (mine >= 0 && g_owner[mine].load(std::memory_order_relaxed) == tid) return;
   if (has_altstack()) return;
   size_t index = claim(tid);
-  if (index == kEntries) return;
+  if (index == kNoEntry) return;
   stack_t st{};
   st.ss_sp = usable_bottom(g_pool + index * kAltStackSize);
   st.ss_size = kUsableSize;
   if (sys::raw_syscall(SYS_sigaltstack, &st, nullptr) != 0) {
-    g_owner[index].store(0, std::memory_order_release);
+    give_back(index);
     return;
   }
   if (mine < 0) tls_index = int32_t(index);  // never the creator's
@@ -82,12 +138,24 @@ void ensure_altstack(void* interrupted_ucontext) noexcept {
 
 void release_altstack() noexcept {
   int32_t index = tls_index;
-  if (index < 0) return;
+  if (index < 0 || g_owner == nullptr) return;
+  // TLS shared with a raw clone() may name the other thread's entry.
+  if (g_owner[index].load(std::memory_order_relaxed) != sys::gettid()) return;
+  // Every signal blocked until the stack is given back: a handler entered
+  // in between (a stop of all threads) finds the thread without a
+  // sigaltstack, registers the pool stack it runs on and keeps it
+  // (handler_stack.hpp), which would leave a given-back, inaccessible stack
+  // registered: the kernel could not deliver the next signal and would kill
+  // the process.
+  uint64_t all = ~uint64_t(0), old = 0;
+  sys::rt_sigprocmask(SIG_SETMASK, &all, &old);
   stack_t st{};
   st.ss_flags = SS_DISABLE;
-  if (sys::raw_syscall(SYS_sigaltstack, &st, nullptr) != 0) return;  // still on it: keep it
-  tls_index = -1;
-  g_owner[index].store(0, std::memory_order_release);
+  if (sys::raw_syscall(SYS_sigaltstack, &st, nullptr) == 0) {  // else still on it: keep it
+    tls_index = -1;
+    give_back(size_t(index));
+  }
+  sys::rt_sigprocmask(SIG_SETMASK, &old, nullptr);
 }
 
 void adopt_altstack_after_fork() noexcept {

@@ -26,7 +26,15 @@ namespace panicstop::detail {
 
 inline constexpr size_t kAltStackSize = 128 * 1024;  // the panic path and dump writers run here
 
-// Reserves the pool (idempotent; setup). Until it is called, ensure_altstack() does nothing.
+// Reserves the pool (idempotent; setup). Until it is called, ensure_altstack()
+// does nothing. Address space only: a stack is committed when a thread takes it
+// and given back when it exits (altstack_pool.hpp). One entry per thread the
+// registry can tell apart, or, under a finite RLIMIT_AS (which counts reserved
+// address space too), as many as fit in a sixteenth of the limit; halved until
+// the reservation fits. False only when even a pool of a few stacks cannot be
+// reserved. A thread that finds every entry taken has no alternate stack (a
+// stack overflow in it ends the process without a dump); the handlers then
+// run on an emergency stack (handler_stack.hpp).
 bool reserve_altstacks() noexcept;
 // Gives the calling thread a stack from the pool unless it already has an
 // alternate stack (its own or ours). Async-signal-safe: a few system calls on
@@ -34,8 +42,11 @@ bool reserve_altstacks() noexcept;
 // pass the handler's ucontext: rt_sigreturn restores the alternate stack
 // recorded in it, which would silently undo the new one, so it is patched too.
 void ensure_altstack(void* interrupted_ucontext = nullptr) noexcept;
-// Returns the calling thread's pool stack, if it has one, and disables it.
-// Called when the thread exits.
+// Returns the calling thread's pool stack, if it has one, and disables it: its
+// pages go back to the system and it becomes inaccessible again. Called when
+// the thread exits (a pthread key destructor, set for every thread that starts
+// through pthread_create or claims a slot). Stacks of threads that exit
+// without it (a raw clone) are taken back when a claim finds the owner gone.
 void release_altstack() noexcept;
 // In the child of fork(): the forking thread's pool stack (the kernel keeps
 // its sigaltstack) is recorded under the child's tid, so that no thread of

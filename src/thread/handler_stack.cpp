@@ -146,7 +146,7 @@ __attribute__((noinline, no_stack_protector)) void switch_and_run(int sig, sigin
   bool loan = false;
   if (entry < 0 || g_owner[entry].load(std::memory_order_relaxed) != tid) {
     size_t claimed = claim(tid);
-    entry = claimed < kEntries ? int32_t(claimed) : -1;
+    entry = claimed != kNoEntry ? int32_t(claimed) : -1;
     loan = entry >= 0;
   }
   int32_t emergency = -1;
@@ -180,9 +180,18 @@ __attribute__((noinline, no_stack_protector)) void switch_and_run(int sig, sigin
   // foreign stack be registered again (the kernel refuses to change the
   // sigaltstack of a thread running on it).
   if (s->registered && !s->keep) sys::raw_syscall(SYS_sigaltstack, &s->previous, nullptr);
+  // s lives on the stack about to be given back: read it first.
   uint64_t mask = s->handler_mask;
-  if (s->emergency >= 0) g_emergency_taken[s->emergency].store(false, std::memory_order_release);
-  else if (s->loan && !s->keep) g_owner[s->pool_entry].store(0, std::memory_order_release);
+  int32_t used_emergency = s->emergency;
+  int32_t used_entry = s->pool_entry;
+  bool returned = s->loan && !s->keep;
+  bool kept = s->loan && s->keep;
+  if (used_emergency >= 0) g_emergency_taken[used_emergency].store(false, std::memory_order_release);
+  else if (returned) give_back(size_t(used_entry));
+  // A thread that had no sigaltstack keeps the loan as its own stack: naming
+  // it in TLS lets the thread give it back when it exits. Never over the
+  // creator's entry in TLS shared with a raw clone().
+  else if (kept && tls_index < 0) tls_index = used_entry;
   sys::rt_sigprocmask(SIG_SETMASK, &mask, nullptr);
 }
 
@@ -192,7 +201,7 @@ __attribute__((no_stack_protector)) void run_on_handler_stack(int sig, siginfo_t
                                                               SignalHandler fn) noexcept {
   unsigned char* pool = __atomic_load_n(&g_pool, __ATOMIC_ACQUIRE);
   uintptr_t sp = stack_pointer();
-  if (pool == nullptr || within(sp, pool, kEntries * kAltStackSize) ||
+  if (pool == nullptr || within(sp, pool, g_entries * kAltStackSize) ||
       within(sp, g_emergency, kEmergencyStacks * kAltStackSize))
     return fn(sig, info, uc);
   return switch_and_run(sig, info, uc, fn, pool);

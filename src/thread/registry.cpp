@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 
 #include "sys/format.hpp"
@@ -86,7 +87,9 @@ ThreadSlot* claim_slot(bool from_signal_handler, bool set_tls) noexcept {
 
 bool reserve_slots() noexcept {
   if (g_slots.load(std::memory_order_acquire) != nullptr) return true;
-  void* mem = sys::mmap_anonymous(sizeof(ThreadSlot) * kMaxThreads, /*noreserve=*/true);
+  // Unlisted: the stop and panic paths write the slots while a memory tester
+  // of the program's (redis's) may be rewriting its anonymous mappings.
+  void* mem = sys::mmap_unlisted(sizeof(ThreadSlot) * kMaxThreads, PROT_READ | PROT_WRITE);
   if (mem == nullptr) return false;
   // Fresh anonymous memory is zero, which is every field's initial state.
   ThreadSlot* expected = nullptr;
@@ -101,6 +104,14 @@ ThreadSlot* claim_current_slot() noexcept {
   if (s != &g_overflow_slot && g_exit_key_ready.load(std::memory_order_acquire))
     pthread_setspecific(g_exit_key, s);
   return s;
+}
+
+void release_at_thread_exit() noexcept {
+  // Destructors run only for keys whose value is not null; on_thread_exit
+  // ignores the value, and claim_current_slot() replaces it with the slot.
+  static char marker;
+  if (g_exit_key_ready.load(std::memory_order_acquire) && pthread_getspecific(g_exit_key) == nullptr)
+    pthread_setspecific(g_exit_key, &marker);
 }
 
 ThreadSlot* claim_slot_in_signal_handler() noexcept {

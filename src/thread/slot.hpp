@@ -131,6 +131,10 @@ ThreadSlot* claim_slot_in_signal_handler() noexcept;
 // only if it names s.
 void release_slot(ThreadSlot* s) noexcept;
 void release_current_slot() noexcept;
+// Makes the calling thread's exit release its slot and its alternate stack
+// even if it never claims a slot (a thread given only a stack as it starts).
+// Not async-signal-safe (pthread_setspecific may allocate): thread start only.
+void release_at_thread_exit() noexcept;
 
 // In the child of fork(), before anything else of the library runs there: the
 // forking thread's slot takes the child's tid and every other slot is retired.

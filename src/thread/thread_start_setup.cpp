@@ -15,6 +15,7 @@
 #include <new>
 
 #include "thread/altstack.hpp"
+#include "thread/slot.hpp"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
@@ -42,6 +43,9 @@ void* start_with_altstack(void* p) {
   ThreadStart start = *static_cast<ThreadStart*>(p);
   delete static_cast<ThreadStart*>(p);
   ensure_altstack();
+  // The stack goes back to the pool when the thread exits, whether or not it
+  // ever uses the library.
+  release_at_thread_exit();
   return start.routine(start.arg);
 }
 
