@@ -50,7 +50,7 @@ void print_help() {
                "Environment:\n"
                "  DEBUGINFOD_URLS  when set, libdw may fetch missing debug info from these servers\n"
                "  A program linked with panicstop reads PANICSTOP_DUMP_DIR (where dumps go),\n"
-               "  PANICSTOP_DUMP (text,core or none) and PANICSTOP_CORE (mini or full).\n";
+               "  PANICSTOP_DUMP (text,core,minidump or none) and PANICSTOP_CORE (mini or full).\n";
 }
 
 int help_command(const std::vector<std::string>& args) {

@@ -32,6 +32,7 @@
 #include "dump/dump_step.hpp"
 #include "dump/minidump_context.hpp"
 #include "dump/minidump_streams.hpp"
+#include "dump/unstopped_threads.hpp"
 #include "panic/tunables.hpp"
 #include "panicstop/kdb.hpp"
 #include "panicstop/panic.hpp"
@@ -239,6 +240,13 @@ TEST(Minidump, FileNameAndDirectory) {
     EXPECT_TRUE(d.has(type)) << "missing stream 0x" << std::hex << type;
   EXPECT_FALSE(d.has(0x47670007u)) << "the environment is written only when asked for";
   EXPECT_FALSE(d.has(0x47670001u)) << "a crash is no requested dump";
+  // MiscInfo: pid and process times (Breakpad prints the uptime from them).
+  uint32_t misc = d.rva(15);
+  EXPECT_EQ(d.u32(misc), 24u);
+  EXPECT_EQ(d.u32(misc + 4), 3u) << "PROCESS_ID | PROCESS_TIMES";
+  uint32_t created = d.u32(misc + 12);
+  EXPECT_LE(created, d.u32(20));
+  EXPECT_GT(created + 3600, d.u32(20)) << "the child started moments before it crashed";
 }
 
 TEST(Minidump, EveryThreadWithNameContextAndStack) {
@@ -482,6 +490,55 @@ TEST(Minidump, EnvironmentOnlyWhenAskedFor) {
   // The forked child's environment block is this process's.
   std::string env = d.b.substr(d.rva(0x47670007u), d.size(0x47670007u));
   EXPECT_EQ(env, testing::read_file("/proc/self/environ"));
+}
+
+// --- threads that did not stop ---------------------------------------------
+
+// One thread asleep in read() with the stop signal blocked (the kernel's pc and
+// sp only), one spinning (no registers at all): both are in the thread list,
+// with what is known and nothing made up, and the readers still take the file.
+TEST(Minidump, ThreadsThatDidNotStopKeepWhatTheKernelShowed) {
+  testing::TempDir dir;
+  ChildOptions opts;
+  opts.deadline = std::chrono::milliseconds(30000);
+  opts.set_env = {{"PANICSTOP_DUMP_DIR", dir.path()}, {"PANICSTOP_DUMP", "minidump"},
+                  {"PANICSTOP_STOP_TIMEOUT_MS", "200"}};
+  ChildResult r = testing::run_in_child([] { testing::panic_with_unstopped_threads(true); }, opts);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex(R"(reader=(\d+) spinner=(\d+))"))) << r.output;
+  uint32_t reader = uint32_t(std::stoi(m[1])), spinner = uint32_t(std::stoi(m[2]));
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex(R"(panicstop: wrote (\S+\.dmp))"))) << r.output;
+  std::string path = m[1];
+  RawDump d = read_dump(path);
+  ASSERT_TRUE(d.ok);
+  bool saw_reader = false, saw_spinner = false;
+  for (const RawThread& t : raw_threads(d)) {
+    uint32_t flags = d.u32(t.context_rva + 48);
+    uint64_t rsp = d.u64(t.context_rva + 152), rip = d.u64(t.context_rva + 248);
+    if (t.tid == reader) {
+      saw_reader = true;
+      EXPECT_EQ(flags, 0x00100001u) << "control registers only (pc and sp from /proc)";
+      EXPECT_NE(rip, 0u);
+      EXPECT_NE(rsp, 0u);
+      EXPECT_GT(t.stack_size, 0u);
+      EXPECT_LE(t.stack_start, rsp);
+    }
+    if (t.tid == spinner) {
+      saw_spinner = true;
+      EXPECT_EQ(flags, 0x00100000u) << "no registers: no register flags";
+      EXPECT_EQ(rip, 0u);
+      EXPECT_EQ(t.stack_size, 0u);
+    }
+  }
+  EXPECT_TRUE(saw_reader);
+  EXPECT_TRUE(saw_spinner);
+  if (!have_breakpad()) return;
+  ChildResult sw = run_tool({breakpad_bin() + "/minidump_stackwalk", path}, /*merge_stderr=*/false);
+  EXPECT_TRUE(sw.exited && sw.exit_code == 0) << sw.describe();
+  size_t listed = 0;
+  for (size_t at = sw.output.find("\nThread "); at != std::string::npos; at = sw.output.find("\nThread ", at + 1))
+    ++listed;
+  EXPECT_EQ(listed, raw_threads(d).size()) << sw.output;
 }
 
 // --- pieces ----------------------------------------------------------------
