@@ -83,7 +83,7 @@ struct NestedPanic {
 };
 
 struct Report {
-  enum class Kind { kTextReport, kCore };
+  enum class Kind { kTextReport, kCore, kMinidump };
   Kind kind = Kind::kTextReport;
   std::string message;
   bool has_panicstop_note = false;  // cores: a PANICSTOP note was present
