@@ -16,6 +16,7 @@
 #include "dump/core_plan.hpp"
 #include "dump/core_sink.hpp"
 #include "dump/elf_notes.hpp"
+#include "dump/reserve.hpp"
 #include "snapshot/memory.hpp"
 #include "sys/syscall.hpp"
 
@@ -110,13 +111,8 @@ void write_segment(core::CoreSink& out, const core::Segment& seg, int pagemap_fd
 
 bool reserve_elf_core() noexcept {
   if (g_ready.load(std::memory_order_acquire)) return true;
-  auto* mem = static_cast<unsigned char*>(sys::mmap_anonymous(reserved_bytes(), /*noreserve=*/false));
+  unsigned char* mem = reserve_once(g_memory, reserved_bytes());
   if (mem == nullptr) return false;
-  unsigned char* expected = nullptr;
-  if (!g_memory.compare_exchange_strong(expected, mem, std::memory_order_acq_rel)) {
-    sys::munmap(mem, reserved_bytes());  // another thread reserved first
-    return true;
-  }
   g_reserved.io = mem;
   g_reserved.scratch = mem + kIoBufferBytes;
   g_reserved.pagemap = reinterpret_cast<uint64_t*>(mem + kIoBufferBytes + kScratchBytes);

@@ -15,9 +15,11 @@
 
 #include "dump/minidump_context.hpp"
 #include "dump/minidump_streams.hpp"
+#include "dump/reserve.hpp"
 #include "panic/panic_state.hpp"
 #include "snapshot/memory.hpp"
 #include "snapshot/registers.hpp"
+#include "sys/heap_sort.hpp"
 #include "sys/syscall.hpp"
 
 namespace panicstop::detail {
@@ -148,28 +150,10 @@ void stack_range(const ProcessSnapshot& snap, const SnapshotThread& t, uint64_t 
   if (e > s && memory_readable(snap, uintptr_t(s), size_t(e - s))) *start = s, *end = e;
 }
 
-void sift_down(Range* a, size_t root, size_t n) noexcept {
-  while (2 * root + 1 < n) {
-    size_t child = 2 * root + 1;
-    if (child + 1 < n && a[child].start < a[child + 1].start) ++child;
-    if (!(a[root].start < a[child].start)) return;
-    Range tmp = a[root];
-    a[root] = a[child];
-    a[child] = tmp;
-    root = child;
-  }
-}
-
-// Heap sort by start, then overlapping or touching ranges merged: readers
+// Sorted by start, then overlapping or touching ranges merged: readers
 // reject a memory list with overlaps. Returns the merged count.
 size_t sort_and_merge(Range* a, size_t n) noexcept {
-  for (size_t start = n / 2; start-- > 0;) sift_down(a, start, n);
-  for (size_t end = n; end-- > 1;) {
-    Range tmp = a[0];
-    a[0] = a[end];
-    a[end] = tmp;
-    sift_down(a, 0, end);
-  }
+  sys::heap_sort(a, n, [](const Range& x, const Range& y) { return x.start < y.start; });
   size_t out = 0;
   for (size_t i = 0; i < n; ++i) {
     if (out > 0 && a[i].start <= a[out - 1].end) {
@@ -374,13 +358,8 @@ void write_exception(Out& out, const md::CrashFacts& f, uint32_t context_rva) no
 
 bool reserve_minidump() noexcept {
   if (g_ready.load(std::memory_order_acquire)) return true;
-  auto* mem = static_cast<unsigned char*>(sys::mmap_anonymous(reserved_bytes(), /*noreserve=*/false));
+  unsigned char* mem = reserve_once(g_memory, reserved_bytes());
   if (mem == nullptr) return false;
-  unsigned char* expected = nullptr;
-  if (!g_memory.compare_exchange_strong(expected, mem, std::memory_order_acq_rel)) {
-    sys::munmap(mem, reserved_bytes());  // another thread reserved first
-    return true;
-  }
   g_reserved.io = mem;
   g_reserved.proc = reinterpret_cast<char*>(mem + kIoBufferBytes);
   g_reserved.ranges = reinterpret_cast<Range*>(mem + kIoBufferBytes + kProcBufferBytes);

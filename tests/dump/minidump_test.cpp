@@ -18,6 +18,7 @@
 #include <elf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -38,6 +39,7 @@
 #include "panicstop/panic.hpp"
 #include "snapshot/parked_threads.hpp"
 #include "support/child_process.hpp"
+#include "sys/heap_sort.hpp"
 
 namespace panicstop::detail {
 namespace {
@@ -560,6 +562,19 @@ TEST(MinidumpPieces, Utf16FromUtf8) {
   EXPECT_EQ(out[1], 'x');
   // The cap holds, and a pair is never split.
   EXPECT_EQ(md::utf16_from_utf8("\xf0\x9f\x98\x80", 64, out, 1), 0u);
+}
+
+// The memory ranges are ordered with it before they are merged.
+TEST(MinidumpPieces, HeapSortOrdersAnyInput) {
+  std::vector<uint64_t> v;
+  for (uint64_t i = 0; i < 1000; ++i) v.push_back((i * 7919) % 1009);
+  v.push_back(5);  // a duplicate
+  std::vector<uint64_t> want = v;
+  std::sort(want.begin(), want.end());
+  sys::heap_sort(v.data(), v.size(), [](uint64_t a, uint64_t b) { return a < b; });
+  EXPECT_EQ(v, want);
+  sys::heap_sort(v.data(), 0, [](uint64_t a, uint64_t b) { return a < b; });
+  sys::heap_sort(v.data(), 1, [](uint64_t a, uint64_t b) { return a < b; });
 }
 
 TEST(MinidumpPieces, KernelOnlyContextsSayWhatIsKnown) {
