@@ -9,7 +9,9 @@
 //                    /proc gave (control registers only), or an empty context
 //                    when it was running. Each thread's stack: from 128 bytes
 //                    below its stack pointer (the x86-64 red zone) up the
-//                    mapping that holds it, at most 1 MiB for the first thread
+//                    mapping that holds it (the mapping above the guard when
+//                    a stack overflow left the pointer in the guard), at most
+//                    1 MiB for the first thread
 //                    and, for every other, 2 MiB shared among them (between
 //                    2 KiB and 32 KiB each), so 1,000 threads stay small.
 //   ThreadNameList   the snapshot's thread names.
@@ -19,6 +21,8 @@
 //   ModuleList       executable first, then the snapshot's modules; each with
 //                    a CodeView record 'BpEL' + the full GNU build id; the vDSO
 //                    is named linux-gate.so.
+//   MemoryInfoList   every mapping with its protection and kind (image,
+//                    mapped file, private).
 //   Exception        panics only: signal, si_code, fault address (0 unless the
 //                    kernel reported a fault address), the panicking thread.
 //   SystemInfo, MiscInfo (pid, process start and CPU times).
@@ -28,7 +32,7 @@
 //   CrashpadInfo     simple annotations: panic_message, signal, nested panics,
 //                    locks with owner and waiters, the stop's note; Sentry
 //                    shows them as the "crashpad" context.
-//   Linux streams    /proc/self/{cpuinfo... status, cmdline, auxv, maps},
+//   Linux streams    /proc/cpuinfo, /proc/self/{status, cmdline, auxv, maps},
 //                    /etc/lsb-release (or os-release), and /proc/self/environ
 //                    only with PANICSTOP_MINIDUMP_ENVIRON=1.
 //
