@@ -65,6 +65,18 @@ struct Row {
   long text_bytes, core_bytes, core_disk_bytes, dmp_bytes;
 };
 
+// Writes one dump file with the writer; the milliseconds it took, fsync included.
+double timed_write(const std::string& path, const ProcessSnapshot& snap,
+                   bool (*write)(const ProcessSnapshot&, const panicstop::detail::Tunables&, int) noexcept) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  auto t = Clock::now();
+  write(snap, panicstop::detail::tunables(), fd);
+  fsync(fd);
+  double ms = ms_since(t);
+  close(fd);
+  return ms;
+}
+
 Row dump_once(const std::string& dir, int round) {
   using namespace panicstop::detail;
   Row row{};
@@ -77,25 +89,10 @@ Row dump_once(const std::string& dir, int round) {
   row.capture_ms = ms_since(t1);
   std::string text = dir + "/r" + std::to_string(round) + ".txt";
   std::string core = dir + "/r" + std::to_string(round) + ".core";
-  int fd = open(text.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  auto t2 = Clock::now();
-  write_text_report(*snap, tunables(), fd);
-  fsync(fd);
-  row.text_ms = ms_since(t2);
-  close(fd);
-  fd = open(core.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  auto t3 = Clock::now();
-  write_elf_core(*snap, tunables(), fd);
-  fsync(fd);
-  row.core_ms = ms_since(t3);
-  close(fd);
   std::string dmp = dir + "/r" + std::to_string(round) + ".dmp";
-  fd = open(dmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  auto t4 = Clock::now();
-  write_minidump(*snap, tunables(), fd);
-  fsync(fd);
-  row.dmp_ms = ms_since(t4);
-  close(fd);
+  row.text_ms = timed_write(text, *snap, write_text_report);
+  row.core_ms = timed_write(core, *snap, write_elf_core);
+  row.dmp_ms = timed_write(dmp, *snap, write_minidump);
   restart_stopped_threads();
   row.dmp_bytes = file_size(dmp);
   unlink(dmp.c_str());

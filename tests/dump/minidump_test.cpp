@@ -98,6 +98,15 @@ struct RawThread {
   uint32_t stack_size, stack_rva, context_size, context_rva;
 };
 
+// The first entry of list stream `type` (count, then `entry`-byte records);
+// *n gets the count. The stream must be exactly that long.
+uint32_t list_start(const RawDump& d, uint32_t type, uint32_t entry, uint32_t* n) {
+  uint32_t at = d.rva(type);
+  *n = d.u32(at);
+  EXPECT_EQ(d.size(type), 4 + uint64_t(entry) * *n) << "list stream " << type << " has trailing bytes";
+  return at + 4;
+}
+
 std::vector<RawThread> raw_threads(const RawDump& d) {
   std::vector<RawThread> out;
   uint32_t at = d.rva(3), n = d.u32(at);
@@ -261,9 +270,9 @@ TEST(Minidump, EveryThreadWithNameContextAndStack) {
   ASSERT_FALSE(threads.empty());
   EXPECT_EQ(int(threads[0].tid), c.crasher) << "the crashing thread comes first";
   std::map<uint32_t, std::string> names;
-  uint32_t at = d.rva(24), n = d.u32(at);
-  EXPECT_EQ(d.size(24), 4 + 12 * n);
-  for (uint32_t i = 0; i < n; ++i) names[d.u32(at + 4 + 12 * i)] = d.string16(uint32_t(d.u64(at + 8 + 12 * i)));
+  uint32_t n;
+  uint32_t at = list_start(d, 24, 12, &n);
+  for (uint32_t i = 0; i < n; ++i) names[d.u32(at + 12 * i)] = d.string16(uint32_t(d.u64(at + 4 + 12 * i)));
   std::set<int> tids;
   for (const RawThread& t : threads) {
     EXPECT_TRUE(tids.insert(int(t.tid)).second) << "duplicate tid " << t.tid;
@@ -297,12 +306,12 @@ TEST(Minidump, MemoryRangesAreSortedDisjointAndHoldEveryStack) {
   expect_crashed_child(c, 6);
   RawDump d = read_dump(c.dmp);
   ASSERT_TRUE(d.ok);
-  uint32_t at = d.rva(5), n = d.u32(at);
-  ASSERT_EQ(d.size(5), 4 + 16 * n);
+  uint32_t n;
+  uint32_t at = list_start(d, 5, 16, &n);
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (uint32_t i = 0; i < n; ++i) {
-    uint64_t start = d.u64(at + 4 + 16 * i);
-    uint32_t size = d.u32(at + 12 + 16 * i), rva = d.u32(at + 16 + 16 * i);
+    uint64_t start = d.u64(at + 16 * i);
+    uint32_t size = d.u32(at + 8 + 16 * i), rva = d.u32(at + 12 + 16 * i);
     EXPECT_GT(size, 0u);
     EXPECT_LE(uint64_t(rva) + size, d.b.size());
     if (!ranges.empty()) {
@@ -323,11 +332,11 @@ TEST(Minidump, ExecutableFirstWithItsFullBuildId) {
   expect_crashed_child(c, 6);
   RawDump d = read_dump(c.dmp);
   ASSERT_TRUE(d.ok);
-  uint32_t at = d.rva(4), n = d.u32(at);
-  ASSERT_EQ(d.size(4), 4 + 108 * n);
+  uint32_t n;
+  uint32_t at = list_start(d, 4, 108, &n);
   ASSERT_GT(n, 2u);
-  EXPECT_EQ(d.string16(d.u32(at + 4 + 20)), exe_path());
-  uint32_t cv_size = d.u32(at + 4 + 76), cv = d.u32(at + 4 + 80);
+  EXPECT_EQ(d.string16(d.u32(at + 20)), exe_path());
+  uint32_t cv_size = d.u32(at + 76), cv = d.u32(at + 80);
   ASSERT_GE(cv_size, 4u + 20u);
   EXPECT_EQ(d.b.substr(cv, 4), "LEpB");
   std::string id;
@@ -338,7 +347,7 @@ TEST(Minidump, ExecutableFirstWithItsFullBuildId) {
   }
   EXPECT_EQ(id, own_build_id());
   std::set<std::string> names;
-  for (uint32_t i = 0; i < n; ++i) names.insert(d.string16(d.u32(at + 4 + 108 * i + 20)));
+  for (uint32_t i = 0; i < n; ++i) names.insert(d.string16(d.u32(at + 108 * i + 20)));
   EXPECT_TRUE(names.count("linux-gate.so")) << "the vDSO";
 }
 
