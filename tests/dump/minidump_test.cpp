@@ -543,6 +543,11 @@ TEST(Minidump, ThreadsThatDidNotStopKeepWhatTheKernelShowed) {
   }
   EXPECT_TRUE(saw_reader);
   EXPECT_TRUE(saw_spinner);
+  if (testing::have_program("lldb")) {
+    ChildResult l = run_tool({"lldb", "--batch", "-c", path, "-o", "thread list"});
+    EXPECT_NE(l.output.find("tid = " + std::to_string(reader)), std::string::npos) << l.output;
+    EXPECT_NE(l.output.find("tid = " + std::to_string(spinner)), std::string::npos) << l.output;
+  }
   if (!have_breakpad()) return;
   ChildResult sw = run_tool({breakpad_bin() + "/minidump_stackwalk", path}, /*merge_stderr=*/false);
   EXPECT_TRUE(sw.exited && sw.exit_code == 0) << sw.describe();
