@@ -24,7 +24,10 @@ install_breakpad_tools() {
   [[ -x $prefix/node_modules/minidump/bin/linux-x64/minidump_stackwalk ]] && return 0
   echo "panicstop: installing Breakpad's minidump tools (npm package minidump) into $prefix" >&2
   mkdir -p "$prefix"
-  npm install --prefix "$prefix" --ignore-scripts --no-audit --no-fund minidump@0.26.0 >/dev/null
+  npm install --prefix "$prefix" --ignore-scripts --no-audit --no-fund minidump@0.26.0 >/dev/null || {
+    echo "panicstop: npm could not install the package minidump (tests/dump/minidump_test.cpp needs it)" >&2
+    return 1
+  }
 }
 
 missing=()
