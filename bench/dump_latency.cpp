@@ -1,5 +1,5 @@
 // Dump latency: for a process with N threads, the time to stop them, capture
-// the snapshot and write the text report and the mini ELF core, and the files'
+// the snapshot and write the text report, the mini ELF core and the minidump, and the files'
 // sizes — next to `gcore` (gdb) on the same process when gdb is installed.
 // Uses the soft stop and restart, as kdb and live dumps do, so it repeats
 // without dying. A plain program, not Google Benchmark: each figure is a median
@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "dump/elf_core.hpp"
+#include "dump/minidump.hpp"
 #include "dump/text_report.hpp"
 #include "panic/tunables.hpp"
 #include "panicstop/panic.hpp"
@@ -60,9 +61,21 @@ double median(std::vector<double> v) {
 }
 
 struct Row {
-  double stop_ms, capture_ms, text_ms, core_ms;
-  long text_bytes, core_bytes, core_disk_bytes;
+  double stop_ms, capture_ms, text_ms, core_ms, dmp_ms;
+  long text_bytes, core_bytes, core_disk_bytes, dmp_bytes;
 };
+
+// Writes one dump file with the writer; the milliseconds it took, fsync included.
+double timed_write(const std::string& path, const ProcessSnapshot& snap,
+                   bool (*write)(const ProcessSnapshot&, const panicstop::detail::Tunables&, int) noexcept) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  auto t = Clock::now();
+  write(snap, panicstop::detail::tunables(), fd);
+  fsync(fd);
+  double ms = ms_since(t);
+  close(fd);
+  return ms;
+}
 
 Row dump_once(const std::string& dir, int round) {
   using namespace panicstop::detail;
@@ -76,19 +89,13 @@ Row dump_once(const std::string& dir, int round) {
   row.capture_ms = ms_since(t1);
   std::string text = dir + "/r" + std::to_string(round) + ".txt";
   std::string core = dir + "/r" + std::to_string(round) + ".core";
-  int fd = open(text.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  auto t2 = Clock::now();
-  write_text_report(*snap, tunables(), fd);
-  fsync(fd);
-  row.text_ms = ms_since(t2);
-  close(fd);
-  fd = open(core.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  auto t3 = Clock::now();
-  write_elf_core(*snap, tunables(), fd);
-  fsync(fd);
-  row.core_ms = ms_since(t3);
-  close(fd);
+  std::string dmp = dir + "/r" + std::to_string(round) + ".dmp";
+  row.text_ms = timed_write(text, *snap, write_text_report);
+  row.core_ms = timed_write(core, *snap, write_elf_core);
+  row.dmp_ms = timed_write(dmp, *snap, write_minidump);
   restart_stopped_threads();
+  row.dmp_bytes = file_size(dmp);
+  unlink(dmp.c_str());
   row.text_bytes = file_size(text);
   row.core_bytes = file_size(core);
   row.core_disk_bytes = disk_size(core);
@@ -114,13 +121,13 @@ int main(int argc, char** argv) {
   std::string dir = mkdtemp(dir_template);
 
   // Sizes: apparent (st_size) / on disk (allocated blocks), in KiB.
-  printf("%8s %9s %10s %9s %9s %10s %17s %10s %21s\n", "threads", "stop_ms", "capture_ms", "text_ms", "core_ms",
-         "text_KiB", "core_KiB app/disk", "gcore_ms", "gcore_KiB app/disk");
+  printf("%8s %9s %10s %9s %9s %8s %10s %17s %9s %10s %21s\n", "threads", "stop_ms", "capture_ms", "text_ms",
+         "core_ms", "dmp_ms", "text_KiB", "core_KiB app/disk", "dmp_KiB", "gcore_ms", "gcore_KiB app/disk");
   std::vector<std::thread> threads;
   for (int n : counts) {
     g_release = 0;
     for (int i = 0; i < n; ++i) threads.emplace_back([] { park(8); });
-    std::vector<double> stop, capture, text, core;
+    std::vector<double> stop, capture, text, core, dmp;
     Row last{};
     for (int r = 0; r < rounds; ++r) {
       last = dump_once(dir, r);
@@ -128,6 +135,7 @@ int main(int argc, char** argv) {
       capture.push_back(last.capture_ms);
       text.push_back(last.text_ms);
       core.push_back(last.core_ms);
+      dmp.push_back(last.dmp_ms);
     }
     double gcore_ms = -1;
     long gcore_bytes = -1, gcore_disk = -1;
@@ -143,9 +151,10 @@ int main(int argc, char** argv) {
         unlink(file.c_str());
       }
     }
-    printf("%8d %9.2f %10.2f %9.2f %9.2f %10.1f %8ld/%-8ld %10.1f %10ld/%-10ld\n", n + 1, median(stop),
-           median(capture), median(text), median(core), last.text_bytes / 1024.0, last.core_bytes / 1024,
-           last.core_disk_bytes / 1024, gcore_ms, gcore_bytes / 1024, gcore_disk / 1024);
+    printf("%8d %9.2f %10.2f %9.2f %9.2f %8.2f %10.1f %8ld/%-8ld %9.1f %10.1f %10ld/%-10ld\n", n + 1, median(stop),
+           median(capture), median(text), median(core), median(dmp), last.text_bytes / 1024.0,
+           last.core_bytes / 1024, last.core_disk_bytes / 1024, last.dmp_bytes / 1024.0, gcore_ms,
+           gcore_bytes / 1024, gcore_disk / 1024);
     fflush(stdout);
     g_release = 1;
     panicstop::sys::futex_wake(&g_release, 1 << 30);

@@ -131,6 +131,71 @@ modules:
 """
 
 
+def mdstring(text):
+    units = text.encode("utf-16-le")
+    return struct.pack("<I", len(units)) + units + b"\0\0"
+
+
+def minidump(version=0xA793, drop_tail=0, thread_count=None, exception=True):
+    """A small x86-64 minidump: one thread with a context and a stack holding a
+    frame-pointer chain, one module with a 'BpEL' build id, an exception and a
+    panic_message annotation."""
+    body = bytearray()
+    streams = []
+    base = 32 + 12 * 8  # room for 8 directory entries
+
+    def add(data):
+        while (base + len(body)) % 8:
+            body.append(0)
+        rva = base + len(body)
+        body.extend(data)
+        return rva
+
+    stack_start, pc, fp = 0x7ffd0000, 0x401123, 0x7ffd0010
+    stack = struct.pack("<QQ", 0, 0) + struct.pack("<QQ", 0, 0x401456) + b"\0" * 32
+    stack_rva = add(stack)
+    ctx = bytearray(1232)
+    struct.pack_into("<I", ctx, 48, 0x0010000B)
+    struct.pack_into("<Q", ctx, 152, stack_start)
+    struct.pack_into("<Q", ctx, 160, fp)
+    struct.pack_into("<Q", ctx, 248, pc)
+    ctx_rva = add(bytes(ctx))
+    name_rva = add(mdstring("main"))
+    n = 1 if thread_count is None else thread_count
+    thread = struct.pack("<IIIIQ", 101, 0, 0, 0, 0) + struct.pack("<QII", stack_start, len(stack), stack_rva)
+    thread += struct.pack("<II", 1232, ctx_rva)
+    rva = add(struct.pack("<I", n) + thread)
+    streams.append((3, rva, 4 + 48))
+    rva = add(struct.pack("<I", 1) + struct.pack("<IQ", 101, name_rva))
+    streams.append((24, rva, 16))
+    rva = add(struct.pack("<I", 1) + struct.pack("<QII", stack_start, len(stack), stack_rva))
+    streams.append((5, rva, 20))
+    mod_name = add(mdstring("/nonexistent/app"))
+    cv = add(struct.pack("<I", 0x4270454C) + bytes(range(1, 21)))
+    module = struct.pack("<QIIII", 0x400000, 0x10000, 0, 0, mod_name) + b"\0" * 52 + struct.pack("<II", 24, cv)
+    module += b"\0" * (108 - len(module))
+    rva = add(struct.pack("<I", 1) + module)
+    streams.append((4, rva, 4 + 108))
+    sysinfo = struct.pack("<HHHBB", 9, 6, 0, 2, 0) + b"\0" * 12 + struct.pack("<I", 0x8201) + b"\0" * 32
+    rva = add(sysinfo)
+    streams.append((7, rva, 56))
+    if exception:
+        exc = struct.pack("<IIIIQQII", 101, 0, 11, 1, 0, 0x10, 0, 0) + b"\0" * 120 + struct.pack("<II", 1232, ctx_rva)
+        rva = add(exc)
+        streams.append((6, rva, 168))
+    key = add(struct.pack("<I", 13) + b"panic_message\0")
+    value = add(struct.pack("<I", 4) + b"boom\0")
+    dictionary = add(struct.pack("<III", 1, key, value))
+    info = struct.pack("<I", 1) + b"\0" * 32 + struct.pack("<II", 12, dictionary) + b"\0" * 20
+    rva = add(info)
+    streams.append((0x43500001, rva, 64))
+    header = struct.pack("<IIIIIIQ", 0x504D444D, version, len(streams), 32, 0, 1764000000, 0)
+    directory = b"".join(struct.pack("<III", t, size, r) for t, r, size in streams)
+    assert len(streams) <= 8
+    data = header + directory.ljust(12 * 8, b"\0") + bytes(body)
+    return data[: len(data) - drop_tail] if drop_tail else data
+
+
 def write(name, content):
     with open(os.path.join(HERE, name), "wb") as f:
         f.write(content if isinstance(content, bytes) else content.encode())
@@ -196,6 +261,12 @@ def main():
     write("damaged-report-bad-thread", "panic: x\nthread 12x (main) [stopped]\n")
     write("damaged-report-frame-no-address", "panic: x\nthread 1 (main) [stopped]\n  #0 main+0x1\n")
     write("damaged-report-nul", "panic: x\nthread 1 (main)\0 [stopped]\n")
+    write("valid-minidump.dmp", minidump())
+    write("valid-minidump-requested.dmp", minidump(exception=False))
+    write("damaged-minidump-version", minidump(version=0xA792))
+    write("damaged-minidump-truncated", minidump(drop_tail=200))
+    write("damaged-minidump-thread-count", minidump(thread_count=1 << 30))
+    write("damaged-minidump-header", minidump()[:20])
     # Found by the fuzzer: an empty message once read past the first line.
     write("valid-report-empty-message.txt", "panic: \n  (2 threads with this stack)\n  #0 0x10 ?? (libc.so.6+0x10)\n")
     write_hostile_reports()

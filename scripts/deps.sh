@@ -12,13 +12,33 @@ if [[ $profile == test ]]; then
              libgoogle-glog-dev libbackward-cpp-dev  # crash handlers bench/crash_peers compares
              # real programs tests/realworld runs under `panicstop run`
              redis-server mariadb-server mariadb-client-core nginx nodejs openjdk-17-jdk-headless)
+  # npm brings Breakpad's prebuilt minidump tools (below). Some nodejs builds
+  # ship their own npm, which Debian's package would conflict with.
+  command -v npm >/dev/null || packages+=(npm)
 fi
+
+# Breakpad's minidump_stackwalk, minidump_dump and dump_syms, prebuilt in the
+# npm package `minidump`, for tests/dump/minidump_test.cpp. Its install
+# scripts are not needed (the binaries are in the package).
+install_breakpad_tools() {
+  local prefix=build/deps/npm
+  [[ -x $prefix/node_modules/minidump/bin/linux-x64/minidump_stackwalk ]] && return 0
+  echo "panicstop: installing Breakpad's minidump tools (npm package minidump) into $prefix" >&2
+  mkdir -p "$prefix"
+  npm install --prefix "$prefix" --ignore-scripts --no-audit --no-fund minidump@0.26.0 >/dev/null || {
+    echo "panicstop: npm could not install the package minidump (tests/dump/minidump_test.cpp needs it)" >&2
+    return 1
+  }
+}
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+if [[ ${#missing[@]} -eq 0 ]]; then
+  [[ $profile == test ]] && (cd "$(dirname "$0")/.." && install_breakpad_tools)
+  exit 0
+fi
 
 echo "panicstop: installing ${missing[*]}" >&2
 if [[ $(id -u) -ne 0 ]]; then
@@ -28,3 +48,5 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[[ $profile == test ]] && (cd "$(dirname "$0")/.." && install_breakpad_tools)
+exit 0

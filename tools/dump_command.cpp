@@ -15,7 +15,8 @@ namespace {
 
 constexpr std::string_view kDumpHelp = R"(Writes the dumps of a running process without ending it: the same text
 report (*.txt) and ELF core (*.core) a panic writes, named
-panicstop-COMM-PID-SECONDS.{txt,core}. The process stops every thread while
+panicstop-COMM-PID-SECONDS.{txt,core}, and a minidump (*.dmp, marked as a
+requested dump, not a crash) when the process's PANICSTOP_DUMP has minidump. The process stops every thread while
 the snapshot is taken and the files are written, then goes on. No ptrace:
 this works where gdb -p and gcore are refused (containers, Yama).
 `panicstop show FILE` reads the dumps; the core opens in gdb with every thread.

@@ -48,7 +48,7 @@ void print_help() {
                "Environment:\n"
                "  DEBUGINFOD_URLS  when set, libdw may fetch missing debug info from these servers\n"
                "  A program linked with panicstop reads PANICSTOP_DUMP_DIR (where dumps go),\n"
-               "  PANICSTOP_DUMP (text,core or none) and PANICSTOP_CORE (mini or full);\n"
+               "  PANICSTOP_DUMP (text,core,minidump or none) and PANICSTOP_CORE (mini or full);\n"
                "  with PANICSTOP_UPLOAD_URL it sends its dumps there before dying (help upload).\n";
 }
 

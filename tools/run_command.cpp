@@ -26,7 +26,8 @@ new thread an alternate signal stack; see preload/preload.cpp.
 Options (each sets the tunable of the same meaning for PROG):
   --dump-dir DIR     where dumps go (PANICSTOP_DUMP_DIR; default: PROG's
                      current directory, then /tmp)
-  --dump FORMATS     text,core (default), text, core or none (PANICSTOP_DUMP)
+  --dump FORMATS     none, or a comma list of text, core, minidump (default
+                     text,core; PANICSTOP_DUMP)
   --core KIND        mini (default) or full (PANICSTOP_CORE)
   --no-stop          do not stop the other threads (PANICSTOP_STOP_ON_PANIC=0),
                      the world before FreeBSD's 2011 change, for comparison

@@ -74,7 +74,12 @@ FILE may be:
     unwound with libdw (function, module, file:line), then the lock table,
     waiters, nested panics and threads that did not stop;
   - a kernel or gdb `gcore` core: the same, with the message "no panicstop
-    note: core of PID (signal N)".
+    note: core of PID (signal N)";
+  - a minidump (*.dmp, ours or Breakpad's/Crashpad's, x86-64 or aarch64):
+    the panic message and locks from its annotations, each thread with its
+    name and registers and a stack walked by frame pointers through the
+    dump's memory (code without frame pointers ends a walk), named from the
+    module files its module list names.
 The kind of file is told from its first bytes, not its name. Modules and
 debug info are looked up at the paths the dump names (for cores: the
 NT_FILE table and the loader's link_map, like eu-stack). Only regular
@@ -94,7 +99,7 @@ thread libdw could not unwind) are printed on stderr as
 "panicstop: FILE: warning: ..." and do not change the exit status.
 
 JSON output, schema version 1 (null where unknown):
-  {"format":"panicstop-show", "version":1, "kind":"text-report"|"core",
+  {"format":"panicstop-show", "version":1, "kind":"text-report"|"core"|"minidump",
    "file":S, "message":S, "pid":N, "signal":N, "panicking_tid":N,
    "executable":S,
    "threads":[{"tid":N, "name":S, "state":S, "kernel_state":S, "signal":N,
@@ -145,7 +150,7 @@ wrong"); 2 usage error.
 
 const Command kShowCommand = {
     "show",
-    "print a text report or core dump with file:line, or as JSON",
+    "print a text report, core dump or minidump with file:line, or as JSON",
     "panicstop show [--json] FILE",
     kShowHelp,
     run_show,

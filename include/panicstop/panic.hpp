@@ -21,7 +21,9 @@
 //   PANICSTOP_STOP_ON_PANIC    1 (default) or 0: 0 neither stops threads nor
 //                              bypasses locks, as before FreeBSD's 2011 change
 //   PANICSTOP_DUMP_DIR         directory for dumps (default: current, then /tmp)
-//   PANICSTOP_DUMP             text,core (default) | text | core | none
+//   PANICSTOP_DUMP             none, or a comma list of text, core, minidump
+//                              (default text,core); minidump writes a .dmp
+//   PANICSTOP_MINIDUMP_ENVIRON 0 (default) or 1: the environment in the .dmp
 //   PANICSTOP_CORE             mini (default) | full
 //   PANICSTOP_CORE_LIMIT       respect (default) | ignore: with respect, no
 //                              core (only the text report) when RLIMIT_CORE

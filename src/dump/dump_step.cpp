@@ -8,6 +8,7 @@
 #include "dump/core_limit.hpp"
 #include "dump/dump_files.hpp"
 #include "dump/elf_core.hpp"
+#include "dump/minidump.hpp"
 #include "dump/text_report.hpp"
 #include "dump/upload_step.hpp"
 #include "panic/panic_state.hpp"
@@ -28,10 +29,13 @@ bool core_enabled(const Tunables& t) noexcept {
   return false;
 }
 
+bool minidump_enabled(const Tunables& t) noexcept { return t.dump_minidump; }
+
 // Adding a dump format means adding a line here.
 constexpr DumpWriter kWriters[] = {
     {".txt", text_enabled, write_text_report},
     {".core", core_enabled, write_elf_core},
+    {".dmp", minidump_enabled, write_minidump},
 };
 
 }  // namespace
@@ -61,6 +65,7 @@ void register_dump_step() noexcept {
   // capture tries again at the panic.
   reserve_snapshot();
   reserve_elf_core();
+  reserve_minidump();
   set_dump_step(&run_dump_step);
 }
 

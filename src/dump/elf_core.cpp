@@ -16,6 +16,7 @@
 #include "dump/core_plan.hpp"
 #include "dump/core_sink.hpp"
 #include "dump/elf_notes.hpp"
+#include "dump/reserve.hpp"
 #include "snapshot/memory.hpp"
 #include "sys/syscall.hpp"
 
@@ -35,6 +36,7 @@ struct Reserved {
 };
 
 std::atomic<unsigned char*> g_memory{nullptr};
+std::atomic<unsigned char*> g_plan_memory{nullptr};
 std::atomic<bool> g_ready{false};
 Reserved g_reserved;
 
@@ -110,26 +112,17 @@ void write_segment(core::CoreSink& out, const core::Segment& seg, int pagemap_fd
 
 bool reserve_elf_core() noexcept {
   if (g_ready.load(std::memory_order_acquire)) return true;
-  auto* mem = static_cast<unsigned char*>(sys::mmap_anonymous(reserved_bytes(), /*noreserve=*/false));
+  unsigned char* mem = reserve_once(g_memory, reserved_bytes());
   if (mem == nullptr) return false;
   // One plan per entry of the snapshot's mapping table, which is sized for
   // vm.max_map_count: reserved, committed only as far as a dump fills it.
-  auto* plans = static_cast<core::MappingPlan*>(
-      sys::mmap_anonymous(sizeof(core::MappingPlan) * snapshot_mapping_capacity(), /*noreserve=*/true));
-  if (plans == nullptr) {
-    sys::munmap(mem, reserved_bytes());
-    return false;
-  }
-  unsigned char* expected = nullptr;
-  if (!g_memory.compare_exchange_strong(expected, mem, std::memory_order_acq_rel)) {
-    sys::munmap(mem, reserved_bytes());  // another thread reserved first
-    sys::munmap(plans, sizeof(core::MappingPlan) * snapshot_mapping_capacity());
-    return true;
-  }
+  unsigned char* plans = reserve_once(g_plan_memory, sizeof(core::MappingPlan) * snapshot_mapping_capacity(),
+                                      /*noreserve=*/true);
+  if (plans == nullptr) return false;
   g_reserved.io = mem;
   g_reserved.scratch = mem + kIoBufferBytes;
   g_reserved.pagemap = reinterpret_cast<uint64_t*>(mem + kIoBufferBytes + kScratchBytes);
-  g_reserved.plans = plans;
+  g_reserved.plans = reinterpret_cast<core::MappingPlan*>(plans);
   g_ready.store(true, std::memory_order_release);
   return true;
 }

@@ -48,6 +48,7 @@
 #include "stop/stop.hpp"
 #include "sys/demangle.hpp"
 #include "sys/format.hpp"
+#include "sys/heap_sort.hpp"
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
 #include "sys/syscall_names.hpp"
@@ -274,29 +275,6 @@ bool same_stack(const SnapshotThread& a, const SnapshotThread& b) noexcept {
 
 bool order_less(uint32_t a, uint32_t b) noexcept { return g_hash[a] != g_hash[b] ? g_hash[a] < g_hash[b] : a < b; }
 
-void sift_down(uint32_t* a, uint32_t root, uint32_t n) noexcept {
-  while (2 * root + 1 < n) {
-    uint32_t child = 2 * root + 1;
-    if (child + 1 < n && order_less(a[child], a[child + 1])) ++child;
-    if (!order_less(a[root], a[child])) return;
-    uint32_t tmp = a[root];
-    a[root] = a[child];
-    a[child] = tmp;
-    root = child;
-  }
-}
-
-// Heap sort: no recursion, no allocation, O(n log n) for any input.
-void sort_indices(uint32_t* a, uint32_t n) noexcept {
-  for (uint32_t start = n / 2; start-- > 0;) sift_down(a, start, n);
-  for (uint32_t end = n; end-- > 1;) {
-    uint32_t tmp = a[0];
-    a[0] = a[end];
-    a[end] = tmp;
-    sift_down(a, 0, end);
-  }
-}
-
 // Groups every thread but the panicking one (index 0, always shown alone).
 // Afterwards g_group_size[i] is 0 for a thread printed with an earlier one.
 void group_threads(const ProcessSnapshot& snap) noexcept {
@@ -307,7 +285,7 @@ void group_threads(const ProcessSnapshot& snap) noexcept {
   }
   uint32_t m = n > 1 ? n - 1 : 0;
   uint32_t* order = g_order + 1;
-  sort_indices(order, m);
+  sys::heap_sort(order, m, order_less);
   for (uint32_t i = 0; i < n; ++i) g_group_size[i] = 0;
   if (n > 0) {
     g_group_begin[0] = 0;

@@ -14,6 +14,8 @@ struct Tunables {
   char dump_dir[512] = {};         // PANICSTOP_DUMP_DIR; "" = current directory, then /tmp
   bool dump_text = true;           // PANICSTOP_DUMP
   bool dump_core = true;
+  bool dump_minidump = false;
+  bool minidump_environ = false;   // PANICSTOP_MINIDUMP_ENVIRON: the environment in the minidump
   CoreKind core = CoreKind::kMini;  // PANICSTOP_CORE
   DiePolicy on_panic = DiePolicy::kDie;  // PANICSTOP_ON_PANIC
   uint32_t stop_timeout_ms = 1000;  // PANICSTOP_STOP_TIMEOUT_MS

@@ -103,6 +103,30 @@ bool parse_kdb_signal(int* out, char* err, unsigned long err_size) {
   return true;
 }
 
+// PANICSTOP_DUMP: "none", or formats joined by commas, each at most once.
+bool parse_dump_formats(Tunables* t, char* err, unsigned long err_size) {
+  const char* name = "PANICSTOP_DUMP";
+  const char* v = env(name);
+  if (v == nullptr) return true;
+  const char* accepted = "none, or a comma-separated list of text, core, minidump (default text,core)";
+  t->dump_text = t->dump_core = t->dump_minidump = false;
+  if (sys::equals(v, "none")) return true;
+  const char* p = v;
+  for (;;) {
+    const char* end = p;
+    while (*end != ',' && *end != '\0') ++end;
+    size_t n = size_t(end - p);
+    bool* flag = n == 4 && strncmp(p, "text", 4) == 0       ? &t->dump_text
+                 : n == 4 && strncmp(p, "core", 4) == 0     ? &t->dump_core
+                 : n == 8 && strncmp(p, "minidump", 8) == 0 ? &t->dump_minidump
+                                                            : nullptr;
+    if (flag == nullptr || *flag) return reject(name, v, accepted, err, err_size);
+    *flag = true;
+    if (*end == '\0') return true;
+    p = end + 1;
+  }
+}
+
 }  // namespace
 
 bool parse_tunables(Tunables* out, char* err, unsigned long err_size) noexcept {
@@ -115,11 +139,8 @@ bool parse_tunables(Tunables* out, char* err, unsigned long err_size) noexcept {
     sys::copy_string(t.dump_dir, sizeof t.dump_dir, dir);
   }
 
-  static constexpr Choice kDump[] = {{"text,core", 3}, {"core,text", 3}, {"text", 1}, {"core", 2}, {"none", 0}};
-  int dump = 3;
-  if (!parse_choice("PANICSTOP_DUMP", kDump, "text,core, text, core, none", &dump, err, err_size)) return false;
-  t.dump_text = (dump & 1) != 0;
-  t.dump_core = (dump & 2) != 0;
+  if (!parse_dump_formats(&t, err, err_size)) return false;
+  if (!parse_bool("PANICSTOP_MINIDUMP_ENVIRON", &t.minidump_environ, err, err_size)) return false;
 
   static constexpr Choice kCore[] = {{"mini", int(CoreKind::kMini)}, {"full", int(CoreKind::kFull)}};
   int core = int(t.core);

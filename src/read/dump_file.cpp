@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "read/elf_core_parser.hpp"
+#include "read/minidump_parser.hpp"
 #include "read/symbolize.hpp"
 #include "read/text_report_parser.hpp"
 
@@ -62,6 +63,8 @@ Report read_dump_file(const std::string& path) {
     if (looks_like_elf(file.text())) {
       report = report_from_core(parse_elf_core(file.bytes()));
       is_core = true;
+    } else if (looks_like_minidump(file.text())) {
+      report = parse_minidump(file.bytes());
     } else if (looks_like_text_report(file.text())) {
       if (file.text().size() > kMaxTextReportBytes) {
         throw ReadError("text report of " + std::to_string(file.text().size()) + " bytes is larger than the " +
@@ -69,7 +72,7 @@ Report read_dump_file(const std::string& path) {
       }
       report = parse_text_report(file.text());
     } else {
-      throw ReadError("not a panicstop text report or ELF core (it starts with neither \"panic: \" nor the ELF magic)");
+      throw ReadError("not a panicstop text report, ELF core or minidump (it starts with none of \"panic: \", the ELF magic, MDMP)");
     }
   }
   if (is_core) {

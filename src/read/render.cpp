@@ -194,7 +194,10 @@ void render_text(const Report& report, std::ostream& out) {
 
 void render_json(const Report& report, const std::string& file, std::ostream& out) {
   out << "{\"format\":\"panicstop-show\",\"version\":1,\"kind\":"
-      << (report.kind == Report::Kind::kCore ? "\"core\"" : "\"text-report\"") << ",\"file\":" << json_string(file)
+      << (report.kind == Report::Kind::kCore       ? "\"core\""
+          : report.kind == Report::Kind::kMinidump ? "\"minidump\""
+                                                   : "\"text-report\"")
+      << ",\"file\":" << json_string(file)
       << ",\"message\":" << json_string(report.message) << ",\"pid\":" << json_opt_int(report.pid)
       << ",\"signal\":" << json_opt_int(report.signal) << ",\"panicking_tid\":" << json_opt_int(report.panicking_tid)
       << ",\"executable\":" << json_opt_string(report.executable) << ",\"threads\":";

@@ -144,7 +144,7 @@ struct Truncation {
 };
 
 struct Report {
-  enum class Kind { kTextReport, kCore };
+  enum class Kind { kTextReport, kCore, kMinidump };
   Kind kind = Kind::kTextReport;
   std::string message;
   bool has_panicstop_note = false;  // cores: a PANICSTOP note was present

@@ -115,7 +115,7 @@ TEST(Tunables, AVeryLongBadValueStillNamesTheAcceptedValues) {
 TEST(Tunables, BadValuesExit2NamingTheVariable) {
   const BadValue cases[] = {
       {"PANICSTOP_STOP_ON_PANIC", "yes", "0, 1"},
-      {"PANICSTOP_DUMP", "pdf", "text,core, text, core, none"},
+      {"PANICSTOP_DUMP", "pdf", "none, or a comma-separated list of text, core, minidump"},
       {"PANICSTOP_CORE", "huge", "mini, full"},
       {"PANICSTOP_ON_PANIC", "explode", "die, exit, restart, halt"},
       {"PANICSTOP_STOP_TIMEOUT_MS", "-5", "milliseconds"},

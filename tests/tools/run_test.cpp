@@ -85,6 +85,29 @@ TEST(Run, StackOverflowInAThreadTheProgramMadeGivesADumpOfEveryThread) {
   EXPECT_TRUE(find_with_suffix(plain, ".txt").empty());
 }
 
+// --dump takes a list: the minidump joins the other two under the same base
+// name, and `panicstop show` reads it back with the thread that overflowed.
+TEST(Run, DumpFormatsListAddsAMinidumpThatShowReads) {
+  TempDir dir;
+  ChildResult r = run_command(
+      {kTool, "run", "--dump-dir", dir.path(), "--dump", "text,core,minidump", "--", PANICSTOP_UNINSTRUMENTED});
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.exited && r.exit_code == 128 + SIGSEGV) << r.describe();
+  std::string report = find_with_suffix(dir, ".txt"), core = find_with_suffix(dir, ".core"),
+              dmp = find_with_suffix(dir, ".dmp");
+  ASSERT_FALSE(dmp.empty()) << r.output;
+  EXPECT_FALSE(core.empty()) << r.output;
+  ASSERT_FALSE(report.empty()) << r.output;
+  EXPECT_EQ(report.substr(0, report.size() - 4), dmp.substr(0, dmp.size() - 4));
+  EXPECT_NE(r.output.find("panicstop: wrote " + dmp), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(dmp).substr(0, 4), "MDMP");
+  ChildResult show = run_command({kTool, "show", dmp});
+  EXPECT_TRUE(show.exited && show.exit_code == 0) << show.describe() << "\n" << show.output;
+  EXPECT_EQ(show.output.rfind("panic: fatal signal SIGSEGV", 0), 0u) << show.output;
+  EXPECT_EQ(count_lines_matching(show.output, std::regex(R"(^thread \d+ )")), 5) << show.output;
+  EXPECT_NE(show.output.find("recurse_forever"), std::string::npos) << show.output;
+}
+
 // A real multithreaded server from Debian that nobody here wrote.
 int free_loopback_port() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
