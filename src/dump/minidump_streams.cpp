@@ -124,7 +124,7 @@ uint32_t count_processors(const char* text, size_t len) noexcept {
 void write_system_info(Out& out, char* buf, size_t cap) noexcept {
   SystemInfo si{};
   si.platform_id = kPlatformLinux;
-  long len = read_small_file("/proc/cpuinfo", buf, cap);
+  long len = read_proc_file(ProcScope::kSystem, "cpuinfo", buf, cap);
   uint32_t cpus = len > 0 ? count_processors(buf, size_t(len)) : 0;
   si.number_of_processors = uint8_t(cpus > 255 ? 255 : cpus);
 #if defined(__x86_64__)
@@ -170,7 +170,7 @@ void write_misc_info(Out& out, const ProcessSnapshot& snap, char* buf, size_t ca
     if (snap.auxv[i] == AT_CLKTCK) ticks = snap.auxv[i + 1];
   // /proc/self/stat after the ")" that ends comm: field 3 is the state, 14
   // and 15 user and system time, 22 the start time, all in clock ticks.
-  long len = ticks != 0 ? read_small_file("/proc/self/stat", buf, cap) : -1;
+  long len = ticks != 0 ? read_proc_file(ProcScope::kProcess, "stat", buf, cap) : -1;
   const char* p = nullptr;
   for (long i = len - 1; i >= 0 && p == nullptr; --i)
     if (buf[i] == ')') p = buf + i + 1;
@@ -186,7 +186,7 @@ void write_misc_info(Out& out, const ProcessSnapshot& snap, char* buf, size_t ca
     p = end;
     if (field == 22) {
       uint64_t btime = 0;
-      long slen = read_small_file("/proc/stat", buf, cap);
+      long slen = read_proc_file(ProcScope::kSystem, "stat", buf, cap);
       if (slen > 0 && find_number(buf, size_t(slen), "btime", &btime)) {
         mi.flags1 |= kMiscProcessTimes;
         mi.process_create_time = uint32_t(btime + fields[22] / ticks);
@@ -336,10 +336,20 @@ void write_crashpad_info(Out& out, const ProcessSnapshot& snap, const CrashFacts
 
 namespace {
 
+// Where a stream's file is read: /proc through the descriptor kept from
+// install (stop/proc_dir.hpp), anything else by its path.
+struct Source {
+  const char* path;
+  ProcScope scope;
+  bool in_proc;
+};
+constexpr Source proc_source(ProcScope scope, const char* path) noexcept { return {path, scope, true}; }
+constexpr Source file_source(const char* path) noexcept { return {path, ProcScope::kProcess, false}; }
+
 // One raw file as a stream; nothing when it cannot be read. A file larger
 // than the buffer is cut after its last complete line.
-void file_stream(Out& out, uint32_t type, const char* path, char* buf, size_t cap, bool text) noexcept {
-  long len = read_small_file(path, buf, cap);
+void file_stream(Out& out, uint32_t type, Source src, char* buf, size_t cap, bool text) noexcept {
+  long len = src.in_proc ? read_proc_file(src.scope, src.path, buf, cap) : read_small_file(src.path, buf, cap);
   if (len < 0) return;
   if (text && size_t(len) + 1 >= cap) {
     while (len > 0 && buf[len - 1] != '\n') --len;
@@ -352,18 +362,20 @@ void file_stream(Out& out, uint32_t type, const char* path, char* buf, size_t ca
 }  // namespace
 
 void write_linux_streams(Out& out, const Tunables& t, char* buf, size_t cap) noexcept {
-  file_stream(out, kLinuxCpuInfo, "/proc/cpuinfo", buf, cap, true);
-  file_stream(out, kLinuxProcStatus, "/proc/self/status", buf, cap, true);
+  file_stream(out, kLinuxCpuInfo, proc_source(ProcScope::kSystem, "cpuinfo"), buf, cap, true);
+  file_stream(out, kLinuxProcStatus, proc_source(ProcScope::kProcess, "status"), buf, cap, true);
   // Debian has no lsb-release; readers take os-release's keys from the same stream.
   if (read_small_file("/etc/lsb-release", buf, cap) >= 0)
-    file_stream(out, kLinuxLsbRelease, "/etc/lsb-release", buf, cap, true);
+    file_stream(out, kLinuxLsbRelease, file_source("/etc/lsb-release"), buf, cap, true);
   else
-    file_stream(out, kLinuxLsbRelease, "/etc/os-release", buf, cap, true);
-  file_stream(out, kLinuxCmdLine, "/proc/self/cmdline", buf, cap, false);
+    file_stream(out, kLinuxLsbRelease, file_source("/etc/os-release"), buf, cap, true);
+  // The memory views through thread-self: they still read after main() left
+  // through pthread_exit(), when /proc/self's are empty.
+  file_stream(out, kLinuxCmdLine, proc_source(ProcScope::kThread, "cmdline"), buf, cap, false);
   // The environment holds secrets (tokens, passwords): only when asked for.
-  if (t.minidump_environ) file_stream(out, kLinuxEnviron, "/proc/self/environ", buf, cap, false);
-  file_stream(out, kLinuxAuxv, "/proc/self/auxv", buf, cap, false);
-  file_stream(out, kLinuxMaps, "/proc/self/maps", buf, cap, true);
+  if (t.minidump_environ) file_stream(out, kLinuxEnviron, proc_source(ProcScope::kThread, "environ"), buf, cap, false);
+  file_stream(out, kLinuxAuxv, proc_source(ProcScope::kThread, "auxv"), buf, cap, false);
+  file_stream(out, kLinuxMaps, proc_source(ProcScope::kThread, "maps"), buf, cap, true);
 }
 
 }  // namespace panicstop::detail::md

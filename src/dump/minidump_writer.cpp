@@ -323,7 +323,7 @@ void write_modules(Out& out, const ProcessSnapshot& snap) noexcept {
 // show what an address was (lldb's "memory region", Breakpad's dump).
 void write_memory_info(Out& out, const ProcessSnapshot& snap) noexcept {
   uint32_t begin = out.begin_stream();
-  uint32_t count = snap.mapping_count < kMaxMappings ? snap.mapping_count : uint32_t(kMaxMappings);
+  uint32_t count = snap.mapping_count;
   md::MemoryInfoListHeader h{sizeof(md::MemoryInfoListHeader), sizeof(md::MemoryInfo), count};
   out.put(&h, sizeof h);
   for (uint32_t i = 0; i < count; ++i) {

@@ -7,9 +7,8 @@
 
 namespace panicstop::detail {
 
-long read_proc_file(ProcScope scope, const char* path, char* buf, size_t cap) noexcept {
-  if (cap == 0) return -EINVAL;
-  long fd = proc_open(scope, path, O_RDONLY);
+namespace {
+long read_whole(long fd, char* buf, size_t cap) noexcept {
   if (fd < 0) {
     buf[0] = '\0';
     return fd;
@@ -24,6 +23,17 @@ long read_proc_file(ProcScope scope, const char* path, char* buf, size_t cap) no
   buf[used] = '\0';
   sys::close(int(fd));
   return long(used);
+}
+}  // namespace
+
+long read_proc_file(ProcScope scope, const char* path, char* buf, size_t cap) noexcept {
+  if (cap == 0) return -EINVAL;
+  return read_whole(proc_open(scope, path, O_RDONLY), buf, cap);
+}
+
+long read_small_file(const char* path, char* buf, size_t cap) noexcept {
+  if (cap == 0) return -EINVAL;
+  return read_whole(sys::openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC), buf, cap);
 }
 
 char* LineReader::next(size_t* len) noexcept {

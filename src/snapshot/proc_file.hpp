@@ -13,6 +13,8 @@ namespace panicstop::detail {
 // NUL-terminates it and returns the length; a negative errno if the file
 // cannot be opened (buf is then "").
 long read_proc_file(ProcScope scope, const char* path, char* buf, size_t cap) noexcept;
+// The same for a file outside /proc, by its absolute path (/etc/os-release).
+long read_small_file(const char* path, char* buf, size_t cap) noexcept;
 
 // Hands out the lines of a file one at a time, refilling a fixed buffer from
 // the descriptor. A line longer than the buffer comes back in pieces (callers

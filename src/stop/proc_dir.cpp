@@ -56,6 +56,10 @@ long proc_open(ProcScope scope, const char* path, int flags) noexcept {
   const char* base = root >= 0 ? "" : "/proc/";
   int dir = root >= 0 ? root : AT_FDCWD;
   flags |= O_CLOEXEC;
+  if (scope == ProcScope::kSystem) {
+    sys::format(full, sizeof full, "%s%s", base, path);
+    return sys::openat(dir, full, flags);
+  }
   if (scope == ProcScope::kThread) {
     sys::format(full, sizeof full, "%sthread-self/%s", base, path);
     long fd = sys::openat(dir, full, flags);

@@ -27,9 +27,10 @@ bool open_proc_dir() noexcept;
 enum class ProcScope : uint8_t {
   kProcess,  // /proc/self/PATH
   kThread,   // /proc/thread-self/PATH, else /proc/self/PATH (kernels before 3.17)
+  kSystem,   // /proc/PATH: the system-wide files (cpuinfo, stat)
 };
 
-// Opens PATH below /proc/self or /proc/thread-self through the descriptor
+// Opens PATH below /proc/self, /proc/thread-self or /proc through the descriptor
 // opened by open_proc_dir(), falling back to the absolute path under /proc
 // when there is none. Returns the descriptor or a negative errno.
 long proc_open(ProcScope scope, const char* path, int flags) noexcept;
