@@ -22,7 +22,7 @@
 
 #include "dump/elf_core.hpp"
 #include "dump/text_report.hpp"
-#include "panic/tunables.hpp"
+#include "dump/dump_options.hpp"
 #include "panicstop/panic.hpp"
 #include "snapshot/snapshot.hpp"
 #include "stop/stop.hpp"
@@ -72,19 +72,20 @@ Row dump_once(const std::string& dir, int round) {
   row.stop_ms = ms_since(t0);
   if (!stop.ok) fprintf(stderr, "dump_latency: %u threads did not stop\n", stop.not_stopped);
   auto t1 = Clock::now();
-  ProcessSnapshot* snap = capture_snapshot();
+  CrashRecord& rec = reset_crash_record();
+  capture_crash_record(rec);
   row.capture_ms = ms_since(t1);
   std::string text = dir + "/r" + std::to_string(round) + ".txt";
   std::string core = dir + "/r" + std::to_string(round) + ".core";
   int fd = open(text.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   auto t2 = Clock::now();
-  write_text_report(*snap, tunables(), fd);
+  write_text_report(rec, dump_options(), fd);
   fsync(fd);
   row.text_ms = ms_since(t2);
   close(fd);
   fd = open(core.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   auto t3 = Clock::now();
-  write_elf_core(*snap, tunables(), fd);
+  write_elf_core(rec, dump_options(), fd);
   fsync(fd);
   row.core_ms = ms_since(t3);
   close(fd);

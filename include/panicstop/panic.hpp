@@ -11,9 +11,11 @@
 //      saves its registers and parks;
 //   4. make scheduler_stopped() true for this thread only: panicstop locks stop
 //      blocking for it;
-//   5. print "panic: MESSAGE" to stderr; run PreDump hooks; write the dumps;
-//      run PostDump and Final hooks — each step under a deadline, a fault in one
-//      recorded as a nested panic and the next step still run;
+//   5. capture the process once (the crash record every later step reads);
+//      print "panic: MESSAGE" to stderr; run PreDump hooks; write the dumps,
+//      one step per writer; run PostDump and Final hooks — each step under a
+//      deadline, a fault in one recorded as a nested panic and the next step
+//      still run;
 //   6. end the process as the die policy says.
 //
 // Tunables, read from the environment by install(). A bad value makes install()
@@ -21,7 +23,8 @@
 //   PANICSTOP_STOP_ON_PANIC    1 (default) or 0: 0 neither stops threads nor
 //                              bypasses locks, as before FreeBSD's 2011 change
 //   PANICSTOP_DUMP_DIR         directory for dumps (default: current, then /tmp)
-//   PANICSTOP_DUMP             text,core (default) | text | core | none
+//   PANICSTOP_DUMP             text,core (default) | core,text | text | core | none
+//                              (written in that order, each writer a step of its own)
 //   PANICSTOP_CORE             mini (default) | full
 //   PANICSTOP_CORE_LIMIT       respect (default) | ignore: with respect, no
 //                              core (only the text report) when RLIMIT_CORE

@@ -61,7 +61,7 @@ SessionStart begin_session(KdbSession* s, const char* why) noexcept {
   int expected = 0;
   if (!g_session_tid.compare_exchange_strong(expected, self, std::memory_order_acq_rel)) return SessionStart::kBusy;
   sys::copy_string(s->why, sizeof s->why, why != nullptr ? why : "kdb");
-  s->snapshot = nullptr;
+  s->record = nullptr;
   s->saved_mask = block_async_signals();
   s->stop = stop_other_threads(StopKind::kSoft, stop_timeout_ns());
   if (s->stop.busy || panicking()) {
@@ -83,32 +83,40 @@ void end_session(KdbSession* s) noexcept {
   serve_deferred_requests();
 }
 
-const ProcessSnapshot* session_snapshot(KdbSession* s) noexcept {
-  if (s->snapshot == nullptr) {
+const CrashRecord* session_record(KdbSession* s) noexcept {
+  if (s->record == nullptr) {
     // The caller's registers from a real kernel frame, taken here and not at
     // the session's start: the frames below this one must still be live
     // while the capture unwinds them.
     save_own_context_via_signal();
-    s->snapshot = capture_live_snapshot(s->why, s->stop.not_stopped_tids, s->stop.not_stopped);
+    CrashRecord& rec = reset_crash_record();
+    CrashFacts& f = rec.facts;
+    sys::copy_string(f.live_reason, sizeof f.live_reason, s->why[0] != '\0' ? s->why : "requested");
+    f.threads_stopped = s->stop.stopped;
+    f.start_ns = s->stop.start_ns;
+    f.stopped_ns = s->stop.end_ns;
+    f.not_stopped_count = s->stop.not_stopped;
+    f.not_stopped_tids = s->stop.not_stopped_tids;
+    if (capture_crash_record(rec)) s->record = &rec;
   }
-  return s->snapshot;
+  return s->record;
 }
 
 int session_write_dumps(KdbSession* s, const char* dir, int echo_fd) noexcept {
-  const ProcessSnapshot* snap = session_snapshot(s);
-  if (snap == nullptr) {
+  const CrashRecord* rec = session_record(s);
+  if (rec == nullptr) {
     static const char kMsg[] = "panicstop: no dump: the snapshot memory could not be reserved\n";
     sys::write_all(2, kMsg, sizeof kMsg - 1);
     if (echo_fd >= 0) sys::send_all(echo_fd, kMsg, sizeof kMsg - 1);
     return 0;
   }
-  return write_dumps(*snap, dir, echo_fd);
+  return write_dumps(*rec, dump_options(), dir, echo_fd);
 }
 
 bool session_write_report(KdbSession* s, int fd) noexcept {
-  const ProcessSnapshot* snap = session_snapshot(s);
-  if (snap == nullptr) return false;
-  return write_text_report(*snap, tunables(), fd);
+  const CrashRecord* rec = session_record(s);
+  if (rec == nullptr) return false;
+  return write_text_report(*rec, dump_options(), fd);
 }
 
 namespace {

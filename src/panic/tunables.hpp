@@ -1,4 +1,6 @@
-// The tunables of DESIGN.md §5, parsed once by install() from the environment.
+// The panic layer's tunables, parsed once by install() from the environment.
+// The dump layer parses its own (dump/dump_options.hpp: PANICSTOP_DUMP,
+// PANICSTOP_DUMP_DIR, PANICSTOP_CORE, PANICSTOP_CORE_LIMIT).
 #pragma once
 
 #include <cstdint>
@@ -6,15 +8,10 @@
 namespace panicstop::detail {
 
 enum class DiePolicy : uint8_t { kDie, kExit, kRestart, kHalt };
-enum class CoreKind : uint8_t { kMini, kFull };
 enum class KdbBackend : uint8_t { kReport, kConsole };
 
 struct Tunables {
   bool stop_on_panic = true;       // PANICSTOP_STOP_ON_PANIC
-  char dump_dir[512] = {};         // PANICSTOP_DUMP_DIR; "" = current directory, then /tmp
-  bool dump_text = true;           // PANICSTOP_DUMP
-  bool dump_core = true;
-  CoreKind core = CoreKind::kMini;  // PANICSTOP_CORE
   DiePolicy on_panic = DiePolicy::kDie;  // PANICSTOP_ON_PANIC
   uint32_t stop_timeout_ms = 1000;  // PANICSTOP_STOP_TIMEOUT_MS
   // PANICSTOP_STEP_TIMEOUT_MS: deadline of each hook and of the other steps of
