@@ -76,11 +76,6 @@ bool parse_dump_options(DumpOptions* out, char* err, size_t err_size) noexcept {
   return true;
 }
 
-void install_dump_options() noexcept {
-  char err[512];
-  DumpOptions o;
-  if (!parse_dump_options(&o, err, sizeof err)) sys::env_fail(err, sizeof err);
-  dump_options_storage() = o;
-}
+void install_dump_options() noexcept { sys::env_install(parse_dump_options, &dump_options_storage()); }
 
 }  // namespace panicstop::detail

@@ -11,6 +11,7 @@
 #include "dump/dump_files.hpp"
 #include "dump/text_report.hpp"
 #include "kdb/console.hpp"
+#include "kdb/kdb_options.hpp"
 #include "kdb/session.hpp"
 #include "panic/tunables.hpp"
 #include "panicstop/panic.hpp"
@@ -122,14 +123,14 @@ bool session_write_report(KdbSession* s, int fd) noexcept {
 namespace {
 
 void run_report_backend(KdbSession* s) noexcept {
-  const Tunables& t = tunables();
+  const KdbOptions& t = kdb_options();
   int fd = 2;
-  if (t.kdb_output[0] != '\0') {
-    long f = sys::openat(AT_FDCWD, t.kdb_output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (t.output[0] != '\0') {
+    long f = sys::openat(AT_FDCWD, t.output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (f >= 0) {
       fd = int(f);
     } else {
-      sys::write_line(2, "panicstop: kdb: cannot open %s (errno %ld); report on stderr", t.kdb_output, -f);
+      sys::write_line(2, "panicstop: kdb: cannot open %s (errno %ld); report on stderr", t.output, -f);
     }
   }
   session_write_report(s, fd);
@@ -140,7 +141,7 @@ void run_report_backend(KdbSession* s) noexcept {
 bool run_terminal_console(KdbSession* s) noexcept {
   long fd = sys::openat(AT_FDCWD, "/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) return false;
-  run_console(s, int(fd), int(fd), int64_t(tunables().kdb_idle_ms) * 1000000);
+  run_console(s, int(fd), int(fd), int64_t(kdb_options().idle_ms) * 1000000);
   sys::close(int(fd));
   return true;
 }
@@ -157,7 +158,7 @@ KdbResult kdb_enter(const char* why) noexcept {
     case detail::SessionStart::kFailed: return KdbResult::kFailed;
     case detail::SessionStart::kStarted: break;
   }
-  if (detail::tunables().kdb_backend != detail::KdbBackend::kConsole || !detail::run_terminal_console(&session))
+  if (detail::kdb_options().backend != detail::KdbBackend::kConsole || !detail::run_terminal_console(&session))
     detail::run_report_backend(&session);
   detail::end_session(&session);
   return KdbResult::kDone;

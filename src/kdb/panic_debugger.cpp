@@ -4,9 +4,9 @@
 #include "dump/text_sections.hpp"
 #include "kdb/console.hpp"
 #include "kdb/control_socket.hpp"
+#include "kdb/kdb_options.hpp"
 #include "kdb/session.hpp"
 #include "dump/dump_step.hpp"
-#include "panic/tunables.hpp"
 #include "snapshot/crash_record.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
@@ -41,7 +41,7 @@ void run_panic_debugger(bool trace, bool debugger) noexcept {
   session.stop.stopped = f.threads_stopped;
   session.stop.not_stopped = f.not_stopped_count;
   session.stop.not_stopped_tids = f.not_stopped_tids;
-  int64_t idle_ns = int64_t(tunables().kdb_idle_ms) * 1000000;
+  int64_t idle_ns = int64_t(kdb_options().idle_ms) * 1000000;
   long tty = sys::openat(AT_FDCWD, "/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (tty >= 0) {
     run_console(&session, int(tty), int(tty), idle_ns);
@@ -54,7 +54,7 @@ void run_panic_debugger(bool trace, bool debugger) noexcept {
     return;
   }
   sys::write_line(2, "panicstop: debugger on panic: run `panicstop kdb %d` within %u s (socket %s)", sys::getpid(),
-                  tunables().kdb_idle_ms / 1000, socket);
+                  kdb_options().idle_ms / 1000, socket);
   if (!serve_one_connection(&session, idle_ns))
     sys::write_line(2, "panicstop: debugger on panic: nobody connected; going on");
 }

@@ -40,6 +40,7 @@ PanicState g_state;
 Tunables g_tunables;
 std::atomic<const CrashSteps*> g_crash_steps{nullptr};
 std::atomic<DebuggerStepFn> g_debugger_step{nullptr};
+std::atomic<int64_t> g_debugger_ns{0};
 std::atomic<bool> g_installed{false};
 
 inline constexpr int kMaxHooks = 32;
@@ -360,7 +361,7 @@ void set_default_action(int sig) noexcept {
     run_step(PanicStep::kCapture, 2 * step_timeout_ns(), step_capture, steps);
   run_step(PanicStep::kStop, step_timeout_ns(), step_banner, nullptr);
   if (g_tunables.trace_on_panic || g_tunables.debugger_on_panic) {
-    int64_t debugger_ns = g_tunables.debugger_on_panic ? int64_t(g_tunables.kdb_idle_ms) * 1000000 : 0;
+    int64_t debugger_ns = g_tunables.debugger_on_panic ? g_debugger_ns.load(std::memory_order_acquire) : 0;
     run_step(PanicStep::kDebugger, step_timeout_ns() + debugger_ns, step_debugger, nullptr);
   }
   run_hooks(Stage::PreDump, PanicStep::kPreDumpHooks);
@@ -376,7 +377,10 @@ PanicState& panic_state() noexcept { return g_state; }
 const Tunables& tunables() noexcept { return g_tunables; }
 Tunables& tunables_storage() noexcept { return g_tunables; }
 void set_crash_steps(const CrashSteps* steps) noexcept { g_crash_steps.store(steps, std::memory_order_release); }
-void set_debugger_step(DebuggerStepFn fn) noexcept { g_debugger_step.store(fn, std::memory_order_release); }
+void set_debugger_step(DebuggerStepFn fn, int64_t debugger_ns) noexcept {
+  g_debugger_ns.store(debugger_ns, std::memory_order_release);
+  g_debugger_step.store(fn, std::memory_order_release);
+}
 void set_restart_argv(char** argv) noexcept { g_restart_argv = argv; }
 void mark_panic_installed() noexcept { g_installed.store(true, std::memory_order_release); }
 

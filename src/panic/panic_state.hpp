@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 
@@ -13,6 +14,9 @@
 #include "thread/slot.hpp"
 
 namespace panicstop::detail {
+
+// The fatal signals the library takes over (thread/program_signals.hpp).
+inline constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
 
 inline constexpr size_t kPanicMessageMax = 1024;
 inline constexpr size_t kMaxNestedPanics = 16;
@@ -95,10 +99,12 @@ void format_step_name(int step, const char* detail, char* out, size_t cap) noexc
 // PANICSTOP_TRACE_ON_PANIC=1 it prints the panicking thread's stack, with
 // PANICSTOP_DEBUGGER_ON_PANIC=1 it opens kdb's console on the stopped process
 // before the dumps are written. Runs after the banner, under the step
-// deadline plus PANICSTOP_KDB_IDLE_MS when the debugger is on, and reads the
+// deadline plus debugger_ns (kdb: PANICSTOP_KDB_IDLE_MS) when the debugger is on, and reads the
 // crash record the capture step took (it never captures again). kdb
 // registers it at install; until then the step is a no-op.
+// debugger_ns: how much longer than the step deadline the step may take when
+// the debugger is on (kdb's console idle time).
 using DebuggerStepFn = void (*)(bool trace, bool debugger);
-void set_debugger_step(DebuggerStepFn fn) noexcept;
+void set_debugger_step(DebuggerStepFn fn, int64_t debugger_ns) noexcept;
 
 }  // namespace panicstop::detail

@@ -46,4 +46,13 @@ bool env_path(const char* name, char* out, size_t cap, char* err, size_t err_siz
 // rejection line) to stderr and ends the program with status 2.
 [[noreturn]] void env_fail(const char* err, size_t err_size) noexcept;
 
+// A layer's install: parse(&options) into *into, or env_fail() on a bad value.
+template <class Options>
+void env_install(bool (*parse)(Options*, char*, size_t) noexcept, Options* into) noexcept {
+  char err[512];
+  Options o;
+  if (!parse(&o, err, sizeof err)) env_fail(err, sizeof err);
+  *into = o;
+}
+
 }  // namespace panicstop::sys
