@@ -23,7 +23,7 @@
 #include "dump/elf_core.hpp"
 #include "dump/minidump.hpp"
 #include "dump/text_report.hpp"
-#include "panic/tunables.hpp"
+#include "dump/dump_options.hpp"
 #include "panicstop/panic.hpp"
 #include "snapshot/snapshot.hpp"
 #include "stop/stop.hpp"
@@ -66,11 +66,12 @@ struct Row {
 };
 
 // Writes one dump file with the writer; the milliseconds it took, fsync included.
-double timed_write(const std::string& path, const ProcessSnapshot& snap,
-                   bool (*write)(const ProcessSnapshot&, const panicstop::detail::Tunables&, int) noexcept) {
+double timed_write(const std::string& path, const panicstop::detail::CrashRecord& rec,
+                   bool (*write)(const panicstop::detail::CrashRecord&, const panicstop::detail::DumpOptions&,
+                                 int) noexcept) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   auto t = Clock::now();
-  write(snap, panicstop::detail::tunables(), fd);
+  write(rec, panicstop::detail::dump_options(), fd);
   fsync(fd);
   double ms = ms_since(t);
   close(fd);
@@ -85,14 +86,15 @@ Row dump_once(const std::string& dir, int round) {
   row.stop_ms = ms_since(t0);
   if (!stop.ok) fprintf(stderr, "dump_latency: %u threads did not stop\n", stop.not_stopped);
   auto t1 = Clock::now();
-  ProcessSnapshot* snap = capture_snapshot();
+  CrashRecord& rec = reset_crash_record();
+  capture_crash_record(rec);
   row.capture_ms = ms_since(t1);
   std::string text = dir + "/r" + std::to_string(round) + ".txt";
   std::string core = dir + "/r" + std::to_string(round) + ".core";
   std::string dmp = dir + "/r" + std::to_string(round) + ".dmp";
-  row.text_ms = timed_write(text, *snap, write_text_report);
-  row.core_ms = timed_write(core, *snap, write_elf_core);
-  row.dmp_ms = timed_write(dmp, *snap, write_minidump);
+  row.text_ms = timed_write(text, rec, write_text_report);
+  row.core_ms = timed_write(core, rec, write_elf_core);
+  row.dmp_ms = timed_write(dmp, rec, write_minidump);
   restart_stopped_threads();
   row.dmp_bytes = file_size(dmp);
   unlink(dmp.c_str());

@@ -11,9 +11,11 @@
 //      saves its registers and parks;
 //   4. make scheduler_stopped() true for this thread only: panicstop locks stop
 //      blocking for it;
-//   5. print "panic: MESSAGE" to stderr; run PreDump hooks; write the dumps;
-//      run PostDump and Final hooks — each step under a deadline, a fault in one
-//      recorded as a nested panic and the next step still run;
+//   5. capture the process once (the crash record every later step reads);
+//      print "panic: MESSAGE" to stderr; run PreDump hooks; write the dumps,
+//      one step per writer; run PostDump and Final hooks — each step under a
+//      deadline, a fault in one recorded as a nested panic and the next step
+//      still run;
 //   6. end the process as the die policy says.
 //
 // Tunables, read from the environment by install(). A bad value makes install()
@@ -22,7 +24,9 @@
 //                              bypasses locks, as before FreeBSD's 2011 change
 //   PANICSTOP_DUMP_DIR         directory for dumps (default: current, then /tmp)
 //   PANICSTOP_DUMP             none, or a comma list of text, core, minidump
-//                              (default text,core); minidump writes a .dmp
+//                              (default text,core; minidump added when
+//                              PANICSTOP_UPLOAD_URL is set), written in that
+//                              order, each writer a step of its own
 //   PANICSTOP_MINIDUMP_ENVIRON 0 (default) or 1: the environment in the .dmp
 //   PANICSTOP_CORE             mini (default) | full
 //   PANICSTOP_CORE_LIMIT       respect (default) | ignore: with respect, no

@@ -1,4 +1,4 @@
-// Which memory goes into the ELF core, one PT_LOAD per mapping (DESIGN.md §7).
+// Which memory goes into the ELF core, one PT_LOAD per mapping (docs/DESIGN.md, section 6).
 //
 // mini: every thread's stack from page_floor(SP - 128) to the top of its
 // mapping (for a thread that did not stop, the SP /proc gave), the vdso, the

@@ -1,4 +1,4 @@
-// Byte layouts of the register notes of an ELF core (DESIGN.md §7), as pure
+// Byte layouts of the register notes of an ELF core (docs/DESIGN.md, section 6), as pure
 // functions from register fields to note descriptors. They take plain fields,
 // not a live ucontext_t, so the aarch64 layouts compile and are unit-tested on
 // x86_64 too. Every function writes exactly the documented number of bytes and

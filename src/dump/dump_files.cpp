@@ -4,9 +4,6 @@
 #include <cerrno>
 #include <fcntl.h>
 
-#include "dump/dump_step.hpp"
-#include "dump/writer.hpp"
-#include "panic/tunables.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 
@@ -47,6 +44,18 @@ const char* errno_name(long err) noexcept {
 // Every line goes to stderr, and to echo_fd too when a remote requester
 // (`panicstop dump PID`) waits for the names.
 int g_echo_fd = -1;
+
+// The current set (begin_dump_set).
+char g_dir[kPathMax];
+char g_base[256];
+char g_final_path[kPathMax];
+bool g_use_dir = true;
+// A temporary file being written, and its descriptor: left set only when a
+// writer was abandoned mid-file (a fault or an overrun of its step).
+char g_pending_tmp[kPathMax];
+int g_pending_fd = -1;
+
+void remove_abandoned_file() noexcept;
 
 void say(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
 void say(const char* fmt, ...) noexcept {
@@ -89,7 +98,7 @@ void fsync_directory(const char* dir) noexcept {
 
 // Writes one file via its temporary name. On failure *err is -errno, or 0 when
 // the writer itself reported the failure.
-bool write_file(const ProcessSnapshot& snap, const Tunables& t, const DumpWriter& writer, const char* dir,
+bool write_file(const CrashRecord& rec, const DumpOptions& o, const DumpWriter& writer, const char* dir,
                 const char* base, char* final_path, long* err) noexcept {
   char tmp_path[kPathMax];
   sys::format(tmp_path, sizeof tmp_path, "%s/.%s%s.tmp", dir, base, writer.suffix);
@@ -99,12 +108,15 @@ bool write_file(const ProcessSnapshot& snap, const Tunables& t, const DumpWriter
     *err = -ENAMETOOLONG;
     return false;
   }
+  sys::copy_string(g_pending_tmp, sizeof g_pending_tmp, tmp_path);
   long fd = sys::openat(AT_FDCWD, tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
+    g_pending_tmp[0] = '\0';
     *err = fd;
     return false;
   }
-  bool ok = writer.write(snap, t, int(fd));
+  g_pending_fd = int(fd);
+  bool ok = writer.write(rec, o, int(fd));
   *err = 0;
   if (!ok) {
     // Writers only say that they failed; one more byte at the end tells why
@@ -119,91 +131,104 @@ bool write_file(const ProcessSnapshot& snap, const Tunables& t, const DumpWriter
     if (r < 0 && r != -EINVAL) ok = false, *err = r;
   }
   sys::close(int(fd));
+  g_pending_fd = -1;
   if (ok) {
     long r = sys::renameat(AT_FDCWD, tmp_path, AT_FDCWD, final_path);
     if (r < 0) ok = false, *err = r;
   }
-  if (!ok) {
-    sys::unlinkat(AT_FDCWD, tmp_path, 0);
-    return false;
-  }
+  if (!ok) sys::unlinkat(AT_FDCWD, tmp_path, 0);
+  g_pending_tmp[0] = '\0';
+  if (!ok) return false;
   fsync_directory(dir);
   return true;
 }
 
-bool is_text_writer(const DumpWriter& w) noexcept { return sys::equals(w.suffix, ".txt"); }
+void remove_abandoned_file() noexcept {
+  if (g_pending_fd >= 0) sys::close(g_pending_fd);
+  g_pending_fd = -1;
+  if (g_pending_tmp[0] == '\0') return;
+  sys::unlinkat(AT_FDCWD, g_pending_tmp, 0);
+  say("panicstop: removed the unfinished %s", g_pending_tmp);
+  g_pending_tmp[0] = '\0';
+}
+
+void write_to_stderr_instead(const CrashRecord& rec, const DumpOptions& o, const DumpWriter& w) noexcept {
+  if (!w.stderr_fallback) return;
+  say("panicstop: writing the %s report to stderr instead", w.name);
+  w.write(rec, o, 2);
+}
 
 }  // namespace
 
-static int write_dumps_announced(const ProcessSnapshot& snap, const char* dir_override) noexcept;
-
 const WrittenDumps& written_dumps() noexcept { return g_written; }
 
-int write_dumps(const ProcessSnapshot& snap, const char* dir_override, int echo_fd) noexcept {
+void begin_dump_set(const CrashRecord& rec, const DumpOptions& o, const char* dir_override, int echo_fd) noexcept {
   g_echo_fd = echo_fd;
+  g_use_dir = true;
   g_written.count = 0;
-  int written = write_dumps_announced(snap, dir_override);
-  g_echo_fd = -1;
-  return written;
-}
-
-static int write_dumps_announced(const ProcessSnapshot& snap, const char* dir_override) noexcept {
-  const Tunables& t = tunables();
-  static char dir[kPathMax];
-  static char base[256];
-  static char final_path[kPathMax];
+  g_pending_tmp[0] = '\0';
+  g_pending_fd = -1;
   const char* chosen = dir_override != nullptr && dir_override[0] != '\0' ? dir_override
-                       : t.dump_dir[0] != '\0'                             ? t.dump_dir
+                       : o.dir[0] != '\0'                                 ? o.dir
                                                                            : nullptr;
   if (chosen != nullptr) {
-    sys::copy_string(dir, sizeof dir, chosen);
+    sys::copy_string(g_dir, sizeof g_dir, chosen);
   } else {
     // The current directory, spelled out so the announced paths are absolute.
-    long n = sys::readlinkat(AT_FDCWD, "/proc/self/cwd", dir, sizeof dir - 1);
-    if (n <= 0 || dir[0] != '/') n = long(sys::copy_string(dir, sizeof dir, "."));
-    dir[n] = '\0';
+    long n = sys::readlinkat(AT_FDCWD, "/proc/self/cwd", g_dir, sizeof g_dir - 1);
+    if (n <= 0 || g_dir[0] != '/') n = long(sys::copy_string(g_dir, sizeof g_dir, "."));
+    g_dir[n] = '\0';
   }
-  make_base_name(snap, base, sizeof base);
+  make_base_name(rec.snap(), g_base, sizeof g_base);
+}
 
-  size_t writer_count = 0;
-  const DumpWriter* writers = dump_writers(&writer_count);
-  bool use_dir = true;
-  int written = 0;
-  for (size_t i = 0; i < writer_count; ++i) {
-    const DumpWriter& w = writers[i];
-    if (!w.enabled(t)) continue;
-    long err = 0;
-    if (use_dir) {
-      if (write_file(snap, t, w, dir, base, final_path, &err)) {
-        say("panicstop: wrote %s", final_path);
-        record_written(final_path);
-        ++written;
-        continue;
-      }
-      say("panicstop: cannot write %s: %s", final_path, errno_name(err));
-      if (sys::equals(dir, "/tmp")) {
-        if (is_text_writer(w)) {
-          say("panicstop: writing the text report to stderr instead");
-          w.write(snap, t, 2);
-        }
-        continue;
-      }
-      // The directory failed once; later files go straight to the fallback.
-      use_dir = false;
-      say("panicstop: falling back to /tmp");
-    }
-    if (write_file(snap, t, w, "/tmp", base, final_path, &err)) {
-      say("panicstop: wrote %s", final_path);
-      record_written(final_path);
-      ++written;
-      continue;
-    }
-    say("panicstop: cannot write %s: %s", final_path, errno_name(err));
-    if (is_text_writer(w)) {
-      say("panicstop: writing the text report to stderr instead");
-      w.write(snap, t, 2);
+bool write_dump(const CrashRecord& rec, const DumpOptions& o, const DumpWriter& w) noexcept {
+  remove_abandoned_file();
+  if (w.refusal != nullptr) {
+    if (const char* why = w.refusal(o)) {
+      say("panicstop: no %s: %s", w.name, why);
+      return false;
     }
   }
+  long err = 0;
+  if (g_use_dir) {
+    if (write_file(rec, o, w, g_dir, g_base, g_final_path, &err)) {
+      say("panicstop: wrote %s", g_final_path);
+      record_written(g_final_path);
+      return true;
+    }
+    say("panicstop: cannot write %s: %s", g_final_path, errno_name(err));
+    if (sys::equals(g_dir, "/tmp")) {
+      write_to_stderr_instead(rec, o, w);
+      return false;
+    }
+    // The directory failed once; later files go straight to the fallback.
+    g_use_dir = false;
+    say("panicstop: falling back to /tmp");
+  }
+  if (write_file(rec, o, w, "/tmp", g_base, g_final_path, &err)) {
+    say("panicstop: wrote %s", g_final_path);
+    record_written(g_final_path);
+    return true;
+  }
+  say("panicstop: cannot write %s: %s", g_final_path, errno_name(err));
+  write_to_stderr_instead(rec, o, w);
+  return false;
+}
+
+void end_dump_set() noexcept {
+  remove_abandoned_file();
+  g_echo_fd = -1;
+}
+
+int write_dumps(const CrashRecord& rec, const DumpOptions& o, const char* dir_override, int echo_fd) noexcept {
+  begin_dump_set(rec, o, dir_override, echo_fd);
+  size_t count = 0;
+  const DumpWriter* writers = dump_writers(&count);
+  int written = 0;
+  for (uint32_t i = 0; i < o.order_count; ++i)
+    if (o.order[i] < count && write_dump(rec, o, writers[o.order[i]])) ++written;
+  end_dump_set();
   return written;
 }
 

@@ -1,18 +1,12 @@
 #include "dump/dump_step.hpp"
 
-#include <sys/prctl.h>
-#include <sys/resource.h>
-
-#include <cstdint>
-
-#include "dump/core_limit.hpp"
 #include "dump/dump_files.hpp"
+#include "dump/dump_options.hpp"
 #include "dump/elf_core.hpp"
 #include "dump/minidump.hpp"
-#include "dump/text_report.hpp"
 #include "dump/upload_step.hpp"
+#include "dump/writer.hpp"
 #include "panic/panic_state.hpp"
-#include "snapshot/snapshot.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 
@@ -20,66 +14,118 @@ namespace panicstop::detail {
 
 namespace {
 
-bool text_enabled(const Tunables& t) noexcept { return t.dump_text; }
-bool core_enabled(const Tunables& t) noexcept {
-  if (!t.dump_core) return false;
-  const char* why = core_refused_by_process();
-  if (why == nullptr) return true;
-  sys::write_line(2, "panicstop: no core: %s (PANICSTOP_CORE_LIMIT=ignore writes one)", why);
-  return false;
+CrashRecord* g_record = nullptr;  // set by the capture step once it succeeded
+bool g_capture_ran = false;
+
+// The nested panics the panic layer recorded so far.
+void copy_nested(CrashFacts& f) noexcept {
+  const PanicState& ps = panic_state();
+  uint32_t n = ps.nested_count.load(std::memory_order_acquire);
+  if (n > kMaxNestedPanics) n = kMaxNestedPanics;
+  if (n > kCrashNestedMax) n = kCrashNestedMax;
+  for (uint32_t i = f.nested_count; i < n; ++i) {
+    const NestedPanic& from = ps.nested[i];
+    CrashNested& to = f.nested[i];
+    to.tid = from.tid;
+    to.signo = from.signo;
+    to.step = from.step;
+    to.same_thread = from.same_thread;
+    format_step_name(from.step, from.step_detail, to.step_name, sizeof to.step_name);
+    sys::copy_string(to.message, sizeof to.message, from.message);
+  }
+  if (n > f.nested_count) f.nested_count = n;
 }
 
-bool minidump_enabled(const Tunables& t) noexcept { return t.dump_minidump; }
+void fill_facts(CrashFacts& f) noexcept {
+  const PanicState& ps = panic_state();
+  if (ps.panicking_tid.load(std::memory_order_acquire) != 0) {
+    f.message = ps.message;
+    f.signo = ps.signo;
+    f.si_code = ps.si_code;
+    f.fault_address = ps.fault_address;
+  }
+  f.stop_enabled = ps.stop_enabled;
+  f.threads_stopped = ps.stop.stopped;
+  f.start_ns = ps.start_ns;
+  f.stopped_ns = ps.stop.end_ns;
+  f.not_stopped_count = ps.stop.not_stopped;
+  f.not_stopped_tids = ps.stop.not_stopped_tids;
+  sys::copy_string(f.note, sizeof f.note, ps.note);
+  copy_nested(f);
+}
 
-// Adding a dump format means adding a line here.
-constexpr DumpWriter kWriters[] = {
-    {".txt", text_enabled, write_text_report},
-    {".core", core_enabled, write_elf_core},
-    {".dmp", minidump_enabled, write_minidump},
-};
+void say(const char* msg) noexcept { sys::write_stderr(msg, sys::bounded_strlen(msg, 256)); }
+
+void capture_step() noexcept {
+  g_capture_ran = true;
+  CrashRecord& rec = reset_crash_record();
+  fill_facts(rec.facts);
+  if (!capture_crash_record(rec)) {
+    say("panicstop: no dump: the snapshot memory could not be reserved\n");
+    return;
+  }
+  g_record = &rec;
+  begin_dump_set(rec, dump_options(), nullptr, -1);
+}
+
+uint32_t writer_count() noexcept {
+  if (g_record == nullptr) {
+    if (g_capture_ran && dump_options().order_count > 0) say("panicstop: no dump: the capture step failed\n");
+    return 0;
+  }
+  return dump_options().order_count;
+}
+
+const DumpWriter* writer_at(uint32_t i) noexcept {
+  const DumpOptions& o = dump_options();
+  size_t count = 0;
+  const DumpWriter* writers = dump_writers(&count);
+  if (i >= o.order_count || o.order[i] >= count) return nullptr;
+  return &writers[o.order[i]];
+}
+
+const char* writer_name(uint32_t i) noexcept {
+  const DumpWriter* w = writer_at(i);
+  return w != nullptr ? w->name : nullptr;
+}
+
+void write_step(uint32_t i) noexcept {
+  const DumpWriter* w = writer_at(i);
+  if (g_record == nullptr || w == nullptr) return;
+  copy_nested(g_record->facts);
+  write_dump(*g_record, dump_options(), *w);
+}
+
+void finish_step() noexcept {
+  if (g_record != nullptr) end_dump_set();
+}
+
+// With PANICSTOP_UPLOAD_URL set, the files just written leave the machine
+// before the process dies (upload_step.hpp): a step of its own, whose
+// deadline is the upload's timeout plus a step's worth for the kill and reap.
+void upload_step() noexcept {
+  if (g_record != nullptr) run_upload_step();
+}
+int64_t upload_budget_ns() noexcept {
+  const UploadPlan& plan = upload_plan();
+  return plan.enabled ? int64_t(plan.timeout_ms) * 1'000'000 : 0;
+}
+
+constexpr CrashSteps kSteps = {capture_step, writer_count, writer_name, write_step,
+                               finish_step,  upload_step,  upload_budget_ns};
 
 }  // namespace
 
-bool g_core_limit_ignored = false;
-
-const char* core_refused_by_process() noexcept {
-  if (g_core_limit_ignored) return nullptr;
-  if (sys::raw_syscall(SYS_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0) != 1)
-    return "the process is not dumpable (prctl PR_SET_DUMPABLE 0)";
-  struct rlimit64_raw {
-    uint64_t cur, max;
-  } limit{~uint64_t(0), ~uint64_t(0)};
-  if (sys::raw_syscall(SYS_prlimit64, 0, RLIMIT_CORE, nullptr, &limit) == 0 && limit.cur == 0)
-    return "RLIMIT_CORE is 0 (ulimit -c 0)";
-  return nullptr;
-}
-
-const DumpWriter* dump_writers(size_t* count) noexcept {
-  *count = sizeof kWriters / sizeof kWriters[0];
-  return kWriters;
-}
+const CrashRecord* panic_crash_record() noexcept { return g_record; }
 
 void register_dump_step() noexcept {
-  read_core_limit_tunable();
+  install_dump_options();
   // Reserving now keeps mmap out of the crash path; if it fails here, the
   // capture tries again at the panic.
   reserve_snapshot();
   reserve_elf_core();
   reserve_minidump();
-  set_dump_step(&run_dump_step);
-}
-
-void run_dump_step() noexcept {
-  ProcessSnapshot* snap = capture_snapshot();
-  if (snap == nullptr) {
-    static const char msg[] = "panicstop: no dump: the snapshot memory could not be reserved\n";
-    sys::write_stderr(msg, sizeof msg - 1);
-    return;
-  }
-  write_dumps(*snap, nullptr);
-  // With PANICSTOP_UPLOAD_URL set, the files just written leave the machine
-  // before the process dies (upload_step.hpp); bounded by its own timeout.
-  run_upload_step();
+  set_crash_steps(&kSteps);
 }
 
 }  // namespace panicstop::detail

@@ -1,22 +1,29 @@
-// The panic path's dump step: capture the snapshot once, then write the dumps.
+// The dump layer's steps on the panic path (panic_state.hpp: CrashSteps):
+//   capture   right after the stop: fills the crash record's facts from the
+//             panic layer's record and captures the snapshot, once. Every
+//             later step (the debugger/trace step, each writer) reads this
+//             one record; nothing captures again.
+//   write(i)  one step per writer of DumpOptions::order, each under its own
+//             deadline: a fault or a hang in one writer costs its file only.
+//             Before each writer the record's nested-panic list is brought up
+//             to date, so a later dump names an earlier writer's failure.
+//   finish    removes what an abandoned writer left (dump_files.hpp).
+// This is the only file of the dump layer that reads the panic layer.
 #pragma once
 
-#include <cstddef>
+#include <cstdint>
 
-#include "dump/writer.hpp"
+#include "snapshot/crash_record.hpp"
 
 namespace panicstop::detail {
 
-// The writers, in the order their files are written (text first: it is the
-// smallest and the one a person reads first). *count gets the table's size.
-const DumpWriter* dump_writers(size_t* count) noexcept;
-
-// Setup (install time): reserves the snapshot's storage and registers
-// run_dump_step() with set_dump_step(). Idempotent.
+// Setup (install time): parses the dump options (exits 2 on a bad value),
+// reserves the snapshot's and the core writer's storage, and registers the
+// steps with set_crash_steps(). Idempotent.
 void register_dump_step() noexcept;
 
-// Captures the process and writes every enabled dump (dump_files.hpp). Called by
-// the panic path once, for the first panic, with the other threads stopped.
-void run_dump_step() noexcept;
+// The record the panic's capture step took: nullptr before it ran, or when
+// it failed (no snapshot storage, or a fault inside the capture).
+const CrashRecord* panic_crash_record() noexcept;
 
 }  // namespace panicstop::detail

@@ -1,6 +1,6 @@
 // The ELF core writer: chooses what memory goes into the core (core_plan),
 // lays the file out, and streams headers, notes and memory through one
-// reserved buffer. See dump/elf_core.hpp and DESIGN.md §7.
+// reserved buffer. See dump/elf_core.hpp and docs/DESIGN.md, section 6.
 #include "dump/elf_core.hpp"
 
 #if defined(__x86_64__)
@@ -127,14 +127,15 @@ bool reserve_elf_core() noexcept {
   return true;
 }
 
-bool write_elf_core(const ProcessSnapshot& snap, const Tunables& t, int fd) noexcept {
+bool write_elf_core(const CrashRecord& rec, const DumpOptions& o, int fd) noexcept {
+  const ProcessSnapshot& snap = rec.snap();
   if (!reserve_elf_core() || !g_ready.load(std::memory_order_acquire)) return false;
   uint64_t page = auxv_value(snap, AT_PAGESZ);
   if (page == 0 || (page & (page - 1)) != 0) page = 4096;
 
   core::PlanInputs pin;
   pin.snap = &snap;
-  pin.full = t.core == CoreKind::kFull;
+  pin.full = o.core == CoreKind::kFull;
   pin.page_size = page;
   pin.current_tid = sys::gettid();
   pin.current_fs_base = current_fs_base();
@@ -143,6 +144,7 @@ bool write_elf_core(const ProcessSnapshot& snap, const Tunables& t, int fd) noex
   core::PlanSummary summary = core::plan_core_memory(pin);
 
   core::NoteInputs nin;
+  nin.rec = &rec;
   nin.snap = &snap;
   nin.page_size = page;
   nin.exe_dev_major = summary.exe_dev_major;

@@ -1,4 +1,4 @@
-// The ELF core writer (DESIGN.md §7): a core that gdb, lldb, eu-stack and drgn
+// The ELF core writer (docs/DESIGN.md, section 6): a core that gdb, lldb, eu-stack and drgn
 // open with every thread's stack, the panicking thread current.
 //
 // Layout: ELF header, one PT_NOTE (p_align 4) right after the program headers,
@@ -8,7 +8,7 @@
 // the panicking thread's NT_PRFPREG and NT_X86_XSTATE, then for every other
 // thread its NT_PRSTATUS followed by its FP notes (see dump/elf_notes.hpp for
 // threads that did not stop), and last the PANICSTOP note.
-// What memory is dumped for t.core (mini, full) is described in
+// What memory is dumped for DumpOptions::core (mini, full) is described in
 // dump/core_plan.hpp.
 //
 // The PANICSTOP note: name "PANICSTOP", type 1, descriptor UTF-8 text (not
@@ -43,10 +43,10 @@ namespace panicstop::detail {
 // first write_elf_core reserves them with a raw mmap.
 bool reserve_elf_core() noexcept;
 
-// Writes the core of snap to fd (positioned at 0) with raw system calls, no
+// Writes the core of rec to fd (positioned at 0) with raw system calls, no
 // allocation. Memory is read from this live, frozen process; pages that turn
 // out unreadable are written as zeros. Returns false on a write error. Not
 // reentrant: one core at a time (the panicking thread, or kdb / live_dump).
-bool write_elf_core(const ProcessSnapshot& snap, const Tunables& t, int fd) noexcept;
+bool write_elf_core(const CrashRecord& rec, const DumpOptions& o, int fd) noexcept;
 
 }  // namespace panicstop::detail

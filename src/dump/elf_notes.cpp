@@ -5,7 +5,6 @@
 
 #include "dump/core_plan.hpp"
 #include "dump/core_regs.hpp"
-#include "panic/panic_state.hpp"
 #include "panicstop/lock_object.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
@@ -51,7 +50,9 @@ bool has_fp(const SnapshotThread& t) noexcept {
 // The signal the core says the process died of. A live dump or kdb has none;
 // lldb then needs one that stops the thread or it waits forever for a stop
 // event, so such a core says SIGSTOP, as gcore's do.
-int core_signal(const ProcessSnapshot& s) noexcept { return s.signo != 0 ? s.signo : SIGSTOP; }
+int core_signal(const NoteInputs& in) noexcept {
+  return in.rec != nullptr && in.rec->facts.signo != 0 ? in.rec->facts.signo : SIGSTOP;
+}
 
 PrstatusHead prstatus_head(const NoteInputs& in, const SnapshotThread& t, bool panicking) noexcept {
   PrstatusHead h;
@@ -62,7 +63,7 @@ PrstatusHead prstatus_head(const NoteInputs& in, const SnapshotThread& t, bool p
   // Like the kernel: only the thread that took the signal carries it, so the
   // debugger says which thread died of what.
   if (panicking) {
-    h.signo = core_signal(*in.snap);
+    h.signo = core_signal(in);
     if (t.context != nullptr && t.context->valid && t.context->siginfo.si_signo == h.signo)
       h.code = t.context->siginfo.si_code;
   }
@@ -161,7 +162,7 @@ void emit_prpsinfo(const NoteInputs& in, CoreSink& sink) noexcept {
 void emit_siginfo(const NoteInputs& in, CoreSink& sink, const SnapshotThread* t) noexcept {
   siginfo_t si;
   __builtin_memset(&si, 0, sizeof si);
-  int signo = core_signal(*in.snap);
+  int signo = core_signal(in);
   if (t != nullptr && t->context != nullptr && t->context->valid && t->context->siginfo.si_signo == signo) {
     si = t->context->siginfo;
   } else {
@@ -270,11 +271,9 @@ const char* wait_mode_name(WaitMode mode) noexcept {
   return "none";
 }
 
-bool nested_lists_tid(int tid) noexcept {
-  const PanicState& ps = panic_state();
-  uint32_t n = ps.nested_count.load(std::memory_order_acquire);
-  for (uint32_t i = 0; i < n && i < kMaxNestedPanics; ++i)
-    if (ps.nested[i].tid == tid) return true;
+bool nested_lists_tid(const CrashFacts& f, int tid) noexcept {
+  for (uint32_t i = 0; i < f.nested_count && i < kCrashNestedMax; ++i)
+    if (f.nested[i].tid == tid) return true;
   return false;
 }
 
@@ -336,13 +335,15 @@ bool is_file_mapping(const ProcessSnapshot& snap, const SnapshotMapping& m) noex
   return m.inode != 0 && snap.path(m.path_offset)[0] == '/';
 }
 
-void emit_panicstop_text(const ProcessSnapshot& s, CoreSink& sink) noexcept {
+void emit_panicstop_text(const CrashRecord& rec, CoreSink& sink) noexcept {
+  const ProcessSnapshot& s = rec.snap();
+  const CrashFacts& f = rec.facts;
   put_str(sink, "version=1\nmessage=");
-  put_clean(sink, s.message, kPanicMessageMax, false);
+  put_clean(sink, f.message, kCrashMessageMax, false);
   put_str(sink, "\npanicking_tid=");
   put_num(sink, s.panicking_tid);
   put_str(sink, "\nsignal=");
-  put_num(sink, s.signo);
+  put_num(sink, f.signo);
   put_str(sink, "\n");
   for (uint32_t i = 0; i < s.thread_count; ++i) {
     const SnapshotThread& t = s.threads[i];
@@ -379,10 +380,8 @@ void emit_panicstop_text(const ProcessSnapshot& s, CoreSink& sink) noexcept {
     put_str(sink, wait_mode_name(t.wait_mode));
     put_str(sink, "\n");
   }
-  const PanicState& ps = panic_state();
-  uint32_t nested = ps.nested_count.load(std::memory_order_acquire);
-  for (uint32_t i = 0; i < nested && i < kMaxNestedPanics; ++i) {
-    const NestedPanic& n = ps.nested[i];
+  for (uint32_t i = 0; i < f.nested_count && i < kCrashNestedMax; ++i) {
+    const CrashNested& n = f.nested[i];
     put_nested(sink, n.tid, n.signo, n.step, n.message, sizeof n.message);
   }
   // A parked second panicker that the panic record did not list.
@@ -390,7 +389,7 @@ void emit_panicstop_text(const ProcessSnapshot& s, CoreSink& sink) noexcept {
     const SnapshotThread& t = s.threads[i];
     if (t.is_panicking || (t.panic_signal == 0 && (t.panic_message == nullptr || t.panic_message[0] == '\0')))
       continue;
-    if (!nested_lists_tid(t.tid)) put_nested(sink, t.tid, t.panic_signal, 0, t.panic_message, kSlotMessageMax);
+    if (!nested_lists_tid(f, t.tid)) put_nested(sink, t.tid, t.panic_signal, 0, t.panic_message, kSlotMessageMax);
   }
   for (uint32_t i = 0; i < s.thread_count; ++i) {
     const SnapshotThread& t = s.threads[i];
@@ -421,10 +420,10 @@ void emit_notes(const NoteInputs& inputs, CoreSink& sink) noexcept {
     emit_fp_notes(in, sink, t);
   }
   CoreSink counter(-1, nullptr, 0);
-  emit_panicstop_text(s, counter);
+  emit_panicstop_text(*in.rec, counter);
   size_t descsz = size_t(counter.offset());
   note_header(sink, kPanicstopName, kNtPanicstop, descsz);
-  emit_panicstop_text(s, sink);
+  emit_panicstop_text(*in.rec, sink);
   note_end(sink, descsz);
 }
 

@@ -1,4 +1,4 @@
-// The PT_NOTE segment of the ELF core, in the order DESIGN.md §7 requires:
+// The PT_NOTE segment of the ELF core, in the order docs/DESIGN.md, section 6, explains:
 // the panicking thread's NT_PRSTATUS, NT_PRPSINFO, NT_SIGINFO, NT_AUXV,
 // NT_FILE, the panicking thread's FP notes, then every other thread's
 // NT_PRSTATUS followed by its own FP notes, then the PANICSTOP note. A thread
@@ -10,12 +10,13 @@
 #include <cstdint>
 
 #include "dump/core_sink.hpp"
-#include "snapshot/snapshot.hpp"
+#include "snapshot/crash_record.hpp"
 
 namespace panicstop::detail::core {
 
 struct NoteInputs {
-  const ProcessSnapshot* snap = nullptr;
+  const CrashRecord* rec = nullptr;     // what the notes describe
+  const ProcessSnapshot* snap = nullptr;  // rec->snapshot
   uint64_t page_size = 4096;
   // (dev, inode) of the executable: its NT_FILE entries go first because lldb
   // takes the first entry as the main program. inode 0: address order only.
@@ -37,7 +38,7 @@ struct NoteInputs {
 void emit_notes(const NoteInputs& in, CoreSink& sink) noexcept;
 
 // Writes the PANICSTOP note's text (format in dump/elf_core.hpp).
-void emit_panicstop_text(const ProcessSnapshot& snap, CoreSink& sink) noexcept;
+void emit_panicstop_text(const CrashRecord& rec, CoreSink& sink) noexcept;
 
 // Is the mapping backed by a file that NT_FILE should name?
 bool is_file_mapping(const ProcessSnapshot& snap, const SnapshotMapping& m) noexcept;

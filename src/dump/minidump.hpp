@@ -48,9 +48,9 @@ namespace panicstop::detail {
 // calls it). Without it the first write reserves them with a raw mmap.
 bool reserve_minidump() noexcept;
 
-// Writes the minidump of snap to fd (positioned at 0). Memory is read from
+// Writes the minidump of rec to fd (positioned at 0). Memory is read from
 // this live, frozen process; unreadable pages become zeros. Returns false on
 // a write error or when the file would pass 4 GiB (RVAs are 32-bit).
-bool write_minidump(const ProcessSnapshot& snap, const Tunables& t, int fd) noexcept;
+bool write_minidump(const CrashRecord& rec, const DumpOptions& o, int fd) noexcept;
 
 }  // namespace panicstop::detail

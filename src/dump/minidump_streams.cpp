@@ -202,7 +202,7 @@ void write_misc_info(Out& out, const ProcessSnapshot& snap, char* buf, size_t ca
 
 // A live dump: no Exception stream, and the thread that asked for it. The
 // "dump thread" bit stays off: readers would leave that thread out.
-void write_breakpad_info(Out& out, const CrashFacts& facts) noexcept {
+void write_breakpad_info(Out& out, const DumpFacts& facts) noexcept {
   if (facts.crashed) return;
   BreakpadInfo bi{kBreakpadRequestingThreadValid, 0, uint32_t(facts.lead_tid)};
   uint32_t begin = out.begin_stream();
@@ -213,13 +213,13 @@ void write_breakpad_info(Out& out, const CrashFacts& facts) noexcept {
 namespace {
 
 void field16(uint16_t* out, const char* s) noexcept {
-  size_t n = utf16_from_utf8(s, kPanicMessageMax, out, 127);
+  size_t n = utf16_from_utf8(s, kCrashMessageMax, out, 127);
   out[n] = 0;
 }
 
 }  // namespace
 
-void write_assertion(Out& out, const CrashFacts& facts) noexcept {
+void write_assertion(Out& out, const DumpFacts& facts) noexcept {
   if (!facts.crashed || facts.message == nullptr) return;
   static AssertionInfo ai;
   __builtin_memset(&ai, 0, sizeof ai);
@@ -284,11 +284,11 @@ void add_locks(Annotations& a, const ProcessSnapshot& snap) noexcept {
 
 // Global simple annotations: Sentry shows them as the "crashpad" context and
 // Breakpad's minidump_dump prints them.
-void write_crashpad_info(Out& out, const ProcessSnapshot& snap, const CrashFacts& f) noexcept {
+void write_crashpad_info(Out& out, const ProcessSnapshot& snap, const DumpFacts& f) noexcept {
   Annotations a{out};
   char line[1024];
   if (f.crashed) {
-    a.add("panic_message", f.message, kPanicMessageMax);
+    a.add("panic_message", f.message, kCrashMessageMax);
     sys::FixedWriter w(line, sizeof line);
     describe_signal(w, f.signo, f.si_code, f.fault_address, true);
     a.add("signal", line, sizeof line);
@@ -298,20 +298,20 @@ void write_crashpad_info(Out& out, const ProcessSnapshot& snap, const CrashFacts
   sys::format(line, sizeof line, "%d", f.lead_tid);
   a.add(f.crashed ? "panicking_thread" : "dumping_thread", line, sizeof line);
   for (uint32_t i = 0; i < f.nested_count; ++i) {
-    const NestedPanic& n = f.nested[i];
+    const CrashNested& n = f.nested[i];
     sys::FixedWriter w(line, sizeof line);
     w.format("thread %d%s: ", n.tid, n.same_thread ? " (the panicking thread)" : "");
     if (n.signo != 0) describe_signal(w, n.signo, 0, 0, false);
     else w.str("panic");
-    w.format(" during %s", panic_step_name(static_cast<PanicStep>(n.step)));
+    w.format(" during %s", n.step_name);
     if (n.message[0] != '\0') w.str(": ").str(n.message, sys::bounded_strlen(n.message, sizeof n.message));
     char key[32];
     sys::format(key, sizeof key, "nested_panic_%u", i);
     a.add(key, line, sizeof line);
   }
   if (f.note != nullptr && f.note[0] != '\0') a.add("note", f.note, 256);
-  if (snap.not_stopped_count > 0) {
-    sys::format(line, sizeof line, "%u", snap.not_stopped_count);
+  if (f.not_stopped_count > 0) {
+    sys::format(line, sizeof line, "%u", f.not_stopped_count);
     a.add("threads_not_stopped", line, sizeof line);
   }
   add_locks(a, snap);
@@ -361,7 +361,7 @@ void file_stream(Out& out, uint32_t type, Source src, char* buf, size_t cap, boo
 
 }  // namespace
 
-void write_linux_streams(Out& out, const Tunables& t, char* buf, size_t cap) noexcept {
+void write_linux_streams(Out& out, bool with_environ, char* buf, size_t cap) noexcept {
   file_stream(out, kLinuxCpuInfo, proc_source(ProcScope::kSystem, "cpuinfo"), buf, cap, true);
   file_stream(out, kLinuxProcStatus, proc_source(ProcScope::kProcess, "status"), buf, cap, true);
   // Debian has no lsb-release; readers take os-release's keys from the same stream.
@@ -373,7 +373,7 @@ void write_linux_streams(Out& out, const Tunables& t, char* buf, size_t cap) noe
   // through pthread_exit(), when /proc/self's are empty.
   file_stream(out, kLinuxCmdLine, proc_source(ProcScope::kThread, "cmdline"), buf, cap, false);
   // The environment holds secrets (tokens, passwords): only when asked for.
-  if (t.minidump_environ) file_stream(out, kLinuxEnviron, proc_source(ProcScope::kThread, "environ"), buf, cap, false);
+  if (with_environ) file_stream(out, kLinuxEnviron, proc_source(ProcScope::kThread, "environ"), buf, cap, false);
   file_stream(out, kLinuxAuxv, proc_source(ProcScope::kThread, "auxv"), buf, cap, false);
   file_stream(out, kLinuxMaps, proc_source(ProcScope::kThread, "maps"), buf, cap, true);
 }

@@ -7,16 +7,13 @@
 
 #include "dump/core_sink.hpp"
 #include "dump/minidump_format.hpp"
-#include "panic/panic_state.hpp"
-#include "panic/tunables.hpp"
-#include "snapshot/snapshot.hpp"
+#include "snapshot/crash_record.hpp"
 
 namespace panicstop::detail::md {
 
-// What the minidump says about the panic itself, beyond the snapshot. Filled
-// in one place (crash_facts() in minidump_writer.cpp) so that the source of
-// these facts can change without touching the streams.
-struct CrashFacts {
+// What the minidump says about the panic itself, beyond the snapshot, taken
+// from the crash record in one place (dump_facts() in minidump_writer.cpp).
+struct DumpFacts {
   bool crashed = false;          // a panic; false for live dumps and kdb
   int signo = 0;
   int si_code = 0;
@@ -25,7 +22,8 @@ struct CrashFacts {
   const char* live_reason = nullptr;  // why a live dump was taken
   int lead_tid = 0;                   // panicking or dumping thread
   uint32_t nested_count = 0;
-  const NestedPanic* nested = nullptr;
+  const CrashNested* nested = nullptr;
+  uint32_t not_stopped_count = 0;
   const char* note = nullptr;         // what the stop had to repair; "" if nothing
 };
 
@@ -79,9 +77,9 @@ size_t utf16_from_utf8(const char* s, size_t n, uint16_t* out, size_t cap) noexc
 // files (the largest, maps, is cut at cap).
 void write_system_info(Out& out, char* buf, size_t cap) noexcept;
 void write_misc_info(Out& out, const ProcessSnapshot& snap, char* buf, size_t cap) noexcept;
-void write_breakpad_info(Out& out, const CrashFacts& facts) noexcept;
-void write_assertion(Out& out, const CrashFacts& facts) noexcept;
-void write_crashpad_info(Out& out, const ProcessSnapshot& snap, const CrashFacts& facts) noexcept;
-void write_linux_streams(Out& out, const Tunables& t, char* buf, size_t cap) noexcept;
+void write_breakpad_info(Out& out, const DumpFacts& facts) noexcept;
+void write_assertion(Out& out, const DumpFacts& facts) noexcept;
+void write_crashpad_info(Out& out, const ProcessSnapshot& snap, const DumpFacts& facts) noexcept;
+void write_linux_streams(Out& out, bool with_environ, char* buf, size_t cap) noexcept;
 
 }  // namespace panicstop::detail::md

@@ -16,7 +16,6 @@
 #include "dump/minidump_context.hpp"
 #include "dump/minidump_streams.hpp"
 #include "dump/reserve.hpp"
-#include "panic/panic_state.hpp"
 #include "snapshot/memory.hpp"
 #include "snapshot/registers.hpp"
 #include "sys/heap_sort.hpp"
@@ -27,21 +26,22 @@ namespace panicstop::detail {
 namespace md {
 
 // Every fact about the panic that the snapshot does not carry comes from here.
-CrashFacts crash_facts(const ProcessSnapshot& snap) noexcept {
-  CrashFacts f;
-  f.crashed = snap.message != nullptr;
-  f.message = snap.message;
-  f.live_reason = snap.live_reason;
-  f.signo = snap.signo;
+DumpFacts dump_facts(const CrashRecord& rec) noexcept {
+  const ProcessSnapshot& snap = rec.snap();
+  const CrashFacts& c = rec.facts;
+  DumpFacts f;
+  f.crashed = rec.panicked();
+  f.message = c.message;
+  f.live_reason = c.live_reason[0] != '\0' ? c.live_reason : nullptr;
+  f.signo = c.signo;
   f.lead_tid = snap.thread_count > 0 ? snap.threads[0].tid : snap.panicking_tid;
+  f.not_stopped_count = c.not_stopped_count;
   if (f.crashed) {
-    const PanicState& ps = panic_state();
-    f.si_code = ps.si_code;
-    f.fault_address = ps.fault_address;
-    f.nested_count = ps.nested_count.load(std::memory_order_acquire);
-    if (f.nested_count > kMaxNestedPanics) f.nested_count = kMaxNestedPanics;
-    f.nested = ps.nested;
-    f.note = ps.note;
+    f.si_code = c.si_code;
+    f.fault_address = c.fault_address;
+    f.nested_count = c.nested_count < kCrashNestedMax ? c.nested_count : uint32_t(kCrashNestedMax);
+    f.nested = c.nested;
+    f.note = c.note;
   }
   return f;
 }
@@ -344,7 +344,7 @@ void write_memory_info(Out& out, const ProcessSnapshot& snap) noexcept {
   out.end_stream(md::kMemoryInfoList, begin);
 }
 
-void write_exception(Out& out, const md::CrashFacts& f, uint32_t context_rva) noexcept {
+void write_exception(Out& out, const md::DumpFacts& f, uint32_t context_rva) noexcept {
   if (!f.crashed) return;
   md::Exception e{};
   e.thread_id = uint32_t(f.lead_tid);
@@ -376,9 +376,10 @@ bool reserve_minidump() noexcept {
   return true;
 }
 
-bool write_minidump(const ProcessSnapshot& snap, const Tunables& t, int fd) noexcept {
+bool write_minidump(const CrashRecord& rec, const DumpOptions& o, int fd) noexcept {
   if (!reserve_minidump() || !g_ready.load(std::memory_order_acquire)) return false;
-  const md::CrashFacts facts = md::crash_facts(snap);
+  const ProcessSnapshot& snap = rec.snap();
+  const md::DumpFacts facts = md::dump_facts(rec);
   core::CoreSink sink(fd, g_reserved.io, kIoBufferBytes);
   Out out(sink);
   // The header and directory are written last, here.
@@ -395,7 +396,7 @@ bool write_minidump(const ProcessSnapshot& snap, const Tunables& t, int fd) noex
   write_breakpad_info(out, facts);
   write_assertion(out, facts);
   write_crashpad_info(out, snap, facts);
-  write_linux_streams(out, t, g_reserved.proc, kProcBufferBytes);
+  write_linux_streams(out, o.minidump_environ, g_reserved.proc, kProcBufferBytes);
   if (!out.fits() || !sink.flush()) return false;
 
   md::Header h{};

@@ -13,7 +13,7 @@
 #include <cstring>
 
 #include "dump/stale_dumps.hpp"
-#include "panic/tunables.hpp"
+#include "dump/dump_options.hpp"
 
 namespace panicstop::detail {
 
@@ -149,7 +149,7 @@ void sweep(const char* dir) {
 void remove_stale_dump_files() noexcept {
   static std::atomic<bool> done{false};
   if (done.exchange(true)) return;
-  const char* dir = tunables().dump_dir[0] != '\0' ? tunables().dump_dir : ".";
+  const char* dir = dump_options().dir[0] != '\0' ? dump_options().dir : ".";
   sweep(dir);
   // Dumps fall back to /tmp when their directory refuses them.
   char here[4096];

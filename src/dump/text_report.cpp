@@ -41,7 +41,6 @@
 
 #include "dump/text_sections.hpp"
 
-#include "panic/panic_state.hpp"
 #include "snapshot/memory.hpp"
 #include "snapshot/symbolize.hpp"
 #include "snapshot/unwind.hpp"
@@ -117,18 +116,6 @@ const char* wait_mode_name(WaitMode mode) noexcept {
   }
 }
 
-uint32_t not_stopped_listed(const ProcessSnapshot& snap) noexcept {
-  if (snap.not_stopped_tids == nullptr) return 0;
-  return snap.not_stopped_count < kMaxNotStoppedListed ? snap.not_stopped_count : uint32_t(kMaxNotStoppedListed);
-}
-
-bool listed_not_stopped(const ProcessSnapshot& snap, int tid) noexcept {
-  uint32_t n = not_stopped_listed(snap);
-  for (uint32_t i = 0; i < n; ++i)
-    if (snap.not_stopped_tids[i] == tid) return true;
-  return false;
-}
-
 const SnapshotLock* lock_record(const ProcessSnapshot& snap, const LockObject* lo) noexcept {
   for (uint32_t i = 0; i < snap.lock_count; ++i)
     if (snap.locks[i].lock == lo) return &snap.locks[i];
@@ -174,9 +161,10 @@ const char* no_registers_reason(const SnapshotThread& t) noexcept {
   }
 }
 
-void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
+void thread_header(ReportOut& out, const CrashRecord& rec, const SnapshotThread& t, bool panicked) noexcept {
+  const ProcessSnapshot& snap = rec.snap();
   out.line("thread %d (%s) [%s] %c", t.tid, sys::Escaped<4 * kThreadNameMax>(t.name, sizeof t.name).text,
-           thread_state_name(snap, t, panicked), t.kernel_state);
+           thread_state_name(rec, t, panicked), t.kernel_state);
   if (t.kernel.source != KernelView::Source::kNone) {
     char view[512];
     sys::FixedWriter w(view, sizeof view);
@@ -184,9 +172,8 @@ void thread_header(ReportOut& out, const ProcessSnapshot& snap, const SnapshotTh
     out.line("  %s", view);
   }
   char text[256];
-  if (t.is_panicking && panicked && snap.signo != 0) {
-    const PanicState& ps = panic_state();
-    describe_signal(text, sizeof text, snap.signo, ps.si_code, ps.fault_address, true);
+  if (t.is_panicking && panicked && rec.facts.signo != 0) {
+    describe_signal(text, sizeof text, rec.facts.signo, rec.facts.si_code, rec.facts.fault_address, true);
     out.line("  %s", text);
   } else if (t.panic_signal != 0) {
     describe_signal(text, sizeof text, t.panic_signal, 0, 0, false);
@@ -315,10 +302,10 @@ const char* report_kind_name(LockKind kind) noexcept {
   }
 }
 
-const char* thread_state_name(const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
+const char* thread_state_name(const CrashRecord& rec, const SnapshotThread& t, bool panicked) noexcept {
   if (t.is_panicking) return panicked ? "panicking" : "dumping";
   if (t.stopped) return "stopped";
-  if (listed_not_stopped(snap, t.tid)) return "not_stopped";
+  if (listed_not_stopped(rec.facts, t.tid)) return "not_stopped";
   return "running";
 }
 
@@ -384,17 +371,18 @@ size_t write_held_lock_lines(ReportOut& out, const ProcessSnapshot& snap, const 
   return written;
 }
 
-void write_thread_block(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept {
-  thread_header(out, snap, t, panicked);
-  print_stack(out, snap, t);
+void write_thread_block(ReportOut& out, const CrashRecord& rec, const SnapshotThread& t, bool panicked) noexcept {
+  thread_header(out, rec, t, panicked);
+  print_stack(out, rec.snap(), t);
 }
 
-void write_thread_blocks(ReportOut& out, const ProcessSnapshot& snap, bool panicked) noexcept {
+void write_thread_blocks(ReportOut& out, const CrashRecord& rec, bool panicked) noexcept {
+  const ProcessSnapshot& snap = rec.snap();
   group_threads(snap);
   for (uint32_t i = 0; i < snap.thread_count; ++i) {
     uint32_t size = g_group_size[i];
     if (size == 0) continue;
-    for (uint32_t k = 0; k < size; ++k) thread_header(out, snap, snap.threads[g_order[g_group_begin[i] + k]], panicked);
+    for (uint32_t k = 0; k < size; ++k) thread_header(out, rec, snap.threads[g_order[g_group_begin[i] + k]], panicked);
     if (size > 1) out.line("  (%u threads with this stack)", size);
     print_stack(out, snap, snap.threads[i]);
   }
@@ -428,44 +416,41 @@ void write_locks_section(ReportOut& out, const ProcessSnapshot& snap) noexcept {
 
 namespace {
 
-void write_nested_and_not_stopped(ReportOut& out, const ProcessSnapshot& snap) noexcept {
-  const PanicState& ps = panic_state();
-  uint32_t nested = ps.nested_count.load(std::memory_order_acquire);
-  if (nested > kMaxNestedPanics) nested = kMaxNestedPanics;
+void write_nested_and_not_stopped(ReportOut& out, const CrashFacts& f) noexcept {
+  uint32_t nested = f.nested_count < kCrashNestedMax ? f.nested_count : uint32_t(kCrashNestedMax);
   if (nested > 0) {
     out.blank();
     out.line("nested panics:");
     char text[128];
     for (uint32_t i = 0; i < nested; ++i) {
-      const NestedPanic& n = ps.nested[i];
-      const char* step = panic_step_name(static_cast<PanicStep>(n.step));
+      const CrashNested& n = f.nested[i];
       if (n.signo != 0) {
         describe_signal(text, sizeof text, n.signo, 0, 0, false);
-        out.line("  thread %d%s: %s during %s%s%s", n.tid, n.same_thread ? " (the panicking thread)" : "", text, step,
-                 n.message[0] != '\0' ? ": " : "", sys::Escaped<1024>(n.message, sizeof n.message).text);
+        out.line("  thread %d%s: %s during %s%s%s", n.tid, n.same_thread ? " (the panicking thread)" : "", text,
+                 n.step_name, n.message[0] != '\0' ? ": " : "", sys::Escaped<1024>(n.message, sizeof n.message).text);
       } else {
-        out.line("  thread %d%s: panic during %s: %s", n.tid, n.same_thread ? " (the panicking thread)" : "", step,
-                 sys::Escaped<1024>(n.message, sizeof n.message).text);
+        out.line("  thread %d%s: panic during %s: %s", n.tid, n.same_thread ? " (the panicking thread)" : "",
+                 n.step_name, sys::Escaped<1024>(n.message, sizeof n.message).text);
       }
     }
   }
-  if (ps.note[0] != '\0') {
+  if (f.note[0] != '\0') {
     out.blank();
-    out.line("note: %s", ps.note);
+    out.line("note: %s", f.note);
   }
-  uint32_t not_stopped = snap.not_stopped_count;
+  uint32_t not_stopped = f.not_stopped_count;
   if (not_stopped > 0) {
     out.blank();
     out.line("threads that did not stop:");
     char line[1024];
     sys::FixedWriter w(line, sizeof line);
-    uint32_t listed = not_stopped_listed(snap);
+    uint32_t listed = not_stopped_listed(f);
     for (uint32_t i = 0; i < listed; ++i) {
       if (w.size() > 900) {
         out.line("  %s", line);
         w.clear();
       }
-      w.format(i % 16 == 0 && w.size() == 0 ? "%d" : " %d", snap.not_stopped_tids[i]);
+      w.format(i % 16 == 0 && w.size() == 0 ? "%d" : " %d", f.not_stopped_tids[i]);
     }
     if (w.size() > 0) out.line("  %s", line);
     if (not_stopped > listed) out.line("  (%u more)", not_stopped - listed);
@@ -515,25 +500,26 @@ void write_capture_gaps(ReportOut& out, const ProcessSnapshot& snap) noexcept {
 
 }  // namespace
 
-bool write_text_report(const ProcessSnapshot& snap, const Tunables&, int fd) noexcept {
+bool write_text_report(const CrashRecord& rec, const DumpOptions&, int fd) noexcept {
   ReportOut out(fd);
-  bool panicked = snap.message != nullptr;
+  const ProcessSnapshot& snap = rec.snap();
+  const CrashFacts& f = rec.facts;
+  bool panicked = rec.panicked();
   // Everything the program wrote is escaped: a newline in it must not start a
   // record of its own (a forged thread block) for the reader.
-  if (panicked) out.line("panic: %s", sys::Escaped<1024>(snap.message).text);
-  else out.line("panic: (none) %s", sys::Escaped<1024>(snap.live_reason != nullptr ? snap.live_reason : "live dump").text);
+  if (panicked) out.line("panic: %s", sys::Escaped<1024>(f.message).text);
+  else out.line("panic: (none) %s", sys::Escaped<1024>(f.live_reason[0] != '\0' ? f.live_reason : "live dump").text);
   out.line("process %d (%s): %s", snap.pid, sys::Escaped<128>(snap.comm).text, sys::Escaped<1024>(snap.cmdline).text);
   uint32_t stopped = 0, not_stopped = 0;
   for (uint32_t i = 0; i < snap.thread_count; ++i) {
     stopped += snap.threads[i].stopped;
-    not_stopped += listed_not_stopped(snap, snap.threads[i].tid);
+    not_stopped += listed_not_stopped(f, snap.threads[i].tid);
   }
   if (snap.thread_count > 0) {
     const SnapshotThread& lead = snap.threads[0];
     char text[256];
-    if (panicked && snap.signo != 0) {
-      const PanicState& ps = panic_state();
-      describe_signal(text, sizeof text, snap.signo, ps.si_code, ps.fault_address, true);
+    if (panicked && f.signo != 0) {
+      describe_signal(text, sizeof text, f.signo, f.si_code, f.fault_address, true);
     } else {
       sys::copy_string(text, sizeof text, panicked ? "panic" : "dump requested");
     }
@@ -544,13 +530,13 @@ bool write_text_report(const ProcessSnapshot& snap, const Tunables&, int fd) noe
   write_capture_gaps(out, snap);
   out.blank();
   symbolizer_begin(snap);
-  write_thread_blocks(out, snap, panicked);
+  write_thread_blocks(out, rec, panicked);
   symbolizer_end();
   if (snap.lock_count > 0) {
     out.blank();
     write_locks_section(out, snap);
   }
-  write_nested_and_not_stopped(out, snap);
+  write_nested_and_not_stopped(out, f);
   write_modules(out, snap);
   return out.flush();
 }

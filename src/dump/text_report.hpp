@@ -8,6 +8,8 @@
 
 namespace panicstop::detail {
 
-bool write_text_report(const ProcessSnapshot& snap, const Tunables& t, int fd) noexcept;
+// The writer: rec's report to fd. Reads nothing but rec (and the frozen
+// process's memory through rec's snapshot).
+bool write_text_report(const CrashRecord& rec, const DumpOptions& o, int fd) noexcept;
 
 }  // namespace panicstop::detail

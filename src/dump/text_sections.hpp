@@ -11,7 +11,7 @@
 #include <cstdarg>
 #include <cstddef>
 
-#include "snapshot/snapshot.hpp"
+#include "snapshot/crash_record.hpp"
 #include "sys/format.hpp"
 
 namespace panicstop::detail {
@@ -49,7 +49,7 @@ const char* report_kind_name(LockKind kind) noexcept;
 // The state in a thread's header: "panicking" (panicked) or "dumping" (kdb,
 // live dump) for the thread that captured the snapshot, else "stopped",
 // "not_stopped" (the stop did not catch it) or "running".
-const char* thread_state_name(const ProcessSnapshot& snap, const SnapshotThread& t, bool panicked) noexcept;
+const char* thread_state_name(const CrashRecord& rec, const SnapshotThread& t, bool panicked) noexcept;
 
 // The snapshot's thread with this tid, or nullptr.
 const SnapshotThread* find_thread(const ProcessSnapshot& snap, int tid) noexcept;
@@ -65,12 +65,12 @@ size_t write_held_lock_lines(ReportOut& out, const ProcessSnapshot& snap, const 
 
 // One thread's block: header line, what /proc showed of a thread that did
 // not stop, signal and wait lines, held locks, frames (or why there are none).
-void write_thread_block(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t,
+void write_thread_block(ReportOut& out, const CrashRecord& rec, const SnapshotThread& t,
                         bool panicked) noexcept;
 
 // Every thread, as the report has them: the snapshot's first thread alone,
 // then threads with identical stacks grouped under one printed stack.
-void write_thread_blocks(ReportOut& out, const ProcessSnapshot& snap, bool panicked) noexcept;
+void write_thread_blocks(ReportOut& out, const CrashRecord& rec, bool panicked) noexcept;
 
 // "locks:" and one line per lock some thread waits for:
 // "  0xADDR kind=mutex name=cache owner=TID readers=0 word=0x... waiters=TID,TID".

@@ -51,10 +51,9 @@ void setup_upload() noexcept;
 // passed (pidfd poll, else short sleeps), reports the outcome on stderr, and
 // at the deadline kills it with SIGKILL and reaps it: the dump then stays
 // pending for `panicstop upload --dir`. Returns within the timeout plus about
-// a second (the kill and reap). Otherwise does nothing. It runs inside the
-// dump step, so that step's deadline (six times PANICSTOP_STEP_TIMEOUT_MS)
-// also bounds it: past it the step is abandoned and the uploader, not killed,
-// goes on alone (unless the process is PID 1 of a namespace).
+// a second (the kill and reap). Otherwise does nothing. It runs as the panic
+// path's "upload" step, after the files, under a deadline of the timeout plus
+// PANICSTOP_STEP_TIMEOUT_MS, so its own kill and reap come first.
 void run_upload_step() noexcept;
 
 }  // namespace panicstop::detail

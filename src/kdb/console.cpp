@@ -49,9 +49,9 @@ struct Console {
 
 // The snapshot every command reads, or nullptr after saying why.
 const ProcessSnapshot* snapshot_or_say(const Console& c) noexcept {
-  const ProcessSnapshot* snap = session_snapshot(c.session);
-  if (snap == nullptr) sys::write_line(c.out, "kdb: no snapshot: its memory could not be reserved at install");
-  return snap;
+  const CrashRecord* rec = session_record(c.session);
+  if (rec == nullptr) sys::write_line(c.out, "kdb: no snapshot: its memory could not be reserved at install");
+  return rec != nullptr ? rec->snapshot : nullptr;
 }
 
 // A thread that holds a lock WITNESS recorded (held entries that are empty or
@@ -96,7 +96,7 @@ Next cmd_threads(const Console& c, const char*) noexcept {
     char wait[1024];
     sys::FixedWriter w(wait, sizeof wait);
     bool waits = describe_wait(w, *snap, t);
-    out.line("  %-7d %-16s [%s] %c%s%s", t.tid, t.name[0] != '\0' ? t.name : "?", thread_state_name(*snap, t, false),
+    out.line("  %-7d %-16s [%s] %c%s%s", t.tid, t.name[0] != '\0' ? t.name : "?", thread_state_name(*session_record(c.session), t, false),
              t.kernel_state, waits ? "  " : "", wait);
   }
   return Next::kPrompt;
@@ -118,8 +118,9 @@ Next cmd_bt(const Console& c, const char* arg) noexcept {
   }
   ReportOut out(c.out);
   symbolizer_begin(*snap);
-  if (all) write_thread_blocks(out, *snap, false);
-  else write_thread_block(out, *snap, *t, false);
+  const CrashRecord& rec = *session_record(c.session);
+  if (all) write_thread_blocks(out, rec, false);
+  else write_thread_block(out, rec, *t, false);
   symbolizer_end();
   return Next::kPrompt;
 }

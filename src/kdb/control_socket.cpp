@@ -10,7 +10,7 @@
 
 #include "kdb/console.hpp"
 #include "kdb/session.hpp"
-#include "panic/tunables.hpp"
+#include "kdb/kdb_options.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 #include "thread/program_signals.hpp"
@@ -131,7 +131,7 @@ void serve_dump(int fd, const char* dir, KdbSession* given) noexcept {
 }
 
 void serve_console(int fd, KdbSession* given) noexcept {
-  int64_t idle_ns = int64_t(tunables().kdb_idle_ms) * 1000000;
+  int64_t idle_ns = int64_t(kdb_options().idle_ms) * 1000000;
   if (given != nullptr) {
     run_console(given, fd, fd, idle_ns);
     return;

@@ -11,6 +11,7 @@
 #include "dump/dump_files.hpp"
 #include "dump/text_report.hpp"
 #include "kdb/console.hpp"
+#include "kdb/kdb_options.hpp"
 #include "kdb/session.hpp"
 #include "panic/tunables.hpp"
 #include "panicstop/panic.hpp"
@@ -61,7 +62,7 @@ SessionStart begin_session(KdbSession* s, const char* why) noexcept {
   int expected = 0;
   if (!g_session_tid.compare_exchange_strong(expected, self, std::memory_order_acq_rel)) return SessionStart::kBusy;
   sys::copy_string(s->why, sizeof s->why, why != nullptr ? why : "kdb");
-  s->snapshot = nullptr;
+  s->record = nullptr;
   s->saved_mask = block_async_signals();
   s->stop = stop_other_threads(StopKind::kSoft, stop_timeout_ns());
   if (s->stop.busy || panicking()) {
@@ -83,45 +84,53 @@ void end_session(KdbSession* s) noexcept {
   serve_deferred_requests();
 }
 
-const ProcessSnapshot* session_snapshot(KdbSession* s) noexcept {
-  if (s->snapshot == nullptr) {
+const CrashRecord* session_record(KdbSession* s) noexcept {
+  if (s->record == nullptr) {
     // The caller's registers from a real kernel frame, taken here and not at
     // the session's start: the frames below this one must still be live
     // while the capture unwinds them.
     save_own_context_via_signal();
-    s->snapshot = capture_live_snapshot(s->why, s->stop.not_stopped_tids, s->stop.not_stopped);
+    CrashRecord& rec = reset_crash_record();
+    CrashFacts& f = rec.facts;
+    sys::copy_string(f.live_reason, sizeof f.live_reason, s->why[0] != '\0' ? s->why : "requested");
+    f.threads_stopped = s->stop.stopped;
+    f.start_ns = s->stop.start_ns;
+    f.stopped_ns = s->stop.end_ns;
+    f.not_stopped_count = s->stop.not_stopped;
+    f.not_stopped_tids = s->stop.not_stopped_tids;
+    if (capture_crash_record(rec)) s->record = &rec;
   }
-  return s->snapshot;
+  return s->record;
 }
 
 int session_write_dumps(KdbSession* s, const char* dir, int echo_fd) noexcept {
-  const ProcessSnapshot* snap = session_snapshot(s);
-  if (snap == nullptr) {
+  const CrashRecord* rec = session_record(s);
+  if (rec == nullptr) {
     static const char kMsg[] = "panicstop: no dump: the snapshot memory could not be reserved\n";
     sys::write_all(2, kMsg, sizeof kMsg - 1);
     if (echo_fd >= 0) sys::send_all(echo_fd, kMsg, sizeof kMsg - 1);
     return 0;
   }
-  return write_dumps(*snap, dir, echo_fd);
+  return write_dumps(*rec, dump_options(), dir, echo_fd);
 }
 
 bool session_write_report(KdbSession* s, int fd) noexcept {
-  const ProcessSnapshot* snap = session_snapshot(s);
-  if (snap == nullptr) return false;
-  return write_text_report(*snap, tunables(), fd);
+  const CrashRecord* rec = session_record(s);
+  if (rec == nullptr) return false;
+  return write_text_report(*rec, dump_options(), fd);
 }
 
 namespace {
 
 void run_report_backend(KdbSession* s) noexcept {
-  const Tunables& t = tunables();
+  const KdbOptions& t = kdb_options();
   int fd = 2;
-  if (t.kdb_output[0] != '\0') {
-    long f = sys::openat(AT_FDCWD, t.kdb_output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (t.output[0] != '\0') {
+    long f = sys::openat(AT_FDCWD, t.output, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (f >= 0) {
       fd = int(f);
     } else {
-      sys::write_line(2, "panicstop: kdb: cannot open %s (errno %ld); report on stderr", t.kdb_output, -f);
+      sys::write_line(2, "panicstop: kdb: cannot open %s (errno %ld); report on stderr", t.output, -f);
     }
   }
   session_write_report(s, fd);
@@ -132,7 +141,7 @@ void run_report_backend(KdbSession* s) noexcept {
 bool run_terminal_console(KdbSession* s) noexcept {
   long fd = sys::openat(AT_FDCWD, "/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) return false;
-  run_console(s, int(fd), int(fd), int64_t(tunables().kdb_idle_ms) * 1000000);
+  run_console(s, int(fd), int(fd), int64_t(kdb_options().idle_ms) * 1000000);
   sys::close(int(fd));
   return true;
 }
@@ -149,7 +158,7 @@ KdbResult kdb_enter(const char* why) noexcept {
     case detail::SessionStart::kFailed: return KdbResult::kFailed;
     case detail::SessionStart::kStarted: break;
   }
-  if (detail::tunables().kdb_backend != detail::KdbBackend::kConsole || !detail::run_terminal_console(&session))
+  if (detail::kdb_options().backend != detail::KdbBackend::kConsole || !detail::run_terminal_console(&session))
     detail::run_report_backend(&session);
   detail::end_session(&session);
   return KdbResult::kDone;

@@ -17,7 +17,7 @@
 #include "kdb/control_socket.hpp"
 #include "kdb/kdb_setup.hpp"
 #include "panic/panic_state.hpp"
-#include "panic/tunables.hpp"
+#include "kdb/kdb_options.hpp"
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
@@ -92,8 +92,8 @@ void remove_stale_sockets(const char* dir) {
 // allocation, no stdio, no strerror.
 
 void socket_directory(char* dir, size_t cap) noexcept {
-  const Tunables& t = tunables();
-  if (t.kdb_socket_dir[0] != '\0') sys::copy_string(dir, cap, t.kdb_socket_dir);
+  const KdbOptions& t = kdb_options();
+  if (t.socket_dir[0] != '\0') sys::copy_string(dir, cap, t.socket_dir);
   else sys::format(dir, cap, "/tmp/panicstop-%u", unsigned(geteuid()));
 }
 
@@ -165,7 +165,7 @@ bool publish_and_arm(int fd, int pid, SocketFailure* failure) noexcept {
 }  // namespace
 
 bool install_control_socket() noexcept {
-  if (!tunables().kdb_socket || g_control_listen_fd >= 0) return true;
+  if (!kdb_options().socket || g_control_listen_fd >= 0) return true;
   char dir[256];
   socket_directory(dir, sizeof dir);
   if (int problem = private_directory_problem(dir); problem != 0) {
@@ -226,15 +226,16 @@ void kdb_after_fork() noexcept {
 }
 
 bool install_kdb() noexcept {
-  const Tunables& t = tunables();
+  install_kdb_options();
+  const KdbOptions& t = kdb_options();
   bool ok = true;
-  if (t.kdb_signal != 0 && !set_handler(t.kdb_signal, handler_entry<kdb_signal_handler>)) {
-    sys::write_line(2, "panicstop: cannot install the kdb signal handler for signal %d: %s", t.kdb_signal,
+  if (t.signal != 0 && !set_handler(t.signal, handler_entry<kdb_signal_handler>)) {
+    sys::write_line(2, "panicstop: cannot install the kdb signal handler for signal %d: %s", t.signal,
                     strerror(errno));
     ok = false;
   }
   install_control_socket();  // optional: says why when it cannot be made
-  set_debugger_step(run_panic_debugger);
+  set_debugger_step(run_panic_debugger, int64_t(t.idle_ms) * 1000000);
   return ok;
 }
 

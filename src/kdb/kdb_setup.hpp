@@ -1,10 +1,12 @@
 // Setup of the kdb layer, called by install() after the panic layer (the
-// tunables are parsed by then).
+// panic layer's tunables are parsed by then; kdb parses its own here).
 #pragma once
 
 namespace panicstop::detail {
 
-// Installs the PANICSTOP_KDB_SIGNAL handler, if one is configured, and the
+// Parses kdb's options (kdb_options.hpp; a bad value ends the program with
+// status 2), registers the panic's debugger step, installs the
+// PANICSTOP_KDB_SIGNAL handler, if one is configured, and the
 // control socket unless PANICSTOP_KDB_SOCKET=0. A socket that cannot be made
 // is reported on stderr and skipped; returns false only if the configured
 // signal's handler cannot be installed.

@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "snapshot/snapshot.hpp"
+#include "snapshot/crash_record.hpp"
 #include "stop/stop.hpp"
 
 namespace panicstop::detail {
@@ -19,7 +19,9 @@ struct KdbSession {
   char why[200] = {};                   // "kdb: ..." or "live dump: ..."
   StopResult stop;                      // what the soft stop caught
   uint64_t saved_mask = 0;              // the caller's signal mask before the session
-  ProcessSnapshot* snapshot = nullptr;  // captured on first use
+  // The crash record every command and dump of the session reads: captured
+  // on first use, or the panic's own (the debugger step) set before use.
+  const CrashRecord* record = nullptr;
 };
 
 enum class SessionStart { kStarted, kBusy, kFailed };
@@ -36,11 +38,12 @@ SessionStart begin_session(KdbSession* s, const char* why) noexcept;
 // made the stop permanent.
 void end_session(KdbSession* s) noexcept;
 
-// The stopped process's snapshot, captured once per session (the console's
-// commands and its `dump` all read the same one), with the caller's own
-// context saved at this call: keep the calling frame alive while the snapshot
-// is used. nullptr if the snapshot storage cannot be reserved.
-const ProcessSnapshot* session_snapshot(KdbSession* s) noexcept;
+// The stopped process's crash record, captured once per session (the
+// console's commands and its `dump` all read the same one), with the caller's
+// own context saved at this call: keep the calling frame alive while the
+// record is used. Its facts: the session's reason and what its stop did not
+// catch. nullptr if the snapshot storage cannot be reserved.
+const CrashRecord* session_record(KdbSession* s) noexcept;
 
 // Writes the enabled dumps of the session's snapshot into dir (nullptr or "":
 // the dump directory), echoing every announcement line to echo_fd if it is

@@ -7,17 +7,16 @@
 
 #include "panicstop/lockprof.hpp"
 #include "panicstop/panic.hpp"
-#include "panicstop/witness.hpp"
+#include "panicstop/config.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
-#include "witness/lock_class.hpp"
-#include "witness/report.hpp"
+#include "lockclass/hold_hooks.hpp"
+#include "lockclass/lock_class.hpp"
+#include "lockclass/site.hpp"
 
 namespace panicstop {
 
 namespace detail {
-
-bool g_lockprof_on = false;
 
 namespace {
 
@@ -96,18 +95,6 @@ inline bool profiled(const LockObject* lo) noexcept {
 
 }  // namespace
 
-int64_t lockprof_ticks() noexcept {
-#if defined(__x86_64__)
-  return int64_t(__builtin_ia32_rdtsc());
-#elif defined(__aarch64__)
-  uint64_t v;
-  __asm__ volatile("mrs %0, cntvct_el0" : "=r"(v));
-  return int64_t(v);
-#else
-  return sys::monotonic_ns();
-#endif
-}
-
 uint64_t lockprof_ticks_to_ns(int64_t ticks) noexcept {
   if (ticks <= 0) return 0;
   return uint64_t((__uint128_t(uint64_t(ticks)) * __atomic_load_n(&g_mult, __ATOMIC_RELAXED)) >> 32);
@@ -129,7 +116,7 @@ void lockprof_contested(const LockObject* lo, int64_t start_ticks, const void* r
   Site site;
   // With witness on, the release counts the acquisition (with its hold time)
   // under the same site; otherwise this is the only record of it.
-  bool counted_at_release = witness_held_site(lo, &site);
+  bool counted_at_release = held_site(lo, &site);
   if (!counted_at_release) {
     site = Site{};
     site.return_address = reinterpret_cast<uintptr_t>(return_address);
@@ -222,6 +209,9 @@ void take_snapshot() noexcept {
 }  // namespace detail
 
 void lockprof_enable(bool on) noexcept {
+  // WITNESS reports hold times through the hook; registered before the
+  // switch goes on, so no hold is lost to a missing observer.
+  if (on) detail::set_hold_observer(detail::lockprof_hold);
   if (on) detail::lockprof_calibrate();
   __atomic_store_n(&detail::g_lockprof_on, on, __ATOMIC_RELAXED);
 }
@@ -259,7 +249,7 @@ bool lockprof_write_report(int fd) noexcept {
   char buf[1024];
   sys::FixedWriter w(buf, sizeof buf);
   w.format("lock profile: %u sites, sorted by total wait (ns)%s\n", g_snapshot.count,
-           kWitnessBuiltIn ? "" : "; acquisitions and hold times need witness built in");
+           PANICSTOP_WITNESS_BUILT_IN != 0 ? "" : "; acquisitions and hold times need witness built in");
   w.str("   wait_total     wait_max  contested acquisitions   hold_total     hold_max  lock @ site\n");
   bool ok = sys::write_all(fd, w.data(), w.size());
   for (uint32_t i = 0; ok && i < g_snapshot.count; ++i) {

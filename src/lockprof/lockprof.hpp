@@ -1,11 +1,12 @@
-// Lock profiling internals shared with WITNESS: hold times are measured from
-// witness's held-lock entries, so witness reports them here.
+// Lock profiling internals. Hold times are measured from WITNESS's held-lock
+// entries: WITNESS reports them through lockclass/hold_hooks.hpp, where
+// lockprof_hold is registered at load; neither layer includes the other.
 #pragma once
 
 #include <cstdint>
 
 #include "panicstop/lock_object.hpp"
-#include "witness/order_graph.hpp"
+#include "lockclass/site.hpp"
 
 namespace panicstop::detail {
 
@@ -19,8 +20,7 @@ uint64_t lockprof_ticks_to_ns(int64_t ticks) noexcept;
 // Measures the cycle counter's rate (a few milliseconds; setup time).
 void lockprof_calibrate() noexcept;
 
-// WITNESS's site for lo if the calling thread's held list has it (witness built
-// in and on), for the hard paths' contention records.
-bool witness_held_site(const LockObject* lo, Site* site) noexcept;
+// PANICSTOP_LOCKPROF (0 or 1); setup (lockprof_setup.cpp).
+void lockprof_read_environment() noexcept;
 
 }  // namespace panicstop::detail

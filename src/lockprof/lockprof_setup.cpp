@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "panicstop/lockprof.hpp"
-#include "witness/witness_setup.hpp"
+#include "lockprof/lockprof.hpp"
 
 namespace panicstop {
 

@@ -39,8 +39,9 @@ namespace {
 
 PanicState g_state;
 Tunables g_tunables;
-std::atomic<DumpStepFn> g_dump_step{nullptr};
+std::atomic<const CrashSteps*> g_crash_steps{nullptr};
 std::atomic<DebuggerStepFn> g_debugger_step{nullptr};
+std::atomic<int64_t> g_debugger_ns{0};
 std::atomic<bool> g_installed{false};
 
 inline constexpr int kMaxHooks = 32;
@@ -116,6 +117,7 @@ void record_nested(int tid, int signo, bool same_thread, const char* message) no
   n.tid = tid;
   n.signo = signo;
   n.step = g_state.step.load(std::memory_order_relaxed);
+  n.step_detail = g_state.step_detail;
   n.same_thread = same_thread;
   sys::copy_string(n.message, sizeof n.message, message);
 }
@@ -141,7 +143,9 @@ void arm_step_timer(int64_t ns) noexcept {
 
 // Runs fn(arg) as one step: under a deadline, with faults and overruns coming
 // back here through siglongjmp.
-void run_step(PanicStep step, int64_t timeout_ns, void (*fn)(void*), void* arg) noexcept {
+void run_step(PanicStep step, int64_t timeout_ns, void (*fn)(const void*), const void* arg,
+              const char* detail = nullptr) noexcept {
+  g_state.step_detail = detail;
   g_state.step.store(int(step), std::memory_order_release);
   if (sigsetjmp(g_step_jmp, 1) == 0) {
     g_step_armed = 1;
@@ -161,14 +165,9 @@ int64_t step_timeout_ns() noexcept { return int64_t(g_tunables.step_timeout_ms) 
 
 // --- the steps -------------------------------------------------------------------
 
-void step_stop(void*) noexcept {
-  StopResult r = stop_other_threads(StopKind::kHard, int64_t(g_tunables.stop_timeout_ms) * 1000000);
-  g_state.threads_stopped = r.stopped;
-  uint32_t listed = r.not_stopped < kMaxNotStopped ? r.not_stopped : uint32_t(kMaxNotStopped);
-  if (listed > kMaxNotStoppedListed) listed = kMaxNotStoppedListed;
-  for (uint32_t i = 0; i < listed; ++i) g_state.not_stopped_tids[i] = r.not_stopped_tids[i];
-  g_state.not_stopped_count = r.not_stopped;
-  g_state.stopped_ns = r.end_ns;
+void step_stop(const void*) noexcept {
+  g_state.stop = stop_other_threads(StopKind::kHard, int64_t(g_tunables.stop_timeout_ms) * 1000000);
+  const StopResult& r = g_state.stop;
   if (r.reclaimed_from != nullptr)
     sys::format(g_state.note, sizeof g_state.note,
                 "the hard-stop signal's handler had been replaced (by %p) behind panicstop's back; "
@@ -176,7 +175,7 @@ void step_stop(void*) noexcept {
                 r.reclaimed_from);
 }
 
-void step_banner(void*) noexcept {
+void step_banner(const void*) noexcept {
   char buf[kPanicMessageMax + 512];
   sys::FixedWriter w(buf, sizeof buf);
   int tid = g_state.panicking_tid.load(std::memory_order_relaxed);
@@ -185,12 +184,13 @@ void step_banner(void*) noexcept {
   w.format("panic: %s\n", g_state.message);
   w.format("panicstop: thread %d (%s) panicked", tid, name);
   if (g_state.stop_enabled) {
-    w.format("; %u other threads stopped in %lld us", g_state.threads_stopped,
-             (long long)((g_state.stopped_ns - g_state.start_ns) / 1000));
-    if (g_state.not_stopped_count > 0) {
-      w.format("; %u did not stop:", g_state.not_stopped_count);
-      uint32_t n = g_state.not_stopped_count < kMaxNotStopped ? g_state.not_stopped_count : uint32_t(kMaxNotStopped);
-      for (uint32_t i = 0; i < n && i < 16; ++i) w.format(" %d", g_state.not_stopped_tids[i]);
+    const StopResult& r = g_state.stop;
+    int64_t end_ns = r.end_ns != 0 ? r.end_ns : g_state.start_ns;
+    w.format("; %u other threads stopped in %lld us", r.stopped, (long long)((end_ns - g_state.start_ns) / 1000));
+    if (r.not_stopped > 0) {
+      w.format("; %u did not stop:", r.not_stopped);
+      uint32_t n = r.not_stopped < kMaxNotStoppedListed ? r.not_stopped : uint32_t(kMaxNotStoppedListed);
+      for (uint32_t i = 0; i < n && i < 16 && r.not_stopped_tids != nullptr; ++i) w.format(" %d", r.not_stopped_tids[i]);
     }
   } else {
     w.str("; other threads not stopped (PANICSTOP_STOP_ON_PANIC=0)");
@@ -200,7 +200,7 @@ void step_banner(void*) noexcept {
   say(w.data(), w.size());
 }
 
-void step_hook(void* h) noexcept {
+void step_hook(const void* h) noexcept {
   const Hook* hook = static_cast<const Hook*>(h);
   hook->fn(hook->arg);
 }
@@ -211,14 +211,38 @@ void run_hooks(Stage stage, PanicStep step) noexcept {
   for (int i = 0; i < n; ++i) run_step(step, step_timeout_ns(), step_hook, &g_hooks[s][i]);
 }
 
-void step_debugger(void*) noexcept {
+void step_debugger(const void*) noexcept {
   DebuggerStepFn fn = g_debugger_step.load(std::memory_order_acquire);
   if (fn != nullptr) fn(g_tunables.trace_on_panic, g_tunables.debugger_on_panic);
 }
 
-void step_dump(void*) noexcept {
-  DumpStepFn fn = g_dump_step.load(std::memory_order_acquire);
-  if (fn != nullptr) fn();
+void step_capture(const void* steps) noexcept { static_cast<const CrashSteps*>(steps)->capture(); }
+
+struct WriterStep {
+  const CrashSteps* steps;
+  uint32_t index;
+};
+void step_write(const void* arg) noexcept {
+  const WriterStep* w = static_cast<const WriterStep*>(arg);
+  w->steps->write(w->index);
+}
+
+void step_finish(const void* steps) noexcept { static_cast<const CrashSteps*>(steps)->finish(); }
+void step_upload(const void* steps) noexcept { static_cast<const CrashSteps*>(steps)->upload(); }
+
+// One step per writer, so that a fault or a hang in one writer costs that
+// dump only.
+void run_writers(const CrashSteps* steps) noexcept {
+  if (steps == nullptr) return;
+  uint32_t n = steps->writer_count != nullptr && steps->write != nullptr ? steps->writer_count() : 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    WriterStep w{steps, i};
+    const char* name = steps->writer_name != nullptr ? steps->writer_name(i) : nullptr;
+    run_step(PanicStep::kDump, 6 * step_timeout_ns(), step_write, &w, name);
+  }
+  if (steps->finish != nullptr) run_step(PanicStep::kDump, step_timeout_ns(), step_finish, steps, "cleanup");
+  int64_t upload_ns = steps->upload != nullptr && steps->upload_budget_ns != nullptr ? steps->upload_budget_ns() : 0;
+  if (upload_ns > 0) run_step(PanicStep::kDump, upload_ns + step_timeout_ns(), step_upload, steps, "upload");
 }
 
 // --- the die policies ------------------------------------------------------------
@@ -296,8 +320,9 @@ void set_default_action(int sig) noexcept {
 [[noreturn]] void nested_panic(int signo, const char* message) noexcept {
   record_nested(sys::gettid(), signo, true, message);
   char buf[400];
-  size_t n = sys::format(buf, sizeof buf, "panicstop: nested panic in step %s: %s\n",
-                         panic_step_name(PanicStep(g_state.step.load())), message);
+  char step[64];
+  format_step_name(g_state.step.load(), g_state.step_detail, step, sizeof step);
+  size_t n = sys::format(buf, sizeof buf, "panicstop: nested panic in step %s: %s\n", step, message);
   say(buf, n);
   if (g_step_armed && g_same_thread_nested.fetch_add(1) < 64) leave_step();
   // Outside any step (the banner's formatting, the die policy): stop trying.
@@ -336,13 +361,16 @@ void set_default_action(int sig) noexcept {
              nullptr);
     set_scheduler_stopped(true);
   }
+  const CrashSteps* steps = g_crash_steps.load(std::memory_order_acquire);
+  if (steps != nullptr && steps->capture != nullptr)
+    run_step(PanicStep::kCapture, 2 * step_timeout_ns(), step_capture, steps);
   run_step(PanicStep::kStop, step_timeout_ns(), step_banner, nullptr);
   if (g_tunables.trace_on_panic || g_tunables.debugger_on_panic) {
-    int64_t debugger_ns = g_tunables.debugger_on_panic ? int64_t(g_tunables.kdb_idle_ms) * 1000000 : 0;
+    int64_t debugger_ns = g_tunables.debugger_on_panic ? g_debugger_ns.load(std::memory_order_acquire) : 0;
     run_step(PanicStep::kDebugger, step_timeout_ns() + debugger_ns, step_debugger, nullptr);
   }
   run_hooks(Stage::PreDump, PanicStep::kPreDumpHooks);
-  run_step(PanicStep::kDump, 6 * step_timeout_ns(), step_dump, nullptr);
+  run_writers(steps);
   run_hooks(Stage::PostDump, PanicStep::kPostDumpHooks);
   run_hooks(Stage::Final, PanicStep::kFinalHooks);
   apply_die_policy();
@@ -353,8 +381,11 @@ void set_default_action(int sig) noexcept {
 PanicState& panic_state() noexcept { return g_state; }
 const Tunables& tunables() noexcept { return g_tunables; }
 Tunables& tunables_storage() noexcept { return g_tunables; }
-void set_dump_step(DumpStepFn fn) noexcept { g_dump_step.store(fn, std::memory_order_release); }
-void set_debugger_step(DebuggerStepFn fn) noexcept { g_debugger_step.store(fn, std::memory_order_release); }
+void set_crash_steps(const CrashSteps* steps) noexcept { g_crash_steps.store(steps, std::memory_order_release); }
+void set_debugger_step(DebuggerStepFn fn, int64_t debugger_ns) noexcept {
+  g_debugger_ns.store(debugger_ns, std::memory_order_release);
+  g_debugger_step.store(fn, std::memory_order_release);
+}
 void set_restart_argv(char** argv) noexcept { g_restart_argv = argv; }
 void mark_panic_installed() noexcept { g_installed.store(true, std::memory_order_release); }
 
@@ -368,8 +399,15 @@ const char* panic_step_name(PanicStep step) noexcept {
     case PanicStep::kFinalHooks: return "final hooks";
     case PanicStep::kDie: return "die";
     case PanicStep::kDebugger: return "debugger";
+    case PanicStep::kCapture: return "capture";
   }
   return "unknown";
+}
+
+void format_step_name(int step, const char* detail, char* out, size_t cap) noexcept {
+  const char* name = panic_step_name(PanicStep(step));
+  if (detail != nullptr && detail[0] != '\0') sys::format(out, cap, "%s (%s)", name, detail);
+  else sys::copy_string(out, cap, name);
 }
 
 namespace {
@@ -418,8 +456,9 @@ void step_deadline_handler(int sig, siginfo_t* info, void* uc) {
   }
   if (g_state.panicking_tid.load(std::memory_order_acquire) != sys::gettid() || !g_step_armed) return;
   char message[128];
-  size_t n = sys::format(message, sizeof message, "step %s overran its deadline",
-                         panic_step_name(PanicStep(g_state.step.load())));
+  char step[64];
+  format_step_name(g_state.step.load(), g_state.step_detail, step, sizeof step);
+  size_t n = sys::format(message, sizeof message, "step %s overran its deadline", step);
   record_nested(sys::gettid(), 0, true, message);
   char line[180];
   n = sys::format(line, sizeof line, "panicstop: %s\n", message);

@@ -4,6 +4,7 @@
 
 #include <csignal>
 
+#include "panic/panic_state.hpp"
 #include "panic/tunables.hpp"
 
 namespace panicstop::detail {
@@ -14,8 +15,6 @@ Tunables& tunables_storage() noexcept;
 void fatal_signal_handler(int sig, siginfo_t* info, void* ucontext);
 void step_deadline_handler(int sig, siginfo_t* info, void* ucontext);
 
-// The fatal signals the library takes over (program_signals.hpp).
-inline constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
 
 // Makes a program handler that exits from inside itself a panic (setup).
 void install_program_gave_up_handler() noexcept;

@@ -18,6 +18,7 @@
 #include "panic/panic_state.hpp"
 #include "panicstop/panic.hpp"
 #include "stop/stop.hpp"
+#include "sys/env_options.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 #include "thread/altstack.hpp"
@@ -121,10 +122,7 @@ bool install_panic() noexcept {
   }
   char err[512];
   Tunables t;
-  if (!parse_tunables(&t, err, sizeof err)) {
-    sys::write_all(2, err, sys::bounded_strlen(err, sizeof err));
-    _exit(2);
-  }
+  if (!parse_tunables(&t, err, sizeof err)) sys::env_fail(err, sizeof err);
   tunables_storage() = t;
   panic_state().stop_enabled = t.stop_on_panic;
 

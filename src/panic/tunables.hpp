@@ -1,4 +1,7 @@
-// The tunables of DESIGN.md §5, parsed once by install() from the environment.
+// The panic layer's tunables, parsed once by install() from the environment.
+// The dump layer parses its own (dump/dump_options.hpp: PANICSTOP_DUMP,
+// PANICSTOP_DUMP_DIR, PANICSTOP_CORE, PANICSTOP_CORE_LIMIT), kdb its own
+// (kdb/kdb_options.hpp: PANICSTOP_KDB*).
 #pragma once
 
 #include <cstdint>
@@ -6,17 +9,9 @@
 namespace panicstop::detail {
 
 enum class DiePolicy : uint8_t { kDie, kExit, kRestart, kHalt };
-enum class CoreKind : uint8_t { kMini, kFull };
-enum class KdbBackend : uint8_t { kReport, kConsole };
 
 struct Tunables {
   bool stop_on_panic = true;       // PANICSTOP_STOP_ON_PANIC
-  char dump_dir[512] = {};         // PANICSTOP_DUMP_DIR; "" = current directory, then /tmp
-  bool dump_text = true;           // PANICSTOP_DUMP
-  bool dump_core = true;
-  bool dump_minidump = false;
-  bool minidump_environ = false;   // PANICSTOP_MINIDUMP_ENVIRON: the environment in the minidump
-  CoreKind core = CoreKind::kMini;  // PANICSTOP_CORE
   DiePolicy on_panic = DiePolicy::kDie;  // PANICSTOP_ON_PANIC
   uint32_t stop_timeout_ms = 1000;  // PANICSTOP_STOP_TIMEOUT_MS
   // PANICSTOP_STEP_TIMEOUT_MS: deadline of each hook and of the other steps of
@@ -29,13 +24,8 @@ struct Tunables {
   // variables itself before main(); install() only rejects bad values.
   int witness_action = 0;
   bool lockprof = false;            // PANICSTOP_LOCKPROF
-  // kdb (include/panicstop/kdb.hpp).
-  KdbBackend kdb_backend = KdbBackend::kReport;  // PANICSTOP_KDB
-  char kdb_output[512] = {};        // PANICSTOP_KDB_OUTPUT; "" = stderr
-  int kdb_signal = 0;               // PANICSTOP_KDB_SIGNAL; 0 = no signal trigger
-  bool kdb_socket = true;           // PANICSTOP_KDB_SOCKET: 0 turns the control socket off
-  char kdb_socket_dir[256] = {};    // PANICSTOP_KDB_SOCKET as a directory; "" = /tmp/panicstop-UID
-  uint32_t kdb_idle_ms = 60000;     // PANICSTOP_KDB_IDLE_MS: a quiet console continues after this
+  // kdb's own (PANICSTOP_KDB_IDLE_MS) deadline for the debugger step is
+  // given by kdb when it registers the step (set_debugger_step).
 };
 
 // The values in force (defaults until install() has parsed the environment).

@@ -12,7 +12,7 @@
 namespace panicstop::read {
 namespace {
 
-// Register note layouts (DESIGN.md §7): pr_reg starts at byte 112 of NT_PRSTATUS.
+// Register note layouts (docs/DESIGN.md, section 6): pr_reg starts at byte 112 of NT_PRSTATUS.
 constexpr size_t kPrstatusPidOffset = 32;
 constexpr size_t kPrstatusCursigOffset = 12;
 constexpr size_t kPrstatusRegsOffset = 112;

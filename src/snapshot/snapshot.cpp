@@ -8,7 +8,6 @@
 #include <fcntl.h>
 
 #include "lock/lock_describe.hpp"
-#include "panic/panic_state.hpp"
 #include "snapshot/elf_image.hpp"
 #include "snapshot/memory.hpp"
 #include "snapshot/proc_file.hpp"
@@ -692,35 +691,19 @@ ProcessSnapshot* finish_capture(ProcessSnapshot* snap) noexcept {
   return snap;
 }
 
-char g_live_reason[256];
-
 }  // namespace
 
-ProcessSnapshot* capture_snapshot() noexcept {
-  ProcessSnapshot* snap = begin_capture();
-  if (snap == nullptr) return nullptr;
-  PanicState& ps = panic_state();
-  snap->panicking_tid = ps.panicking_tid.load(std::memory_order_acquire);
-  if (snap->panicking_tid != 0) {
-    snap->signo = ps.signo;
-    snap->message = ps.message;
-  } else {
-    snap->panicking_tid = sys::gettid();
-  }
-  snap->not_stopped_count = ps.not_stopped_count;
-  snap->not_stopped_tids = ps.not_stopped_tids;
-  return finish_capture(snap);
-}
+namespace {
+std::atomic<uint32_t> g_captures{0};
+}  // namespace
 
-ProcessSnapshot* capture_live_snapshot(const char* reason, const int* not_stopped_tids,
-                                       uint32_t not_stopped_count) noexcept {
+uint32_t snapshot_capture_count() noexcept { return g_captures.load(std::memory_order_relaxed); }
+
+ProcessSnapshot* capture_snapshot() noexcept {
+  g_captures.fetch_add(1, std::memory_order_relaxed);
   ProcessSnapshot* snap = begin_capture();
   if (snap == nullptr) return nullptr;
   snap->panicking_tid = sys::gettid();
-  sys::copy_string(g_live_reason, sizeof g_live_reason, reason != nullptr && reason[0] != '\0' ? reason : "requested");
-  snap->live_reason = g_live_reason;
-  snap->not_stopped_count = not_stopped_count;
-  snap->not_stopped_tids = not_stopped_tids;
   return finish_capture(snap);
 }
 

@@ -1,7 +1,7 @@
 // ProcessSnapshot: what the process looked like at the panic (Crashpad's
 // snapshot/), captured once by the panicking thread with every other thread
-// stopped, and handed unchanged to every writer (text report, ELF core, later
-// a minidump). Capture allocates nothing: all storage is reserved at install.
+// stopped, and handed unchanged, inside the crash record (crash_record.hpp),
+// to every writer (text report, ELF core, ...). Capture allocates nothing: all storage is reserved at install.
 //
 // Writers only read this structure; memory contents (stacks, data) are read
 // from the live, frozen process when a writer needs them.
@@ -134,14 +134,10 @@ struct CaptureGaps {
 
 struct ProcessSnapshot {
   int pid = 0;
-  int panicking_tid = 0;           // for kdb and live dumps: the thread that asked
-  int signo = 0;
-  const char* message = nullptr;   // panic_state().message; nullptr when there is no panic
-  const char* live_reason = nullptr;  // kdb and live dumps: why, as the caller said
+  // The thread that captured (the panicking thread, or kdb's / a live
+  // dump's caller); its thread is threads[0].
+  int panicking_tid = 0;
   int64_t captured_ns = 0;
-  // Threads the stop did not catch (the first kMaxNotStoppedListed of them).
-  uint32_t not_stopped_count = 0;
-  const int* not_stopped_tids = nullptr;
 
   uint32_t thread_count = 0;
   SnapshotThread* threads = nullptr;   // [kMaxThreads], panicking thread first
@@ -178,17 +174,17 @@ size_t snapshot_path_capacity() noexcept;
 // Tests only: the capture uses at most `entries` entries of the table (0: all),
 // to exercise a full table without making max_map_count mappings.
 void limit_snapshot_mappings_for_test(uint32_t entries) noexcept;
-// Captures the process into the reserved snapshot and returns it. Called by
-// the dump step on the panicking thread after the stop. Never allocates.
-// Returns nullptr only if the storage cannot be reserved.
+// Captures the process into the reserved snapshot and returns it; the
+// calling thread leads, with the context it saved for itself (the panicking
+// thread's fault context, or kdb's save_own_context_via_signal()). The caller
+// holds the stopper role, so no other capture runs at the same time unless a
+// panic takes the stop over, and then the caller is parked for good. Never
+// allocates. Returns nullptr only if the storage cannot be reserved.
+// What happened (signal, message, ...) is not the snapshot's: see
+// crash_record.hpp, which is what the dumps are written from.
 ProcessSnapshot* capture_snapshot() noexcept;
 
-// The same for a process that goes on (kdb, live dumps): the calling thread
-// leads, with the context it saved for itself; `reason` (copied) says why;
-// not_stopped lists what the caller's soft stop did not catch. The caller
-// holds the stopper role, so no panic capture runs at the same time unless a
-// panic takes the stop over, and then this thread is parked for good.
-ProcessSnapshot* capture_live_snapshot(const char* reason, const int* not_stopped_tids,
-                                       uint32_t not_stopped_count) noexcept;
+// How many captures this process ran (tests check that a panic captures once).
+uint32_t snapshot_capture_count() noexcept;
 
 }  // namespace panicstop::detail

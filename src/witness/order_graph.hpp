@@ -8,16 +8,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "witness/lock_class.hpp"
+#include "lockclass/lock_class.hpp"
+#include "lockclass/site.hpp"
 
 namespace panicstop::detail {
-
-// Where a lock was taken: a macro's file:line, or a return address.
-struct Site {
-  const char* file = nullptr;
-  uint32_t line = 0;
-  uintptr_t return_address = 0;
-};
 
 inline constexpr int kWitnessStackDepth = 16;
 

@@ -16,10 +16,6 @@ namespace panicstop::detail {
 // of the caller's own (the unwinder's frames are always skipped).
 void capture_stack(Stack* st, int skip) noexcept;
 
-// "file:line", or "0xADDR (module+0xOFF)" for a return address.
-void write_site(sys::FixedWriter& w, const Site& site) noexcept;
-// "0xADDR (module+0xOFF)"; the module is found in /proc/self/maps.
-void write_address(sys::FixedWriter& w, uintptr_t addr) noexcept;
 // One "   #N 0xADDR (module+0xOFF)" line per frame.
 void write_stack(sys::FixedWriter& w, const Stack& st) noexcept;
 

@@ -5,15 +5,16 @@
 // right away, and an edge is recorded from every lock held at that moment.
 #include "panicstop/witness.hpp"
 
-#include "lockprof/lockprof.hpp"
+#include "lockclass/hold_hooks.hpp"
 #include "panicstop/lockprof.hpp"
 #include "panicstop/panic.hpp"
 #include "panicstop/thread.hpp"
 #include "sys/syscall.hpp"
 #include "thread/slot.hpp"
-#include "witness/lock_class.hpp"
+#include "lockclass/lock_class.hpp"
 #include "witness/order_graph.hpp"
 #include "witness/report.hpp"
+#include "witness/witness_setup.hpp"
 
 namespace panicstop {
 
@@ -323,7 +324,7 @@ __attribute__((noinline)) void unlock_slow(const LockObject* lo, unsigned flags,
     --h->recursion;
     return;
   }
-  if (h->acquired_ticks != 0 && lockprof_active()) lockprof_hold(lo, site_of(*h), lockprof_ticks() - h->acquired_ticks);
+  if (h->acquired_ticks != 0 && lockprof_active()) report_hold(lo, site_of(*h), lockprof_ticks() - h->acquired_ticks);
   remove_held(s, h);
 }
 
@@ -519,6 +520,13 @@ size_t write_held_locks(sys::FixedWriter& w, const ThreadSlot& slot, const char*
   if (slot.held_dropped > 0) w.str(indent).format("(%u more not recorded)\n", slot.held_dropped);
   return written;
 }
+
+namespace {
+// Lock profiling asks for sites through lockclass/hold_hooks.hpp. Registered
+// from this file, not witness_setup.cpp: a static link that never pulls in
+// the setup object must still count each acquisition once.
+__attribute__((constructor)) void register_held_site_lookup() { set_held_site_lookup(witness_held_site); }
+}  // namespace
 
 bool witness_held_site(const LockObject* lo, Site* site) noexcept {
   if (tls_held_state != 1 || mode() < 0) return false;

@@ -36,9 +36,9 @@ TEST(DemangledReport, FramesNameFunctionsAsCxxFiltDoes) {
   ASSERT_TRUE(detail::reserve_snapshot());
   testing::ParkedThreads parked(4, {testing::park_in_alpha});
   ASSERT_TRUE(parked.stop());
-  detail::ProcessSnapshot* snap = detail::capture_snapshot();
-  ASSERT_NE(snap, nullptr);
-  std::string text = testing::render_text_report(*snap);
+  detail::CrashRecord& rec = detail::reset_crash_record();
+  ASSERT_TRUE(detail::capture_crash_record(rec));
+  std::string text = testing::render_text_report(rec);
   parked.restart();
 
   EXPECT_NE(text.find(" " + readable + "+0x"), std::string::npos) << text.substr(0, 3000);

@@ -34,9 +34,9 @@ std::vector<std::string> written_paths(const std::string& output) {
 }
 
 void write_live_dump(const char* dir) {
-  detail::ProcessSnapshot* snap = detail::capture_snapshot();
-  if (snap == nullptr) _exit(3);
-  _exit(detail::write_dumps(*snap, dir) > 0 ? 0 : 4);
+  detail::CrashRecord& rec = detail::reset_crash_record();
+  if (!detail::capture_crash_record(rec)) _exit(3);
+  _exit(detail::write_dumps(rec, detail::dump_options(), dir) > 0 ? 0 : 4);
 }
 
 TEST(DumpFiles, WritesUnderATemporaryNameThenRenames) {

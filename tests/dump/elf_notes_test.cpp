@@ -11,13 +11,12 @@
 
 #include "dump/core_sink.hpp"
 #include "dump/elf_notes.hpp"
-#include "panic/panic_state.hpp"
 #include "panicstop/lock_object.hpp"
 
 namespace panicstop::detail::core {
 namespace {
 
-std::string render(const ProcessSnapshot& snap) {
+std::string render(const CrashRecord& snap) {
   int fd = memfd_create("panicstop-note", 0);
   EXPECT_GE(fd, 0);
   unsigned char buf[64];  // small on purpose: lines cross buffer boundaries
@@ -64,22 +63,22 @@ TEST(PanicstopNote, HasEveryRecord) {
   ProcessSnapshot snap;
   snap.pid = 100;
   snap.panicking_tid = 100;
-  snap.signo = 6;
-  snap.message = "bad state:\nline two";
   snap.thread_count = 4;
   snap.threads = threads;
   snap.lock_count = 2;
   snap.locks = locks;
 
-  PanicState& ps = panic_state();
-  ps.nested[0].tid = 100;
-  ps.nested[0].signo = 11;
-  ps.nested[0].step = 3;
-  std::strcpy(ps.nested[0].message, "fault in hook");
-  ps.nested_count.store(1);
+  static CrashRecord rec;
+  rec.snapshot = &snap;
+  rec.facts.signo = 6;
+  rec.facts.message = "bad state:\nline two";
+  rec.facts.nested[0].tid = 100;
+  rec.facts.nested[0].signo = 11;
+  rec.facts.nested[0].step = 3;
+  std::strcpy(rec.facts.nested[0].message, "fault in hook");
+  rec.facts.nested_count = 1;
 
-  std::string text = render(snap);
-  ps.nested_count.store(0);
+  std::string text = render(rec);
 
   char cache_addr[32], table_addr[32];
   std::snprintf(cache_addr, sizeof cache_addr, "0x%lx", reinterpret_cast<unsigned long>(&cache));
@@ -104,7 +103,9 @@ TEST(PanicstopNote, HasEveryRecord) {
 
 TEST(PanicstopNote, EmptySnapshotStillHasTheHeader) {
   ProcessSnapshot snap;
-  EXPECT_EQ(render(snap), "version=1\nmessage=\npanicking_tid=0\nsignal=0\n");
+  static CrashRecord empty;
+  empty.snapshot = &snap;
+  EXPECT_EQ(render(empty), "version=1\nmessage=\npanicking_tid=0\nsignal=0\n");
 }
 
 }  // namespace

@@ -34,7 +34,8 @@
 #include "dump/minidump_context.hpp"
 #include "dump/minidump_streams.hpp"
 #include "dump/unstopped_threads.hpp"
-#include "panic/tunables.hpp"
+#include "dump/dump_options.hpp"
+#include "dump/writer.hpp"
 #include "panicstop/kdb.hpp"
 #include "panicstop/panic.hpp"
 #include "snapshot/parked_threads.hpp"
@@ -622,20 +623,48 @@ TEST(MinidumpPieces, DumpFormatsAreACommaList) {
       {"text,text", false, false, false, false},      {"minidump,", false, false, false, false},
       {"mini", false, false, false, false},
   };
+  // Which writers a parse chose, by name.
+  auto chosen = [](const DumpOptions& o, const char* name) {
+    size_t count = 0;
+    const DumpWriter* writers = dump_writers(&count);
+    for (uint32_t k = 0; k < o.order_count; ++k)
+      if (std::string(writers[o.order[k]].name) == name) return true;
+    return false;
+  };
   for (const Case& k : cases) {
     setenv("PANICSTOP_DUMP", k.value, 1);
-    Tunables t;
+    DumpOptions o;
     char err[512] = "";
-    bool ok = parse_tunables(&t, err, sizeof err);
+    bool ok = parse_dump_options(&o, err, sizeof err);
     EXPECT_EQ(ok, k.ok) << k.value << ": " << err;
     if (!ok) {
       EXPECT_NE(std::string(err).find("PANICSTOP_DUMP="), std::string::npos) << err;
       continue;
     }
-    EXPECT_EQ(t.dump_text, k.text) << k.value;
-    EXPECT_EQ(t.dump_core, k.core) << k.value;
-    EXPECT_EQ(t.dump_minidump, k.minidump) << k.value;
+    EXPECT_EQ(chosen(o, "text"), k.text) << k.value;
+    EXPECT_EQ(chosen(o, "core"), k.core) << k.value;
+    EXPECT_EQ(chosen(o, "minidump"), k.minidump) << k.value;
   }
+  // An upload URL alone adds the minidump collectors take, except to "none".
+  setenv("PANICSTOP_UPLOAD_URL", "http://127.0.0.1:9/upload", 1);
+  for (const char* value : {"text", "text,core", "minidump,text"}) {
+    setenv("PANICSTOP_DUMP", value, 1);
+    DumpOptions o;
+    char err[512] = "";
+    ASSERT_TRUE(parse_dump_options(&o, err, sizeof err)) << err;
+    EXPECT_TRUE(chosen(o, "minidump")) << value;
+    EXPECT_TRUE(chosen(o, "text")) << value;
+  }
+  unsetenv("PANICSTOP_DUMP");
+  DumpOptions defaults;
+  char err[512] = "";
+  ASSERT_TRUE(parse_dump_options(&defaults, err, sizeof err)) << err;
+  EXPECT_TRUE(chosen(defaults, "minidump") && chosen(defaults, "text") && chosen(defaults, "core"));
+  setenv("PANICSTOP_DUMP", "none", 1);
+  DumpOptions none;
+  ASSERT_TRUE(parse_dump_options(&none, err, sizeof err)) << err;
+  EXPECT_EQ(none.order_count, 0u);
+  unsetenv("PANICSTOP_UPLOAD_URL");
   unsetenv("PANICSTOP_DUMP");
 }
 

@@ -21,10 +21,16 @@
 namespace panicstop {
 namespace {
 
-using detail::ProcessSnapshot;
+using detail::CrashRecord;
 using testing::ParkedThreads;
 
-std::string render(const ProcessSnapshot& snap) { return testing::render_text_report(snap); }
+// A live capture into the process's one crash record, its facts cleared.
+CrashRecord* capture() {
+  CrashRecord& rec = detail::reset_crash_record();
+  return detail::capture_crash_record(rec) ? &rec : nullptr;
+}
+
+std::string render(const CrashRecord& rec) { return testing::render_text_report(rec); }
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
@@ -37,7 +43,7 @@ TEST(TextReport, TwoHundredThreadsEachHaveALineAndIdenticalStacksShareOne) {
   ASSERT_TRUE(detail::reserve_snapshot());
   ParkedThreads parked(200, {testing::park_in_alpha, testing::park_in_beta});
   ASSERT_TRUE(parked.stop());
-  ProcessSnapshot* snap = detail::capture_snapshot();
+  CrashRecord* snap = capture();
   ASSERT_NE(snap, nullptr);
   std::string text = render(*snap);
   parked.restart();
@@ -52,7 +58,7 @@ TEST(TextReport, TwoHundredThreadsEachHaveALineAndIdenticalStacksShareOne) {
     std::smatch m;
     if (std::regex_match(l, m, header)) headers[std::stoi(m[1])] = m[3];
   }
-  EXPECT_EQ(headers.size(), snap->thread_count);
+  EXPECT_EQ(headers.size(), snap->snap().thread_count);
   for (int tid : parked.tids()) {
     ASSERT_EQ(headers.count(tid), 1u) << "no line for thread " << tid;
     EXPECT_EQ(headers[tid], "stopped");
@@ -97,7 +103,7 @@ TEST(TextReport, WaitersNameTheLockAndItsOwner) {
     held.unlock();
   });
   while (waiter_tid == 0 || testing::kernel_state(waiter_tid) != 'S') std::this_thread::yield();
-  ProcessSnapshot* snap = detail::capture_snapshot();
+  CrashRecord* snap = capture();
   ASSERT_NE(snap, nullptr);
   std::string text = render(*snap);
   held.unlock();
@@ -115,7 +121,7 @@ TEST(TextReport, WaitersNameTheLockAndItsOwner) {
 }
 
 TEST(TextReport, ListsModulesWithBuildIds) {
-  ProcessSnapshot* snap = detail::capture_snapshot();
+  CrashRecord* snap = capture();
   ASSERT_NE(snap, nullptr);
   std::string text = render(*snap);
   EXPECT_NE(text.find("\nmodules:\n"), std::string::npos);
@@ -137,21 +143,20 @@ TEST(TextReport, HeldLocksNestedPanicsAndThreadsThatDidNotStop) {
   detail::ThreadSlot* slot = detail::current_slot();
   slot->held[0] = detail::HeldLock{&held.lock_object(), "server.cpp", 0, 0, 42, 0, 0, 0};
   slot->held_count = 1;
-  detail::PanicState& ps = detail::panic_state();
-  ps.nested[0].tid = 77;
-  ps.nested[0].signo = SIGSEGV;
-  ps.nested[0].step = int(detail::PanicStep::kDump);
-  snprintf(ps.nested[0].message, sizeof ps.nested[0].message, "bad pointer");
-  ps.nested_count = 1;
-  ps.not_stopped_tids[0] = 111;
-  ps.not_stopped_tids[1] = 222;
-  ps.not_stopped_count = 2;
-  detail::ProcessSnapshot* snap = detail::capture_snapshot();
+  CrashRecord* snap = capture();
   ASSERT_NE(snap, nullptr);
+  detail::CrashFacts& f = snap->facts;
+  f.nested[0].tid = 77;
+  f.nested[0].signo = SIGSEGV;
+  f.nested[0].step = int(detail::PanicStep::kDump);
+  snprintf(f.nested[0].step_name, sizeof f.nested[0].step_name, "%s", detail::panic_step_name(detail::PanicStep::kDump));
+  snprintf(f.nested[0].message, sizeof f.nested[0].message, "bad pointer");
+  f.nested_count = 1;
+  static const int kNotStopped[] = {111, 222};
+  f.not_stopped_tids = kNotStopped;
+  f.not_stopped_count = 2;
   std::string text = render(*snap);
   slot->held_count = 0;
-  ps.nested_count = 0;
-  ps.not_stopped_count = 0;
   char addr[32];
   snprintf(addr, sizeof addr, "%p", static_cast<const void*>(&held.lock_object()));
   EXPECT_NE(text.find("  holding mutex \"config\" (" + std::string(addr) + ") locked at server.cpp:42\n"),
@@ -182,16 +187,14 @@ TEST(TextReport, ProgramTextIsEscapedOntoOneLine) {
     while (!done) std::this_thread::yield();
   });
   while (!named) std::this_thread::yield();
-  detail::PanicState& ps = detail::panic_state();
-  snprintf(ps.nested[0].message, sizeof ps.nested[0].message, "nested\nthread 99997 (n) [stopped] S");
-  ps.nested[0].tid = 77;
-  ps.nested_count = 1;
-  ProcessSnapshot* snap = detail::capture_snapshot();
+  CrashRecord* snap = capture();
   ASSERT_NE(snap, nullptr);
-  snap->message = "boom\nthread 99999 (evil) [panicking] R\n  #0 0x1 evil+0x0 (evil)\r\x1b[31m\tback\\slash";
+  detail::CrashFacts& f = snap->facts;
+  snprintf(f.nested[0].message, sizeof f.nested[0].message, "nested\nthread 99997 (n) [stopped] S");
+  f.nested[0].tid = 77;
+  f.nested_count = 1;
+  f.message = "boom\nthread 99999 (evil) [panicking] R\n  #0 0x1 evil+0x0 (evil)\r\x1b[31m\tback\\slash";
   std::string text = render(*snap);
-  snap->message = nullptr;
-  ps.nested_count = 0;
   done = true;
   named_thread.join();
   std::vector<std::string> lines = lines_of(text);

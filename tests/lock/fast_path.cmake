@@ -1,4 +1,4 @@
-# lock_fast_path_test (DESIGN.md §3 invariant 1) reads the machine code of the
+# lock_fast_path_test (docs/DESIGN.md, section 4, invariant 1) reads the machine code of the
 # lock fast paths from its own binary. The probes are those fast paths compiled
 # out of line; they must be optimized as a user's code would be, whatever the
 # build type, so they get -O2 (after the build type's flags, so it wins).

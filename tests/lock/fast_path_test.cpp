@@ -1,4 +1,4 @@
-// DESIGN.md §3 invariant 1, checked on the machine code the compiler made:
+// docs/DESIGN.md, section 4, invariant 1, checked on the machine code the compiler made:
 // every lock fast path is one atomic read-modify-write, and none of them reads
 // the stopped-scheduler flag. The probes (fast_path_probe.cpp) are the inline
 // fast paths compiled out of line at -O2; this test disassembles them from its

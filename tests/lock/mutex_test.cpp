@@ -273,7 +273,7 @@ TEST(MutexMisuse, DestroyingAHeldLockPanics) {
   EXPECT_NE(r.output.find("destroyed while held"), std::string::npos) << r.describe();
 }
 
-// --- the stopped-scheduler bypass (DESIGN.md §3, invariants 2 and 3) -----------
+// --- the stopped-scheduler bypass (docs/DESIGN.md, section 4, invariants 2 and 3) -----------
 
 TEST(MutexBypass, StoppedThreadPassesAHeldLockWithoutWritingIt) {
   Mutex m{"held-by-other"};

@@ -478,7 +478,7 @@ TYPED_TEST(SharedLockTest, MisuseAssertHeld) {
       "asserted", "assert_held failed");
 }
 
-// --- the stopped-scheduler bypass (DESIGN.md §3, invariants 2 and 3) -----------
+// --- the stopped-scheduler bypass (docs/DESIGN.md, section 4, invariants 2 and 3) -----------
 
 // A thread that takes `l` in the given mode and keeps it until released.
 template <class L>

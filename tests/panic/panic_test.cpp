@@ -127,8 +127,8 @@ void count_stopped_threads(void*) {
         s.context.fpstate_size >= 512)
       ++valid;
   }
-  say("tasks=%d stopped=%u valid=%d not_stopped=%u\n", tasks, panic_state().threads_stopped, valid,
-      panic_state().not_stopped_count);
+  say("tasks=%d stopped=%u valid=%d not_stopped=%u\n", tasks, panic_state().stop.stopped, valid,
+      panic_state().stop.not_stopped);
 }
 
 TEST(Panic, EveryOtherThreadIsStoppedWithItsContext) {
@@ -242,7 +242,7 @@ TEST(Panic, WithoutStopTheSameHookHangs) {
 
 void report_losers(void*) {
   say("nested=%u same-thread=%d stopped=%u\n", panic_state().nested_count.load(),
-      int(panic_state().nested[0].same_thread), panic_state().threads_stopped);
+      int(panic_state().nested[0].same_thread), panic_state().stop.stopped);
 }
 
 TEST(Panic, SixtyFourThreadsPanicAtOnceGiveOnePanicPath) {
@@ -370,7 +370,7 @@ TEST(Panic, AHookThatHangsIsCutByItsDeadline) {
 }
 
 void print_not_stopped(void*) {
-  say("not-stopped=%u first=%d\n", panic_state().not_stopped_count, panic_state().not_stopped_tids[0]);
+  say("not-stopped=%u first=%d\n", panic_state().stop.not_stopped, (panic_state().stop.not_stopped_tids != nullptr ? panic_state().stop.not_stopped_tids[0] : 0));
 }
 
 TEST(Panic, AThreadBlockingEverySignalIsReportedNotStopped) {

@@ -38,7 +38,7 @@ TEST(DemangledFrames, FunctionOffsetAndModuleSplitAsWritten) {
               std::to_string(10 + i) + " (" + kFrames[i].module + ")\n";
   Report r = parse_text_report(report);
   ASSERT_EQ(r.threads.size(), 1u);
-  const std::vector<Frame>& frames = r.threads[0].frames;
+  const FrameList& frames = r.threads[0].frames;
   ASSERT_EQ(frames.size(), sizeof kFrames / sizeof kFrames[0]);
   for (size_t i = 0; i < frames.size(); ++i) {
     EXPECT_EQ(frames[i].function, kFrames[i].function);

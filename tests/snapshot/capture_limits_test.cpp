@@ -129,7 +129,9 @@ TEST(CaptureLimits, AFullTableKeepsFilesAndStacksAndSaysWhatItLeftOut) {
   }
   int fd = memfd_create("report", 0);
   ASSERT_GE(fd, 0);
-  ASSERT_TRUE(detail::write_text_report(*s, detail::tunables(), fd));
+  detail::CrashRecord rec;
+  rec.snapshot = s;
+  ASSERT_TRUE(detail::write_text_report(rec, detail::dump_options(), fd));
   parked.restart();
   std::string report(size_t(lseek(fd, 0, SEEK_END)), '\0');
   ASSERT_EQ(pread(fd, report.data(), report.size(), 0), ssize_t(report.size()));

@@ -13,7 +13,7 @@
 #include <cstring>
 
 #include "dump/text_report.hpp"
-#include "panic/tunables.hpp"
+#include "dump/dump_options.hpp"
 #include "support/child_process.hpp"
 
 namespace panicstop::testing {
@@ -60,10 +60,10 @@ std::string control_request(const std::string& path, const std::string& line) {
   return reply;
 }
 
-std::string render_text_report(const detail::ProcessSnapshot& snap) {
+std::string render_text_report(const detail::CrashRecord& rec) {
   int fd = memfd_create("report", 0);
   if (fd < 0) return "";
-  bool ok = detail::write_text_report(snap, detail::tunables(), fd);
+  bool ok = detail::write_text_report(rec, detail::dump_options(), fd);
   off_t size = lseek(fd, 0, SEEK_END);
   std::string text(size > 0 ? size_t(size) : 0, '\0');
   if (!ok || pread(fd, text.data(), text.size(), 0) != size) text = "(the text report could not be written)";

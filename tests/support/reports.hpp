@@ -4,9 +4,7 @@
 #include <string>
 #include <vector>
 
-namespace panicstop::detail {
-struct ProcessSnapshot;
-}
+#include "snapshot/crash_record.hpp"
 
 namespace panicstop::testing {
 
@@ -24,8 +22,8 @@ int control_connect(const std::string& path);
 // serves it: a thread cannot wait for its own answer.
 std::string control_request(const std::string& path, const std::string& line);
 
-// snap's text report as the dump writer writes it (through a memfd).
-std::string render_text_report(const detail::ProcessSnapshot& snap);
+// rec's text report as the dump writer writes it (through a memfd).
+std::string render_text_report(const detail::CrashRecord& rec);
 
 // abi::__cxa_demangle's text for a mangled name (what c++filt prints); ""
 // when it refuses.

@@ -13,7 +13,7 @@
 
 #include "dump/elf_core.hpp"
 #include "dump/text_report.hpp"
-#include "panic/tunables.hpp"
+#include "dump/dump_options.hpp"
 #include "snapshot/parked_threads.hpp"
 #include "snapshot/snapshot.hpp"
 #include "stop/stop.hpp"
@@ -34,17 +34,17 @@ void write_both_dumps(const std::string& dir) {
   testing::ParkedThreads parked(kParked, {testing::park_in_alpha, testing::park_in_beta, testing::park_in_gamma});
   if (!parked.stop()) _exit(3);
   detail::save_own_context_via_signal();
-  detail::ProcessSnapshot* snap = detail::capture_snapshot();
-  if (snap == nullptr) _exit(4);
-  snap->message = "writer dumps test";
-  snap->signo = SIGABRT;
-  detail::Tunables t = detail::tunables();
+  detail::CrashRecord& rec = detail::reset_crash_record();
+  if (!detail::capture_crash_record(rec)) _exit(4);
+  rec.facts.message = "writer dumps test";
+  rec.facts.signo = SIGABRT;
+  detail::DumpOptions t = detail::dump_options();
   t.core = detail::CoreKind::kMini;
   int report = open((dir + "/dump.txt").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
   int core = open((dir + "/dump.core").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
   if (report < 0 || core < 0) _exit(5);
-  if (!detail::write_text_report(*snap, t, report)) _exit(6);
-  if (!detail::write_elf_core(*snap, t, core)) _exit(7);
+  if (!detail::write_text_report(rec, t, report)) _exit(6);
+  if (!detail::write_elf_core(rec, t, core)) _exit(7);
   close(report);
   close(core);
   _exit(0);

@@ -1,4 +1,4 @@
-#include "witness/lock_class.hpp"
+#include "lockclass/lock_class.hpp"
 
 #include "panicstop/thread.hpp"
 

@@ -1,7 +1,8 @@
-// Lock classes shared by WITNESS and lock profiling: locks grouped by name and
-// kind (or one class per lock with kOwnClass), numbered 1..kMaxLockClasses-1 and
+// The lock-class layer: what WITNESS and lock profiling both build on, so
+// that neither needs the other. Lock classes: locks grouped by name and kind
+// (or one class per lock with kOwnClass), numbered 1..kMaxLockClasses-1 and
 // cached in LockObject::class_index on first use. The table is static; nothing
-// allocates.
+// allocates. Sites and the hooks between the two users: site.hpp, hold_hooks.hpp.
 #pragma once
 
 #include <atomic>

@@ -1,0 +1,47 @@
+#include "snapshot/crash_record.hpp"
+
+#include "stop/stop.hpp"
+
+namespace panicstop::detail {
+
+namespace {
+CrashRecord g_record;
+}  // namespace
+
+uint32_t not_stopped_listed(const CrashFacts& facts) noexcept {
+  if (facts.not_stopped_tids == nullptr) return 0;
+  return facts.not_stopped_count < kMaxNotStoppedListed ? facts.not_stopped_count : uint32_t(kMaxNotStoppedListed);
+}
+
+bool listed_not_stopped(const CrashFacts& facts, int tid) noexcept {
+  uint32_t n = not_stopped_listed(facts);
+  for (uint32_t i = 0; i < n; ++i)
+    if (facts.not_stopped_tids[i] == tid) return true;
+  return false;
+}
+
+CrashRecord& reset_crash_record() noexcept {
+  // Field by field: `g_record = CrashRecord{}` would build a 5 KB temporary
+  // on the (alternate) stack first.
+  CrashFacts& f = g_record.facts;
+  f.message = nullptr;
+  f.live_reason[0] = '\0';
+  f.signo = f.si_code = 0;
+  f.fault_address = 0;
+  f.stop_enabled = true;
+  f.threads_stopped = 0;
+  f.start_ns = f.stopped_ns = 0;
+  f.not_stopped_count = 0;
+  f.not_stopped_tids = nullptr;
+  f.nested_count = 0;
+  f.note[0] = '\0';
+  g_record.snapshot = nullptr;
+  return g_record;
+}
+
+bool capture_crash_record(CrashRecord& rec) noexcept {
+  rec.snapshot = capture_snapshot();
+  return rec.snapshot != nullptr;
+}
+
+}  // namespace panicstop::detail

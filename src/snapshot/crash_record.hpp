@@ -1,0 +1,86 @@
+// The crash record: everything a dump is made of, taken once by the capture
+// step right after the stop and then only read. It is the snapshot (what the
+// process looked like: threads, mappings, modules, locks) plus the crash facts
+// (what happened: signal, code, fault address, message, nested panics, the
+// threads the stop did not catch, how long the stop took, what it repaired).
+//
+// Every dump writer, the debugger/trace step and kdb's console read a record
+// and nothing else: none of them reaches back into the panic layer, so a
+// writer is a function of (record, its options) and its tests build a record
+// by hand. This layer sits below the panic layer: the facts are filled by
+// whoever captures (dump/dump_step.cpp for a panic, kdb for a live dump).
+//
+// Crash path: the record lives in static storage; capture never allocates.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "snapshot/snapshot.hpp"
+
+namespace panicstop::detail {
+
+inline constexpr size_t kCrashMessageMax = 1024;  // the panic message, with its NUL
+inline constexpr size_t kCrashNestedMax = 16;
+inline constexpr size_t kCrashNestedMessageMax = 256;
+
+// A panic that did not get the panic path: a fault, overrun or panic() inside
+// one of the panicking thread's steps, or a second thread's panic.
+struct CrashNested {
+  int tid = 0;
+  int signo = 0;            // 0: a panic() call or a step's overrun
+  int step = 0;             // the panic layer's step number (the core's note records it)
+  bool same_thread = false; // the panicking thread itself
+  char step_name[48] = {};  // "dump (core)", "pre-dump hooks", ... for the text report
+  char message[kCrashNestedMessageMax] = {};
+};
+
+struct CrashFacts {
+  // The panic's message; nullptr for a live dump (kdb, live_dump()). Points
+  // into storage that outlives the record (the panic layer's own).
+  const char* message = nullptr;
+  char live_reason[256] = {};  // a live dump's reason, as its caller said
+  int signo = 0;               // the fatal signal; SIGABRT for panic(); 0 live
+  int si_code = 0;
+  uintptr_t fault_address = 0;
+  // The stop, as stop_other_threads() reported it. stop_enabled false: the
+  // panic path was told not to stop (PANICSTOP_STOP_ON_PANIC=0).
+  bool stop_enabled = true;
+  uint32_t threads_stopped = 0;
+  int64_t start_ns = 0;        // CLOCK_MONOTONIC at the panic (or the live stop's start)
+  int64_t stopped_ns = 0;      // when the stop finished
+  uint32_t not_stopped_count = 0;
+  const int* not_stopped_tids = nullptr;  // the first kMaxNotStoppedListed of them
+  // Nested panics. As of capture; the panic path brings the list up to date
+  // before each writer, so that a dump names an earlier writer's failure.
+  uint32_t nested_count = 0;   // entries in nested (at most kCrashNestedMax)
+  CrashNested nested[kCrashNestedMax];
+  char note[256] = {};         // what the stop had to repair first; "" if nothing
+};
+
+struct CrashRecord {
+  CrashFacts facts;
+  // Never nullptr in a record handed to a writer or a console.
+  const ProcessSnapshot* snapshot = nullptr;
+
+  bool panicked() const noexcept { return facts.message != nullptr; }
+  const ProcessSnapshot& snap() const noexcept { return *snapshot; }
+};
+
+// The first kMaxNotStoppedListed entries of facts.not_stopped_tids (fewer if
+// fewer threads did not stop).
+uint32_t not_stopped_listed(const CrashFacts& facts) noexcept;
+// Is tid among the listed threads that did not stop?
+bool listed_not_stopped(const CrashFacts& facts, int tid) noexcept;
+
+// The process's one record, its facts cleared and its snapshot unset, for the
+// caller to fill before capture_crash_record(). One capture at a time: the
+// caller holds the stopper role (the panicking thread, or a kdb session).
+CrashRecord& reset_crash_record() noexcept;
+
+// Captures the snapshot into rec (the calling thread leads). Returns false,
+// leaving rec.snapshot nullptr, only if the snapshot storage cannot be
+// reserved. Never allocates.
+bool capture_crash_record(CrashRecord& rec) noexcept;
+
+}  // namespace panicstop::detail

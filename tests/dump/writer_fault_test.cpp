@@ -1,0 +1,252 @@
+// Each writer is a step of its own: a fault or a hang in one writer costs its
+// own file only. The other dumps are complete and readable, the ones written
+// after the failure name the failed step, nothing half-written is left, and
+// the process still dies of its original signal.
+//
+// The fault is injected through the writer table: this file defines
+// dump_writers() itself (writer.hpp), so the linker takes this table and never
+// pulls the library's writers.o out of the static archive. The injection
+// exists in this test binary only.
+#include <gtest/gtest.h>
+
+#include <elf.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "dump/core_limit.hpp"
+#include "dump/elf_core.hpp"
+#include "dump/text_report.hpp"
+#include "dump/writer.hpp"
+#include "panic/panic_state.hpp"
+#include "panicstop/panic.hpp"
+#include "snapshot/parked_threads.hpp"
+#include "snapshot/snapshot.hpp"
+#include "support/child_process.hpp"
+#include "sys/format.hpp"
+#include "sys/syscall.hpp"
+
+namespace panicstop::detail {
+
+namespace {
+
+// Set in the child before the panic: which writer fails, and how.
+char g_fault_writer[16];
+char g_fault_kind[16];
+volatile bool g_spin = true;
+
+void maybe_fail(const char* writer, int fd) noexcept {
+  if (!sys::equals(g_fault_writer, writer)) return;
+  // Part of a file first: what a writer that dies mid-way leaves behind.
+  static const char kPartial[] = "partial";
+  sys::write_all(fd, kPartial, sizeof kPartial - 1);
+  if (sys::equals(g_fault_kind, "segv")) {
+    volatile int* nowhere = nullptr;
+    *nowhere = 1;
+  }
+  while (g_spin) {
+  }
+}
+
+bool faulty_text(const CrashRecord& rec, const DumpOptions& o, int fd) noexcept {
+  maybe_fail("text", fd);
+  return write_text_report(rec, o, fd);
+}
+
+bool faulty_core(const CrashRecord& rec, const DumpOptions& o, int fd) noexcept {
+  maybe_fail("core", fd);
+  return write_elf_core(rec, o, fd);
+}
+
+constexpr DumpWriter kTestWriters[] = {
+    {"text", ".txt", true, faulty_text, nullptr, true},
+    {"core", ".core", true, faulty_core, core_refusal, false},
+};
+
+}  // namespace
+
+const DumpWriter* dump_writers(size_t* count) noexcept {
+  *count = sizeof kTestWriters / sizeof kTestWriters[0];
+  return kTestWriters;
+}
+
+}  // namespace panicstop::detail
+
+namespace panicstop {
+namespace {
+
+using testing::ChildResult;
+using testing::run_in_child;
+using testing::TempDir;
+using testing::with_env;
+
+std::string file_with_suffix(const TempDir& dir, const std::string& suffix, std::vector<std::string>* others) {
+  std::string found;
+  for (const std::string& name : dir.list()) {
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        name[0] != '.')
+      found = dir.path() + "/" + name;
+    else if (others != nullptr)
+      others->push_back(name);
+  }
+  return found;
+}
+
+// A complete core: an ELF header, and every segment's bytes inside the file.
+void expect_complete_core(const std::string& text) {
+  ASSERT_GE(text.size(), sizeof(Elf64_Ehdr));
+  Elf64_Ehdr eh;
+  memcpy(&eh, text.data(), sizeof eh);
+  ASSERT_EQ(memcmp(eh.e_ident, ELFMAG, SELFMAG), 0);
+  EXPECT_EQ(eh.e_type, ET_CORE);
+  ASSERT_GT(eh.e_phnum, 1u);
+  ASSERT_LE(eh.e_phoff + uint64_t(eh.e_phnum) * sizeof(Elf64_Phdr), text.size());
+  for (unsigned i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph;
+    memcpy(&ph, text.data() + eh.e_phoff + i * sizeof ph, sizeof ph);
+    EXPECT_LE(ph.p_offset + ph.p_filesz, text.size()) << "segment " << i;
+  }
+  EXPECT_NE(text.find("PANICSTOP"), std::string::npos);
+}
+
+void expect_complete_report(const std::string& text) {
+  EXPECT_EQ(text.rfind("panic: writer fault test\n", 0), 0u) << text.substr(0, 200);
+  EXPECT_NE(text.find("\nmodules:\n"), std::string::npos) << text;
+  EXPECT_TRUE(!text.empty() && text.back() == '\n');
+}
+
+struct Case {
+  const char* order;        // PANICSTOP_DUMP
+  const char* faulty;       // the writer that fails
+  const char* kind;         // "segv" or "hang"
+};
+
+ChildResult run_case(const Case& c, const TempDir& dir) {
+  return run_in_child(
+      [&] {
+        sys::copy_string(detail::g_fault_writer, sizeof detail::g_fault_writer, c.faulty);
+        sys::copy_string(detail::g_fault_kind, sizeof detail::g_fault_kind, c.kind);
+        install();
+        static testing::ParkedThreads* parked =
+            new testing::ParkedThreads(3, {testing::park_in_alpha, testing::park_in_beta}, "worker");
+        (void)parked;
+        panic("writer fault test");
+      },
+      with_env({{"PANICSTOP_DUMP_DIR", dir.path()},
+                {"PANICSTOP_DUMP", c.order},
+                {"PANICSTOP_STEP_TIMEOUT_MS", "300"},
+                {"PANICSTOP_CORE_LIMIT", "ignore"},
+                {"PANICSTOP_KDB_SOCKET", "0"},
+                {"PANICSTOP_ON_PANIC", "die"}},
+               30000));
+}
+
+// The failed writer runs first: the other one's file is complete and names
+// the failed step.
+void check_failed_first(const Case& c) {
+  TempDir dir;
+  ChildResult r = run_case(c, dir);
+  ASSERT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
+  std::string step = std::string("dump (") + c.faulty + ")";
+  if (std::string(c.kind) == "segv")
+    EXPECT_NE(r.output.find("panicstop: nested panic in step " + step + ": fatal signal SIGSEGV"), std::string::npos)
+        << r.output;
+  else
+    EXPECT_NE(r.output.find("panicstop: step " + step + " overran its deadline"), std::string::npos) << r.output;
+  bool text_failed = std::string(c.faulty) == "text";
+  std::vector<std::string> others;
+  std::string survivor = file_with_suffix(dir, text_failed ? ".core" : ".txt", &others);
+  ASSERT_FALSE(survivor.empty()) << r.output;
+  // Nothing else: no file of the failed writer, no temporary file.
+  EXPECT_TRUE(others.empty()) << others.front() << "\n" << r.output;
+  EXPECT_NE(r.output.find("panicstop: removed the unfinished "), std::string::npos) << r.output;
+  std::string content = testing::read_file(survivor);
+  if (text_failed) {
+    expect_complete_core(content);
+    // The core's note lists the nested panic, in step kDump.
+    std::string nested = "\nnested=";
+    size_t at = content.find(nested);
+    ASSERT_NE(at, std::string::npos);
+    std::string step_field = " step=" + std::to_string(int(detail::PanicStep::kDump)) + " ";
+    EXPECT_NE(content.find(step_field, at), std::string::npos);
+  } else {
+    expect_complete_report(content);
+    if (std::string(c.kind) == "segv")
+      EXPECT_NE(content.find("(the panicking thread): signal SIGSEGV during " + step), std::string::npos) << content;
+    else
+      EXPECT_NE(content.find("(the panicking thread): panic during " + step + ": step " + step + " overran"),
+                std::string::npos)
+          << content;
+  }
+}
+
+TEST(WriterFault, AFaultInTheTextWriterKeepsTheCore) { check_failed_first({"text,core", "text", "segv"}); }
+TEST(WriterFault, AHangInTheTextWriterKeepsTheCore) { check_failed_first({"text,core", "text", "hang"}); }
+TEST(WriterFault, AFaultInTheCoreWriterKeepsTheReport) { check_failed_first({"core,text", "core", "segv"}); }
+TEST(WriterFault, AHangInTheCoreWriterKeepsTheReport) { check_failed_first({"core,text", "core", "hang"}); }
+
+// The failed writer runs last: the earlier file is complete, and the cleanup
+// step still removes the unfinished one.
+TEST(WriterFault, AFaultInTheLastWriterLeavesNoUnfinishedFile) {
+  TempDir dir;
+  ChildResult r = run_case({"text,core", "core", "segv"}, dir);
+  ASSERT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
+  std::vector<std::string> others;
+  std::string report = file_with_suffix(dir, ".txt", &others);
+  ASSERT_FALSE(report.empty()) << r.output;
+  EXPECT_TRUE(others.empty()) << others.front() << "\n" << r.output;
+  expect_complete_report(testing::read_file(report));
+  EXPECT_NE(r.output.find("panicstop: removed the unfinished "), std::string::npos) << r.output;
+}
+
+// PANICSTOP_DUMP's order is the writing order.
+TEST(WriterFault, TheDumpTunableGivesTheOrder) {
+  TempDir dir;
+  ChildResult r = run_case({"core,text", "none", "segv"}, dir);
+  ASSERT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  size_t core = r.output.find(".core\n");
+  size_t text = r.output.find(".txt\n");
+  ASSERT_NE(core, std::string::npos) << r.output;
+  ASSERT_NE(text, std::string::npos) << r.output;
+  EXPECT_LT(core, text) << r.output;
+}
+
+void print_captures(void*) {
+  char line[64];
+  size_t n = sys::format(line, sizeof line, "captures=%u\n", detail::snapshot_capture_count());
+  sys::write_all(2, line, n);
+}
+
+// Trace and debugger on: the debugger step, the trace and every writer read
+// the one record the capture step took.
+TEST(CaptureStep, TraceAndDebuggerShareTheOneCapture) {
+  TempDir dir, sockets;
+  ChildResult r = run_in_child(
+      [] {
+        setsid();
+        install();
+        on_panic(Stage::Final, print_captures, nullptr);
+        panic("one capture");
+      },
+      with_env({{"PANICSTOP_DUMP_DIR", dir.path()},
+                {"PANICSTOP_TRACE_ON_PANIC", "1"},
+                {"PANICSTOP_DEBUGGER_ON_PANIC", "1"},
+                {"PANICSTOP_KDB_SOCKET", sockets.path()},
+                {"PANICSTOP_KDB_IDLE_MS", "200"},
+                {"PANICSTOP_CORE_LIMIT", "ignore"}}));
+  ASSERT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe();
+  EXPECT_NE(r.output.find("stack of the panicking thread (PANICSTOP_TRACE_ON_PANIC=1)"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("captures=1\n"), std::string::npos) << r.output;
+  EXPECT_EQ(dir.list().size(), 2u) << r.output;
+}
+
+}  // namespace
+}  // namespace panicstop
