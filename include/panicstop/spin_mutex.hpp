@@ -21,9 +21,10 @@
 //   - The program's own asynchronous signal handlers (SIGUSR1, SIGALRM, a
 //     SIGTERM handler, ...) MAY run inside the section. The section costs no
 //     system call because it does not touch the signal mask; holding those
-//     handlers off would need the mask. A handler that takes a SpinMutex its
-//     thread may already hold deadlocks on it (a non-recursive one is
-//     reported as recursion misuse). For a lock that such a handler takes,
+//     handlers off would need the mask. A handler that takes a SpinMutex
+//     held by the code it interrupted gets no exclusion from that code: a
+//     non-recursive lock ends in a panic for recursion misuse, a kRecursive
+//     one lets it in. For a lock that such a handler takes,
 //     construct it with kBlockSignals: then its sections also block every
 //     asynchronous signal but the hard stop and the faults, at the old price
 //     of two rt_sigprocmask system calls per lock/unlock pair, and a signal

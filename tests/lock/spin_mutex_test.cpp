@@ -178,6 +178,31 @@ TEST(SpinMutex, TheProgramsOwnHandlerMayRunInsideAPlainSection) {
   }).join();
 }
 
+SpinMutex* g_handler_lock = nullptr;
+void lock_in_handler(int) {
+  g_handler_lock->lock();
+  g_handler_lock->unlock();
+}
+
+// What the header promises for a program handler that takes the lock its
+// thread holds: no silent entry into the interrupted section, but a panic.
+TEST(SpinMutexMisuse, AProgramHandlerTakingTheHeldLockPanicsAsRecursion) {
+  auto r = run_in_child([] {
+    static SpinMutex m{"taken-in-handler"};
+    g_handler_lock = &m;
+    struct sigaction sa {};
+    sa.sa_handler = lock_in_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, nullptr);
+    m.lock();
+    pthread_kill(pthread_self(), SIGUSR1);
+    m.unlock();
+  });
+  EXPECT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("spin mutex \"taken-in-handler\""), std::string::npos) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("recursed on a non-recursive lock"), std::string::npos) << r.describe() << r.output;
+}
+
 TEST(SpinMutex, WithBlockSignalsTheProgramsSignalArrivesAfterTheUnlock) {
   Usr1Handler h;
   std::thread([] {
