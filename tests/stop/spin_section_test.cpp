@@ -5,15 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <cstdarg>
 #include <thread>
 
 #include "panic/panic_state.hpp"
+#include "panic/panic_test_util.hpp"
 #include "panicstop/panic.hpp"
 #include "panicstop/spin_mutex.hpp"
 #include "stop/stop.hpp"
 #include "support/child_process.hpp"
-#include "sys/format.hpp"
 #include "sys/syscall.hpp"
 #include "thread/signal_sections.hpp"
 
@@ -21,22 +20,26 @@ namespace panicstop::detail {
 namespace {
 
 using testing::run_in_child;
+using testing::say;
 using testing::with_env;
-
-void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void say(const char* fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  size_t n = sys::vformat(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  sys::write_all(2, buf, n);
-}
 
 uintptr_t word_of(const SpinMutex& m) { return m.lock_object().word.load(); }
 
 // Has a handler on this thread deferred one of panicstop's signals?
 bool deferred_here() { return __atomic_load_n(&tls_spin_deferred, __ATOMIC_RELAXED) != 0; }
+
+// Starts a thread that takes m and spins inside its section for good;
+// returns once it is inside.
+void start_holder_spinning_forever(SpinMutex& m) {
+  static std::atomic<bool> ready{false};
+  ready.store(false);
+  std::thread([&m] {
+    m.lock();
+    ready.store(true);
+    for (;;) cpu_relax();
+  }).detach();
+  while (!ready.load()) sched_yield();
+}
 
 constexpr int64_t kLongDeadlineNs = 5'000'000'000;
 
@@ -153,13 +156,7 @@ TEST(SpinSection, AThreadSpinningForeverInsideIsReportedNotStoppedAndHardStopped
   auto r = run_in_child([] {
     install();
     static SpinMutex m{"forever"};
-    std::atomic<bool> ready{false};
-    std::thread t([&] {
-      m.lock();
-      ready.store(true);
-      for (;;) cpu_relax();
-    });
-    while (!ready.load()) sched_yield();
+    start_holder_spinning_forever(m);
     int64_t start = sys::monotonic_ns();
     StopResult soft = stop_other_threads(StopKind::kSoft, 100'000'000);
     int64_t took_ms = (sys::monotonic_ns() - start) / 1'000'000;
@@ -167,7 +164,7 @@ TEST(SpinSection, AThreadSpinningForeverInsideIsReportedNotStoppedAndHardStopped
     StopResult hard = stop_other_threads(StopKind::kHard, kLongDeadlineNs);
     say("soft ok=%d not_stopped=%u listed=%d bounded=%d; hard ok=%d stopped=%u\n", soft.ok, soft.not_stopped,
         soft.not_stopped > 0 && soft.not_stopped_tids[0] > 0, took_ms < 4000, hard.ok, hard.stopped);
-    sys::exit_group(0);  // t is parked for good
+    sys::exit_group(0);  // the holder is parked for good
   });
   EXPECT_FALSE(r.hung) << r.describe() << r.output;
   EXPECT_NE(r.output.find("soft ok=0 not_stopped=1 listed=1 bounded=1; hard ok=1 stopped=1"), std::string::npos)
@@ -194,13 +191,7 @@ TEST(SpinSection, APanicInsideASpinSectionStopsOthersAndKeepsItsWatchdog) {
         on_panic(Stage::PreDump, hanging_hook, nullptr);
         on_panic(Stage::Final, final_hook, nullptr);
         static SpinMutex theirs{"theirs"}, mine{"mine"};
-        std::atomic<bool> ready{false};
-        std::thread([&] {
-          theirs.lock();
-          ready.store(true);
-          for (;;) cpu_relax();
-        }).detach();
-        while (!ready.load()) sched_yield();
+        start_holder_spinning_forever(theirs);
         mine.lock();
         panic("inside a spin section");
       },
