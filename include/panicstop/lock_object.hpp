@@ -16,6 +16,10 @@ enum LockOption : unsigned {
   kNoWitness = 1u << 2,  // WITNESS ignores this lock
   kNoProfile = 1u << 3,  // lock profiling ignores this lock
   kOwnClass = 1u << 4,   // WITNESS / profiling: a class of its own, not shared by name
+  // SpinMutex only: while held, also block the program's asynchronous signals
+  // (two rt_sigprocmask calls per lock/unlock pair). For a lock that one of
+  // the program's own signal handlers takes too (see spin_mutex.hpp).
+  kBlockSignals = 1u << 5,
 };
 // Lock constructors take a LockOption, not a bare integer, so a stray number
 // (a count, a bool) cannot pass for options; | keeps the type.

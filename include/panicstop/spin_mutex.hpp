@@ -1,16 +1,38 @@
 // panicstop::SpinMutex — a spin mutex (FreeBSD's MTX_SPIN).
 //
-// Taking it enters a spinlock section: every asynchronous signal is blocked in
-// the holding thread until its last SpinMutex is released (the analogue of
-// disabling interrupts). Only fault signals and the panic's hard-stop signal
-// still get through, so a panic can always stop the holder. Spin mutexes nest
+// Taking it enters a spinlock section (the analogue of disabling interrupts),
+// which lasts until the thread's last SpinMutex is released. Spin mutexes nest
 // (each holds the section open); kRecursive allows the owner to re-lock.
 // Contenders never sleep: keep critical sections short and never block while
 // holding one.
 //
-// The section costs two rt_sigprocmask system calls per outermost lock/unlock
-// pair; that is the price of "nothing interrupts the holder" in a process. Use
-// Mutex unless a signal handler or the crash path must be excluded.
+// What a spinlock section guarantees:
+//   - Nothing panicstop sends for kdb or a live dump (the soft stop, a kdb
+//     request) runs in the holder while it is inside: the signal's handler
+//     notes it and returns at once, and the thread acts on it right after its
+//     outermost unlock: it stops there, with its registers saved outside the
+//     section and every SpinMutex it held released. A thread that stays
+//     inside (spins forever) is reported by the stop as not stopped once the
+//     stop's deadline passes, as a thread blocking the signal would be; it is
+//     never waited for past the deadline.
+//   - The panic's hard stop (its NMI) and synchronous faults still get through
+//     at once: a panic can always stop the holder, and a fault inside the
+//     section panics inside it.
+//   - The program's own asynchronous signal handlers (SIGUSR1, SIGALRM, a
+//     SIGTERM handler, ...) MAY run inside the section. The section costs no
+//     system call because it does not touch the signal mask; holding those
+//     handlers off would need the mask. A handler that takes a SpinMutex
+//     held by the code it interrupted gets no exclusion from that code: a
+//     non-recursive lock ends in a panic for recursion misuse, a kRecursive
+//     one lets it in. For a lock that such a handler takes,
+//     construct it with kBlockSignals: then its sections also block every
+//     asynchronous signal but the hard stop and the faults, at the old price
+//     of two rt_sigprocmask system calls per lock/unlock pair, and a signal
+//     sent meanwhile arrives after the unlock.
+//
+// Uncontended, the section is a thread-local counter and two compiler
+// barriers, so a SpinMutex costs about what a Mutex does (docs/BENCHMARKS.md).
+// Still, use Mutex unless kdb and live dumps must not stop the holder.
 //
 // After a panic the bypass rules of Mutex apply, including on unlock: a faked
 // acquisition is never released into the lock word.
@@ -24,8 +46,9 @@
 namespace panicstop {
 
 namespace detail {
-void spinlock_enter() noexcept;
-void spinlock_exit() noexcept;
+// The kBlockSignals form of the section (src/thread/signal_sections.hpp).
+void blocking_section_enter() noexcept;
+void blocking_section_exit() noexcept;
 }  // namespace detail
 
 class PANICSTOP_CAPABILITY("mutex") SpinMutex {
@@ -39,7 +62,7 @@ class PANICSTOP_CAPABILITY("mutex") SpinMutex {
   // Enters a spinlock section, then spins until the lock is taken.
   PANICSTOP_WITNESS_INLINE void lock() noexcept PANICSTOP_ACQUIRE() {
     PANICSTOP_WITNESS_HOOK(witness_lock(&lo_, 0));
-    detail::spinlock_enter();
+    enter_section();
     uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
     uintptr_t seen = 0;
     if (__builtin_expect(
@@ -57,7 +80,7 @@ class PANICSTOP_CAPABILITY("mutex") SpinMutex {
     uintptr_t expected = self;
     if (__builtin_expect(
             lo_.word.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed), 1)) {
-      detail::spinlock_exit();
+      exit_section();
       return;
     }
     unlock_hard(self);
@@ -73,6 +96,16 @@ class PANICSTOP_CAPABILITY("mutex") SpinMutex {
   const detail::LockObject& lock_object() const noexcept { return lo_; }
 
  private:
+  void enter_section() noexcept {
+    detail::spinlock_enter();
+    if (__builtin_expect((lo_.options & kBlockSignals) != 0, 0)) detail::blocking_section_enter();
+  }
+  // The count drops before the mask opens: what the mask held back (a soft
+  // stop among it) then arrives outside the section and acts at once.
+  void exit_section() noexcept {
+    detail::spinlock_exit();
+    if (__builtin_expect((lo_.options & kBlockSignals) != 0, 0)) detail::blocking_section_exit();
+  }
   void lock_hard(uintptr_t self, uintptr_t seen) noexcept;
   void unlock_hard(uintptr_t self) noexcept;
 

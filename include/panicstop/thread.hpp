@@ -27,6 +27,44 @@ inline ThreadSlot* current_slot() noexcept {
   if (__builtin_expect(s == nullptr, 0)) s = claim_current_slot();
   return s;
 }
+
+// Spinlock sections (SpinMutex), soft-disabled the way PowerPC Linux
+// soft-disables interrupts: entering one only counts, so the fast path makes
+// no system call. panicstop's own asynchronous signals (the soft stop, the kdb
+// request) that reach a thread whose count is non-zero are recorded in
+// tls_spin_deferred by their handler, which returns at once; leaving the
+// outermost section sends them again to the thread itself, so it stops just
+// after the section, never inside. The hard stop (the panic's NMI) and fault
+// signals are never deferred.
+//
+// The count is a plain per-thread variable: only this thread writes it, and a
+// handler that interrupts the read-modify-write on the same thread leaves it
+// as it found it (it enters and leaves its own sections in pairs). The
+// deferred set is written by handlers, hence the atomic builtins.
+extern __thread uint32_t tls_spin_depth __attribute__((tls_model("initial-exec")));
+extern __thread uint64_t tls_spin_deferred __attribute__((tls_model("initial-exec")));
+// Sends the deferred signals to the calling thread and clears the set.
+void spinlock_replay_deferred() noexcept;
+
+inline void spinlock_enter() noexcept {
+  ++tls_spin_depth;
+  // The count is raised before the lock word is touched: the compiler may not
+  // sink it below the acquiring CAS (an acquire lets earlier stores pass).
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+inline void spinlock_exit() noexcept {
+  // The lock word is released before the count drops, and the deferred set is
+  // read only after it dropped: a handler that ran before the drop deferred
+  // and is seen here; one that runs after it acts by itself.
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  uint32_t depth = tls_spin_depth;
+  if (__builtin_expect(depth == 0, 0)) return;  // unbalanced exit: ignore rather than wrap
+  tls_spin_depth = depth - 1;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  if (depth == 1 && __builtin_expect(__atomic_load_n(&tls_spin_deferred, __ATOMIC_RELAXED) != 0, 0))
+    spinlock_replay_deferred();
+}
 }  // namespace detail
 
 // True when the calling thread is the one running the panic path (FreeBSD's

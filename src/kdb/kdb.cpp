@@ -179,6 +179,11 @@ namespace detail {
 // PANICSTOP_KDB_SIGNAL's handler (installed by kdb_setup.cpp).
 void kdb_signal_handler(int sig, siginfo_t*, void*) {
   int saved_errno = errno;
+  // A session stops every other thread: never from inside a spinlock section.
+  if (defer_in_spin_section(sig)) {
+    errno = saved_errno;
+    return;
+  }
   char why[64];
   const char* name = sys::signal_name(sig);
   if (name != nullptr) sys::format(why, sizeof why, "%s received", name);

@@ -42,8 +42,13 @@ void request_handler(int sig, siginfo_t* info, void* uc) {
   // A connection or a client's request (the kernel's signal for the sockets) or a deferred request
   // (our own); anything else is the program's use of the signal number.
   bool ours = is_own_signal(info) || (info->si_code > 0 && is_control_connection(info->si_fd));
-  if (ours) serve_control_requests();
-  else deliver_reserved_to_program(sig, info, uc);
+  // Serving may begin a session that stops every other thread: never from
+  // inside a spinlock section (it is sent again when the section ends).
+  if (ours) {
+    if (!defer_in_spin_section(sig)) serve_control_requests();
+  } else {
+    deliver_reserved_to_program(sig, info, uc);
+  }
   errno = saved_errno;
 }
 

@@ -38,7 +38,7 @@ void SpinMutex::lock_hard(uintptr_t self, uintptr_t seen) noexcept {
 }
 
 bool SpinMutex::try_lock() noexcept {
-  detail::spinlock_enter();
+  enter_section();
   uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
   uintptr_t seen = 0;
   if (lo_.word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed)) {
@@ -52,7 +52,7 @@ bool SpinMutex::try_lock() noexcept {
     PANICSTOP_WITNESS_HOOK(witness_trylock_from(&lo_, 0, __builtin_return_address(0)));
     return true;
   }
-  detail::spinlock_exit();
+  exit_section();
   return false;
 }
 
@@ -60,7 +60,7 @@ void SpinMutex::unlock_hard(uintptr_t self) noexcept {
   uintptr_t w = lo_.word.load(std::memory_order_relaxed);
   if ((w & ~kLockFlagMask) != self) {
     if (__builtin_expect(scheduler_stopped(), 0)) {
-      detail::spinlock_exit();  // the faked acquisition entered the section; leave it
+      exit_section();  // the faked acquisition entered the section; leave it
       return;
     }
     detail::lock_misuse(&lo_, w == 0 ? "unlocked while not locked" : "unlocked by a thread that does not own it");
@@ -70,7 +70,7 @@ void SpinMutex::unlock_hard(uintptr_t self) noexcept {
   } else {
     lo_.word.store(0, std::memory_order_release);
   }
-  detail::spinlock_exit();
+  exit_section();
 }
 
 void SpinMutex::assert_held() const noexcept {

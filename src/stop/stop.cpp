@@ -97,6 +97,13 @@ void stop_signal_handler(int sig, siginfo_t* info, void* uc) {
     errno = saved_errno;
     return;
   }
+  // A soft stop (kdb, a live dump) never stops a thread inside a spinlock
+  // section: it is noted and sent again when the section ends. The hard stop
+  // is the panic's NMI and acts at once.
+  if (sig == soft_stop_signal() && defer_in_spin_section(sig)) {
+    errno = saved_errno;
+    return;
+  }
   uint32_t kind = g_active.load(std::memory_order_acquire);
   if (kind == 0 || g_stopper_tid.load(std::memory_order_acquire) == tid) {
     errno = saved_errno;  // install's altstack broadcast, or a signal that arrived after a restart

@@ -11,8 +11,9 @@
 // after a soft one.
 //
 // Hard stop: the hard-stop signal, which the library never blocks (the panic's
-// NMI). Soft stop: the soft-stop signal, blocked in critical sections and in
-// SpinMutex (kdb, live dumps): a thread inside one acknowledges when it leaves.
+// NMI). Soft stop: the soft-stop signal (kdb, live dumps), blocked in critical
+// sections and deferred by the handler inside a SpinMutex's spinlock section:
+// a thread inside one acknowledges when it leaves.
 //
 // Everything here is async-signal-safe and allocation-free once
 // reserve_stop_memory() has run; stop_other_threads() reserves on first use

@@ -33,7 +33,7 @@ bool same_mask(const sigset_t& a, const sigset_t& b) {
 }
 
 // Is every asynchronous signal blocked, and every one the panic still needs
-// (faults, the hard stop) deliverable?
+// (faults, the hard stop) deliverable? (kBlockSignals sections)
 void expect_spinlock_section_mask(const sigset_t& m) {
   for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD, SIGPIPE, SIGHUP})
     EXPECT_TRUE(sigismember(&m, sig)) << "asynchronous signal " << sig << " not blocked";
@@ -96,7 +96,8 @@ TEST(SpinMutex, RecursiveLockNeedsOneUnlockPerLock) {
   m.unlock();
   m.unlock();
   EXPECT_TRUE(m.owned());
-  expect_spinlock_section_mask(current_mask());
+  EXPECT_EQ(detail::spinlock_depth(), 1u);
+  EXPECT_TRUE(same_mask(before, current_mask())) << "a spinlock section makes no mask change";
   bool other = true;
   std::thread([&] { other = m.try_lock(); }).join();
   EXPECT_FALSE(other);
@@ -106,7 +107,20 @@ TEST(SpinMutex, RecursiveLockNeedsOneUnlockPerLock) {
   EXPECT_TRUE(same_mask(before, current_mask()));
 }
 
-TEST(SpinMutex, BlocksAsyncSignalsWhileHeldAndRestoresTheMask) {
+TEST(SpinMutex, TheSectionIsACountNotAMaskChange) {
+  std::thread([] {
+    const sigset_t before = current_mask();
+    SpinMutex m{"count"};
+    m.lock();
+    EXPECT_EQ(detail::spinlock_depth(), 1u);
+    EXPECT_EQ(detail::blocking_depth(), 0u);
+    EXPECT_TRUE(same_mask(before, current_mask()));
+    m.unlock();
+    EXPECT_EQ(detail::spinlock_depth(), 0u);
+  }).join();
+}
+
+TEST(SpinMutex, BlockSignalsOptionBlocksAsyncSignalsWhileHeldAndRestoresTheMask) {
   std::thread([] {
     // The thread's own mask, with one signal already blocked by the program:
     // it must come back exactly, not be emptied.
@@ -115,57 +129,133 @@ TEST(SpinMutex, BlocksAsyncSignalsWhileHeldAndRestoresTheMask) {
     sigaddset(&own, SIGUSR2);
     pthread_sigmask(SIG_SETMASK, &own, nullptr);
     const sigset_t before = current_mask();
-    SpinMutex m{"mask"};
+    SpinMutex m{"mask", kBlockSignals};
     m.lock();
     EXPECT_TRUE(m.owned());
     EXPECT_EQ(detail::spinlock_depth(), 1u);
+    EXPECT_EQ(detail::blocking_depth(), 1u);
     expect_spinlock_section_mask(current_mask());
     m.unlock();
     EXPECT_EQ(detail::spinlock_depth(), 0u);
+    EXPECT_EQ(detail::blocking_depth(), 0u);
     EXPECT_TRUE(same_mask(before, current_mask()));
     EXPECT_TRUE(sigismember(&before, SIGUSR2));
   }).join();
 }
 
 std::atomic<int> g_usr1_delivered{0};
-void on_usr1(int) { g_usr1_delivered.fetch_add(1); }
+std::atomic<int> g_usr1_depth{-1};
+void on_usr1(int) {
+  g_usr1_depth.store(int(detail::spinlock_depth()));
+  g_usr1_delivered.fetch_add(1);
+}
 
-TEST(SpinMutex, ASignalSentWhileHeldArrivesAfterTheUnlock) {
-  struct sigaction sa {}, old{};
-  sa.sa_handler = on_usr1;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGUSR1, &sa, &old);
-  g_usr1_delivered = 0;
+struct Usr1Handler {
+  struct sigaction old {};
+  Usr1Handler() {
+    struct sigaction sa {};
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, &old);
+    g_usr1_delivered = 0;
+    g_usr1_depth = -1;
+  }
+  ~Usr1Handler() { sigaction(SIGUSR1, &old, nullptr); }
+};
+
+// The documented guarantee (spin_mutex.hpp): a plain SpinMutex does not hold
+// the program's own handlers off. The signal is sent to the thread itself, so
+// the kernel delivers it before pthread_kill returns.
+TEST(SpinMutex, TheProgramsOwnHandlerMayRunInsideAPlainSection) {
+  Usr1Handler h;
   std::thread([] {
-    SpinMutex m{"deferred"};
+    SpinMutex m{"plain"};
+    m.lock();
+    pthread_kill(pthread_self(), SIGUSR1);
+    EXPECT_EQ(g_usr1_delivered.load(), 1) << "a plain section held the program's signal back";
+    EXPECT_EQ(g_usr1_depth.load(), 1) << "the handler did not run inside the section";
+    m.unlock();
+  }).join();
+}
+
+SpinMutex* g_handler_lock = nullptr;
+void lock_in_handler(int) {
+  g_handler_lock->lock();
+  g_handler_lock->unlock();
+}
+
+// What the header promises for a program handler that takes the lock its
+// thread holds: no silent entry into the interrupted section, but a panic.
+TEST(SpinMutexMisuse, AProgramHandlerTakingTheHeldLockPanicsAsRecursion) {
+  auto r = run_in_child([] {
+    static SpinMutex m{"taken-in-handler"};
+    g_handler_lock = &m;
+    struct sigaction sa {};
+    sa.sa_handler = lock_in_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, nullptr);
+    m.lock();
+    pthread_kill(pthread_self(), SIGUSR1);
+    m.unlock();
+  });
+  EXPECT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("spin mutex \"taken-in-handler\""), std::string::npos) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("recursed on a non-recursive lock"), std::string::npos) << r.describe() << r.output;
+}
+
+TEST(SpinMutex, WithBlockSignalsTheProgramsSignalArrivesAfterTheUnlock) {
+  Usr1Handler h;
+  std::thread([] {
+    SpinMutex m{"deferred", kBlockSignals};
     m.lock();
     pthread_kill(pthread_self(), SIGUSR1);
     EXPECT_EQ(g_usr1_delivered.load(), 0) << "delivered inside the spinlock section";
     m.unlock();
     EXPECT_EQ(g_usr1_delivered.load(), 1) << "pending signal not delivered at the unlock";
+    EXPECT_EQ(g_usr1_depth.load(), 0) << "delivered before the section ended";
   }).join();
-  sigaction(SIGUSR1, &old, nullptr);
+}
+
+// A plain section inside a blocking one, and the other way round: the mask
+// stays until the blocking section ends, the count until the last one.
+TEST(SpinMutex, PlainAndBlockingSectionsNest) {
+  std::thread([] {
+    SpinMutex plain{"plain"}, blocking{"blocking", kBlockSignals};
+    const sigset_t before = current_mask();
+    blocking.lock();
+    plain.lock();
+    EXPECT_EQ(detail::spinlock_depth(), 2u);
+    plain.unlock();
+    expect_spinlock_section_mask(current_mask());
+    blocking.unlock();
+    EXPECT_TRUE(same_mask(before, current_mask()));
+    plain.lock();
+    blocking.lock();
+    blocking.unlock();
+    EXPECT_TRUE(same_mask(before, current_mask()));
+    EXPECT_EQ(detail::spinlock_depth(), 1u);
+    plain.unlock();
+    EXPECT_EQ(detail::spinlock_depth(), 0u);
+    EXPECT_EQ(detail::blocking_depth(), 0u);
+  }).join();
 }
 
 TEST(SpinMutex, TwoSpinMutexesNest) {
   std::thread([] {
     SpinMutex a{"outer"}, b{"inner"};
-    const sigset_t before = current_mask();
     a.lock();
     b.lock();
     EXPECT_EQ(detail::spinlock_depth(), 2u);
     b.unlock();
-    EXPECT_EQ(detail::spinlock_depth(), 1u);
-    expect_spinlock_section_mask(current_mask());  // still inside a's section
+    EXPECT_EQ(detail::spinlock_depth(), 1u);  // still inside a's section
     a.unlock();
-    EXPECT_TRUE(same_mask(before, current_mask()));
+    EXPECT_EQ(detail::spinlock_depth(), 0u);
     // Released out of order too.
     a.lock();
     b.lock();
     a.unlock();
-    expect_spinlock_section_mask(current_mask());
+    EXPECT_EQ(detail::spinlock_depth(), 1u);
     b.unlock();
-    EXPECT_TRUE(same_mask(before, current_mask()));
     EXPECT_EQ(detail::spinlock_depth(), 0u);
   }).join();
 }
