@@ -172,7 +172,7 @@ TEST(SpinSection, AThreadSpinningForeverInsideIsReportedNotStoppedAndHardStopped
 }
 
 void print_stop_counts(void*) {
-  say("hook: stopped=%u not_stopped=%u depth=%u\n", panic_state().threads_stopped, panic_state().not_stopped_count,
+  say("hook: stopped=%u not_stopped=%u depth=%u\n", panic_state().stop.stopped, panic_state().stop.not_stopped,
       spinlock_depth());
 }
 void hanging_hook(void*) {
