@@ -13,20 +13,22 @@ DumpOptions& dump_options_storage() noexcept;
 
 namespace {
 
-// "text,core, text, core, none (...)" from the table: the default list, each
-// writer alone, none.
+// "none, or a comma-separated list of text, core, minidump (...; default
+// text,core)", from the table.
 void accepted_dump_values(char* out, size_t cap) noexcept {
   size_t count = 0;
   const DumpWriter* writers = dump_writers(&count);
   sys::FixedWriter w(out, cap);
+  w.str("none, or a comma-separated list of ");
+  for (size_t i = 0; i < count; ++i) w.format(i == 0 ? "%s" : ", %s", writers[i].name);
+  w.str(" (each at most once, written in that order; default ");
   bool first = true;
   for (size_t i = 0; i < count; ++i)
     if (writers[i].on_by_default) {
       w.format(first ? "%s" : ",%s", writers[i].name);
       first = false;
     }
-  for (size_t i = 0; i < count; ++i) w.format(", %s", writers[i].name);
-  w.str(", none (a comma-separated list of writers, each at most once, written in that order)");
+  w.str(")");
 }
 
 bool parse_dump_list(DumpOptions* o, char* err, size_t err_size) noexcept {

@@ -61,11 +61,17 @@ TEST(CrashUpload, TheDumpReachesTheCollectorBeforeTheProcessDies) {
   ASSERT_EQ(reqs.size(), 1u) << r.output;
   std::string report = with_suffix(dir, ".txt");
   ASSERT_FALSE(report.empty()) << r.output;
+  // The upload URL alone added a minidump to PANICSTOP_DUMP=text: it takes
+  // the minidump part, gzip-compressed, and the report its own part.
+  std::string minidump = with_suffix(dir, ".dmp");
+  ASSERT_FALSE(minidump.empty()) << r.output;
   const auto* md = reqs[0].part("upload_file_minidump");
   ASSERT_NE(md, nullptr);
-  // No minidump writer yet in this build's formats: the report takes the part.
-  EXPECT_EQ(md->filename, report.substr(report.rfind('/') + 1));
-  EXPECT_EQ(md->data.rfind("panic: upload me: 42", 0), 0u) << md->data.substr(0, 200);
+  EXPECT_EQ(md->filename, minidump.substr(minidump.rfind('/') + 1) + ".gz");
+  EXPECT_EQ(md->data.rfind("\x1f\x8b", 0), 0u) << "not gzip";
+  const auto* text = reqs[0].part("panicstop_report");
+  ASSERT_NE(text, nullptr);
+  EXPECT_EQ(text->data.rfind("panic: upload me: 42", 0), 0u) << text->data.substr(0, 200);
   ASSERT_NE(reqs[0].part("ver"), nullptr);
   EXPECT_EQ(reqs[0].part("ver")->data, "9.9.9");
   EXPECT_NE(r.output.find("panicstop: upload: done"), std::string::npos) << r.output;
@@ -138,7 +144,9 @@ TEST(CrashUpload, RunCarriesTheSettingsAndOffersItselfAsTheUploader) {
   auto reqs = c.requests();
   ASSERT_EQ(reqs.size(), 1u) << r.output;
   ASSERT_NE(reqs[0].part("upload_file_minidump"), nullptr);
-  EXPECT_EQ(reqs[0].part("upload_file_minidump")->data.rfind("panic: ", 0), 0u);
+  EXPECT_EQ(reqs[0].part("upload_file_minidump")->data.rfind("\x1f\x8b", 0), 0u) << "the minidump, gzip-compressed";
+  ASSERT_NE(reqs[0].part("panicstop_report"), nullptr);
+  EXPECT_EQ(reqs[0].part("panicstop_report")->data.rfind("panic: ", 0), 0u);
   EXPECT_EQ(reqs[0].part("ver")->data, "run-1");
 }
 
