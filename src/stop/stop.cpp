@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ucontext.h>
 
+#include "stop/emulator.hpp"
 #include "stop/proc_dir.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
@@ -285,7 +286,7 @@ int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg, ThreadSo
         if (*p < '0' || *p > '9') digits = false;
         else tid = tid * 10 + (*p - '0');
       }
-      if (digits && tid > 0) {
+      if (digits && tid > 0 && !is_emulator_task(tid)) {
         fn(tid, arg);
         ++count;
       }
