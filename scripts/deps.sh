@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages panicstop needs, by name, if any is missing.
-# Usage: scripts/deps.sh [main|test]   (test adds debuggers and sanitizer runtimes)
+# Usage: scripts/deps.sh [main|test|aarch64]   (test adds debuggers and sanitizer
+# runtimes; aarch64 the cross compiler, qemu-user and gdb-multiarch that the
+# aarch64 build and its tests under emulation need)
 set -euo pipefail
 profile=${1:-main}
 
@@ -12,6 +14,13 @@ if [[ $profile == test ]]; then
              libgoogle-glog-dev libbackward-cpp-dev  # crash handlers bench/crash_peers compares
              # real programs tests/realworld runs under `panicstop run`
              redis-server mariadb-server mariadb-client-core nginx nodejs openjdk-17-jdk-headless)
+fi
+
+if [[ $profile == aarch64 ]]; then
+  # GoogleTest is compiled from Debian's sources (googletest) with the cross
+  # compiler; libc6-arm64-cross is the guest's C library for qemu (-L).
+  packages=(cmake ninja-build pkg-config g++-aarch64-linux-gnu binutils-aarch64-linux-gnu
+            libc6-arm64-cross libc6-dev-arm64-cross qemu-user gdb-multiarch googletest)
 fi
 
 missing=()

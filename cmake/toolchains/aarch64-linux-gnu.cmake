@@ -1,5 +1,5 @@
 # Cross build for aarch64 (arm64) Linux with Debian's cross compiler:
-#   scripts/deps.sh aarch64      # g++-aarch64-linux-gnu, qemu-user, gdb-multiarch, googletest
+#   scripts/deps.sh aarch64      # g++-aarch64-linux-gnu, qemu-user, gdb-multiarch, googletest (root)
 #   cmake -S . -B build/aarch64 -G Ninja \
 #         -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake
 #   ninja -C build/aarch64 && ctest --test-dir build/aarch64
@@ -7,12 +7,17 @@
 # The tests run under qemu-user (CMAKE_CROSSCOMPILING_EMULATOR), with the
 # aarch64 C library from Debian's libc6-arm64-cross as the guest's root.
 #
-# Atomics: no -march is set, so the code is plain armv8-a, which runs on every
-# arm64 CPU. gcc 12 then makes each lock and unlock one exclusive-load/store
-# loop (ldaxr/stlxr), the one read-modify-write armv8.0 has; with
-# -DCMAKE_CXX_FLAGS=-march=armv8.1-a (or later) it is one LSE instruction
-# (cas, casa, casl, casal). Debian's own arm64 packages target armv8-a, so that
-# is the default here too; tests/lock/fast_path_test.cpp checks both forms.
+# Atomics: no -march is set, so the code is plain armv8-a and runs on every
+# arm64 CPU. gcc (10 and later, Debian's 12 included) then defaults to
+# -moutline-atomics: each lock and unlock is one call to a libgcc helper
+# (__aarch64_cas8_acq, __aarch64_cas8_rel...) that uses the LSE instruction
+# (cas, casa, casl, casal) where the CPU has it and an exclusive-load/store
+# loop (ldaxr/stxr) where it does not, chosen once at start-up. That keeps
+# one binary correct and fast on armv8.0 and armv8.1+ alike, which is also
+# why Debian's own arm64 packages are built that way. A build for LSE-only
+# machines may add -DCMAKE_CXX_FLAGS=-march=armv8.1-a to inline the cas.
+# tests/lock/fast_path_test.cpp checks all three forms: the default, LSE
+# inline, and armv8.0 without outline atomics.
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 
