@@ -26,17 +26,36 @@ run_ctest() {  # DIR [ctest args...]
   ctest --test-dir "$dir" --output-on-failure --timeout 300 -j "$jobs" "$@"
 }
 
-# Part 4 (see the top): tests known to fail under qemu-user only, each for a
-# reason in docs/aarch64.md ("Under qemu-user"); they run on real arm64.
+# Part 4 (see the top): tests that fail under qemu-user only, grouped by the
+# reason docs/aarch64.md ("Under qemu-user") gives; they are for real arm64.
 aarch64_labels='^(sys|thread|lock|witness|lockprof|stop|panic|snapshot|dump|kdb|crash_path)$'
-aarch64_known_qemu_failures='^(panic\.Panic\.AHookThatHangsIsCutByItsDeadline|panic\.PanicStderr\..*|snapshot\.Symbolize\.NamesAFunctionOfThisProgram)$'
+aarch64_qemu_only=(
+  # fork() in a threaded guest: qemu 7.2 aborts in the child
+  'thread\.Fork\.AChild.*'
+  # re-executing /proc/self/exe needs binfmt_misc for aarch64
+  'lockprof\.LockProf\.EnabledFromTheEnvironment' 'panic\.DiePolicy\.RestartRunsTheProgramAgainWithItsArguments'
+  # /proc read through the kept descriptor shows qemu's own maps, auxv, exe, comm
+  'snapshot\.Snapshot\.(MappingsAreSortedAndMatchProcMaps|FindsExecutableWithBuildIdAndTheVdso|AuxvCmdlineAndComm)'
+  'snapshot\.Symbolize\.NamesAFunctionOfThisProgram' 'snapshot\.CaptureProc\.NoProcAtAllStopsRegisteredThreadsAndSaysSo'
+  'dump\.TextReport\.ListsModulesWithBuildIds' 'dump\.ElfCore\.NotesComeInTheOrderTheToolsNeed'
+  'dump\.DumpFiles\.WritesUnderATemporaryNameThenRenames'
+  # the host's gdb, eu-stack and lldb read the aarch64 cores these tests write
+  'dump\.ElfCore\.(GdbShowsEveryThread|FullCoreOpensInGdb|EuStackShowsEveryThread|LldbShowsEveryThread)'
+  'dump\.ElfCore\.EveryToolShowsEveryThreadWhenAWorkerPanics'
+  # /proc/TID/syscall shows qemu's host system calls, not the guest's
+  'dump\.UnstoppedThread\.(Report|Core|Gdb).*'
+  # not diagnosed yet (docs/aarch64.md)
+  'panic\.Panic\.AHookThatHangsIsCutByItsDeadline' 'panic\.PanicStderr\..*'
+  'kdb\.KdbSoak\..*' 'kdb\.PanicDebugger\.DebuggerOnPanicServesOneConsoleThenTheDumpsFollow'
+)
+aarch64_excluded="^($(IFS='|'; echo "${aarch64_qemu_only[*]}"))\$"
 run_aarch64() {
   scripts/deps.sh aarch64
   cmake -S . -B build/test-aarch64 -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake \
         -DCMAKE_BUILD_TYPE=Release -DPANICSTOP_WERROR=ON -DPANICSTOP_BUILD_EXAMPLES=OFF >/dev/null
   cmake --build build/test-aarch64 -j "$jobs"
   QEMU_LD_PREFIX=/usr/aarch64-linux-gnu \
-    run_ctest build/test-aarch64 -L "$aarch64_labels" -E "$aarch64_known_qemu_failures"
+    run_ctest build/test-aarch64 -L "$aarch64_labels" -E "$aarch64_excluded"
 }
 
 echo "== full suite (g++)" >&2
