@@ -60,31 +60,14 @@ inline std::vector<std::string> split_operands(const std::string& ops) {
 
 inline FastPath disassemble(const std::string& exe, const std::string& symbol) {
   FastPath fp;
-  std::string cmd = kObjdump + " -d -C --no-show-raw-insn --disassemble=" + symbol + " '" + exe + "' 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return fp;
   static const std::regex lse(
       "^(casp?|swp|ld(add|clr|eor|set|smax|smin|umax|umin)|st(add|clr|eor|set|smax|smin|umax|umin))(a|l|al)?(b|h)?$");
   static const std::regex exclusive_store("^st(l)?x(r|p)(b|h)?$");
   std::vector<Aarch64Insn> insns;
   std::map<int, int64_t> imm;     // register -> constant it holds
   std::map<int, int64_t> tprel;   // register -> thread pointer + offset
-  bool inside = false;
-  char line[1024];
-  while (fgets(line, sizeof line, pipe) != nullptr) {
-    std::string l(line);
-    if (l.find("<" + symbol + ">:") != std::string::npos) {
-      inside = true;
-      fp.listing += l;
-      continue;
-    }
-    if (!inside) continue;
+  for (const std::string& l : probe_lines(exe, symbol, &fp)) {
     size_t colon = l.find(":\t");
-    if (colon == std::string::npos) {
-      if (trim(l).empty()) break;
-      continue;
-    }
-    fp.listing += l;
     Aarch64Insn in;
     in.address = std::stoull(trim(l.substr(0, colon)), nullptr, 16);
     std::string insn = trim(l.substr(colon + 2));
@@ -185,7 +168,6 @@ inline FastPath disassemble(const std::string& exe, const std::string& symbol) {
     }
     insns.push_back(in);
   }
-  pclose(pipe);
 
   // The most read-modify-writes on any path from the entry, no instruction twice.
   std::map<uint64_t, size_t> at;

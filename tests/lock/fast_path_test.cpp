@@ -90,32 +90,43 @@ std::string trim(std::string s) {
   return s.substr(pos + 1, close - pos - 1);
 }
 
-#if defined(__aarch64__)
-#include "lock/fast_path_aarch64.hpp"
-#else
-// The instructions of one probe, parsed (see the file comment).
-FastPath disassemble(const std::string& exe, const std::string& symbol) {
-  FastPath fp;
+// The instruction lines ("ADDRESS:\tINSTRUCTION") of one probe as objdump
+// prints them, demangled; the listing, header included, goes to fp->listing.
+std::vector<std::string> probe_lines(const std::string& exe, const std::string& symbol, FastPath* fp) {
+  std::vector<std::string> lines;
   std::string cmd = kObjdump + " -d -C --no-show-raw-insn --disassemble=" + symbol + " '" + exe + "' 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return fp;
-  std::map<std::string, int64_t> immediates;  // register -> value of the last `mov $imm,%reg`
+  if (pipe == nullptr) return lines;
   bool inside = false;
   char line[1024];
   while (fgets(line, sizeof line, pipe) != nullptr) {
     std::string l(line);
     if (l.find("<" + symbol + ">:") != std::string::npos) {
       inside = true;
-      fp.listing += l;
+      fp->listing += l;
       continue;
     }
     if (!inside) continue;
-    size_t tab = l.find(":\t");
-    if (tab == std::string::npos) {
+    if (l.find(":\t") == std::string::npos) {
       if (trim(l).empty()) break;  // end of the function
       continue;
     }
-    fp.listing += l;
+    fp->listing += l;
+    lines.push_back(l);
+  }
+  pclose(pipe);
+  return lines;
+}
+
+#if defined(__aarch64__)
+#include "lock/fast_path_aarch64.hpp"
+#else
+// The instructions of one probe, parsed (see the file comment).
+FastPath disassemble(const std::string& exe, const std::string& symbol) {
+  FastPath fp;
+  std::map<std::string, int64_t> immediates;  // register -> value of the last `mov $imm,%reg`
+  for (const std::string& l : probe_lines(exe, symbol, &fp)) {
+    size_t tab = l.find(":\t");
     std::string insn = trim(l.substr(tab + 2));
     if (size_t hash = insn.find(" #"); hash != std::string::npos) insn = trim(insn.substr(0, hash));
     if (insn.empty()) continue;
@@ -163,7 +174,6 @@ FastPath disassemble(const std::string& exe, const std::string& symbol) {
         immediates.erase(dest);
     }
   }
-  pclose(pipe);
   return fp;
 }
 #endif

@@ -66,6 +66,23 @@ extern "C" void panicstop_test_park_leaf(const void* word, uint32_t seen);
 extern "C" void panicstop_test_park_after_call(const void* word, uint32_t seen);
 extern "C" void panicstop_test_return_at_once();
 __asm__(
+    // Waits in the futex while [x9] == w1, then falls through; clobbers
+    // x0-x3, x8, x10.
+    ".macro panicstop_test_futex_loop\n"
+    "1:\n"
+    "  ldr w10, [x9]\n"
+    "  cmp w10, w1\n"
+    "  b.ne 2f\n"
+    "  mov x0, x9\n"
+    "  mov w2, w1\n"             // futex value: seen
+    "  mov w1, #128\n"           // FUTEX_WAIT_PRIVATE
+    "  mov x3, #0\n"             // no timeout
+    "  mov x8, #98\n"            // SYS_futex
+    "  svc #0\n"
+    "  mov w1, w2\n"
+    "  b 1b\n"
+    "2:\n"
+    ".endm\n"
     ".text\n"
     ".p2align 2\n"
     ".globl panicstop_test_return_at_once\n"
@@ -82,19 +99,7 @@ __asm__(
     "panicstop_test_park_leaf:\n"
     "  .cfi_startproc\n"
     "  mov x9, x0\n"
-    "1:\n"
-    "  ldr w10, [x9]\n"
-    "  cmp w10, w1\n"
-    "  b.ne 2f\n"
-    "  mov x0, x9\n"
-    "  mov w2, w1\n"             // futex value: seen
-    "  mov w1, #128\n"           // FUTEX_WAIT_PRIVATE
-    "  mov x3, #0\n"             // no timeout
-    "  mov x8, #98\n"            // SYS_futex
-    "  svc #0\n"
-    "  mov w1, w2\n"
-    "  b 1b\n"
-    "2:\n"
+    "  panicstop_test_futex_loop\n"
     "  ret\n"
     "  .cfi_endproc\n"
     ".size panicstop_test_park_leaf, .-panicstop_test_park_leaf\n"
@@ -111,19 +116,7 @@ __asm__(
     "  stp x0, x1, [sp, #16]\n"
     "  bl panicstop_test_return_at_once\n"
     "  ldp x9, x1, [sp, #16]\n"
-    "1:\n"
-    "  ldr w10, [x9]\n"
-    "  cmp w10, w1\n"
-    "  b.ne 2f\n"
-    "  mov x0, x9\n"
-    "  mov w2, w1\n"
-    "  mov w1, #128\n"
-    "  mov x3, #0\n"
-    "  mov x8, #98\n"
-    "  svc #0\n"
-    "  mov w1, w2\n"
-    "  b 1b\n"
-    "2:\n"
+    "  panicstop_test_futex_loop\n"
     "  ldp x29, x30, [sp], #32\n"
     "  .cfi_def_cfa_offset 0\n"
     "  .cfi_restore x29\n"
