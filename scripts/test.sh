@@ -44,6 +44,9 @@ aarch64_qemu_only=(
   'dump\.ElfCore\.EveryToolShowsEveryThreadWhenAWorkerPanics'
   # /proc/TID/syscall shows qemu's host system calls, not the guest's
   'dump\.UnstoppedThread\.(Report|Core|Gdb).*'
+  # 8000 thread creations under qemu outlast the child's 60 s deadline on a
+  # loaded machine (passed in one run here, hung in the next)
+  'snapshot\.CaptureChurn\.ModulesAndStacksAreCompleteWhileThreadsComeAndGo'
   # not diagnosed yet (docs/aarch64.md)
   'panic\.Panic\.AHookThatHangsIsCutByItsDeadline' 'panic\.PanicStderr\..*'
   'kdb\.KdbSoak\..*' 'kdb\.PanicDebugger\.DebuggerOnPanicServesOneConsoleThenTheDumpsFollow'
