@@ -5,6 +5,7 @@
 # stdio/iostreams, the dynamic loader's lookups, a non-panic-aware lock, or
 # exceptions. Setup-only code lives in files named *_setup.cpp, which
 # are exempt. Usage: check-crash-path.sh OBJECT...
+# NM names the nm for the objects' architecture (a cross build passes its own).
 set -euo pipefail
 
 forbidden='^(malloc|calloc|realloc|free|posix_memalign|aligned_alloc|memalign|valloc|_Zn[wa].*|_Zd[la].*|printf|fprintf|vfprintf|sprintf|vsprintf|snprintf|vsnprintf|dprintf|vdprintf|puts|fputs|fputc|putchar|fwrite|fopen|fdopen|fclose|fflush|perror|strerror|syslog|_ZSt4cout|_ZSt4cerr|_ZSt4clog|dl_iterate_phdr|dladdr|dladdr1|dlopen|dlsym|dlvsym|pthread_mutex_lock|pthread_mutex_trylock|pthread_mutex_timedlock|pthread_rwlock_.*|pthread_cond_wait|pthread_cond_timedwait|__cxa_throw|__cxa_allocate_exception|__cxa_rethrow|_Unwind_RaiseException|backtrace|backtrace_symbols.*|getenv|secure_getenv|setenv|localtime|localtime_r|gmtime|strftime|qsort)$'
@@ -18,7 +19,7 @@ for obj in "$@"; do
   checked=$((checked + 1))
   # Undefined symbols, demangling off so the patterns see the raw names; strip
   # glibc version suffixes such as @GLIBC_2.2.5.
-  hits=$(nm -u "$obj" | awk '{print $NF}' | sed 's/@.*//' | grep -E "$forbidden" || true)
+  hits=$("${NM:-nm}" -u "$obj" | awk '{print $NF}' | sed 's/@.*//' | grep -E "$forbidden" || true)
   if [[ -n "$hits" ]]; then
     bad=1
     echo "crash path: $obj refers to:" >&2

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages panicstop needs, by name, if any is missing.
-# Usage: scripts/deps.sh [main|test]   (test adds debuggers and sanitizer runtimes)
+# Usage: scripts/deps.sh [main|test|aarch64]   (test adds debuggers and sanitizer
+# runtimes; aarch64 the cross compiler, qemu-user and gdb-multiarch that the
+# aarch64 build and its tests under emulation need)
 set -euo pipefail
 profile=${1:-main}
 
@@ -15,6 +17,13 @@ if [[ $profile == test ]]; then
   # npm brings Breakpad's prebuilt minidump tools (below). Some nodejs builds
   # ship their own npm, which Debian's package would conflict with.
   command -v npm >/dev/null || packages+=(npm)
+fi
+
+if [[ $profile == aarch64 ]]; then
+  # GoogleTest is compiled from Debian's sources (googletest) with the cross
+  # compiler; libc6-arm64-cross is the guest's C library for qemu (-L).
+  packages=(cmake ninja-build pkg-config g++-aarch64-linux-gnu binutils-aarch64-linux-gnu
+            libc6-arm64-cross libc6-dev-arm64-cross qemu-user gdb-multiarch googletest)
 fi
 
 # Breakpad's minidump_stackwalk, minidump_dump and dump_syms, prebuilt in the
@@ -36,7 +45,9 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
-  [[ $profile == test ]] && (cd "$(dirname "$0")/.." && install_breakpad_tools)
+  if [[ $profile == test ]]; then
+    (cd "$(dirname "$0")/.." && install_breakpad_tools)
+  fi
   exit 0
 fi
 
@@ -48,5 +59,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-[[ $profile == test ]] && (cd "$(dirname "$0")/.." && install_breakpad_tools)
+if [[ $profile == test ]]; then
+  (cd "$(dirname "$0")/.." && install_breakpad_tools)
+fi
 exit 0

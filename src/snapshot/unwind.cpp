@@ -33,7 +33,6 @@ bool on_stack(const StackBounds& b, uintptr_t sp) noexcept {
   return sp >= b.lo && sp <= b.hi;
 }
 
-#if defined(__x86_64__)
 // --- per-module .eh_frame_hdr cache ------------------------------------------
 
 enum class HdrState : uint8_t { kUnknown = 0, kFound, kNone };
@@ -188,8 +187,32 @@ uintptr_t find_fde(const EhFrameHdr& h, uintptr_t pc) noexcept {
 
 // --- CFI ------------------------------------------------------------------------
 
-constexpr unsigned kRegCount = 17;  // DWARF numbers: 0-15 general registers, 16 the return address
-constexpr unsigned kRegSp = 7, kRegFp = 6, kRegRa = 16;
+#if defined(__x86_64__)
+// DWARF numbers: 0-15 general registers, 16 the return address column, which
+// doubles as the frame's PC.
+constexpr unsigned kRegCount = 17;
+constexpr unsigned kRegSp = 7, kRegFp = 6, kRegPc = 16;
+#elif defined(__aarch64__)
+// DWARF numbers: 0-30 x0-x30 (x29 the frame pointer, x30 the link register,
+// the CIE's return address column), 31 sp; 32 is not a DWARF register here
+// but the frame's PC, kept apart from x30 because a frame that has called out
+// no longer holds its own return address in x30.
+constexpr unsigned kRegCount = 33;
+constexpr unsigned kRegSp = 31, kRegFp = 29, kRegLr = 30, kRegPc = 32;
+#else
+#error "panicstop's unwinder supports x86_64 and aarch64"
+#endif
+
+// A return address as code uses it. aarch64 return addresses saved under
+// pointer authentication (-mbranch-protection) carry a signature in the bits
+// above the virtual address; user addresses are below 2^48, so those bits go.
+uintptr_t code_address(uintptr_t ra) noexcept {
+#if defined(__aarch64__)
+  return ra & ((uintptr_t(1) << 48) - 1);
+#else
+  return ra;
+#endif
+}
 
 enum class Rule : uint8_t { kSame = 0, kUndefined, kOffset, kValOffset, kRegister, kUnsupported };
 
@@ -353,6 +376,9 @@ bool run_cfa_program(const ProcessSnapshot& snap, const Cie& cie, const unsigned
       case 0x15: { uint64_t r = c.uleb(); set(r, Rule::kValOffset, c.sleb() * cie.data_align); break; }
       case 0x16: { uint64_t r = c.uleb(); set(r, Rule::kUnsupported, 0); c.skip(c.uleb()); break; }  // val_expression
       case 0x2e: c.uleb(); break;  // GNU_args_size
+#if defined(__aarch64__)
+      case 0x2d: break;  // AARCH64_negate_ra_state: code_address() strips the signature
+#endif
       case 0x2f: { uint64_t r = c.uleb(); set(r, Rule::kOffset, -int64_t(c.uleb()) * cie.data_align); break; }
       default: return false;
     }
@@ -370,7 +396,7 @@ struct Regs {
 // One step with the CFI of the function holding pc. False: no usable CFI.
 // *end: CFI says this is the outermost frame.
 bool cfi_step(const ProcessSnapshot& snap, Regs* regs, bool first_frame, bool* end) noexcept {
-  uintptr_t pc = regs->r[kRegRa];
+  uintptr_t pc = regs->r[kRegPc];
   uintptr_t lookup = first_frame ? pc : pc - 1;
   int32_t m = module_of(snap, lookup);
   if (m < 0) return false;
@@ -412,41 +438,104 @@ bool cfi_step(const ProcessSnapshot& snap, Regs* regs, bool first_frame, bool* e
     *end = true;  // the return address is undefined: _start, clone's child
     return true;
   }
-  next.r[kRegRa] = next.r[fde.cie.ra_reg];
+  next.r[kRegPc] = code_address(next.r[fde.cie.ra_reg]);
   next.r[kRegSp] = cfa;
   next.valid[kRegSp] = true;
   *regs = next;
   return true;
 }
 
-// One frame-pointer step: [fp] is the caller's fp, [fp + 8] the return address.
-bool fp_step(const ProcessSnapshot& snap, const StackBounds& t, Regs* regs) noexcept {
+// One frame-pointer step: [fp] is the caller's fp, [fp + 8] the return address
+// (the x86_64 frame and the aarch64 frame record alike). On aarch64 the
+// caller's sp is not known from the record alone; fp + 16 is a lower bound.
+bool fp_step(const ProcessSnapshot& snap, const StackBounds& t, bool first_frame, Regs* regs) noexcept {
+#if defined(__aarch64__)
+  // Without CFI, the first frame may be a leaf that never stored its frame
+  // record: its caller is in the link register. The record fp points at is
+  // then the caller's, whose return address is the caller's caller; a link
+  // register that equals it was saved by this frame. (A frame that called out
+  // and came back also holds a stale x30; only CFI tells it from a leaf, so
+  // this guess is the fallback for code without any.) Only the first step
+  // may use x30.
+  if (first_frame && regs->valid[kRegLr]) {
+    uintptr_t lr = code_address(regs->r[kRegLr]);
+    uintptr_t pair[2] = {0, 0};
+    bool have_record = regs->valid[kRegFp] && read_memory(snap, regs->r[kRegFp], pair, sizeof pair);
+    if (lr != 0 && module_of(snap, lr) >= 0 && !(have_record && code_address(pair[1]) == lr)) {
+      regs->r[kRegPc] = lr;
+      regs->valid[kRegLr] = false;
+      return true;
+    }
+  }
+#else
+  (void)first_frame;
+#endif
   if (!regs->valid[kRegFp]) return false;
   uintptr_t fp = regs->r[kRegFp];
   if ((fp & 7) != 0 || !on_stack(t, fp)) return false;
   uintptr_t pair[2];
   if (!read_memory(snap, fp, pair, sizeof pair)) return false;
   regs->r[kRegFp] = pair[0];
-  regs->r[kRegRa] = pair[1];
+  regs->r[kRegPc] = code_address(pair[1]);
   regs->r[kRegSp] = fp + 16;
+#if defined(__aarch64__)
+  regs->valid[kRegLr] = false;
+#endif
   return true;
 }
 
-// A return into the signal trampoline (glibc's __restore_rt: mov $15, %rax;
-// syscall): the interrupted registers are in the ucontext the kernel put at
-// the stack pointer. Loads them, so the walk goes on through signal handlers.
-bool sigreturn_step(const ProcessSnapshot& snap, StackBounds* stack, Regs* regs) noexcept {
-  if (!is_signal_trampoline(snap, regs->r[kRegRa])) return false;
-  uintptr_t uc = regs->r[kRegSp];
-  if (!on_stack(*stack, uc)) return false;
-  greg_t g[NGREG];
-  if (!read_memory(snap, uc + offsetof(ucontext_t, uc_mcontext.gregs), g, sizeof g)) return false;
+// The saved machine registers, as the kernel lays them out in mcontext_t.
+#if defined(__x86_64__)
+struct SavedRegs {
+  greg_t gregs[NGREG];
+};
+constexpr size_t kSavedRegsOffset = offsetof(mcontext_t, gregs);
+#else
+struct SavedRegs {
+  uint64_t x[31];  // x0-x30, then sp and pc, with nothing between
+  uint64_t sp, pc;
+};
+constexpr size_t kSavedRegsOffset = offsetof(mcontext_t, regs);
+static_assert(offsetof(mcontext_t, sp) == kSavedRegsOffset + offsetof(SavedRegs, sp));
+static_assert(offsetof(mcontext_t, pc) == kSavedRegsOffset + offsetof(SavedRegs, pc));
+#endif
+
+// Every register of a saved machine context, in DWARF order.
+void load_context(const SavedRegs& saved, Regs* regs) noexcept {
+#if defined(__x86_64__)
+  // rax rdx rcx rbx rsi rdi rbp rsp r8..r15, then the return address column.
   const int map[kRegCount] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP, REG_R8,
                               REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
-  for (unsigned i = 0; i < kRegCount; ++i) {
-    regs->r[i] = uintptr_t(g[map[i]]);
-    regs->valid[i] = true;
-  }
+  for (unsigned i = 0; i < kRegCount; ++i) regs->r[i] = uintptr_t(saved.gregs[map[i]]);
+#else
+  for (unsigned i = 0; i <= kRegLr; ++i) regs->r[i] = uintptr_t(saved.x[i]);
+  regs->r[kRegSp] = uintptr_t(saved.sp);
+  regs->r[kRegPc] = uintptr_t(saved.pc);
+#endif
+  for (unsigned i = 0; i < kRegCount; ++i) regs->valid[i] = true;
+}
+
+const SavedRegs& saved_regs_of(const mcontext_t& mc) noexcept {
+  return *reinterpret_cast<const SavedRegs*>(reinterpret_cast<const char*>(&mc) + kSavedRegsOffset);
+}
+
+// A return into the signal trampoline (x86_64: glibc's __restore_rt; aarch64:
+// the vDSO's __kernel_rt_sigreturn, or qemu-user's copy of it): the
+// interrupted registers are in the ucontext the kernel put at the stack
+// pointer (aarch64: after the siginfo). Loads them, so the walk goes on
+// through signal handlers.
+bool sigreturn_step(const ProcessSnapshot& snap, StackBounds* stack, Regs* regs) noexcept {
+  if (!is_signal_trampoline(snap, regs->r[kRegPc])) return false;
+#if defined(__x86_64__)
+  uintptr_t uc = regs->r[kRegSp];
+#else
+  uintptr_t uc = regs->r[kRegSp] + sizeof(siginfo_t);
+#endif
+  if (!on_stack(*stack, regs->r[kRegSp])) return false;
+  SavedRegs saved;
+  if (!read_memory(snap, uc + offsetof(ucontext_t, uc_mcontext) + kSavedRegsOffset, &saved, sizeof saved))
+    return false;
+  load_context(saved, regs);
   const SnapshotMapping* m = find_mapping(snap, regs->r[kRegSp]);
   if (m == nullptr) return false;
   stack->lo = m->start;
@@ -454,38 +543,35 @@ bool sigreturn_step(const ProcessSnapshot& snap, StackBounds* stack, Regs* regs)
   return true;
 }
 
-#endif  // __x86_64__
-
 }  // namespace
 
 bool is_signal_trampoline(const ProcessSnapshot& snap, uintptr_t pc) noexcept {
 #if defined(__x86_64__)
-  static const unsigned char kRestoreRt[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
-  unsigned char code[sizeof kRestoreRt];
+  // mov $15, %rax; syscall
+  static const unsigned char kSigreturn[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+#else
+  // mov x8, #139 (rt_sigreturn); svc #0, little-endian
+  static const unsigned char kSigreturn[] = {0x68, 0x11, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4};
+#endif
+  unsigned char code[sizeof kSigreturn];
   if (!read_memory(snap, pc, code, sizeof code)) return false;
   for (size_t i = 0; i < sizeof code; ++i)
-    if (code[i] != kRestoreRt[i]) return false;
+    if (code[i] != kSigreturn[i]) return false;
   return true;
-#else
-  (void)snap;
-  (void)pc;
-  return false;
-#endif
 }
 
 bool reserve_unwinder() noexcept {
-#if !defined(__x86_64__)
-  return true;  // the frame-pointer walk needs no memory
-#else
   if (g_reserved.load(std::memory_order_acquire)) return true;
   g_hdrs = static_cast<EhFrameHdr*>(sys::mmap_anonymous(sizeof(EhFrameHdr) * kMaxModules, true));
   if (g_hdrs == nullptr) return false;
   g_reserved.store(true, std::memory_order_release);
   return true;
-#endif
 }
 
-#if defined(__x86_64__)
+// CFI first, one frame-pointer step where a frame has none. On aarch64 the
+// CFI is what tells a leaf (its caller still in x30, or saved by it) from a
+// frame that called out and came back (x30 then points into the frame
+// itself): taking x30 as the caller there repeats the frame's own function.
 void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
   t->frame_count = 0;
   bool kernel_regs = t->context == nullptr && t->kernel.has_regs();
@@ -507,23 +593,16 @@ void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
       regs.valid[i] = false;
     }
     regs.r[kRegSp] = t->kernel.sp;
-    regs.r[kRegRa] = t->kernel.pc;
-    regs.valid[kRegSp] = regs.valid[kRegRa] = true;
+    regs.r[kRegPc] = t->kernel.pc;
+    regs.valid[kRegSp] = regs.valid[kRegPc] = true;
   } else {
-    const greg_t* g = t->context->ucontext.uc_mcontext.gregs;
-    // DWARF order: rax rdx rcx rbx rsi rdi rbp rsp r8..r15, then the return address.
-    const int map[kRegCount] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP, REG_R8,
-                                REG_R9,  REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
-    for (unsigned i = 0; i < kRegCount; ++i) {
-      regs.r[i] = uintptr_t(g[map[i]]);
-      regs.valid[i] = true;
-    }
+    load_context(saved_regs_of(t->context->ucontext.uc_mcontext), &regs);
   }
   // After a signal frame the next PC is an interrupted instruction, not a
   // return address: it is looked up as is, like the first frame's.
   StackBounds stack{t->stack_lo, t->stack_hi};
   for (bool exact_pc = true; t->frame_count < kMaxFrames;) {
-    uintptr_t pc = regs.r[kRegRa];
+    uintptr_t pc = regs.r[kRegPc];
     if (pc == 0) break;
     t->frames[t->frame_count++] = pc;
     uintptr_t sp = regs.r[kRegSp];
@@ -534,7 +613,7 @@ void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
       continue;
     }
     bool end = false;
-    if (!cfi_step(snap, &regs, exact_pc, &end) && !fp_step(snap, stack, &regs)) break;
+    if (!cfi_step(snap, &regs, exact_pc, &end) && !fp_step(snap, stack, exact_pc, &regs)) break;
     if (end) break;
     if (!exact_pc && pc == uintptr_t(panicstop_call_on_stack_return)) {
       // A handler's switch to a panicstop stack: the caller is on the stack
@@ -545,40 +624,12 @@ void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
       exact_pc = false;
       continue;
     }
-    // The stack only grows down: a caller's frame is above its callee's.
+    // The stack only grows down: a caller's frame is above its callee's; a
+    // leaf's caller may share its stack pointer.
     if (regs.r[kRegSp] <= sp && !(exact_pc && regs.r[kRegSp] == sp)) break;
     if (!on_stack(stack, regs.r[kRegSp])) break;
     exact_pc = false;
   }
 }
-#else
-// aarch64: frame records [x29] = caller's x29, [x29 + 8] = return address.
-void unwind_thread(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
-  t->frame_count = 0;
-  if (t->context == nullptr) {
-    // A thread that did not stop: the kernel gives pc and sp, not the frame
-    // pointer this walk needs.
-    if (t->kernel.has_regs()) t->frames[t->frame_count++] = t->kernel.pc;
-    return;
-  }
-  uintptr_t fp = context_fp(*t->context);
-  t->frames[t->frame_count++] = context_pc(*t->context);
-  uintptr_t lr = uintptr_t(t->context->ucontext.uc_mcontext.regs[30]);
-  // A leaf interrupted before it saved its frame record: the link register
-  // holds its caller.
-  if (lr != 0 && module_of(snap, lr) >= 0 && t->frame_count < kMaxFrames) {
-    uintptr_t pair[2];
-    if (!read_memory(snap, fp, pair, sizeof pair) || pair[1] != lr) t->frames[t->frame_count++] = lr;
-  }
-  StackBounds stack{t->stack_lo, t->stack_hi};
-  while (t->frame_count < kMaxFrames && (fp & 7) == 0 && on_stack(stack, fp)) {
-    uintptr_t pair[2];
-    if (!read_memory(snap, fp, pair, sizeof pair) || pair[1] == 0) break;
-    t->frames[t->frame_count++] = pair[1];
-    if (pair[0] <= fp) break;
-    fp = pair[0];
-  }
-}
-#endif
 
 }  // namespace panicstop::detail

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <ucontext.h>
 
+#include "stop/emulator.hpp"
 #include "stop/proc_dir.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
@@ -292,7 +293,7 @@ int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg, ThreadSo
         if (*p < '0' || *p > '9') digits = false;
         else tid = tid * 10 + (*p - '0');
       }
-      if (digits && tid > 0) {
+      if (digits && tid > 0 && !is_emulator_task(tid)) {
         fn(tid, arg);
         ++count;
       }
@@ -442,10 +443,33 @@ void save_own_context_via_signal() noexcept {
   if (!stop_handlers_installed()) return;
   int tid = sys::gettid();
   g_capture_tid.store(tid, std::memory_order_release);
+  bool captured = false;
   sys::tgkill(sys::getpid(), tid, hard_stop_signal());
   // Delivered before tgkill returns to user space when unblocked; if the caller
   // blocked it, nothing is saved and the flag is cleared here.
+  captured = g_capture_tid.load(std::memory_order_acquire) == 0;
   g_capture_tid.store(0, std::memory_order_release);
+#if defined(__aarch64__)
+  // The context is this function's, whose frame record the caller's next
+  // calls overwrite long before the dumps read the stack: a walk from it
+  // found garbage for this frame's caller. Make it the caller's, as it is
+  // just after this call returns (pc and x30 the return address, sp this
+  // frame's CFA, x29 the caller's frame pointer); the caller's frame outlives
+  // the dumps, since the panic path never returns into it. On x86_64 the
+  // return address sits in the caller's frame and the walk needs no help.
+  ThreadSlot* slot = find_slot_by_tid(tid);
+  if (captured && slot != nullptr && slot->context.valid) {
+    auto& mc = slot->context.ucontext.uc_mcontext;
+    uintptr_t ret = uintptr_t(__builtin_extract_return_addr(__builtin_return_address(0)));
+    mc.pc = ret;
+    mc.regs[30] = ret;
+    mc.regs[29] = *static_cast<const uintptr_t*>(__builtin_frame_address(0));
+    mc.sp = uintptr_t(__builtin_dwarf_cfa());
+    slot->context.stack_pointer = mc.sp;
+  }
+#else
+  (void)captured;
+#endif
 }
 
 bool stop_handlers_installed() noexcept { return g_handlers_installed.load(std::memory_order_acquire); }

@@ -102,7 +102,8 @@ enum class ThreadSource : uint8_t {
   kNone,      // neither
 };
 
-// Calls fn(tid, arg) for every thread in /proc/self/task (read through the
+// Calls fn(tid, arg) for every thread in /proc/self/task but an emulator's
+// own (stop/emulator.hpp; none natively), read through the
 // descriptor of stop/proc_dir.hpp). When that cannot be read it falls back to
 // the threads of the slot registry that still exist, and says so in *source.
 // Returns the count, or -1 if neither could be read. Raw system calls only.

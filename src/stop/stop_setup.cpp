@@ -1,6 +1,7 @@
 // Installing the stop handlers: setup only (sigaction).
 #include <csignal>
 
+#include "stop/emulator.hpp"
 #include "stop/proc_dir.hpp"
 #include "stop/stop.hpp"
 #include "sys/syscall.hpp"
@@ -37,6 +38,8 @@ bool install_stop_handlers() noexcept {
   // Kept for the crash path, which may find /proc gone (a sandbox entered
   // after install). Without procfs now, the stop falls back to the registry.
   open_proc_dir();
+  // Under qemu-user, its own helper threads are no threads of the program.
+  note_emulator_tasks();
   constexpr int kFlags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
   g_stop_handler = stop_signal_handler_address();
   sigset_t mask;

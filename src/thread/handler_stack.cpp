@@ -63,6 +63,9 @@ panicstop_call_on_stack:
   .cfi_def_cfa_register x29
   mov sp, x2
   blr x1
+  .globl panicstop_call_on_stack_return
+  .hidden panicstop_call_on_stack_return
+panicstop_call_on_stack_return:
   mov sp, x29
   .cfi_def_cfa_register sp
   ldp x29, x30, [sp], #16

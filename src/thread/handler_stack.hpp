@@ -69,7 +69,7 @@ __attribute__((no_stack_protector)) void handler_entry_via(int sig, siginfo_t* i
 
 }  // namespace panicstop::detail
 
-// The return address of the switch's call into a handler (x86_64): an
+// The return address of the switch's call into a handler: an
 // unwinder that meets it moves from the panicstop stack to the one the signal
 // arrived on, which may lie below it.
 extern "C" char panicstop_call_on_stack_return[];

@@ -6,17 +6,27 @@
 #include "lock/fast_path_probe.hpp"
 
 #define PANICSTOP_PROBE extern "C" __attribute__((noinline, used)) PANICSTOP_NO_THREAD_SAFETY_ANALYSIS
+// aarch64 compiles this file twice more under other names (fast_path.cmake):
+// probe_mutex_lock_lse etc. with LSE atomics, probe_mutex_lock_llsc etc. with
+// inline exclusive-load/store loops.
+#if defined(PANICSTOP_PROBE_SUFFIX)
+#define PANICSTOP_PROBE_CAT2(a, b) a##b
+#define PANICSTOP_PROBE_CAT(a, b) PANICSTOP_PROBE_CAT2(a, b)
+#define PANICSTOP_PROBE_NAME(n) PANICSTOP_PROBE_CAT(n, PANICSTOP_PROBE_SUFFIX)
+#else
+#define PANICSTOP_PROBE_NAME(n) n
+#endif
 
-PANICSTOP_PROBE void probe_mutex_lock(panicstop::Mutex* m) { m->lock(); }
-PANICSTOP_PROBE void probe_mutex_unlock(panicstop::Mutex* m) { m->unlock(); }
-PANICSTOP_PROBE void probe_spin_lock(panicstop::SpinMutex* m) { m->lock(); }
-PANICSTOP_PROBE void probe_spin_unlock(panicstop::SpinMutex* m) { m->unlock(); }
+PANICSTOP_PROBE void PANICSTOP_PROBE_NAME(probe_mutex_lock)(panicstop::Mutex* m) { m->lock(); }
+PANICSTOP_PROBE void PANICSTOP_PROBE_NAME(probe_mutex_unlock)(panicstop::Mutex* m) { m->unlock(); }
+PANICSTOP_PROBE void PANICSTOP_PROBE_NAME(probe_spin_lock)(panicstop::SpinMutex* m) { m->lock(); }
+PANICSTOP_PROBE void PANICSTOP_PROBE_NAME(probe_spin_unlock)(panicstop::SpinMutex* m) { m->unlock(); }
 
 #if PANICSTOP_PROBE_HAVE_RWLOCK
-PANICSTOP_PROBE void probe_rwlock_lock(panicstop::RwLock* l) { l->lock(); }
-PANICSTOP_PROBE void probe_rwlock_unlock(panicstop::RwLock* l) { l->unlock(); }
-PANICSTOP_PROBE void probe_rwlock_lock_shared(panicstop::RwLock* l) { l->lock_shared(); }
-PANICSTOP_PROBE void probe_rwlock_unlock_shared(panicstop::RwLock* l) { l->unlock_shared(); }
+PANICSTOP_PROBE void PANICSTOP_PROBE_NAME(probe_rwlock_lock)(panicstop::RwLock* l) { l->lock(); }
+PANICSTOP_PROBE void PANICSTOP_PROBE_NAME(probe_rwlock_unlock)(panicstop::RwLock* l) { l->unlock(); }
+PANICSTOP_PROBE void PANICSTOP_PROBE_NAME(probe_rwlock_lock_shared)(panicstop::RwLock* l) { l->lock_shared(); }
+PANICSTOP_PROBE void PANICSTOP_PROBE_NAME(probe_rwlock_unlock_shared)(panicstop::RwLock* l) { l->unlock_shared(); }
 #endif
 
 #if defined(__has_feature)
@@ -28,6 +38,7 @@ PANICSTOP_PROBE void probe_rwlock_unlock_shared(panicstop::RwLock* l) { l->unloc
 #define PANICSTOP_PROBE_SANITIZED 1
 #endif
 
+#if !defined(PANICSTOP_PROBE_SUFFIX)
 PANICSTOP_PROBE unsigned probe_build_flags() {
   unsigned flags = 0;
 #if defined(__OPTIMIZE__)
@@ -41,3 +52,4 @@ PANICSTOP_PROBE unsigned probe_build_flags() {
 #endif
   return flags;
 }
+#endif

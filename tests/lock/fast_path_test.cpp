@@ -11,17 +11,26 @@
 //   - nothing leaves the probe except a call or jump to an out-of-line hard
 //     path (`*_hard`), claim_current_slot, or the spinlock section's slow paths,
 //     so a check hidden in some other out-of-line helper is caught too.
-// x86_64 only; skipped without objdump, and in sanitizer, unoptimized or
-// WITNESS builds (which add checks to the fast paths on purpose).
+// aarch64 (fast_path_aarch64.hpp) reads its own instructions the same way,
+// counting along each path through the probe, since gcc there copies the
+// read-modify-write into both arms of a branch: an LSE atomic, a call to
+// libgcc's outline atomic (__aarch64_cas8_acq...), or an exclusive store
+// ending an ldaxr/stlxr loop is one read-modify-write, and no path may hold
+// two. TLS is addressed from tpidr_el0. Skipped without objdump, and in
+// sanitizer, unoptimized or WITNESS builds (which add checks to the fast
+// paths on purpose).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <optional>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -46,7 +55,14 @@ std::string self_exe() {
   return std::string(buf, size_t(n));
 }
 
-bool objdump_available() { return std::system("objdump --version >/dev/null 2>&1") == 0; }
+#if !defined(PANICSTOP_OBJDUMP)
+#define PANICSTOP_OBJDUMP "objdump"
+#endif
+// The build's objdump (a cross build's disassembles the target's code). Under
+// qemu-user, popen() runs the host's shell and this objdump natively.
+const std::string kObjdump = PANICSTOP_OBJDUMP;
+
+bool objdump_available() { return std::system((kObjdump + " --version >/dev/null 2>&1").c_str()) == 0; }
 
 std::string trim(std::string s) {
   size_t b = s.find_first_not_of(" \t");
@@ -54,7 +70,7 @@ std::string trim(std::string s) {
   return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
 }
 
-std::optional<int64_t> parse_hex(const std::string& s, size_t pos, size_t* end) {
+[[maybe_unused]] std::optional<int64_t> parse_hex(const std::string& s, size_t pos, size_t* end) {
   if (s.compare(pos, 2, "0x") != 0) return std::nullopt;
   size_t i = pos + 2;
   uint64_t v = 0;
@@ -67,36 +83,50 @@ std::optional<int64_t> parse_hex(const std::string& s, size_t pos, size_t* end) 
 }
 
 // The register a `(%reg)` operand at pos names, or "".
-std::string register_in_parens(const std::string& s, size_t pos) {
+[[maybe_unused]] std::string register_in_parens(const std::string& s, size_t pos) {
   if (pos >= s.size() || s[pos] != '(') return {};
   size_t close = s.find(')', pos);
   if (close == std::string::npos || s.find(',', pos) < close) return {};
   return s.substr(pos + 1, close - pos - 1);
 }
 
-// The instructions of one probe, parsed (see the file comment).
-FastPath disassemble(const std::string& exe, const std::string& symbol) {
-  FastPath fp;
-  std::string cmd = "objdump -d -C --no-show-raw-insn --disassemble=" + symbol + " '" + exe + "' 2>&1";
+// The instruction lines ("ADDRESS:\tINSTRUCTION") of one probe as objdump
+// prints them, demangled; the listing, header included, goes to fp->listing.
+std::vector<std::string> probe_lines(const std::string& exe, const std::string& symbol, FastPath* fp) {
+  std::vector<std::string> lines;
+  std::string cmd = kObjdump + " -d -C --no-show-raw-insn --disassemble=" + symbol + " '" + exe + "' 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return fp;
-  std::map<std::string, int64_t> immediates;  // register -> value of the last `mov $imm,%reg`
+  if (pipe == nullptr) return lines;
   bool inside = false;
   char line[1024];
   while (fgets(line, sizeof line, pipe) != nullptr) {
     std::string l(line);
     if (l.find("<" + symbol + ">:") != std::string::npos) {
       inside = true;
-      fp.listing += l;
+      fp->listing += l;
       continue;
     }
     if (!inside) continue;
-    size_t tab = l.find(":\t");
-    if (tab == std::string::npos) {
+    if (l.find(":\t") == std::string::npos) {
       if (trim(l).empty()) break;  // end of the function
       continue;
     }
-    fp.listing += l;
+    fp->listing += l;
+    lines.push_back(l);
+  }
+  pclose(pipe);
+  return lines;
+}
+
+#if defined(__aarch64__)
+#include "lock/fast_path_aarch64.hpp"
+#else
+// The instructions of one probe, parsed (see the file comment).
+FastPath disassemble(const std::string& exe, const std::string& symbol) {
+  FastPath fp;
+  std::map<std::string, int64_t> immediates;  // register -> value of the last `mov $imm,%reg`
+  for (const std::string& l : probe_lines(exe, symbol, &fp)) {
+    size_t tab = l.find(":\t");
     std::string insn = trim(l.substr(tab + 2));
     if (size_t hash = insn.find(" #"); hash != std::string::npos) insn = trim(insn.substr(0, hash));
     if (insn.empty()) continue;
@@ -144,20 +174,28 @@ FastPath disassemble(const std::string& exe, const std::string& symbol) {
         immediates.erase(dest);
     }
   }
-  pclose(pipe);
   return fp;
 }
+#endif
 
 // The offset of a TLS variable from the thread pointer (x86_64: %fs:0 holds
 // the thread pointer itself), as linker-relaxed code addresses it.
 int64_t tls_offset(const void* variable) {
   uintptr_t thread_pointer;
+#if defined(__aarch64__)
+  asm volatile("mrs %0, tpidr_el0" : "=r"(thread_pointer));
+#else
   asm volatile("mov %%fs:0, %0" : "=r"(thread_pointer));
+#endif
   return int64_t(reinterpret_cast<uintptr_t>(variable) - thread_pointer);
 }
 
 bool allowed_exit(const std::string& target) {
   for (const char* ok : {"_hard(", "claim_current_slot(", "spinlock_replay_deferred(", "blocking_section_"})
+    if (target.find(ok) != std::string::npos) return true;
+  // libgcc's outline atomics (counted as the read-modify-write they are).
+  for (const char* ok : {"__aarch64_cas", "__aarch64_swp", "__aarch64_ldadd", "__aarch64_ldclr", "__aarch64_ldeor",
+                         "__aarch64_ldset"})
     if (target.find(ok) != std::string::npos) return true;
   return false;
 }
@@ -165,8 +203,8 @@ bool allowed_exit(const std::string& target) {
 class FastPathTest : public ::testing::Test {
  protected:
   void SetUp() override {
-#if !defined(__x86_64__)
-    GTEST_SKIP() << "the instruction checks are written for x86_64";
+#if !defined(__x86_64__) && !defined(__aarch64__)
+    GTEST_SKIP() << "the instruction checks are written for x86_64 and aarch64";
 #endif
     ASSERT_NE(&probe_build_flags, nullptr)
         << "fast_path_probe.cpp is not linked in: tests/lock/CMakeLists.txt must include fast_path.cmake";
@@ -211,6 +249,26 @@ TEST_F(FastPathTest, RwLockLock) { check("probe_rwlock_lock"); }
 TEST_F(FastPathTest, RwLockUnlock) { check("probe_rwlock_unlock"); }
 TEST_F(FastPathTest, RwLockLockShared) { check("probe_rwlock_lock_shared"); }
 TEST_F(FastPathTest, RwLockUnlockShared) { check("probe_rwlock_unlock_shared"); }
+#endif
+
+#if PANICSTOP_FAST_PATH_AARCH64_VARIANTS
+// The same fast paths as code built with LSE atomics (one cas/casal inline)
+// and as code built for armv8.0 without outline atomics (one ldaxr/stlxr loop).
+class FastPathVariantTest : public FastPathTest, public ::testing::WithParamInterface<const char*> {};
+TEST_P(FastPathVariantTest, MutexLock) { check((std::string("probe_mutex_lock") + GetParam()).c_str()); }
+TEST_P(FastPathVariantTest, MutexUnlock) { check((std::string("probe_mutex_unlock") + GetParam()).c_str()); }
+TEST_P(FastPathVariantTest, SpinMutexLock) { check((std::string("probe_spin_lock") + GetParam()).c_str()); }
+TEST_P(FastPathVariantTest, SpinMutexUnlock) { check((std::string("probe_spin_unlock") + GetParam()).c_str()); }
+#if PANICSTOP_PROBE_HAVE_RWLOCK
+TEST_P(FastPathVariantTest, RwLockLock) { check((std::string("probe_rwlock_lock") + GetParam()).c_str()); }
+TEST_P(FastPathVariantTest, RwLockUnlock) { check((std::string("probe_rwlock_unlock") + GetParam()).c_str()); }
+TEST_P(FastPathVariantTest, RwLockLockShared) { check((std::string("probe_rwlock_lock_shared") + GetParam()).c_str()); }
+TEST_P(FastPathVariantTest, RwLockUnlockShared) {
+  check((std::string("probe_rwlock_unlock_shared") + GetParam()).c_str());
+}
+#endif
+INSTANTIATE_TEST_SUITE_P(Aarch64, FastPathVariantTest, ::testing::Values("_lse", "_llsc"),
+                         [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param + 1); });
 #endif
 
 // The probes must still be the real thing: run each once so a probe that

@@ -112,6 +112,19 @@ TEST(Panic, AbortFromInsideALibraryIsCaught) {
   EXPECT_NE(r.output.find("panic: fatal signal SIGABRT (SI_TKILL) in thread "), std::string::npos) << r.output;
 }
 
+// The floating-point state came with the context: x86_64 copies the XSAVE
+// area out of the signal frame (fpstate_size); aarch64 keeps its FP/SIMD
+// record inside the ucontext, as the first record of __reserved.
+bool fp_state_saved(const detail::SavedContext& c) {
+#if defined(__aarch64__)
+  uint32_t magic;
+  __builtin_memcpy(&magic, c.ucontext.uc_mcontext.__reserved, sizeof magic);
+  return magic == 0x46508001u;  // FPSIMD_MAGIC
+#else
+  return c.fpstate_size >= 512;
+#endif
+}
+
 // Idle threads blocked on a futex, a spinning one, one blocked in read() on a
 // pipe, one created before install(): the PreDump hook counts what /proc shows
 // against what the stop recorded and checks each thread's saved context.
@@ -124,7 +137,7 @@ void count_stopped_threads(void*) {
     detail::ThreadSlot& s = slots[i];
     if (s.in_use.load() == 0 || s.tid.load() == self) continue;
     if (s.stop_state.load() == detail::StopState::kStopped && s.context.valid && s.context.stack_pointer != 0 &&
-        s.context.fpstate_size >= 512)
+        fp_state_saved(s.context))
       ++valid;
   }
   say("tasks=%d stopped=%u valid=%d not_stopped=%u\n", tasks, panic_state().stop.stopped, valid,

@@ -18,6 +18,7 @@
 #include "panicstop/mutex.hpp"
 #include "panicstop/rwlock.hpp"
 #include "snapshot/parked_threads.hpp"
+#include "stop/emulator.hpp"
 #include "support/child_process.hpp"
 
 namespace panicstop {
@@ -30,7 +31,9 @@ std::set<int> proc_tids() {
   std::set<int> tids;
   DIR* d = opendir("/proc/self/task");
   while (dirent* e = readdir(d))
-    if (e->d_name[0] != '.') tids.insert(std::stoi(e->d_name));
+    // An emulator's own helper tasks (qemu-user's; none natively) are no
+    // threads of the program, and the snapshot leaves them out too.
+    if (e->d_name[0] != '.' && !detail::is_emulator_task(std::stoi(e->d_name))) tids.insert(std::stoi(e->d_name));
   closedir(d);
   return tids;
 }

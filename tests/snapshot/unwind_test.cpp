@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include "snapshot/parked_threads.hpp"
 #include "snapshot/symbolize.hpp"
@@ -48,6 +52,85 @@ __asm__(
 
 __attribute__((noinline)) void park_in_delta() {
   panicstop_test_park_without_frame_pointer(&g_park_release, g_park_release.load());
+  __asm__ volatile("" ::: "memory");
+}
+#endif
+
+#if defined(__aarch64__)
+// Real aarch64 frames for the two cases x30 can mislead an unwinder in.
+// A leaf: waits in the futex without ever saving x29/x30, so its caller is
+// found in x30 and nowhere on the stack.
+extern "C" void panicstop_test_park_leaf(const void* word, uint32_t seen);
+// A non-leaf that saves its frame record, calls out and comes back, then
+// waits: x30 then points into the function itself, not at its caller.
+extern "C" void panicstop_test_park_after_call(const void* word, uint32_t seen);
+extern "C" void panicstop_test_return_at_once();
+__asm__(
+    // Waits in the futex while [x9] == w1, then falls through; clobbers
+    // x0-x3, x8, x10.
+    ".macro panicstop_test_futex_loop\n"
+    "1:\n"
+    "  ldr w10, [x9]\n"
+    "  cmp w10, w1\n"
+    "  b.ne 2f\n"
+    "  mov x0, x9\n"
+    "  mov w2, w1\n"             // futex value: seen
+    "  mov w1, #128\n"           // FUTEX_WAIT_PRIVATE
+    "  mov x3, #0\n"             // no timeout
+    "  mov x8, #98\n"            // SYS_futex
+    "  svc #0\n"
+    "  mov w1, w2\n"
+    "  b 1b\n"
+    "2:\n"
+    ".endm\n"
+    ".text\n"
+    ".p2align 2\n"
+    ".globl panicstop_test_return_at_once\n"
+    ".hidden panicstop_test_return_at_once\n"
+    ".type panicstop_test_return_at_once, %function\n"
+    "panicstop_test_return_at_once:\n"
+    "  .cfi_startproc\n"
+    "  ret\n"
+    "  .cfi_endproc\n"
+    ".size panicstop_test_return_at_once, .-panicstop_test_return_at_once\n"
+    ".globl panicstop_test_park_leaf\n"
+    ".hidden panicstop_test_park_leaf\n"
+    ".type panicstop_test_park_leaf, %function\n"
+    "panicstop_test_park_leaf:\n"
+    "  .cfi_startproc\n"
+    "  mov x9, x0\n"
+    "  panicstop_test_futex_loop\n"
+    "  ret\n"
+    "  .cfi_endproc\n"
+    ".size panicstop_test_park_leaf, .-panicstop_test_park_leaf\n"
+    ".globl panicstop_test_park_after_call\n"
+    ".hidden panicstop_test_park_after_call\n"
+    ".type panicstop_test_park_after_call, %function\n"
+    "panicstop_test_park_after_call:\n"
+    "  .cfi_startproc\n"
+    "  stp x29, x30, [sp, #-32]!\n"
+    "  .cfi_def_cfa_offset 32\n"
+    "  .cfi_offset x29, -32\n"
+    "  .cfi_offset x30, -24\n"
+    "  mov x29, sp\n"
+    "  stp x0, x1, [sp, #16]\n"
+    "  bl panicstop_test_return_at_once\n"
+    "  ldp x9, x1, [sp, #16]\n"
+    "  panicstop_test_futex_loop\n"
+    "  ldp x29, x30, [sp], #32\n"
+    "  .cfi_def_cfa_offset 0\n"
+    "  .cfi_restore x29\n"
+    "  .cfi_restore x30\n"
+    "  ret\n"
+    "  .cfi_endproc\n"
+    ".size panicstop_test_park_after_call, .-panicstop_test_park_after_call\n");
+
+__attribute__((noinline)) void park_in_leaf_caller() {
+  panicstop_test_park_leaf(&g_park_release, g_park_release.load());
+  __asm__ volatile("" ::: "memory");
+}
+__attribute__((noinline)) void park_in_after_call_caller() {
+  panicstop_test_park_after_call(&g_park_release, g_park_release.load());
   __asm__ volatile("" ::: "memory");
 }
 #endif
@@ -132,6 +215,98 @@ TEST(Unwind, CfiWalksPastAFunctionWithoutFramePointer) {
 }
 #endif
 
+// No function follows itself in a backtrace of threads parked without
+// recursion: a repeat is a return address read twice.
+void expect_no_repeated_function(const std::vector<std::string>& names) {
+  for (size_t i = 1; i < names.size(); ++i) {
+    if (names[i] == "??") continue;
+    EXPECT_NE(names[i], names[i - 1]) << "frame " << i << " repeats:" << joined(names);
+  }
+}
+
+TEST(Unwind, NoParkedThreadRepeatsAFrame) {
+  ASSERT_TRUE(detail::reserve_snapshot());
+  ParkedThreads parked(3, {testing::park_in_alpha, testing::park_in_beta, testing::park_in_gamma});
+  ASSERT_TRUE(parked.stop());
+  ProcessSnapshot* s = detail::capture_snapshot();
+  ASSERT_NE(s, nullptr);
+  detail::symbolizer_begin(*s);
+  for (int tid : parked.tids()) expect_no_repeated_function(frame_names(*s, *find_thread(*s, tid)));
+  detail::symbolizer_end();
+  parked.restart();
+}
+
+#if defined(__aarch64__)
+// Frame 0 in `park_fn`, frame 1 its caller: whether the caller's address is
+// still in x30 (a leaf) or only on the stack (x30 overwritten by a call).
+void expect_caller_after(void (*body)(), const char* park_fn, const char* caller) {
+  ASSERT_TRUE(detail::reserve_snapshot());
+  ParkedThreads parked(2, {body});
+  ASSERT_TRUE(parked.stop());
+  ProcessSnapshot* s = detail::capture_snapshot();
+  ASSERT_NE(s, nullptr);
+  detail::symbolizer_begin(*s);
+  for (int tid : parked.tids()) {
+    const detail::SnapshotThread* t = find_thread(*s, tid);
+    ASSERT_NE(t, nullptr);
+    std::vector<std::string> names = frame_names(*s, *t);
+    ASSERT_GE(names.size(), 3u) << joined(names);
+    EXPECT_NE(names[0].find(park_fn), std::string::npos) << joined(names);
+    EXPECT_NE(names[1].find(caller), std::string::npos) << joined(names);
+    expect_no_repeated_function(names);
+  }
+  detail::symbolizer_end();
+  parked.restart();
+}
+
+TEST(Unwind, Aarch64LeafCallerIsTheLinkRegister) {
+  expect_caller_after(testing::park_in_leaf_caller, "panicstop_test_park_leaf", "park_in_leaf_caller");
+}
+
+TEST(Unwind, Aarch64StaleLinkRegisterIsNotTheCaller) {
+  expect_caller_after(testing::park_in_after_call_caller, "panicstop_test_park_after_call",
+                      "park_in_after_call_caller");
+}
+
+// glibc's blocking calls (pause, nanosleep) call out to the cancellation
+// helpers before their system call: the case the report showed twice.
+std::atomic<bool> g_pause_done{false};
+__attribute__((noinline)) void park_in_pause() {
+  while (!g_pause_done.load()) pause();
+  __asm__ volatile("" ::: "memory");
+}
+
+TEST(Unwind, Aarch64LibcPauseIsShownOnce) {
+  ASSERT_TRUE(detail::reserve_snapshot());
+  struct sigaction sa {}, old {};
+  sa.sa_handler = [](int) {};
+  sigaction(SIGUSR2, &sa, &old);
+  g_pause_done = false;
+  {
+    ParkedThreads parked(2, {park_in_pause});
+    ASSERT_TRUE(parked.stop());
+    ProcessSnapshot* s = detail::capture_snapshot();
+    ASSERT_NE(s, nullptr);
+    detail::symbolizer_begin(*s);
+    for (int tid : parked.tids()) {
+      std::vector<std::string> names = frame_names(*s, *find_thread(*s, tid));
+      EXPECT_TRUE(has_frame(names, "park_in_pause")) << joined(names);
+      expect_no_repeated_function(names);
+    }
+    detail::symbolizer_end();
+    parked.restart();
+    // Wake the pausing threads until each has left (its task is gone).
+    g_pause_done = true;
+    for (int tid : parked.tids())
+      while (testing::kernel_state(tid) != '?') {
+        sys::tgkill(getpid(), tid, SIGUSR2);
+        std::this_thread::yield();
+      }
+  }
+  sigaction(SIGUSR2, &old, nullptr);
+}
+#endif
+
 // A thread stopped inside a signal handler: the walk goes through the
 // handler, the signal trampoline, and on into the code it interrupted.
 __attribute__((noinline)) void park_in_handler(int) {
@@ -203,6 +378,11 @@ TEST(Unwind, SurvivesGarbageRegisters) {
     ctx.ucontext.uc_mcontext.gregs[REG_RBP] = greg_t(reinterpret_cast<uintptr_t>(&fake_stack[rng() % 4000]));
     ctx.ucontext.uc_mcontext.gregs[REG_RIP] =
         greg_t(s->modules[rng() % s->module_count].start + rng() % 0x100000);
+#elif defined(__aarch64__)
+    for (auto& r : ctx.ucontext.uc_mcontext.regs) r = fake_stack[rng() % fake_stack.size()];
+    ctx.ucontext.uc_mcontext.sp = reinterpret_cast<uintptr_t>(&fake_stack[rng() % 4000]);
+    ctx.ucontext.uc_mcontext.regs[29] = reinterpret_cast<uintptr_t>(&fake_stack[rng() % 4000]);
+    ctx.ucontext.uc_mcontext.pc = s->modules[rng() % s->module_count].start + rng() % 0x100000;
 #endif
     detail::SnapshotThread t;
     t.context = &ctx;
