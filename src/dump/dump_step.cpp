@@ -23,8 +23,12 @@ void copy_nested(CrashFacts& f) noexcept {
   uint32_t n = ps.nested_count.load(std::memory_order_acquire);
   if (n > kMaxNestedPanics) n = kMaxNestedPanics;
   if (n > kCrashNestedMax) n = kCrashNestedMax;
-  for (uint32_t i = f.nested_count; i < n; ++i) {
+  uint32_t i = f.nested_count;
+  for (; i < n; ++i) {
     const NestedPanic& from = ps.nested[i];
+    // Claimed but not yet written (another thread is recording it right
+    // now): stop here; the next writer's step picks it up.
+    if (!from.ready.load(std::memory_order_acquire)) break;
     CrashNested& to = f.nested[i];
     to.tid = from.tid;
     to.signo = from.signo;
@@ -33,7 +37,7 @@ void copy_nested(CrashFacts& f) noexcept {
     format_step_name(from.step, from.step_detail, to.step_name, sizeof to.step_name);
     sys::copy_string(to.message, sizeof to.message, from.message);
   }
-  if (n > f.nested_count) f.nested_count = n;
+  if (i > f.nested_count) f.nested_count = i;
 }
 
 void fill_facts(CrashFacts& f) noexcept {

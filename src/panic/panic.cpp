@@ -120,6 +120,7 @@ void record_nested(int tid, int signo, bool same_thread, const char* message) no
   n.step_detail = g_state.step_detail;
   n.same_thread = same_thread;
   sys::copy_string(n.message, sizeof n.message, message);
+  n.ready.store(true, std::memory_order_release);
 }
 
 // --- the step watchdog ---------------------------------------------------------

@@ -30,6 +30,10 @@ struct NestedPanic {
   const char* step_detail = nullptr;  // which one of the step's kind ("core" for kDump); static text
   bool same_thread = false;
   char message[256] = {};
+  // Set (release) once the fields above are written: nested_count counts
+  // claimed entries, and a reader on another thread may see the count before
+  // the entry is filled in.
+  std::atomic<bool> ready{false};
 };
 
 // Steps of the panic path, in order; each runs under its own deadline.

@@ -295,8 +295,8 @@ void release_second_thread(void*) {
   g_second_go.store(1);
   sys::futex_wake(&g_second_go, 1);
   int64_t deadline = sys::monotonic_ns() + 5'000'000'000;
-  while (panic_state().nested_count.load() == 0 && sys::monotonic_ns() < deadline) sys::sched_yield();
   const detail::NestedPanic& n = panic_state().nested[0];
+  while (!n.ready.load() && sys::monotonic_ns() < deadline) sys::sched_yield();
   detail::ThreadSlot* slot = detail::find_slot_by_tid(n.tid);
   say("loser signo=%d same=%d msg=[%s] slot-msg=[%s] slot-signal=%d context=%d\n", n.signo, int(n.same_thread),
       n.message, slot ? slot->panic_message : "", slot ? slot->panic_signal : -1,
