@@ -49,7 +49,7 @@ concept PanicstopLock = requires(L& l) {
 };
 }  // namespace detail
 
-class CondVar {
+class PANICSTOP_EXPORT CondVar {
  public:
   // `name` must outlive the condvar (normally a string literal). It is
   // optional, as with std::condition_variable: a lock needs its name for its

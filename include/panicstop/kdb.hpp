@@ -51,6 +51,8 @@
 // worker) closes the socket it inherits and listens on DIR/CHILDPID.sock.
 #pragma once
 
+#include "panicstop/export.hpp"
+
 namespace panicstop {
 
 enum class KdbResult {
@@ -63,7 +65,7 @@ enum class KdbResult {
 // `why` (may be nullptr) heads the report and the console's banner. Returns
 // when the session ends; the process then continues. Safe to call from any
 // thread and from a signal handler; allocation-free.
-KdbResult kdb_enter(const char* why) noexcept;
+PANICSTOP_EXPORT KdbResult kdb_enter(const char* why) noexcept;
 
 // Writes the enabled dumps (PANICSTOP_DUMP: text report and ELF core, as a
 // panic would) of the running process into `dir` (nullptr or "": the dump
@@ -72,9 +74,9 @@ KdbResult kdb_enter(const char* why) noexcept;
 // Each file is announced on stderr ("panicstop: wrote PATH"). Returns the
 // number of files written, or -1 if no session could start (busy, not
 // installed). Safe from any thread and from a signal handler; allocation-free.
-int live_dump(const char* dir) noexcept;
+PANICSTOP_EXPORT int live_dump(const char* dir) noexcept;
 
 // True while a kdb session or a live dump is in progress in this process.
-bool kdb_active() noexcept;
+PANICSTOP_EXPORT bool kdb_active() noexcept;
 
 }  // namespace panicstop

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "panicstop/export.hpp"
+
 namespace panicstop {
 
 // Options taken by lock constructors; combine with |.

@@ -46,28 +46,28 @@ struct LockProfileRow {
 };
 
 // Turns collection on or off (statistics gathered so far are kept).
-void lockprof_enable(bool on) noexcept;
-bool lockprof_enabled() noexcept;
+PANICSTOP_EXPORT void lockprof_enable(bool on) noexcept;
+PANICSTOP_EXPORT bool lockprof_enabled() noexcept;
 // Forgets every statistic (not async-signal-safe against concurrent lockers:
 // counts taken meanwhile may be lost).
-void lockprof_reset() noexcept;
+PANICSTOP_EXPORT void lockprof_reset() noexcept;
 // Pairs not kept because the table was full.
-uint64_t lockprof_dropped() noexcept;
+PANICSTOP_EXPORT uint64_t lockprof_dropped() noexcept;
 
 // Fills rows[0..max_rows) with the busiest (class, site) pairs, sorted by total
 // wait time, then contested count, then acquisitions, all descending. Returns
 // the number of rows filled. Never allocates; async-signal-safe.
-size_t lockprof_report(LockProfileRow* rows, size_t max_rows) noexcept;
+PANICSTOP_EXPORT size_t lockprof_report(LockProfileRow* rows, size_t max_rows) noexcept;
 
 // Writes the whole table as text to fd, sorted as above, with a header line.
 // Async-signal-safe (raw writes, no locks, no allocation). Returns false if a
 // write failed.
-bool lockprof_write_report(int fd) noexcept;
+PANICSTOP_EXPORT bool lockprof_write_report(int fd) noexcept;
 
 // Installs a handler for signo that writes the report to fd. The signal is the
 // user's choice (the library reserves none for this). Setup only; returns false
 // if sigaction fails.
-bool lockprof_report_on_signal(int signo, int fd) noexcept;
+PANICSTOP_EXPORT bool lockprof_report_on_signal(int signo, int fd) noexcept;
 
 namespace detail {
 

@@ -28,7 +28,7 @@
 
 namespace panicstop {
 
-class PANICSTOP_CAPABILITY("mutex") Mutex {
+class PANICSTOP_CAPABILITY("mutex") PANICSTOP_EXPORT Mutex {
  public:
   // `name` must outlive the lock (normally a string literal). Locks with the
   // same name form one class for WITNESS and profiling. Options: kRecursive,

@@ -120,6 +120,8 @@
 
 #include <cstdarg>
 
+#include "panicstop/export.hpp"
+
 namespace panicstop {
 
 // Installs the fatal-signal handlers (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT,
@@ -128,19 +130,19 @@ namespace panicstop {
 // a message on stderr) only if reservation or sigaction fails. A bad tunable
 // ends the process with exit status 2. panic() works before install() too, but
 // then neither stops other threads nor enforces deadlines.
-bool install() noexcept;
+PANICSTOP_EXPORT bool install() noexcept;
 
 // Enters the panic path with a printf-style message (formatted by the library's
 // signal-safe formatter: %s %c %d %i %u %x %X %p %% with l/ll/z/j/t, width and
 // precision; no floating point). Never returns. Safe to call from any thread,
 // from a signal handler, and while holding any locks.
-[[noreturn]] void panic(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
-[[noreturn]] void vpanic(const char* fmt, va_list ap) noexcept;
+[[noreturn]] PANICSTOP_EXPORT void panic(const char* fmt, ...) noexcept __attribute__((format(printf, 1, 2)));
+[[noreturn]] PANICSTOP_EXPORT void vpanic(const char* fmt, va_list ap) noexcept;
 
 // True once some thread has won the panic election.
-bool panicking() noexcept;
+PANICSTOP_EXPORT bool panicking() noexcept;
 // The first panic's message, or nullptr before any panic. Static storage.
-const char* panic_message() noexcept;
+PANICSTOP_EXPORT const char* panic_message() noexcept;
 
 // Stage's enumerators keep the names of the first public API (every later
 // enum uses kName): programs compile against them, and a rename would break
@@ -156,7 +158,7 @@ enum class Stage {
 // returns false when full. Thread-safe: threads may register at the same
 // time, and a hook registered before a panic's hook stage starts runs in it.
 // Not async-signal-safe (do not call it from a signal handler).
-bool on_panic(Stage stage, void (*fn)(void*), void* arg) noexcept;
+PANICSTOP_EXPORT bool on_panic(Stage stage, void (*fn)(void*), void* arg) noexcept;
 
 }  // namespace panicstop
 
@@ -172,7 +174,7 @@ bool on_panic(Stage stage, void (*fn)(void*), void* arg) noexcept;
   } while (0)
 
 namespace panicstop::detail {
-[[noreturn]] void assert_failed(const char* cond, const char* file, int line) noexcept;
-[[noreturn]] void assert_failed(const char* cond, const char* file, int line, const char* fmt, ...) noexcept
+[[noreturn]] PANICSTOP_EXPORT void assert_failed(const char* cond, const char* file, int line) noexcept;
+[[noreturn]] PANICSTOP_EXPORT void assert_failed(const char* cond, const char* file, int line, const char* fmt, ...) noexcept
     __attribute__((format(printf, 4, 5)));
 }  // namespace panicstop::detail

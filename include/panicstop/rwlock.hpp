@@ -92,12 +92,12 @@ inline uintptr_t shared_lock_owner(uintptr_t word) noexcept {
 
 // Shared holds of RwLocks and SxLocks by the calling thread, all locks
 // together. Lets a thread that already reads pass a waiting writer.
-extern __thread uint32_t tls_shared_holds __attribute__((tls_model("initial-exec")));
+PANICSTOP_EXPORT extern __thread uint32_t tls_shared_holds __attribute__((tls_model("initial-exec")));
 
 // The mechanism of RwLock and SxLock; use those. deadline_ns arguments are
 // absolute CLOCK_MONOTONIC (std::chrono::steady_clock) nanoseconds, or -1 for
 // no deadline.
-class PANICSTOP_CAPABILITY("shared lock") SharedLockBase {
+class PANICSTOP_CAPABILITY("shared lock") PANICSTOP_EXPORT SharedLockBase {
  public:
   SharedLockBase(const SharedLockBase&) = delete;
   SharedLockBase& operator=(const SharedLockBase&) = delete;
@@ -257,8 +257,8 @@ class PANICSTOP_CAPABILITY("shared lock") SharedLockBase {
   bool try_upgrade_hard() noexcept;
   void downgrade_hard(uintptr_t self) noexcept;
   // The word a release that frees the lock leaves behind, given the old one.
-  uintptr_t freed_word(uintptr_t old) const noexcept;
-  void leave_writer_wait() noexcept;
+  PANICSTOP_NO_EXPORT uintptr_t freed_word(uintptr_t old) const noexcept;
+  PANICSTOP_NO_EXPORT void leave_writer_wait() noexcept;
 
   LockObject lo_;  // first: the lock's address is its LockObject's
   // Writers in the sleeping part of lock_hard: a release keeps the lock
@@ -269,7 +269,7 @@ class PANICSTOP_CAPABILITY("shared lock") SharedLockBase {
 
 }  // namespace detail
 
-class PANICSTOP_CAPABILITY("rwlock") RwLock : public detail::SharedLockBase {
+class PANICSTOP_CAPABILITY("rwlock") PANICSTOP_EXPORT RwLock : public detail::SharedLockBase {
  public:
   // `name` must outlive the lock (normally a string literal). Options:
   // kRecursive (exclusive side only; shared holds always nest), kDupOk,

@@ -47,11 +47,11 @@ namespace panicstop {
 
 namespace detail {
 // The kBlockSignals form of the section (src/thread/signal_sections.hpp).
-void blocking_section_enter() noexcept;
-void blocking_section_exit() noexcept;
+PANICSTOP_EXPORT void blocking_section_enter() noexcept;
+PANICSTOP_EXPORT void blocking_section_exit() noexcept;
 }  // namespace detail
 
-class PANICSTOP_CAPABILITY("mutex") SpinMutex {
+class PANICSTOP_CAPABILITY("mutex") PANICSTOP_EXPORT SpinMutex {
  public:
   explicit constexpr SpinMutex(const char* name, LockOption options = kNoOptions) noexcept
       : lo_(name, detail::LockKind::kSpinMutex, options) {}

@@ -26,7 +26,7 @@
 
 namespace panicstop {
 
-class PANICSTOP_CAPABILITY("sx lock") SxLock : public detail::SharedLockBase {
+class PANICSTOP_CAPABILITY("sx lock") PANICSTOP_EXPORT SxLock : public detail::SharedLockBase {
  public:
   // `name` must outlive the lock (normally a string literal). Options:
   // kRecursive (exclusive side only), kDupOk, kNoWitness, kNoProfile.

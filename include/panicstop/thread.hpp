@@ -8,19 +8,21 @@
 
 #include <cstdint>
 
+#include "panicstop/export.hpp"
+
 namespace panicstop {
 
 namespace detail {
 struct ThreadSlot;
 // The calling thread's slot, or nullptr before its first use of the library.
 // Initial-exec TLS: one %fs-relative load, no __tls_get_addr call.
-extern __thread ThreadSlot* tls_slot __attribute__((tls_model("initial-exec")));
+PANICSTOP_EXPORT extern __thread ThreadSlot* tls_slot __attribute__((tls_model("initial-exec")));
 // True only on the thread that is running the panic path (or kdb).
-extern __thread bool tls_scheduler_stopped __attribute__((tls_model("initial-exec")));
+PANICSTOP_EXPORT extern __thread bool tls_scheduler_stopped __attribute__((tls_model("initial-exec")));
 // Out of line: claims a slot for the calling thread. Never returns nullptr; if
 // the reserved slots are exhausted the thread shares an overflow slot, which is
 // still a unique owner identity but carries no dump data.
-ThreadSlot* claim_current_slot() noexcept;
+PANICSTOP_EXPORT ThreadSlot* claim_current_slot() noexcept;
 
 inline ThreadSlot* current_slot() noexcept {
   ThreadSlot* s = tls_slot;
@@ -41,10 +43,10 @@ inline ThreadSlot* current_slot() noexcept {
 // handler that interrupts the read-modify-write on the same thread leaves it
 // as it found it (it enters and leaves its own sections in pairs). The
 // deferred set is written by handlers, hence the atomic builtins.
-extern __thread uint32_t tls_spin_depth __attribute__((tls_model("initial-exec")));
-extern __thread uint64_t tls_spin_deferred __attribute__((tls_model("initial-exec")));
+PANICSTOP_EXPORT extern __thread uint32_t tls_spin_depth __attribute__((tls_model("initial-exec")));
+PANICSTOP_EXPORT extern __thread uint64_t tls_spin_deferred __attribute__((tls_model("initial-exec")));
 // Sends the deferred signals to the calling thread and clears the set.
-void spinlock_replay_deferred() noexcept;
+PANICSTOP_EXPORT void spinlock_replay_deferred() noexcept;
 
 inline void spinlock_enter() noexcept {
   ++tls_spin_depth;
@@ -76,9 +78,9 @@ inline bool scheduler_stopped() noexcept { return __builtin_expect(detail::tls_s
 
 // Names the calling thread for dumps and debuggers (also sets the kernel's comm,
 // which keeps the first 15 bytes). Async-signal-safe; never allocates.
-void set_thread_name(const char* name) noexcept;
+PANICSTOP_EXPORT void set_thread_name(const char* name) noexcept;
 
 // The kernel thread id of the calling thread.
-int current_tid() noexcept;
+PANICSTOP_EXPORT int current_tid() noexcept;
 
 }  // namespace panicstop

@@ -8,6 +8,8 @@
 // and at run time, against the library it was linked with, version_string().
 #pragma once
 
+#include "panicstop/export.hpp"
+
 #define PANICSTOP_VERSION_MAJOR 0
 #define PANICSTOP_VERSION_MINOR 1
 #define PANICSTOP_VERSION_PATCH 0
@@ -20,5 +22,5 @@ namespace panicstop {
 // "MAJOR.MINOR.PATCH" of the library the program runs with (which may differ
 // from the headers it was compiled against when the shared library was
 // replaced). Static storage.
-const char* version_string() noexcept;
+PANICSTOP_EXPORT const char* version_string() noexcept;
 }  // namespace panicstop

@@ -88,18 +88,18 @@ enum class WitnessAction : int { kWarn = 0, kPanic = 1 };
 // while locks are held makes their later unlocks look like "unlock of a lock not
 // held": switch before taking locks (e.g. first thing in main). No effect when
 // witness is not built in.
-void witness_set_mode(WitnessMode mode) noexcept;
-WitnessMode witness_mode() noexcept;  // kOff when not built in
-void witness_set_action(WitnessAction action) noexcept;
-WitnessAction witness_action() noexcept;
+PANICSTOP_EXPORT void witness_set_mode(WitnessMode mode) noexcept;
+PANICSTOP_EXPORT WitnessMode witness_mode() noexcept;  // kOff when not built in
+PANICSTOP_EXPORT void witness_set_action(WitnessAction action) noexcept;
+PANICSTOP_EXPORT WitnessAction witness_action() noexcept;
 
 // Number of reports printed so far (every kind), for tests and monitoring.
-uint64_t witness_report_count() noexcept;
+PANICSTOP_EXPORT uint64_t witness_report_count() noexcept;
 
 // Writes the locks the calling thread holds, one per line with its site, to fd
 // (FreeBSD's "show locks"). Async-signal-safe; writes nothing when witness is
 // not built in or off.
-void witness_write_held_locks(int fd) noexcept;
+PANICSTOP_EXPORT void witness_write_held_locks(int fd) noexcept;
 
 // An acquisition site for the macros below.
 struct LockSite {
@@ -114,11 +114,11 @@ inline constexpr unsigned kWitnessShared = 1u << 0;
 
 #if PANICSTOP_WITNESS_BUILT_IN
 // The mode, read inline so that kOff costs the fast paths one load and branch.
-extern int g_witness_mode;
+PANICSTOP_EXPORT extern int g_witness_mode;
 inline bool witness_active() noexcept { return __atomic_load_n(&g_witness_mode, __ATOMIC_RELAXED) >= 0; }
 // Site handed from a PANICSTOP_ lock macro to the next hook on this thread.
-extern __thread const char* tls_witness_site_file __attribute__((tls_model("initial-exec")));
-extern __thread int tls_witness_site_line __attribute__((tls_model("initial-exec")));
+PANICSTOP_EXPORT extern __thread const char* tls_witness_site_file __attribute__((tls_model("initial-exec")));
+PANICSTOP_EXPORT extern __thread int tls_witness_site_line __attribute__((tls_model("initial-exec")));
 inline void witness_note_site(LockSite site) noexcept {
   tls_witness_site_file = site.file;
   tls_witness_site_line = site.line;
@@ -134,18 +134,18 @@ inline void witness_clear_site() noexcept {}
 // takes the site from a pending macro site or its own return address.
 // Before a blocking acquisition: order, recursion and mismatch checks, then the
 // lock becomes the newest held entry.
-void witness_lock(const LockObject* lo, unsigned flags) noexcept;
+PANICSTOP_EXPORT void witness_lock(const LockObject* lo, unsigned flags) noexcept;
 // After a successful try-lock (no order check, no edge). The _from form is for
 // out-of-line try-locks, which pass their own return address as the site.
-void witness_trylock(const LockObject* lo, unsigned flags) noexcept;
+PANICSTOP_EXPORT void witness_trylock(const LockObject* lo, unsigned flags) noexcept;
 void witness_trylock_from(const LockObject* lo, unsigned flags, const void* return_address) noexcept;
 // Undoes witness_lock when a timed acquisition gave up.
-void witness_lock_failed(const LockObject* lo) noexcept;
+PANICSTOP_EXPORT void witness_lock_failed(const LockObject* lo) noexcept;
 // Before a release: the lock must be held in the mode given.
-void witness_unlock(const LockObject* lo, unsigned flags) noexcept;
+PANICSTOP_EXPORT void witness_unlock(const LockObject* lo, unsigned flags) noexcept;
 // After try_upgrade succeeded / before downgrade: the held entry changes mode.
-void witness_upgrade(const LockObject* lo) noexcept;
-void witness_downgrade(const LockObject* lo) noexcept;
+PANICSTOP_EXPORT void witness_upgrade(const LockObject* lo) noexcept;
+PANICSTOP_EXPORT void witness_downgrade(const LockObject* lo) noexcept;
 // Before the calling thread blocks on `on` (what: "sleep on mutex", "wait on
 // condvar", ...): reports if it holds a SpinMutex.
 void witness_sleep(const LockObject* on, const char* what) noexcept;

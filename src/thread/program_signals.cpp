@@ -540,26 +540,29 @@ using panicstop::detail::libc_next;
 using panicstop::detail::reserved_signals;
 using panicstop::detail::unblockable_signals;
 
-#define PANICSTOP_EXPORT extern "C" __attribute__((visibility("default")))
+// Interposers must stay in the dynamic symbol table of whatever they are linked
+// into (the shared library, the preload shim, a statically linked program),
+// although the library is compiled with hidden visibility.
+#define PANICSTOP_INTERPOSER extern "C" __attribute__((visibility("default")))
 
-PANICSTOP_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) noexcept {
+PANICSTOP_INTERPOSER int sigaction(int sig, const struct sigaction* act, struct sigaction* old) noexcept {
   return panicstop::detail::set_program_action(sig, act, old);
 }
 
-PANICSTOP_EXPORT __sighandler_t signal(int sig, __sighandler_t handler) noexcept {
+PANICSTOP_INTERPOSER __sighandler_t signal(int sig, __sighandler_t handler) noexcept {
   if (panicstop::detail::taken(sig) == nullptr && libc_next().signal != nullptr) return libc_next().signal(sig, handler);
   return panicstop::detail::set_simple_handler(sig, handler, SA_RESTART, true);  // glibc's BSD semantics
 }
 
-PANICSTOP_EXPORT __sighandler_t bsd_signal(int sig, __sighandler_t handler) noexcept { return signal(sig, handler); }
+PANICSTOP_INTERPOSER __sighandler_t bsd_signal(int sig, __sighandler_t handler) noexcept { return signal(sig, handler); }
 
-PANICSTOP_EXPORT __sighandler_t sysv_signal(int sig, __sighandler_t handler) noexcept {
+PANICSTOP_INTERPOSER __sighandler_t sysv_signal(int sig, __sighandler_t handler) noexcept {
   if (panicstop::detail::taken(sig) == nullptr && libc_next().sysv_signal != nullptr)
     return libc_next().sysv_signal(sig, handler);
   return panicstop::detail::set_simple_handler(sig, handler, SA_RESETHAND | SA_NODEFER, false);
 }
 
-PANICSTOP_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) noexcept {
+PANICSTOP_INTERPOSER int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) noexcept {
   using namespace panicstop::detail;
   sigset_t copy;
   uint64_t emulated_before = tls_signals.emulated_blocked;
@@ -572,7 +575,7 @@ PANICSTOP_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old
   return 0;
 }
 
-PANICSTOP_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) noexcept {
+PANICSTOP_INTERPOSER int sigprocmask(int how, const sigset_t* set, sigset_t* old) noexcept {
   using namespace panicstop::detail;
   if (libc_next().sigprocmask == nullptr) {
     int r = pthread_sigmask(how, set, old);
@@ -589,56 +592,56 @@ PANICSTOP_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) no
   return 0;
 }
 
-PANICSTOP_EXPORT int pthread_attr_setsigmask_np(pthread_attr_t* attr, const sigset_t* set) {
+PANICSTOP_INTERPOSER int pthread_attr_setsigmask_np(pthread_attr_t* attr, const sigset_t* set) {
   sigset_t copy;
   return libc_next().pthread_attr_setsigmask_np(attr, panicstop::detail::without(set, &copy, unblockable_signals()));
 }
 
-PANICSTOP_EXPORT int sigsuspend(const sigset_t* set) {
+PANICSTOP_INTERPOSER int sigsuspend(const sigset_t* set) {
   sigset_t copy;
   return libc_next().sigsuspend(panicstop::detail::without(set, &copy, unblockable_signals()));
 }
 
 // The waits below would take panicstop's own signals off the queue before its
 // handler could see them.
-PANICSTOP_EXPORT int sigwait(const sigset_t* set, int* sig) {
+PANICSTOP_INTERPOSER int sigwait(const sigset_t* set, int* sig) {
   sigset_t copy;
   return libc_next().sigwait(panicstop::detail::without(set, &copy, reserved_signals()), sig);
 }
 
-PANICSTOP_EXPORT int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
+PANICSTOP_INTERPOSER int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
   sigset_t copy;
   return libc_next().sigwaitinfo(panicstop::detail::without(set, &copy, reserved_signals()), info);
 }
 
-PANICSTOP_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const struct timespec* timeout) {
+PANICSTOP_INTERPOSER int sigtimedwait(const sigset_t* set, siginfo_t* info, const struct timespec* timeout) {
   sigset_t copy;
   return libc_next().sigtimedwait(panicstop::detail::without(set, &copy, reserved_signals()), info, timeout);
 }
 
-PANICSTOP_EXPORT int signalfd(int fd, const sigset_t* set, int flags) noexcept {
+PANICSTOP_INTERPOSER int signalfd(int fd, const sigset_t* set, int flags) noexcept {
   sigset_t copy;
   return libc_next().signalfd(fd, panicstop::detail::without(set, &copy, reserved_signals()), flags);
 }
 
-PANICSTOP_EXPORT int pselect(int n, fd_set* r, fd_set* w, fd_set* e, const struct timespec* timeout,
+PANICSTOP_INTERPOSER int pselect(int n, fd_set* r, fd_set* w, fd_set* e, const struct timespec* timeout,
                              const sigset_t* set) {
   sigset_t copy;
   return libc_next().pselect(n, r, w, e, timeout, panicstop::detail::without(set, &copy, unblockable_signals()));
 }
 
-PANICSTOP_EXPORT int ppoll(struct pollfd* fds, nfds_t n, const struct timespec* timeout, const sigset_t* set) {
+PANICSTOP_INTERPOSER int ppoll(struct pollfd* fds, nfds_t n, const struct timespec* timeout, const sigset_t* set) {
   sigset_t copy;
   return libc_next().ppoll(fds, n, timeout, panicstop::detail::without(set, &copy, unblockable_signals()));
 }
 
-PANICSTOP_EXPORT int epoll_pwait(int fd, struct epoll_event* events, int max, int timeout, const sigset_t* set) {
+PANICSTOP_INTERPOSER int epoll_pwait(int fd, struct epoll_event* events, int max, int timeout, const sigset_t* set) {
   sigset_t copy;
   return libc_next().epoll_pwait(fd, events, max, timeout,
                                  panicstop::detail::without(set, &copy, unblockable_signals()));
 }
 
-PANICSTOP_EXPORT int epoll_pwait2(int fd, struct epoll_event* events, int max, const struct timespec* timeout,
+PANICSTOP_INTERPOSER int epoll_pwait2(int fd, struct epoll_event* events, int max, const struct timespec* timeout,
                                   const sigset_t* set) {
   sigset_t copy;
   if (libc_next().epoll_pwait2 == nullptr) {
@@ -661,19 +664,19 @@ using LongJump = void (*)(struct __jmp_buf_tag*, int);
   __builtin_unreachable();
 }
 
-PANICSTOP_EXPORT void longjmp(struct __jmp_buf_tag env[1], int value) noexcept {
+PANICSTOP_INTERPOSER void longjmp(struct __jmp_buf_tag env[1], int value) noexcept {
   jump_out(libc_next().longjmp, env, value);
 }
-PANICSTOP_EXPORT void _longjmp(struct __jmp_buf_tag env[1], int value) noexcept {
+PANICSTOP_INTERPOSER void _longjmp(struct __jmp_buf_tag env[1], int value) noexcept {
   jump_out(libc_next()._longjmp, env, value);
 }
-PANICSTOP_EXPORT void siglongjmp(sigjmp_buf env, int value) noexcept { jump_out(libc_next().siglongjmp, env, value); }
-PANICSTOP_EXPORT void __longjmp_chk(struct __jmp_buf_tag env[1], int value) {
+PANICSTOP_INTERPOSER void siglongjmp(sigjmp_buf env, int value) noexcept { jump_out(libc_next().siglongjmp, env, value); }
+PANICSTOP_INTERPOSER void __longjmp_chk(struct __jmp_buf_tag env[1], int value) {
   jump_out(libc_next().__longjmp_chk, env, value);
 }
 
-PANICSTOP_EXPORT void exit(int status) noexcept { panicstop::detail::exit_through(libc_next().exit, status); }
-PANICSTOP_EXPORT void _exit(int status) { panicstop::detail::exit_through(libc_next()._exit, status); }
-PANICSTOP_EXPORT void _Exit(int status) noexcept { panicstop::detail::exit_through(libc_next()._Exit, status); }
+PANICSTOP_INTERPOSER void exit(int status) noexcept { panicstop::detail::exit_through(libc_next().exit, status); }
+PANICSTOP_INTERPOSER void _exit(int status) { panicstop::detail::exit_through(libc_next()._exit, status); }
+PANICSTOP_INTERPOSER void _Exit(int status) noexcept { panicstop::detail::exit_through(libc_next()._Exit, status); }
 
 #endif  // PANICSTOP_INTERPOSE

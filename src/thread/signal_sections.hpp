@@ -49,8 +49,10 @@ void spin_section_sigset(sigset_t* set) noexcept;
 // fault: those must act inside the section.
 bool defer_in_spin_section(int sig) noexcept;
 
-void blocking_section_enter() noexcept;
-void blocking_section_exit() noexcept;
+// Exported: SpinMutex's inline lock and unlock call them for kBlockSignals
+// locks (include/panicstop/spin_mutex.hpp declares them for the program).
+PANICSTOP_EXPORT void blocking_section_enter() noexcept;
+PANICSTOP_EXPORT void blocking_section_exit() noexcept;
 void critical_enter() noexcept;
 void critical_exit() noexcept;
 // Depths of the calling thread, for assertions.

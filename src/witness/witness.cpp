@@ -20,10 +20,13 @@ namespace panicstop {
 
 namespace detail {
 
-int g_witness_mode = PANICSTOP_WITNESS_BUILT_IN ? 1 : -1;
+// Exported in every build, though only the witness build's headers declare
+// them (their inline fast paths read them): the library's ABI is then the same
+// with WITNESS built in or not.
+PANICSTOP_EXPORT int g_witness_mode = PANICSTOP_WITNESS_BUILT_IN ? 1 : -1;
 int g_witness_action = 0;
-__thread const char* tls_witness_site_file __attribute__((tls_model("initial-exec"))) = nullptr;
-__thread int tls_witness_site_line __attribute__((tls_model("initial-exec"))) = 0;
+PANICSTOP_EXPORT __thread const char* tls_witness_site_file __attribute__((tls_model("initial-exec"))) = nullptr;
+PANICSTOP_EXPORT __thread int tls_witness_site_line __attribute__((tls_model("initial-exec"))) = 0;
 
 namespace {
 

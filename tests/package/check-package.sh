@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the build tree into a scratch prefix and builds a consumer with
-# find_package(panicstop) and with pkg-config, then runs both.
+# find_package(panicstop) and with pkg-config, then runs both; and abi.cpp,
+# every inline path of the headers linked against the shared library, with
+# and without WITNESS in the headers.
 # Usage: check-package.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$1
@@ -11,9 +13,13 @@ cmake --install "$build" --prefix "$scratch/prefix" >/dev/null
 version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
 cmake -S "$src/tests/package/consumer" -B "$scratch/consumer" -G Ninja \
       -DCMAKE_PREFIX_PATH="$scratch/prefix" -DPANICSTOP_EXPECTED_VERSION="$version" >/dev/null
-cmake --build "$scratch/consumer" >/dev/null
+# A link error here is most often a symbol the headers need that the shared
+# library does not export (consumer_abi*): show it.
+cmake --build "$scratch/consumer" >"$scratch/consumer.log" 2>&1 || { cat "$scratch/consumer.log" >&2; exit 1; }
 LD_LIBRARY_PATH="$scratch/prefix/lib:$scratch/prefix/lib64" "$scratch/consumer/consumer_cmake"
 "$scratch/consumer/consumer_cmake_static"
+LD_LIBRARY_PATH="$scratch/prefix/lib:$scratch/prefix/lib64" "$scratch/consumer/consumer_abi"
+LD_LIBRARY_PATH="$scratch/prefix/lib:$scratch/prefix/lib64" "$scratch/consumer/consumer_abi_witness"
 libdir=$(ls -d "$scratch"/prefix/lib*/pkgconfig | head -1)
 export PKG_CONFIG_PATH=$libdir
 # The .pc file names the configured prefix; point it at the scratch copy.
