@@ -359,20 +359,20 @@ __attribute__((noinline)) void unlock_slow(const LockObject* lo, unsigned flags,
 // and the order from the newest held lock to this one already known
 // (FreeBSD's witness_lock_order_check shortcut, see check_order). Anything
 // else goes to lock_slow, which redoes every test. No frame of its own (see
-// WITNESS_FRAMELESS).
+// WITNESS_FRAMELESS). With no lock held, or in mode 0, there is no order to
+// check and the lock is only recorded.
 WITNESS_FRAMELESS void witness_lock(const LockObject* lo, unsigned flags) noexcept {
   const void* ra = __builtin_return_address(0);
   ThreadSlot* s = tls_slot;
+  int m = mode();
   if (__builtin_expect(s == nullptr || tls_held_state != 1 || tls_witness_site_file != nullptr ||
-                           scheduler_stopped() || lockprof_active() || mode() <= 0,
+                           scheduler_stopped() || lockprof_active() || m < 0,
                        0))
     return lock_slow(lo, flags, ra);
   uint16_t c = __atomic_load_n(&lo->class_index, __ATOMIC_ACQUIRE);
   uint32_t n = s->held_count;
-  // c in 1..kMaxLockClasses-1: assigned and tracked; n in 1..kMaxHeldLocks-1:
-  // a lock to check against and room for this one.
-  if (__builtin_expect(uint16_t(c - 1) >= kMaxLockClasses - 1 || n - 1 >= kMaxHeldLocks - 1 ||
-                           (lo->options & kNoWitness) != 0,
+  // c in 1..kMaxLockClasses-1: assigned and tracked.
+  if (__builtin_expect(uint16_t(c - 1) >= kMaxLockClasses - 1 || n >= kMaxHeldLocks || (lo->options & kNoWitness) != 0,
                        0))
     return lock_slow(lo, flags, ra);
   // A lock this thread holds never has a zero word (an exclusive hold names
@@ -381,11 +381,13 @@ WITNESS_FRAMELESS void witness_lock(const LockObject* lo, unsigned flags) noexce
   // (held by someone, or waiters) takes the slow path, which reads the word
   // precisely.
   if (__builtin_expect(lo->word.load(std::memory_order_relaxed) != 0, 0)) return lock_slow(lo, flags, ra);
-  const HeldLock& top = s->held[n - 1];
-  uint16_t tc = top.class_index;
-  // A null top entry is one being written by the code this call interrupted.
-  if (__builtin_expect(top.lock == nullptr || tc == c || tc >= kMaxLockClasses || !order_known(tc, c), 0))
-    return lock_slow(lo, flags, ra);
+  if (__builtin_expect(n != 0 && m > 0, 1)) {
+    const HeldLock& top = s->held[n - 1];
+    uint16_t tc = top.class_index;
+    // A null top entry is one being written by the code this call interrupted.
+    if (__builtin_expect(top.lock == nullptr || tc == c || tc >= kMaxLockClasses || !order_known(tc, c), 0))
+      return lock_slow(lo, flags, ra);
+  }
   fill_held(s, n, lo, c, nullptr, 0, reinterpret_cast<uintptr_t>(ra), 0, flags & kWitnessShared);
 }
 
