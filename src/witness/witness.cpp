@@ -350,7 +350,12 @@ __attribute__((noinline)) void unlock_slow(const LockObject* lo, unsigned flags,
 // slow path, which builds its own frame linked to the lock's caller, so a
 // frame-pointer walk from anywhere below still sees every caller. Saves a
 // push, a move and a pop on each of two calls per lock/unlock pair.
+// GCC only: clang has no per-function form of -fomit-frame-pointer.
+#if defined(__clang__)
+#define WITNESS_FRAMELESS
+#else
 #define WITNESS_FRAMELESS __attribute__((optimize("omit-frame-pointer")))
+#endif
 
 // The steady state of a program that has run for a while is handled here
 // without another call: witness on with order checks, this thread's list
