@@ -66,8 +66,10 @@
 // each acquisition; dumps list them per thread.
 //
 // Cost (bench/witness_bench.cpp, docs/BENCHMARKS.md): two out-of-line calls per
-// lock/unlock pair; the order check is a bit test per held lock once an order is
-// known, a lock and a graph update only the first time a pair is seen.
+// lock/unlock pair; once the order from the newest held lock is known, the
+// order check is one bit test, and a lock and a graph update happen only the
+// first time a pair is seen. The steady state also relies on this: a lock the
+// calling thread holds never has a zero lock word.
 #pragma once
 
 #include <cstdint>

@@ -5,6 +5,8 @@
 // right away, and an edge is recorded from every lock held at that moment.
 #include "panicstop/witness.hpp"
 
+#include <cstddef>
+
 #include "lockclass/hold_hooks.hpp"
 #include "panicstop/lockprof.hpp"
 #include "panicstop/panic.hpp"
@@ -105,29 +107,43 @@ inline HeldLock* find_if_held(ThreadSlot* s, const LockObject* lo) noexcept {
   return maybe ? find_held(s, lo) : nullptr;
 }
 
-__attribute__((always_inline)) inline void push_held(ThreadSlot* s, const LockObject* lo, uint16_t c,
-                                                   const Site& site, bool shared) noexcept {
-  uint32_t n = s->held_count;
-  if (n >= kMaxHeldLocks) {
-    ++s->held_dropped;
-    return;
-  }
-  // A signal handler that locks while this runs must see either no entry or a
-  // null one (which every reader skips), never a half-written one.
+// Writes entry n of s's held list and makes it the newest. The order of the
+// stores matters for a reader on this thread (a signal handler that locks
+// while this runs) or on another (a dump of a stopped thread): the entry is
+// claimed with a null lock first (every reader skips a null entry), filled,
+// and published by storing the lock last, so it is never seen half-written.
+// The entry cannot be reused by a handler meanwhile: once held_count covers
+// it, a nested push takes the next one. line, recursion and class_index are
+// one 8-byte store (see the static_assert): this runs on every lock.
+static_assert(offsetof(HeldLock, recursion) == offsetof(HeldLock, line) + 4 &&
+                  offsetof(HeldLock, class_index) == offsetof(HeldLock, line) + 6,
+              "fill_held writes line, recursion and class_index as one word");
+__attribute__((always_inline)) inline void fill_held(ThreadSlot* s, uint32_t n, const LockObject* lo, uint16_t c,
+                                                   const char* file, uint32_t line, uintptr_t return_address,
+                                                   int64_t ticks, unsigned shared) noexcept {
   HeldLock& h = s->held[n];
   h.lock = nullptr;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   s->held_count = n + 1;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  h.file = site.file;
-  h.line = site.line;
-  h.return_address = site.return_address;
-  h.acquired_ticks = lockprof_active() && (lo->options & kNoProfile) == 0 ? lockprof_ticks() : 0;
-  h.recursion = 0;
-  h.class_index = c;
-  h.shared = shared ? 1 : 0;
+  h.file = file;
+  h.return_address = return_address;
+  h.acquired_ticks = ticks;
+  uint64_t line_recursion_class = uint64_t(line) | (uint64_t(c) << 48);  // recursion 0
+  __builtin_memcpy(&h.line, &line_recursion_class, sizeof line_recursion_class);
+  h.shared = uint8_t(shared);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   h.lock = lo;
+}
+
+inline void push_held(ThreadSlot* s, const LockObject* lo, uint16_t c, const Site& site, bool shared) noexcept {
+  uint32_t n = s->held_count;
+  if (n >= kMaxHeldLocks) {
+    ++s->held_dropped;
+    return;
+  }
+  int64_t ticks = lockprof_active() && (lo->options & kNoProfile) == 0 ? lockprof_ticks() : 0;
+  fill_held(s, n, lo, c, site.file, site.line, site.return_address, ticks, shared ? 1 : 0);
 }
 
 __attribute__((always_inline)) inline void remove_held(ThreadSlot* s, HeldLock* h) noexcept {
@@ -331,38 +347,56 @@ __attribute__((noinline)) void unlock_slow(const LockObject* lo, unsigned flags,
   remove_held(s, h);
 }
 
-// The steady state of a program that has run for a while: witness on, this
-// thread's list ready, no macro site, no profiling, the lock's class known and
-// not held yet, the order from the newest held lock already known.
-inline bool lock_is_steady(const ThreadSlot* s, const LockObject* lo, uint16_t c) noexcept {
-  if (tls_held_state != 1 || tls_witness_site_file != nullptr || lockprof_active()) return false;
-  if (c == 0 || c == kUntrackedClass || (lo->options & kNoWitness) != 0 || scheduler_stopped()) return false;
-  uint32_t n = s->held_count;
-  if (n >= kMaxHeldLocks) return false;
-  uintptr_t w = lo->word.load(std::memory_order_relaxed);
-  if ((w & ~kLockFlagMask) == reinterpret_cast<uintptr_t>(s) ||
-      ((lo->kind == LockKind::kRwLock || lo->kind == LockKind::kSxLock) && (w & 1) != 0))
-    return false;  // maybe held already: recursion checks
-  int m = mode();
-  if (m < 0) return false;
-  if (m == 0 || n == 0) return true;
-  const HeldLock& top = s->held[n - 1];
-  return top.lock != nullptr && top.class_index != c && order_known(top.class_index, c);
-}
-
 }  // namespace
 
-void witness_lock(const LockObject* lo, unsigned flags) noexcept {
+// The two per-lock hooks build no frame: they either return or jump to the
+// slow path, which builds its own frame linked to the lock's caller, so a
+// frame-pointer walk from anywhere below still sees every caller. Saves a
+// push, a move and a pop on each of two calls per lock/unlock pair.
+// GCC only: clang has no per-function form of -fomit-frame-pointer.
+#if defined(__clang__)
+#define WITNESS_FRAMELESS
+#else
+#define WITNESS_FRAMELESS __attribute__((optimize("omit-frame-pointer")))
+#endif
+
+// The steady state of a program that has run for a while is handled here
+// without another call: witness on with order checks, this thread's list
+// ready, no macro site pending, no profiling, the lock's class known, the lock
+// free (so not held by this thread: recursion and mismatch need no search)
+// and the order from the newest held lock to this one already known
+// (FreeBSD's witness_lock_order_check shortcut, see check_order). Anything
+// else goes to lock_slow, which redoes every test. No frame of its own (see
+// WITNESS_FRAMELESS). With no lock held, or in mode 0, there is no order to
+// check and the lock is only recorded.
+WITNESS_FRAMELESS void witness_lock(const LockObject* lo, unsigned flags) noexcept {
   const void* ra = __builtin_return_address(0);
   ThreadSlot* s = tls_slot;
+  int m = mode();
+  if (__builtin_expect(s == nullptr || tls_held_state != 1 || tls_witness_site_file != nullptr ||
+                           scheduler_stopped() || lockprof_active() || m < 0,
+                       0))
+    return lock_slow(lo, flags, ra);
   uint16_t c = __atomic_load_n(&lo->class_index, __ATOMIC_ACQUIRE);
-  if (__builtin_expect(s != nullptr && lock_is_steady(s, lo, c), 1)) {
-    Site site;
-    site.return_address = reinterpret_cast<uintptr_t>(ra);
-    push_held(s, lo, c, site, (flags & kWitnessShared) != 0);
-    return;
+  uint32_t n = s->held_count;
+  // c in 1..kMaxLockClasses-1: assigned and tracked.
+  if (__builtin_expect(uint16_t(c - 1) >= kMaxLockClasses - 1 || n >= kMaxHeldLocks || (lo->options & kNoWitness) != 0,
+                       0))
+    return lock_slow(lo, flags, ra);
+  // A lock this thread holds never has a zero word (an exclusive hold names
+  // the owner's slot, a shared hold counts its readers), so a zero word rules
+  // out recursion and mismatch without a look at the list. A nonzero word
+  // (held by someone, or waiters) takes the slow path, which reads the word
+  // precisely.
+  if (__builtin_expect(lo->word.load(std::memory_order_relaxed) != 0, 0)) return lock_slow(lo, flags, ra);
+  if (__builtin_expect(n != 0 && m > 0, 1)) {
+    const HeldLock& top = s->held[n - 1];
+    uint16_t tc = top.class_index;
+    // A null top entry is one being written by the code this call interrupted.
+    if (__builtin_expect(top.lock == nullptr || tc == c || tc >= kMaxLockClasses || !order_known(tc, c), 0))
+      return lock_slow(lo, flags, ra);
   }
-  lock_slow(lo, flags, ra);
+  fill_held(s, n, lo, c, nullptr, 0, reinterpret_cast<uintptr_t>(ra), 0, flags & kWitnessShared);
 }
 
 void witness_trylock(const LockObject* lo, unsigned flags) noexcept {
@@ -394,22 +428,25 @@ void witness_lock_failed(const LockObject* lo) noexcept {
     remove_held(s, h);
 }
 
-void witness_unlock(const LockObject* lo, unsigned flags) noexcept {
-  const void* ra = __builtin_return_address(0);
+WITNESS_FRAMELESS void witness_unlock(const LockObject* lo, unsigned flags) noexcept {
   ThreadSlot* s = tls_slot;
   // Steady state: releasing the newest entry, taken once, in the same mode,
-  // without a hold time to record.
-  if (__builtin_expect(s != nullptr && tls_held_state == 1 && mode() >= 0 && !scheduler_stopped(), 1)) {
+  // without a hold time to record. The mode is not read: the hook runs only
+  // while witness is on, and should it have been switched off since, popping
+  // the entry this very lock pushed is still right.
+  if (__builtin_expect(s != nullptr && tls_held_state == 1 && !scheduler_stopped(), 1)) {
     uint32_t n = s->held_count;
-    if (n > 0) {
+    if (__builtin_expect(n - 1 < kMaxHeldLocks, 1)) {
       const HeldLock& h = s->held[n - 1];
-      if (h.lock == lo && h.recursion == 0 && h.acquired_ticks == 0 && h.shared == (flags & kWitnessShared)) {
+      if (__builtin_expect(h.lock == lo && h.recursion == 0 && h.acquired_ticks == 0 &&
+                               h.shared == (flags & kWitnessShared),
+                           1)) {
         s->held_count = n - 1;
         return;
       }
     }
   }
-  unlock_slow(lo, flags, ra);
+  unlock_slow(lo, flags, __builtin_return_address(0));
 }
 
 void witness_upgrade(const LockObject* lo) noexcept {

@@ -415,6 +415,32 @@ TEST(Witness, RecursionOnANonRecursiveLockIsReportedWithBothSites) {
   EXPECT_NE(r.output.find("@ app.cpp:71\n held since (exclusive) @ app.cpp:70"), std::string::npos) << r.output;
 }
 
+// The per-lock hook's shortcut tests only the newest held lock's order to
+// the one being taken; after a reported reversal that order can be known
+// while the lock is already held further down, and then only the lock word
+// (naming this thread) shows the recursion.
+TEST(Witness, RecursionBelowALockTakenInReversalIsStillReported) {
+  REQUIRE_WITNESS();
+  ChildResult r = run_witnessed([] {
+    Mutex upper{"rr_upper"}, lower{"rr_lower"};
+    for (int i = 0; i < 2; ++i) {  // establish rr_upper -> rr_lower
+      upper.lock();
+      lower.lock();
+      lower.unlock();
+      upper.unlock();
+    }
+    lock_at(lower, at(80));
+    lock_at(upper, at(81));  // reversal: reported, the edge is refused
+    lower.lock();  // no macro site, so the hook's steady path; the lock panics after the report
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_EQ(count(r.output, "lock order reversal: 1st rr_lower @ app.cpp:80, 2nd rr_upper @ app.cpp:81"), 1u)
+      << r.output;
+  EXPECT_NE(r.output.find("witness: recursed on a non-recursive lock: \"rr_lower\" (mutex"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find(")\n held since (exclusive) @ app.cpp:80"), std::string::npos) << r.output;
+}
+
 TEST(Witness, RecursiveLockMayRecurse) {
   REQUIRE_WITNESS();
   ChildResult r = run_witnessed([] {
