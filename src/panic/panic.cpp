@@ -22,6 +22,7 @@
 #include "panicstop/lock_object.hpp"
 #include "panic/panic_state.hpp"
 #include "panic/tunables.hpp"
+#include "stop/proc_dir.hpp"
 #include "stop/stop.hpp"
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
@@ -99,9 +100,9 @@ void thread_name(int tid, char* out, size_t cap) noexcept {
     sys::copy_string(out, cap, s->name);
     return;
   }
-  char path[64];
-  sys::format(path, sizeof path, "/proc/self/task/%d/comm", tid);
-  long fd = sys::openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  char path[48];
+  sys::format(path, sizeof path, "task/%d/comm", tid);
+  long fd = proc_open(ProcScope::kProcess, path, O_RDONLY);
   if (fd < 0) return;
   long n = sys::read(int(fd), out, cap - 1);
   sys::close(int(fd));
@@ -271,6 +272,11 @@ void set_default_action(int sig) noexcept {
     uint64_t none = 0;  // the mask survives execve: the new image must start clean
     sys::rt_sigprocmask(SIG_SETMASK, &none, nullptr);
     say("panicstop: restarting\n", 22);
+    // By absolute name, not through proc_open()'s kept descriptor: an
+    // emulator (qemu-user) rewrites the path "/proc/self/exe" to the guest
+    // program, while the kept descriptor's "self/exe" is the emulator itself,
+    // which would be started with the program's arguments. If /proc is gone
+    // by now the execve fails and the panic dies of its signal, as below.
     sys::raw_syscall(SYS_execve, "/proc/self/exe", g_restart_argv, environ);
   }
   say("panicstop: restart failed; dying\n", 33);

@@ -595,10 +595,12 @@ bool parse_task_syscall(const char* text, size_t len, KernelView* out) noexcept 
 
 namespace {
 
-// vm.max_map_count, or 0 if it cannot be read. Setup time only.
+// vm.max_map_count, or 0 if it cannot be read. Install time only (the first
+// snapshot_mapping_capacity() is reserve_snapshot()'s), through the same
+// procfs descriptor as every other /proc read.
 uint64_t read_max_map_count() noexcept {
   char text[32];
-  long fd = sys::openat(AT_FDCWD, "/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+  long fd = proc_open(ProcScope::kSystem, "sys/vm/max_map_count", O_RDONLY);
   if (fd < 0) return 0;
   long n = sys::read(int(fd), text, sizeof text);
   sys::close(int(fd));
