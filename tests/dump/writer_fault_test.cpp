@@ -84,16 +84,12 @@ using testing::run_in_child;
 using testing::TempDir;
 using testing::with_env;
 
+// The file ending with suffix (TempDir::file_ending), and in *others the
+// names of every other entry, hidden temporary files included.
 std::string file_with_suffix(const TempDir& dir, const std::string& suffix, std::vector<std::string>* others) {
-  std::string found;
-  for (const std::string& name : dir.list()) {
-    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
-        name[0] != '.')
-      found = dir.path() + "/" + name;
-    else if (others != nullptr)
-      others->push_back(name);
-  }
-  return found;
+  for (const std::string& name : dir.list())
+    if (name[0] == '.' || !name.ends_with(suffix)) others->push_back(name);
+  return dir.file_ending(suffix);
 }
 
 // A complete core: an ELF header, and every segment's bytes inside the file.
