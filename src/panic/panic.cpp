@@ -144,18 +144,21 @@ void arm_step_timer(int64_t ns) noexcept {
 }
 
 // Runs fn(arg) as one step: under a deadline, with faults and overruns coming
-// back here through siglongjmp.
-void run_step(PanicStep step, int64_t timeout_ns, void (*fn)(const void*), const void* arg,
+// back here through siglongjmp. True if fn returned, false if it was cut off.
+bool run_step(PanicStep step, int64_t timeout_ns, void (*fn)(const void*), const void* arg,
               const char* detail = nullptr) noexcept {
+  volatile bool returned = false;  // set between sigsetjmp and a possible siglongjmp
   g_state.step_detail = detail;
   g_state.step.store(int(step), std::memory_order_release);
   if (sigsetjmp(g_step_jmp, 1) == 0) {
     g_step_armed = 1;
     arm_step_timer(timeout_ns);
     fn(arg);
+    returned = true;
   }
   g_step_armed = 0;
   arm_step_timer(0);
+  return returned;
 }
 
 [[noreturn]] void leave_step() noexcept {
@@ -219,6 +222,7 @@ void step_debugger(const void*) noexcept {
 }
 
 void step_capture(const void* steps) noexcept { static_cast<const CrashSteps*>(steps)->capture(); }
+void step_salvage(const void* steps) noexcept { static_cast<const CrashSteps*>(steps)->salvage(); }
 
 struct WriterStep {
   const CrashSteps* steps;
@@ -369,8 +373,9 @@ void set_default_action(int sig) noexcept {
     set_scheduler_stopped(true);
   }
   const CrashSteps* steps = g_crash_steps.load(std::memory_order_acquire);
-  if (steps != nullptr && steps->capture != nullptr)
-    run_step(PanicStep::kCapture, 2 * step_timeout_ns(), step_capture, steps);
+  if (steps != nullptr && steps->capture != nullptr &&
+      !run_step(PanicStep::kCapture, 2 * step_timeout_ns(), step_capture, steps) && steps->salvage != nullptr)
+    run_step(PanicStep::kCapture, step_timeout_ns(), step_salvage, steps, "salvage");
   run_step(PanicStep::kStop, step_timeout_ns(), step_banner, nullptr);
   if (g_tunables.trace_on_panic || g_tunables.debugger_on_panic) {
     int64_t debugger_ns = g_tunables.debugger_on_panic ? g_debugger_ns.load(std::memory_order_acquire) : 0;
