@@ -30,6 +30,8 @@
 #include "snapshot/crash_dumps.hpp"
 #include "support/hide_proc.hpp"
 #include "support/reports.hpp"
+#include "support/sanitizer.hpp"
+#include "thread/altstack.hpp"
 #include "sys/syscall.hpp"
 
 namespace panicstop {
@@ -94,6 +96,7 @@ void crash_with_proc_covered(const std::string& dir) {
 }
 
 TEST(ProcCovered, APanicStillReadsCommCwdFilterAndPagemap) {
+  if (testing::kSanitizerBuild) GTEST_SKIP() << "a full core would hold the sanitizer's shadow memory";
   testing::TempDir dir;
   testing::ChildOptions opts;
   opts.deadline = std::chrono::milliseconds(60000);
@@ -155,6 +158,7 @@ void start_plain_parked_threads(int n) {
 }
 
 TEST(ProcCovered, NoProcAtInstallStillStopsAndListsPlainThreads) {
+  if (!detail::thread_start_hook_active()) GTEST_SKIP() << "no pthread_create hook in this build (a sanitizer's)";
   testing::TempDir dir;
   testing::CrashDumps d = testing::crash_with_dumps(dir.path(), [] {
     if (!testing::enter_private_mount_namespace() || !testing::cover_proc()) _exit(77);
