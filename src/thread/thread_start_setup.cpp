@@ -3,9 +3,6 @@
 // reserved pool before its start routine runs. glibc gives new threads none,
 // and a thread that never calls the library has no other moment to get one —
 // without it a stack overflow in such a thread ends the process with no dump.
-// It takes its registry slot there too: a process with no /proc at install
-// finds its threads through the registry alone, and a thread that never
-// called the library would otherwise be neither stopped nor listed.
 //
 // The interposer forwards to the next pthread_create (glibc's, found with
 // dlsym(RTLD_NEXT) once) and allocates one small record per creation; both are
@@ -45,15 +42,10 @@ struct ThreadStart {
 void* start_with_altstack(void* p) {
   ThreadStart start = *static_cast<ThreadStart*>(p);
   delete static_cast<ThreadStart*>(p);
-  // The slot brings the pool stack (ensure_altstack()), and both go back
-  // when the thread exits, whether or not it ever uses the library. With
-  // every slot taken (the shared overflow slot, which TLS never names) the
-  // thread still gets its stack, and the exit key to return it.
-  claim_current_slot();
-  if (tls_slot == nullptr) {
-    ensure_altstack();
-    release_at_thread_exit();
-  }
+  ensure_altstack();
+  // The stack goes back to the pool when the thread exits, whether or not it
+  // ever uses the library.
+  release_at_thread_exit();
   return start.routine(start.arg);
 }
 
