@@ -7,6 +7,7 @@
 
 #include "dump/elf_notes.hpp"
 #include "snapshot/memory.hpp"
+#include "stop/proc_dir.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 
@@ -301,7 +302,7 @@ class Planner {
 }  // namespace
 
 uint32_t read_coredump_filter() noexcept {
-  long fd = sys::openat(AT_FDCWD, "/proc/self/coredump_filter", O_RDONLY | O_CLOEXEC);
+  long fd = proc_open(ProcScope::kProcess, "coredump_filter", O_RDONLY);
   if (fd < 0) return kDefaultCoredumpFilter;
   char buf[32];
   long n = sys::read(int(fd), buf, sizeof buf);

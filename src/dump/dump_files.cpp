@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <fcntl.h>
 
+#include "stop/proc_dir.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 
@@ -174,8 +175,14 @@ void begin_dump_set(const CrashRecord& rec, const DumpOptions& o, const char* di
   if (chosen != nullptr) {
     sys::copy_string(g_dir, sizeof g_dir, chosen);
   } else {
-    // The current directory, spelled out so the announced paths are absolute.
-    long n = sys::readlinkat(AT_FDCWD, "/proc/self/cwd", g_dir, sizeof g_dir - 1);
+    // The current directory, spelled out so the announced paths are absolute:
+    // the link itself (O_PATH | O_NOFOLLOW) is opened, then read with an empty name.
+    long n = -1;
+    long link = proc_open(ProcScope::kProcess, "cwd", O_PATH | O_NOFOLLOW);
+    if (link >= 0) {
+      n = sys::readlinkat(int(link), "", g_dir, sizeof g_dir - 1);
+      sys::close(int(link));
+    }
     if (n <= 0 || g_dir[0] != '/') n = long(sys::copy_string(g_dir, sizeof g_dir, "."));
     g_dir[n] = '\0';
   }

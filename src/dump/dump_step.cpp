@@ -14,7 +14,8 @@ namespace panicstop::detail {
 
 namespace {
 
-CrashRecord* g_record = nullptr;  // set by the capture step once it succeeded
+CrashRecord* g_record = nullptr;     // set by the capture step once it succeeded, or by the salvage
+CrashRecord* g_capturing = nullptr;  // the record the capture step is filling
 bool g_capture_ran = false;
 
 // The nested panics the panic layer recorded so far.
@@ -64,12 +65,27 @@ void capture_step() noexcept {
   g_capture_ran = true;
   CrashRecord& rec = reset_crash_record();
   fill_facts(rec.facts);
+  g_capturing = &rec;
   if (!capture_crash_record(rec)) {
     say("panicstop: no dump: the snapshot memory could not be reserved\n");
     return;
   }
   g_record = &rec;
   begin_dump_set(rec, dump_options(), nullptr, -1);
+}
+
+// The capture step faulted or overran its deadline: the facts were filled
+// before it began, and the snapshot keeps what was taken before the failure
+// (salvage_capture() says where it stopped in the snapshot's gaps, and the
+// nested panic says how). That is still worth every dump.
+void salvage_step() noexcept {
+  if (g_capturing == nullptr || g_record != nullptr) return;
+  const ProcessSnapshot* snap = salvage_capture();
+  if (snap == nullptr) return;
+  g_capturing->snapshot = snap;
+  g_record = g_capturing;
+  say("panicstop: the capture step failed; the dumps hold what it had taken\n");
+  begin_dump_set(*g_record, dump_options(), nullptr, -1);
 }
 
 uint32_t writer_count() noexcept {
@@ -115,8 +131,8 @@ int64_t upload_budget_ns() noexcept {
   return plan.enabled ? int64_t(plan.timeout_ms) * 1'000'000 : 0;
 }
 
-constexpr CrashSteps kSteps = {capture_step, writer_count, writer_name, write_step,
-                               finish_step,  upload_step,  upload_budget_ns};
+constexpr CrashSteps kSteps = {capture_step, writer_count, writer_name,      write_step,
+                               finish_step,  upload_step,  upload_budget_ns, salvage_step};
 
 }  // namespace
 

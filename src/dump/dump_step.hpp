@@ -3,6 +3,9 @@
 //             panic layer's record and captures the snapshot, once. Every
 //             later step (the debugger/trace step, each writer) reads this
 //             one record; nothing captures again.
+//   salvage   if the capture faulted or overran: the record keeps its facts
+//             and what the snapshot had taken (its gaps say where it
+//             stopped), and the writers run with it.
 //   write(i)  one step per writer of DumpOptions::order, each under its own
 //             deadline: a fault or a hang in one writer costs its file only.
 //             Before each writer the record's nested-panic list is brought up
@@ -22,8 +25,9 @@ namespace panicstop::detail {
 // steps with set_crash_steps(). Idempotent.
 void register_dump_step() noexcept;
 
-// The record the panic's capture step took: nullptr before it ran, or when
-// it failed (no snapshot storage, or a fault inside the capture).
+// The record the panic's capture step took (or salvaged from a capture that
+// faulted or overran): nullptr before it ran, or when there was nothing to
+// salvage (no snapshot storage).
 const CrashRecord* panic_crash_record() noexcept;
 
 }  // namespace panicstop::detail

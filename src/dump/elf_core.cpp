@@ -18,6 +18,7 @@
 #include "dump/elf_notes.hpp"
 #include "dump/reserve.hpp"
 #include "snapshot/memory.hpp"
+#include "stop/proc_dir.hpp"
 #include "sys/syscall.hpp"
 
 namespace panicstop::detail {
@@ -197,7 +198,7 @@ bool write_elf_core(const CrashRecord& rec, const DumpOptions& o, int fd) noexce
   if (out.offset() != notes_offset + notes_size) return false;  // a bug: never write a lying core
   out.zeros(size_t(data_offset - out.offset()));
 
-  long pagemap = sys::openat(AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  long pagemap = proc_open(ProcScope::kProcess, "pagemap", O_RDONLY);
   for (uint32_t i = 0; i < snap.mapping_count && i < pin.plan_capacity; ++i) {
     core::Segment seg = core::segment_for(pin, i);
     if (seg.present && seg.file_size > 0) write_segment(out, seg, int(pagemap), page);

@@ -5,7 +5,8 @@
 //   process PID (COMM): CMDLINE
 //   panicking thread TID (NAME): signal SIGSEGV (SEGV_MAPERR), fault address 0x10
 //   N threads: S stopped, K not stopped
-//   incomplete: 3808 of 12000 mappings left out (...)   (one per CaptureGaps item, if any)
+//   incomplete: 3808 of 12000 mappings left out (...)   (one per CaptureGaps item, if any;
+//                                                        the first says where a failed capture stopped)
 //
 //   thread TID (NAME) [panicking] R
 //     signal SIGSEGV (SEGV_MAPERR), fault address 0x10
@@ -478,8 +479,20 @@ void write_modules(ReportOut& out, const ProcessSnapshot& snap) noexcept {
 
 // "incomplete: ..." header lines: what the capture could not get, so that
 // less is never shown as if it were everything.
-void write_capture_gaps(ReportOut& out, const ProcessSnapshot& snap) noexcept {
+void write_capture_gaps(ReportOut& out, const ProcessSnapshot& snap, const CrashFacts& f) noexcept {
   const CaptureGaps& g = snap.gaps;
+  if (g.interrupted_tid != 0)
+    out.line("incomplete: the capture failed while unwinding thread %d (see the nested panics); its stack is cut "
+             "short and the threads after it have none",
+             g.interrupted_tid);
+  else if (g.interrupted_while != nullptr)
+    out.line("incomplete: the capture failed while %s (see the nested panics); what it would have taken from "
+             "there on is missing",
+             g.interrupted_while);
+  if (g.threads_cut)
+    out.line("incomplete: only the capturing thread is listed; the stop had stopped %u other threads and %u did "
+             "not stop",
+             f.threads_stopped, f.not_stopped_count);
   if (g.thread_source == ThreadSource::kRegistry)
     out.line("incomplete: /proc/self/task could not be read; threads are those panicstop's registry knows "
              "(that used the library), others were neither stopped nor listed");
@@ -527,7 +540,7 @@ bool write_text_report(const CrashRecord& rec, const DumpOptions&, int fd) noexc
              sys::Escaped<4 * kThreadNameMax>(lead.name, sizeof lead.name).text, text);
   }
   out.line("%u threads: %u stopped, %u not stopped", snap.thread_count, stopped, not_stopped);
-  write_capture_gaps(out, snap);
+  write_capture_gaps(out, snap, f);
   out.blank();
   symbolizer_begin(snap);
   write_thread_blocks(out, rec, panicked);

@@ -17,6 +17,7 @@
 #include "panicstop/panic.hpp"
 #include "panicstop/witness.hpp"
 #include "snapshot/symbolize.hpp"
+#include "stop/proc_dir.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 
@@ -320,10 +321,10 @@ Input next_line(int in, int out, char* line, int64_t deadline_ns) noexcept {
   }
 }
 
-// "/proc/self/comm" without its newline; "?" if unreadable.
+// The process's comm without its newline; "?" if unreadable.
 void read_comm(char* comm, size_t cap) noexcept {
   sys::copy_string(comm, cap, "?");
-  long fd = sys::openat(AT_FDCWD, "/proc/self/comm", O_RDONLY | O_CLOEXEC);
+  long fd = proc_open(ProcScope::kProcess, "comm", O_RDONLY);
   if (fd < 0) return;
   long n = sys::read(int(fd), comm, cap - 1);
   sys::close(int(fd));

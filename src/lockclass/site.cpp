@@ -10,6 +10,14 @@ namespace {
 
 // The mapping of /proc/self/maps that contains addr: module basename and the
 // file offset of addr. Reads the file in chunks with raw calls.
+//
+// By absolute name, not through stop/proc_dir's proc_open(): lockclass sits
+// below stop, so it cannot reach the descriptor kept from install. What it
+// costs is small: this names the module of a return-address site in WITNESS's
+// and the lock profile's reports, written by a live thread outside the panic
+// path. The crash report's held-lock sites are symbolized from the
+// snapshot's own mapping table instead. With /proc covered, a site here
+// prints its bare address.
 bool find_module(uintptr_t addr, char* name, size_t name_cap, uintptr_t* offset) noexcept {
   long fd = sys::openat(AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;

@@ -9,6 +9,7 @@
 #include "panicstop/panic.hpp"
 #include "panicstop/config.hpp"
 #include "sys/format.hpp"
+#include "sys/heap_sort.hpp"
 #include "sys/syscall.hpp"
 #include "lockclass/hold_hooks.hpp"
 #include "lockclass/lock_class.hpp"
@@ -155,31 +156,6 @@ bool before(const LockProfileRow& a, const LockProfileRow& b) noexcept {
   return a.acquisitions > b.acquisitions;
 }
 
-void sift_down(LockProfileRow* r, uint32_t i, uint32_t n) noexcept {
-  // Max-heap on "after": the root is the row that sorts last.
-  for (;;) {
-    uint32_t l = 2 * i + 1, m = i;
-    if (l < n && before(r[m], r[l])) m = l;
-    if (l + 1 < n && before(r[m], r[l + 1])) m = l + 1;
-    if (m == i) return;
-    LockProfileRow t = r[i];
-    r[i] = r[m];
-    r[m] = t;
-    i = m;
-  }
-}
-
-// Heap sort (no qsort on this path: it may allocate).
-void sort_rows(LockProfileRow* r, uint32_t n) noexcept {
-  for (uint32_t i = n / 2; i-- > 0;) sift_down(r, i, n);
-  for (uint32_t end = n; end > 1; --end) {
-    LockProfileRow t = r[0];
-    r[0] = r[end - 1];
-    r[end - 1] = t;
-    sift_down(r, 0, end - 1);
-  }
-}
-
 // Call with g_snapshot_lock held.
 void take_snapshot() noexcept {
   uint32_t n = 0;
@@ -201,7 +177,7 @@ void take_snapshot() noexcept {
     r.hold_max_ns = lockprof_ticks_to_ns(int64_t(e.hold_max.load(std::memory_order_relaxed)));
   }
   g_snapshot.count = n;
-  sort_rows(g_snapshot.rows, n);
+  sys::heap_sort(g_snapshot.rows, n, before);  // no qsort here: it may allocate
 }
 
 }  // namespace

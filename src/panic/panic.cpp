@@ -22,6 +22,7 @@
 #include "panicstop/lock_object.hpp"
 #include "panic/panic_state.hpp"
 #include "panic/tunables.hpp"
+#include "stop/proc_dir.hpp"
 #include "stop/stop.hpp"
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
@@ -99,9 +100,9 @@ void thread_name(int tid, char* out, size_t cap) noexcept {
     sys::copy_string(out, cap, s->name);
     return;
   }
-  char path[64];
-  sys::format(path, sizeof path, "/proc/self/task/%d/comm", tid);
-  long fd = sys::openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  char path[48];
+  sys::format(path, sizeof path, "task/%d/comm", tid);
+  long fd = proc_open(ProcScope::kProcess, path, O_RDONLY);
   if (fd < 0) return;
   long n = sys::read(int(fd), out, cap - 1);
   sys::close(int(fd));
@@ -143,18 +144,21 @@ void arm_step_timer(int64_t ns) noexcept {
 }
 
 // Runs fn(arg) as one step: under a deadline, with faults and overruns coming
-// back here through siglongjmp.
-void run_step(PanicStep step, int64_t timeout_ns, void (*fn)(const void*), const void* arg,
+// back here through siglongjmp. True if fn returned, false if it was cut off.
+bool run_step(PanicStep step, int64_t timeout_ns, void (*fn)(const void*), const void* arg,
               const char* detail = nullptr) noexcept {
+  volatile bool returned = false;  // set between sigsetjmp and a possible siglongjmp
   g_state.step_detail = detail;
   g_state.step.store(int(step), std::memory_order_release);
   if (sigsetjmp(g_step_jmp, 1) == 0) {
     g_step_armed = 1;
     arm_step_timer(timeout_ns);
     fn(arg);
+    returned = true;
   }
   g_step_armed = 0;
   arm_step_timer(0);
+  return returned;
 }
 
 [[noreturn]] void leave_step() noexcept {
@@ -218,6 +222,7 @@ void step_debugger(const void*) noexcept {
 }
 
 void step_capture(const void* steps) noexcept { static_cast<const CrashSteps*>(steps)->capture(); }
+void step_salvage(const void* steps) noexcept { static_cast<const CrashSteps*>(steps)->salvage(); }
 
 struct WriterStep {
   const CrashSteps* steps;
@@ -271,6 +276,11 @@ void set_default_action(int sig) noexcept {
     uint64_t none = 0;  // the mask survives execve: the new image must start clean
     sys::rt_sigprocmask(SIG_SETMASK, &none, nullptr);
     say("panicstop: restarting\n", 22);
+    // By absolute name, not through proc_open()'s kept descriptor: an
+    // emulator (qemu-user) rewrites the path "/proc/self/exe" to the guest
+    // program, while the kept descriptor's "self/exe" is the emulator itself,
+    // which would be started with the program's arguments. If /proc is gone
+    // by now the execve fails and the panic dies of its signal, as below.
     sys::raw_syscall(SYS_execve, "/proc/self/exe", g_restart_argv, environ);
   }
   say("panicstop: restart failed; dying\n", 33);
@@ -363,8 +373,9 @@ void set_default_action(int sig) noexcept {
     set_scheduler_stopped(true);
   }
   const CrashSteps* steps = g_crash_steps.load(std::memory_order_acquire);
-  if (steps != nullptr && steps->capture != nullptr)
-    run_step(PanicStep::kCapture, 2 * step_timeout_ns(), step_capture, steps);
+  if (steps != nullptr && steps->capture != nullptr &&
+      !run_step(PanicStep::kCapture, 2 * step_timeout_ns(), step_capture, steps) && steps->salvage != nullptr)
+    run_step(PanicStep::kCapture, step_timeout_ns(), step_salvage, steps, "salvage");
   run_step(PanicStep::kStop, step_timeout_ns(), step_banner, nullptr);
   if (g_tunables.trace_on_panic || g_tunables.debugger_on_panic) {
     int64_t debugger_ns = g_tunables.debugger_on_panic ? g_debugger_ns.load(std::memory_order_acquire) : 0;

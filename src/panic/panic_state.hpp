@@ -79,6 +79,9 @@ PanicState& panic_state() noexcept;
 // as a nested panic and the path goes on with the next:
 //   capture   once, right after the stop: takes the crash record every later
 //             step reads (2 x PANICSTOP_STEP_TIMEOUT_MS).
+//   salvage   only if capture faulted or overran: turns what it had taken
+//             into the record the writers read, so that a failed capture
+//             costs detail, not the dumps (one step timeout).
 //   write(i)  for i in [0, writer_count()): writes dump i, after the PreDump
 //             hooks (6 x PANICSTOP_STEP_TIMEOUT_MS each); writer_name(i) is
 //             the step's detail in messages ("core": "dump (core)").
@@ -96,6 +99,7 @@ struct CrashSteps {
   // budget is 0 (no upload configured).
   void (*upload)() noexcept = nullptr;
   int64_t (*upload_budget_ns)() noexcept = nullptr;
+  void (*salvage)() noexcept = nullptr;
 };
 // steps must stay valid for the life of the process (static storage).
 void set_crash_steps(const CrashSteps* steps) noexcept;

@@ -446,6 +446,17 @@ void set_stack_bounds(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
   }
 }
 
+// The name its registry slot gives, else the kernel's comm.
+void name_thread(SnapshotThread* t, const ThreadSlot* slot) noexcept {
+  if (slot != nullptr && slot->name[0] != '\0') {
+    sys::copy_string(t->name, sizeof t->name, slot->name);
+    return;
+  }
+  read_task_file(t->tid, "comm", t->name, sizeof t->name);
+  size_t n = sys::bounded_strlen(t->name, sizeof t->name);
+  while (n > 0 && t->name[n - 1] == '\n') t->name[--n] = '\0';
+}
+
 // Returns false for a thread that is gone (exited after it was listed).
 bool fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noexcept {
   int tid = t->tid;
@@ -458,13 +469,7 @@ bool fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noe
     if (snap->gaps.thread_source == ThreadSource::kProc && !t->is_panicking) return false;
     t->kernel_state = '?';
   }
-  if (slot != nullptr && slot->name[0] != '\0') {
-    sys::copy_string(t->name, sizeof t->name, slot->name);
-  } else {
-    read_task_file(tid, "comm", t->name, sizeof t->name);
-    size_t n = sys::bounded_strlen(t->name, sizeof t->name);
-    while (n > 0 && t->name[n - 1] == '\n') t->name[--n] = '\0';
-  }
+  name_thread(t, slot);
   if (slot != nullptr) fill_from_slot(t, slot);
   if (t->context == nullptr && !t->is_panicking) {
     // A zombie (the thread group leader after pthread_exit()) has nothing more to read.
@@ -595,10 +600,12 @@ bool parse_task_syscall(const char* text, size_t len, KernelView* out) noexcept 
 
 namespace {
 
-// vm.max_map_count, or 0 if it cannot be read. Setup time only.
+// vm.max_map_count, or 0 if it cannot be read. Install time only (the first
+// snapshot_mapping_capacity() is reserve_snapshot()'s), through the same
+// procfs descriptor as every other /proc read.
 uint64_t read_max_map_count() noexcept {
   char text[32];
-  long fd = sys::openat(AT_FDCWD, "/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+  long fd = proc_open(ProcScope::kSystem, "sys/vm/max_map_count", O_RDONLY);
   if (fd < 0) return 0;
   long n = sys::read(int(fd), text, sizeof text);
   sys::close(int(fd));
@@ -678,17 +685,60 @@ ProcessSnapshot* begin_capture() noexcept {
   return snap;
 }
 
+// The parts of a capture, in order, and the one under way, for
+// salvage_capture(). Written and read by the capturing thread only (the
+// salvage runs on it after a siglongjmp): volatile, not atomic.
+enum class Part : uint8_t { kNone, kAuxv, kCmdline, kThreads, kMappings, kModules, kStackBounds, kLocks, kUnwinding };
+constexpr const char* kPartNames[] = {"",        "reading auxv",      "reading cmdline", "listing threads",
+                                      "reading mappings", "finding modules", "setting stack bounds",
+                                      "reading lock words", "unwinding"};
+volatile Part g_part = Part::kNone;
+volatile int g_part_tid = 0;
+void (*g_part_hook)(const char*) = nullptr;
+
+void enter_part(Part part, int tid = 0) noexcept {
+  g_part_tid = tid;
+  g_part = part;
+  if (g_part_hook != nullptr) g_part_hook(kPartNames[int(part)]);
+}
+
 ProcessSnapshot* finish_capture(ProcessSnapshot* snap) noexcept {
+  enter_part(Part::kAuxv);
   capture_auxv(snap);
+  enter_part(Part::kCmdline);
   capture_cmdline_and_comm(snap);
   // Threads before mappings: a full mapping table keeps their stacks.
+  enter_part(Part::kThreads);
   capture_threads(snap);
+  enter_part(Part::kMappings);
   capture_mappings(snap);
+  enter_part(Part::kModules);
   capture_modules(snap);
+  enter_part(Part::kStackBounds);
   set_all_stack_bounds(snap);
+  enter_part(Part::kLocks);
   capture_locks(snap);
-  for (uint32_t i = 0; i < snap->thread_count; ++i) unwind_thread(*snap, &snap->threads[i]);
+  for (uint32_t i = 0; i < snap->thread_count; ++i) {
+    enter_part(Part::kUnwinding, snap->threads[i].tid);
+    unwind_thread(*snap, &snap->threads[i]);
+  }
+  g_part = Part::kNone;
   return snap;
+}
+
+// The capturing thread alone, from its registry slot (its saved context,
+// name, held locks): what the thread list is cut back to when its part was
+// interrupted.
+void keep_only_capturing_thread(ProcessSnapshot* snap) noexcept {
+  SnapshotThread* t = &snap->threads[0];
+  *t = SnapshotThread{};
+  t->tid = snap->panicking_tid;
+  t->is_panicking = true;
+  t->kernel_state = '?';
+  ThreadSlot* slot = find_slot_by_tid(t->tid);
+  name_thread(t, slot);
+  if (slot != nullptr) fill_from_slot(t, slot);
+  snap->thread_count = 1;
 }
 
 }  // namespace
@@ -699,8 +749,35 @@ std::atomic<uint32_t> g_captures{0};
 
 uint32_t snapshot_capture_count() noexcept { return g_captures.load(std::memory_order_relaxed); }
 
+void set_capture_part_hook_for_test(void (*hook)(const char*)) noexcept { g_part_hook = hook; }
+
+ProcessSnapshot* salvage_capture() noexcept {
+  Part part = g_part;
+  if (part == Part::kNone) return nullptr;
+  g_part = Part::kNone;
+  ProcessSnapshot* snap = &g_snapshot;
+  snap->gaps.interrupted_while = kPartNames[int(part)];
+  snap->gaps.interrupted_tid = part == Part::kUnwinding ? g_part_tid : 0;
+  // Parts after the interrupted one never ran: their counts are still the
+  // zeros begin_capture() left.
+  if (part <= Part::kThreads) {
+    keep_only_capturing_thread(snap);
+    snap->gaps.threads_cut = true;
+  }
+  if (part == Part::kMappings) {
+    uint32_t n = 0;
+    while (n < snap->mapping_count && snap->mappings[n].start < snap->mappings[n].end &&
+           (n == 0 || snap->mappings[n - 1].end <= snap->mappings[n].start))
+      ++n;
+    snap->mapping_count = n;
+  }
+  if (part == Part::kModules) snap->module_count = 0;
+  return snap;
+}
+
 ProcessSnapshot* capture_snapshot() noexcept {
   g_captures.fetch_add(1, std::memory_order_relaxed);
+  g_part = Part::kNone;  // until begin_capture() has set the tables up, there is nothing to salvage
   ProcessSnapshot* snap = begin_capture();
   if (snap == nullptr) return nullptr;
   snap->panicking_tid = sys::gettid();

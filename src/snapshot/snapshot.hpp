@@ -126,9 +126,16 @@ struct CaptureGaps {
   uint32_t modules_dropped = 0;     // ELF files past kMaxModules
   uint32_t threads_dropped = 0;     // threads past kMaxThreads
   uint32_t threads_vanished = 0;    // exited between listing and reading: left out
+  // The capture never finished: it faulted or overran its deadline during
+  // this part ("listing threads", "unwinding", ...), and salvage_capture()
+  // kept what came before it. nullptr for a capture that finished.
+  const char* interrupted_while = nullptr;
+  int interrupted_tid = 0;          // the thread being unwound, if that was the part
+  bool threads_cut = false;         // so the thread list holds the capturing thread alone
   bool any() const noexcept {
     return thread_source != ThreadSource::kProc || maps_unreadable || auxv_unreadable || cmdline_unreadable ||
-           mappings_dropped != 0 || paths_dropped != 0 || modules_dropped != 0 || threads_dropped != 0;
+           mappings_dropped != 0 || paths_dropped != 0 || modules_dropped != 0 || threads_dropped != 0 ||
+           interrupted_while != nullptr;
   }
 };
 
@@ -183,6 +190,22 @@ void limit_snapshot_mappings_for_test(uint32_t entries) noexcept;
 // What happened (signal, message, ...) is not the snapshot's: see
 // crash_record.hpp, which is what the dumps are written from.
 ProcessSnapshot* capture_snapshot() noexcept;
+
+// After a capture_snapshot() that never returned (a fault or an overrun
+// inside it, and the panic path took control back through its step's
+// siglongjmp): makes what the capture had taken readable by every writer and
+// records in gaps.interrupted_while where it stopped. The parts before that
+// one are kept whole. The part under way is kept only where every entry it
+// counted is complete (the lock list, stack bounds, frames as far as they
+// got); otherwise it is cut back: the thread list to the capturing thread
+// alone (with what its registry slot saved, and no stack), the mapping table
+// to its address-ordered prefix, the module table to nothing. Returns
+// nullptr if no capture was under way. Crash path; runs once per capture.
+ProcessSnapshot* salvage_capture() noexcept;
+
+// Tests only: hook(part) is called as each part of a capture begins (part as
+// in gaps.interrupted_while), so that a test can fault or hang there.
+void set_capture_part_hook_for_test(void (*hook)(const char* part)) noexcept;
 
 // How many captures this process ran (tests check that a panic captures once).
 uint32_t snapshot_capture_count() noexcept;

@@ -7,6 +7,7 @@
 
 #include "snapshot/memory.hpp"
 #include "sys/format.hpp"
+#include "sys/heap_sort.hpp"
 #include "sys/syscall.hpp"
 
 namespace panicstop::detail {
@@ -58,31 +59,6 @@ struct Source {
   }
 };
 
-void sift_down(SymbolEntry* a, size_t start, size_t n) noexcept {
-  size_t root = start;
-  while (2 * root + 1 < n) {
-    size_t child = 2 * root + 1;
-    if (child + 1 < n && a[child].value < a[child + 1].value) ++child;
-    if (!(a[root].value < a[child].value)) return;
-    SymbolEntry t = a[root];
-    a[root] = a[child];
-    a[child] = t;
-    root = child;
-  }
-}
-
-// Heap sort: no recursion, no allocation, O(n log n) whatever the input.
-void sort_entries(SymbolEntry* a, size_t n) noexcept {
-  if (n < 2) return;
-  for (size_t start = n / 2; start-- > 0;) sift_down(a, start, n);
-  for (size_t end = n - 1; end > 0; --end) {
-    SymbolEntry t = a[0];
-    a[0] = a[end];
-    a[end] = t;
-    sift_down(a, 0, end);
-  }
-}
-
 bool load_symbols(const Source& src, ModuleTable* table) noexcept {
   ElfW(Ehdr) eh;
   if (!src.read(0, &eh, sizeof eh) || eh.e_ident[EI_MAG0] != ELFMAG0 || eh.e_ident[EI_MAG1] != ELFMAG1 ||
@@ -120,7 +96,8 @@ bool load_symbols(const Source& src, ModuleTable* table) noexcept {
     done += n;
   }
   table->count = g_arena_used - table->first;
-  sort_entries(g_arena + table->first, table->count);
+  sys::heap_sort(g_arena + table->first, table->count,
+                 [](const SymbolEntry& x, const SymbolEntry& y) { return x.value < y.value; });
   return true;
 }
 

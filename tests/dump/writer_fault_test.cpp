@@ -1,12 +1,15 @@
 // Each writer is a step of its own: a fault or a hang in one writer costs its
 // own file only. The other dumps are complete and readable, the ones written
 // after the failure name the failed step, nothing half-written is left, and
-// the process still dies of its original signal.
+// the process still dies of its original signal. A fault or a hang in the
+// capture step costs detail, not the dumps: they are written from what it
+// had taken, and say where it stopped.
 //
 // The fault is injected through the writer table: this file defines
 // dump_writers() itself (writer.hpp), so the linker takes this table and never
 // pulls the library's writers.o out of the static archive. The injection
-// exists in this test binary only.
+// exists in this test binary only. The capture's fault comes from the
+// snapshot's test hook, called as each part of the capture begins.
 #include <gtest/gtest.h>
 
 #include <elf.h>
@@ -15,6 +18,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -34,22 +38,33 @@ namespace panicstop::detail {
 
 namespace {
 
-// Set in the child before the panic: which writer fails, and how.
+// Set in the child before the panic: which writer or capture part fails, and
+// how; g_fault_skip: how many times the part begins before the one that fails.
 char g_fault_writer[16];
+char g_fault_part[32];
+int g_fault_skip = 0;
 char g_fault_kind[16];
 volatile bool g_spin = true;
 
-void maybe_fail(const char* writer, int fd) noexcept {
-  if (!sys::equals(g_fault_writer, writer)) return;
-  // Part of a file first: what a writer that dies mid-way leaves behind.
-  static const char kPartial[] = "partial";
-  sys::write_all(fd, kPartial, sizeof kPartial - 1);
+void fail_now() noexcept {
   if (sys::equals(g_fault_kind, "segv")) {
     volatile int* nowhere = nullptr;
     *nowhere = 1;
   }
   while (g_spin) {
   }
+}
+
+void maybe_fail_in_part(const char* part) {
+  if (sys::equals(g_fault_part, part) && g_fault_skip-- == 0) fail_now();
+}
+
+void maybe_fail(const char* writer, int fd) noexcept {
+  if (!sys::equals(g_fault_writer, writer)) return;
+  // Part of a file first: what a writer that dies mid-way leaves behind.
+  static const char kPartial[] = "partial";
+  sys::write_all(fd, kPartial, sizeof kPartial - 1);
+  fail_now();
 }
 
 bool faulty_text(const CrashRecord& rec, const DumpOptions& o, int fd) noexcept {
@@ -84,16 +99,12 @@ using testing::run_in_child;
 using testing::TempDir;
 using testing::with_env;
 
+// The file ending with suffix (TempDir::file_ending), and in *others the
+// names of every other entry, hidden temporary files included.
 std::string file_with_suffix(const TempDir& dir, const std::string& suffix, std::vector<std::string>* others) {
-  std::string found;
-  for (const std::string& name : dir.list()) {
-    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
-        name[0] != '.')
-      found = dir.path() + "/" + name;
-    else if (others != nullptr)
-      others->push_back(name);
-  }
-  return found;
+  for (const std::string& name : dir.list())
+    if (name[0] == '.' || !name.ends_with(suffix)) others->push_back(name);
+  return dir.file_ending(suffix);
 }
 
 // A complete core: an ELF header, and every segment's bytes inside the file.
@@ -123,6 +134,8 @@ struct Case {
   const char* order;        // PANICSTOP_DUMP
   const char* faulty;       // the writer that fails
   const char* kind;         // "segv" or "hang"
+  const char* part = "";    // or the part of the capture that fails (CaptureGaps::interrupted_while)
+  int skip = 0;             // after beginning that many times
 };
 
 ChildResult run_case(const Case& c, const TempDir& dir) {
@@ -130,6 +143,9 @@ ChildResult run_case(const Case& c, const TempDir& dir) {
       [&] {
         sys::copy_string(detail::g_fault_writer, sizeof detail::g_fault_writer, c.faulty);
         sys::copy_string(detail::g_fault_kind, sizeof detail::g_fault_kind, c.kind);
+        sys::copy_string(detail::g_fault_part, sizeof detail::g_fault_part, c.part);
+        detail::g_fault_skip = c.skip;
+        detail::set_capture_part_hook_for_test(detail::maybe_fail_in_part);
         install();
         static testing::ParkedThreads* parked =
             new testing::ParkedThreads(3, {testing::park_in_alpha, testing::park_in_beta}, "worker");
@@ -215,6 +231,62 @@ TEST(WriterFault, TheDumpTunableGivesTheOrder) {
   ASSERT_NE(core, std::string::npos) << r.output;
   ASSERT_NE(text, std::string::npos) << r.output;
   EXPECT_LT(core, text) << r.output;
+}
+
+// The capture fails in c.part: the writers still run, from the facts and
+// what the capture had taken, and the report says where it stopped and why.
+// Returns the report's text ("" if none).
+std::string check_capture_failure(const Case& c, const std::string& where) {
+  TempDir dir;
+  ChildResult r = run_case(c, dir);
+  EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("panicstop: the capture step failed; the dumps hold what it had taken"), std::string::npos)
+      << r.output;
+  std::string report = dir.file_ending(".txt");
+  EXPECT_FALSE(report.empty()) << r.output;
+  if (report.empty()) return "";
+  std::string text = testing::read_file(report);
+  EXPECT_EQ(text.rfind("panic: writer fault test\n", 0), 0u) << text.substr(0, 400);
+  EXPECT_NE(text.find("\nincomplete: the capture failed while " + where), std::string::npos) << text;
+  std::string step = std::string(c.kind) == "segv" ? "signal SIGSEGV during capture"
+                                                    : "panic during capture: step capture overran";
+  EXPECT_NE(text.find("(the panicking thread): " + step), std::string::npos) << text;
+  if (std::string(c.order).find("core") != std::string::npos) {
+    std::string core = dir.file_ending(".core");
+    EXPECT_FALSE(core.empty()) << r.output;
+    if (!core.empty()) expect_complete_core(testing::read_file(core));
+  }
+  return text;
+}
+
+// Unwinding the second thread faults: the mappings, modules and the
+// panicking thread's stack were taken before it, and are all there.
+TEST(CaptureFault, AFaultWhileUnwindingKeepsEveryDumpAndTheStacksBefore) {
+  std::string text = check_capture_failure({"text,core", "none", "segv", "unwinding", 1}, "unwinding thread ");
+  EXPECT_NE(text.find("\nmodules:\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("[panicking]"), std::string::npos) << text;
+  size_t lead = text.find("[panicking]");
+  EXPECT_NE(text.find("\n  #0 0x", lead), std::string::npos) << text;
+}
+
+// Finding the modules hangs past the capture's deadline: the dumps are
+// still written from the threads and the mapping table, and the core holds
+// the memory.
+TEST(CaptureFault, AHangWhileFindingModulesKeepsEveryDump) {
+  std::string text = check_capture_failure({"text,core", "none", "hang", "finding modules", 0}, "finding modules");
+  EXPECT_NE(text.find("[panicking]"), std::string::npos) << text;
+}
+
+// Listing the threads faults: the report still has the panic's facts, the
+// panicking thread with its signal, and what the stop did.
+TEST(CaptureFault, AFaultWhileListingThreadsStillReportsThePanic) {
+  std::string text = check_capture_failure({"text", "none", "segv", "listing threads", 0}, "listing threads");
+  // With its name: from its slot or, as here, the kernel's comm.
+  EXPECT_TRUE(std::regex_search(text, std::regex(R"(\npanicking thread \d+ \([^)]+\): signal SIGABRT)"))) << text;
+  EXPECT_NE(text.find("\nincomplete: only the capturing thread is listed; the stop had stopped 3 other threads"),
+            std::string::npos)
+      << text;
 }
 
 void print_captures(void*) {

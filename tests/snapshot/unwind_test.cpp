@@ -18,6 +18,13 @@
 namespace panicstop {
 namespace testing {
 
+// The directives around each hand-written function below: global but hidden,
+// typed as a function for the symbolizer, with its CFI block. "%function"
+// is the spelling gas takes on both x86-64 and aarch64.
+#define PANICSTOP_TEST_ASM_BEGIN(name) \
+  ".globl " #name "\n.hidden " #name "\n.type " #name ", %function\n" #name ":\n  .cfi_startproc\n"
+#define PANICSTOP_TEST_ASM_END(name) "  .cfi_endproc\n.size " #name ", .-" #name "\n"
+
 #if defined(__x86_64__)
 // Sleeps in the futex while *word == seen, with rbp zeroed: hand-written so it
 // has no frame pointer on any compiler, and CFI saying where the caller's rbp
@@ -25,11 +32,7 @@ namespace testing {
 extern "C" void panicstop_test_park_without_frame_pointer(const void* word, uint32_t seen);
 __asm__(
     ".text\n"
-    ".globl panicstop_test_park_without_frame_pointer\n"
-    ".hidden panicstop_test_park_without_frame_pointer\n"
-    ".type panicstop_test_park_without_frame_pointer, @function\n"
-    "panicstop_test_park_without_frame_pointer:\n"
-    "  .cfi_startproc\n"
+    PANICSTOP_TEST_ASM_BEGIN(panicstop_test_park_without_frame_pointer)
     "  push %rbp\n"
     "  .cfi_def_cfa_offset 16\n"
     "  .cfi_offset %rbp, -16\n"
@@ -47,8 +50,7 @@ __asm__(
     "  pop %rbp\n"
     "  .cfi_def_cfa_offset 8\n"
     "  ret\n"
-    "  .cfi_endproc\n"
-    ".size panicstop_test_park_without_frame_pointer, .-panicstop_test_park_without_frame_pointer\n");
+    PANICSTOP_TEST_ASM_END(panicstop_test_park_without_frame_pointer));
 
 __attribute__((noinline)) void park_in_delta() {
   panicstop_test_park_without_frame_pointer(&g_park_release, g_park_release.load());
@@ -85,29 +87,15 @@ __asm__(
     ".endm\n"
     ".text\n"
     ".p2align 2\n"
-    ".globl panicstop_test_return_at_once\n"
-    ".hidden panicstop_test_return_at_once\n"
-    ".type panicstop_test_return_at_once, %function\n"
-    "panicstop_test_return_at_once:\n"
-    "  .cfi_startproc\n"
+    PANICSTOP_TEST_ASM_BEGIN(panicstop_test_return_at_once)
     "  ret\n"
-    "  .cfi_endproc\n"
-    ".size panicstop_test_return_at_once, .-panicstop_test_return_at_once\n"
-    ".globl panicstop_test_park_leaf\n"
-    ".hidden panicstop_test_park_leaf\n"
-    ".type panicstop_test_park_leaf, %function\n"
-    "panicstop_test_park_leaf:\n"
-    "  .cfi_startproc\n"
+    PANICSTOP_TEST_ASM_END(panicstop_test_return_at_once)
+    PANICSTOP_TEST_ASM_BEGIN(panicstop_test_park_leaf)
     "  mov x9, x0\n"
     "  panicstop_test_futex_loop\n"
     "  ret\n"
-    "  .cfi_endproc\n"
-    ".size panicstop_test_park_leaf, .-panicstop_test_park_leaf\n"
-    ".globl panicstop_test_park_after_call\n"
-    ".hidden panicstop_test_park_after_call\n"
-    ".type panicstop_test_park_after_call, %function\n"
-    "panicstop_test_park_after_call:\n"
-    "  .cfi_startproc\n"
+    PANICSTOP_TEST_ASM_END(panicstop_test_park_leaf)
+    PANICSTOP_TEST_ASM_BEGIN(panicstop_test_park_after_call)
     "  stp x29, x30, [sp, #-32]!\n"
     "  .cfi_def_cfa_offset 32\n"
     "  .cfi_offset x29, -32\n"
@@ -122,8 +110,7 @@ __asm__(
     "  .cfi_restore x29\n"
     "  .cfi_restore x30\n"
     "  ret\n"
-    "  .cfi_endproc\n"
-    ".size panicstop_test_park_after_call, .-panicstop_test_park_after_call\n");
+    PANICSTOP_TEST_ASM_END(panicstop_test_park_after_call));
 
 __attribute__((noinline)) void park_in_leaf_caller() {
   panicstop_test_park_leaf(&g_park_release, g_park_release.load());
@@ -170,48 +157,50 @@ const detail::SnapshotThread* find_thread(const ProcessSnapshot& s, int tid) {
   return nullptr;
 }
 
-TEST(Unwind, EveryParkedThreadShowsItsFunction) {
+// Parks `count` threads in `bodies` (thread i in bodies[i % size]), stops
+// them, captures a snapshot and, with the symbolizer open, calls
+// check(snapshot, i, thread) for each parked thread; then restarts them.
+template <typename Check>
+void check_parked_threads(size_t count, std::vector<ParkedThreads::Body> bodies, Check check) {
   ASSERT_TRUE(detail::reserve_snapshot());
-  ParkedThreads parked(6, {testing::park_in_alpha, testing::park_in_beta, testing::park_in_gamma});
+  ParkedThreads parked(count, std::move(bodies));
   ASSERT_TRUE(parked.stop());
   ProcessSnapshot* s = detail::capture_snapshot();
   ASSERT_NE(s, nullptr);
   detail::symbolizer_begin(*s);
-  const char* expected[] = {"park_in_alpha", "park_in_beta", "park_in_gamma"};
   for (size_t i = 0; i < parked.tids().size(); ++i) {
     const detail::SnapshotThread* t = find_thread(*s, parked.tids()[i]);
-    ASSERT_NE(t, nullptr);
-    std::vector<std::string> names = frame_names(*s, *t);
-    EXPECT_TRUE(has_frame(names, "park_until_released")) << joined(names);
-    EXPECT_TRUE(has_frame(names, expected[i % 3])) << joined(names);
-    // Past the park function into std::thread's machinery and libc.
-    EXPECT_GE(t->frame_count, 4u) << joined(names);
+    EXPECT_NE(t, nullptr) << "parked thread " << parked.tids()[i] << " is not in the snapshot";
+    if (t != nullptr) check(*s, i, *t);
   }
   detail::symbolizer_end();
   parked.restart();
 }
 
+TEST(Unwind, EveryParkedThreadShowsItsFunction) {
+  const char* expected[] = {"park_in_alpha", "park_in_beta", "park_in_gamma"};
+  check_parked_threads(6, {testing::park_in_alpha, testing::park_in_beta, testing::park_in_gamma},
+                       [&](const ProcessSnapshot& s, size_t i, const detail::SnapshotThread& t) {
+                         std::vector<std::string> names = frame_names(s, t);
+                         EXPECT_TRUE(has_frame(names, "park_until_released")) << joined(names);
+                         EXPECT_TRUE(has_frame(names, expected[i % 3])) << joined(names);
+                         // Past the park function into std::thread's machinery and libc.
+                         EXPECT_GE(t.frame_count, 4u) << joined(names);
+                       });
+}
+
 #if defined(__x86_64__)
 TEST(Unwind, CfiWalksPastAFunctionWithoutFramePointer) {
-  ASSERT_TRUE(detail::reserve_snapshot());
-  ParkedThreads parked(2, {testing::park_in_delta});
-  ASSERT_TRUE(parked.stop());
-  ProcessSnapshot* s = detail::capture_snapshot();
-  ASSERT_NE(s, nullptr);
-  detail::symbolizer_begin(*s);
-  for (int tid : parked.tids()) {
-    const detail::SnapshotThread* t = find_thread(*s, tid);
-    ASSERT_NE(t, nullptr);
-    ASSERT_NE(t->context, nullptr);
-    EXPECT_EQ(t->context->ucontext.uc_mcontext.gregs[REG_RBP], 0);
-    std::vector<std::string> names = frame_names(*s, *t);
-    ASSERT_FALSE(names.empty());
-    EXPECT_NE(names[0].find("park_without_frame_pointer"), std::string::npos) << joined(names);
-    EXPECT_TRUE(has_frame(names, "park_in_delta")) << joined(names);
-    EXPECT_GE(t->frame_count, 4u) << joined(names);
-  }
-  detail::symbolizer_end();
-  parked.restart();
+  check_parked_threads(2, {testing::park_in_delta},
+                       [](const ProcessSnapshot& s, size_t, const detail::SnapshotThread& t) {
+                         ASSERT_NE(t.context, nullptr);
+                         EXPECT_EQ(t.context->ucontext.uc_mcontext.gregs[REG_RBP], 0);
+                         std::vector<std::string> names = frame_names(s, t);
+                         ASSERT_FALSE(names.empty());
+                         EXPECT_NE(names[0].find("park_without_frame_pointer"), std::string::npos) << joined(names);
+                         EXPECT_TRUE(has_frame(names, "park_in_delta")) << joined(names);
+                         EXPECT_GE(t.frame_count, 4u) << joined(names);
+                       });
 }
 #endif
 
@@ -225,38 +214,23 @@ void expect_no_repeated_function(const std::vector<std::string>& names) {
 }
 
 TEST(Unwind, NoParkedThreadRepeatsAFrame) {
-  ASSERT_TRUE(detail::reserve_snapshot());
-  ParkedThreads parked(3, {testing::park_in_alpha, testing::park_in_beta, testing::park_in_gamma});
-  ASSERT_TRUE(parked.stop());
-  ProcessSnapshot* s = detail::capture_snapshot();
-  ASSERT_NE(s, nullptr);
-  detail::symbolizer_begin(*s);
-  for (int tid : parked.tids()) expect_no_repeated_function(frame_names(*s, *find_thread(*s, tid)));
-  detail::symbolizer_end();
-  parked.restart();
+  check_parked_threads(3, {testing::park_in_alpha, testing::park_in_beta, testing::park_in_gamma},
+                       [](const ProcessSnapshot& s, size_t, const detail::SnapshotThread& t) {
+                         expect_no_repeated_function(frame_names(s, t));
+                       });
 }
 
 #if defined(__aarch64__)
 // Frame 0 in `park_fn`, frame 1 its caller: whether the caller's address is
 // still in x30 (a leaf) or only on the stack (x30 overwritten by a call).
 void expect_caller_after(void (*body)(), const char* park_fn, const char* caller) {
-  ASSERT_TRUE(detail::reserve_snapshot());
-  ParkedThreads parked(2, {body});
-  ASSERT_TRUE(parked.stop());
-  ProcessSnapshot* s = detail::capture_snapshot();
-  ASSERT_NE(s, nullptr);
-  detail::symbolizer_begin(*s);
-  for (int tid : parked.tids()) {
-    const detail::SnapshotThread* t = find_thread(*s, tid);
-    ASSERT_NE(t, nullptr);
-    std::vector<std::string> names = frame_names(*s, *t);
+  check_parked_threads(2, {body}, [&](const ProcessSnapshot& s, size_t, const detail::SnapshotThread& t) {
+    std::vector<std::string> names = frame_names(s, t);
     ASSERT_GE(names.size(), 3u) << joined(names);
     EXPECT_NE(names[0].find(park_fn), std::string::npos) << joined(names);
     EXPECT_NE(names[1].find(caller), std::string::npos) << joined(names);
     expect_no_repeated_function(names);
-  }
-  detail::symbolizer_end();
-  parked.restart();
+  });
 }
 
 TEST(Unwind, Aarch64LeafCallerIsTheLinkRegister) {

@@ -165,6 +165,12 @@ std::vector<std::string> TempDir::list() const {
   return names;
 }
 
+std::string TempDir::file_ending(const std::string& suffix) const {
+  for (const std::string& name : list())
+    if (name[0] != '.' && name.size() > suffix.size() && name.ends_with(suffix)) return path_ + "/" + name;
+  return "";
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream s;

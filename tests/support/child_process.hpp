@@ -63,6 +63,10 @@ class TempDir {
   const std::string& path() const { return path_; }
   // Names of the entries in the directory, sorted.
   std::vector<std::string> list() const;
+  // The full path of the first entry (in list() order) whose name ends with
+  // suffix and is longer than it, skipping hidden names (a writer's
+  // ".tmp" files start with '.'); "" if there is none.
+  std::string file_ending(const std::string& suffix) const;
 
  private:
   std::string path_;

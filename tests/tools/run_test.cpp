@@ -27,14 +27,6 @@ using panicstop::testing::TempDir;
 
 const std::string kTool = PANICSTOP_TOOL_PATH;
 
-std::string find_with_suffix(const TempDir& dir, const std::string& suffix) {
-  for (const auto& name : dir.list())
-    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
-        name[0] != '.')
-      return dir.path() + "/" + name;
-  return "";
-}
-
 int count_lines_matching(const std::string& text, const std::regex& re) {
   int n = 0;
   std::istringstream in(text);
@@ -68,13 +60,13 @@ TEST(Run, StackOverflowInAThreadTheProgramMadeGivesADumpOfEveryThread) {
   ChildResult r = run_command({kTool, "run", "--dump-dir", dir.path(), "--", PANICSTOP_UNINSTRUMENTED});
   ASSERT_FALSE(r.hung) << r.describe();
   EXPECT_TRUE(r.exited && r.exit_code == 128 + SIGSEGV) << r.describe();
-  std::string report = find_with_suffix(dir, ".txt");
+  std::string report = dir.file_ending(".txt");
   ASSERT_FALSE(report.empty()) << "no text report; " << r.describe();
   std::string text = read_file(report);
   EXPECT_EQ(text.rfind("panic: fatal signal SIGSEGV", 0), 0u) << text;
   EXPECT_NE(text.find("5 threads: 4 stopped, 0 not stopped"), std::string::npos) << text;
   EXPECT_NE(text.find("recurse_forever"), std::string::npos) << text;
-  EXPECT_FALSE(find_with_suffix(dir, ".core").empty());
+  EXPECT_FALSE(dir.file_ending(".core").empty());
 
   // The control: the same program without the shim dies with no dump.
   TempDir plain;
@@ -82,7 +74,7 @@ TEST(Run, StackOverflowInAThreadTheProgramMadeGivesADumpOfEveryThread) {
   opts.cwd = plain.path();
   ChildResult bare = run_command({PANICSTOP_UNINSTRUMENTED}, opts);
   EXPECT_TRUE(bare.signaled && bare.term_signal == SIGSEGV) << bare.describe();
-  EXPECT_TRUE(find_with_suffix(plain, ".txt").empty());
+  EXPECT_TRUE(plain.file_ending(".txt").empty());
 }
 
 // --dump takes a list: the minidump joins the other two under the same base
@@ -93,8 +85,8 @@ TEST(Run, DumpFormatsListAddsAMinidumpThatShowReads) {
       {kTool, "run", "--dump-dir", dir.path(), "--dump", "text,core,minidump", "--", PANICSTOP_UNINSTRUMENTED});
   ASSERT_FALSE(r.hung) << r.describe();
   EXPECT_TRUE(r.exited && r.exit_code == 128 + SIGSEGV) << r.describe();
-  std::string report = find_with_suffix(dir, ".txt"), core = find_with_suffix(dir, ".core"),
-              dmp = find_with_suffix(dir, ".dmp");
+  std::string report = dir.file_ending(".txt"), core = dir.file_ending(".core"),
+              dmp = dir.file_ending(".dmp");
   ASSERT_FALSE(dmp.empty()) << r.output;
   EXPECT_FALSE(core.empty()) << r.output;
   ASSERT_FALSE(report.empty()) << r.output;
@@ -212,7 +204,7 @@ TEST(Run, MemcachedKilledWithSegvGivesACoreWithEveryThread) {
   memcached.end_with(SIGSEGV);
   const ChildResult& result = memcached.result;
   EXPECT_TRUE(result.exited && result.exit_code == 128 + SIGSEGV) << result.describe();
-  std::string core = find_with_suffix(dir, ".core");
+  std::string core = dir.file_ending(".core");
   ASSERT_FALSE(core.empty()) << result.describe();
   std::string gdb;
   EXPECT_EQ(gdb_thread_rows("/usr/bin/memcached", core, &gdb), size_t(threads)) << gdb;
@@ -239,7 +231,7 @@ TEST(Run, MemcachedCanBeInspectedAndDumpedWhileItServes) {
   ChildResult dump = run_command({kTool, "dump", pid, "--dir", live.path()}, ChildOptions{std::chrono::seconds(30), {}, {}, ""});
   ASSERT_FALSE(dump.hung) << dump.describe();
   EXPECT_TRUE(dump.exited && dump.exit_code == 0) << dump.describe() << dump.output;
-  std::string core = find_with_suffix(live, ".core");
+  std::string core = live.file_ending(".core");
   ASSERT_FALSE(core.empty()) << dump.output;
   EXPECT_TRUE(accepts_connections(memcached.port)) << "memcached stopped serving after the live dump";
   std::string gdb;
@@ -247,7 +239,7 @@ TEST(Run, MemcachedCanBeInspectedAndDumpedWhileItServes) {
 
   memcached.end_with(SIGTERM);
   EXPECT_TRUE(memcached.result.exited) << memcached.result.describe();
-  EXPECT_TRUE(find_with_suffix(dir, ".core").empty()) << "nothing crashed: no crash dump";
+  EXPECT_TRUE(dir.file_ending(".core").empty()) << "nothing crashed: no crash dump";
 }
 
 }  // namespace

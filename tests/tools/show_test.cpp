@@ -466,13 +466,6 @@ TEST(ShowCommand, KernelCoreShowsEveryThreadWithItsKnownFunction) {
 
 namespace {
 
-std::string only_file_ending(const TempDir& dir, const std::string& suffix) {
-  for (const auto& name : dir.list())
-    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-      return dir.path() + "/" + name;
-  return "";
-}
-
 // Opening a FIFO for reading waits for a writer: the reader must refuse one,
 // whether it is the file given or a module file a dump names.
 TEST(ShowCommand, AFifoIsRefusedNotWaitedFor) {
@@ -503,7 +496,7 @@ TEST(ShowCommand, AModuleThatIsNowAFifoIsSkipped) {
       },
       panicstop::testing::with_env({{"PANICSTOP_DUMP", "text,core"}, {"PANICSTOP_DUMP_DIR", dumps.path()}}));
   ASSERT_FALSE(crashed.hung) << crashed.describe() << crashed.output;
-  std::string report = only_file_ending(dumps, ".txt"), core = only_file_ending(dumps, ".core");
+  std::string report = dumps.file_ending(".txt"), core = dumps.file_ending(".core");
   ASSERT_FALSE(report.empty() || core.empty()) << crashed.output;
   ASSERT_NE(panicstop::testing::read_file(report).find(module), std::string::npos);
   ASSERT_EQ(unlink(module.c_str()), 0);

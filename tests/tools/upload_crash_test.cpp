@@ -29,13 +29,6 @@ using panicstop::testing::TempDir;
 
 const std::string kTool = PANICSTOP_TOOL_PATH;
 
-std::string with_suffix(const TempDir& dir, const std::string& suffix) {
-  for (const auto& name : dir.list())
-    if (name[0] != '.' && name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-      return dir.path() + "/" + name;
-  return "";
-}
-
 ChildOptions crash_options(const TempDir& dir, const std::string& url, const std::string& uploader,
                            const std::string& timeout_ms) {
   ChildOptions o;
@@ -59,11 +52,11 @@ TEST(CrashUpload, TheDumpReachesTheCollectorBeforeTheProcessDies) {
   // The dying process waited: the request is in before the child was reaped.
   auto reqs = c.requests();
   ASSERT_EQ(reqs.size(), 1u) << r.output;
-  std::string report = with_suffix(dir, ".txt");
+  std::string report = dir.file_ending(".txt");
   ASSERT_FALSE(report.empty()) << r.output;
   // The upload URL alone added a minidump to PANICSTOP_DUMP=text: it takes
   // the minidump part, gzip-compressed, and the report its own part.
-  std::string minidump = with_suffix(dir, ".dmp");
+  std::string minidump = dir.file_ending(".dmp");
   ASSERT_FALSE(minidump.empty()) << r.output;
   const auto* md = reqs[0].part("upload_file_minidump");
   ASSERT_NE(md, nullptr);
@@ -75,7 +68,7 @@ TEST(CrashUpload, TheDumpReachesTheCollectorBeforeTheProcessDies) {
   ASSERT_NE(reqs[0].part("ver"), nullptr);
   EXPECT_EQ(reqs[0].part("ver")->data, "9.9.9");
   EXPECT_NE(r.output.find("panicstop: upload: done"), std::string::npos) << r.output;
-  EXPECT_TRUE(!with_suffix(dir, ".sent").empty()) << "the uploader marks what it sent";
+  EXPECT_TRUE(!dir.file_ending(".sent").empty()) << "the uploader marks what it sent";
 }
 
 TEST(CrashUpload, AHangingCollectorCostsNoMoreThanTheTimeout) {
@@ -86,7 +79,7 @@ TEST(CrashUpload, AHangingCollectorCostsNoMoreThanTheTimeout) {
   ASSERT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
   EXPECT_TRUE(c.wait_for(1, 5s));
   EXPECT_NE(r.output.find("stays pending"), std::string::npos) << r.output;
-  EXPECT_TRUE(with_suffix(dir, ".sent").empty());
+  EXPECT_TRUE(dir.file_ending(".sent").empty());
   // 1.5 s of waiting; the rest is the panic and the dump, with room for load.
   EXPECT_LT(r.elapsed, 10s) << r.output;
 
