@@ -9,6 +9,10 @@
 // Contention: the hard path spins while the owner looks runnable (it is not
 // parked in a panicstop wait) for a bounded number of rounds, then sleeps on a
 // futex. There is no FIFO order; a released lock goes to whoever takes it first.
+// An unlock wakes at most one sleeper, and no further one until that one has
+// run (abseil's "designated waker"), so the unlocks meanwhile make no system
+// call and, since the contested bit leaves the word with the wake, take the
+// one-CAS fast path.
 //
 // After a panic (scheduler_stopped() on the calling thread) lock, try_lock and
 // unlock never block and never write the lock word of a lock someone else owns,
@@ -124,6 +128,8 @@ class PANICSTOP_CAPABILITY("mutex") Mutex {
   bool lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexcept;
   bool try_lock_hard(uintptr_t self, uintptr_t seen) noexcept;
   void unlock_hard(uintptr_t self) noexcept;
+  // Bumps wake_seq_ and wakes one sleeper; returns how many woke.
+  long wake_one() noexcept;
 
   detail::LockObject lo_;
   // Threads in the hard path's sleep loop (never touched by the fast paths). A
@@ -131,6 +137,10 @@ class PANICSTOP_CAPABILITY("mutex") Mutex {
   // others are still in that loop, so the last sleeper's unlock makes no
   // futex call.
   std::atomic<uint32_t> sleepers_{0};
+  // What sleepers sleep on (a futex), not the lock word: the word changes with
+  // every lock and unlock, so a futex sleep on it mostly failed at once while
+  // the lock was busy. This changes only when an unlock means to wake.
+  std::atomic<uint32_t> wake_seq_{0};
 };
 
 }  // namespace panicstop

@@ -3,6 +3,36 @@
 // stopped-scheduler test comes first and skips everything else, including the
 // misuse checks, because after a panic the lock state no longer means anything
 // to the panicking thread.
+//
+// Wake-up protocol. The lock word holds the owner and kLockContested (a
+// thread may sleep: its owner's unlock must see to a wake-up). Beside it,
+// sleepers_ counts the threads in the sleep loop and carries kWokenPending:
+// an unlock woke one sleeper that has not run yet (abseil's "designated
+// waker"). While it is set, unlocks wake no one: the woken thread is on its
+// way and will either take the lock or mark it contested again before it
+// sleeps. Every unlock of a contested word clears the contested bit, so the
+// owners that follow take the one-CAS fast paths until a sleeper marks the
+// word again. Without this, every unlock of a contested lock made a futex call
+// and woke a thread that mostly found the lock taken again by the time it ran
+// (a convoy once threads outnumber CPUs).
+//
+// Who clears kWokenPending: a thread that returns from its futex sleep with a
+// wake (it may not be the one meant; clearing early costs at most one extra
+// wake later), and the unlocker itself when its wake found nobody asleep,
+// which then passes a plain wake on if any thread is still in the sleep loop.
+// A timed waiter that gives up passes a wake on likewise, since it may have
+// been the woken one. So every sleeping thread is covered by one of: an owner
+// whose word says contested while no wake is pending, a woken thread that has
+// not run yet, or a thread that read the sleeper count after the flag was
+// cleared. All of these steps are seq_cst, so that a thread that changes the
+// word or the flag and then reads the other sees every sleeper that saw the
+// earlier state.
+//
+// Sleepers sleep on wake_seq_, not on the lock word: the word changes with
+// every lock and unlock, so a futex sleep on it mostly failed at once while
+// the lock was busy. wake_seq_ changes only when a wake is sent; a sleeper
+// reads it before it looks at the word, so a wake sent after that look makes
+// its futex sleep return at once.
 #include "panicstop/mutex.hpp"
 
 #include "lock/wait.hpp"
@@ -17,6 +47,41 @@ using detail::kLockRecursed;
 
 namespace {
 inline uintptr_t owner_of(uintptr_t word) noexcept { return word & ~kLockFlagMask; }
+
+// In sleepers_: a woken sleeper has not run yet. The rest is the count.
+constexpr uint32_t kWokenPending = 1u << 31;
+inline uint32_t count_of(uint32_t sleepers) noexcept { return sleepers & ~kWokenPending; }
+
+// Tuning knobs, each measured in bench/locks_bench (docs/BENCHMARKS.md,
+// "Mutex: one woken waiter at a time"). Override with -D to try others.
+#ifndef PANICSTOP_MUTEX_SPIN_ROUNDS
+#define PANICSTOP_MUTEX_SPIN_ROUNDS 20
+#endif
+// Rounds a thread spins on arrival while the owner looks runnable.
+constexpr int kArrivalSpinRounds = PANICSTOP_MUTEX_SPIN_ROUNDS;
+#ifndef PANICSTOP_MUTEX_SPIN_CONTESTED
+#define PANICSTOP_MUTEX_SPIN_CONTESTED 0
+#endif
+// Whether an arriving thread spins even when others already sleep.
+constexpr bool kSpinWhenContested = PANICSTOP_MUTEX_SPIN_CONTESTED != 0;
+#ifndef PANICSTOP_MUTEX_WOKEN_SPIN_ROUNDS
+#define PANICSTOP_MUTEX_WOKEN_SPIN_ROUNDS 20
+#endif
+// Rounds a woken thread spins for a runnable owner before it sleeps again.
+constexpr int kWokenSpinRounds = PANICSTOP_MUTEX_WOKEN_SPIN_ROUNDS;
+#ifndef PANICSTOP_MUTEX_YIELD
+#define PANICSTOP_MUTEX_YIELD 0
+#endif
+// Whether a thread yields its CPU once before its first sleep.
+constexpr bool kYieldBeforeSleep = PANICSTOP_MUTEX_YIELD != 0;
+#ifndef PANICSTOP_MUTEX_PAUSE
+#define PANICSTOP_MUTEX_PAUSE 1
+#endif
+// Whether a spin round includes a pause instruction.
+constexpr bool kPauseInSpin = PANICSTOP_MUTEX_PAUSE != 0;
+inline void spin_once() noexcept {
+  if (kPauseInSpin) detail::cpu_relax();
+}
 }  // namespace
 
 Mutex::~Mutex() {
@@ -37,9 +102,10 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
   const int64_t prof_start = detail::lockprof_active() ? detail::lockprof_ticks() : 0;
   const void* const caller = __builtin_return_address(0);
 
-  // Adaptive spin: worth it only while the owner is running its critical section.
-  for (int round = 0; round < detail::kAdaptiveSpinRounds; ++round) {
-    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+  // Adaptive spin: worth it only while the owner is running its critical
+  // section.
+  for (int round = 0;; ++round) {
+    uintptr_t w = round == 0 ? seen : lo_.word.load(std::memory_order_relaxed);
     if (w == 0) {
       if (lo_.word.compare_exchange_weak(w, self, std::memory_order_acquire, std::memory_order_relaxed)) {
         if (prof_start != 0) detail::lockprof_contested(&lo_, prof_start, caller);
@@ -47,42 +113,61 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
       }
       continue;
     }
-    if ((w & kLockContested) != 0 || !detail::owner_looks_runnable(w)) break;
-    detail::cpu_relax();
+    if (round >= kArrivalSpinRounds || (!kSpinWhenContested && (w & kLockContested) != 0) ||
+        !detail::owner_looks_runnable(w))
+      break;
+    spin_once();
   }
+  if (kYieldBeforeSleep) sys::sched_yield();
 
-  // Sleep. A thread that takes the lock after sleeping sets the contested bit
-  // itself while others are still in this loop: they may be asleep, and the
-  // next unlock must wake one. A thread that arrives later sets the bit on the
+  // Sleep. A thread that takes the lock from this loop marks it contested
+  // itself while others are still in the loop: they may be asleep, and its
+  // unlock must see to a wake. A thread that arrives later sets the bit on the
   // word before it sleeps, so deciding from the count never loses a wake-up.
+  // The count and the word are seq_cst so that a thread reading the count
+  // after changing the word sees every sleeper that saw the word before.
   PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, "sleep on a contested mutex"));
   detail::WaitRecord wait(&lo_, detail::WaitMode::kExclusive);
-  sleepers_.fetch_add(1, std::memory_order_relaxed);
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  int spin = kWokenSpinRounds;  // only after a wake: the first sleep comes straight after the arrival spin
   for (;;) {
-    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    // The sequence is read before the word: an unlock that changes the word
+    // after this read and means to wake bumps the sequence, and then the
+    // futex sleep below returns at once.
+    const uint32_t seq = wake_seq_.load(std::memory_order_seq_cst);
+    uintptr_t w = lo_.word.load(std::memory_order_seq_cst);
     if (w == 0) {
-      uintptr_t mine = sleepers_.load(std::memory_order_relaxed) > 1 ? (self | kLockContested) : self;
-      if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_acquire, std::memory_order_relaxed)) {
-        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+      const uintptr_t mine = count_of(sleepers_.load(std::memory_order_seq_cst)) > 1 ? (self | kLockContested) : self;
+      if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+        sleepers_.fetch_sub(1, std::memory_order_seq_cst);
         if (prof_start != 0) detail::lockprof_contested(&lo_, prof_start, caller);
         return true;
       }
       continue;
     }
+    if (spin < kWokenSpinRounds && detail::owner_looks_runnable(w)) {
+      ++spin;
+      spin_once();
+      continue;
+    }
     if (deadline_ns != detail::kNoDeadline && detail::steady_now_ns() >= deadline_ns) {
-      // Giving up. An unlock's wake may have picked this thread just now; if
-      // others still sleep, pass one wake on so that it is not lost with us.
-      if (sleepers_.fetch_sub(1, std::memory_order_relaxed) > 1)
-        sys::futex_wake(detail::futex_address(lo_.word), 1);
+      // Giving up. This thread may be the one an unlock woke (and it has
+      // cleared kWokenPending); if others still wait, pass a wake on so that
+      // it is not lost with us.
+      if (count_of(sleepers_.fetch_sub(1, std::memory_order_seq_cst)) > 1) wake_one();
       return false;
     }
     if ((w & kLockContested) == 0) {
-      if (!lo_.word.compare_exchange_weak(w, w | kLockContested, std::memory_order_relaxed,
+      if (!lo_.word.compare_exchange_weak(w, w | kLockContested, std::memory_order_seq_cst,
                                           std::memory_order_relaxed))
         continue;
       w |= kLockContested;
     }
-    wait.sleep(detail::futex_address(lo_.word), detail::futex_value(w), deadline_ns);
+    if (wait.sleep(&wake_seq_, seq, deadline_ns) == 0) {
+      // Woken: this thread has run, so unlocks may wake again.
+      sleepers_.fetch_and(~kWokenPending, std::memory_order_seq_cst);
+      spin = 0;
+    }
   }
 }
 
@@ -109,8 +194,21 @@ void Mutex::unlock_hard(uintptr_t self) noexcept {
     if (--lo_.recurse == 0) lo_.word.fetch_and(~kLockRecursed, std::memory_order_relaxed);
     return;
   }
-  uintptr_t old = lo_.word.exchange(0, std::memory_order_release);
-  if ((old & kLockContested) != 0) sys::futex_wake(detail::futex_address(lo_.word), 1);
+  // The contested bit goes with the owner: the woken thread (this one's, or
+  // one still on its way) sets it again from the sleeper count when it takes
+  // the lock or sleeps.
+  const uintptr_t old = lo_.word.exchange(0, std::memory_order_seq_cst);
+  if ((old & kLockContested) == 0) return;
+  if ((sleepers_.fetch_or(kWokenPending, std::memory_order_seq_cst) & kWokenPending) != 0) return;
+  if (wake_one() > 0) return;
+  // Nobody was asleep in the kernel: no one will clear the flag but us. Any
+  // thread that slept meanwhile counted itself in sleepers_ first.
+  if (count_of(sleepers_.fetch_and(~kWokenPending, std::memory_order_seq_cst)) > 0) wake_one();
+}
+
+long Mutex::wake_one() noexcept {
+  wake_seq_.fetch_add(1, std::memory_order_seq_cst);
+  return sys::futex_wake(&wake_seq_, 1);
 }
 
 void Mutex::assert_held() const noexcept {
