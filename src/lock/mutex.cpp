@@ -52,36 +52,6 @@ inline uintptr_t owner_of(uintptr_t word) noexcept { return word & ~kLockFlagMas
 constexpr uint32_t kWokenPending = 1u << 31;
 inline uint32_t count_of(uint32_t sleepers) noexcept { return sleepers & ~kWokenPending; }
 
-// Tuning knobs, each measured in bench/locks_bench (docs/BENCHMARKS.md,
-// "Mutex: one woken waiter at a time"). Override with -D to try others.
-#ifndef PANICSTOP_MUTEX_SPIN_ROUNDS
-#define PANICSTOP_MUTEX_SPIN_ROUNDS 20
-#endif
-// Rounds a thread spins on arrival while the owner looks runnable.
-constexpr int kArrivalSpinRounds = PANICSTOP_MUTEX_SPIN_ROUNDS;
-#ifndef PANICSTOP_MUTEX_SPIN_CONTESTED
-#define PANICSTOP_MUTEX_SPIN_CONTESTED 0
-#endif
-// Whether an arriving thread spins even when others already sleep.
-constexpr bool kSpinWhenContested = PANICSTOP_MUTEX_SPIN_CONTESTED != 0;
-#ifndef PANICSTOP_MUTEX_WOKEN_SPIN_ROUNDS
-#define PANICSTOP_MUTEX_WOKEN_SPIN_ROUNDS 20
-#endif
-// Rounds a woken thread spins for a runnable owner before it sleeps again.
-constexpr int kWokenSpinRounds = PANICSTOP_MUTEX_WOKEN_SPIN_ROUNDS;
-#ifndef PANICSTOP_MUTEX_YIELD
-#define PANICSTOP_MUTEX_YIELD 0
-#endif
-// Whether a thread yields its CPU once before its first sleep.
-constexpr bool kYieldBeforeSleep = PANICSTOP_MUTEX_YIELD != 0;
-#ifndef PANICSTOP_MUTEX_PAUSE
-#define PANICSTOP_MUTEX_PAUSE 1
-#endif
-// Whether a spin round includes a pause instruction.
-constexpr bool kPauseInSpin = PANICSTOP_MUTEX_PAUSE != 0;
-inline void spin_once() noexcept {
-  if (kPauseInSpin) detail::cpu_relax();
-}
 }  // namespace
 
 Mutex::~Mutex() {
@@ -103,7 +73,12 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
   const void* const caller = __builtin_return_address(0);
 
   // Adaptive spin: worth it only while the owner is running its critical
-  // section.
+  // section. kAdaptiveSpinRounds (lock/wait.hpp) on arrival and again after
+  // each wake, whether or not others already sleep: against spinning only
+  // while nobody sleeps, 0 or 100 rounds, spinning without pause, or a
+  // sched_yield before the first sleep, it was the steadiest at 2 and 4
+  // threads and level with the best at 16 and 64 (docs/BENCHMARKS.md, "Mutex:
+  // one woken sleeper at a time").
   for (int round = 0;; ++round) {
     uintptr_t w = round == 0 ? seen : lo_.word.load(std::memory_order_relaxed);
     if (w == 0) {
@@ -113,12 +88,9 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
       }
       continue;
     }
-    if (round >= kArrivalSpinRounds || (!kSpinWhenContested && (w & kLockContested) != 0) ||
-        !detail::owner_looks_runnable(w))
-      break;
-    spin_once();
+    if (round >= detail::kAdaptiveSpinRounds || !detail::owner_looks_runnable(w)) break;
+    detail::cpu_relax();
   }
-  if (kYieldBeforeSleep) sys::sched_yield();
 
   // Sleep. A thread that takes the lock from this loop marks it contested
   // itself while others are still in the loop: they may be asleep, and its
@@ -129,7 +101,7 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
   PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, "sleep on a contested mutex"));
   detail::WaitRecord wait(&lo_, detail::WaitMode::kExclusive);
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
-  int spin = kWokenSpinRounds;  // only after a wake: the first sleep comes straight after the arrival spin
+  int spin = detail::kAdaptiveSpinRounds;  // spins again only after a wake: the arrival spin came first
   for (;;) {
     // The sequence is read before the word: an unlock that changes the word
     // after this read and means to wake bumps the sequence, and then the
@@ -145,9 +117,9 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
       }
       continue;
     }
-    if (spin < kWokenSpinRounds && detail::owner_looks_runnable(w)) {
+    if (spin < detail::kAdaptiveSpinRounds && detail::owner_looks_runnable(w)) {
       ++spin;
-      spin_once();
+      detail::cpu_relax();
       continue;
     }
     if (deadline_ns != detail::kNoDeadline && detail::steady_now_ns() >= deadline_ns) {
