@@ -135,7 +135,8 @@ class PANICSTOP_CAPABILITY("mutex") Mutex {
   // Threads in the hard path's sleep loop (never touched by the fast paths). A
   // thread that takes the lock after sleeping marks it contested only while
   // others are still in that loop, so the last sleeper's unlock makes no
-  // futex call.
+  // futex call. The top bit (kWokenPending in mutex.cpp) says an unlock woke
+  // a sleeper that has not run yet; unlocks wake no other until it has.
   std::atomic<uint32_t> sleepers_{0};
   // What sleepers sleep on (a futex), not the lock word: the word changes with
   // every lock and unlock, so a futex sleep on it mostly failed at once while
