@@ -12,7 +12,8 @@
 // An unlock wakes at most one sleeper, and no further one until that one has
 // run (abseil's "designated waker"), so the unlocks meanwhile make no system
 // call and, since the contested bit leaves the word with the wake, take the
-// one-CAS fast path.
+// one-CAS fast path. Once unlock has released the word it no longer touches
+// the Mutex, so the next owner may destroy it at once.
 //
 // After a panic (scheduler_stopped() on the calling thread) lock, try_lock and
 // unlock never block and never write the lock word of a lock someone else owns,
@@ -128,20 +129,13 @@ class PANICSTOP_CAPABILITY("mutex") Mutex {
   bool lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexcept;
   bool try_lock_hard(uintptr_t self, uintptr_t seen) noexcept;
   void unlock_hard(uintptr_t self) noexcept;
-  // Bumps wake_seq_ and wakes one sleeper; returns how many woke.
-  long wake_one() noexcept;
 
   detail::LockObject lo_;
   // Threads in the hard path's sleep loop (never touched by the fast paths). A
   // thread that takes the lock after sleeping marks it contested only while
   // others are still in that loop, so the last sleeper's unlock makes no
-  // futex call. The top bit (kWokenPending in mutex.cpp) says an unlock woke
-  // a sleeper that has not run yet; unlocks wake no other until it has.
+  // futex call.
   std::atomic<uint32_t> sleepers_{0};
-  // What sleepers sleep on (a futex), not the lock word: the word changes with
-  // every lock and unlock, so a futex sleep on it mostly failed at once while
-  // the lock was busy. This changes only when an unlock means to wake.
-  std::atomic<uint32_t> wake_seq_{0};
 };
 
 }  // namespace panicstop

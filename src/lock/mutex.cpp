@@ -5,34 +5,35 @@
 // to the panicking thread.
 //
 // Wake-up protocol. The lock word holds the owner and kLockContested (a
-// thread may sleep: its owner's unlock must see to a wake-up). Beside it,
-// sleepers_ counts the threads in the sleep loop and carries kWokenPending:
-// an unlock woke one sleeper that has not run yet (abseil's "designated
-// waker"). While it is set, unlocks wake no one: the woken thread is on its
-// way and will either take the lock or mark it contested again before it
-// sleeps. Every unlock of a contested word clears the contested bit, so the
-// owners that follow take the one-CAS fast paths until a sleeper marks the
-// word again. Without this, every unlock of a contested lock made a futex call
-// and woke a thread that mostly found the lock taken again by the time it ran
-// (a convoy once threads outnumber CPUs).
+// thread may sleep: its owner's unlock must see to a wake-up); sleepers_
+// counts the threads in the sleep loop. An unlock of a contested word wakes
+// one sleeper and sets that lock's wake mark (below): until the woken thread
+// has run and cleared it, unlocks of that lock wake no one (abseil's
+// "designated waker"); the woken thread will either take the lock or mark it
+// contested again before it sleeps. Every unlock of a contested word clears
+// the contested bit, so the owners that follow take the one-CAS fast paths
+// until a sleeper marks the word again. Before, every unlock of a contested
+// lock made a futex call and woke a thread that mostly found the lock taken
+// again by the time it ran (a convoy once threads outnumber CPUs).
 //
-// Who clears kWokenPending: a thread that returns from its futex sleep with a
+// Who clears a wake mark: a thread that returns from its futex sleep with a
 // wake (it may not be the one meant; clearing early costs at most one extra
-// wake later), and the unlocker itself when its wake found nobody asleep,
-// which then passes a plain wake on if any thread is still in the sleep loop.
-// A timed waiter that gives up passes a wake on likewise, since it may have
-// been the woken one. So every sleeping thread is covered by one of: an owner
-// whose word says contested while no wake is pending, a woken thread that has
-// not run yet, or a thread that read the sleeper count after the flag was
-// cleared. All of these steps are seq_cst, so that a thread that changes the
-// word or the flag and then reads the other sees every sleeper that saw the
-// earlier state.
+// wake later), and the unlocker itself when its wake found nobody asleep; it
+// then passes one wake on, for a thread that went to sleep while the mark
+// stood. A timed waiter that gives up passes a wake on likewise, since it may
+// have been the woken one. So every sleeping thread is covered by one of: an
+// owner whose word says contested while no wake is pending, a woken thread
+// that has not run yet, or a wake sent after the mark was cleared. These
+// steps are seq_cst, so that a thread that changes the word or the mark and
+// then reads the other (or the count) sees every sleeper that saw the earlier
+// state.
 //
-// Sleepers sleep on wake_seq_, not on the lock word: the word changes with
-// every lock and unlock, so a futex sleep on it mostly failed at once while
-// the lock was busy. wake_seq_ changes only when a wake is sent; a sleeper
-// reads it before it looks at the word, so a wake sent after that look makes
-// its futex sleep return at once.
+// The marks live outside the Mutex, in a fixed table indexed by the lock's
+// address: once an unlock has released the word, the next owner may destroy
+// the lock, so the unlock's remaining steps touch only the table and the
+// futex (a wake on freed memory is harmless), never the Mutex. Two locks that
+// share a slot while both have a wake pending just lose the suppression: the
+// second one wakes on every contested unlock, as before this protocol.
 #include "panicstop/mutex.hpp"
 
 #include "lock/wait.hpp"
@@ -48,10 +49,20 @@ using detail::kLockRecursed;
 namespace {
 inline uintptr_t owner_of(uintptr_t word) noexcept { return word & ~kLockFlagMask; }
 
-// In sleepers_: a woken sleeper has not run yet. The rest is the count.
-constexpr uint32_t kWokenPending = 1u << 31;
-inline uint32_t count_of(uint32_t sleepers) noexcept { return sleepers & ~kWokenPending; }
-
+// A wake mark: the address of the Mutex whose unlock woke a sleeper that has
+// not run yet, or 0. Static storage, no allocation.
+struct alignas(64) WakeMark {
+  std::atomic<uintptr_t> mutex{0};
+};
+constexpr uintptr_t kWakeMarks = 128;
+WakeMark g_wake_marks[kWakeMarks];
+inline std::atomic<uintptr_t>& wake_mark(const Mutex* m) noexcept {
+  return g_wake_marks[(reinterpret_cast<uintptr_t>(m) >> 6) % kWakeMarks].mutex;
+}
+inline void clear_wake_mark(const Mutex* m) noexcept {
+  uintptr_t mine = reinterpret_cast<uintptr_t>(m);
+  wake_mark(m).compare_exchange_strong(mine, 0, std::memory_order_seq_cst, std::memory_order_relaxed);
+}
 }  // namespace
 
 Mutex::~Mutex() {
@@ -103,13 +114,9 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
   int spin = detail::kAdaptiveSpinRounds;  // spins again only after a wake: the arrival spin came first
   for (;;) {
-    // The sequence is read before the word: an unlock that changes the word
-    // after this read and means to wake bumps the sequence, and then the
-    // futex sleep below returns at once.
-    const uint32_t seq = wake_seq_.load(std::memory_order_seq_cst);
     uintptr_t w = lo_.word.load(std::memory_order_seq_cst);
     if (w == 0) {
-      const uintptr_t mine = count_of(sleepers_.load(std::memory_order_seq_cst)) > 1 ? (self | kLockContested) : self;
+      const uintptr_t mine = sleepers_.load(std::memory_order_seq_cst) > 1 ? (self | kLockContested) : self;
       if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_seq_cst, std::memory_order_relaxed)) {
         sleepers_.fetch_sub(1, std::memory_order_seq_cst);
         if (prof_start != 0) detail::lockprof_contested(&lo_, prof_start, caller);
@@ -124,9 +131,9 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
     }
     if (deadline_ns != detail::kNoDeadline && detail::steady_now_ns() >= deadline_ns) {
       // Giving up. This thread may be the one an unlock woke (and it has
-      // cleared kWokenPending); if others still wait, pass a wake on so that
+      // cleared the wake mark); if others still wait, pass a wake on so that
       // it is not lost with us.
-      if (count_of(sleepers_.fetch_sub(1, std::memory_order_seq_cst)) > 1) wake_one();
+      if (sleepers_.fetch_sub(1, std::memory_order_seq_cst) > 1) sys::futex_wake(detail::futex_address(lo_.word), 1);
       return false;
     }
     if ((w & kLockContested) == 0) {
@@ -135,9 +142,9 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
         continue;
       w |= kLockContested;
     }
-    if (wait.sleep(&wake_seq_, seq, deadline_ns) == 0) {
+    if (wait.sleep(detail::futex_address(lo_.word), detail::futex_value(w), deadline_ns) == 0) {
       // Woken: this thread has run, so unlocks may wake again.
-      sleepers_.fetch_and(~kWokenPending, std::memory_order_seq_cst);
+      clear_wake_mark(this);
       spin = 0;
     }
   }
@@ -171,16 +178,21 @@ void Mutex::unlock_hard(uintptr_t self) noexcept {
   // the lock or sleeps.
   const uintptr_t old = lo_.word.exchange(0, std::memory_order_seq_cst);
   if ((old & kLockContested) == 0) return;
-  if ((sleepers_.fetch_or(kWokenPending, std::memory_order_seq_cst) & kWokenPending) != 0) return;
-  if (wake_one() > 0) return;
-  // Nobody was asleep in the kernel: no one will clear the flag but us. Any
-  // thread that slept meanwhile counted itself in sleepers_ first.
-  if (count_of(sleepers_.fetch_and(~kWokenPending, std::memory_order_seq_cst)) > 0) wake_one();
-}
-
-long Mutex::wake_one() noexcept {
-  wake_seq_.fetch_add(1, std::memory_order_seq_cst);
-  return sys::futex_wake(&wake_seq_, 1);
+  // Released: from here on touch only the wake mark and the futex.
+  const void* const futex = detail::futex_address(lo_.word);
+  std::atomic<uintptr_t>& mark = wake_mark(this);
+  uintptr_t seen = 0;
+  if (!mark.compare_exchange_strong(seen, reinterpret_cast<uintptr_t>(this), std::memory_order_seq_cst,
+                                    std::memory_order_seq_cst)) {
+    if (seen == reinterpret_cast<uintptr_t>(this)) return;  // a woken thread is on its way
+    sys::futex_wake(futex, 1);                               // the slot is another lock's
+    return;
+  }
+  if (sys::futex_wake(futex, 1) > 0) return;
+  // Nobody was asleep in the kernel: no one will clear the mark but us, and a
+  // thread may have gone to sleep while it stood.
+  clear_wake_mark(this);
+  sys::futex_wake(futex, 1);
 }
 
 void Mutex::assert_held() const noexcept {
