@@ -9,6 +9,11 @@
 // Contention: the hard path spins while the owner looks runnable (it is not
 // parked in a panicstop wait) for a bounded number of rounds, then sleeps on a
 // futex. There is no FIFO order; a released lock goes to whoever takes it first.
+// An unlock wakes at most one sleeper, and no further one until that one has
+// run (abseil's "designated waker"), so the unlocks meanwhile make no system
+// call and, since the contested bit leaves the word with the wake, take the
+// one-CAS fast path. Once unlock has released the word it no longer touches
+// the Mutex, so the next owner may destroy it at once.
 //
 // After a panic (scheduler_stopped() on the calling thread) lock, try_lock and
 // unlock never block and never write the lock word of a lock someone else owns,

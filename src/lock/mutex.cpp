@@ -3,6 +3,37 @@
 // stopped-scheduler test comes first and skips everything else, including the
 // misuse checks, because after a panic the lock state no longer means anything
 // to the panicking thread.
+//
+// Wake-up protocol. The lock word holds the owner and kLockContested (a
+// thread may sleep: its owner's unlock must see to a wake-up); sleepers_
+// counts the threads in the sleep loop. An unlock of a contested word wakes
+// one sleeper and sets that lock's wake mark (below): until the woken thread
+// has run and cleared it, unlocks of that lock wake no one (abseil's
+// "designated waker"); the woken thread will either take the lock or mark it
+// contested again before it sleeps. Every unlock of a contested word clears
+// the contested bit, so the owners that follow take the one-CAS fast paths
+// until a sleeper marks the word again. Before, every unlock of a contested
+// lock made a futex call and woke a thread that mostly found the lock taken
+// again by the time it ran (a convoy once threads outnumber CPUs).
+//
+// Who clears a wake mark: a thread that returns from its futex sleep with a
+// wake (it may not be the one meant; clearing early costs at most one extra
+// wake later), and the unlocker itself when its wake found nobody asleep; it
+// then passes one wake on, for a thread that went to sleep while the mark
+// stood. A timed waiter that gives up passes a wake on likewise, since it may
+// have been the woken one. So every sleeping thread is covered by one of: an
+// owner whose word says contested while no wake is pending, a woken thread
+// that has not run yet, or a wake sent after the mark was cleared. These
+// steps are seq_cst, so that a thread that changes the word or the mark and
+// then reads the other (or the count) sees every sleeper that saw the earlier
+// state.
+//
+// The marks live outside the Mutex, in a fixed table indexed by the lock's
+// address: once an unlock has released the word, the next owner may destroy
+// the lock, so the unlock's remaining steps touch only the table and the
+// futex (a wake on freed memory is harmless), never the Mutex. Two locks that
+// share a slot while both have a wake pending just lose the suppression: the
+// second one wakes on every contested unlock, as before this protocol.
 #include "panicstop/mutex.hpp"
 
 #include "lock/wait.hpp"
@@ -17,6 +48,21 @@ using detail::kLockRecursed;
 
 namespace {
 inline uintptr_t owner_of(uintptr_t word) noexcept { return word & ~kLockFlagMask; }
+
+// A wake mark: the address of the Mutex whose unlock woke a sleeper that has
+// not run yet, or 0. Static storage, no allocation.
+struct alignas(64) WakeMark {
+  std::atomic<uintptr_t> mutex{0};
+};
+constexpr uintptr_t kWakeMarks = 128;
+WakeMark g_wake_marks[kWakeMarks];
+inline std::atomic<uintptr_t>& wake_mark(const Mutex* m) noexcept {
+  return g_wake_marks[(reinterpret_cast<uintptr_t>(m) >> 6) % kWakeMarks].mutex;
+}
+inline void clear_wake_mark(const Mutex* m) noexcept {
+  uintptr_t mine = reinterpret_cast<uintptr_t>(m);
+  wake_mark(m).compare_exchange_strong(mine, 0, std::memory_order_seq_cst, std::memory_order_relaxed);
+}
 }  // namespace
 
 Mutex::~Mutex() {
@@ -37,9 +83,15 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
   const int64_t prof_start = detail::lockprof_active() ? detail::lockprof_ticks() : 0;
   const void* const caller = __builtin_return_address(0);
 
-  // Adaptive spin: worth it only while the owner is running its critical section.
-  for (int round = 0; round < detail::kAdaptiveSpinRounds; ++round) {
-    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+  // Adaptive spin: worth it only while the owner is running its critical
+  // section. kAdaptiveSpinRounds (lock/wait.hpp) on arrival and again after
+  // each wake, whether or not others already sleep: against spinning only
+  // while nobody sleeps, 0 or 100 rounds, spinning without pause, or a
+  // sched_yield before the first sleep, it was the steadiest at 2 and 4
+  // threads and level with the best at 16 and 64 (docs/BENCHMARKS.md, "Mutex:
+  // one woken sleeper at a time").
+  for (int round = 0;; ++round) {
+    uintptr_t w = round == 0 ? seen : lo_.word.load(std::memory_order_relaxed);
     if (w == 0) {
       if (lo_.word.compare_exchange_weak(w, self, std::memory_order_acquire, std::memory_order_relaxed)) {
         if (prof_start != 0) detail::lockprof_contested(&lo_, prof_start, caller);
@@ -47,42 +99,54 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
       }
       continue;
     }
-    if ((w & kLockContested) != 0 || !detail::owner_looks_runnable(w)) break;
+    if (round >= detail::kAdaptiveSpinRounds || !detail::owner_looks_runnable(w)) break;
     detail::cpu_relax();
   }
 
-  // Sleep. A thread that takes the lock after sleeping sets the contested bit
-  // itself while others are still in this loop: they may be asleep, and the
-  // next unlock must wake one. A thread that arrives later sets the bit on the
+  // Sleep. A thread that takes the lock from this loop marks it contested
+  // itself while others are still in the loop: they may be asleep, and its
+  // unlock must see to a wake. A thread that arrives later sets the bit on the
   // word before it sleeps, so deciding from the count never loses a wake-up.
+  // The count and the word are seq_cst so that a thread reading the count
+  // after changing the word sees every sleeper that saw the word before.
   PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, "sleep on a contested mutex"));
   detail::WaitRecord wait(&lo_, detail::WaitMode::kExclusive);
-  sleepers_.fetch_add(1, std::memory_order_relaxed);
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  int spin = detail::kAdaptiveSpinRounds;  // spins again only after a wake: the arrival spin came first
   for (;;) {
-    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    uintptr_t w = lo_.word.load(std::memory_order_seq_cst);
     if (w == 0) {
-      uintptr_t mine = sleepers_.load(std::memory_order_relaxed) > 1 ? (self | kLockContested) : self;
-      if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_acquire, std::memory_order_relaxed)) {
-        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+      const uintptr_t mine = sleepers_.load(std::memory_order_seq_cst) > 1 ? (self | kLockContested) : self;
+      if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+        sleepers_.fetch_sub(1, std::memory_order_seq_cst);
         if (prof_start != 0) detail::lockprof_contested(&lo_, prof_start, caller);
         return true;
       }
       continue;
     }
+    if (spin < detail::kAdaptiveSpinRounds && detail::owner_looks_runnable(w)) {
+      ++spin;
+      detail::cpu_relax();
+      continue;
+    }
     if (deadline_ns != detail::kNoDeadline && detail::steady_now_ns() >= deadline_ns) {
-      // Giving up. An unlock's wake may have picked this thread just now; if
-      // others still sleep, pass one wake on so that it is not lost with us.
-      if (sleepers_.fetch_sub(1, std::memory_order_relaxed) > 1)
-        sys::futex_wake(detail::futex_address(lo_.word), 1);
+      // Giving up. This thread may be the one an unlock woke (and it has
+      // cleared the wake mark); if others still wait, pass a wake on so that
+      // it is not lost with us.
+      if (sleepers_.fetch_sub(1, std::memory_order_seq_cst) > 1) sys::futex_wake(detail::futex_address(lo_.word), 1);
       return false;
     }
     if ((w & kLockContested) == 0) {
-      if (!lo_.word.compare_exchange_weak(w, w | kLockContested, std::memory_order_relaxed,
+      if (!lo_.word.compare_exchange_weak(w, w | kLockContested, std::memory_order_seq_cst,
                                           std::memory_order_relaxed))
         continue;
       w |= kLockContested;
     }
-    wait.sleep(detail::futex_address(lo_.word), detail::futex_value(w), deadline_ns);
+    if (wait.sleep(detail::futex_address(lo_.word), detail::futex_value(w), deadline_ns) == 0) {
+      // Woken: this thread has run, so unlocks may wake again.
+      clear_wake_mark(this);
+      spin = 0;
+    }
   }
 }
 
@@ -109,8 +173,26 @@ void Mutex::unlock_hard(uintptr_t self) noexcept {
     if (--lo_.recurse == 0) lo_.word.fetch_and(~kLockRecursed, std::memory_order_relaxed);
     return;
   }
-  uintptr_t old = lo_.word.exchange(0, std::memory_order_release);
-  if ((old & kLockContested) != 0) sys::futex_wake(detail::futex_address(lo_.word), 1);
+  // The contested bit goes with the owner: the woken thread (this one's, or
+  // one still on its way) sets it again from the sleeper count when it takes
+  // the lock or sleeps.
+  const uintptr_t old = lo_.word.exchange(0, std::memory_order_seq_cst);
+  if ((old & kLockContested) == 0) return;
+  // Released: from here on touch only the wake mark and the futex.
+  const void* const futex = detail::futex_address(lo_.word);
+  std::atomic<uintptr_t>& mark = wake_mark(this);
+  uintptr_t seen = 0;
+  if (!mark.compare_exchange_strong(seen, reinterpret_cast<uintptr_t>(this), std::memory_order_seq_cst,
+                                    std::memory_order_seq_cst)) {
+    if (seen == reinterpret_cast<uintptr_t>(this)) return;  // a woken thread is on its way
+    sys::futex_wake(futex, 1);                               // the slot is another lock's
+    return;
+  }
+  if (sys::futex_wake(futex, 1) > 0) return;
+  // Nobody was asleep in the kernel: no one will clear the mark but us, and a
+  // thread may have gone to sleep while it stood.
+  clear_wake_mark(this);
+  sys::futex_wake(futex, 1);
 }
 
 void Mutex::assert_held() const noexcept {
