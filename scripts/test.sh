@@ -30,36 +30,30 @@ run_ctest() {  # DIR [ctest args...]
 # reason docs/aarch64.md ("Under qemu-user") gives; they are for real arm64.
 aarch64_labels='^(sys|thread|lock|witness|lockprof|stop|panic|snapshot|dump|kdb|crash_path)$'
 aarch64_qemu_only=(
-  # fork() in a threaded guest: qemu 7.2 aborts in the child
-  'thread\.Fork\.AChild.*'
+  # fork() in a threaded guest, and the debugger on panic: qemu 7.2 aborts
+  # (qemu_plugin_vcpu_init_hook: assertion failed)
+  'thread\.Fork\.AChild.*' 'kdb\.PanicDebugger\.DebuggerOnPanicServesOneConsoleThenTheDumpsFollow'
   # re-executing /proc/self/exe needs binfmt_misc for aarch64
   'lockprof\.LockProf\.EnabledFromTheEnvironment' 'panic\.DiePolicy\.RestartRunsTheProgramAgainWithItsArguments'
-  # /proc read through the kept descriptor shows qemu's own maps, auxv, exe, comm
-  'snapshot\.Snapshot\.(MappingsAreSortedAndMatchProcMaps|FindsExecutableWithBuildIdAndTheVdso|AuxvCmdlineAndComm)'
-  'snapshot\.Symbolize\.NamesAFunctionOfThisProgram' 'snapshot\.CaptureProc\.NoProcAtAllStopsRegisteredThreadsAndSaysSo'
-  'dump\.TextReport\.ListsModulesWithBuildIds' 'dump\.ElfCore\.NotesComeInTheOrderTheToolsNeed'
-  'dump\.DumpFiles\.WritesUnderATemporaryNameThenRenames'
   # the host's gdb, eu-stack and lldb read the aarch64 cores these tests write
   'dump\.ElfCore\.(GdbShowsEveryThread|FullCoreOpensInGdb|EuStackShowsEveryThread|LldbShowsEveryThread)'
   'dump\.ElfCore\.EveryToolShowsEveryThreadWhenAWorkerPanics'
   # /proc/TID/syscall shows qemu's host system calls, not the guest's
   'dump\.UnstoppedThread\.(Report|Core|Gdb).*' 'dump\.Minidump\.ThreadsThatDidNotStopKeepWhatTheKernelShowed'
-  # qemu's maps list no guest vDSO
-  'dump\.Minidump\.ExecutableFirstWithItsFullBuildId'
-  # 8000 thread creations under qemu outlast the child's 60 s deadline on a
-  # loaded machine (passed in one run here, hung in the next)
-  'snapshot\.CaptureChurn\.ModulesAndStacksAreCompleteWhileThreadsComeAndGo'
-  # not diagnosed yet (docs/aarch64.md)
-  'panic\.Panic\.AHookThatHangsIsCutByItsDeadline' 'panic\.PanicStderr\..*'
-  'kdb\.KdbSoak\..*' 'kdb\.PanicDebugger\.DebuggerOnPanicServesOneConsoleThenTheDumpsFollow'
-  # the same undiagnosed class: a step that hangs is never cut by its deadline
-  'dump\.WriterFault\.AHangIn.*' 'stop\.SpinSection\.APanicInsideASpinSectionStopsOthersAndKeepsItsWatchdog'
+  # qemu writes its own "uncaught target signal" line to stderr before it
+  # dies, with a blocking write: a full stderr pipe holds it forever
+  'panic\.PanicStderr\..*'
+  # speed: 8000 thread creations, and a thousand kdb cycles with a hundred
+  # live dumps, outlast their deadlines under qemu on a loaded machine
+  'snapshot\.CaptureChurn\.ModulesAndStacksAreCompleteWhileThreadsComeAndGo' 'kdb\.KdbSoak\..*'
 )
 aarch64_excluded="^($(IFS='|'; echo "${aarch64_qemu_only[*]}"))\$"
 run_aarch64() {
   scripts/deps.sh aarch64
+  # The x86-64 command of part 1 reads a core of this build (dump.Aarch64.*).
   cmake -S . -B build/test-aarch64 -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake \
-        -DCMAKE_BUILD_TYPE=Release -DPANICSTOP_WERROR=ON -DPANICSTOP_BUILD_EXAMPLES=OFF >/dev/null
+        -DCMAKE_BUILD_TYPE=Release -DPANICSTOP_WERROR=ON -DPANICSTOP_BUILD_EXAMPLES=OFF \
+        -DPANICSTOP_HOST_TOOL="$PWD/build/test-gcc/tools/panicstop" >/dev/null
   cmake --build build/test-aarch64 -j "$jobs"
   QEMU_LD_PREFIX=/usr/aarch64-linux-gnu \
     run_ctest build/test-aarch64 -L "$aarch64_labels" -E "$aarch64_excluded"

@@ -131,6 +131,11 @@ void create_step_timer(int tid) noexcept {
   ev.sigev_notify = SIGEV_THREAD_ID;
   ev.sigev_signo = step_deadline_signal();
   ev._sigev_un._tid = tid;
+  // The signal is recognised by this value, not by si_timerid: qemu-user
+  // (7.2, linux-user/syscall.c timer_create) hands the guest an id of its own
+  // (0x0caf0000 | slot) but passes the host kernel's id through in
+  // si_timerid, so the two never match there and every deadline was ignored.
+  ev.sigev_value.sival_ptr = &g_timer_id;
   int id = -1;
   if (sys::raw_syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) == 0) g_timer_id = id;
 }
@@ -461,7 +466,7 @@ void fatal_signal_handler(int sig, siginfo_t* info, void* uc) {
 void install_program_gave_up_handler() noexcept { set_program_gave_up_handler(program_gave_up); }
 
 void step_deadline_handler(int sig, siginfo_t* info, void* uc) {
-  bool ours = info->si_code == SI_TIMER && g_timer_id >= 0 && info->si_timerid == g_timer_id;
+  bool ours = info->si_code == SI_TIMER && g_timer_id >= 0 && info->si_ptr == &g_timer_id;
   if (!ours) {
     deliver_reserved_to_program(sig, info, uc);
     return;

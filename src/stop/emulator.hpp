@@ -10,9 +10,9 @@
 // for a thread that "did not stop".
 //
 // Detection, at install time (note_emulator_tasks): the program runs under an
-// emulator when the executable of its own task (/proc/self/task/TID/exe, which
-// qemu does not rewrite) differs from /proc/self/exe (which qemu rewrites to
-// the guest program). Only then, each other task whose kernel signal mask
+// emulator when proc_emulated() says so (stop/proc_dir.hpp: /proc/self/exe,
+// which qemu rewrites to the guest program, differs from the same file read
+// through the kept /proc descriptor, which it does not rewrite). Only then, each other task whose kernel signal mask
 // (SigBlk in /proc/self/task/TID/status) blocks the stop signals is taken for
 // an emulator task: a guest thread's host mask never blocks them, because
 // qemu keeps the guest's signal mask to itself. Natively nothing is
@@ -22,7 +22,11 @@
 namespace panicstop::detail {
 
 // Setup only (reads /proc with the C library): records the emulator's tasks
-// that exist now. Idempotent; a no-op outside an emulator.
+// that exist now, and names the program's tasks that still carry the
+// emulator's name (the kernel named the process after the emulator's binary,
+// "qemu-aarch64") after the guest program, as the kernel would have named
+// them natively; a task the program named itself is left alone. Idempotent;
+// a no-op outside an emulator.
 void note_emulator_tasks() noexcept;
 
 // Crash-path safe (a lookup in a fixed array): true if tid is an emulator

@@ -33,7 +33,20 @@ enum class ProcScope : uint8_t {
 // Opens PATH below /proc/self, /proc/thread-self or /proc through the descriptor
 // opened by open_proc_dir(), falling back to the absolute path under /proc
 // when there is none. Returns the descriptor or a negative errno.
+// Under a user-mode emulator (proc_emulated() below), the
+// per-process files the emulator rewrites for its guest that are taken from
+// it (maps, auxv, exe) are opened as "/proc/self/PATH" first, whatever the
+// scope: that
+// spelling is the only one qemu-user recognises, so the program's own view
+// (aarch64 mappings, the guest's auxv) is what is read, not qemu's.
 long proc_open(ProcScope scope, const char* path, int flags) noexcept;
+
+// True once open_proc_dir() has found that the program runs under a user-mode
+// emulator (qemu-user): /proc/self/exe read by that path names the guest
+// program, which the emulator substitutes, while self/exe below the kept
+// descriptor names the emulator's own binary. Raw system calls at each new
+// descriptor, so a snapshot taken without install() knows it too.
+bool proc_emulated() noexcept;
 
 // True if the last open_proc_dir() found procfs.
 bool proc_dir_available() noexcept;

@@ -46,7 +46,7 @@ TEST(DumpFiles, WritesUnderATemporaryNameThenRenames) {
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
   std::vector<std::string> paths = written_paths(r.output);
   ASSERT_FALSE(paths.empty()) << r.output;
-  std::regex name(R"(panicstop-[A-Za-z0-9_.]+-\d+-\d+\.(txt|core))");
+  std::regex name(R"(panicstop-[A-Za-z0-9_.-]+-\d+-\d+\.(txt|core))");  // a comm may hold '-'
   for (const std::string& p : paths) {
     EXPECT_EQ(p.rfind(dir.path() + "/", 0), 0u) << p;
     std::string base = p.substr(p.rfind('/') + 1);

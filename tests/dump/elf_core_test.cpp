@@ -13,6 +13,7 @@
 #include <map>
 #include <pthread.h>
 #include <sstream>
+#include <sys/procfs.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -272,7 +273,7 @@ TEST(ElfCore, NotesComeInTheOrderTheToolsNeed) {
   for (size_t i = 0; i < notes.size(); ++i) {
     const Note& n = notes[i];
     if (n.type == NT_PRSTATUS && n.name == "CORE") {
-      EXPECT_EQ(n.desc.size(), 336u);
+      EXPECT_EQ(n.desc.size(), sizeof(struct elf_prstatus));
       int pid;
       std::memcpy(&pid, n.desc.data() + 32, 4);
       if (prstatus++ == 0) first_tid = pid;
@@ -280,15 +281,17 @@ TEST(ElfCore, NotesComeInTheOrderTheToolsNeed) {
       if (i > 0) {
         ASSERT_LT(i + 2, notes.size());
         EXPECT_EQ(notes[i + 1].type, uint32_t(NT_PRFPREG));
+#if defined(__x86_64__)
         EXPECT_EQ(notes[i + 2].type, uint32_t(NT_X86_XSTATE));
         EXPECT_EQ(notes[i + 2].name, "LINUX");
+#endif
       }
     }
     if (n.type == NT_PRPSINFO) {
       EXPECT_EQ(n.desc.size(), 136u);
     }
     if (n.type == NT_PRFPREG) {
-      EXPECT_EQ(n.desc.size(), 512u);
+      EXPECT_EQ(n.desc.size(), sizeof(elf_fpregset_t));
     }
   }
   EXPECT_EQ(notes[5].type, uint32_t(NT_PRFPREG)) << "the panicking thread's FP notes follow NT_FILE";

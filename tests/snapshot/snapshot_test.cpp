@@ -135,6 +135,10 @@ TEST(Snapshot, FindsExecutableWithBuildIdAndTheVdso) {
   std::string want = file_build_id(exe_path());
   ASSERT_FALSE(want.empty()) << "test binary built without a build-id";
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(exe->build_id), exe->build_id_size), want);
+  if (getauxval(AT_SYSINFO_EHDR) == 0) {  // no vDSO mapped at all (qemu-user 7.2 gives aarch64 guests none)
+    EXPECT_EQ(vdso, nullptr);
+    return;
+  }
   ASSERT_NE(vdso, nullptr);
   EXPECT_EQ(vdso->start, getauxval(AT_SYSINFO_EHDR));
 }
