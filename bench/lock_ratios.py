@@ -10,9 +10,10 @@ times (lower is better) as "x std::mutex time", throughputs (higher is
 better) as "x best peer", where the peers are std::mutex, std::shared_mutex
 and absl::Mutex. CasSpinLock is the floor, shown but not a peer.
 
-Next to each throughput table comes the writers' wait: the 99th percentile
-and the longest time (microseconds) from a writer's lock() call to its
-unlock() returning, the counters wwait_p99_us and wwait_max_us.
+Next to each throughput table comes the writers' wait: the 99th and 99.9th
+percentiles (microseconds) and the longest time (milliseconds) from a
+writer's lock() call to its unlock() returning, the counters wwait_p99_us,
+wwait_p999_us and wwait_max_us.
 """
 import json
 import sys
@@ -86,7 +87,7 @@ def writer_wait_table(results, kind):
     if not locks:
         return
     threads = sorted({t for (k, _, t) in results if k == kind})
-    print("| threads | " + " | ".join(f"{l} p99 / max (us)" for l in locks) + " |")
+    print("| threads | " + " | ".join(f"{l} p99 us / p99.9 us / max ms" for l in locks) + " |")
     print("|---:|" + "---:|" * len(locks))
     for n in threads:
         row = []
@@ -95,7 +96,8 @@ def writer_wait_table(results, kind):
             if e is None or "wwait_p99_us" not in e:
                 row.append("-")
             else:
-                row.append(f"{e['wwait_p99_us']:.1f} / {e['wwait_max_us']:.0f}")
+                p999 = f"{e['wwait_p999_us']:.1f}" if "wwait_p999_us" in e else "-"
+                row.append(f"{e['wwait_p99_us']:.1f} / {p999} / {e['wwait_max_us'] / 1e3:.1f}")
         print(f"| {n} | " + " | ".join(row) + " |")
     print()
 

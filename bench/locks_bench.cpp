@@ -13,12 +13,13 @@
 //                                 shared (reader) sections that read the word.
 //
 // Both multi-threaded cases also report how long writers waited, next to the
-// throughput: wwait_p99_us and wwait_max_us, the 99th percentile and the
-// longest time from a writer calling lock() to its unlock() returning (the
+// throughput: wwait_p99_us, wwait_p999_us and wwait_max_us, the 99th and
+// 99.9th percentiles and the longest time from a writer calling lock() to its unlock() returning (the
 // wait plus one short section), over all threads. read_mostly times every
 // exclusive section, contended one in kContendedSampleEvery (two clock reads
 // per section would cost more than the section).
 //
+// panicstop::SxLock shares RwLock's mechanism and is measured beside it.
 // Peers: std::mutex, std::shared_mutex, absl::Mutex, and CasSpinLock (a bare
 // test-and-test-and-set lock with pause: the floor, it never sleeps). The
 // context block at the top of the output gives the sizes of the lock objects.
@@ -39,6 +40,7 @@
 #include "panicstop/spin_mutex.hpp"
 #if __has_include("panicstop/rwlock.hpp")
 #include "panicstop/rwlock.hpp"
+#include "panicstop/sx_lock.hpp"
 #define PANICSTOP_BENCH_HAVE_RWLOCK 1
 #endif
 
@@ -83,6 +85,9 @@ struct NamedSpinMutex : panicstop::SpinMutex {
 #ifdef PANICSTOP_BENCH_HAVE_RWLOCK
 struct NamedRwLock : panicstop::RwLock {
   NamedRwLock() : panicstop::RwLock("bench.rwlock") {}
+};
+struct NamedSxLock : panicstop::SxLock {
+  NamedSxLock() : panicstop::SxLock("bench.sx") {}
 };
 #endif
 
@@ -195,6 +200,7 @@ struct WaitRecorder {
     if (all.total() == 0) return;
     // Counters of all threads are summed: only this thread sets them.
     state.counters["wwait_p99_us"] = double(all.quantile_ns(0.99)) / 1e3;
+    state.counters["wwait_p999_us"] = double(all.quantile_ns(0.999)) / 1e3;
     state.counters["wwait_max_us"] = double(all.max_ns()) / 1e3;
   }
 };
@@ -310,6 +316,7 @@ int main(int argc, char** argv) {
   register_exclusive<NamedSpinMutex>("panicstop::SpinMutex", /*with_contended=*/false);
 #ifdef PANICSTOP_BENCH_HAVE_RWLOCK
   register_exclusive<NamedRwLock>("panicstop::RwLock");
+  register_exclusive<NamedSxLock>("panicstop::SxLock");
 #endif
   register_exclusive<std::mutex>("std::mutex");
   register_exclusive<std::shared_mutex>("std::shared_mutex");
@@ -318,6 +325,7 @@ int main(int argc, char** argv) {
 
 #ifdef PANICSTOP_BENCH_HAVE_RWLOCK
   register_shared<NamedRwLock>("panicstop::RwLock");
+  register_shared<NamedSxLock>("panicstop::SxLock");
 #endif
   register_shared<std::shared_mutex>("std::shared_mutex");
   register_shared<AbslMutex>("absl::Mutex");
@@ -326,6 +334,7 @@ int main(int argc, char** argv) {
   add_size("panicstop::SpinMutex", sizeof(panicstop::SpinMutex));
 #ifdef PANICSTOP_BENCH_HAVE_RWLOCK
   add_size("panicstop::RwLock", sizeof(panicstop::RwLock));
+  add_size("panicstop::SxLock", sizeof(panicstop::SxLock));
 #endif
   add_size("std::mutex", sizeof(std::mutex));
   add_size("std::shared_mutex", sizeof(std::shared_mutex));

@@ -15,9 +15,14 @@
 // for them (see the fairness policy), and the release wakes ONE writer and
 // marks the word kRwWriterWoken: until that writer has looked at the word
 // (taken the lock, or flagged itself and slept again), further releases wake
-// nobody, as abseil's designated waker. A release that leaves 0 wakes every
-// sleeper. So no wake-up is lost and no herd of writers wakes for one to win
-// (src/lock/shared_lock_core.cpp).
+// nobody, as abseil's designated waker. Meanwhile a writer that takes the
+// lock without having slept holds it with no flag at all (unless a reader
+// sleeps), so its unlock is the one-CAS fast path; the woken writer sets
+// kRwWriteWaiters again when it looks, for the writers still asleep. So a
+// word without flags does not mean that nobody sleeps: dumps learn who waits
+// from the threads' wait records, not from the word. A release that leaves 0
+// wakes every sleeper. So no wake-up is lost and no herd of writers wakes for
+// one to win (src/lock/shared_lock_core.cpp).
 //
 // Fast paths, inline: lock / try_lock / unlock / downgrade are one
 // compare-and-swap; lock_shared / try_lock_shared / unlock_shared / try_upgrade
@@ -36,9 +41,11 @@
 // order, and a steady stream of writers can keep readers out (the price of
 // writer preference).
 //
-// Contention: a contender spins (bounded) while the owner looks runnable, then
-// sleeps on the futex. An RwLock holder should not block for long (FreeBSD's
-// rule: use SxLock for that).
+// Contention: a contender spins (bounded) while the holder may be running (a
+// write owner not itself asleep in a panicstop wait, or readers), whatever
+// the waiter flags say, then sleeps on the futex; a woken waiter spins again
+// before it sleeps again. An RwLock holder should not block for long
+// (FreeBSD's rule: use SxLock for that).
 //
 // After a panic (scheduler_stopped() on the calling thread): nothing blocks.
 // lock / try_lock / try_upgrade on a lock held by anyone return as if they
