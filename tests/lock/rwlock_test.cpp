@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <climits>
+#include <functional>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -52,6 +53,15 @@ void await_waiter(const std::atomic<detail::ThreadSlot*>& slot, const detail::Lo
 template <class L>
 void await_flag(const L& l, uintptr_t flag) {
   while ((word_of(l) & flag) == 0) std::this_thread::yield();
+}
+
+// Runs `body` in a child with a deadline; it must exit 0 (a hang fails).
+void expect_clean_exit_in_child(const std::function<void()>& body, std::chrono::seconds deadline) {
+  testing::ChildOptions opts;
+  opts.deadline = deadline;
+  auto r = run_in_child(body, opts);
+  EXPECT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe();
 }
 
 template <class L>
@@ -730,9 +740,7 @@ TYPED_TEST(SharedLockTest, NoWakeUpIsLostWhenManyWritersAndReadersSleep) {
 // the woken writer must set the flag again before it sleeps, or the holder's
 // unlock takes the fast path, wakes nobody, and strands it.
 TYPED_TEST(SharedLockTest, AWokenWriterThatMustWaitAgainSetsItsFlagAgain) {
-  testing::ChildOptions opts;
-  opts.deadline = std::chrono::seconds(10);
-  auto r = run_in_child(
+  expect_clean_exit_in_child(
       [] {
         static TypeParam l{"flag-again"};
         l.lock();
@@ -753,9 +761,7 @@ TYPED_TEST(SharedLockTest, AWokenWriterThatMustWaitAgainSetsItsFlagAgain) {
         writer.join();
         if (word_of(l) != 0) _exit(4);
       },
-      opts);
-  EXPECT_FALSE(r.hung) << r.describe();
-  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe();
+      std::chrono::seconds(10));
 }
 
 // True once the thread is asleep in the kernel (state S in /proc): for a
@@ -782,9 +788,7 @@ bool asleep_in_kernel(int32_t tid) {
 // if the woken writer took the lock unflagged and stranded the other one
 // (hang).
 TYPED_TEST(SharedLockTest, ABargingWriterHoldsWithoutFlagsAndTheWokenOneFlagsAgain) {
-  testing::ChildOptions opts;
-  opts.deadline = std::chrono::seconds(10);
-  auto r = run_in_child(
+  expect_clean_exit_in_child(
       [] {
         static TypeParam l{"barging"};
         l.lock();
@@ -818,9 +822,7 @@ TYPED_TEST(SharedLockTest, ABargingWriterHoldsWithoutFlagsAndTheWokenOneFlagsAga
         for (auto& t : writers) t.join();
         if (word_of(l) != 0) _exit(4);
       },
-      opts);
-  EXPECT_FALSE(r.hung) << r.describe();
-  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe();
+      std::chrono::seconds(10));
 }
 
 template <class L>
