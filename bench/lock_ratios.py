@@ -9,6 +9,11 @@ Ratios compare panicstop's locks with the peers measured in the same run:
 times (lower is better) as "x std::mutex time", throughputs (higher is
 better) as "x best peer", where the peers are std::mutex, std::shared_mutex
 and absl::Mutex. CasSpinLock is the floor, shown but not a peer.
+
+Next to each throughput table comes the writers' wait: the 99th and 99.9th
+percentiles (microseconds) and the longest time (milliseconds) from a
+writer's lock() call to its unlock() returning, the counters wwait_p99_us,
+wwait_p999_us and wwait_max_us.
 """
 import json
 import sys
@@ -76,6 +81,27 @@ def throughput_table(results, kind, peers):
     print()
 
 
+def writer_wait_table(results, kind):
+    locks = [l for l in locks_of(results, kind)
+             if any("wwait_p99_us" in results[k] for k in results if k[0] == kind and k[1] == l)]
+    if not locks:
+        return
+    threads = sorted({t for (k, _, t) in results if k == kind})
+    print("| threads | " + " | ".join(f"{l} p99 us / p99.9 us / max ms" for l in locks) + " |")
+    print("|---:|" + "---:|" * len(locks))
+    for n in threads:
+        row = []
+        for l in locks:
+            e = results.get((kind, l, n))
+            if e is None or "wwait_p99_us" not in e:
+                row.append("-")
+            else:
+                p999 = f"{e['wwait_p999_us']:.1f}" if "wwait_p999_us" in e else "-"
+                row.append(f"{e['wwait_p99_us']:.1f} / {p999} / {e['wwait_max_us'] / 1e3:.1f}")
+        print(f"| {n} | " + " | ".join(row) + " |")
+    print()
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -92,8 +118,12 @@ def main():
     uncontended_table(results, "uncontended_shared", "std::shared_mutex")
     print("### Contended throughput (critical sections per second, all threads)\n")
     throughput_table(results, "contended", PEERS_EXCLUSIVE)
+    print("#### Writer wait, contended (one section in 16 timed)\n")
+    writer_wait_table(results, "contended")
     print("### Read-mostly throughput (19 of 20 sections shared)\n")
     throughput_table(results, "read_mostly", PEERS_SHARED)
+    print("#### Writer wait, read-mostly (every exclusive section timed)\n")
+    writer_wait_table(results, "read_mostly")
 
 
 if __name__ == "__main__":

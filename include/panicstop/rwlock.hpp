@@ -15,9 +15,14 @@
 // for them (see the fairness policy), and the release wakes ONE writer and
 // marks the word kRwWriterWoken: until that writer has looked at the word
 // (taken the lock, or flagged itself and slept again), further releases wake
-// nobody, as abseil's designated waker. A release that leaves 0 wakes every
-// sleeper. So no wake-up is lost and no herd of writers wakes for one to win
-// (src/lock/shared_lock_core.cpp).
+// nobody, as abseil's designated waker. Meanwhile a writer that takes the
+// lock without having slept holds it with no flag at all (unless a reader
+// sleeps), so its unlock is the one-CAS fast path; the woken writer sets
+// kRwWriteWaiters again when it looks, for the writers still asleep. So a
+// word without flags does not mean that nobody sleeps: dumps learn who waits
+// from the threads' wait records, not from the word. A release that leaves 0
+// wakes every sleeper. So no wake-up is lost and no herd of writers wakes for
+// one to win (src/lock/shared_lock_core.cpp).
 //
 // Fast paths, inline: lock / try_lock / unlock / downgrade are one
 // compare-and-swap; lock_shared / try_lock_shared / unlock_shared / try_upgrade
@@ -36,9 +41,11 @@
 // order, and a steady stream of writers can keep readers out (the price of
 // writer preference).
 //
-// Contention: a contender spins (bounded) while the owner looks runnable, then
-// sleeps on the futex. An RwLock holder should not block for long (FreeBSD's
-// rule: use SxLock for that).
+// Contention: a contender spins (bounded) while the holder may be running (a
+// write owner not itself asleep in a panicstop wait, or readers), whatever
+// the waiter flags say, then sleeps on the futex; a woken waiter spins again
+// before it sleeps again. An RwLock holder should not block for long
+// (FreeBSD's rule: use SxLock for that).
 //
 // After a panic (scheduler_stopped() on the calling thread): nothing blocks.
 // lock / try_lock / try_upgrade on a lock held by anyone return as if they
@@ -256,6 +263,14 @@ class PANICSTOP_CAPABILITY("shared lock") PANICSTOP_EXPORT SharedLockBase {
   void unlock_shared_hard() noexcept;
   bool try_upgrade_hard() noexcept;
   void downgrade_hard(uintptr_t self) noexcept;
+  // The bounded spins before (and after) a sleep: true once the caller holds
+  // the lock. `slept`: the caller is counted in writers_waiting_. spin_for_read
+  // drops the flags in `drop` from the word it takes.
+  bool spin_for_write(uintptr_t self, bool slept = false) noexcept;
+  bool spin_for_read(bool reading, uintptr_t drop) noexcept;
+  // The word a writer counted in writers_waiting_ writes when it takes the
+  // free word `w`.
+  uintptr_t slept_writer_word(uintptr_t self, uintptr_t w) const noexcept;
   // The word a release that frees the lock leaves behind, given the old one.
   PANICSTOP_NO_EXPORT uintptr_t freed_word(uintptr_t old) const noexcept;
   PANICSTOP_NO_EXPORT void leave_writer_wait() noexcept;

@@ -11,13 +11,19 @@
 //   reserved: ONE sleeper of the class kWakeWriters (a writer, or a reader
 //     that already holds a shared lock, the only ones a reserved lock admits),
 //     and the word gets kRwWriterWoken. Until the woken one has looked at the
-//     word, the releases that follow wake nobody: a thread that takes the lock
-//     without having slept keeps every flag. The woken one (any thread leaving
-//     a sleep may be it) clears kRwWriterWoken in the CAS that takes the lock
-//     or that flags it as a waiter again before it sleeps, so the next release
-//     wakes the next writer. A wake that found nobody clears the mark itself.
-//     Clearing the mark is always safe (at worst one wake too many); only a
-//     successful wake sets it.
+//     word, the releases that follow wake nobody: a writer that takes the
+//     lock without having slept takes it with no flag at all when no reader
+//     sleeps (its unlock is then the fast path), or else keeps every flag.
+//     The woken one (any thread leaving a sleep may be it) clears
+//     kRwWriterWoken in the CAS that takes the lock or that flags it as a
+//     waiter again before it sleeps, so the next release wakes the next
+//     writer; taking the lock, it sets kRwWriteWaiters again if other writers
+//     are counted (the flag a barging writer dropped). A wake that found
+//     nobody clears the mark itself: nobody slept, and whoever sleeps later
+//     flags the word first. Clearing the mark is always safe (at worst one
+//     wake too many); only a successful wake sets it.
+// Contenders spin (bounded, kSharedLockSpinRounds) before they sleep and
+// again after each wake, whatever the flags say.
 //   0 (no writer counted): every sleeper, readers and any writer that counted
 //     itself after the release read writers_waiting_.
 // A woken waiter re-asserts its flag if it must wait again. The reservation
@@ -41,6 +47,18 @@ inline bool is_write_locked(uintptr_t w) noexcept { return !is_free(w) && (w & k
 inline uintptr_t with_reader(uintptr_t w) noexcept { return (w | kRwRead) + kRwOneReader; }
 // The flags a thread that takes the lock without having slept keeps.
 inline constexpr uintptr_t kRwKeptFlags = kRwWaiters | kRwWriterWoken;
+
+// The word a writer that has not slept (it spun, or tried) writes when it
+// takes the free word `w`. While a woken writer is on its way
+// (kRwWriterWoken) and no reader sleeps, the hold goes without flags: the
+// woken writer will look at the word, and it restores kRwWriteWaiters for
+// the writers still asleep, when it sleeps again (announce_waiter) or takes
+// the lock (slept_writer_word). So with writers piled up asleep, the running
+// threads' unlocks take the one-CAS fast path instead of the slow one.
+// Otherwise every flag stays: they may be other sleepers'.
+inline uintptr_t barging_writer_word(uintptr_t self, uintptr_t w) noexcept {
+  return (w & (kRwReadWaiters | kRwWriterWoken)) == kRwWriterWoken ? self : self | (w & kRwKeptFlags);
+}
 
 // Classes of sleepers (futex bitsets, see wait.hpp), by what lets them in.
 inline constexpr uint32_t kWakeReaders = 1u << 0;      // a reader holding no shared lock: no writer, none waiting
@@ -88,7 +106,9 @@ inline bool shared_admits(uintptr_t w, bool reading) noexcept {
 inline uintptr_t announce_waiter(LockObject& lo, uintptr_t w, uintptr_t flag) noexcept {
   const uintptr_t mine = (w | flag) & ~kRwWriterWoken;
   if (mine == w) return w;
-  return lo.word.compare_exchange_weak(w, mine, std::memory_order_relaxed, std::memory_order_relaxed) ? mine : 0;
+  // A release: a writer's count in writers_waiting_ comes before its flag
+  // (slept_writer_word relies on it).
+  return lo.word.compare_exchange_weak(w, mine, std::memory_order_release, std::memory_order_relaxed) ? mine : 0;
 }
 
 }  // namespace
@@ -111,19 +131,9 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
   const int64_t prof_start = lockprof_active() ? lockprof_ticks() : 0;
   const void* const caller = __builtin_return_address(0);
 
-  // Adaptive spin, only while a write owner runs and nobody sleeps yet.
-  for (int round = 0; round < kSharedLockSpinRounds; ++round) {
-    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
-    if (is_free(w)) {
-      if (lo_.word.compare_exchange_weak(w, self | (w & kRwKeptFlags), std::memory_order_acquire,
-                                         std::memory_order_relaxed)) {
-        if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
-        return true;
-      }
-      continue;
-    }
-    if ((w & kRwWaiters) != 0 || (w & kRwRead) != 0 || !owner_looks_runnable(w)) break;
-    cpu_relax();
+  if (spin_for_write(self)) {
+    if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
+    return true;
   }
 
   PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, lo_.kind == LockKind::kSxLock ? "sx lock wait" : "rwlock wait"));
@@ -132,9 +142,7 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
   for (;;) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (is_free(w)) {
-      // Waiter flags are kept: they may be other sleepers', so this lock's
-      // release must go slow. The woken mark goes: this may be the woken one.
-      if (lo_.word.compare_exchange_weak(w, self | (w & kRwWaiters), std::memory_order_acquire,
+      if (lo_.word.compare_exchange_weak(w, slept_writer_word(self, w), std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
         writers_waiting_.fetch_sub(1, std::memory_order_seq_cst);
         if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
@@ -148,7 +156,47 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
       leave_writer_wait();
       return false;
     }
+    // Awake, perhaps as the designated waker. Spin before flagging again:
+    // meanwhile the releases (running writers barging in and out) wake
+    // nobody, as the word keeps kRwWriterWoken or lost every flag to a
+    // barging writer, and a short section usually ends within the spin.
+    if (spin_for_write(self, /*slept=*/true)) {
+      writers_waiting_.fetch_sub(1, std::memory_order_seq_cst);
+      if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
+      return true;
+    }
   }
+}
+
+uintptr_t SharedLockBase::slept_writer_word(uintptr_t self, uintptr_t w) const noexcept {
+  // Reader flags are kept: they may be other sleepers'. The woken mark goes:
+  // this may be the woken one. The writer flag is set from the count, not
+  // the word, because a barging writer may have dropped it (see
+  // barging_writer_word): every other writer in the sleeping part either
+  // counted itself before flagging the word (so it is seen here: the flag's
+  // CAS was a release, and this thread's CAS an acquire on a later value) or
+  // has yet to flag a word, which it does before it sleeps.
+  return self | (w & kRwReadWaiters) |
+         (writers_waiting_.load(std::memory_order_seq_cst) > 1 ? kRwWriteWaiters : 0);
+}
+
+bool SharedLockBase::spin_for_write(uintptr_t self, bool slept) noexcept {
+  // Spins on any holder, readers included, and whether or not others sleep:
+  // a contender that slept at the first sight of a sleeper's flag needed a
+  // wake-up (two system calls) for each short section it waited out, and with
+  // more threads than CPUs nearly every contender slept. Gives up early only
+  // on a write owner that is itself asleep in a panicstop wait.
+  for (int round = 0; round < kSharedLockSpinRounds; ++round) {
+    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    if (is_free(w)) {
+      const uintptr_t mine = slept ? slept_writer_word(self, w) : barging_writer_word(self, w);
+      if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+      continue;
+    }
+    if ((w & kRwRead) == 0 && !owner_looks_runnable(w)) return false;
+    cpu_relax();
+  }
+  return false;
 }
 
 void SharedLockBase::leave_writer_wait() noexcept {
@@ -192,18 +240,9 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
   const int64_t prof_start = lockprof_active() ? lockprof_ticks() : 0;
   const void* const caller = __builtin_return_address(0);
 
-  for (int round = 0; round < kSharedLockSpinRounds; ++round) {
-    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
-    if (shared_admits(w, reading)) {
-      if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire, std::memory_order_relaxed)) {
-        ++tls_shared_holds;
-        if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
-        return true;
-      }
-      continue;
-    }
-    if ((w & kRwWaiters) != 0 || (w & kRwRead) != 0 || !owner_looks_runnable(w)) break;
-    cpu_relax();
+  if (spin_for_read(reading, 0)) {
+    if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
+    return true;
   }
 
   PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, lo_.kind == LockKind::kSxLock ? "sx lock wait" : "rwlock wait"));
@@ -226,7 +265,31 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
     if (wait.sleep(futex_address(lo_.word), futex_value(expect), deadline_ns,
                    reading ? kHeldReaderSleeps : kWakeReaders) == -ETIMEDOUT)
       return false;
+    // As a woken writer does (lock_hard); a taken hold drops the woken mark.
+    if (spin_for_read(reading, kRwWriterWoken)) {
+      if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
+      return true;
+    }
   }
+}
+
+bool SharedLockBase::spin_for_read(bool reading, uintptr_t drop) noexcept {
+  // As spin_for_write: readers wait out a writer's short section, or a
+  // waiting writer's turn, without sleeping.
+  for (int round = 0; round < kSharedLockSpinRounds; ++round) {
+    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
+    if (shared_admits(w, reading)) {
+      if (lo_.word.compare_exchange_weak(w, with_reader(w) & ~drop, std::memory_order_acquire,
+                                         std::memory_order_relaxed)) {
+        ++tls_shared_holds;
+        return true;
+      }
+      continue;
+    }
+    if (is_write_locked(w) && !owner_looks_runnable(w)) return false;
+    cpu_relax();
+  }
+  return false;
 }
 
 bool SharedLockBase::try_lock_hard(uintptr_t self, uintptr_t seen) noexcept {
@@ -239,7 +302,7 @@ bool SharedLockBase::try_lock_hard(uintptr_t self, uintptr_t seen) noexcept {
   }
   // Free but reserved for waiting writers: a writer may take it.
   while (is_free(seen))
-    if (lo_.word.compare_exchange_weak(seen, self | (seen & kRwKeptFlags), std::memory_order_acquire,
+    if (lo_.word.compare_exchange_weak(seen, barging_writer_word(self, seen), std::memory_order_acquire,
                                        std::memory_order_relaxed))
       return true;
   return false;

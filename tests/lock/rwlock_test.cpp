@@ -7,6 +7,9 @@
 
 #include <atomic>
 #include <climits>
+#include <functional>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -50,6 +53,15 @@ void await_waiter(const std::atomic<detail::ThreadSlot*>& slot, const detail::Lo
 template <class L>
 void await_flag(const L& l, uintptr_t flag) {
   while ((word_of(l) & flag) == 0) std::this_thread::yield();
+}
+
+// Runs `body` in a child with a deadline; it must exit 0 (a hang fails).
+void expect_clean_exit_in_child(const std::function<void()>& body, std::chrono::seconds deadline) {
+  testing::ChildOptions opts;
+  opts.deadline = deadline;
+  auto r = run_in_child(body, opts);
+  EXPECT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe();
 }
 
 template <class L>
@@ -728,9 +740,7 @@ TYPED_TEST(SharedLockTest, NoWakeUpIsLostWhenManyWritersAndReadersSleep) {
 // the woken writer must set the flag again before it sleeps, or the holder's
 // unlock takes the fast path, wakes nobody, and strands it.
 TYPED_TEST(SharedLockTest, AWokenWriterThatMustWaitAgainSetsItsFlagAgain) {
-  testing::ChildOptions opts;
-  opts.deadline = std::chrono::seconds(10);
-  auto r = run_in_child(
+  expect_clean_exit_in_child(
       [] {
         static TypeParam l{"flag-again"};
         l.lock();
@@ -751,9 +761,68 @@ TYPED_TEST(SharedLockTest, AWokenWriterThatMustWaitAgainSetsItsFlagAgain) {
         writer.join();
         if (word_of(l) != 0) _exit(4);
       },
-      opts);
-  EXPECT_FALSE(r.hung) << r.describe();
-  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe();
+      std::chrono::seconds(10));
+}
+
+// True once the thread is asleep in the kernel (state S in /proc): for a
+// thread parked in a lock's wait loop, that is the futex wait itself.
+bool asleep_in_kernel(int32_t tid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", int(tid));
+  FILE* f = fopen(path, "r");
+  if (f == nullptr) return false;
+  char buf[512] = {};
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  const char* close = strrchr(buf, ')');  // the state follows the command name
+  return n > 0 && close != nullptr && close[1] == ' ' && close[2] == 'S';
+}
+
+// With writers asleep and a woken writer on its way (kRwWriterWoken), a
+// writer that takes the lock without having slept holds it with no flag, so
+// its unlock is the one-CAS fast path; the woken writer, taking the lock,
+// flags it again for the writers still asleep. The test plays the woken
+// writer's part: it marks the word as if one were on its way (so its own
+// unlock wakes nobody), takes the lock barging, releases it, and then wakes
+// one sleeper by hand. Fails if the barging hold kept the flags (exit 7), or
+// if the woken writer took the lock unflagged and stranded the other one
+// (hang).
+TYPED_TEST(SharedLockTest, ABargingWriterHoldsWithoutFlagsAndTheWokenOneFlagsAgain) {
+  expect_clean_exit_in_child(
+      [] {
+        static TypeParam l{"barging"};
+        l.lock();
+        std::atomic<detail::ThreadSlot*> slots[2] = {nullptr, nullptr};
+        std::vector<std::thread> writers;
+        for (auto& slot : slots)
+          writers.emplace_back([&slot] {
+            slot = detail::current_slot();
+            l.lock();
+            std::this_thread::yield();  // the other one may look at a held word
+            l.unlock();
+          });
+        for (auto& slot : slots) {
+          await_waiter(slot, l.lock_object());
+          while (!slot.load()->parked.load() || !asleep_in_kernel(slot.load()->tid.load()))
+            std::this_thread::yield();
+        }
+        auto& word = const_cast<std::atomic<uintptr_t>&>(l.lock_object().word);
+        const uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
+        if (word.load() != (self | detail::kRwWriteWaiters)) _exit(5);
+        word.fetch_or(detail::kRwWriterWoken);  // "a woken writer is on its way"
+        l.unlock();                             // reserved for the writers; wakes nobody
+        if (word.load() != (detail::kRwWriteWaiters | detail::kRwWriterWoken)) _exit(6);
+        if (!l.try_lock()) _exit(6);
+        if (word.load() != self) _exit(7);  // no flag: the unlock below is the fast path
+        l.unlock();
+        if (word.load() != 0) _exit(8);
+        // The woken writer's part begins: one sleeper wakes, takes the free
+        // lock and must flag it for the other.
+        detail::futex_wake_bits(detail::futex_address(word), 1, detail::kWakeAny);
+        for (auto& t : writers) t.join();
+        if (word_of(l) != 0) _exit(4);
+      },
+      std::chrono::seconds(10));
 }
 
 template <class L>
