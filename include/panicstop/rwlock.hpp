@@ -266,11 +266,11 @@ class PANICSTOP_CAPABILITY("shared lock") PANICSTOP_EXPORT SharedLockBase {
   // The bounded spins before (and after) a sleep: true once the caller holds
   // the lock. `slept`: the caller is counted in writers_waiting_. spin_for_read
   // drops the flags in `drop` from the word it takes.
-  bool spin_for_write(uintptr_t self, bool slept = false) noexcept;
-  bool spin_for_read(bool reading, uintptr_t drop) noexcept;
+  PANICSTOP_NO_EXPORT bool spin_for_write(uintptr_t self, bool slept = false) noexcept;
+  PANICSTOP_NO_EXPORT bool spin_for_read(bool reading, uintptr_t drop) noexcept;
   // The word a writer counted in writers_waiting_ writes when it takes the
   // free word `w`.
-  uintptr_t slept_writer_word(uintptr_t self, uintptr_t w) const noexcept;
+  PANICSTOP_NO_EXPORT uintptr_t slept_writer_word(uintptr_t self, uintptr_t w) const noexcept;
   // The word a release that frees the lock leaves behind, given the old one.
   PANICSTOP_NO_EXPORT uintptr_t freed_word(uintptr_t old) const noexcept;
   PANICSTOP_NO_EXPORT void leave_writer_wait() noexcept;

@@ -43,7 +43,19 @@ Thread parse_thread_header(std::string_view line, size_t line_no) {
   }
   if (end_of_tid == std::string_view::npos) return t;
   rest = trim(rest.substr(end_of_tid));
+  // The state is the last " [" whose bracket closes and leaves a name in
+  // parentheses (or none) before it: the kernel state after it may itself
+  // hold " [" (show prints it back as it read it).
   size_t state_open = rest.rfind(" [");
+  for (size_t candidate = state_open; candidate != std::string_view::npos && candidate > 0;
+       candidate = rest.rfind(" [", candidate - 1)) {
+    std::string_view before = trim(rest.substr(0, candidate));
+    bool name_ok = before.empty() || (before.size() >= 2 && before.front() == '(' && before.back() == ')');
+    if (name_ok && rest.find(']', candidate) != std::string_view::npos) {
+      state_open = candidate;
+      break;
+    }
+  }
   if (!rest.empty() && rest.front() == '[') state_open = 0;
   std::string_view name_part = state_open == std::string_view::npos ? rest : rest.substr(0, state_open);
   if (state_open != std::string_view::npos) {

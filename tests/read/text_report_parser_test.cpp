@@ -166,6 +166,19 @@ TEST(TextReportParser, EmptyStateBeforeAKernelStateReadsBack) {
   expect_reads_back(r);
 }
 
+// Found by the fuzzer: text after the state that holds " [" ("[stopped][x"
+// is read as state "stopped" and kernel state "[x") was printed back as
+// "[stopped] [x", whose last " [" has no ']' after it: the state is the last
+// " [" that closes and leaves a name in parentheses before it.
+TEST(TextReportParser, AKernelStateHoldingABracketReadsBack) {
+  Report r = parse_text_report("panic: x\nthread 1 (a [b] c) [stopped][[[ t\n  #0 0x1 f+0x1 (m)\n");
+  ASSERT_EQ(r.threads.size(), 1u);
+  EXPECT_EQ(r.threads[0].name, "a [b] c");
+  EXPECT_EQ(r.threads[0].state, "stopped");
+  EXPECT_EQ(r.threads[0].kernel_state, "[[[ t");
+  expect_reads_back(r);
+}
+
 // Found by the fuzzer: an indented line the parser keeps as unknown (here a
 // frame-like line under "modules:") was printed after the last thread and
 // read back as its frame; printed under a heading of its own, it stays a line.
