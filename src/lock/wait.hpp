@@ -20,9 +20,10 @@ namespace panicstop::detail {
 #define PANICSTOP_SPIN_ROUNDS 20
 #endif
 inline constexpr int kAdaptiveSpinRounds = PANICSTOP_SPIN_ROUNDS;
-// RwLock and SxLock spin longer, a choice made when every release woke every
-// sleeper; with one writer woken at a time, 20 rounds measured no better
-// (docs/BENCHMARKS.md, "RwLock release").
+// RwLock and SxLock contenders spin longer, and spin whatever the waiter flags
+// say (src/lock/shared_lock_core.cpp): 20 and 50 rounds made more futex calls
+// and used more CPU per contended section than 200 in bench/locks_bench
+// (docs/BENCHMARKS.md, the RwLock/SxLock contention section).
 #ifndef PANICSTOP_SHARED_SPIN_ROUNDS
 #define PANICSTOP_SHARED_SPIN_ROUNDS 200
 #endif
