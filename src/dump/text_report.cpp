@@ -495,7 +495,8 @@ void write_capture_gaps(ReportOut& out, const ProcessSnapshot& snap, const Crash
              f.threads_stopped, f.not_stopped_count);
   if (g.thread_source == ThreadSource::kRegistry)
     out.line("incomplete: /proc/self/task could not be read; threads are those panicstop's registry knows "
-             "(that used the library), others were neither stopped nor listed");
+             "(started through pthread_create after install, or that used the library), others were neither "
+             "stopped nor listed");
   else if (g.thread_source == ThreadSource::kNone)
     out.line("incomplete: /proc/self/task could not be read and panicstop's registry is empty; threads unknown");
   if (g.maps_unreadable) out.line("incomplete: /proc/self/maps could not be read; no mappings, modules or memory");

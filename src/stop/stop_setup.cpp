@@ -5,6 +5,7 @@
 #include "stop/proc_dir.hpp"
 #include "stop/stop.hpp"
 #include "sys/syscall.hpp"
+#include "thread/altstack.hpp"
 #include "thread/program_signals.hpp"
 #include "thread/handler_stack.hpp"
 #include "thread/signal_sections.hpp"
@@ -36,8 +37,9 @@ void send_setup_signal(int tid, void* self) noexcept {
 bool install_stop_handlers() noexcept {
   if (!reserve_stop_memory()) return false;
   // Kept for the crash path, which may find /proc gone (a sandbox entered
-  // after install). Without procfs now, the stop falls back to the registry.
-  open_proc_dir();
+  // after install). Without procfs now, the stop falls back to the registry,
+  // so threads started from here on register as they start.
+  set_claim_slot_at_thread_start(!open_proc_dir());
   // Under qemu-user, its own helper threads are no threads of the program.
   note_emulator_tasks();
   constexpr int kFlags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;

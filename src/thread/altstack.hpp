@@ -56,5 +56,13 @@ void adopt_altstack_after_fork() noexcept;
 // interposed and the next one was found). install() calls it, which also keeps
 // the interposer linked into static programs.
 bool thread_start_hook_active() noexcept;
+// Whether a thread started through the interposed pthread_create also takes
+// its registry slot as it starts (with its pool stack; the exit key returns
+// both). Off by default: claiming takes never-used slots first, so thread churn
+// would commit the whole slot array. install() turns it on when it found no
+// procfs, where the registry is the only way the stop finds threads: then a
+// thread that never calls the library is still stopped and listed. Threads
+// started before that, or not through pthread_create, are not covered.
+void set_claim_slot_at_thread_start(bool on) noexcept;
 
 }  // namespace panicstop::detail

@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 
+#include <atomic>
 #include <cerrno>
 #include <new>
 
@@ -39,13 +40,21 @@ struct ThreadStart {
   void* arg;
 };
 
+std::atomic<bool> g_claim_slot_at_start{false};
+
 void* start_with_altstack(void* p) {
   ThreadStart start = *static_cast<ThreadStart*>(p);
   delete static_cast<ThreadStart*>(p);
-  ensure_altstack();
-  // The stack goes back to the pool when the thread exits, whether or not it
-  // ever uses the library.
-  release_at_thread_exit();
+  // The slot brings the pool stack (ensure_altstack()), and the exit key
+  // returns both. With every slot taken (the shared overflow slot, which TLS
+  // never names) the thread still gets its stack below.
+  if (g_claim_slot_at_start.load(std::memory_order_relaxed)) claim_current_slot();
+  if (tls_slot == nullptr) {
+    ensure_altstack();
+    // The stack goes back to the pool when the thread exits, whether or not
+    // it ever uses the library.
+    release_at_thread_exit();
+  }
   return start.routine(start.arg);
 }
 
@@ -57,6 +66,8 @@ PthreadCreate next_pthread_create() noexcept {
 }  // namespace
 
 bool thread_start_hook_active() noexcept { return next_pthread_create() != nullptr; }
+
+void set_claim_slot_at_thread_start(bool on) noexcept { g_claim_slot_at_start.store(on, std::memory_order_relaxed); }
 
 }  // namespace panicstop::detail
 
@@ -75,6 +86,7 @@ extern "C" __attribute__((visibility("default"))) int pthread_create(pthread_t* 
 #else
 
 bool thread_start_hook_active() noexcept { return false; }
+void set_claim_slot_at_thread_start(bool) noexcept {}
 
 }  // namespace panicstop::detail
 

@@ -4,6 +4,10 @@
 // coredump_filter and the pagemap that turns untouched memory into holes.
 // Each goes through the procfs descriptor kept from install; opened by
 // absolute name, each came back empty once /proc was covered.
+//
+// With no /proc even at install, the threads are those of panicstop's
+// registry: every thread started through pthread_create after install is in
+// it, whether or not it ever called the library.
 
 #include <gtest/gtest.h>
 
@@ -14,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -25,7 +30,10 @@
 #include "panicstop/panic.hpp"
 #include "snapshot/crash_dumps.hpp"
 #include "support/hide_proc.hpp"
+#include "support/reports.hpp"
 #include "support/sanitizer.hpp"
+#include "sys/syscall.hpp"
+#include "thread/altstack.hpp"
 
 namespace panicstop {
 namespace {
@@ -132,6 +140,45 @@ TEST(ProcCovered, APanicStillReadsCommCwdFilterAndPagemap) {
   ASSERT_EQ(stat(core.c_str(), &st), 0);
   EXPECT_LT(static_cast<long long>(st.st_blocks) * 512, static_cast<long long>(st.st_size - kUntouchedBytes))
       << "the untouched region was written out, not left as a hole";
+}
+
+std::atomic<uint32_t> g_forever{0};
+std::atomic<int> g_plain_parked{0};
+
+// Threads that never call the library: no name, no lock, no slot of their
+// own making.
+void start_plain_parked_threads(int n) {
+  for (int i = 0; i < n; ++i)
+    std::thread([] {
+      printf("plain=%d\n", sys::gettid());
+      fflush(stdout);
+      g_plain_parked.fetch_add(1);
+      while (true) sys::futex_wait(&g_forever, 0);
+    }).detach();
+  while (g_plain_parked.load() < n) sched_yield();
+}
+
+TEST(ProcCovered, NoProcAtInstallStillStopsAndListsPlainThreads) {
+  if (!detail::thread_start_hook_active()) GTEST_SKIP() << "pthread_create is not interposed in this build";
+  testing::TempDir dir;
+  testing::CrashDumps d = testing::crash_with_dumps(dir.path(), [] {
+    if (!testing::enter_private_mount_namespace() || !testing::cover_proc()) _exit(77);
+    install();
+    start_plain_parked_threads(3);
+    crash_here();
+  });
+  if (d.child.exited && d.child.exit_code == 77) GTEST_SKIP() << "no mount namespace here";
+  ASSERT_FALSE(d.child.hung) << d.child.output;
+  ASSERT_FALSE(d.report.empty()) << d.child.describe() << "\n" << d.child.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(d.report, m, std::regex(R"(\n(\d+) threads: (\d+) stopped)"))) << d.report;
+  EXPECT_EQ(std::stoi(m[2]), 3) << d.report.substr(0, 1000);
+  std::regex plain(R"(plain=(\d+))");
+  int seen = 0;
+  for (std::sregex_iterator it(d.child.output.begin(), d.child.output.end(), plain), end; it != end; ++it, ++seen)
+    EXPECT_NE(testing::thread_block(d.report, std::stoi((*it)[1])).find("[stopped]"), std::string::npos)
+        << "thread " << (*it)[1] << ":\n" << d.report.substr(0, 2000);
+  EXPECT_EQ(seen, 3);
 }
 
 }  // namespace
