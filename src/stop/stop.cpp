@@ -449,27 +449,31 @@ void save_own_context_via_signal() noexcept {
   // blocked it, nothing is saved and the flag is cleared here.
   captured = g_capture_tid.load(std::memory_order_acquire) == 0;
   g_capture_tid.store(0, std::memory_order_release);
-#if defined(__aarch64__)
-  // The context is this function's, whose frame record the caller's next
-  // calls overwrite long before the dumps read the stack: a walk from it
-  // found garbage for this frame's caller. Make it the caller's, as it is
-  // just after this call returns (pc and x30 the return address, sp this
-  // frame's CFA, x29 the caller's frame pointer); the caller's frame outlives
-  // the dumps, since the panic path never returns into it. On x86_64 the
-  // return address sits in the caller's frame and the walk needs no help.
+  // The context is of a point inside this call (inside the system call
+  // wrapper, a frame of its own in an unoptimized build), whose frames the
+  // caller's next calls overwrite long before the dumps read the stack: a
+  // walk from it found garbage for the frames above. Make it the caller's, as
+  // it is just after this call returns (pc the return address, sp this
+  // frame's CFA, the frame pointer the caller's; on aarch64 x30 the return
+  // address too); the caller's frame outlives the dumps, since the panic path
+  // never returns into it and kdb keeps it alive for the session.
   ThreadSlot* slot = find_slot_by_tid(tid);
-  if (captured && slot != nullptr && slot->context.valid) {
-    auto& mc = slot->context.ucontext.uc_mcontext;
-    uintptr_t ret = uintptr_t(__builtin_extract_return_addr(__builtin_return_address(0)));
-    mc.pc = ret;
-    mc.regs[30] = ret;
-    mc.regs[29] = *static_cast<const uintptr_t*>(__builtin_frame_address(0));
-    mc.sp = uintptr_t(__builtin_dwarf_cfa());
-    slot->context.stack_pointer = mc.sp;
-  }
-#else
-  (void)captured;
+  if (!captured || slot == nullptr || !slot->context.valid) return;
+  const uintptr_t ret = uintptr_t(__builtin_extract_return_addr(__builtin_return_address(0)));
+  const uintptr_t cfa = uintptr_t(__builtin_dwarf_cfa());
+  const uintptr_t caller_fp = *static_cast<const uintptr_t*>(__builtin_frame_address(0));
+  auto& mc = slot->context.ucontext.uc_mcontext;
+#if defined(__aarch64__)
+  mc.pc = ret;
+  mc.regs[30] = ret;
+  mc.regs[29] = caller_fp;
+  mc.sp = cfa;
+#elif defined(__x86_64__)
+  mc.gregs[REG_RIP] = greg_t(ret);
+  mc.gregs[REG_RBP] = greg_t(caller_fp);
+  mc.gregs[REG_RSP] = greg_t(cfa);
 #endif
+  slot->context.stack_pointer = cfa;
 }
 
 bool stop_handlers_installed() noexcept { return g_handlers_installed.load(std::memory_order_acquire); }
