@@ -95,7 +95,9 @@ bool substitution(State& s, bool prefix, Text* t, bool* is_std) noexcept {
       ++id;
     }
     if (!eat(s, '_') || id >= size_t(s.nsubs)) return false;
-    return emit(s, s.subs[id], t);
+    const Entry& e = s.subs[id];
+    if (e.pack_param >= 0 && s.expanding && e.pack_param < s.nargs) return pack_element(s, e.pack_param, t);
+    return emit(s, e, t);
   }
   for (const StdSub& sub : kStdSubs) {
     if (sub.code != c) continue;
@@ -204,7 +206,8 @@ static bool nested_name(State& s, NameInfo* ni, bool store) noexcept {
         from_sub = true;
         ni->cdc = false;
       } else if (c == 'T') {
-        if (!template_param(s, &t)) return false;
+        // A template parameter is a prefix only: it never ends a nested name.
+        if (!template_param(s, &t) || peek(s) == 'E') return false;
         ni->cdc = false;
       } else if (c == 'D' && (peek(s, 1) == 't' || peek(s, 1) == 'T' || peek(s, 1) == 'C')) {
         return false;

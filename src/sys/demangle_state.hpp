@@ -42,6 +42,11 @@ struct Entry {
   uint16_t off = 0, len = 0;
   Text t;
   uint8_t first = 0, count = 0;  // a pack argument: its elements in State::elems
+  // A candidate added inside a Dp pattern for a bare T_ that names a pack: the
+  // pack's argument index. Referred to inside a later Dp, it prints that
+  // pack's element as T_ would; anywhere else it gives up like any candidate
+  // whose text depends on the element.
+  int8_t pack_param = -1;
 };
 
 struct NameInfo {
@@ -67,6 +72,7 @@ struct State {
   bool expanding = false;  // inside a Dp pattern
   int pack_arg = -1;       // the pack a Dp pattern expands, once found
   size_t pack_index = 0;   // the element being printed
+  int last_pack_param = -1;  // the pack the last T_ printed an element of, or -1
   bool no_subs = false;    // re-printing a Dp pattern: its candidates exist already
   int nsubs = 0;
   int nargs = -1;  // < 0: no template arguments in scope
@@ -162,6 +168,17 @@ inline bool add_sub(State& s, size_t from, const Text& t) noexcept {
   }
   return save(s, from, t, &s.subs[s.nsubs++]);
 }
+// The candidate for a bare T_ that printed an element of the pack argument
+// `pack` inside a Dp pattern (see Entry::pack_param).
+inline bool add_pack_param_sub(State& s, int pack) noexcept {
+  if (s.no_subs) return true;
+  if (s.nsubs == kMaxSubs) return false;
+  Entry& e = s.subs[s.nsubs++];
+  e = Entry{};
+  e.t.shape = kPoison;
+  e.pack_param = int8_t(pack);
+  return true;
+}
 inline bool emit(State& s, const Entry& e, Text* t) noexcept {
   *t = e.t;
   if (e.t.shape == kPoison) return false;
@@ -212,6 +229,8 @@ bool params(State& s) noexcept;
 bool template_args(State& s, bool store) noexcept;
 // T_ T0_ ...: the template argument's text.
 bool template_param(State& s, Text* t) noexcept;
+// One element of the pack argument `arg` that the Dp being printed expands.
+bool pack_element(State& s, int arg, Text* t) noexcept;
 // S_ S<seq-id>_ or a std abbreviation (prefix: inside a nested name).
 bool substitution(State& s, bool prefix, Text* t, bool* is_std) noexcept;
 bool name(State& s, NameInfo* ni, bool store_args) noexcept;

@@ -4,6 +4,7 @@
 namespace panicstop::sys::demangle_detail {
 
 static bool pack_expansion(State& s, size_t start, Text* t) noexcept;
+static bool pack_expression(State& s, Text* t) noexcept;
 
 struct Builtin {
   char code;
@@ -159,10 +160,30 @@ static bool template_arg(State& s, Text* t, Store store) noexcept {
       return true;
     }
     case 'X':
-      return false;
+      // Of the expressions only "sp T_" (a template parameter pack expanded
+      // in place, as std::_Index_tuple<_Indices...> spells it): its elements.
+      return pack_expression(s, t);
     default:
       return type(s, t);
   }
+}
+
+// X sp T_ E: every element of the pack argument, ", " between, as libiberty
+// prints it; the separators around an empty one are arg_list's.
+static bool pack_expression(State& s, Text* t) noexcept {
+  if (peek(s, 1) != 's' || peek(s, 2) != 'p' || peek(s, 3) != 'T') return false;
+  if (s.no_tparams > 0 || s.storing_args > 0 || s.expanding) return false;
+  s.p += 4;
+  size_t i = 0;
+  if (!compact_number(s, &i) || !eat(s, 'E')) return false;
+  if (s.nargs < 0 || i >= size_t(s.nargs) || s.args[i].t.shape != kPack) return false;
+  const Entry& a = s.args[i];
+  for (size_t k = 0; k < a.count; ++k) {
+    Text element;
+    if ((k > 0 && !put(s, ", ")) || !emit(s, s.elems[a.first + k], &element)) return false;
+  }
+  *t = Text{.shape = kPack, .split = 0};
+  return true;
 }
 
 // T_ T0_ ...: the template argument's text.
@@ -171,18 +192,24 @@ bool template_param(State& s, Text* t) noexcept {
   size_t i = 0;
   if (!compact_number(s, &i)) return false;
   if (s.nargs < 0 || i >= size_t(s.nargs)) return false;
+  s.last_pack_param = -1;
   const Entry& a = s.args[i];
-  if (a.t.shape == kPack && s.expanding) {  // one element of the pack a Dp expands
-    if (s.pack_arg < 0) s.pack_arg = int(i);
-    if (s.pack_arg != int(i)) return false;
-    if (s.pack_index >= a.count) {  // an empty pack: printed as nothing
-      *t = Text{};
-      return true;
-    }
-    if (!emit(s, s.elems[a.first + s.pack_index], t)) return false;
-  } else if (a.t.shape == kPack || !emit(s, a, t)) {  // a pack outside Dp: not supported
-    return false;
+  if (a.t.shape == kPack && s.expanding) return pack_element(s, int(i), t);
+  if (a.t.shape == kPack || !emit(s, a, t)) return false;  // a pack outside Dp: not supported
+  t->tparam = true;
+  return true;
+}
+
+bool pack_element(State& s, int arg, Text* t) noexcept {
+  if (s.pack_arg < 0) s.pack_arg = arg;
+  if (s.pack_arg != arg) return false;
+  s.last_pack_param = arg;
+  const Entry& a = s.args[arg];
+  if (s.pack_index >= a.count) {  // an empty pack: printed as nothing
+    *t = Text{};
+    return true;
   }
+  if (!emit(s, s.elems[a.first + s.pack_index], t)) return false;
   t->tparam = true;
   return true;
 }
@@ -393,6 +420,8 @@ bool type(State& s, Text* t) noexcept {
       break;
     case 'T':
       if (!template_param(s, t)) return false;
+      // Inside a Dp the candidate remembers the pack, not this element's text.
+      if (s.last_pack_param >= 0 && peek(s) != 'I') return add_pack_param_sub(s, s.last_pack_param);
       if (peek(s) == 'I') {
         if (!add_sub(s, start, *t) || !template_args(s, false)) return false;
         *t = Text{};

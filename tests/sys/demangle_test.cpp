@@ -154,6 +154,17 @@ constexpr Case kCases[] = {
      "llvm::StringRef)"},
     {"_ZN4llvm1fIKNS_8LoopInfoEEEvRKT_", "void llvm::f<llvm::LoopInfo const>(llvm::LoopInfo const&)"},
     {"_Z1fIM1AKFbvEEvT_S2_", "void f<bool (A::*)() const>(bool (A::*)() const, bool (A::*)() const)"},
+    // std::__invoke's shape: a Dp whose pattern names the pack through a
+    // substitution (S2_ is the T0_ met inside the return type's Dp), for an
+    // empty pack and for two elements.
+    {"_Z1fIiJEEN1rIT_JDpT0_EE4typeEOS1_DpOS2_", "r<int>::type f<int>(int&&)"},
+    {"_Z1fIiJcdEEN1rIT_JDpT0_EE4typeEOS1_DpOS2_",
+     "r<int, char, double>::type f<int, char, double>(int&&, char&&, double&&)"},
+    // std::thread's _M_invoke<_Indices...>(_Index_tuple<_Indices...>): a pack
+    // expanded in an expression (X sp T_ E), with libiberty's separators.
+    {"_ZN1a1fIJLm0ELm1EEEEvSt1tIJXspT_EEE", "void a::f<0ul, 1ul>(std::t<0ul, 1ul>)"},
+    {"_ZN1a1fIJEEEvSt1tIJLi5EXspT_EEE", "void a::f<>(std::t<5>)"},
+    {"_ZN1a1fIJEEEvSt1tIJXspT_ELi5EEE", "void a::f<>(std::t<, 5>)"},
 };
 
 TEST(Demangle, HandPickedNamesMatchCxxFilt) {
