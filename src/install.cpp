@@ -8,6 +8,7 @@
 #include "dump/upload_step.hpp"
 #include "dump/stale_dumps.hpp"
 #include "kdb/kdb_setup.hpp"
+#include "lock/park.hpp"
 #include "panic/panic_internal.hpp"
 #include "panicstop/panic.hpp"
 #include "stop/stop.hpp"
@@ -27,6 +28,7 @@ void after_fork_in_child() noexcept {
   detail::adopt_altstack_after_fork();
   detail::reset_stop_after_fork();
   detail::kdb_after_fork();
+  detail::park_after_fork();
 }
 
 }  // namespace

@@ -8,7 +8,8 @@
 //
 // Contention: the hard path spins while the owner looks runnable (it is not
 // parked in a panicstop wait) for a bounded number of rounds, then sleeps on a
-// futex. There is no FIFO order; a released lock goes to whoever takes it first.
+// word of its own, queued under the lock's address (src/lock/park.hpp). There is
+// no FIFO order; a released lock goes to whoever takes it first.
 // An unlock wakes at most one sleeper, and no further one until that one has
 // run (abseil's "designated waker"), so the unlocks meanwhile make no system
 // call and, since the contested bit leaves the word with the wake, take the

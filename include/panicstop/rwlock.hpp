@@ -12,10 +12,10 @@
 // sleeps expecting exactly that value, and every release that frees the lock
 // replaces the word. A free lock's word is 0, or its waiter flags alone
 // (kRwWriteWaiters among them) while writers wait: the lock is then reserved
-// for them (see the fairness policy), and the release wakes ONE writer and
-// marks the word kRwWriterWoken: until that writer has looked at the word
-// (taken the lock, or flagged itself and slept again), further releases wake
-// nobody, as abseil's designated waker. Meanwhile a writer that takes the
+// for them (see the fairness policy), and the release wakes ONE writer: until
+// that writer has run, further releases wake nobody (abseil's designated
+// waker; the mark lives in the parking layer, src/lock/park.hpp, not in the
+// word). Waiters sleep on words of their own, not on the lock word. Meanwhile a writer that takes the
 // lock without having slept holds it with no flag at all (unless a reader
 // sleeps), so its unlock is the one-CAS fast path; the woken writer sets
 // kRwWriteWaiters again when it looks, for the writers still asleep. So a
@@ -83,7 +83,6 @@ inline constexpr uintptr_t kRwRead = 1u << 0;          // read mode; readers cou
 inline constexpr uintptr_t kRwReadWaiters = 1u << 1;   // a reader may sleep
 inline constexpr uintptr_t kRwWriteWaiters = 1u << 2;  // a writer may sleep: new readers wait
 inline constexpr uintptr_t kRwRecursed = 1u << 3;      // write-locked recursively (lo_.recurse)
-inline constexpr uintptr_t kRwWriterWoken = 1u << 4;   // a release woke one writer that has not looked yet
 inline constexpr uintptr_t kRwWaiters = kRwReadWaiters | kRwWriteWaiters;
 inline constexpr unsigned kRwReaderShift = 6;
 inline constexpr uintptr_t kRwOneReader = uintptr_t(1) << kRwReaderShift;
@@ -264,10 +263,9 @@ class PANICSTOP_CAPABILITY("shared lock") PANICSTOP_EXPORT SharedLockBase {
   bool try_upgrade_hard() noexcept;
   void downgrade_hard(uintptr_t self) noexcept;
   // The bounded spins before (and after) a sleep: true once the caller holds
-  // the lock. `slept`: the caller is counted in writers_waiting_. spin_for_read
-  // drops the flags in `drop` from the word it takes.
+  // the lock. `slept`: the caller is counted in writers_waiting_.
   PANICSTOP_NO_EXPORT bool spin_for_write(uintptr_t self, bool slept = false) noexcept;
-  PANICSTOP_NO_EXPORT bool spin_for_read(bool reading, uintptr_t drop) noexcept;
+  PANICSTOP_NO_EXPORT bool spin_for_read(bool reading) noexcept;
   // The word a writer counted in writers_waiting_ writes when it takes the
   // free word `w`.
   PANICSTOP_NO_EXPORT uintptr_t slept_writer_word(uintptr_t self, uintptr_t w) const noexcept;

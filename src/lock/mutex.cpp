@@ -7,7 +7,7 @@
 // Wake-up protocol. The lock word holds the owner and kLockContested (a
 // thread may sleep: its owner's unlock must see to a wake-up); sleepers_
 // counts the threads in the sleep loop. An unlock of a contested word wakes
-// one sleeper and sets that lock's wake mark (below): until the woken thread
+// one sleeper and sets that lock's wake mark (wake_one_designated, park.hpp): until the woken thread
 // has run and cleared it, unlocks of that lock wake no one (abseil's
 // "designated waker"); the woken thread will either take the lock or mark it
 // contested again before it sleeps. Every unlock of a contested word clears
@@ -16,9 +16,17 @@
 // lock made a futex call and woke a thread that mostly found the lock taken
 // again by the time it ran (a convoy once threads outnumber CPUs).
 //
-// Who clears a wake mark: a thread that returns from its futex sleep with a
-// wake (it may not be the one meant; clearing early costs at most one extra
-// wake later), and the unlocker itself when its wake found nobody asleep; it
+// Sleepers park (lock/park.hpp) under the Mutex's address while the word is
+// held and contested, whoever the owner is; they used to sleep on the lock
+// word, and a futex wait on a word whose owner changes faster than a thread
+// reaches the kernel mostly returned at once (docs/BENCHMARKS.md, "Mutex and
+// RwLock: parking"). The park's check runs under the parking bucket's lock
+// and an unlock looks for sleepers under that lock after releasing the word,
+// so a sleeper that saw the word contested is found.
+//
+// Who clears a wake mark: a thread that returns from its park with a wake
+// (it may not be the one meant; clearing early costs at most one extra wake
+// later), and the unlocker itself when its wake found nobody asleep; it
 // then passes one wake on, for a thread that went to sleep while the mark
 // stood. A timed waiter that gives up passes a wake on likewise, since it may
 // have been the woken one. So every sleeping thread is covered by one of: an
@@ -28,17 +36,13 @@
 // then reads the other (or the count) sees every sleeper that saw the earlier
 // state.
 //
-// The marks live outside the Mutex, in a fixed table indexed by the lock's
-// address: once an unlock has released the word, the next owner may destroy
-// the lock, so the unlock's remaining steps touch only the table and the
-// futex (a wake on freed memory is harmless), never the Mutex. Two locks that
-// share a slot while both have a wake pending just lose the suppression: the
-// second one wakes on every contested unlock, as before this protocol.
+// The marks live outside the Mutex (park.cpp): once an unlock has released
+// the word, the next owner may destroy the lock, so the unlock's remaining
+// steps touch only the parking layer's tables, never the Mutex.
 #include "panicstop/mutex.hpp"
 
-#include "lock/wait.hpp"
+#include "lock/park.hpp"
 #include "panicstop/lockprof.hpp"
-#include "sys/syscall.hpp"
 
 namespace panicstop {
 
@@ -49,20 +53,6 @@ using detail::kLockRecursed;
 namespace {
 inline uintptr_t owner_of(uintptr_t word) noexcept { return word & ~kLockFlagMask; }
 
-// A wake mark: the address of the Mutex whose unlock woke a sleeper that has
-// not run yet, or 0. Static storage, no allocation.
-struct alignas(64) WakeMark {
-  std::atomic<uintptr_t> mutex{0};
-};
-constexpr uintptr_t kWakeMarks = 128;
-WakeMark g_wake_marks[kWakeMarks];
-inline std::atomic<uintptr_t>& wake_mark(const Mutex* m) noexcept {
-  return g_wake_marks[(reinterpret_cast<uintptr_t>(m) >> 6) % kWakeMarks].mutex;
-}
-inline void clear_wake_mark(const Mutex* m) noexcept {
-  uintptr_t mine = reinterpret_cast<uintptr_t>(m);
-  wake_mark(m).compare_exchange_strong(mine, 0, std::memory_order_seq_cst, std::memory_order_relaxed);
-}
 }  // namespace
 
 Mutex::~Mutex() {
@@ -133,18 +123,26 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
       // Giving up. This thread may be the one an unlock woke (and it has
       // cleared the wake mark); if others still wait, pass a wake on so that
       // it is not lost with us.
-      if (sleepers_.fetch_sub(1, std::memory_order_seq_cst) > 1) sys::futex_wake(detail::futex_address(lo_.word), 1);
+      if (sleepers_.fetch_sub(1, std::memory_order_seq_cst) > 1) detail::unpark(this, 1);
       return false;
     }
-    if ((w & kLockContested) == 0) {
-      if (!lo_.word.compare_exchange_weak(w, w | kLockContested, std::memory_order_seq_cst,
-                                          std::memory_order_relaxed))
-        continue;
-      w |= kLockContested;
-    }
-    if (wait.sleep(detail::futex_address(lo_.word), detail::futex_value(w), deadline_ns) == 0) {
+    // Sleep while the lock is held and marked contested, whoever holds it:
+    // a change of owner does not matter, since every owner of a contested
+    // word wakes one sleeper (or a woken one is on its way) when it unlocks.
+    auto held_and_marked = [this] {
+      uintptr_t held = lo_.word.load(std::memory_order_seq_cst);
+      while (held != 0) {
+        if ((held & kLockContested) != 0 ||
+            lo_.word.compare_exchange_weak(held, held | kLockContested, std::memory_order_seq_cst,
+                                           std::memory_order_relaxed))
+          return true;
+      }
+      return false;
+    };
+    if (detail::park(this, detail::kWakeAny, deadline_ns, wait, held_and_marked) ==
+        detail::ParkResult::kWoken) {
       // Woken: this thread has run, so unlocks may wake again.
-      clear_wake_mark(this);
+      detail::designated_waker_ran(this);
       spin = 0;
     }
   }
@@ -178,21 +176,8 @@ void Mutex::unlock_hard(uintptr_t self) noexcept {
   // the lock or sleeps.
   const uintptr_t old = lo_.word.exchange(0, std::memory_order_seq_cst);
   if ((old & kLockContested) == 0) return;
-  // Released: from here on touch only the wake mark and the futex.
-  const void* const futex = detail::futex_address(lo_.word);
-  std::atomic<uintptr_t>& mark = wake_mark(this);
-  uintptr_t seen = 0;
-  if (!mark.compare_exchange_strong(seen, reinterpret_cast<uintptr_t>(this), std::memory_order_seq_cst,
-                                    std::memory_order_seq_cst)) {
-    if (seen == reinterpret_cast<uintptr_t>(this)) return;  // a woken thread is on its way
-    sys::futex_wake(futex, 1);                               // the slot is another lock's
-    return;
-  }
-  if (sys::futex_wake(futex, 1) > 0) return;
-  // Nobody was asleep in the kernel: no one will clear the mark but us, and a
-  // thread may have gone to sleep while it stood.
-  clear_wake_mark(this);
-  sys::futex_wake(futex, 1);
+  // Released: from here on touch only the parking layer's tables.
+  detail::wake_one_designated(this);
 }
 
 void Mutex::assert_held() const noexcept {

@@ -3,25 +3,29 @@
 // stopped-scheduler test comes first in every hard path and skips everything
 // else, misuse checks included.
 //
-// Sleeping protocol: a waiter sets its waiter flag on a held word with a CAS,
-// then sleeps on the futex (the word's low 32 bits) expecting exactly that
-// value, so any change before it sleeps makes the wait return at once. A
-// release that frees the lock replaces the word (by 0, or by its waiter flags
-// alone while writers wait: reserved for them). Who it wakes depends on that:
+// Sleeping protocol: a waiter parks under the lock's address (lock/park.hpp)
+// after checking, under the parking bucket's lock, that the word still keeps
+// it out, and setting its waiter flag on the word with a CAS if it is not
+// there; whoever holds the lock then, its release sees the flag, and it looks
+// for sleepers under the same bucket lock after changing the word. (Sleeping
+// on the word itself, a futex wait expecting exactly the flagged value,
+// mostly returned at once on a busy lock: the owner or the reader count had
+// changed before the thread reached the kernel.) A release that frees the
+// lock replaces the word (by 0, or by its waiter flags alone while writers
+// wait: reserved for them). Who it wakes depends on that:
 //   reserved: ONE sleeper of the class kWakeWriters (a writer, or a reader
 //     that already holds a shared lock, the only ones a reserved lock admits),
-//     and the word gets kRwWriterWoken. Until the woken one has looked at the
-//     word, the releases that follow wake nobody: a writer that takes the
-//     lock without having slept takes it with no flag at all when no reader
-//     sleeps (its unlock is then the fast path), or else keeps every flag.
-//     The woken one (any thread leaving a sleep may be it) clears
-//     kRwWriterWoken in the CAS that takes the lock or that flags it as a
-//     waiter again before it sleeps, so the next release wakes the next
-//     writer; taking the lock, it sets kRwWriteWaiters again if other writers
-//     are counted (the flag a barging writer dropped). A wake that found
-//     nobody clears the mark itself: nobody slept, and whoever sleeps later
-//     flags the word first. Clearing the mark is always safe (at worst one
-//     wake too many); only a successful wake sets it.
+//     by the parking layer's designated waker (wake_one_designated): until
+//     the woken one has run, the releases that follow wake nobody.
+//     Meanwhile a writer that takes the lock without having slept takes it
+//     with no flag at all when no reader sleeps (its unlock is then the fast
+//     path), or else keeps every flag. The woken one, taking the lock, sets
+//     kRwWriteWaiters again if other writers are counted (the flag a barging
+//     writer dropped), and flags the word again if it parks again. Any
+//     thread woken from a park reports that it ran (designated_waker_ran);
+//     clearing the mark early costs at most one wake too many.
+//   0 (no writer counted): every sleeper, readers and any writer that counted
+//     itself after the release read writers_waiting_.
 // Contenders spin (bounded, kSharedLockSpinRounds) before they sleep and
 // again after each wake, whatever the flags say.
 //   0 (no writer counted): every sleeper, readers and any writer that counted
@@ -32,7 +36,7 @@
 #include <cerrno>
 #include <climits>
 
-#include "lock/wait.hpp"
+#include "lock/park.hpp"
 #include "panicstop/lockprof.hpp"
 #include "panicstop/rwlock.hpp"
 
@@ -46,21 +50,29 @@ inline bool is_free(uintptr_t w) noexcept { return (w >> kRwReaderShift) == 0; }
 inline bool is_write_locked(uintptr_t w) noexcept { return !is_free(w) && (w & kRwRead) == 0; }
 inline uintptr_t with_reader(uintptr_t w) noexcept { return (w | kRwRead) + kRwOneReader; }
 // The flags a thread that takes the lock without having slept keeps.
-inline constexpr uintptr_t kRwKeptFlags = kRwWaiters | kRwWriterWoken;
+inline constexpr uintptr_t kRwKeptFlags = kRwWaiters;
+
+// The parking key of a lock: its word's address. The parking layer never
+// reads it, so a release may pass it after the next owner destroyed the lock.
+inline const void* park_key(const LockObject& lo) noexcept { return &lo.word; }
 
 // The word a writer that has not slept (it spun, or tried) writes when it
-// takes the free word `w`. While a woken writer is on its way
-// (kRwWriterWoken) and no reader sleeps, the hold goes without flags: the
-// woken writer will look at the word, and it restores kRwWriteWaiters for
-// the writers still asleep, when it sleeps again (announce_waiter) or takes
-// the lock (slept_writer_word). So with writers piled up asleep, the running
-// threads' unlocks take the one-CAS fast path instead of the slow one.
-// Otherwise every flag stays: they may be other sleepers'.
-inline uintptr_t barging_writer_word(uintptr_t self, uintptr_t w) noexcept {
-  return (w & (kRwReadWaiters | kRwWriterWoken)) == kRwWriterWoken ? self : self | (w & kRwKeptFlags);
+// takes the free word `w`. While a woken writer is on its way and no reader
+// sleeps, the hold goes without flags: the woken writer restores
+// kRwWriteWaiters for the writers still asleep, when it parks again
+// (keeps_out_and_flagged) or takes the lock (slept_writer_word). So with
+// writers piled up asleep, the running threads' unlocks take the one-CAS
+// fast path instead of the slow one. Otherwise every flag stays: they may be
+// other sleepers'.
+inline uintptr_t barging_writer_word(const LockObject& lo, uintptr_t self, uintptr_t w) noexcept {
+  if ((w & kRwKeptFlags) == 0) return self;
+  // `w` may carry the flag of a woken writer that ran (it reported so) and
+  // parked again: the report must be seen here, so that its flag stays.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return (w & kRwReadWaiters) == 0 && designated_wake_pending(park_key(lo)) ? self : self | (w & kRwKeptFlags);
 }
 
-// Classes of sleepers (futex bitsets, see wait.hpp), by what lets them in.
+// Classes of sleepers (park tags), by what lets them in.
 inline constexpr uint32_t kWakeReaders = 1u << 0;      // a reader holding no shared lock: no writer, none waiting
 inline constexpr uint32_t kWakeWriters = 1u << 1;      // a writer: a free lock
 inline constexpr uint32_t kWakeHeldReaders = 1u << 2;  // a reader already holding one: no write owner
@@ -69,7 +81,7 @@ inline constexpr uint32_t kWakeHeldReaders = 1u << 2;  // a reader already holdi
 // shared hold, and its own release passes the wake on to a writer.
 inline constexpr uint32_t kHeldReaderSleeps = kWakeWriters | kWakeHeldReaders;
 
-void wake_all(const LockObject& lo) noexcept { futex_wake_bits(futex_address(lo.word), INT_MAX, kWakeAny); }
+void wake_all(const LockObject& lo) noexcept { unpark(park_key(lo), INT_MAX, kWakeAny); }
 
 // Wakes whom a release that replaced `old` by `now` lets in. Only a release
 // that frees the lock or downgrades it calls this.
@@ -79,16 +91,10 @@ void wake_after_release(LockObject& lo, uintptr_t old, uintptr_t now) noexcept {
     wake_all(lo);  // no writer counted: readers all go, a racing writer re-asserts
   } else if ((now & kRwRead) == 0) {
     // Reserved for writers: hand it to one, unless one is on its way already.
-    if ((old & kRwWriterWoken) != 0) return;
-    if (futex_wake_bits(futex_address(lo.word), 1, kWakeWriters) > 0) return;
-    uintptr_t w = lo.word.load(std::memory_order_relaxed);
-    while ((w & kRwWriterWoken) != 0 && !lo.word.compare_exchange_weak(w, w & ~kRwWriterWoken,
-                                                                        std::memory_order_relaxed,
-                                                                        std::memory_order_relaxed)) {
-    }
+    wake_one_designated(park_key(lo), kWakeWriters);
   } else if ((old & kRwReadWaiters) != 0) {
     // A downgrade while writers wait: only readers that already read may join.
-    futex_wake_bits(futex_address(lo.word), INT_MAX, kWakeHeldReaders);
+    unpark(park_key(lo), INT_MAX, kWakeHeldReaders);
   }
 }
 
@@ -99,16 +105,26 @@ inline bool shared_admits(uintptr_t w, bool reading) noexcept {
   return (w & kRwWriteWaiters) == 0 || reading;
 }
 
-// Sets `flag` on the held word `w` unless it is there, and clears
-// kRwWriterWoken (the caller may be the woken one: it looked, and sleeps
-// again); returns the word to sleep on, or 0 if the word changed and the
-// caller must look again.
+// Sets `flag` on the held word `w` unless it is there; returns the word to
+// sleep on, or 0 if the word changed and the caller must look again.
 inline uintptr_t announce_waiter(LockObject& lo, uintptr_t w, uintptr_t flag) noexcept {
-  const uintptr_t mine = (w | flag) & ~kRwWriterWoken;
+  const uintptr_t mine = w | flag;
   if (mine == w) return w;
   // A release: a writer's count in writers_waiting_ comes before its flag
   // (slept_writer_word relies on it).
   return lo.word.compare_exchange_weak(w, mine, std::memory_order_release, std::memory_order_relaxed) ? mine : 0;
+}
+
+// The check a waiter parks on (under the parking bucket's lock): true if the
+// lock still keeps it out (`reading`: for a shared hold by a thread that
+// already reads; a writer passes false and `flag` kRwWriteWaiters) and the
+// word carries its flag, set here if it did not; false if it may go in now.
+bool keeps_out_and_flagged(LockObject& lo, uintptr_t flag, bool reading) noexcept {
+  for (;;) {
+    const uintptr_t w = lo.word.load(std::memory_order_relaxed);
+    if (flag == kRwWriteWaiters ? is_free(w) : shared_admits(w, reading)) return false;
+    if (announce_waiter(lo, w, flag) != 0) return true;
+  }
 }
 
 }  // namespace
@@ -150,16 +166,16 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
       }
       continue;
     }
-    uintptr_t expect = announce_waiter(lo_, w, kRwWriteWaiters);
-    if (expect == 0) continue;
-    if (wait.sleep(futex_address(lo_.word), futex_value(expect), deadline_ns, kWakeWriters) == -ETIMEDOUT) {
+    auto held_and_flagged = [this] { return keeps_out_and_flagged(lo_, kRwWriteWaiters, false); };
+    const ParkResult parked = park(park_key(lo_), kWakeWriters, deadline_ns, wait, held_and_flagged);
+    if (parked == ParkResult::kInvalid) continue;
+    if (parked == ParkResult::kTimedOut) {
       leave_writer_wait();
       return false;
     }
-    // Awake, perhaps as the designated waker. Spin before flagging again:
-    // meanwhile the releases (running writers barging in and out) wake
-    // nobody, as the word keeps kRwWriterWoken or lost every flag to a
-    // barging writer, and a short section usually ends within the spin.
+    // Awake, perhaps as the designated waker: the releases may wake again.
+    // Spin before flagging again: a short section usually ends within it.
+    designated_waker_ran(park_key(lo_));
     if (spin_for_write(self, /*slept=*/true)) {
       writers_waiting_.fetch_sub(1, std::memory_order_seq_cst);
       if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
@@ -169,8 +185,7 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
 }
 
 uintptr_t SharedLockBase::slept_writer_word(uintptr_t self, uintptr_t w) const noexcept {
-  // Reader flags are kept: they may be other sleepers'. The woken mark goes:
-  // this may be the woken one. The writer flag is set from the count, not
+  // Reader flags are kept: they may be other sleepers'. The writer flag is set from the count, not
   // the word, because a barging writer may have dropped it (see
   // barging_writer_word): every other writer in the sleeping part either
   // counted itself before flagging the word (so it is seen here: the flag's
@@ -189,7 +204,7 @@ bool SharedLockBase::spin_for_write(uintptr_t self, bool slept) noexcept {
   for (int round = 0; round < kSharedLockSpinRounds; ++round) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (is_free(w)) {
-      const uintptr_t mine = slept ? slept_writer_word(self, w) : barging_writer_word(self, w);
+      const uintptr_t mine = slept ? slept_writer_word(self, w) : barging_writer_word(lo_, self, w);
       if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_acquire, std::memory_order_relaxed)) return true;
       continue;
     }
@@ -206,7 +221,7 @@ void SharedLockBase::leave_writer_wait() noexcept {
   // A free (reserved) word becomes 0: everyone wakes and re-announces.
   uintptr_t w = lo_.word.load(std::memory_order_relaxed);
   while ((w & kRwWriteWaiters) != 0) {
-    if (lo_.word.compare_exchange_weak(w, is_free(w) ? 0 : w & ~(kRwWriteWaiters | kRwWriterWoken),
+    if (lo_.word.compare_exchange_weak(w, is_free(w) ? 0 : w & ~kRwWriteWaiters,
                                        std::memory_order_relaxed, std::memory_order_relaxed)) {
       wake_all(lo_);
       return;
@@ -240,7 +255,7 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
   const int64_t prof_start = lockprof_active() ? lockprof_ticks() : 0;
   const void* const caller = __builtin_return_address(0);
 
-  if (spin_for_read(reading, 0)) {
+  if (spin_for_read(reading)) {
     if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
     return true;
   }
@@ -250,8 +265,7 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
   for (;;) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (shared_admits(w, reading)) {
-      // Without the woken mark: a reader that already reads may be the woken one.
-      if (lo_.word.compare_exchange_weak(w, with_reader(w) & ~kRwWriterWoken, std::memory_order_acquire,
+      if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
         ++tls_shared_holds;
         if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
@@ -260,26 +274,27 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
       continue;
     }
     if (shared_lock_owner(w) == self) lock_misuse(&lo_, "lock_shared by the thread that holds it exclusively");
-    uintptr_t expect = announce_waiter(lo_, w, kRwReadWaiters);
-    if (expect == 0) continue;
-    if (wait.sleep(futex_address(lo_.word), futex_value(expect), deadline_ns,
-                   reading ? kHeldReaderSleeps : kWakeReaders) == -ETIMEDOUT)
-      return false;
-    // As a woken writer does (lock_hard); a taken hold drops the woken mark.
-    if (spin_for_read(reading, kRwWriterWoken)) {
+    auto held_and_flagged = [this, reading] { return keeps_out_and_flagged(lo_, kRwReadWaiters, reading); };
+    const ParkResult parked =
+        park(park_key(lo_), reading ? kHeldReaderSleeps : kWakeReaders, deadline_ns, wait, held_and_flagged);
+    if (parked == ParkResult::kInvalid) continue;
+    if (parked == ParkResult::kTimedOut) return false;
+    // As a woken writer does (lock_hard).
+    designated_waker_ran(park_key(lo_));
+    if (spin_for_read(reading)) {
       if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
       return true;
     }
   }
 }
 
-bool SharedLockBase::spin_for_read(bool reading, uintptr_t drop) noexcept {
+bool SharedLockBase::spin_for_read(bool reading) noexcept {
   // As spin_for_write: readers wait out a writer's short section, or a
   // waiting writer's turn, without sleeping.
   for (int round = 0; round < kSharedLockSpinRounds; ++round) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (shared_admits(w, reading)) {
-      if (lo_.word.compare_exchange_weak(w, with_reader(w) & ~drop, std::memory_order_acquire,
+      if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
         ++tls_shared_holds;
         return true;
@@ -302,7 +317,7 @@ bool SharedLockBase::try_lock_hard(uintptr_t self, uintptr_t seen) noexcept {
   }
   // Free but reserved for waiting writers: a writer may take it.
   while (is_free(seen))
-    if (lo_.word.compare_exchange_weak(seen, barging_writer_word(self, seen), std::memory_order_acquire,
+    if (lo_.word.compare_exchange_weak(seen, barging_writer_word(lo_, self, seen), std::memory_order_acquire,
                                        std::memory_order_relaxed))
       return true;
   return false;
@@ -338,7 +353,6 @@ void SharedLockBase::unlock_hard(uintptr_t self) noexcept {
   uintptr_t now;
   do {
     now = freed_word(w);
-    if (now != 0) now |= kRwWriterWoken;  // reserved: a writer is woken below, or one is on its way
   } while (!lo_.word.compare_exchange_weak(w, now, std::memory_order_release, std::memory_order_relaxed));
   wake_after_release(lo_, w, now);
 }
@@ -357,7 +371,6 @@ void SharedLockBase::unlock_shared_hard() noexcept {
     }
     const bool last = shared_lock_readers(w) == 1;
     uintptr_t now = last ? freed_word(w) : w - kRwOneReader;
-    if (last && now != 0) now |= kRwWriterWoken;  // as in unlock_hard
     if (lo_.word.compare_exchange_weak(w, now, std::memory_order_release, std::memory_order_relaxed)) {
       --tls_shared_holds;
       if (last) wake_after_release(lo_, w, now);

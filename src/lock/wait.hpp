@@ -20,14 +20,14 @@ namespace panicstop::detail {
 #define PANICSTOP_SPIN_ROUNDS 20
 #endif
 inline constexpr int kAdaptiveSpinRounds = PANICSTOP_SPIN_ROUNDS;
-// RwLock and SxLock contenders spin longer, and spin whatever the waiter flags
-// say (src/lock/shared_lock_core.cpp): 20 and 50 rounds made more futex calls
-// and used more CPU per contended section than 200 in bench/locks_bench
-// (docs/BENCHMARKS.md, the RwLock/SxLock contention section).
-#ifndef PANICSTOP_SHARED_SPIN_ROUNDS
-#define PANICSTOP_SHARED_SPIN_ROUNDS 200
-#endif
-inline constexpr int kSharedLockSpinRounds = PANICSTOP_SHARED_SPIN_ROUNDS;
+// RwLock and SxLock contenders spin as long, and spin whatever the waiter
+// flags say (src/lock/shared_lock_core.cpp). They spun 200 rounds while
+// their sleepers woke on the lock word; once sleepers parked and one woken
+// writer at a time ran, 20 rounds took contended RwLock from 112 to 31 ns a
+// section at 16 threads (docs/BENCHMARKS.md, "Mutex and RwLock: parking"): on
+// few CPUs, a lock handed between two spinning CPUs costs more than one
+// thread running its sections alone while the others sleep.
+inline constexpr int kSharedLockSpinRounds = kAdaptiveSpinRounds;
 
 // Is it worth spinning on a lock whose word reads `word`? Only if it has an
 // owner and that owner is not itself asleep in a panicstop wait.
@@ -35,14 +35,6 @@ inline bool owner_looks_runnable(uintptr_t word) noexcept {
   auto* owner = reinterpret_cast<const ThreadSlot*>(word & ~kLockFlagMask);
   return owner != nullptr && !owner->parked.load(std::memory_order_relaxed);
 }
-
-// Futex bitsets (FUTEX_WAIT_BITSET / FUTEX_WAKE_BITSET): a wake reaches the
-// sleepers of the same futex whose bits intersect its own, so one futex word
-// can serve classes of waiters woken separately.
-inline constexpr uint32_t kWakeAny = 0xffffffffu;  // FUTEX_BITSET_MATCH_ANY
-// Wakes up to `count` sleepers on the futex at addr that sleep with any of
-// `wake_bits`; returns how many woke (or a negative errno).
-long futex_wake_bits(const void* addr, int count, uint32_t wake_bits) noexcept;
 
 // Marks the calling thread as blocked on `lo` for as long as it lives.
 class WaitRecord {
@@ -60,11 +52,9 @@ class WaitRecord {
 
   // Sleeps on the 32-bit futex at addr while it holds `expected`, marking the
   // thread parked meanwhile. deadline_ns < 0 waits without a deadline.
-  // wake_bits says which wakes reach this sleeper (futex_wake_bits above);
-  // the default, kWakeAny, is reached by every wake.
   // Returns the futex result (0, -EAGAIN, -EINTR, -ETIMEDOUT); 0 means a wake
   // reached it, even if the deadline passed meanwhile.
-  long sleep(const void* addr, uint32_t expected, int64_t deadline_ns = -1, uint32_t wake_bits = kWakeAny) noexcept;
+  long sleep(const void* addr, uint32_t expected, int64_t deadline_ns = -1) noexcept;
 
  private:
   ThreadSlot* slot_;

@@ -19,7 +19,7 @@
 
 #include "panicstop/sx_lock.hpp"
 #include "support/child_process.hpp"
-#include "lock/wait.hpp"
+#include "lock/park.hpp"
 #include "thread/slot.hpp"
 
 namespace panicstop {
@@ -755,7 +755,7 @@ TYPED_TEST(SharedLockTest, AWokenWriterThatMustWaitAgainSetsItsFlagAgain) {
         while (!slot.load()->parked.load()) std::this_thread::yield();
         auto& word = const_cast<std::atomic<uintptr_t>&>(l.lock_object().word);
         word.fetch_and(~detail::kRwWriteWaiters);
-        detail::futex_wake_bits(detail::futex_address(word), INT_MAX, detail::kWakeAny);
+        detail::unpark(&word, INT_MAX);  // every sleeper wakes
         await_flag(l, detail::kRwWriteWaiters);  // hangs if the writer sleeps without it
         l.unlock();
         writer.join();
@@ -778,12 +778,12 @@ bool asleep_in_kernel(int32_t tid) {
   return n > 0 && close != nullptr && close[1] == ' ' && close[2] == 'S';
 }
 
-// With writers asleep and a woken writer on its way (kRwWriterWoken), a
-// writer that takes the lock without having slept holds it with no flag, so
-// its unlock is the one-CAS fast path; the woken writer, taking the lock,
-// flags it again for the writers still asleep. The test plays the woken
-// writer's part: it marks the word as if one were on its way (so its own
-// unlock wakes nobody), takes the lock barging, releases it, and then wakes
+// With writers asleep and a woken writer on its way (the parking layer's
+// designated-wake mark), a writer that takes the lock without having slept
+// holds it with no flag, so its unlock is the one-CAS fast path; the woken
+// writer, taking the lock, flags it again for the writers still asleep. The
+// test plays the woken writer's part: it marks the lock as if one were on its
+// way (so its own unlock wakes nobody), takes the lock barging, releases it, and then wakes
 // one sleeper by hand. Fails if the barging hold kept the flags (exit 7), or
 // if the woken writer took the lock unflagged and stranded the other one
 // (hang).
@@ -809,16 +809,16 @@ TYPED_TEST(SharedLockTest, ABargingWriterHoldsWithoutFlagsAndTheWokenOneFlagsAga
         auto& word = const_cast<std::atomic<uintptr_t>&>(l.lock_object().word);
         const uintptr_t self = reinterpret_cast<uintptr_t>(detail::current_slot());
         if (word.load() != (self | detail::kRwWriteWaiters)) _exit(5);
-        word.fetch_or(detail::kRwWriterWoken);  // "a woken writer is on its way"
-        l.unlock();                             // reserved for the writers; wakes nobody
-        if (word.load() != (detail::kRwWriteWaiters | detail::kRwWriterWoken)) _exit(6);
+        if (!detail::mark_designated_wake(&word)) _exit(5);  // "a woken writer is on its way"
+        l.unlock();  // reserved for the writers; wakes nobody
+        if (word.load() != detail::kRwWriteWaiters || detail::parked_count(&word) != 2) _exit(6);
         if (!l.try_lock()) _exit(6);
         if (word.load() != self) _exit(7);  // no flag: the unlock below is the fast path
         l.unlock();
         if (word.load() != 0) _exit(8);
         // The woken writer's part begins: one sleeper wakes, takes the free
         // lock and must flag it for the other.
-        detail::futex_wake_bits(detail::futex_address(word), 1, detail::kWakeAny);
+        detail::unpark(&word, 1);
         for (auto& t : writers) t.join();
         if (word_of(l) != 0) _exit(4);
       },
