@@ -24,9 +24,10 @@
 // wakes every sleeper. So no wake-up is lost and no herd of writers wakes for
 // one to win (src/lock/shared_lock_core.cpp).
 //
-// Fast paths, inline: lock / try_lock / unlock / downgrade are one
-// compare-and-swap; lock_shared / try_lock_shared / unlock_shared / try_upgrade
-// are a load and one compare-and-swap. Everything rare — contention, waiter
+// Fast paths, inline: lock / try_lock / unlock / downgrade / lock_shared /
+// try_lock_shared / unlock_shared are one compare-and-swap (the shared ones
+// for a free lock and a sole reader; a lock other readers hold takes one more
+// CAS out of line); try_upgrade is a load and one compare-and-swap. Everything rare — contention, waiter
 // wake-ups, recursion, misuse, the stopped-scheduler bypass — is out of line in
 // src/lock/shared_lock_core.cpp. SxLock shares this whole mechanism.
 //
@@ -39,7 +40,11 @@
 // td_rw_rlocks) always gets a further shared hold, so recursive readers never
 // deadlock behind a waiting writer. Among waiting writers there is no FIFO
 // order, and a steady stream of writers can keep readers out (the price of
-// writer preference).
+// writer preference). A writer that spins on a read-locked word marks it
+// kRwWriterSpins: new readers wait as for a sleeping writer, so the readers
+// inside drain while it spins, and it usually gets the lock without
+// sleeping; the mark obliges no one to wake anyone (the release that drops it
+// is the inline one), it only holds readers back.
 //
 // Contention: a contender spins (bounded) while the holder may be running (a
 // write owner not itself asleep in a panicstop wait, or readers), whatever
@@ -83,6 +88,7 @@ inline constexpr uintptr_t kRwRead = 1u << 0;          // read mode; readers cou
 inline constexpr uintptr_t kRwReadWaiters = 1u << 1;   // a reader may sleep
 inline constexpr uintptr_t kRwWriteWaiters = 1u << 2;  // a writer may sleep: new readers wait
 inline constexpr uintptr_t kRwRecursed = 1u << 3;      // write-locked recursively (lo_.recurse)
+inline constexpr uintptr_t kRwWriterSpins = 1u << 4;   // a writer spins for the readers to leave: new readers wait
 inline constexpr uintptr_t kRwWaiters = kRwReadWaiters | kRwWriteWaiters;
 inline constexpr unsigned kRwReaderShift = 6;
 inline constexpr uintptr_t kRwOneReader = uintptr_t(1) << kRwReaderShift;
@@ -155,14 +161,13 @@ class PANICSTOP_CAPABILITY("shared lock") PANICSTOP_EXPORT SharedLockBase {
   // caller holds no shared lock.
   PANICSTOP_WITNESS_INLINE void unlock_shared() noexcept PANICSTOP_RELEASE_SHARED() {
     PANICSTOP_WITNESS_HOOK(witness_unlock(&lo_, kWitnessShared));
-    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
-    // The last reader goes slow when someone sleeps: it must wake them.
-    if (__builtin_expect(tls_shared_holds != 0 && (w & kRwRead) != 0 &&
-                             (w >= 2 * kRwOneReader || (w & kRwWaiters) == 0),
-                         1) &&
-        __builtin_expect(lo_.word.compare_exchange_strong(w, w >= 2 * kRwOneReader ? w - kRwOneReader : 0,
-                                                          std::memory_order_release, std::memory_order_relaxed),
-                         1)) {
+    // Guesses that the caller is the only reader and nobody waits (see
+    // take_shared_fast for why there is no load first); any other word, a
+    // last reader that must wake sleepers among them, goes out of line.
+    uintptr_t w = kRwRead | kRwOneReader;
+    if (__builtin_expect(tls_shared_holds != 0, 1) &&
+        __builtin_expect(
+            lo_.word.compare_exchange_strong(w, 0, std::memory_order_release, std::memory_order_relaxed), 1)) {
       --tls_shared_holds;
       return;
     }
@@ -240,12 +245,16 @@ class PANICSTOP_CAPABILITY("shared lock") PANICSTOP_EXPORT SharedLockBase {
     if (!taken) PANICSTOP_WITNESS_HOOK(witness_lock_failed(&lo_));
     return taken;
   }
-  // The fast path of lock_shared(): takes a shared hold with one CAS if the
-  // lock is free, or read-locked with no writer waiting; false otherwise.
+  // The fast path of lock_shared(): takes a shared hold of a free lock with
+  // one CAS, and returns false for any other word. There is no load before
+  // the CAS: on a lock that readers on other CPUs take, the load fetched the
+  // cache line shared and the CAS fetched it again to write, and those two
+  // misses were most of a shared section's cost (docs/BENCHMARKS.md, "RwLock
+  // read-mostly"). A CAS that fails leaves the line in this CPU's cache, so
+  // the out-of-line retry on the word it returned is cheap.
   bool take_shared_fast() noexcept PANICSTOP_NO_THREAD_SAFETY_ANALYSIS {
-    uintptr_t w = lo_.word.load(std::memory_order_relaxed);
-    if ((w == 0 || (w & (kRwRead | kRwWriteWaiters)) == kRwRead) &&
-        lo_.word.compare_exchange_strong(w, (w | kRwRead) + kRwOneReader, std::memory_order_acquire,
+    uintptr_t w = 0;
+    if (lo_.word.compare_exchange_strong(w, kRwRead | kRwOneReader, std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
       ++tls_shared_holds;
       return true;

@@ -102,7 +102,7 @@ void wake_after_release(LockObject& lo, uintptr_t old, uintptr_t now) noexcept {
 // a shared lock already, which lets it pass waiting writers.
 inline bool shared_admits(uintptr_t w, bool reading) noexcept {
   if (is_write_locked(w)) return false;
-  return (w & kRwWriteWaiters) == 0 || reading;
+  return (w & (kRwWriteWaiters | kRwWriterSpins)) == 0 || reading;
 }
 
 // Sets `flag` on the held word `w` unless it is there; returns the word to
@@ -208,7 +208,13 @@ bool SharedLockBase::spin_for_write(uintptr_t self, bool slept) noexcept {
       if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_acquire, std::memory_order_relaxed)) return true;
       continue;
     }
-    if ((w & kRwRead) == 0 && !owner_looks_runnable(w)) return false;
+    if ((w & kRwRead) == 0) {
+      if (!owner_looks_runnable(w)) return false;
+    } else if ((w & (kRwWriterSpins | kRwWriteWaiters)) == 0) {
+      // Readers inside: hold new ones back while they drain. A failed CAS
+      // is retried on the next round.
+      lo_.word.compare_exchange_weak(w, w | kRwWriterSpins, std::memory_order_relaxed, std::memory_order_relaxed);
+    }
     cpu_relax();
   }
   return false;
@@ -220,8 +226,8 @@ void SharedLockBase::leave_writer_wait() noexcept {
   // A writer arriving meanwhile is woken by the wake below and re-asserts.
   // A free (reserved) word becomes 0: everyone wakes and re-announces.
   uintptr_t w = lo_.word.load(std::memory_order_relaxed);
-  while ((w & kRwWriteWaiters) != 0) {
-    if (lo_.word.compare_exchange_weak(w, is_free(w) ? 0 : w & ~kRwWriteWaiters,
+  while ((w & (kRwWriteWaiters | kRwWriterSpins)) != 0) {
+    if (lo_.word.compare_exchange_weak(w, is_free(w) ? 0 : w & ~(kRwWriteWaiters | kRwWriterSpins),
                                        std::memory_order_relaxed, std::memory_order_relaxed)) {
       wake_all(lo_);
       return;
@@ -252,6 +258,13 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
   }
   const uintptr_t self = reinterpret_cast<uintptr_t>(current_slot());
   const bool reading = tls_shared_holds != 0;
+  // The inline path only takes a free lock: join the readers here, before
+  // anything counts this as contention.
+  for (uintptr_t w = lo_.word.load(std::memory_order_relaxed); shared_admits(w, reading);)
+    if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire, std::memory_order_relaxed)) {
+      ++tls_shared_holds;
+      return true;
+    }
   const int64_t prof_start = lockprof_active() ? lockprof_ticks() : 0;
   const void* const caller = __builtin_return_address(0);
 
@@ -386,7 +399,7 @@ bool SharedLockBase::try_upgrade_hard() noexcept {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if ((w & kRwRead) == 0) lock_misuse(&lo_, "try_upgrade while not read-locked");
     if (tls_shared_holds == 0) lock_misuse(&lo_, "try_upgrade by a thread that holds no shared lock");
-    if ((w & ~kRwKeptFlags) != (kRwRead | kRwOneReader)) return false;
+    if ((w & ~(kRwKeptFlags | kRwWriterSpins)) != (kRwRead | kRwOneReader)) return false;
     if (lo_.word.compare_exchange_weak(w, self | (w & kRwKeptFlags), std::memory_order_acquire,
                                        std::memory_order_relaxed)) {
       --tls_shared_holds;
