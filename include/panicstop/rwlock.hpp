@@ -249,8 +249,8 @@ class PANICSTOP_CAPABILITY("shared lock") PANICSTOP_EXPORT SharedLockBase {
   // one CAS, and returns false for any other word. There is no load before
   // the CAS: on a lock that readers on other CPUs take, the load fetched the
   // cache line shared and the CAS fetched it again to write, and those two
-  // misses were most of a shared section's cost (docs/BENCHMARKS.md, "RwLock
-  // read-mostly"). A CAS that fails leaves the line in this CPU's cache, so
+  // misses were most of a shared section's cost (docs/BENCHMARKS.md, "Mutex
+  // and RwLock: parking"). A CAS that fails leaves the line in this CPU's cache, so
   // the out-of-line retry on the word it returned is cheap.
   bool take_shared_fast() noexcept PANICSTOP_NO_THREAD_SAFETY_ANALYSIS {
     uintptr_t w = 0;
