@@ -28,6 +28,11 @@ struct ParkRecord {
 struct alignas(64) Bucket {
   // 0 free, 1 held, 2 held and a thread may sleep on it.
   std::atomic<uint32_t> lock{0};
+  // Set by an unpark that could not take the bucket because the caller's
+  // scheduler is stopped (a panic, or kdb) and a stopped thread holds it:
+  // whoever releases the bucket next wakes everyone queued in it, so that
+  // the skipped wake is not lost once the process is resumed.
+  std::atomic<bool> wake_all_on_release{false};
   ParkRecord* head = nullptr;
   ParkRecord* tail = nullptr;
 };
@@ -73,8 +78,17 @@ bool try_lock_bucket(Bucket& b) noexcept {
   return false;
 }
 
+void wake_chosen(ParkRecord* chosen) noexcept;
+ParkRecord* dequeue_all(Bucket& b) noexcept;
+
 inline void unlock_bucket(Bucket& b) noexcept {
+  ParkRecord* owed = nullptr;
+  if (__builtin_expect(b.wake_all_on_release.load(std::memory_order_acquire), 0)) {
+    b.wake_all_on_release.store(false, std::memory_order_relaxed);
+    owed = dequeue_all(b);
+  }
   if (b.lock.exchange(0, std::memory_order_release) == 2) sys::futex_wake(&b.lock, 1);
+  if (__builtin_expect(owed != nullptr, 0)) wake_chosen(owed);
 }
 
 void enqueue(Bucket& b, ParkRecord& r) noexcept {
@@ -89,6 +103,27 @@ void unlink(Bucket& b, ParkRecord& r) noexcept {
   (r.prev != nullptr ? r.prev->next : b.head) = r.next;
   (r.next != nullptr ? r.next->prev : b.tail) = r.prev;
   r.queued = false;
+}
+
+// Unlinks every record of the bucket into a list through `next`.
+ParkRecord* dequeue_all(Bucket& b) noexcept {
+  ParkRecord* all = b.head;
+  for (ParkRecord* r = all; r != nullptr; r = r->next) r->queued = false;
+  b.head = b.tail = nullptr;
+  return all;
+}
+
+// Wakes the records of a list made under the bucket lock, after releasing
+// it, so a woken thread does not run into it.
+void wake_chosen(ParkRecord* chosen) noexcept {
+  while (chosen != nullptr) {
+    ParkRecord* r = chosen;
+    chosen = r->next;  // read before the store: then the record may be gone
+    r->woken.store(1, std::memory_order_release);
+    // A wake on a word that may already be reused is harmless: whoever
+    // sleeps on it checks its own condition again.
+    sys::futex_wake(&r->woken, 1);
+  }
 }
 
 }  // namespace
@@ -127,7 +162,12 @@ ParkResult park(const void* key, uint32_t tag, int64_t deadline_ns, WaitRecord& 
 int unpark(const void* key, int count, uint32_t tags) noexcept {
   Bucket& b = bucket_of(key);
   if (__builtin_expect(scheduler_stopped(), 0)) {
-    if (!try_lock_bucket(b)) return 0;
+    if (!try_lock_bucket(b)) {
+      // Owe the wake to the bucket's next release (see Bucket), then look
+      // once more: the holder may have released it before seeing the debt.
+      b.wake_all_on_release.store(true, std::memory_order_seq_cst);
+      if (!try_lock_bucket(b)) return 0;
+    }
   } else {
     lock_bucket(b);
   }
@@ -146,15 +186,7 @@ int unpark(const void* key, int count, uint32_t tags) noexcept {
     r = next;
   }
   unlock_bucket(b);
-  // Outside the bucket lock, so a woken thread does not run into it.
-  while (chosen != nullptr) {
-    ParkRecord* r = chosen;
-    chosen = r->next;  // read before the store: then the record may be gone
-    r->woken.store(1, std::memory_order_release);
-    // A wake on a word that may already be reused is harmless: whoever
-    // sleeps on it checks its own condition again.
-    sys::futex_wake(&r->woken, 1);
-  }
+  wake_chosen(chosen);
   return n;
 }
 
@@ -220,6 +252,7 @@ int parked_count(const void* key) noexcept {
 void park_after_fork() noexcept {
   for (Bucket& b : g_buckets) {
     b.lock.store(0, std::memory_order_relaxed);
+    b.wake_all_on_release.store(false, std::memory_order_relaxed);
     b.head = b.tail = nullptr;
   }
 }

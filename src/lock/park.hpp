@@ -28,10 +28,17 @@
 //   - Memory: a fixed static table; records live on the parked threads'
 //     stacks. Nothing is allocated, so the hard paths stay fit for the crash
 //     path's rules.
-//   - After a panic the panicking thread never parks (the hard paths fake its
-//     acquisitions first). Its unpark() takes a bucket only if it is free
-//     within a bounded spin, since a stopped thread may hold it; otherwise
-//     the wake is skipped (nobody else runs until the process is resumed).
+//   - After a panic, and in kdb, the thread whose scheduler is stopped never
+//     parks (the hard paths fake its acquisitions first). Its unpark() takes
+//     a bucket only if it is free within a bounded spin, since a stopped
+//     thread may hold it; otherwise the bucket owes the wake: whoever
+//     releases it next (the holder, once resumed) wakes every thread queued
+//     in it, and each re-checks its lock. So kdb's "continue" strands no one.
+//   - A signal handler that waits for a panicstop lock, on a thread that was
+//     interrupted inside a bucket's few-instruction critical section, waits
+//     for itself if the two locks share that bucket (one chance in 1024).
+//     Waiting for a lock in a signal handler is not async-signal-safe with
+//     any lock, this one included.
 //   - fork(): the child resets the table (park_after_fork), since the threads
 //     queued in the parent do not exist there.
 #pragma once

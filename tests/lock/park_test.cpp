@@ -130,6 +130,42 @@ TEST(Park, ChurnLosesNoThread) {
   });
 }
 
+// After a panic or in kdb, the thread whose scheduler is stopped may not
+// wait for a bucket a stopped thread holds, so its wake is skipped; the
+// bucket owes it, and its next release wakes everyone queued there. The
+// holder here is a thread inside park()'s validate(), which runs with the
+// bucket held. Hangs if the skipped wake is lost.
+TEST(Park, AWakeSkippedWhileTheSchedulerIsStoppedIsPaidByTheBucketsNextRelease) {
+  expect_clean_exit_in_child([] {
+    static int key = 0;
+    Parker p(&key, kWakeAny);
+    await_parked(&key, 1);
+    std::atomic<bool> holding{false}, release{false};
+    std::thread holder([&] {
+      WaitRecord wait(nullptr, WaitMode::kExclusive);
+      auto hold = [&] {
+        holding = true;
+        while (!release) std::this_thread::yield();
+        return false;
+      };
+      park(&key, kWakeAny, -1, wait, hold);
+    });
+    while (!holding) std::this_thread::yield();
+    std::thread stopped([] {
+      set_scheduler_stopped(true);
+      const int woken = unpark(&key, 1);
+      set_scheduler_stopped(false);
+      if (woken != 0) _exit(2);
+    });
+    stopped.join();
+    if (p.result != -1) _exit(3);
+    release = true;
+    holder.join();
+    p.thread.join();
+    if (p.result != int(ParkResult::kWoken)) _exit(4);
+  });
+}
+
 TEST(DesignatedWaker, WakesOneUntilTheWokenThreadHasRun) {
   expect_clean_exit_in_child([] {
     static int key = 0;
