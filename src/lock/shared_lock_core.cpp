@@ -28,8 +28,6 @@
 //     itself after the release read writers_waiting_.
 // Contenders spin (bounded, kSharedLockSpinRounds) before they sleep and
 // again after each wake, whatever the flags say.
-//   0 (no writer counted): every sleeper, readers and any writer that counted
-//     itself after the release read writers_waiting_.
 // A woken waiter re-asserts its flag if it must wait again. The reservation
 // cannot outlive the writers: a release keeps it only while writers_waiting_
 // counts some, and the last writer to time out removes it and wakes everyone.
