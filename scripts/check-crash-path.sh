@@ -19,7 +19,12 @@ for obj in "$@"; do
   checked=$((checked + 1))
   # Undefined symbols, demangling off so the patterns see the raw names; strip
   # glibc version suffixes such as @GLIBC_2.2.5.
-  hits=$("${NM:-nm}" -u "$obj" | awk '{print $NF}' | sed 's/@.*//' | grep -E "$forbidden" || true)
+  # An nm that cannot read the object must fail the check, not pass it empty.
+  if ! undefined=$("${NM:-nm}" -u "$obj"); then
+    echo "crash path: ${NM:-nm} could not read $obj (set NM to the objects' architecture's nm)" >&2
+    exit 1
+  fi
+  hits=$(echo "$undefined" | awk '{print $NF}' | sed 's/@.*//' | grep -E "$forbidden" || true)
   if [[ -n "$hits" ]]; then
     bad=1
     echo "crash path: $obj refers to:" >&2
