@@ -94,14 +94,21 @@ Text output: "panic: MESSAGE", then one block per thread
   thread TID (name) [state]
     #N 0xADDR function+0xOFF (module) at FILE:LINE
 threads with identical stacks share one stack ("(N threads with this stack)"),
-then "locks:" and, for text reports, the report's other sections and "modules:". Problems that only limit the output (a module not found, a
+then "locks:" and, for text reports, the report's other sections and "modules:".
+A live dump (panicstop dump PID, live_dump(), kdb: the process was frozen,
+dumped and went on) is said as such on the second line, "live dump: the
+process kept running; thread TID (NAME) took the dump", and that thread is
+[dumping], never [panicking]; no signal is given as its cause (a live core
+gives that thread SIGSTOP only so that debuggers see a stopped process).
+Problems that only limit the output (a module not found, a
 thread libdw could not unwind) are printed on stderr as
 "panicstop: FILE: warning: ..." and do not change the exit status.
 
 JSON output, schema version 1 (null where unknown):
   {"format":"panicstop-show", "version":1, "kind":"text-report"|"core"|"minidump",
    "file":S, "message":S, "pid":N, "signal":N, "panicking_tid":N,
-   "executable":S,
+   "live_dump":B, "dumping_tid":N (a live dump: true and the thread that
+   took it; "signal" and "panicking_tid" are then null), "executable":S,
    "threads":[{"tid":N, "name":S, "state":S, "kernel_state":S, "signal":N,
                "notes":[S] (the block's other lines: fault, waiting for ...),
                "registers":{"pc":"0x..","sp":"0x.."} (cores only),
@@ -124,7 +131,8 @@ JSON output, schema version 1 (null where unknown):
                "segments_missing":N, "notes_cut":B, "notes_read":N,
                "unreadable_stacks":[N] (tids whose stack memory is lost)},
    "warnings":[S]}
-The panicking thread comes first; frames innermost first. Fields are only
+The panicking thread (a live dump's dumping thread) comes first; frames
+innermost first. Fields are only
 ever added within a version.
 
 Examples:

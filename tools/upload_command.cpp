@@ -36,7 +36,10 @@ BugSplat and Socorro-style servers accept. The files of one dump share a name
   panicstop_core        the ELF core (.core), only with --core (it is large)
   prod, ver             product (default: COMM from the file name) and version
   sentry                JSON for Sentry: level fatal, the panic message from
-                        the report, release, environment
+                        the report, release, environment; a live dump
+                        (panicstop dump PID, live_dump(): the process kept
+                        running) is level info with its reason as the
+                        message and the tag panicstop.live_dump
   NAME                  each --field NAME=VALUE (e.g. guid=... for Breakpad)
 A dump the collector accepts (HTTP 2xx) gets a marker PREFIX.sent beside it
 holding the collector's answer; its files are left where they are. --dir
@@ -193,16 +196,32 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
+// A live dump's text report (live_dump(), kdb, `panicstop dump PID`): the
+// writer heads it "panic: (none) REASON" and names its capturing thread on a
+// header line "dumping thread TID ..." where a panic's says "panicking
+// thread". The program's own text cannot start a line of the report (the
+// writer escapes line breaks), so only the writer's header matches.
+bool is_live_dump_report(const std::string& head) {
+  size_t body = head.find("\n\n");
+  size_t dumping = head.find("\ndumping thread ");
+  return head.rfind("panic: (none) ", 0) == 0 && dumping != std::string::npos && dumping < body;
+}
+
 std::string sentry_event(const Options& o, const Dump& d, int held_back) {
-  std::string json = "{\"level\":\"fatal\",\"platform\":\"native\"";
-  if (!d.report.empty()) {
-    std::string line = first_line(read_head(d.report, 2048));
+  std::string head = d.report.empty() ? "" : read_head(d.report, 4096);
+  // A live dump is no crash: the process kept running, so not "fatal".
+  bool live = is_live_dump_report(head);
+  std::string json = std::string("{\"level\":") + (live ? "\"info\"" : "\"fatal\"") + ",\"platform\":\"native\"";
+  if (!head.empty()) {
+    std::string line = first_line(head);
+    if (live) line = "panic: " + line.substr(std::string_view("panic: (none) ").size());
     if (line.rfind("panic: ", 0) == 0) json += ",\"message\":{\"formatted\":" + json_string(line.substr(7)) + "}";
   }
   if (!o.release.empty()) json += ",\"release\":" + json_string(o.release);
   if (!o.environment.empty()) json += ",\"environment\":" + json_string(o.environment);
   if (held_back > 0) json += ",\"extra\":{\"panicstop.held_back\":" + std::to_string(held_back) + "}";
-  return json + ",\"tags\":{\"panicstop.dump\":" + json_string(d.base) + "}}";
+  return json + ",\"tags\":{\"panicstop.dump\":" + json_string(d.base) +
+         (live ? ",\"panicstop.live_dump\":\"true\"" : "") + "}}";
 }
 
 std::vector<FormPart> form_of(const Options& o, const Dump& d, int held_back) {

@@ -246,7 +246,6 @@ Report parse_minidump(std::span<const unsigned char> bytes) {
   }
   if (const Stream* s = find(kBreakpadInfo); s != nullptr && s->size >= 12) {
     if (img.u32(s->rva, "breakpad info") & 2) requesting_tid = int(img.u32(s->rva + 8, "breakpad info"));
-    if (report.panicking_tid == 0) report.panicking_tid = requesting_tid;
   }
   if (const Stream* s = find(kMiscInfo); s != nullptr && s->size >= 24 && (img.u32(s->rva + 4, "misc info") & 1))
     report.pid = int(img.u32(s->rva + 8, "misc info"));
@@ -369,6 +368,9 @@ Report parse_minidump(std::span<const unsigned char> bytes) {
     report.message = "no panicstop annotations: minidump of " + std::to_string(report.pid) + " (signal " +
                      std::to_string(report.signal) + ")";
   }
+  // No exception and a requesting thread: a dump taken without a crash
+  // (panicstop's live dumps; Breakpad's WriteMinidump on request).
+  if (exception_tid == 0 && requesting_tid != 0) mark_live_dump(report, requesting_tid);
   std::string head = "minidump: pid " + std::to_string(report.pid);
   if (report.signal != 0) head += ", signal " + std::to_string(report.signal);
   if (!report.executable.empty()) head += ", executable " + report.executable;

@@ -98,6 +98,7 @@ void apply_panicstop_note(std::string_view text, Report& report) {
   std::unordered_map<int, size_t> index;
   for (size_t i = 0; i < report.threads.size(); ++i) index.try_emplace(report.threads[i].tid, i);
   size_t line_no = 0;
+  bool has_signal = false;
   while (!text.empty()) {
     size_t end = text.find('\n');
     std::string_view line = text.substr(0, end);
@@ -117,6 +118,7 @@ void apply_panicstop_note(std::string_view text, Report& report) {
       report.panicking_tid = number<int>(head, line_no);
     } else if (head.key == "signal") {
       report.signal = number<int>(head, line_no);
+      has_signal = true;
     } else if (head.key == "thread") {
       Thread& t = thread_for(report, index, number<int>(head, line_no));
       std::string_view view, blocked;
@@ -162,6 +164,14 @@ void apply_panicstop_note(std::string_view text, Report& report) {
     } else if (head.key == "not_stopped") {
       report.not_stopped.push_back(number<int>(head, line_no));
     }
+  }
+  // A panic always has a signal (SIGABRT for panic()); a live dump has
+  // neither signal nor message, and its capturing thread is written as
+  // panicking_tid with state=panicking. The core's NT_PRSTATUS says SIGSTOP
+  // for that thread only so that debuggers see a stopped process.
+  if (has_signal && report.signal == 0 && report.message.empty()) {
+    mark_live_dump(report, report.panicking_tid);
+    report.message = std::string(kLiveDumpMessage);
   }
 }
 

@@ -123,6 +123,16 @@ std::string json_string(const std::string& s) {
 
 void render_text(const Report& report, std::ostream& out) {
   out << "panic: " << report.message << "\n";
+  if (report.live_dump) {
+    out << kLiveDumpHeading;
+    if (report.dumping_tid != 0) {
+      out << "; thread " << report.dumping_tid;
+      for (const Thread& t : report.threads)
+        if (t.tid == report.dumping_tid && !t.name.empty()) out << " (" << t.name << ")";
+      out << " took the dump";
+    }
+    out << "\n";
+  }
   for (const std::string& line : report.header_lines) out << line << "\n";
   if (report.kind == Report::Kind::kCore) {
     out << "core: pid " << report.pid;
@@ -200,6 +210,8 @@ void render_json(const Report& report, const std::string& file, std::ostream& ou
       << ",\"file\":" << json_string(file)
       << ",\"message\":" << json_string(report.message) << ",\"pid\":" << json_opt_int(report.pid)
       << ",\"signal\":" << json_opt_int(report.signal) << ",\"panicking_tid\":" << json_opt_int(report.panicking_tid)
+      << ",\"live_dump\":" << (report.live_dump ? "true" : "false")
+      << ",\"dumping_tid\":" << json_opt_int(report.dumping_tid)
       << ",\"executable\":" << json_opt_string(report.executable) << ",\"threads\":";
   json_array(out, report.threads, [&](const Thread& t, size_t) {
     out << "{\"tid\":" << t.tid << ",\"name\":" << json_opt_string(t.name) << ",\"state\":" << json_opt_string(t.state)

@@ -9,7 +9,9 @@
 // JSON (schema version 1, documented in `panicstop help show`; null where
 // unknown):
 //   {"format":"panicstop-show","version":1,"kind":"text-report"|"core",
-//    "file":S,"message":S,"pid":N,"signal":N,"panicking_tid":N,"executable":S,
+//    "file":S,"message":S,"pid":N,"signal":N,"panicking_tid":N,
+//    "live_dump":B,"dumping_tid":N (a live dump: no signal, no panicking_tid),
+//    "executable":S,
 //    "threads":[{"tid":N,"name":S,"state":S,"kernel_state":S,"signal":N,"notes":[S],
 //                "registers":{"pc":"0x..","sp":"0x.."},
 //                (threads that did not stop only:) "stopped":false,
@@ -35,6 +37,12 @@
 #include "read/report.hpp"
 
 namespace panicstop::read {
+
+// A live dump's second line, before the dump's own header lines: "live
+// dump: the process kept running; thread TID (NAME) took the dump". Text
+// output never shows a live dump's thread as panicking nor a signal as its
+// cause. parse_text_report skips the line (the report's threads say it).
+inline constexpr const char* kLiveDumpHeading = "live dump: the process kept running";
 
 // Heads a text report's unrecognized indented lines (Report::other_lines)
 // when nothing else does, so they read back as lines, not frames or locks.

@@ -151,6 +151,13 @@ struct Report {
   int pid = 0;                      // 0 when unknown
   int signal = 0;
   int panicking_tid = 0;
+  // A live dump (live_dump(), kdb, `panicstop dump PID`): the process was
+  // frozen, dumped and then went on; nothing panicked. Then signal and
+  // panicking_tid are 0, dumping_tid is the thread that took the dump (its
+  // state "dumping"), and no thread carries a signal (a core's SIGSTOP is
+  // there for debuggers, not a cause).
+  bool live_dump = false;
+  int dumping_tid = 0;
   std::string executable;           // cores: from NT_PRPSINFO / NT_FILE
   std::vector<Thread> threads;
   std::vector<Lock> locks;
@@ -163,6 +170,21 @@ struct Report {
   std::vector<std::string> warnings;     // things that limited the output (no debug info, unwind failed)
   std::optional<Truncation> truncated;   // cores only: set when the file is shorter than its headers say
 };
+
+// Makes `report` a live dump taken by thread `tid` (0: unknown): see
+// Report::live_dump. That thread's state becomes "dumping" and its signal 0;
+// the rest of the report is left as read.
+inline void mark_live_dump(Report& report, int tid) {
+  report.live_dump = true;
+  report.dumping_tid = tid;
+  report.panicking_tid = 0;
+  report.signal = 0;
+  for (Thread& t : report.threads) {
+    if (tid == 0 || t.tid != tid) continue;
+    t.state = "dumping";
+    t.signal = 0;
+  }
+}
 
 // Calls fn(std::vector<Frame>&) once for each distinct non-empty frame list
 // of the report's threads, however many threads share it.

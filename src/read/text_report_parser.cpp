@@ -4,6 +4,8 @@
 #include <charconv>
 #include <string>
 
+#include "read/render.hpp"
+
 namespace panicstop::read {
 namespace {
 
@@ -262,6 +264,7 @@ Report parse_text_report(std::string_view data) {
   };
   size_t line_no = 0;
   size_t pos = 0;
+  int dumping_tid = 0;
   while (pos < data.size()) {
     size_t end = data.find('\n', pos);
     if (end == std::string_view::npos) end = data.size();
@@ -289,6 +292,9 @@ Report parse_text_report(std::string_view data) {
       if (report.threads.back().state == "panicking" && report.panicking_tid == 0) {
         report.panicking_tid = report.threads.back().tid;
       }
+      // The writer's word for the thread that took a live dump (kdb,
+      // live_dump()); a program's text cannot start a header line.
+      if (report.threads.back().state == "dumping" && dumping_tid == 0) dumping_tid = report.threads.back().tid;
       section = Section::kThreads;
       continue;
     }
@@ -330,6 +336,7 @@ Report parse_text_report(std::string_view data) {
       continue;
     }
     if (section == Section::kHeader) {
+      if (!indented && t.substr(0, std::string_view(kLiveDumpHeading).size()) == kLiveDumpHeading) continue;
       int pid = 0;
       if (t.substr(0, 8) == "process " && report.pid == 0) {
         std::string_view digits = t.substr(8, t.find(' ', 8) - 8);
@@ -342,6 +349,7 @@ Report parse_text_report(std::string_view data) {
     report.other_lines.emplace_back(raw);
   }
   close_group();
+  if (dumping_tid != 0 && report.panicking_tid == 0) mark_live_dump(report, dumping_tid);
   return report;
 }
 

@@ -9,6 +9,7 @@
 
 #include <elf.h>
 
+#include <csignal>
 #include <vector>
 
 #include "support/child_process.hpp"
@@ -118,6 +119,42 @@ TEST(ElfCoreParser, PanicstopNoteDescribesThreadsThatDidNotStop) {
   EXPECT_EQ(r.threads[3].notes,
             std::vector<std::string>{"did not stop: state D, blocked outside a system call; pc and sp from "
                                      "/proc/self/task/14/syscall"});
+}
+
+// A live dump's note: no signal, no message, and its capturing thread
+// written as the panicking one; the core's NT_PRSTATUS gives that thread
+// SIGSTOP for debuggers. None of that may read as a crash.
+TEST(ElfCoreParser, LiveDumpNoteIsNoPanic) {
+  Report r;
+  Thread dumper;
+  dumper.tid = 11;
+  dumper.signal = SIGSTOP;
+  dumper.has_registers = true;
+  r.threads.push_back(dumper);
+  r.signal = SIGSTOP;
+  apply_panicstop_note("version=1\nmessage=\npanicking_tid=11\nsignal=0\n"
+                       "thread=11 name=main state=panicking\nthread=12 name=worker state=stopped\n",
+                       r);
+  EXPECT_TRUE(r.live_dump);
+  EXPECT_EQ(r.dumping_tid, 11);
+  EXPECT_EQ(r.panicking_tid, 0);
+  EXPECT_EQ(r.signal, 0);
+  EXPECT_EQ(r.message, kLiveDumpMessage);
+  ASSERT_EQ(r.threads.size(), 2u);
+  EXPECT_EQ(r.threads[0].state, "dumping");
+  EXPECT_EQ(r.threads[0].signal, 0);
+  EXPECT_EQ(r.threads[1].state, "stopped");
+
+  // A panic always has a signal; one with a message but none is still
+  // shown as written, not taken for a live dump.
+  for (const char* note : {"version=1\nmessage=\npanicking_tid=11\nsignal=6\nthread=11 name=main state=panicking\n",
+                           "version=1\nmessage=m\npanicking_tid=11\nsignal=0\nthread=11 name=main state=panicking\n"}) {
+    Report crash;
+    apply_panicstop_note(note, crash);
+    EXPECT_FALSE(crash.live_dump) << note;
+    EXPECT_EQ(crash.panicking_tid, 11) << note;
+    EXPECT_EQ(crash.threads[0].state, "panicking") << note;
+  }
 }
 
 // Cut at every length: refused (one line) while no thread's registers are

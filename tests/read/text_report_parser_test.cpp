@@ -67,6 +67,8 @@ void expect_same(const Report& a, const Report& b) {
   EXPECT_EQ(a.message, b.message);
   EXPECT_EQ(a.header_lines, b.header_lines);
   EXPECT_EQ(a.other_lines, b.other_lines);
+  EXPECT_EQ(a.live_dump, b.live_dump);
+  EXPECT_EQ(a.dumping_tid, b.dumping_tid);
   EXPECT_EQ(a.modules.size(), b.modules.size());
   ASSERT_EQ(a.threads.size(), b.threads.size());
   for (size_t i = 0; i < a.threads.size(); ++i) {
@@ -124,6 +126,37 @@ TEST(TextReportParser, OwnOutputReadsBackTheSame) {
     printed_without_blanks += printed[i];
   }
   EXPECT_EQ(printed_without_blanks, without_blanks);
+}
+
+// A live dump's report, as the writer makes it: its capturing thread is
+// "[dumping]". The reader marks it live; show's added heading line is not
+// taken for one of the report's header lines, so it reads back once.
+TEST(TextReportParser, LiveDumpReportReadsAsLiveAndBackTheSame) {
+  std::string text =
+      "panic: (none) live dump: requested by panicstop dump\n"
+      "process 100 (demo): demo\n"
+      "dumping thread 100 (demo): dump requested\n"
+      "2 threads: 1 stopped, 0 not stopped\n\n"
+      "thread 100 (demo) [dumping] R\n  #0 0x401000 main+0x10 (demo)\n\n"
+      "thread 101 (worker) [stopped] S\n  #0 0x401100 work+0x4 (demo)\n";
+  Report r = parse_text_report(text);
+  EXPECT_TRUE(r.live_dump);
+  EXPECT_EQ(r.dumping_tid, 100);
+  EXPECT_EQ(r.panicking_tid, 0);
+  EXPECT_EQ(r.header_lines.size(), 3u);
+  std::ostringstream shown;
+  render_text(r, shown);
+  EXPECT_NE(shown.str().find(std::string("\n") + kLiveDumpHeading + "; thread 100 (demo) took the dump\n"),
+            std::string::npos)
+      << shown.str();
+  expect_reads_back(r);
+  Report again = parse_text_report(shown.str());
+  EXPECT_TRUE(again.live_dump);
+  EXPECT_EQ(again.header_lines, r.header_lines);
+
+  Report crash = parse_text_report(sample());
+  EXPECT_FALSE(crash.live_dump);
+  EXPECT_EQ(crash.dumping_tid, 0);
 }
 
 TEST(TextReportParser, RejectsMalformedInputWithTheLineNumber) {

@@ -132,6 +132,37 @@ TEST(Upload, SendsTheMinidumpReportAndFieldsInOneMultipartPost) {
   EXPECT_TRUE(exists(dump.dmp) && exists(dump.txt) && exists(dump.core));
 }
 
+// A live dump (`panicstop dump PID`, live_dump()) is no crash: the event is
+// not fatal and carries the reason, not "(none)"; a crash's stays fatal.
+TEST(Upload, ALiveDumpIsSentAsInfoNotAsACrash) {
+  TempDir dir;
+  FakeDump live(dir.path(), "panicstop-app-43-1764000000");
+  live.txt_data =
+      "panic: (none) live dump: requested by panicstop dump\nprocess 43 (app): app\n"
+      "dumping thread 43 (app): dump requested\n1 threads: 0 stopped, 0 not stopped\n\n"
+      "thread 43 (app) [dumping] R\n";
+  write(live.txt, live.txt_data);
+  // A panic whose message starts like a live dump's is still a crash.
+  FakeDump crash(dir.path(), "panicstop-app-44-1764000000");
+  crash.txt_data = "panic: (none) live dump\nprocess 44 (app): app\npanicking thread 44 (app): panic\n\n"
+                   "thread 44 (app) [panicking] R\n  dumping thread 44 (app)\n";
+  write(crash.txt, crash.txt_data);
+  Collector c;
+  ChildResult r = upload({"--url", c.url(), live.dmp, live.txt, crash.dmp, crash.txt});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  auto reqs = c.requests();
+  ASSERT_EQ(reqs.size(), 2u) << r.output;
+  std::string live_event = reqs[0].part("sentry")->data, crash_event = reqs[1].part("sentry")->data;
+  EXPECT_NE(live_event.find("\"level\":\"info\""), std::string::npos) << live_event;
+  EXPECT_NE(live_event.find("\"formatted\":\"live dump: requested by panicstop dump\""), std::string::npos)
+      << live_event;
+  EXPECT_NE(live_event.find("\"panicstop.live_dump\":\"true\""), std::string::npos) << live_event;
+  EXPECT_EQ(live_event.find("fatal"), std::string::npos) << live_event;
+  EXPECT_NE(crash_event.find("\"level\":\"fatal\""), std::string::npos) << crash_event;
+  EXPECT_NE(crash_event.find("\"formatted\":\"(none) live dump\""), std::string::npos) << crash_event;
+  EXPECT_EQ(crash_event.find("panicstop.live_dump"), std::string::npos) << crash_event;
+}
+
 TEST(Upload, CoreAndUncompressedMinidumpWhenAsked) {
   TempDir dir;
   FakeDump dump(dir.path());
