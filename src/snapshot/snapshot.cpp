@@ -694,12 +694,11 @@ constexpr const char* kPartNames[] = {"",        "reading auxv",      "reading c
                                       "reading lock words", "unwinding"};
 volatile Part g_part = Part::kNone;
 volatile int g_part_tid = 0;
-void (*g_part_hook)(const char*) = nullptr;
 
 void enter_part(Part part, int tid = 0) noexcept {
   g_part_tid = tid;
   g_part = part;
-  if (g_part_hook != nullptr) g_part_hook(kPartNames[int(part)]);
+  capture_part_reached(kPartNames[int(part)]);
 }
 
 ProcessSnapshot* finish_capture(ProcessSnapshot* snap) noexcept {
@@ -748,8 +747,6 @@ std::atomic<uint32_t> g_captures{0};
 }  // namespace
 
 uint32_t snapshot_capture_count() noexcept { return g_captures.load(std::memory_order_relaxed); }
-
-void set_capture_part_hook_for_test(void (*hook)(const char*)) noexcept { g_part_hook = hook; }
 
 ProcessSnapshot* salvage_capture() noexcept {
   Part part = g_part;

@@ -203,9 +203,14 @@ ProcessSnapshot* capture_snapshot() noexcept;
 // nullptr if no capture was under way. Crash path; runs once per capture.
 ProcessSnapshot* salvage_capture() noexcept;
 
-// Tests only: hook(part) is called as each part of a capture begins (part as
-// in gaps.interrupted_while), so that a test can fault or hang there.
-void set_capture_part_hook_for_test(void (*hook)(const char* part)) noexcept;
+// Called as each part of a capture begins, with the part's name as in
+// gaps.interrupted_while. The library's definition (capture_seam.cpp) is weak
+// and does nothing: the shipped library has no way to set a hook at run time.
+// A test program that links the static library may define its own, which the
+// linker takes instead, to fault or hang inside a given part. Hidden like
+// every detail symbol, so the shared library neither exports it nor lets a
+// program replace it. Runs on the capturing thread, on the crash path.
+void capture_part_reached(const char* part) noexcept;
 
 // How many captures this process ran (tests check that a panic captures once).
 uint32_t snapshot_capture_count() noexcept;

@@ -4,6 +4,15 @@
 // of the stack it switches to.
 #include "thread/handler_stack.hpp"
 
+// The budget on a foreign stack holds only when the helpers below (and the
+// raw system-call wrappers) are inlined into the entry: unoptimized, each is
+// a call with a frame of its own and a program's 4 KiB sigaltstack overflows.
+// src/CMakeLists.txt passes -O2 for this file in every build type; a build
+// that loses that flag fails here instead of at the first signal.
+#if !defined(__OPTIMIZE__)
+#error "thread/handler_stack.cpp must be compiled with optimization (-O2): see src/CMakeLists.txt"
+#endif
+
 #include <atomic>
 #include <cstdint>
 #include <ucontext.h>

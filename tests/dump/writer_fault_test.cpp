@@ -8,8 +8,10 @@
 // The fault is injected through the writer table: this file defines
 // dump_writers() itself (writer.hpp), so the linker takes this table and never
 // pulls the library's writers.o out of the static archive. The injection
-// exists in this test binary only. The capture's fault comes from the
-// snapshot's test hook, called as each part of the capture begins.
+// exists in this test binary only. The capture's fault comes the same way:
+// this file defines capture_part_reached() (snapshot.hpp), which the linker
+// takes over the library's empty weak one, and the capture calls it as each
+// of its parts begins.
 #include <gtest/gtest.h>
 
 #include <elf.h>
@@ -55,10 +57,6 @@ void fail_now() noexcept {
   }
 }
 
-void maybe_fail_in_part(const char* part) {
-  if (sys::equals(g_fault_part, part) && g_fault_skip-- == 0) fail_now();
-}
-
 void maybe_fail(const char* writer, int fd) noexcept {
   if (!sys::equals(g_fault_writer, writer)) return;
   // Part of a file first: what a writer that dies mid-way leaves behind.
@@ -83,6 +81,10 @@ constexpr DumpWriter kTestWriters[] = {
 };
 
 }  // namespace
+
+void capture_part_reached(const char* part) noexcept {
+  if (g_fault_part[0] != '\0' && sys::equals(g_fault_part, part) && g_fault_skip-- == 0) fail_now();
+}
 
 const DumpWriter* dump_writers(size_t* count) noexcept {
   *count = sizeof kTestWriters / sizeof kTestWriters[0];
@@ -145,7 +147,6 @@ ChildResult run_case(const Case& c, const TempDir& dir) {
         sys::copy_string(detail::g_fault_kind, sizeof detail::g_fault_kind, c.kind);
         sys::copy_string(detail::g_fault_part, sizeof detail::g_fault_part, c.part);
         detail::g_fault_skip = c.skip;
-        detail::set_capture_part_hook_for_test(detail::maybe_fail_in_part);
         install();
         static testing::ParkedThreads* parked =
             new testing::ParkedThreads(3, {testing::park_in_alpha, testing::park_in_beta}, "worker");

@@ -67,14 +67,6 @@ size_t lines_starting(const std::string& text, const std::string& prefix) {
   return n + count_of(text, "\n" + prefix);
 }
 
-std::string only_file_ending(const TempDir& dir, const std::string& suffix) {
-  std::string found;
-  for (const auto& name : dir.list())
-    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-      found = dir.path() + "/" + name;
-  return found;
-}
-
 TEST(Kdb, LiveDumpWritesTheDumpsAndTheProcessGoesOn) {
   TempDir dir;
   auto r = run_in_child(
@@ -90,14 +82,14 @@ TEST(Kdb, LiveDumpWritesTheDumpsAndTheProcessGoesOn) {
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
   EXPECT_NE(r.output.find("written=2 balanced=1"), std::string::npos) << r.output;
   EXPECT_EQ(count_of(r.output, "panicstop: wrote "), 2u) << r.output;
-  std::string text = testing::read_file(only_file_ending(dir, ".txt"));
+  std::string text = testing::read_file(dir.file_ending(".txt"));
   EXPECT_EQ(text.rfind("panic: (none) live dump: live_dump()", 0), 0u) << text.substr(0, 200);
   // main (dumping) and eight workers (stopped), every one with a stack.
   EXPECT_EQ(lines_starting(text, "thread "), 9u) << text;
   EXPECT_EQ(count_of(text, "[stopped]"), 8u) << text;
   EXPECT_EQ(count_of(text, "[dumping]"), 1u) << text;
   EXPECT_NE(text.find("9 threads: 8 stopped, 0 not stopped"), std::string::npos) << text;
-  EXPECT_FALSE(only_file_ending(dir, ".core").empty());
+  EXPECT_FALSE(dir.file_ending(".core").empty());
 }
 
 TEST(Kdb, KdbEnterWritesTheReportAndResumesEveryThread) {
