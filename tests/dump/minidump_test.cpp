@@ -375,9 +375,11 @@ TEST(MinidumpBreakpad, MinidumpDumpParsesEveryStream) {
   // minidump_dump exits 1 if any stream it knows fails to read.
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output.substr(0, 4000);
   EXPECT_EQ(r.output.find("ERROR"), std::string::npos) << r.output.substr(0, 4000);
-  EXPECT_NE(r.output.find("simple_annotations[\"panic_message\"] = fatal signal SIGSEGV"), std::string::npos);
+  EXPECT_NE(r.output.find("simple_annotations[\"panic_message\"] = fatal signal SIGSEGV"), std::string::npos)
+      << r.output.substr(0, 4000) << "\nthe crashing child's output:\n" << c.child.output;
   EXPECT_NE(r.output.find("simple_annotations[\"signal\"] = SIGSEGV (SEGV_MAPERR), fault address 0x10"),
-            std::string::npos);
+            std::string::npos)
+      << r.output.substr(0, 4000);
 }
 
 TEST(MinidumpBreakpad, StackwalkShowsEveryThreadWithItsFunction) {

@@ -130,11 +130,8 @@ void expect_panic_with_dumps(const ChildResult& r, const TempDir& dir, const cha
   EXPECT_TRUE(r.signaled && r.term_signal == SIGSEGV) << r.describe() << "\n" << r.output;
   EXPECT_NE(r.output.find("panic: fatal signal SIGSEGV"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("nested panic"), std::string::npos) << r.output;
-  std::string report, core;
-  for (const std::string& name : dir.list()) {
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".txt") == 0) report = dir.path() + "/" + name;
-    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".core") == 0) core = dir.path() + "/" + name;
-  }
+  const std::string report = dir.file_ending(".txt");
+  const std::string core = dir.file_ending(".core");
   ASSERT_FALSE(report.empty()) << r.output;
   ASSERT_FALSE(core.empty()) << r.output;
   EXPECT_EQ(panicstop::testing::read_file(core).substr(0, 4), "\x7f" "ELF");
