@@ -169,7 +169,9 @@ TEST(LockProf, ReportsWhileThreadsCountAndAddSites) {
   EXPECT_EQ(r.output.find("Sanitizer"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("torn row"), std::string::npos) << r.output;
   // Witness counts every acquisition, under its macro site: 4 files x 500 lines, 4 times each.
-  if (kWitnessBuiltIn) EXPECT_NE(r.output.find("sites=2000 acquisitions=8000\n"), std::string::npos) << r.output;
+  if (kWitnessBuiltIn) {
+    EXPECT_NE(r.output.find("sites=2000 acquisitions=8000\n"), std::string::npos) << r.output;
+  }
 }
 
 TEST(LockProf, EnabledFromTheEnvironment) {
