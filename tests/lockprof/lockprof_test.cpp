@@ -8,6 +8,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -115,6 +116,62 @@ TEST(LockProf, WritesATableToAnFdAndOnAUserChosenSignal) {
   }
   std::string from_signal = testing::read_file(path);
   EXPECT_NE(from_signal.find("sig_hot @ "), std::string::npos) << from_signal;
+}
+
+// The table is read without a lock. Reports taken in a loop while four
+// threads (one lock each, all of one class) add sites and count on them only
+// ever show whole rows (a row is published once its site is written), and the
+// last report has every acquisition.
+bool whole_row(const LockProfileRow& row) {
+  if (kWitnessBuiltIn)
+    return row.file != nullptr && std::strncmp(row.file, "site", 4) == 0 && row.line >= 1 && row.line <= 500;
+  return row.file == nullptr && row.return_address != 0;  // no macro sites without witness
+}
+
+TEST(LockProf, ReportsWhileThreadsCountAndAddSites) {
+  ChildResult r = run_in_child([] {
+    lockprof_enable(true);
+    static const char* kFiles[4] = {"site0.cpp", "site1.cpp", "site2.cpp", "site3.cpp"};
+    // One lock per thread: a shared one would serialize the counting.
+    Mutex locks[4] = {Mutex{"busy_hot"}, Mutex{"busy_hot"}, Mutex{"busy_hot"}, Mutex{"busy_hot"}};
+    std::atomic<bool> stop{false};
+    auto worker = [&](int t) {
+      for (int i = 0; i < 2000; ++i) {
+        lock_at(locks[t], LockSite{kFiles[t], i / 4 + 1});  // a new site every 4 rounds
+        locks[t].unlock();
+      }
+    };
+    std::thread reader([&] {
+      static LockProfileRow rows[4096];
+      while (!stop.load()) {
+        size_t n = lockprof_report(rows, 4096);
+        for (size_t i = 0; i < n; ++i)
+          if (std::strcmp(rows[i].name, "busy_hot") == 0 && !whole_row(rows[i])) print_line("torn row %llu\n", i);
+      }
+    });
+    std::thread t0(worker, 0), t1(worker, 1), t2(worker, 2), t3(worker, 3);
+    t0.join(), t1.join(), t2.join(), t3.join();
+    stop.store(true);
+    reader.join();
+    static LockProfileRow rows[4096];
+    size_t n = lockprof_report(rows, 4096);
+    unsigned long long sites = 0, acquisitions = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (std::strcmp(rows[i].name, "busy_hot") != 0) continue;
+      ++sites;
+      acquisitions += rows[i].acquisitions;
+      if (!whole_row(rows[i])) print_line("torn row %llu\n", i);
+    }
+    print_line("sites=%llu acquisitions=%llu\n", sites, acquisitions);
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_EQ(r.output.find("Sanitizer"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("torn row"), std::string::npos) << r.output;
+  // Witness counts every acquisition, under its macro site: 4 files x 500 lines, 4 times each.
+  if (kWitnessBuiltIn) {
+    EXPECT_NE(r.output.find("sites=2000 acquisitions=8000\n"), std::string::npos) << r.output;
+  }
 }
 
 TEST(LockProf, EnabledFromTheEnvironment) {

@@ -49,9 +49,12 @@ size_t count(const std::string& haystack, const std::string& needle) {
 }
 
 // Runs body in a child with witness on and action warn, then prints the
-// number of reports as "reports=N" so the parent can check it.
+// number of reports as "reports=N" so the parent can check it. A sanitizer
+// report in the child fails the test whatever the test then checks: the child
+// ends with _exit(0), which skips the sanitizer's own exit status, and a test
+// that expects a panic does not look for the final line.
 ChildResult run_witnessed(const std::function<void()>& body, ChildOptions opts = {}) {
-  return run_in_child(
+  ChildResult r = run_in_child(
       [&] {
         detail::witness_read_environment();
         body();
@@ -61,6 +64,8 @@ ChildResult run_witnessed(const std::function<void()>& body, ChildOptions opts =
         (void)!write(2, line, size_t(n));
       },
       opts);
+  EXPECT_EQ(r.output.find("Sanitizer"), std::string::npos) << r.output;
+  return r;
 }
 
 LockSite at(int line) { return LockSite{"app.cpp", line}; }
@@ -273,6 +278,68 @@ TEST(Witness, ManyThreadsBuildingTheGraphAtOnceSeeNoFalseReversal) {
   EXPECT_EQ(count(r.output, "lock order reversal:"), 1u) << r.output;
   EXPECT_NE(r.output.find("lock order reversal: 1st g11 @ "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("reports=1\n"), std::string::npos) << r.output;
+}
+
+// Many threads at once: classes assigned, edges added and reversals reported
+// concurrently. Pair p (locks "par<p>_a", "par<p>_b") gets its order a -> b
+// from thread p, all at the same time; then every thread takes its pair the
+// other way round, two threads per pair, all released together. Each pair's
+// reversal is reported exactly once, whole (the report's own lines name that
+// pair), however the reports interleave in time.
+TEST(Witness, ReportsFromManyThreadsAtOnceAreEachWholeAndPrintedOnce) {
+  REQUIRE_WITNESS();
+  constexpr int kPairs = 4;
+  ChildResult r = run_witnessed([] {
+    static const char* kA[kPairs] = {"par0_a", "par1_a", "par2_a", "par3_a"};
+    static const char* kB[kPairs] = {"par0_b", "par1_b", "par2_b", "par3_b"};
+    std::vector<std::unique_ptr<Mutex>> a, b;
+    for (int p = 0; p < kPairs; ++p) {
+      a.push_back(std::make_unique<Mutex>(kA[p]));
+      b.push_back(std::make_unique<Mutex>(kB[p]));
+    }
+    std::atomic<int> established{0}, ready{0};
+    auto wait_for = [](std::atomic<int>& n, int target) {
+      while (n.load() < target) std::this_thread::yield();
+    };
+    auto worker = [&](int t) {
+      int p = t % kPairs;
+      ready.fetch_add(1);
+      wait_for(ready, 2 * kPairs);
+      if (t < kPairs) {
+        a[size_t(p)]->lock();
+        b[size_t(p)]->lock();
+        b[size_t(p)]->unlock();
+        a[size_t(p)]->unlock();
+        established.fetch_add(1);
+        return;
+      }
+      wait_for(established, kPairs);
+      for (int i = 0; i < 20; ++i) {
+        b[size_t(p)]->lock();
+        a[size_t(p)]->lock();
+        a[size_t(p)]->unlock();
+        b[size_t(p)]->unlock();
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2 * kPairs; ++t) threads.emplace_back(worker, t);
+    for (auto& t : threads) t.join();
+  });
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_EQ(count(r.output, "lock order reversal:"), size_t(kPairs)) << r.output;
+  for (int p = 0; p < kPairs; ++p) {
+    std::string n = "par" + std::to_string(p);
+    size_t at = r.output.find("lock order reversal: 1st " + n + "_b @ ");
+    ASSERT_NE(at, std::string::npos) << n << "\n" << r.output;
+    size_t end = r.output.find("lock order reversal:", at + 1);
+    std::string report = r.output.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    EXPECT_NE(report.find(", 2nd " + n + "_a @ "), std::string::npos) << report;
+    EXPECT_NE(report.find("; established order " + n + "_a -> " + n + "_b at "), std::string::npos) << report;
+    EXPECT_NE(report.find("\n 1st \"" + n + "_b\" (mutex, 0x"), std::string::npos) << report;
+    EXPECT_NE(report.find("\n 2nd \"" + n + "_a\" (mutex, 0x"), std::string::npos) << report;
+    EXPECT_NE(report.find("\n established " + n + "_a @ "), std::string::npos) << report;
+  }
+  EXPECT_NE(r.output.find("reports=" + std::to_string(kPairs) + "\n"), std::string::npos) << r.output;
 }
 
 TEST(Witness, LocksOfOneClassNeedDupOk) {
