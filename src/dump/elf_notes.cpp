@@ -345,6 +345,12 @@ void emit_panicstop_text(const CrashRecord& rec, CoreSink& sink) noexcept {
   put_str(sink, "\nsignal=");
   put_num(sink, f.signo);
   put_str(sink, "\n");
+  if (f.signo == 0 && f.live_reason[0] != '\0') {
+    // A live dump says why it was taken ("requested by panicstop dump").
+    put_str(sink, "live_reason=");
+    put_clean(sink, f.live_reason, sizeof f.live_reason, false);
+    put_str(sink, "\n");
+  }
   for (uint32_t i = 0; i < s.thread_count; ++i) {
     const SnapshotThread& t = s.threads[i];
     put_str(sink, "thread=");

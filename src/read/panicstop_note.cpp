@@ -11,7 +11,8 @@ struct Field {
   std::string_view key, value;
 };
 
-// Splits "a=1 b=2 message=rest of line" into fields; "message" takes the rest.
+// Splits "a=1 b=2 message=rest of line" into fields; "message" and
+// "live_reason" take the rest.
 std::vector<Field> split_fields(std::string_view line) {
   std::vector<Field> fields;
   while (!line.empty()) {
@@ -27,7 +28,7 @@ std::vector<Field> split_fields(std::string_view line) {
     }
     std::string_view key = line.substr(0, eq);
     line.remove_prefix(eq + 1);
-    if (key == "message") {
+    if (key == "message" || key == "live_reason") {
       fields.push_back({key, line});
       break;
     }
@@ -99,6 +100,7 @@ void apply_panicstop_note(std::string_view text, Report& report) {
   for (size_t i = 0; i < report.threads.size(); ++i) index.try_emplace(report.threads[i].tid, i);
   size_t line_no = 0;
   bool has_signal = false;
+  std::string_view live_reason;
   while (!text.empty()) {
     size_t end = text.find('\n');
     std::string_view line = text.substr(0, end);
@@ -114,6 +116,8 @@ void apply_panicstop_note(std::string_view text, Report& report) {
       }
     } else if (head.key == "message") {
       report.message = std::string(head.value);
+    } else if (head.key == "live_reason") {
+      live_reason = head.value;
     } else if (head.key == "panicking_tid") {
       report.panicking_tid = number<int>(head, line_no);
     } else if (head.key == "signal") {
@@ -171,7 +175,7 @@ void apply_panicstop_note(std::string_view text, Report& report) {
   // for that thread only so that debuggers see a stopped process.
   if (has_signal && report.signal == 0 && report.message.empty()) {
     mark_live_dump(report, report.panicking_tid);
-    report.message = std::string(kLiveDumpMessage);
+    report.message = live_reason.empty() ? std::string(kLiveDumpMessage) : "(none) " + std::string(live_reason);
   }
 }
 

@@ -5,6 +5,7 @@
 //   message=TEXT                       (value runs to the end of the line)
 //   panicking_tid=N                    (a live dump: the thread that took it)
 //   signal=N                           (0 for a live dump, never 0 for a panic)
+//   live_reason=TEXT                   (a live dump's reason, if it had one; to the end of the line)
 //   thread=TID name=NAME state=panicking|stopped|not_stopped
 //     [kernel_state=S registers=kernel|none kernel_view=VIEW syscall=N syscall_name=NAME wchan=FN
 //      stop_signal_blocked=hard|soft]
@@ -28,7 +29,8 @@ inline constexpr std::string_view kPanicstopNoteName = "PANICSTOP";
 inline constexpr uint32_t kPanicstopNoteType = 1;
 
 // The message of a live dump's core: its note has none, and the text
-// report beside it says "(none) REASON".
+// report beside it says "(none) REASON"; this, when the note names no
+// reason (cores written before live_reason existed, or none was given).
 inline constexpr std::string_view kLiveDumpMessage = "(none) live dump";
 
 // Fills report.message, panicking_tid, signal, locks, waits, nested and
@@ -36,7 +38,8 @@ inline constexpr std::string_view kLiveDumpMessage = "(none) live dump";
 // note names but the core has no NT_PRSTATUS for). A note with signal=0 and
 // an empty message is a live dump's: the report is marked so
 // (mark_live_dump, the note's panicking thread as the dumping one) and its
-// message is kLiveDumpMessage. Throws ReadError for a version other than 1
+// message is "(none) " and the note's live_reason, as the text report says
+// it, or kLiveDumpMessage. Throws ReadError for a version other than 1
 // or a malformed number.
 void apply_panicstop_note(std::string_view text, Report& report);
 

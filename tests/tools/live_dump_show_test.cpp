@@ -103,6 +103,18 @@ TEST_F(ShowLiveDumpAndCrash, LiveDumpNamesTheDumpingThreadAndNoCause) {
   }
 }
 
+// The core carries the live dump's reason (its note's live_reason line), so
+// show gives it the same first line as for the text report beside it.
+TEST_F(ShowLiveDumpAndCrash, LiveCoreSaysTheReasonTheTextReportSays) {
+  ASSERT_TRUE(live_->exited && live_->exit_code == 0) << live_->describe() << "\n" << live_->output;
+  ChildResult text = show({live_dir_->file_ending(".txt")});
+  ChildResult core = show({live_dir_->file_ending(".core")});
+  const std::string first = text.output.substr(0, text.output.find('\n'));
+  EXPECT_EQ(first.rfind("panic: (none) ", 0), 0u) << text.output;
+  EXPECT_GT(first.size(), std::string("panic: (none) ").size()) << text.output;
+  EXPECT_EQ(core.output.substr(0, core.output.find('\n')), first) << core.output;
+}
+
 TEST_F(ShowLiveDumpAndCrash, LiveCoreJsonHasNoSignalNorPanickingThread) {
   ASSERT_TRUE(live_->exited && live_->exit_code == 0) << live_->describe() << "\n" << live_->output;
   ChildResult r = show({"--json", live_dir_->file_ending(".core")});
