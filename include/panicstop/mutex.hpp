@@ -134,8 +134,8 @@ class PANICSTOP_CAPABILITY("mutex") PANICSTOP_EXPORT Mutex {
   detail::LockObject lo_;
   // Threads in the hard path's sleep loop (never touched by the fast paths). A
   // thread that takes the lock after sleeping marks it contested only while
-  // others are still in that loop, so the last sleeper's unlock makes no
-  // futex call.
+  // others are still in that loop, so the last sleeper's unlock wakes
+  // nobody.
   std::atomic<uint32_t> sleepers_{0};
 };
 

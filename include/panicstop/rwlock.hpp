@@ -7,9 +7,9 @@
 // A write-locked word reads like a Mutex word (owner | flags, kRwRead clear),
 // so dumps find the owner the same way; shared_lock_readers() and
 // shared_lock_owner() below decode a word for dumps. The waiter flags say
-// "someone may sleep on the futex (the low 32 bits of the word): the release
-// must go slow and wake". They are only set on a held word by a waiter that
-// sleeps expecting exactly that value, and every release that frees the lock
+// "someone may be parked under this lock: the release must go slow and
+// wake". They are only set on a held word by a waiter about to park, checked
+// under the parking layer's lock, and every release that frees the lock
 // replaces the word. A free lock's word is 0, or its waiter flags alone
 // (kRwWriteWaiters among them) while writers wait: the lock is then reserved
 // for them (see the fairness policy), and the release wakes ONE writer: until
@@ -48,7 +48,7 @@
 //
 // Contention: a contender spins (bounded) while the holder may be running (a
 // write owner not itself asleep in a panicstop wait, or readers), whatever
-// the waiter flags say, then sleeps on the futex; a woken waiter spins again
+// the waiter flags say, then parks (src/lock/park.hpp); a woken waiter spins again
 // before it sleeps again. An RwLock holder should not block for long
 // (FreeBSD's rule: use SxLock for that).
 //

@@ -5,7 +5,7 @@
 // the writer-preference fairness policy, the fast paths, the stopped-scheduler
 // bypass and its residual case all apply unchanged) plus timed acquisition.
 // Where an RwLock holder should never block, an SxLock holder may sleep, wait
-// on a CondVar, or do I/O: contenders simply sleep on the futex meanwhile.
+// on a CondVar, or do I/O: contenders simply park meanwhile.
 //
 // Timed waits take std::chrono durations and time points of any clock
 // (steady_clock and system_clock included). A deadline already passed still

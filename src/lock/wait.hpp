@@ -60,8 +60,7 @@ class WaitRecord {
   ThreadSlot* slot_;
 };
 
-// The low 32 bits of a lock word, which is what the futex compares.
-inline uint32_t futex_value(uintptr_t word) noexcept { return uint32_t(word); }
+// The address of a lock word's low 32 bits, where a futex on the word (CondVar's) waits.
 inline const void* futex_address(const std::atomic<uintptr_t>& word) noexcept {
   static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "futex address assumes the low half comes first");
   return &word;
