@@ -40,16 +40,16 @@
 // td_rw_rlocks) always gets a further shared hold, so recursive readers never
 // deadlock behind a waiting writer. Among waiting writers there is no FIFO
 // order, and a steady stream of writers can keep readers out (the price of
-// writer preference). A writer that spins on a read-locked word marks it
-// kRwWriterSpins: new readers wait as for a sleeping writer, so the readers
-// inside drain while it spins, and it usually gets the lock without
-// sleeping; the mark obliges no one to wake anyone (the release that drops it
-// is the inline one), it only holds readers back.
+// writer preference).
 //
-// Contention: a contender spins (bounded) while the holder may be running (a
-// write owner not itself asleep in a panicstop wait, or readers), whatever
-// the waiter flags say, then parks (src/lock/park.hpp); a woken waiter spins again
-// before it sleeps again. An RwLock holder should not block for long
+// Contention: a contender spins (bounded) while a write owner that is not
+// itself asleep in a panicstop wait holds the lock, whatever the waiter flags
+// say, then parks (src/lock/park.hpp); a woken waiter spins again before it
+// sleeps again. A writer that meets readers, and a reader that meets a
+// waiting writer, park at once: they wait for several threads, not one short
+// section, and spinning there kept the CPUs on the word's cache line. A
+// writer that parks behind readers flags the word, so new readers wait and
+// the last reader out wakes it. An RwLock holder should not block for long
 // (FreeBSD's rule: use SxLock for that).
 //
 // After a panic (scheduler_stopped() on the calling thread): nothing blocks.
@@ -88,7 +88,6 @@ inline constexpr uintptr_t kRwRead = 1u << 0;          // read mode; readers cou
 inline constexpr uintptr_t kRwReadWaiters = 1u << 1;   // a reader may sleep
 inline constexpr uintptr_t kRwWriteWaiters = 1u << 2;  // a writer may sleep: new readers wait
 inline constexpr uintptr_t kRwRecursed = 1u << 3;      // write-locked recursively (lo_.recurse)
-inline constexpr uintptr_t kRwWriterSpins = 1u << 4;   // a writer spins for the readers to leave: new readers wait
 inline constexpr uintptr_t kRwWaiters = kRwReadWaiters | kRwWriteWaiters;
 inline constexpr unsigned kRwReaderShift = 6;
 inline constexpr uintptr_t kRwOneReader = uintptr_t(1) << kRwReaderShift;
@@ -271,8 +270,9 @@ class PANICSTOP_CAPABILITY("shared lock") PANICSTOP_EXPORT SharedLockBase {
   void unlock_shared_hard() noexcept;
   bool try_upgrade_hard() noexcept;
   void downgrade_hard(uintptr_t self) noexcept;
-  // The bounded spins before (and after) a sleep: true once the caller holds
-  // the lock. `slept`: the caller is counted in writers_waiting_.
+  // The bounded spins on a running write owner before (and after) a sleep:
+  // true once the caller holds the lock. `slept`: the caller is counted in
+  // writers_waiting_.
   PANICSTOP_NO_EXPORT bool spin_for_write(uintptr_t self, bool slept = false) noexcept;
   PANICSTOP_NO_EXPORT bool spin_for_read(bool reading) noexcept;
   // The word a writer counted in writers_waiting_ writes when it takes the

@@ -27,7 +27,9 @@
 //   0 (no writer counted): every sleeper, readers and any writer that counted
 //     itself after the release read writers_waiting_.
 // Contenders spin (bounded, kSharedLockSpinRounds) before they sleep and
-// again after each wake, whatever the flags say.
+// again after each wake, whatever the flags say, but only on a write owner
+// that is not asleep (worth_spinning_on): a writer that meets readers, and a
+// reader that meets a waiting writer, park at once.
 // A woken waiter re-asserts its flag if it must wait again. The reservation
 // cannot outlive the writers: a release keeps it only while writers_waiting_
 // counts some, and the last writer to time out removes it and wakes everyone.
@@ -96,11 +98,23 @@ void wake_after_release(LockObject& lo, uintptr_t old, uintptr_t now) noexcept {
   }
 }
 
+// Is a contender that the word `w` keeps out better off spinning than
+// parking? Only while one write owner that is not asleep holds it: that is
+// one short section by a thread that is probably on a CPU. Readers inside
+// (for a writer), or a writer waiting or woken (for a reader), is a wait on
+// several threads, some of them perhaps preempted or not yet scheduled; the
+// contender parks at once and the release that lets it in wakes it. A writer
+// that spun on readers, marking the word so that new readers waited while
+// those inside drained, kept both CPUs on the word's cache line: read-mostly
+// sections took 64-68 ns at 4 to 64 threads against 32-58 ns without that
+// spin (docs/BENCHMARKS.md, "RwLock: no spinning on readers").
+inline bool worth_spinning_on(uintptr_t w) noexcept { return is_write_locked(w) && owner_looks_runnable(w); }
+
 // May a thread that wants a shared hold take one now? `reading` says it holds
 // a shared lock already, which lets it pass waiting writers.
 inline bool shared_admits(uintptr_t w, bool reading) noexcept {
   if (is_write_locked(w)) return false;
-  return (w & (kRwWriteWaiters | kRwWriterSpins)) == 0 || reading;
+  return (w & kRwWriteWaiters) == 0 || reading;
 }
 
 // Sets `flag` on the held word `w` unless it is there; returns the word to
@@ -194,11 +208,6 @@ uintptr_t SharedLockBase::slept_writer_word(uintptr_t self, uintptr_t w) const n
 }
 
 bool SharedLockBase::spin_for_write(uintptr_t self, bool slept) noexcept {
-  // Spins on any holder, readers included, and whether or not others sleep:
-  // a contender that slept at the first sight of a sleeper's flag needed a
-  // wake-up (two system calls) for each short section it waited out, and with
-  // more threads than CPUs nearly every contender slept. Gives up early only
-  // on a write owner that is itself asleep in a panicstop wait.
   for (int round = 0; round < kSharedLockSpinRounds; ++round) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (is_free(w)) {
@@ -206,13 +215,7 @@ bool SharedLockBase::spin_for_write(uintptr_t self, bool slept) noexcept {
       if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_acquire, std::memory_order_relaxed)) return true;
       continue;
     }
-    if ((w & kRwRead) == 0) {
-      if (!owner_looks_runnable(w)) return false;
-    } else if ((w & (kRwWriterSpins | kRwWriteWaiters)) == 0) {
-      // Readers inside: hold new ones back while they drain. A failed CAS
-      // is retried on the next round.
-      lo_.word.compare_exchange_weak(w, w | kRwWriterSpins, std::memory_order_relaxed, std::memory_order_relaxed);
-    }
+    if (!worth_spinning_on(w)) return false;
     cpu_relax();
   }
   return false;
@@ -224,8 +227,8 @@ void SharedLockBase::leave_writer_wait() noexcept {
   // A writer arriving meanwhile is woken by the wake below and re-asserts.
   // A free (reserved) word becomes 0: everyone wakes and re-announces.
   uintptr_t w = lo_.word.load(std::memory_order_relaxed);
-  while ((w & (kRwWriteWaiters | kRwWriterSpins)) != 0) {
-    if (lo_.word.compare_exchange_weak(w, is_free(w) ? 0 : w & ~(kRwWriteWaiters | kRwWriterSpins),
+  while ((w & kRwWriteWaiters) != 0) {
+    if (lo_.word.compare_exchange_weak(w, is_free(w) ? 0 : w & ~kRwWriteWaiters,
                                        std::memory_order_relaxed, std::memory_order_relaxed)) {
       wake_all(lo_);
       return;
@@ -300,8 +303,6 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
 }
 
 bool SharedLockBase::spin_for_read(bool reading) noexcept {
-  // As spin_for_write: readers wait out a writer's short section, or a
-  // waiting writer's turn, without sleeping.
   for (int round = 0; round < kSharedLockSpinRounds; ++round) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (shared_admits(w, reading)) {
@@ -312,7 +313,7 @@ bool SharedLockBase::spin_for_read(bool reading) noexcept {
       }
       continue;
     }
-    if (is_write_locked(w) && !owner_looks_runnable(w)) return false;
+    if (!worth_spinning_on(w)) return false;
     cpu_relax();
   }
   return false;
@@ -397,7 +398,7 @@ bool SharedLockBase::try_upgrade_hard() noexcept {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if ((w & kRwRead) == 0) lock_misuse(&lo_, "try_upgrade while not read-locked");
     if (tls_shared_holds == 0) lock_misuse(&lo_, "try_upgrade by a thread that holds no shared lock");
-    if ((w & ~(kRwKeptFlags | kRwWriterSpins)) != (kRwRead | kRwOneReader)) return false;
+    if ((w & ~kRwKeptFlags) != (kRwRead | kRwOneReader)) return false;
     if (lo_.word.compare_exchange_weak(w, self | (w & kRwKeptFlags), std::memory_order_acquire,
                                        std::memory_order_relaxed)) {
       --tls_shared_holds;

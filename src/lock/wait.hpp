@@ -20,8 +20,9 @@ namespace panicstop::detail {
 #define PANICSTOP_SPIN_ROUNDS 20
 #endif
 inline constexpr int kAdaptiveSpinRounds = PANICSTOP_SPIN_ROUNDS;
-// RwLock and SxLock contenders spin as long, and spin whatever the waiter
-// flags say (src/lock/shared_lock_core.cpp). They spun 200 rounds while
+// RwLock and SxLock contenders spin as long, whatever the waiter flags say,
+// but only on a running write owner, never on readers
+// (src/lock/shared_lock_core.cpp, worth_spinning_on). They spun 200 rounds while
 // their sleepers woke on the lock word; once sleepers parked and one woken
 // writer at a time ran, 20 rounds took contended RwLock from 112 to 31 ns a
 // section at 16 threads (docs/BENCHMARKS.md, "Mutex and RwLock: parking"): on

@@ -733,40 +733,6 @@ TYPED_TEST(SharedLockTest, NoWakeUpIsLostWhenManyWritersAndReadersSleep) {
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe();
 }
 
-// A writer spinning on a read-locked word marks it kRwWriterSpins: a reader
-// that holds no shared lock must then wait (fast path and hard path alike),
-// one that already reads still gets in (no deadlock behind a spinning
-// writer), and the last reader's release leaves a free word. The test sets
-// the mark by hand, as spin_for_write does. Fails if a new reader passes the
-// mark.
-TYPED_TEST(SharedLockTest, ASpinningWritersMarkHoldsNewReadersBackButNotReadersInside) {
-  expect_clean_exit_in_child(
-      [] {
-        static TypeParam l{"writer-spins"};
-        static TypeParam other{"already-reading"};
-        l.lock_shared();
-        auto& word = const_cast<std::atomic<uintptr_t>&>(l.lock_object().word);
-        word.fetch_or(detail::kRwWriterSpins);
-        bool newcomer = true;
-        std::thread([&] { newcomer = l.try_lock_shared(); }).join();
-        if (newcomer) _exit(2);
-        bool inside = false;
-        std::thread([&] {
-          other.lock_shared();  // reads already: passes a waiting or spinning writer
-          inside = l.try_lock_shared();
-          if (inside) l.unlock_shared();
-          other.unlock_shared();
-        }).join();
-        if (!inside) _exit(3);
-        if (l.try_lock()) _exit(4);
-        l.unlock_shared();
-        if (word_of(l) != 0) _exit(5);
-        if (!l.try_lock_shared()) _exit(6);
-        l.unlock_shared();
-      },
-      std::chrono::seconds(10));
-}
-
 // The one case where a woken writer finds the lock held WITHOUT the
 // writer-waiters flag: the last waiting writer gave up (SxLock's deadline),
 // cleared the flag and woke everyone, while this writer had just counted
