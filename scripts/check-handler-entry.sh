@@ -33,6 +33,7 @@ for obj in "$@"; do
   report=$(echo "$listing" | awk -v entry="$entry" -v allowed="$allowed" '
     function flush() {
       if (pending == "") return
+      if (target ~ /^panicstop_call_on_stack$/) switches++
       if (target !~ entry && target !~ allowed) {
         print "  " fn ": " pending
         bad++
@@ -54,7 +55,9 @@ for obj in "$@"; do
     }
     {
       flush()
-      if ($0 !~ /\t(callq?|jmpq?|bl|b)[ \t]+[0-9a-f]+ </) next   # only direct branches
+      # Direct branches only; GNU objdump writes the target as 1f4, llvm-objdump
+      # as 0x1f4.
+      if ($0 !~ /\t(callq?|jmpq?|bl|b)[ \t]+(0x)?[0-9a-f]+ </) next
       pending = $0; sub(/^[ \t]+/, "", pending)
       # <symbol+offset>: the entry functions themselves are fine (a branch
       # within one, or the tail call from the fast path).
@@ -63,6 +66,9 @@ for obj in "$@"; do
     END {
       flush()
       if (seen == 0) { print "  none of the entry functions found"; bad++ }
+      # The call of the switch is always there: not finding it means this
+      # listing was not understood, and finding no other call proves nothing.
+      else if (switches == 0) { print "  no call of panicstop_call_on_stack found in the listing"; bad++ }
       exit (bad > 0)
     }') || {
     status=1
