@@ -12,8 +12,14 @@
 
 namespace panicstop::sys {
 
+// The wrappers marked always_inline are those the signal-handler entry
+// (thread/handler_stack.cpp) uses before it has left whatever small stack the
+// signal arrived on: there each must be a syscall instruction in place, never
+// a call with a frame of its own, even in a build with -fno-inline in its
+// flags. gcc refuses to compile a call it cannot inline.
 #if defined(__x86_64__)
-inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f) noexcept {
+__attribute__((always_inline)) inline long raw_syscall6(long nr, long a, long b, long c, long d, long e,
+                                                        long f) noexcept {
   long ret;
   register long r10 __asm__("r10") = d;
   register long r8 __asm__("r8") = e;
@@ -25,7 +31,8 @@ inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f
   return ret;
 }
 #elif defined(__aarch64__)
-inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f) noexcept {
+__attribute__((always_inline)) inline long raw_syscall6(long nr, long a, long b, long c, long d, long e,
+                                                        long f) noexcept {
   register long x8 __asm__("x8") = nr;
   register long x0 __asm__("x0") = a;
   register long x1 __asm__("x1") = b;
@@ -44,16 +51,18 @@ inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f
 #endif
 
 template <typename... Args>
-inline long raw_syscall(long nr, Args... args) noexcept {
+__attribute__((always_inline)) inline long raw_syscall(long nr, Args... args) noexcept {
   static_assert(sizeof...(Args) <= 6, "at most six arguments");
   long a[6] = {(long)args...};
   return raw_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 // --- processes and threads -------------------------------------------------
-inline int gettid() noexcept { return (int)raw_syscall(SYS_gettid); }
-inline int getpid() noexcept { return (int)raw_syscall(SYS_getpid); }
-inline long tgkill(int pid, int tid, int sig) noexcept { return raw_syscall(SYS_tgkill, pid, tid, sig); }
+__attribute__((always_inline)) inline int gettid() noexcept { return (int)raw_syscall(SYS_gettid); }
+__attribute__((always_inline)) inline int getpid() noexcept { return (int)raw_syscall(SYS_getpid); }
+__attribute__((always_inline)) inline long tgkill(int pid, int tid, int sig) noexcept {
+  return raw_syscall(SYS_tgkill, pid, tid, sig);
+}
 inline long kill(int pid, int sig) noexcept { return raw_syscall(SYS_kill, pid, sig); }
 [[noreturn]] inline void exit_group(int status) noexcept {
   for (;;) raw_syscall(SYS_exit_group, status);
@@ -131,11 +140,13 @@ void* mmap_anonymous(size_t bytes, bool noreserve) noexcept;  // nullptr on fail
 // nullptr on failure.
 void* mmap_unlisted(size_t bytes, int prot) noexcept;
 inline long munmap(void* p, size_t n) noexcept { return raw_syscall(SYS_munmap, p, n); }
-inline long mprotect(void* p, size_t n, int prot) noexcept { return raw_syscall(SYS_mprotect, p, n, prot); }
+__attribute__((always_inline)) inline long mprotect(void* p, size_t n, int prot) noexcept {
+  return raw_syscall(SYS_mprotect, p, n, prot);
+}
 
 // --- signals ---------------------------------------------------------------
 // The kernel's sigset is 8 bytes on every architecture we support.
-inline long rt_sigprocmask(int how, const void* set, void* old) noexcept {
+__attribute__((always_inline)) inline long rt_sigprocmask(int how, const void* set, void* old) noexcept {
   return raw_syscall(SYS_rt_sigprocmask, how, set, old, 8);
 }
 

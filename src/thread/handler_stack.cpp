@@ -12,6 +12,14 @@
 #if !defined(__OPTIMIZE__)
 #error "thread/handler_stack.cpp must be compiled with optimization (-O2): see src/CMakeLists.txt"
 #endif
+// The same for inlining: -O2 does not undo a -fno-inline of the user's flags,
+// under which std::atomic's members and altstack_pool's helpers become calls
+// (the sys:: wrappers and the helpers below are always_inline, those are
+// not). src/CMakeLists.txt turns inlining back on for this file; gcc and
+// clang define __NO_INLINE__ while it is off.
+#if defined(__NO_INLINE__)
+#error "thread/handler_stack.cpp must be compiled with inlining on (not -fno-inline): see src/CMakeLists.txt"
+#endif
 
 #include <atomic>
 #include <cstdint>
@@ -115,7 +123,7 @@ struct alignas(16) Switch {
   bool keep;           // the thread had no sigaltstack: ours stays
 };
 
-inline uintptr_t stack_pointer() noexcept {
+__attribute__((always_inline)) inline uintptr_t stack_pointer() noexcept {
   uintptr_t sp;
 #if defined(__x86_64__)
   asm volatile("movq %%rsp, %0" : "=r"(sp));
@@ -125,7 +133,7 @@ inline uintptr_t stack_pointer() noexcept {
   return sp;
 }
 
-inline bool within(uintptr_t sp, const unsigned char* base, size_t bytes) noexcept {
+__attribute__((always_inline)) inline bool within(uintptr_t sp, const unsigned char* base, size_t bytes) noexcept {
   return sp > uintptr_t(base) && sp <= uintptr_t(base) + bytes;
 }
 

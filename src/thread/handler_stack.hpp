@@ -47,9 +47,11 @@ using SignalHandler = void (*)(int, siginfo_t*, void*);
 
 // The budget tests/thread/handler_stack_test.cpp holds the entry to: it fills
 // a small stack, lets a stop or kdb's signal be handled on it and counts what
-// was touched beyond what a handler that does nothing touches. 136 bytes on
-// x86_64 with gcc 12 (RelWithDebInfo): the entry's saved registers and spills,
-// and the switch's return address and frame pointer.
+// was touched beyond what a handler that does nothing touches. 152 bytes on
+// x86_64 with gcc 12, RelWithDebInfo, with or without -fno-inline in
+// CXXFLAGS (src/CMakeLists.txt turns inlining back on for the entry): the
+// entry's saved registers and spills, and the switch's return address and
+// frame pointer.
 inline constexpr size_t kForeignStackBytes = 512;
 
 // Runs fn on a panicstop stack as described above.
