@@ -5,6 +5,8 @@
 // before it is handed out again (its address may sit in a lock word that its
 // thread never unlocked); and no slot is ever live for two threads at once.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -148,6 +150,63 @@ TEST(SlotChurn, AReleasedSlotWaitsForManyClaimsWhateverOrderThreadsEndIn) {
   EXPECT_GT(value_of(r.output, "next_to_worker"), 0) << r.output;
   EXPECT_GT(value_of(r.output, "reused"), 0) << r.output;
   EXPECT_EQ(value_of(r.output, "soon"), 0) << r.output;
+}
+
+// The child of a fork() retires the slots of the parent's other threads for
+// good (a lock word may still name them): its live count restarts at its own
+// slot, its threads never get a retired slot, and its pool stays bounded.
+TEST(SlotChurn, AForkedChildNeverReusesRetiredSlotsAndCountsItsOwn) {
+  // A sanitizer's runtime does not support threads started in the child of a
+  // multithreaded fork.
+  if (testing::kSanitizerBuild) GTEST_SKIP() << "threads after a multithreaded fork";
+  auto r = run_in_child(
+      [] {
+        install();
+        detail::claim_current_slot();
+        constexpr size_t kWorkers = 40;
+        std::vector<std::unique_ptr<Worker>> workers;
+        std::vector<detail::ThreadSlot*> parents;
+        for (size_t i = 0; i < kWorkers; ++i) {
+          workers.push_back(std::make_unique<Worker>());
+          parents.push_back(workers.back()->slot());
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+          size_t live_after_fork = detail::live_slot_count();
+          size_t before = detail::slot_count();
+          size_t got_retired = 0;
+          for (int i = 0; i < 3000; ++i) {
+            detail::ThreadSlot* got = nullptr;
+            std::thread t([&got] { got = detail::claim_current_slot(); });
+            t.join();
+            for (detail::ThreadSlot* p : parents)
+              if (p == got) ++got_retired;
+          }
+          size_t still_retired = 0;
+          for (detail::ThreadSlot* p : parents)
+            if (p->in_use.load() == detail::kSlotRetired) ++still_retired;
+          say("live_after_fork=" + std::to_string(live_after_fork));
+          say("live_after_churn=" + std::to_string(detail::live_slot_count()));
+          say("got_retired=" + std::to_string(got_retired));
+          say("still_retired=" + std::to_string(still_retired));
+          say("grown=" + std::to_string(detail::slot_count() - before));
+          _exit(0);
+        }
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) _exit(3);
+        for (auto& w : workers) w->end();
+      },
+      with_env({}, 60000));
+  ASSERT_FALSE(r.hung) << r.describe() << r.output;
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_EQ(value_of(r.output, "live_after_fork"), 1) << r.output;
+  EXPECT_EQ(value_of(r.output, "live_after_churn"), 1) << r.output;
+  EXPECT_EQ(value_of(r.output, "got_retired"), 0) << r.output;
+  EXPECT_EQ(value_of(r.output, "still_retired"), 40) << r.output;
+  // Room for the retired slots and twice the parent's peak (41), not more.
+  long grown = value_of(r.output, "grown");
+  EXPECT_GE(grown, 0) << r.output;
+  EXPECT_LT(grown, 200) << r.output;
 }
 
 TEST(SlotChurn, ConcurrentClaimsNeverShareASlotAndTheCountReturns) {
