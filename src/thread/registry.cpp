@@ -81,7 +81,7 @@ ThreadSlot* take_fresh_slot(ThreadSlot* slots, size_t limit) noexcept {
 // once would make the new thread look like that lock's owner.
 bool released_too_recently(const ThreadSlot& s, uint64_t delay) noexcept {
   uint64_t at = s.released_at.load(std::memory_order_relaxed);
-  if (at == 0) return false;  // never released
+  if (at == 0 || delay == 0) return false;  // never released, or any will do
   // The release happened before the caller's claim, so the count read now is
   // at least at.
   uint64_t now = g_claims.load(std::memory_order_relaxed);
@@ -103,7 +103,8 @@ ThreadSlot* recycle_slot(ThreadSlot* slots, uint64_t delay) noexcept {
     if (s.in_use.load(std::memory_order_relaxed) != 0 || released_too_recently(s, delay)) continue;
     uint32_t expected = 0;
     if (!s.in_use.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) continue;
-    // Released and claimed again between the check and the CAS: put it back.
+    // Another thread took and gave back the slot between the check and the
+    // CAS, so it has just been released again: put it back.
     if (released_too_recently(s, delay)) {
       s.in_use.store(0, std::memory_order_release);
       continue;
@@ -132,6 +133,9 @@ ThreadSlot* claim_slot(bool from_signal_handler, bool set_tls) noexcept {
   // Every slot handed out is live, retired or too recently released: grow
   // the pool rather than break the reuse delay.
   if (s == nullptr) s = take_fresh_slot(slots, kMaxThreads);
+  // All kMaxThreads handed out: a recently released slot is still a better
+  // identity than the overflow slot, which every thread beyond it shares.
+  if (s == nullptr) s = recycle_slot(slots, 0);
   if (s == nullptr) {
     g_live.fetch_sub(1, std::memory_order_relaxed);
     return &g_overflow_slot;

@@ -127,7 +127,10 @@ inline constexpr size_t kMaxThreads = 16384;
 // counted from every thread). Only when no free slot qualifies does it take a
 // never-used one again. So a process that starts and ends threads without end
 // touches O(P + R) slots, not kMaxThreads, and a released slot waits at least
-// P + 16 claims, typically a whole cycle of the pool, before it is reused.
+// P + 16 claims, typically a whole cycle of the pool, before it is reused
+// (unless all kMaxThreads slots have been handed out and only recently
+// released ones are free: one of them is then preferred to the overflow slot
+// that every thread beyond kMaxThreads shares).
 // Claiming and releasing are lock-free and async-signal-safe.
 ThreadSlot* slot_array() noexcept;  // nullptr until the first claim or install
 // Slots handed out at least once: the upper bound of every registry scan
