@@ -30,6 +30,9 @@ std::atomic<size_t> g_retired{0};
 // Claims begun so far; a released slot records it (ThreadSlot::released_at)
 // so that a claim can tell how recently a free slot was given up.
 std::atomic<uint64_t> g_claims{0};
+// Claims and releases run in signal handlers: a counter behind a hidden lock
+// could deadlock against the code the signal interrupted.
+static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<size_t>::is_always_lock_free);
 
 // Fresh slots beyond twice the peak: the recycling scan then finds a free slot
 // at once, and a released slot waits for about a full cycle of the pool.
