@@ -15,11 +15,37 @@ __thread bool tls_scheduler_stopped __attribute__((tls_model("initial-exec"))) =
 namespace {
 
 std::atomic<ThreadSlot*> g_slots{nullptr};
-// Slots [0, g_high_water) have been handed out at least once. New claims take a
-// fresh slot by bumping it and only scan for recycled slots once it is exhausted,
-// so claiming is O(1) until 16,384 threads have come and gone.
+// Slots [0, g_high_water) have been handed out at least once; the ones above
+// it have never been touched (their pages are not resident yet).
 std::atomic<size_t> g_high_water{0};
 std::atomic<size_t> g_next_recycle{0};
+// Live slots (claims minus releases), the most ever live at once, and slots
+// retired by a fork. They size the pool: a claim takes a fresh slot only while
+// the high water is below kPoolBound(peak, retired), so a process that makes
+// and ends threads by the thousand touches a few slots more than it ever has
+// threads, not all kMaxThreads of them.
+std::atomic<size_t> g_live{0};
+std::atomic<size_t> g_peak_live{0};
+std::atomic<size_t> g_retired{0};
+// Claims begun so far; a released slot records it (ThreadSlot::released_at)
+// so that a claim can tell how recently a free slot was given up.
+std::atomic<uint64_t> g_claims{0};
+// Claims and releases run in signal handlers: a counter behind a hidden lock
+// could deadlock against the code the signal interrupted.
+static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<size_t>::is_always_lock_free);
+
+// Fresh slots beyond twice the peak: the recycling scan then finds a free slot
+// at once, and a released slot waits for about a full cycle of the pool.
+constexpr size_t kSpareSlots = 64;
+// Claims that must begin, beyond the peak live count, between a slot's release
+// and its next claim.
+constexpr uint64_t kMinReuseDelay = 16;
+
+size_t pool_bound(size_t peak, size_t retired) noexcept {
+  size_t bound = 2 * peak + retired + kSpareSlots;
+  return bound < kMaxThreads ? bound : kMaxThreads;
+}
+
 // Threads beyond kMaxThreads share this one; it is a valid, unique-per-process
 // owner identity only as far as "not any real slot".
 ThreadSlot g_overflow_slot;
@@ -38,34 +64,85 @@ __attribute__((constructor)) void create_exit_key() {
   if (pthread_key_create(&g_exit_key, on_thread_exit) == 0) g_exit_key_ready.store(true);
 }
 
+// Takes the lowest never-used slot while the high water is below limit.
+ThreadSlot* take_fresh_slot(ThreadSlot* slots, size_t limit) noexcept {
+  size_t i = g_high_water.load(std::memory_order_relaxed);
+  while (i < limit) {
+    if (!g_high_water.compare_exchange_weak(i, i + 1, std::memory_order_acq_rel)) continue;
+    // A concurrent recycling scan may already have taken slot i (it is below
+    // the new high water): then try the next one.
+    uint32_t expected = 0;
+    if (slots[i].in_use.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) return &slots[i];
+    i = g_high_water.load(std::memory_order_relaxed);
+  }
+  return nullptr;
+}
+
+// Was slot s, which the caller has just claimed, released fewer than delay
+// claims ago? Its owner identity may still sit in a lock word that its last
+// thread never unlocked (a killed thread, a program bug): handing it out at
+// once would make the new thread look like that lock's owner.
+bool released_too_recently(const ThreadSlot& s, uint64_t delay) noexcept {
+  uint64_t at = s.released_at.load(std::memory_order_relaxed);
+  if (at == 0 || delay == 0) return false;  // never released, or any will do
+  // The release happened before the caller's claim, so the count read now is
+  // at least at.
+  uint64_t now = g_claims.load(std::memory_order_relaxed);
+  return now < at || now - at <= delay;
+}
+
+// Next fit over the slots already handed out: start where the last recycled
+// slot was found, so that the scan cycles through the pool round-robin and
+// stays O(1) on average. A slot released fewer than delay claims ago is
+// skipped, whatever order threads end in.
+ThreadSlot* recycle_slot(ThreadSlot* slots, uint64_t delay) noexcept {
+  size_t n = g_high_water.load(std::memory_order_acquire);
+  if (n > kMaxThreads) n = kMaxThreads;
+  if (n == 0) return nullptr;
+  size_t start = g_next_recycle.load(std::memory_order_relaxed) % n;
+  for (size_t k = 0; k < n; ++k) {
+    size_t j = (start + k) % n;
+    ThreadSlot& s = slots[j];
+    if (s.in_use.load(std::memory_order_relaxed) != 0 || released_too_recently(s, delay)) continue;
+    uint32_t expected = 0;
+    if (!s.in_use.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) continue;
+    // Another thread took and gave back the slot between the check and the
+    // CAS, so it has just been released again: put it back.
+    if (released_too_recently(s, delay)) {
+      s.in_use.store(0, std::memory_order_release);
+      continue;
+    }
+    g_next_recycle.store(j + 1, std::memory_order_relaxed);
+    return &s;
+  }
+  return nullptr;
+}
+
 // set_tls: false when the calling thread's TLS is another thread's (a raw
 // clone): the slot is found again by tid, and TLS keeps naming its owner's.
 ThreadSlot* claim_slot(bool from_signal_handler, bool set_tls) noexcept {
   if (!reserve_slots()) return &g_overflow_slot;
   ThreadSlot* slots = g_slots.load(std::memory_order_acquire);
-  ThreadSlot* s = nullptr;
-  size_t i = g_high_water.load(std::memory_order_relaxed);
-  while (i < kMaxThreads) {
-    if (g_high_water.compare_exchange_weak(i, i + 1, std::memory_order_acq_rel)) {
-      uint32_t expected = 0;
-      if (slots[i].in_use.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) s = &slots[i];
-      break;
-    }
+  g_claims.fetch_add(1, std::memory_order_relaxed);
+  // Counted before the slot is found, so that the bound below already makes
+  // room for this claim.
+  size_t live = g_live.fetch_add(1, std::memory_order_relaxed) + 1;
+  size_t peak = g_peak_live.load(std::memory_order_relaxed);
+  while (peak < live && !g_peak_live.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
   }
-  // Next fit: start where the last recycled slot was found, so that claiming
-  // stays O(1) on average when threads (or stop handlers) claim and release
-  // slots by the thousand.
-  size_t start = g_next_recycle.load(std::memory_order_relaxed);
-  for (size_t k = 0; s == nullptr && k < kMaxThreads; ++k) {
-    size_t j = (start + k) % kMaxThreads;
-    uint32_t expected = 0;
-    if (slots[j].in_use.load(std::memory_order_relaxed) == 0 &&
-        slots[j].in_use.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-      s = &slots[j];
-      g_next_recycle.store(j + 1, std::memory_order_relaxed);
-    }
+  if (peak < live) peak = live;
+  ThreadSlot* s = take_fresh_slot(slots, pool_bound(peak, g_retired.load(std::memory_order_relaxed)));
+  if (s == nullptr) s = recycle_slot(slots, peak + kMinReuseDelay);
+  // Every slot handed out is live, retired or too recently released: grow
+  // the pool rather than break the reuse delay.
+  if (s == nullptr) s = take_fresh_slot(slots, kMaxThreads);
+  // All kMaxThreads handed out: a recently released slot is still a better
+  // identity than the overflow slot, which every thread beyond it shares.
+  if (s == nullptr) s = recycle_slot(slots, 0);
+  if (s == nullptr) {
+    g_live.fetch_sub(1, std::memory_order_relaxed);
+    return &g_overflow_slot;
   }
-  if (s == nullptr) return &g_overflow_slot;
   s->claimed_by_stop = from_signal_handler;
   s->name[0] = '\0';
   s->waiting_on.store(nullptr, std::memory_order_relaxed);
@@ -132,7 +209,11 @@ void release_slot(ThreadSlot* s) noexcept {
   if (tls_slot == s) tls_slot = nullptr;
   if (s == &g_overflow_slot) return;
   s->tid.store(0, std::memory_order_relaxed);
-  s->in_use.store(0, std::memory_order_release);
+  s->released_at.store(g_claims.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  // Only a live slot is freed: a retired one stays retired.
+  uint32_t live = 1;
+  if (s->in_use.compare_exchange_strong(live, 0, std::memory_order_release, std::memory_order_relaxed))
+    g_live.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void release_current_slot() noexcept { release_slot(tls_slot); }
@@ -158,20 +239,30 @@ void adopt_slots_after_fork() noexcept {
   // (find_slot_by_tid, the snapshot, a dump's lock owner) mistakes it for a
   // live thread, and it looks parked so that a contender on such a lock
   // sleeps at once instead of spinning on an owner that never runs.
+  //
+  // The counts start over: the forking thread's slot is the only live one,
+  // and every retired slot (this fork's and earlier ones') is counted so that
+  // the pool bound leaves room for the fresh slots the child's threads need.
   ThreadSlot* slots = slot_array();
   if (slots == nullptr) return;
+  bool self_live = self != nullptr && self != &g_overflow_slot;
+  g_live.store(self_live ? 1 : 0, std::memory_order_relaxed);
+  size_t retired = 0;
   size_t n = slot_count();
   for (size_t i = 0; i < n; ++i) {
     ThreadSlot& s = slots[i];
     if (&s == self || s.in_use.load(std::memory_order_acquire) == 0) continue;
+    ++retired;
     s.in_use.store(kSlotRetired, std::memory_order_relaxed);
     s.tid.store(0, std::memory_order_relaxed);
     s.parked.store(true, std::memory_order_relaxed);
     s.context.valid = false;
   }
+  g_retired.store(retired, std::memory_order_relaxed);
 }
 
 ThreadSlot* slot_array() noexcept { return g_slots.load(std::memory_order_acquire); }
+size_t live_slot_count() noexcept { return g_live.load(std::memory_order_relaxed); }
 size_t slot_count() noexcept {
   size_t n = g_high_water.load(std::memory_order_acquire);
   return n < kMaxThreads ? n : kMaxThreads;

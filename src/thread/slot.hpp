@@ -74,6 +74,9 @@ struct alignas(64) ThreadSlot {
   // again when the thread is restarted.
   bool claimed_by_stop = false;
   std::atomic<int32_t> tid{0};
+  // The registry's claim count when the slot was last released (0: never).
+  // A claim skips a slot released too few claims ago (see claim order below).
+  std::atomic<uint64_t> released_at{0};
   char name[kThreadNameMax] = {};
 
   // What the thread is blocked on; written by the hard paths, read by dumps.
@@ -112,8 +115,33 @@ inline constexpr size_t kMaxThreads = 16384;
 
 // The registry. Iteration visits every slot that is in use; it is safe while
 // threads claim and release slots (a visit may see a slot being reused).
+//
+// Claim order. A slot's address is its thread's identity in lock words and
+// dumps, so a released slot is not handed out again at once: a lock its
+// thread never unlocked (a killed thread, a program bug) would otherwise
+// seem to be held by the next thread. A claim takes a never-used slot while
+// the slots handed out number fewer than 2 * P + R + 64 (P: the most slots
+// ever live at once, R: slots retired by fork()); beyond that it recycles a
+// free slot, scanning round-robin from where the previous recycling claim
+// stopped, and skips any slot released fewer than P + 16 claims ago (claims
+// counted from every thread). Only when no free slot qualifies does it take a
+// never-used one again. So a process that starts and ends threads without end
+// touches O(P + R) slots, not kMaxThreads, and a released slot waits at least
+// P + 16 claims, typically a whole cycle of the pool, before it is reused
+// (unless all kMaxThreads slots have been handed out and only recently
+// released ones are free: one of them is then preferred to the overflow slot
+// that every thread beyond kMaxThreads shares).
+// Claiming and releasing are lock-free and async-signal-safe.
 ThreadSlot* slot_array() noexcept;  // nullptr until the first claim or install
-size_t slot_count() noexcept;       // slots handed out so far (upper bound for loops)
+// Slots handed out at least once: the upper bound of every registry scan
+// (the indices of all live and retired slots are below it). Grows with the
+// peak number of live threads (as above), not with the number of threads
+// that ever lived; never decreases.
+size_t slot_count() noexcept;
+// Slots claimed and not yet released, counting the stop handler's temporary
+// claims; reset to the forking thread's own slot in the child of a fork().
+// A snapshot: other threads may claim or release concurrently.
+size_t live_slot_count() noexcept;
 ThreadSlot* find_slot_by_tid(int tid) noexcept;
 // Reserves the slot memory (idempotent). Called by install() and the first claim.
 bool reserve_slots() noexcept;
