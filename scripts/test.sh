@@ -41,7 +41,8 @@ aarch64_labels='^(sys|thread|lock|witness|lockprof|stop|panic|snapshot|dump|kdb|
 aarch64_qemu_only=(
   # fork() in a threaded guest, and the debugger on panic: qemu 7.2 aborts
   # (qemu_plugin_vcpu_init_hook: assertion failed)
-  'thread\.Fork\.AChild.*' 'kdb\.PanicDebugger\.DebuggerOnPanicServesOneConsoleThenTheDumpsFollow'
+  'thread\.Fork\.AChild.*' 'thread\.SlotChurn\.AForkedChild.*'
+  'kdb\.PanicDebugger\.DebuggerOnPanicServesOneConsoleThenTheDumpsFollow'
   # re-executing /proc/self/exe needs binfmt_misc for aarch64
   'lockprof\.LockProf\.EnabledFromTheEnvironment' 'panic\.DiePolicy\.RestartRunsTheProgramAgainWithItsArguments'
   # the host's gdb, eu-stack and lldb read the aarch64 cores these tests write
