@@ -27,14 +27,9 @@ namespace panicstop {
 namespace {
 
 using testing::run_in_child;
+using testing::say;
 using testing::TempDir;
 using testing::with_env;
-
-void say(const std::string& line) {
-  std::string l = line + "\n";
-  if (write(2, l.data(), l.size()) < 0) {
-  }
-}
 
 // Every thread but the worker blocks the connection signal, so the kernel
 // can only deliver it to the worker: a handler that waits shows up as a gap

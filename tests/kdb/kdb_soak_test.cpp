@@ -21,6 +21,7 @@ namespace {
 
 using testing::run_command;
 using testing::run_in_child;
+using testing::say;
 using testing::SelfCheckingWorkload;
 using testing::TempDir;
 using testing::with_env;
@@ -28,12 +29,6 @@ using testing::with_env;
 constexpr int kWorkers = 32;
 constexpr int kKdbCycles = 1000;
 constexpr int kLiveDumps = 100;
-
-void say(const std::string& line) {
-  std::string l = line + "\n";
-  if (write(2, l.data(), l.size()) < 0) {
-  }
-}
 
 // Rows of gdb's `info threads`: "* 1    Thread 0x... (LWP N) ..." or "  2    LWP N ...".
 size_t thread_rows(const std::string& text) {

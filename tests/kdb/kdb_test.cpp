@@ -29,16 +29,11 @@ namespace panicstop {
 namespace {
 
 using testing::run_in_child;
+using testing::say;
 using testing::control_request;
 using testing::SelfCheckingWorkload;
 using testing::TempDir;
 using testing::with_env;
-
-void say(const std::string& line) {
-  std::string l = line + "\n";
-  if (write(2, l.data(), l.size()) < 0) {
-  }
-}
 
 // The mask as the kernel keeps it (64 signals); the rest of a sigset_t is
 // not written by pthread_sigmask.

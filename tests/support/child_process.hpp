@@ -82,5 +82,8 @@ std::string read_file(const std::string& path);
 void raw_sigmask(int how, const sigset_t* set, sigset_t* old = nullptr);
 // Is `program` on PATH?
 bool have_program(const std::string& program);
+// Writes `line` and a newline to stderr in one write(2), no stdio: safe in a
+// child between fork and _exit, and lines from several threads do not mix.
+void say(const std::string& line);
 
 }  // namespace panicstop::testing

@@ -28,16 +28,11 @@ namespace panicstop {
 namespace {
 
 using testing::run_in_child;
+using testing::say;
 using testing::control_request;
 using testing::thread_block;
 using testing::TempDir;
 using testing::with_env;
-
-void say(const std::string& line) {
-  std::string l = line + "\n";
-  if (write(2, l.data(), l.size()) < 0) {
-  }
-}
 
 std::string only_report(const TempDir& dir) {
   std::string found;

@@ -26,14 +26,9 @@ namespace panicstop {
 namespace {
 
 using testing::run_in_child;
+using testing::say;
 using testing::TempDir;
 using testing::with_env;
-
-void say(const std::string& line) {
-  std::string l = line + "\n";
-  if (write(2, l.data(), l.size()) < 0) {
-  }
-}
 
 // "name=VALUE" from the child's output, or -1.
 long value_of(const std::string& output, const std::string& name) {
