@@ -193,4 +193,10 @@ void say(const std::string& line) {
   }
 }
 
+long long value_of(const std::string& output, const std::string& key) {
+  size_t at = output.find(key + "=");
+  if (at == std::string::npos) return -1;
+  return std::stoll(output.substr(at + key.size() + 1));
+}
+
 }  // namespace panicstop::testing

@@ -85,5 +85,8 @@ bool have_program(const std::string& program);
 // Writes `line` and a newline to stderr in one write(2), no stdio: safe in a
 // child between fork and _exit, and lines from several threads do not mix.
 void say(const std::string& line);
+// The number after the first "key=" in a child's output (what it said), or
+// -1 if the key is not there.
+long long value_of(const std::string& output, const std::string& key);
 
 }  // namespace panicstop::testing

@@ -28,6 +28,7 @@ namespace {
 
 using panicstop::testing::ChildResult;
 using panicstop::testing::TempDir;
+using panicstop::testing::value_of;
 namespace pool = panicstop::detail::altstack_pool;
 using panicstop::detail::kAltStackSize;
 
@@ -121,13 +122,6 @@ constexpr bool kSanitizer = false;
 #else
 constexpr bool kSanitizer = false;
 #endif
-
-// A line "key=value" of the child's output, or -1.
-long long value_of(const std::string& output, const std::string& key) {
-  size_t at = output.find(key + "=");
-  if (at == std::string::npos) return -1;
-  return std::stoll(output.substr(at + key.size() + 1));
-}
 
 TEST(AltStackPool, OnlyLiveThreadsStacksAreWritableAndEachKeepsItsGuard) {
   if (skip_without_start_hook()) GTEST_SKIP() << "pthread_create is not interposed in this build (sanitizer)";

@@ -27,15 +27,9 @@ namespace {
 
 using testing::run_in_child;
 using testing::say;
+using testing::value_of;
 using testing::TempDir;
 using testing::with_env;
-
-// "name=VALUE" from the child's output, or -1.
-long value_of(const std::string& output, const std::string& name) {
-  size_t at = output.find(name + "=");
-  if (at == std::string::npos) return -1;
-  return std::stol(output.substr(at + name.size() + 1));
-}
 
 TEST(SlotChurn, ThreadsMadeOneAfterAnotherReuseAFewSlots) {
   auto r = run_in_child(
