@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Turns a locks_bench JSON result into the tables of docs/BENCHMARKS.md.
 
-usage: lock_ratios.py RESULT.json
+usage: lock_ratios.py RESULT.json [MORE.json ...]
 RESULT.json comes from locks_bench --benchmark_out=RESULT.json
 --benchmark_out_format=json. With repetitions, medians are used.
+Given several runs, it prints only the targets of issue 16 across them:
+for each case and thread count, the median ratio of the runs, their range,
+and in how many runs the target was met. On a two-CPU machine one run can
+differ from the next by up to 3x at 2 and 64 threads, so a verdict from
+one run is a coin toss; several interleaved runs are the unit to judge by.
 
 Ratios compare panicstop's locks with the peers measured in the same run:
 times (lower is better) as "x std::mutex time", throughputs (higher is
@@ -102,7 +107,53 @@ def writer_wait_table(results, kind):
     print()
 
 
+# Issue 16's targets: (kind, lock, the peers it is measured against, the
+# least ratio that meets the target).
+TARGETS = [
+    ("contended", "panicstop::Mutex", ["absl::Mutex"], 1.0),
+    ("contended", "panicstop::RwLock", ["absl::Mutex"], 0.9),
+    ("contended", "panicstop::SxLock", ["absl::Mutex"], 0.9),
+    ("read_mostly", "panicstop::RwLock", PEERS_SHARED, 1.0),
+    ("read_mostly", "panicstop::SxLock", PEERS_SHARED, 1.0),
+]
+
+
+def ratio(results, kind, lock, peers, n):
+    """Throughput of `lock` over the best of `peers` at n threads, or None."""
+    mine = results.get((kind, lock, n))
+    rates = [results[(kind, p, n)]["items_per_second"] for p in peers if (kind, p, n) in results]
+    if mine is None or not rates:
+        return None
+    return mine["items_per_second"] / max(rates)
+
+
+def targets_across_runs(paths):
+    runs = [load(p) for p in paths]
+    for path, (context, _) in zip(paths, runs):
+        print(f"- {path}: {context.get('date', '?')}, load average {context.get('load_avg', '?')}")
+    print()
+    threads = sorted({t for _, results in runs for (k, _, t) in results if k in ("contended", "read_mostly")})
+    print("| case | target | " + " | ".join(f"{n} threads" for n in threads) + " |")
+    print("|---|---|" + "---|" * len(threads))
+    for kind, lock, peers, least in TARGETS:
+        cells = []
+        for n in threads:
+            r = sorted(x for x in (ratio(results, kind, lock, peers, n) for _, results in runs) if x is not None)
+            if not r:
+                cells.append("-")
+                continue
+            mid = r[len(r) // 2] if len(r) % 2 else (r[len(r) // 2 - 1] + r[len(r) // 2]) / 2
+            met = sum(x >= least for x in r)
+            cells.append(f"{mid:.2f}x ({r[0]:.2f}-{r[-1]:.2f}), {met} of {len(r)}")
+        against = " / ".join(peers) if len(peers) > 1 else peers[0]
+        print(f"| {kind} {lock} | at least {least:.1f}x {against} | " + " | ".join(cells) + " |")
+    print()
+
+
 def main():
+    if len(sys.argv) > 2:
+        targets_across_runs(sys.argv[1:])
+        return
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     context, results = load(sys.argv[1])
