@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "read/dump_file.hpp"
+#include "read/text_report_parser.hpp"
 #include "upload_limits.hpp"
 #include "upload_transport.hpp"
 
@@ -133,10 +135,14 @@ std::string first_line(const std::string& text) {
   return line;
 }
 
+// The first n bytes of the file (all of it if shorter).
 std::string read_head(const std::string& path, size_t n) {
-  std::ifstream in(path, std::ios::binary);
-  std::string s(n, '\0');
-  in.read(s.data(), std::streamsize(n));
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  const std::streamoff size = in.tellg();
+  if (size <= 0) return "";
+  in.seekg(0);
+  std::string s(std::min(n, size_t(size)), '\0');
+  in.read(s.data(), std::streamsize(s.size()));
   s.resize(size_t(in.gcount()));
   return s;
 }
@@ -196,27 +202,43 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-// A live dump's text report (live_dump(), kdb, `panicstop dump PID`): the
-// writer heads it "panic: (none) REASON" and names its capturing thread on a
-// header line "dumping thread TID ..." where a panic's says "panicking
-// thread". The program's own text cannot start a line of the report (the
-// writer escapes line breaks), so only the writer's header matches.
-bool is_live_dump_report(const std::string& head) {
-  size_t body = head.find("\n\n");
-  size_t dumping = head.find("\ndumping thread ");
-  return head.rfind("panic: (none) ", 0) == 0 && dumping != std::string::npos && dumping < body;
+// What an event says of a dump: the panic message of its text report, and
+// whether it was a live dump (live_dump(), kdb, `panicstop dump PID`: the
+// process went on, so the event is not "fatal"). The report is read by the
+// parser `panicstop show` uses, which tells a live dump from a panic by its
+// threads ("dumping", and none "panicking"). The writer ends every line, so
+// a last line without its end was cut short (a full disk, a crash of the
+// writer) and is left out. A report that still does not parse counts as a
+// crash, with its first line as the message.
+struct ReportSummary {
+  std::string message;
+  bool live = false;
+};
+
+ReportSummary summarize_report(const std::string& path) {
+  std::string data = read_head(path, read::kMaxTextReportBytes);
+  if (!data.empty() && data.back() != '\n') data.resize(data.rfind('\n') + 1);  // npos + 1 == 0
+  ReportSummary summary;
+  try {
+    read::Report report = read::parse_text_report(data);
+    summary.live = report.live_dump;
+    summary.message = report.message;
+    // A live dump's message is "(none) REASON": the reason is the message.
+    constexpr std::string_view kNone = "(none) ";
+    if (summary.live && summary.message.rfind(kNone, 0) == 0) summary.message.erase(0, kNone.size());
+  } catch (const read::ReadError&) {
+    std::string line = first_line(data);
+    if (line.rfind("panic: ", 0) == 0) summary.message = line.substr(7);
+  }
+  if (summary.message.size() > 200) summary.message = summary.message.substr(0, 200) + "...";
+  return summary;
 }
 
 std::string sentry_event(const Options& o, const Dump& d, int held_back) {
-  std::string head = d.report.empty() ? "" : read_head(d.report, 4096);
-  // A live dump is no crash: the process kept running, so not "fatal".
-  bool live = is_live_dump_report(head);
+  ReportSummary summary = d.report.empty() ? ReportSummary{} : summarize_report(d.report);
+  const bool live = summary.live;
   std::string json = std::string("{\"level\":") + (live ? "\"info\"" : "\"fatal\"") + ",\"platform\":\"native\"";
-  if (!head.empty()) {
-    std::string line = first_line(head);
-    if (live) line = "panic: " + line.substr(std::string_view("panic: (none) ").size());
-    if (line.rfind("panic: ", 0) == 0) json += ",\"message\":{\"formatted\":" + json_string(line.substr(7)) + "}";
-  }
+  if (!summary.message.empty()) json += ",\"message\":{\"formatted\":" + json_string(summary.message) + "}";
   if (!o.release.empty()) json += ",\"release\":" + json_string(o.release);
   if (!o.environment.empty()) json += ",\"environment\":" + json_string(o.environment);
   if (held_back > 0) json += ",\"extra\":{\"panicstop.held_back\":" + std::to_string(held_back) + "}";

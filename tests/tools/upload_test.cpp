@@ -163,6 +163,33 @@ TEST(Upload, ALiveDumpIsSentAsInfoNotAsACrash) {
   EXPECT_EQ(crash_event.find("panicstop.live_dump"), std::string::npos) << crash_event;
 }
 
+// A report cut short (a full disk) loses its last, partial line, not its
+// verdict: a live dump cut inside a thread header is still no crash, and a
+// report that does not parse at all is sent as a crash with its first line.
+TEST(Upload, AReportCutShortIsJudgedByWhatWasWritten) {
+  TempDir dir;
+  FakeDump live(dir.path(), "panicstop-app-45-1764000000");
+  live.txt_data =
+      "panic: (none) live dump: requested by panicstop dump\nprocess 45 (app): app\n"
+      "dumping thread 45 (app): dump requested\n1 threads: 0 stopped, 0 not stopped\n\n"
+      "thread 45 (app) [dumping] R\n  #0 0x401000 main+0x10 (app)\nthread 46 (ap";
+  write(live.txt, live.txt_data);
+  FakeDump garbled(dir.path(), "panicstop-app-47-1764000000");
+  garbled.txt_data = "panic: boom\nprocess 47 (app): app\n\nthread 47 app\n";
+  write(garbled.txt, garbled.txt_data);
+  Collector c;
+  ChildResult r = upload({"--url", c.url(), live.dmp, live.txt, garbled.dmp, garbled.txt});
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  auto reqs = c.requests();
+  ASSERT_EQ(reqs.size(), 2u) << r.output;
+  std::string live_event = reqs[0].part("sentry")->data, garbled_event = reqs[1].part("sentry")->data;
+  EXPECT_NE(live_event.find("\"level\":\"info\""), std::string::npos) << live_event;
+  EXPECT_NE(live_event.find("\"formatted\":\"live dump: requested by panicstop dump\""), std::string::npos)
+      << live_event;
+  EXPECT_NE(garbled_event.find("\"level\":\"fatal\""), std::string::npos) << garbled_event;
+  EXPECT_NE(garbled_event.find("\"formatted\":\"boom\""), std::string::npos) << garbled_event;
+}
+
 TEST(Upload, CoreAndUncompressedMinidumpWhenAsked) {
   TempDir dir;
   FakeDump dump(dir.path());
