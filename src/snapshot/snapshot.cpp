@@ -322,8 +322,14 @@ void list_threads(ProcessSnapshot* snap) noexcept {
   snap->thread_count = 0;
   ThreadLister lister{snap, false};
   for_each_thread(add_listed_thread, &lister, &snap->gaps.thread_source);
+  // Without /proc, threads beyond kMaxThreads that the registry could not
+  // list by tid are missing, and known to be: say how many.
+  if (snap->gaps.thread_source != ThreadSource::kProc) snap->gaps.threads_unlisted = overflow_threads_untracked();
   if (!lister.saw_self && snap->panicking_tid > 0) {
-    if (snap->thread_count >= kMaxThreads) snap->thread_count = kMaxThreads - 1;  // room for the one that matters
+    if (snap->thread_count >= kMaxThreads) {
+      snap->thread_count = kMaxThreads - 1;  // room for the one that matters; the one it replaces is left out
+      ++snap->gaps.threads_dropped;
+    }
     snap->threads[snap->thread_count++].tid = snap->panicking_tid;
   }
 }
@@ -471,6 +477,13 @@ bool fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noe
   }
   name_thread(t, slot);
   if (slot != nullptr) fill_from_slot(t, slot);
+  // Parked in the stop handler with nowhere to save its registers (no slot
+  // of its own): stopped all the same, which the dumps must say rather than
+  // list it as running or as not stopped.
+  if (!t->stopped && !t->is_panicking && stop_acknowledged(tid)) {
+    t->stopped_unsaved = true;
+    ++snap->gaps.threads_unsaved;
+  }
   if (t->context == nullptr && !t->is_panicking) {
     // A zombie (the thread group leader after pthread_exit()) has nothing more to read.
     if (t->kernel_state == 'Z' || t->kernel_state == 'X')

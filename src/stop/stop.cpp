@@ -263,7 +263,23 @@ int for_each_registered_thread(void (*fn)(int tid, void* arg) noexcept, void* ar
     fn(tid, arg);
     ++count;
   }
-  return count;
+  // Threads beyond kMaxThreads share the overflow slot; the registry keeps
+  // their tids apart.
+  struct Overflow {
+    void (*fn)(int, void*) noexcept;
+    void* arg;
+    int pid;
+    int count;
+  } overflow{fn, arg, pid, 0};
+  for_each_overflow_thread(
+      [](int tid, void* p) noexcept {
+        auto* o = static_cast<Overflow*>(p);
+        if (sys::tgkill(o->pid, tid, 0) == -ESRCH) return;
+        o->fn(tid, o->arg);
+        ++o->count;
+      },
+      &overflow);
+  return count + overflow.count;
 }
 
 }  // namespace
@@ -413,6 +429,13 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
     g_soft_complete.store(true, std::memory_order_release);
   }
   return r;
+}
+
+bool stop_acknowledged(int tid) noexcept {
+  const TidSet* acked = __atomic_load_n(&g_acked, __ATOMIC_ACQUIRE);
+  uint32_t gen = g_generation.load(std::memory_order_acquire);
+  return g_active.load(std::memory_order_acquire) != 0 && acked != nullptr && gen != 0 && tid > 0 &&
+         set_contains(acked, gen, tid);
 }
 
 void restart_stopped_threads() noexcept {
