@@ -308,11 +308,15 @@ struct ThreadLister {
 
 void add_listed_thread(int tid, void* arg) noexcept {
   auto* l = static_cast<ThreadLister*>(arg);
-  l->saw_self |= tid == l->snap->panicking_tid;
+  bool self = tid == l->snap->panicking_tid;
   if (l->snap->thread_count >= kMaxThreads) {
-    ++l->snap->gaps.threads_dropped;
+    // The capturing thread is put in below, in place of another (which is
+    // the one counted then): a panicking thread with a high tid must not
+    // lose its place, or the thread listed first would pass for it.
+    if (!self) ++l->snap->gaps.threads_dropped;
     return;
   }
+  l->saw_self |= self;
   l->snap->threads[l->snap->thread_count++].tid = tid;
 }
 
@@ -477,6 +481,12 @@ bool fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noe
   }
   name_thread(t, slot);
   if (slot != nullptr) fill_from_slot(t, slot);
+  // A panicking thread beyond kMaxThreads saved its registers in the
+  // overflow slot; only the context there is its own.
+  const ThreadSlot* shared = overflow_slot();
+  if (slot == nullptr && t->is_panicking && shared->tid.load(std::memory_order_relaxed) == tid &&
+      shared->context.valid)
+    t->context = &shared->context;
   // Parked in the stop handler with nowhere to save its registers (no slot
   // of its own): stopped all the same, which the dumps must say rather than
   // list it as running or as not stopped.

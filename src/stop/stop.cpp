@@ -212,9 +212,12 @@ static uintptr_t current_tls_base() noexcept {
 }
 
 void save_context(ThreadSlot* slot, const void* info, const void* ucontext) noexcept {
-  if (!is_slot_address(slot)) return;
+  bool shared = slot == overflow_slot();
+  if (!is_slot_address(slot) && !shared) return;
   SavedContext& c = slot->context;
   c.valid = false;
+  // The overflow slot names the one thread whose context it holds.
+  if (shared) slot->tid.store(sys::gettid(), std::memory_order_relaxed);
   __builtin_memcpy(&c.siginfo, info, sizeof c.siginfo);
   __builtin_memcpy(&c.ucontext, ucontext, sizeof c.ucontext);
   c.fpstate_size = 0;
@@ -481,6 +484,7 @@ void save_own_context_via_signal() noexcept {
   // address too); the caller's frame outlives the dumps, since the panic path
   // never returns into it and kdb keeps it alive for the session.
   ThreadSlot* slot = find_slot_by_tid(tid);
+  if (slot == nullptr && overflow_slot()->tid.load(std::memory_order_relaxed) == tid) slot = overflow_slot();
   if (!captured || slot == nullptr || !slot->context.valid) return;
   const uintptr_t ret = uintptr_t(__builtin_extract_return_addr(__builtin_return_address(0)));
   const uintptr_t cfa = uintptr_t(__builtin_dwarf_cfa());

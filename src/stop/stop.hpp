@@ -93,7 +93,9 @@ void broadcast_altstack_setup() noexcept;
 void save_own_context_via_signal() noexcept;
 
 // Saves a context given by a signal handler (siginfo and ucontext of a fault)
-// into slot->context, copying the FP state the ucontext points at.
+// into slot->context, copying the FP state the ucontext points at. slot may
+// be the overflow slot (thread/slot.hpp) only for the thread saving its own
+// context as the panicking or capturing thread; it then records the tid.
 struct ThreadSlot;
 void save_context(ThreadSlot* slot, const void* siginfo, const void* ucontext) noexcept;
 

@@ -57,7 +57,7 @@ extern std::atomic<size_t> g_reclaim_cursor;  // where the next search for a dea
 // per entry on each signal, which with thousands of such threads made a stop
 // of all threads take minutes. A dead owner's entry is found within
 // g_entries / kReclaimProbes claims.
-inline constexpr size_t kReclaimProbes = 64;
+inline constexpr size_t kReclaimProbes = 8;
 // The calling thread's pool entry, -1 if none. A thread made by a raw clone
 // shares its creator's TLS, so only g_owner says whether the entry is its own.
 extern __thread int32_t tls_index __attribute__((tls_model("initial-exec")));

@@ -350,6 +350,8 @@ void for_each_overflow_thread(void (*fn)(int tid, void* arg) noexcept, void* arg
   }
 }
 
+ThreadSlot* overflow_slot() noexcept { return &g_overflow_slot; }
+
 uint32_t overflow_threads_untracked() noexcept { return g_overflow_untracked.load(std::memory_order_relaxed); }
 
 ThreadSlot* find_slot_by_tid(int tid) noexcept {

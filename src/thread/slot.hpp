@@ -159,6 +159,12 @@ inline constexpr size_t kOverflowTids = 65536;
 void for_each_overflow_thread(void (*fn)(int tid, void* arg) noexcept, void* arg) noexcept;
 // Live threads sharing the overflow slot that the table could not hold.
 uint32_t overflow_threads_untracked() noexcept;
+// The overflow slot itself. Its context and tid are written only by the
+// thread that saves its own context while it has no slot of its own (the
+// panicking thread, or a live dump's), never by the stop handler: so the
+// panicking thread's registers are kept even beyond kMaxThreads. Its other
+// fields are shared by every overflow thread and mean nothing.
+ThreadSlot* overflow_slot() noexcept;
 // Reserves the slot memory (idempotent). Called by install() and the first claim.
 bool reserve_slots() noexcept;
 // Claims a slot for the calling thread from a signal handler: no TLS destructor

@@ -33,6 +33,7 @@ constexpr int kWorkers = int(detail::kMaxThreads) + kExtraThreads;
 constexpr size_t kWorkerStack = 64 * 1024;
 
 std::atomic<uint32_t> g_release{0};
+std::atomic<uint32_t> g_never_changes{0};
 std::atomic<int> g_started{0};
 std::atomic<int> g_finished{0};
 // Worker i claims its registry slot at start when this is set: the ones
@@ -40,9 +41,24 @@ std::atomic<int> g_finished{0};
 std::atomic<bool> g_claim_at_start{false};
 std::atomic<int> g_overflow_tid{0};
 
+std::atomic<uint32_t> g_panic_word{0};
+
+__attribute__((noinline)) void panic_beyond_the_slots() {
+  panic("thread %d, beyond the registry's slots", sys::gettid());
+}
+
 void* park_until_released(void*) {
-  if (g_claim_at_start.load() && !detail::is_slot_address(detail::claim_current_slot()))
-    g_overflow_tid.store(sys::gettid());
+  if (g_claim_at_start.load() && !detail::is_slot_address(detail::claim_current_slot())) {
+    int self = sys::gettid();
+    g_overflow_tid.store(self);
+    g_started.fetch_add(1, std::memory_order_relaxed);
+    // Told to panic: one thread that shares the overflow slot.
+    for (;;) {
+      uint32_t word = g_panic_word.load();
+      if (word != 0 && g_overflow_tid.load() == self) panic_beyond_the_slots();
+      sys::futex_wait(&g_panic_word, word);
+    }
+  }
   g_started.fetch_add(1, std::memory_order_relaxed);
   while (g_release.load(std::memory_order_acquire) == 0) sys::futex_wait(&g_release, 0);
   g_finished.fetch_add(1, std::memory_order_relaxed);
@@ -195,6 +211,37 @@ TEST(OverflowThreads, PanicWithoutProcStillStopsAndListsThreadsBeyondTheSlots) {
                " ms in all");
   EXPECT_NE(d.report.find("\nincomplete: /proc/self/task could not be read"), std::string::npos) << head(d.report);
   EXPECT_EQ(d.report.find("could not be named"), std::string::npos) << head(d.report);
+  expect_honest_counts(d.report, made);
+}
+
+// The panicking thread itself may be one beyond the slots: its registers
+// and its stack must still be in the report.
+TEST(OverflowThreads, APanicInAThreadBeyondTheSlotsKeepsItsStack) {
+  testing::TempDir dir;
+  testing::CrashDumps d = testing::crash_with_dumps(
+      dir.path(),
+      [] {
+        install();
+        g_claim_at_start.store(true);
+        detail::claim_current_slot();
+        int made = start_parked_threads(kWorkers);
+        testing::say("panicker=" + std::to_string(g_overflow_tid.load()));
+        if (made <= int(detail::kMaxThreads) || g_overflow_tid.load() == 0) _exit(3);
+        g_panic_word.store(1);
+        sys::futex_wake(&g_panic_word, INT32_MAX);
+        for (;;) sys::futex_wait(&g_never_changes, 0);
+      },
+      kEnv, 60000);
+  ASSERT_FALSE(d.child.hung) << d.child.output.substr(0, 3000);
+  ASSERT_FALSE(d.report.empty()) << d.child.describe() << "\n" << d.child.output.substr(0, 3000);
+  long made = testing::value_of(d.child.output, "made");
+  long panicker = testing::value_of(d.child.output, "panicker");
+  ASSERT_GT(panicker, 0) << d.child.output.substr(0, 3000);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(d.report, m, std::regex(R"(\npanicking thread (\d+) )"))) << head(d.report);
+  EXPECT_EQ(std::stol(m[1]), panicker) << head(d.report);
+  std::string stack = testing::stack_of(d.report, int(panicker));
+  EXPECT_NE(stack.find("panic_beyond_the_slots"), std::string::npos) << head(d.report);
   expect_honest_counts(d.report, made);
 }
 
