@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <pthread.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,7 +19,6 @@
 #include "support/child_process.hpp"
 #include "support/hide_proc.hpp"
 #include "support/reports.hpp"
-#include "support/sanitizer.hpp"
 #include "sys/syscall.hpp"
 #include "thread/altstack.hpp"
 #include "thread/slot.hpp"
@@ -36,8 +34,8 @@ std::atomic<uint32_t> g_release{0};
 std::atomic<uint32_t> g_never_changes{0};
 std::atomic<int> g_started{0};
 std::atomic<int> g_finished{0};
-// Worker i claims its registry slot at start when this is set: the ones
-// after the first kMaxThreads then share the overflow slot.
+// Workers claim their registry slot at start when this is set: those
+// beyond the first kMaxThreads claims then share the overflow slot.
 std::atomic<bool> g_claim_at_start{false};
 std::atomic<int> g_overflow_tid{0};
 
