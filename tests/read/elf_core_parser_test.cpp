@@ -125,13 +125,12 @@ TEST(ElfCoreParser, PanicstopNoteDescribesThreadsThatDidNotStop) {
 // note has its kernel view but state=stopped, and the core must not read as
 // if it had not stopped.
 TEST(ElfCoreParser, PanicstopNoteKeepsAStoppedThreadWithoutRegistersStopped) {
+  const std::string note = std::string("version=1\nmessage=m\npanicking_tid=11\nsignal=6\n") +
+                           "thread=11 name=main state=panicking\n" +
+                           "thread=12 name=worker state=stopped kernel_state=S registers=kernel " +
+                           "kernel_view=syscall syscall=202 syscall_name=futex\n";
   Report r;
-  apply_panicstop_note(
-      "version=1\nmessage=m\npanicking_tid=11\nsignal=6\n"
-      "thread=11 name=main state=panicking\n"
-      "thread=12 name=worker state=stopped kernel_state=S registers=kernel kernel_view=syscall syscall=202 "
-      "syscall_name=futex\n",
-      r);
+  apply_panicstop_note(note, r);
   ASSERT_EQ(r.threads.size(), 2u);
   const Thread& worker = r.threads[1];
   EXPECT_EQ(worker.tid, 12);
