@@ -21,6 +21,8 @@
 //     did not stop: state S, blocked in syscall 0 (read), wchan pipe_read, ...
 //       ...hard-stop signal blocked; pc and sp from /proc/self/task/TID/syscall   (one line)
 //     #0 0x... read+0x12 (libc.so.6)
+//   thread TID (NAME) [stopped] S       (beyond the registry's kMaxThreads slots: parked, no registers saved)
+//     stopped, registers not saved (no slot of its own): state S, blocked in syscall 202 (futex), ...
 //   thread TID (NAME) [not_stopped] R
 //     did not stop: state R, running, hard-stop signal blocked; no registers
 //     (no registers: the thread was running)
@@ -127,7 +129,10 @@ const SnapshotLock* lock_record(const ProcessSnapshot& snap, const LockObject* l
 // hard-stop signal blocked; pc and sp from /proc/self/task/TID/syscall"
 void describe_kernel_view(sys::FixedWriter& w, const SnapshotThread& t) noexcept {
   const KernelView& k = t.kernel;
-  w.format("did not stop: state %c", t.kernel_state);
+  if (t.stopped_unsaved)
+    w.format("stopped, registers not saved (no slot of its own): state %c", t.kernel_state);
+  else
+    w.format("did not stop: state %c", t.kernel_state);
   switch (k.source) {
     case KernelView::Source::kSyscall:
       w.format(", blocked in syscall %ld", k.syscall_nr);
@@ -305,7 +310,7 @@ const char* report_kind_name(LockKind kind) noexcept {
 
 const char* thread_state_name(const CrashRecord& rec, const SnapshotThread& t, bool panicked) noexcept {
   if (t.is_panicking) return panicked ? "panicking" : "dumping";
-  if (t.stopped) return "stopped";
+  if (t.stopped || t.stopped_unsaved) return "stopped";
   if (listed_not_stopped(rec.facts, t.tid)) return "not_stopped";
   return "running";
 }
@@ -510,6 +515,14 @@ void write_capture_gaps(ReportOut& out, const ProcessSnapshot& snap, const Crash
     out.line("incomplete: %u file mappings not examined as modules (table of %zu full)", g.modules_dropped,
              kMaxModules);
   if (g.threads_dropped != 0) out.line("incomplete: %u threads left out (table of %zu full)", g.threads_dropped, kMaxThreads);
+  if (g.threads_unsaved != 0)
+    out.line("incomplete: %u stopped threads saved no registers (more live threads than the registry's %zu slots); "
+             "their stacks are what /proc/self/task/TID/syscall shows",
+             g.threads_unsaved, kMaxThreads);
+  if (g.threads_unlisted != 0)
+    out.line("incomplete: %u more threads beyond the registry's %zu slots could not be named: neither stopped nor "
+             "listed",
+             g.threads_unlisted, kMaxThreads);
 }
 
 }  // namespace
@@ -526,7 +539,7 @@ bool write_text_report(const CrashRecord& rec, const DumpOptions&, int fd) noexc
   out.line("process %d (%s): %s", snap.pid, sys::Escaped<128>(snap.comm).text, sys::Escaped<1024>(snap.cmdline).text);
   uint32_t stopped = 0, not_stopped = 0;
   for (uint32_t i = 0; i < snap.thread_count; ++i) {
-    stopped += snap.threads[i].stopped;
+    stopped += snap.threads[i].stopped || snap.threads[i].stopped_unsaved;
     not_stopped += listed_not_stopped(f, snap.threads[i].tid);
   }
   if (snap.thread_count > 0) {

@@ -65,11 +65,16 @@ Thread& thread_for(Report& report, std::unordered_map<int, size_t>& index, int t
 }
 
 // The text report's "did not stop:" line, rebuilt from the note's fields
-// so a core reads like the report written beside it.
+// so a core reads like the report written beside it. A thread whose state is
+// "stopped" but that has a kernel view stopped without saving registers (it
+// had no registry slot of its own): the report says so, not "did not stop".
 void describe_did_not_stop(Thread& t, std::string_view view, std::string_view blocked) {
-  t.did_not_stop = true;
+  bool stopped = t.state == "stopped";
+  t.did_not_stop = !stopped;
   if (t.register_source.empty()) t.register_source = "none";
-  std::string line = "did not stop: state " + (t.kernel_state.empty() ? std::string("?") : t.kernel_state);
+  std::string line = std::string(stopped ? "stopped, registers not saved (no slot of its own): state "
+                                         : "did not stop: state ") +
+                     (t.kernel_state.empty() ? std::string("?") : t.kernel_state);
   if (view == "syscall" && t.syscall) {
     line += ", blocked in syscall " + std::to_string(*t.syscall);
     if (!t.syscall_name.empty()) line += " (" + t.syscall_name + ")";

@@ -308,11 +308,15 @@ struct ThreadLister {
 
 void add_listed_thread(int tid, void* arg) noexcept {
   auto* l = static_cast<ThreadLister*>(arg);
-  l->saw_self |= tid == l->snap->panicking_tid;
+  bool self = tid == l->snap->panicking_tid;
   if (l->snap->thread_count >= kMaxThreads) {
-    ++l->snap->gaps.threads_dropped;
+    // The capturing thread is put in below, in place of another (which is
+    // the one counted then): a panicking thread with a high tid must not
+    // lose its place, or the thread listed first would pass for it.
+    if (!self) ++l->snap->gaps.threads_dropped;
     return;
   }
+  l->saw_self |= self;
   l->snap->threads[l->snap->thread_count++].tid = tid;
 }
 
@@ -322,8 +326,14 @@ void list_threads(ProcessSnapshot* snap) noexcept {
   snap->thread_count = 0;
   ThreadLister lister{snap, false};
   for_each_thread(add_listed_thread, &lister, &snap->gaps.thread_source);
+  // Without /proc, threads beyond kMaxThreads that the registry could not
+  // list by tid are missing, and known to be: say how many.
+  if (snap->gaps.thread_source != ThreadSource::kProc) snap->gaps.threads_unlisted = overflow_threads_untracked();
   if (!lister.saw_self && snap->panicking_tid > 0) {
-    if (snap->thread_count >= kMaxThreads) snap->thread_count = kMaxThreads - 1;  // room for the one that matters
+    if (snap->thread_count >= kMaxThreads) {
+      snap->thread_count = kMaxThreads - 1;  // room for the one that matters; the one it replaces is left out
+      ++snap->gaps.threads_dropped;
+    }
     snap->threads[snap->thread_count++].tid = snap->panicking_tid;
   }
 }
@@ -471,6 +481,19 @@ bool fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noe
   }
   name_thread(t, slot);
   if (slot != nullptr) fill_from_slot(t, slot);
+  // A panicking thread beyond kMaxThreads saved its registers in the
+  // overflow slot; only the context there is its own.
+  const ThreadSlot* shared = overflow_slot();
+  if (slot == nullptr && t->is_panicking && shared->tid.load(std::memory_order_relaxed) == tid &&
+      shared->context.valid)
+    t->context = &shared->context;
+  // Parked in the stop handler with nowhere to save its registers (no slot
+  // of its own): stopped all the same, which the dumps must say rather than
+  // list it as running or as not stopped.
+  if (!t->stopped && !t->is_panicking && stop_acknowledged(tid)) {
+    t->stopped_unsaved = true;
+    ++snap->gaps.threads_unsaved;
+  }
   if (t->context == nullptr && !t->is_panicking) {
     // A zombie (the thread group leader after pthread_exit()) has nothing more to read.
     if (t->kernel_state == 'Z' || t->kernel_state == 'X')

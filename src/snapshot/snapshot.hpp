@@ -62,6 +62,10 @@ struct SnapshotThread {
   char kernel_state = '?';         // from /proc/self/task/TID/stat: R, S, D, t, ...
   bool is_panicking = false;
   bool stopped = false;            // acknowledged the stop; context is valid
+  // Acknowledged the stop and is parked, but saved no registers: it had no
+  // slot of its own (more live threads than kMaxThreads share the registry's
+  // overflow slot). context is nullptr; kernel holds what /proc shows.
+  bool stopped_unsaved = false;
   const SavedContext* context = nullptr;  // nullptr if the thread did not stop
   KernelView kernel;                      // filled when context is nullptr
   uintptr_t stack_lo = 0, stack_hi = 0;   // the mapping holding its stack pointer
@@ -126,6 +130,11 @@ struct CaptureGaps {
   uint32_t modules_dropped = 0;     // ELF files past kMaxModules
   uint32_t threads_dropped = 0;     // threads past kMaxThreads
   uint32_t threads_vanished = 0;    // exited between listing and reading: left out
+  uint32_t threads_unsaved = 0;     // listed threads with stopped_unsaved set
+  // With thread_source kRegistry: live threads the registry knows of but
+  // could not name (its table of threads beyond kMaxThreads was full), so
+  // neither stopped nor listed.
+  uint32_t threads_unlisted = 0;
   // The capture never finished: it faulted or overran its deadline during
   // this part ("listing threads", "unwinding", ...), and salvage_capture()
   // kept what came before it. nullptr for a capture that finished.
@@ -135,7 +144,7 @@ struct CaptureGaps {
   bool any() const noexcept {
     return thread_source != ThreadSource::kProc || maps_unreadable || auxv_unreadable || cmdline_unreadable ||
            mappings_dropped != 0 || paths_dropped != 0 || modules_dropped != 0 || threads_dropped != 0 ||
-           interrupted_while != nullptr;
+           threads_unsaved != 0 || threads_unlisted != 0 || interrupted_while != nullptr;
   }
 };
 

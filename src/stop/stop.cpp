@@ -212,9 +212,12 @@ static uintptr_t current_tls_base() noexcept {
 }
 
 void save_context(ThreadSlot* slot, const void* info, const void* ucontext) noexcept {
-  if (!is_slot_address(slot)) return;
+  bool shared = slot == overflow_slot();
+  if (!is_slot_address(slot) && !shared) return;
   SavedContext& c = slot->context;
   c.valid = false;
+  // The overflow slot names the one thread whose context it holds.
+  if (shared) slot->tid.store(sys::gettid(), std::memory_order_relaxed);
   __builtin_memcpy(&c.siginfo, info, sizeof c.siginfo);
   __builtin_memcpy(&c.ucontext, ucontext, sizeof c.ucontext);
   c.fpstate_size = 0;
@@ -263,7 +266,23 @@ int for_each_registered_thread(void (*fn)(int tid, void* arg) noexcept, void* ar
     fn(tid, arg);
     ++count;
   }
-  return count;
+  // Threads beyond kMaxThreads share the overflow slot; the registry keeps
+  // their tids apart.
+  struct Overflow {
+    void (*fn)(int, void*) noexcept;
+    void* arg;
+    int pid;
+    int count;
+  } overflow{fn, arg, pid, 0};
+  for_each_overflow_thread(
+      [](int tid, void* p) noexcept {
+        auto* o = static_cast<Overflow*>(p);
+        if (sys::tgkill(o->pid, tid, 0) == -ESRCH) return;
+        o->fn(tid, o->arg);
+        ++o->count;
+      },
+      &overflow);
+  return count + overflow.count;
 }
 
 }  // namespace
@@ -415,6 +434,13 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
   return r;
 }
 
+bool stop_acknowledged(int tid) noexcept {
+  const TidSet* acked = __atomic_load_n(&g_acked, __ATOMIC_ACQUIRE);
+  uint32_t gen = g_generation.load(std::memory_order_acquire);
+  return g_active.load(std::memory_order_acquire) != 0 && acked != nullptr && gen != 0 && tid > 0 &&
+         set_contains(acked, gen, tid);
+}
+
 void restart_stopped_threads() noexcept {
   if (g_forever.load(std::memory_order_acquire)) return;
   int self = sys::gettid();
@@ -458,6 +484,7 @@ void save_own_context_via_signal() noexcept {
   // address too); the caller's frame outlives the dumps, since the panic path
   // never returns into it and kdb keeps it alive for the session.
   ThreadSlot* slot = find_slot_by_tid(tid);
+  if (slot == nullptr && overflow_slot()->tid.load(std::memory_order_relaxed) == tid) slot = overflow_slot();
   if (!captured || slot == nullptr || !slot->context.valid) return;
   const uintptr_t ret = uintptr_t(__builtin_extract_return_addr(__builtin_return_address(0)));
   const uintptr_t cfa = uintptr_t(__builtin_dwarf_cfa());

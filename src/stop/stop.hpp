@@ -63,6 +63,13 @@ bool reserve_stop_memory() noexcept;
 // reports its count.
 StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept;
 
+// Did thread tid acknowledge the stop in force, and so sit parked in the stop
+// handler? False when no stop is in force (restarted, or none began). True also for a thread that saved no registers
+// because it had no slot of its own (more live threads than kMaxThreads share
+// the registry's overflow slot): the snapshot uses it to tell such a thread,
+// which did stop, from one that kept running. One hash lookup, no system call.
+bool stop_acknowledged(int tid) noexcept;
+
 // Resumes the threads of the caller's soft stop and gives up the stopper role.
 // Threads whose slot was claimed by the stop handler release it as they resume.
 void restart_stopped_threads() noexcept;
@@ -86,7 +93,9 @@ void broadcast_altstack_setup() noexcept;
 void save_own_context_via_signal() noexcept;
 
 // Saves a context given by a signal handler (siginfo and ucontext of a fault)
-// into slot->context, copying the FP state the ucontext points at.
+// into slot->context, copying the FP state the ucontext points at. slot may
+// be the overflow slot (thread/slot.hpp) only for the thread saving its own
+// context as the panicking or capturing thread; it then records the tid.
 struct ThreadSlot;
 void save_context(ThreadSlot* slot, const void* siginfo, const void* ucontext) noexcept;
 
@@ -98,7 +107,8 @@ void reset_stop_after_fork() noexcept;
 enum class ThreadSource : uint8_t {
   kProc,      // /proc/self/task: every thread of the process
   kRegistry,  // /proc unreadable: panicstop's slots, i.e. only the threads that
-              // used the library or were stopped by it before (thread/slot.hpp)
+              // used the library or were stopped by it before, and those beyond
+              // kMaxThreads that it lists by tid (thread/slot.hpp)
   kNone,      // neither
 };
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <fcntl.h>
 #include <cstdint>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -21,6 +22,7 @@ unsigned char* g_emergency = nullptr;
 std::atomic<int32_t>* g_owner = nullptr;
 std::atomic<bool> g_emergency_taken[kEmergencyStacks];
 std::atomic<size_t> g_high_water{0};
+std::atomic<size_t> g_reclaim_cursor{0};
 __thread int32_t tls_index __attribute__((tls_model("initial-exec"))) = -1;
 
 }  // namespace altstack_pool
@@ -37,6 +39,19 @@ constexpr size_t kMinEntries = 8;
 // needs a stack of its own, by default 8 MiB, 64 times an entry: 1/16 of
 // the limit still gives four times more entries than threads that fit.
 constexpr uint64_t kAddressSpaceShare = 16;
+// Each stack handed out costs the process two mappings (its guard page and
+// its usable part), and each thread's own stack two more: with one pool
+// stack per thread, a process would run out of mappings (vm.max_map_count,
+// 65530 by default) at about a quarter of that many threads, half as many as
+// it could make without panicstop, and pthread_create would fail. The pool
+// holds at most an eighth of max_map_count entries, so its stacks take at
+// most a quarter of the mappings; threads beyond it run without one
+// (threads_without_altstack()).
+constexpr uint64_t kMapCountShare = 8;
+constexpr uint64_t kDefaultMaxMapCount = 65530;  // the kernel's default, when /proc cannot say
+// Live threads that asked for a pool stack and found none.
+std::atomic<size_t> g_refused{0};
+__thread bool tls_refused __attribute__((tls_model("initial-exec"))) = false;
 
 bool has_altstack() noexcept {
   stack_t cur{};
@@ -52,8 +67,30 @@ size_t reservation_bytes(size_t entries) noexcept {
   return kAltStackSize * (1 + kEmergencyStacks + entries) + owners_bytes(entries);
 }
 
-// How many entries to try first: all of them, unless RLIMIT_AS is finite.
+size_t address_space_entries() noexcept;
+
+uint64_t max_map_count() noexcept {
+  long fd = sys::openat(AT_FDCWD, "/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return kDefaultMaxMapCount;
+  char text[32];
+  long n = sys::read(int(fd), text, sizeof text - 1);
+  sys::close(int(fd));
+  uint64_t v = 0;
+  for (long i = 0; i < n && text[i] >= '0' && text[i] <= '9'; ++i) v = v * 10 + uint64_t(text[i] - '0');
+  return v > 0 ? v : kDefaultMaxMapCount;
+}
+
+// How many entries to try first: all of them, unless RLIMIT_AS or the
+// mapping count limit calls for fewer.
 size_t wanted_entries() noexcept {
+  size_t by_maps = size_t(max_map_count() / kMapCountShare);
+  if (by_maps < kMinEntries) by_maps = kMinEntries;
+  size_t by_space = address_space_entries();
+  return by_maps < by_space ? by_maps : by_space;
+}
+
+// How many entries fit the address space limit: all of them, unless RLIMIT_AS is finite.
+size_t address_space_entries() noexcept {
   struct {
     uint64_t cur, max;
   } limit{};
@@ -124,7 +161,13 @@ void ensure_altstack(void* interrupted_ucontext) noexcept {
   if (mine >= 0 && g_owner[mine].load(std::memory_order_relaxed) == tid) return;
   if (has_altstack()) return;
   size_t index = claim(tid);
-  if (index == kNoEntry) return;
+  if (index == kNoEntry) {
+    if (!tls_refused) {
+      tls_refused = true;
+      g_refused.fetch_add(1, std::memory_order_relaxed);
+    }
+    return;
+  }
   stack_t st{};
   st.ss_sp = usable_bottom(g_pool + index * kAltStackSize);
   st.ss_size = kUsableSize;
@@ -133,10 +176,18 @@ void ensure_altstack(void* interrupted_ucontext) noexcept {
     return;
   }
   if (mine < 0) tls_index = int32_t(index);  // never the creator's
+  if (tls_refused) {
+    tls_refused = false;
+    g_refused.fetch_sub(1, std::memory_order_relaxed);
+  }
   if (interrupted_ucontext != nullptr) static_cast<ucontext_t*>(interrupted_ucontext)->uc_stack = st;
 }
 
 void release_altstack() noexcept {
+  if (tls_refused) {
+    tls_refused = false;
+    g_refused.fetch_sub(1, std::memory_order_relaxed);
+  }
   int32_t index = tls_index;
   if (index < 0 || g_owner == nullptr) return;
   // TLS shared with a raw clone() may name the other thread's entry.
@@ -158,7 +209,12 @@ void release_altstack() noexcept {
   sys::rt_sigprocmask(SIG_SETMASK, &old, nullptr);
 }
 
+size_t threads_without_altstack() noexcept { return g_refused.load(std::memory_order_relaxed); }
+
+size_t altstack_pool_entries() noexcept { return __atomic_load_n(&g_pool, __ATOMIC_ACQUIRE) != nullptr ? g_entries : 0; }
+
 void adopt_altstack_after_fork() noexcept {
+  g_refused.store(tls_refused ? 1 : 0, std::memory_order_relaxed);
   int32_t index = tls_index;
   if (index >= 0 && g_owner != nullptr) g_owner[index].store(sys::gettid(), std::memory_order_release);
 }

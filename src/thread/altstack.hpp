@@ -30,7 +30,9 @@ inline constexpr size_t kAltStackSize = 128 * 1024;  // the panic path and dump 
 // does nothing. Address space only: a stack is committed when a thread takes it
 // and given back when it exits (altstack_pool.hpp). One entry per thread the
 // registry can tell apart, or, under a finite RLIMIT_AS (which counts reserved
-// address space too), as many as fit in a sixteenth of the limit; halved until
+// address space too), as many as fit in a sixteenth of the limit; at most an
+// eighth of vm.max_map_count (read at install; 65530 when /proc cannot say),
+// so that the pool's mappings leave room for the threads' own; halved until
 // the reservation fits. False only when even a pool of a few stacks cannot be
 // reserved. A thread that finds every entry taken has no alternate stack (a
 // stack overflow in it ends the process without a dump); the handlers then
@@ -48,6 +50,16 @@ void ensure_altstack(void* interrupted_ucontext = nullptr) noexcept;
 // through pthread_create or claims a slot). Stacks of threads that exit
 // without it (a raw clone) are taken back when a claim finds the owner gone.
 void release_altstack() noexcept;
+// Live threads that asked for a pool stack (at start, at their first claim,
+// in a handler) and found every entry in use; each counted once until it
+// exits (release_altstack()). A stack overflow in one of them ends the
+// process without a dump. Async-signal-safe.
+size_t threads_without_altstack() noexcept;
+// Entries in the pool (0 before reserve_altstacks()): at most one per
+// registry slot, an eighth of vm.max_map_count (each stack handed out costs
+// two mappings, and the threads' own stacks need theirs), and what a finite
+// RLIMIT_AS allows.
+size_t altstack_pool_entries() noexcept;
 // In the child of fork(): the forking thread's pool stack (the kernel keeps
 // its sigaltstack) is recorded under the child's tid, so that no thread of
 // the child takes it as the stack of a thread that is gone. Async-signal-safe.

@@ -51,6 +51,13 @@ extern unsigned char* g_emergency;  // kEmergencyStacks more, guarded the same w
 extern std::atomic<int32_t>* g_owner;  // tid of the thread using each pool stack; 0 = free
 extern std::atomic<bool> g_emergency_taken[kEmergencyStacks];
 extern std::atomic<size_t> g_high_water;  // entries at and above it have never been handed out
+extern std::atomic<size_t> g_reclaim_cursor;  // where the next search for a dead owner's entry starts
+// Entries a claim checks for a dead owner (one tgkill each) once none is free:
+// checking all of them would cost every thread beyond the pool a system call
+// per entry on each signal, which with thousands of such threads made a stop
+// of all threads take minutes. A dead owner's entry is found within
+// g_entries / kReclaimProbes claims.
+inline constexpr size_t kReclaimProbes = 8;
 // The calling thread's pool entry, -1 if none. A thread made by a raw clone
 // shares its creator's TLS, so only g_owner says whether the entry is its own.
 extern __thread int32_t tls_index __attribute__((tls_model("initial-exec")));
@@ -93,8 +100,11 @@ __attribute__((always_inline)) inline size_t claim(int tid) noexcept {
       break;
     }
   }
-  for (size_t j = 0; found == kNoEntry && j < entries; ++j)
-    if (take(j, tid)) found = j;
+  if (found == kNoEntry && entries > 0) {
+    size_t from = g_reclaim_cursor.fetch_add(kReclaimProbes, std::memory_order_relaxed);
+    for (size_t k = 0; found == kNoEntry && k < kReclaimProbes && k < entries; ++k)
+      if (take((from + k) % entries, tid)) found = (from + k) % entries;
+  }
   if (found == kNoEntry) return kNoEntry;
   if (!open_entry(found)) {
     g_owner[found].store(0, std::memory_order_release);

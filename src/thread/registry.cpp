@@ -50,10 +50,57 @@ size_t pool_bound(size_t peak, size_t retired) noexcept {
 // owner identity only as far as "not any real slot".
 ThreadSlot g_overflow_slot;
 
+// The tids of the live threads that share the overflow slot, so that a stop
+// without /proc still finds them (for_each_overflow_thread). Open addressing
+// with linear probing; an entry is 0 when free. Reserved with the slots; a
+// thread that finds it full (or unreserved) is only counted.
+std::atomic<std::atomic<int32_t>*> g_overflow_tids{nullptr};
+std::atomic<uint32_t> g_overflow_untracked{0};
+// The calling thread's entry in g_overflow_tids, or -1; whether it is counted
+// in g_overflow_untracked instead.
+__thread int32_t tls_overflow_index __attribute__((tls_model("initial-exec"))) = -1;
+__thread bool tls_overflow_untracked __attribute__((tls_model("initial-exec"))) = false;
+
+// Records the calling thread as one that shares the overflow slot (once).
+void note_overflow_thread() noexcept {
+  if (tls_overflow_index >= 0 || tls_overflow_untracked) return;
+  std::atomic<int32_t>* table = g_overflow_tids.load(std::memory_order_acquire);
+  int32_t tid = sys::gettid();
+  if (table != nullptr) {
+    size_t start = (uint32_t(tid) * 2654435761u) % kOverflowTids;
+    for (size_t k = 0; k < kOverflowTids; ++k) {
+      size_t i = (start + k) % kOverflowTids;
+      int32_t free_entry = 0;
+      if (table[i].load(std::memory_order_relaxed) == 0 &&
+          table[i].compare_exchange_strong(free_entry, tid, std::memory_order_acq_rel)) {
+        tls_overflow_index = int32_t(i);
+        return;
+      }
+    }
+  }
+  tls_overflow_untracked = true;
+  g_overflow_untracked.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The calling thread no longer shares the overflow slot (it got a slot of
+// its own, or it is exiting).
+void forget_overflow_thread() noexcept {
+  if (tls_overflow_index >= 0) {
+    std::atomic<int32_t>* table = g_overflow_tids.load(std::memory_order_acquire);
+    if (table != nullptr) table[tls_overflow_index].store(0, std::memory_order_release);
+    tls_overflow_index = -1;
+  }
+  if (tls_overflow_untracked) {
+    tls_overflow_untracked = false;
+    g_overflow_untracked.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
 pthread_key_t g_exit_key;
 std::atomic<bool> g_exit_key_ready{false};
 
 void on_thread_exit(void*) noexcept {
+  forget_overflow_thread();
   release_current_slot();
   release_altstack();
 }
@@ -164,6 +211,17 @@ ThreadSlot* claim_slot(bool from_signal_handler, bool set_tls) noexcept {
 
 bool reserve_slots() noexcept {
   if (g_slots.load(std::memory_order_acquire) != nullptr) return true;
+  // The overflow table first, so that it exists once the slots do (a claim
+  // that falls back to the overflow slot has seen the slots published).
+  // Without it the registry still works; overflow threads are only counted.
+  if (g_overflow_tids.load(std::memory_order_acquire) == nullptr) {
+    void* table = sys::mmap_unlisted(sizeof(std::atomic<int32_t>) * kOverflowTids, PROT_READ | PROT_WRITE);
+    std::atomic<int32_t>* none = nullptr;
+    if (table != nullptr &&
+        !g_overflow_tids.compare_exchange_strong(none, static_cast<std::atomic<int32_t>*>(table),
+                                                 std::memory_order_acq_rel))
+      sys::munmap(table, sizeof(std::atomic<int32_t>) * kOverflowTids);
+  }
   // Unlisted: the stop and panic paths write the slots while a memory tester
   // of the program's (redis's) may be rewriting its anonymous mappings.
   void* mem = sys::mmap_unlisted(sizeof(ThreadSlot) * kMaxThreads, PROT_READ | PROT_WRITE);
@@ -178,8 +236,17 @@ bool reserve_slots() noexcept {
 ThreadSlot* claim_current_slot() noexcept {
   if (tls_slot != nullptr) return tls_slot;
   ThreadSlot* s = claim_slot(false, true);
-  if (s != &g_overflow_slot && g_exit_key_ready.load(std::memory_order_acquire))
-    pthread_setspecific(g_exit_key, s);
+  bool key_ready = g_exit_key_ready.load(std::memory_order_acquire);
+  if (s == &g_overflow_slot) {
+    // TLS never names the overflow slot, so the next current_slot() tries
+    // again (and may find a slot freed since). Meanwhile the thread is
+    // listed by tid, and the exit key takes it off the list.
+    note_overflow_thread();
+    if (key_ready && pthread_getspecific(g_exit_key) == nullptr) pthread_setspecific(g_exit_key, &g_overflow_slot);
+    return s;
+  }
+  forget_overflow_thread();
+  if (key_ready) pthread_setspecific(g_exit_key, s);
   return s;
 }
 
@@ -243,6 +310,12 @@ void adopt_slots_after_fork() noexcept {
   // The counts start over: the forking thread's slot is the only live one,
   // and every retired slot (this fork's and earlier ones') is counted so that
   // the pool bound leaves room for the fresh slots the child's threads need.
+  // The overflow table's other entries are the parent's threads too.
+  if (std::atomic<int32_t>* table = g_overflow_tids.load(std::memory_order_acquire)) {
+    for (size_t i = 0; i < kOverflowTids; ++i)
+      if (int32_t(i) != tls_overflow_index) table[i].store(0, std::memory_order_relaxed);
+  }
+  g_overflow_untracked.store(tls_overflow_untracked ? 1 : 0, std::memory_order_relaxed);
   ThreadSlot* slots = slot_array();
   if (slots == nullptr) return;
   bool self_live = self != nullptr && self != &g_overflow_slot;
@@ -267,6 +340,19 @@ size_t slot_count() noexcept {
   size_t n = g_high_water.load(std::memory_order_acquire);
   return n < kMaxThreads ? n : kMaxThreads;
 }
+
+void for_each_overflow_thread(void (*fn)(int tid, void* arg) noexcept, void* arg) noexcept {
+  std::atomic<int32_t>* table = g_overflow_tids.load(std::memory_order_acquire);
+  if (table == nullptr) return;
+  for (size_t i = 0; i < kOverflowTids; ++i) {
+    int32_t tid = table[i].load(std::memory_order_acquire);
+    if (tid > 0) fn(tid, arg);
+  }
+}
+
+ThreadSlot* overflow_slot() noexcept { return &g_overflow_slot; }
+
+uint32_t overflow_threads_untracked() noexcept { return g_overflow_untracked.load(std::memory_order_relaxed); }
 
 ThreadSlot* find_slot_by_tid(int tid) noexcept {
   ThreadSlot* slots = slot_array();

@@ -143,6 +143,28 @@ size_t slot_count() noexcept;
 // A snapshot: other threads may claim or release concurrently.
 size_t live_slot_count() noexcept;
 ThreadSlot* find_slot_by_tid(int tid) noexcept;
+
+// Threads beyond kMaxThreads. A thread that claims a slot (claim_current_slot)
+// when every slot is live shares the overflow slot, which saves no registers
+// and is no lock owner identity of its own. Its tid is kept in a table of
+// kOverflowTids entries reserved with the slots, until it exits or a later
+// claim gets it a slot: without /proc that table is how a stop still finds
+// it. A thread that finds the table full is only counted. Threads that only
+// the stop handler gave the overflow slot are not listed here (the stop found
+// them by /proc, and they hold it only while stopped).
+inline constexpr size_t kOverflowTids = 65536;
+// Calls fn(tid, arg) for each listed thread. Async-signal-safe, lock-free; a
+// thread may come or go during the visit. Some listed tids may have exited
+// without the exit key running (callers check with tgkill).
+void for_each_overflow_thread(void (*fn)(int tid, void* arg) noexcept, void* arg) noexcept;
+// Live threads sharing the overflow slot that the table could not hold.
+uint32_t overflow_threads_untracked() noexcept;
+// The overflow slot itself. Its context and tid are written only by the
+// thread that saves its own context while it has no slot of its own (the
+// panicking thread, or a live dump's), never by the stop handler: so the
+// panicking thread's registers are kept even beyond kMaxThreads. Its other
+// fields are shared by every overflow thread and mean nothing.
+ThreadSlot* overflow_slot() noexcept;
 // Reserves the slot memory (idempotent). Called by install() and the first claim.
 bool reserve_slots() noexcept;
 // Claims a slot for the calling thread from a signal handler: no TLS destructor

@@ -121,6 +121,27 @@ TEST(ElfCoreParser, PanicstopNoteDescribesThreadsThatDidNotStop) {
                                      "/proc/self/task/14/syscall"});
 }
 
+// A thread beyond the registry's slots stops without saving registers: the
+// note has its kernel view but state=stopped, and the core must not read as
+// if it had not stopped.
+TEST(ElfCoreParser, PanicstopNoteKeepsAStoppedThreadWithoutRegistersStopped) {
+  const std::string note = std::string("version=1\nmessage=m\npanicking_tid=11\nsignal=6\n") +
+                           "thread=11 name=main state=panicking\n" +
+                           "thread=12 name=worker state=stopped kernel_state=S registers=kernel " +
+                           "kernel_view=syscall syscall=202 syscall_name=futex\n";
+  Report r;
+  apply_panicstop_note(note, r);
+  ASSERT_EQ(r.threads.size(), 2u);
+  const Thread& worker = r.threads[1];
+  EXPECT_EQ(worker.tid, 12);
+  EXPECT_EQ(worker.state, "stopped");
+  EXPECT_FALSE(worker.did_not_stop);
+  EXPECT_EQ(worker.notes, std::vector<std::string>{"stopped, registers not saved (no slot of its own): state S, "
+                                                   "blocked in syscall 202 (futex); pc and sp from "
+                                                   "/proc/self/task/12/syscall"});
+  EXPECT_TRUE(r.not_stopped.empty());
+}
+
 // A live dump's note: no signal, no message, and its capturing thread
 // written as the panicking one; the core's NT_PRSTATUS gives that thread
 // SIGSTOP for debuggers. None of that may read as a crash.
