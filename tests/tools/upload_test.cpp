@@ -132,27 +132,38 @@ TEST(Upload, SendsTheMinidumpReportAndFieldsInOneMultipartPost) {
   EXPECT_TRUE(exists(dump.dmp) && exists(dump.txt) && exists(dump.core));
 }
 
+// Uploads one dump per text report, in order, and returns each one's Sentry
+// event (empty where none came).
+std::vector<std::string> sentry_events_of_reports(const std::vector<std::string>& reports) {
+  TempDir dir;
+  Collector c;
+  std::vector<std::string> args = {"--url", c.url()};
+  for (size_t i = 0; i < reports.size(); ++i) {
+    FakeDump dump(dir.path(), "panicstop-app-" + std::to_string(43 + i) + "-1764000000");
+    write(dump.txt, reports[i]);
+    args.insert(args.end(), {dump.dmp, dump.txt});
+  }
+  ChildResult r = upload(args);
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  std::vector<std::string> events;
+  for (const auto& q : c.requests()) events.push_back(q.part("sentry") != nullptr ? q.part("sentry")->data : "");
+  EXPECT_EQ(events.size(), reports.size()) << r.output;
+  events.resize(reports.size());
+  return events;
+}
+
 // A live dump (`panicstop dump PID`, live_dump()) is no crash: the event is
 // not fatal and carries the reason, not "(none)"; a crash's stays fatal.
 TEST(Upload, ALiveDumpIsSentAsInfoNotAsACrash) {
-  TempDir dir;
-  FakeDump live(dir.path(), "panicstop-app-43-1764000000");
-  live.txt_data =
+  const std::string live =
       "panic: (none) live dump: requested by panicstop dump\nprocess 43 (app): app\n"
       "dumping thread 43 (app): dump requested\n1 threads: 0 stopped, 0 not stopped\n\n"
       "thread 43 (app) [dumping] R\n";
-  write(live.txt, live.txt_data);
   // A panic whose message starts like a live dump's is still a crash.
-  FakeDump crash(dir.path(), "panicstop-app-44-1764000000");
-  crash.txt_data = "panic: (none) live dump\nprocess 44 (app): app\npanicking thread 44 (app): panic\n\n"
-                   "thread 44 (app) [panicking] R\n  dumping thread 44 (app)\n";
-  write(crash.txt, crash.txt_data);
-  Collector c;
-  ChildResult r = upload({"--url", c.url(), live.dmp, live.txt, crash.dmp, crash.txt});
-  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
-  auto reqs = c.requests();
-  ASSERT_EQ(reqs.size(), 2u) << r.output;
-  std::string live_event = reqs[0].part("sentry")->data, crash_event = reqs[1].part("sentry")->data;
+  const std::string crash = "panic: (none) live dump\nprocess 44 (app): app\npanicking thread 44 (app): panic\n\n"
+                            "thread 44 (app) [panicking] R\n  dumping thread 44 (app)\n";
+  std::vector<std::string> events = sentry_events_of_reports({live, crash});
+  const std::string &live_event = events[0], &crash_event = events[1];
   EXPECT_NE(live_event.find("\"level\":\"info\""), std::string::npos) << live_event;
   EXPECT_NE(live_event.find("\"formatted\":\"live dump: requested by panicstop dump\""), std::string::npos)
       << live_event;
@@ -167,27 +178,17 @@ TEST(Upload, ALiveDumpIsSentAsInfoNotAsACrash) {
 // verdict: a live dump cut inside a thread header is still no crash, and a
 // report that does not parse at all is sent as a crash with its first line.
 TEST(Upload, AReportCutShortIsJudgedByWhatWasWritten) {
-  TempDir dir;
-  FakeDump live(dir.path(), "panicstop-app-45-1764000000");
-  live.txt_data =
+  const std::string live_cut =
       "panic: (none) live dump: requested by panicstop dump\nprocess 45 (app): app\n"
       "dumping thread 45 (app): dump requested\n1 threads: 0 stopped, 0 not stopped\n\n"
       "thread 45 (app) [dumping] R\n  #0 0x401000 main+0x10 (app)\nthread 46 (ap";
-  write(live.txt, live.txt_data);
-  FakeDump garbled(dir.path(), "panicstop-app-47-1764000000");
-  garbled.txt_data = "panic: boom\nprocess 47 (app): app\n\nthread 47 app\n";
-  write(garbled.txt, garbled.txt_data);
-  Collector c;
-  ChildResult r = upload({"--url", c.url(), live.dmp, live.txt, garbled.dmp, garbled.txt});
-  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
-  auto reqs = c.requests();
-  ASSERT_EQ(reqs.size(), 2u) << r.output;
-  std::string live_event = reqs[0].part("sentry")->data, garbled_event = reqs[1].part("sentry")->data;
-  EXPECT_NE(live_event.find("\"level\":\"info\""), std::string::npos) << live_event;
-  EXPECT_NE(live_event.find("\"formatted\":\"live dump: requested by panicstop dump\""), std::string::npos)
-      << live_event;
-  EXPECT_NE(garbled_event.find("\"level\":\"fatal\""), std::string::npos) << garbled_event;
-  EXPECT_NE(garbled_event.find("\"formatted\":\"boom\""), std::string::npos) << garbled_event;
+  const std::string garbled = "panic: boom\nprocess 47 (app): app\n\nthread 47 app\n";
+  std::vector<std::string> events = sentry_events_of_reports({live_cut, garbled});
+  EXPECT_NE(events[0].find("\"level\":\"info\""), std::string::npos) << events[0];
+  EXPECT_NE(events[0].find("\"formatted\":\"live dump: requested by panicstop dump\""), std::string::npos)
+      << events[0];
+  EXPECT_NE(events[1].find("\"level\":\"fatal\""), std::string::npos) << events[1];
+  EXPECT_NE(events[1].find("\"formatted\":\"boom\""), std::string::npos) << events[1];
 }
 
 TEST(Upload, CoreAndUncompressedMinidumpWhenAsked) {
