@@ -11,8 +11,9 @@
 //   3. every other thread is soft-stopped: it saves its registers and parks. A
 //      thread inside a SpinMutex or a critical section parks when it leaves
 //      it; threads created or exiting during the stop are found by rescanning
-//      /proc/self/task. Threads that have not stopped by
-//      PANICSTOP_STOP_TIMEOUT_MS are listed as "not stopped" and keep running;
+//      /proc/self/task. Threads still silent PANICSTOP_STOP_TIMEOUT_MS after
+//      the last one answered (10 times it at most) are listed as "not
+//      stopped" and keep running;
 //   4. scheduler_stopped() is true for the calling thread only, so panicstop
 //      locks held by stopped threads do not block the session;
 //   5. the backend runs (see below), or the live dump is written;

@@ -36,7 +36,9 @@
 //                              nonzero RLIMIT_CORE is not enforced (a
 //                              truncated core would not read back)
 //   PANICSTOP_ON_PANIC         die (default) | exit | restart | halt
-//   PANICSTOP_STOP_TIMEOUT_MS  how long to wait for threads to stop (default 1000)
+//   PANICSTOP_STOP_TIMEOUT_MS  how long the stop waits with no thread answering
+//                              (default 1000); each answer starts it over, up
+//                              to 10 times the value in all
 //   PANICSTOP_TRACE_ON_PANIC   0 (default) or 1: print the panicking thread's
 //                              stack on stderr right after the banner
 //   PANICSTOP_DEBUGGER_ON_PANIC  0 (default) or 1: before the dumps, open kdb's

@@ -373,8 +373,10 @@ void set_default_action(int sig) noexcept {
   if (g_installed.load(std::memory_order_acquire)) create_step_timer(self);
 
   if (g_tunables.stop_on_panic) {
-    run_step(PanicStep::kStop, int64_t(g_tunables.stop_timeout_ms) * 1000000 + step_timeout_ns(), step_stop,
-             nullptr);
+    // The stop's own bound (a timeout after the last acknowledgement, at
+    // most kMaxStopTimeouts in all), and a step's time to spare.
+    run_step(PanicStep::kStop, kMaxStopTimeouts * int64_t(g_tunables.stop_timeout_ms) * 1000000 + step_timeout_ns(),
+             step_stop, nullptr);
     set_scheduler_stopped(true);
   }
   const CrashSteps* steps = g_crash_steps.load(std::memory_order_acquire);

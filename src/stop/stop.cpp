@@ -184,6 +184,14 @@ Tally verify(uint32_t gen, int pid, bool record) noexcept {
 // How long the stopper sleeps before checking whether a silent thread exited.
 inline constexpr int64_t kRecheckNs = 2'000'000;
 
+// When a stop that began at start_ns and last saw an acknowledgement at
+// progress_ns gives up on the threads still silent.
+inline int64_t stop_deadline(int64_t start_ns, int64_t progress_ns, int64_t timeout_ns) noexcept {
+  const int64_t from_progress = progress_ns + timeout_ns;
+  const int64_t bound = start_ns + kMaxStopTimeouts * timeout_ns;
+  return from_progress < bound ? from_progress : bound;
+}
+
 }  // namespace
 
 bool reserve_stop_memory() noexcept {
@@ -388,7 +396,9 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
   // A program that installed its handler with a raw system call bypassed the
   // interposer: put panicstop's back before relying on it, and say so.
   r.reclaimed_from = reclaim_signal(scan.sig);
-  int64_t deadline = r.start_ns + timeout_ns;
+  if (timeout_ns < 0) timeout_ns = 0;
+  int64_t deadline = stop_deadline(r.start_ns, r.start_ns, timeout_ns);
+  uint32_t acks_seen = 0;
   uint32_t exited = 0;
   for (;;) {
     scan.new_found = false;
@@ -400,6 +410,10 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
     g_ack_target.store(target, std::memory_order_seq_cst);
     uint32_t acks = g_acks.load(std::memory_order_seq_cst);
     int64_t now = sys::monotonic_ns();
+    if (acks != acks_seen) {  // progress: the silent threads get a timeout from now
+      acks_seen = acks;
+      deadline = stop_deadline(r.start_ns, now, timeout_ns);
+    }
     bool settled = found >= 0 && !scan.new_found;
     if ((settled && acks >= target) || now >= deadline || found < 0) {
       Tally t = verify(gen, scan.pid, /*record=*/false);
