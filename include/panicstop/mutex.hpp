@@ -6,9 +6,10 @@
 // misuse, the stopped-scheduler bypass — lives in the out-of-line hard path
 // (src/lock/mutex.cpp), as in FreeBSD's mutex.h and kern_mutex.c.
 //
-// Contention: the hard path spins while the owner looks runnable (it is not
-// parked in a panicstop wait) for a bounded number of rounds, then sleeps on a
-// word of its own, queued under the lock's address (src/lock/park.hpp). There is
+// Contention: one contender at a time spins while the owner looks runnable
+// (it is not parked in a panicstop wait), reading the lock word about every
+// 0.7 us for at most about 7 us; it and the others then sleep on a word of
+// their own, queued under the lock's address (src/lock/park.hpp). There is
 // no FIFO order; a released lock goes to whoever takes it first.
 // An unlock wakes at most one sleeper, and no further one until that one has
 // run (abseil's "designated waker"), so the unlocks meanwhile make no system
@@ -137,6 +138,9 @@ class PANICSTOP_CAPABILITY("mutex") PANICSTOP_EXPORT Mutex {
   // others are still in that loop, so the last sleeper's unlock wakes
   // nobody.
   std::atomic<uint32_t> sleepers_{0};
+  // Set while a contender spins on the lock (lock/wait.hpp, SpinTurn): the
+  // others sleep without spinning. In what was padding: sizeof is unchanged.
+  std::atomic<uint8_t> spinner_{0};
 };
 
 }  // namespace panicstop

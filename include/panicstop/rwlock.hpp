@@ -42,10 +42,11 @@
 // order, and a steady stream of writers can keep readers out (the price of
 // writer preference).
 //
-// Contention: a contender spins (bounded) while a write owner that is not
-// itself asleep in a panicstop wait holds the lock, whatever the waiter flags
-// say, then parks (src/lock/park.hpp); a woken waiter spins again before it
-// sleeps again. A writer that meets readers, and a reader that meets a
+// Contention: one contender at a time spins (bounded, as Mutex's does, in
+// src/lock/wait.hpp) while a write owner that is not itself asleep in a
+// panicstop wait holds the lock, whatever the waiter flags say, then parks
+// (src/lock/park.hpp); a woken waiter spins again before it sleeps again. A
+// writer that meets readers, and a reader that meets a
 // waiting writer, park at once: they wait for several threads, not one short
 // section, and spinning there kept the CPUs on the word's cache line. A
 // writer that parks behind readers flags the word, so new readers wait and
@@ -272,9 +273,10 @@ class PANICSTOP_CAPABILITY("shared lock") PANICSTOP_EXPORT SharedLockBase {
   void downgrade_hard(uintptr_t self) noexcept;
   // The bounded spins on a running write owner before (and after) a sleep:
   // true once the caller holds the lock. `slept`: the caller is counted in
-  // writers_waiting_.
-  PANICSTOP_NO_EXPORT bool spin_for_write(uintptr_t self, bool slept = false) noexcept;
-  PANICSTOP_NO_EXPORT bool spin_for_read(bool reading) noexcept;
+  // writers_waiting_. `allowed`: false spins not at all (the caller did not
+  // get the lock's SpinTurn).
+  PANICSTOP_NO_EXPORT bool spin_for_write(uintptr_t self, bool slept, bool allowed) noexcept;
+  PANICSTOP_NO_EXPORT bool spin_for_read(bool reading, bool allowed) noexcept;
   // The word a writer counted in writers_waiting_ writes when it takes the
   // free word `w`.
   PANICSTOP_NO_EXPORT uintptr_t slept_writer_word(uintptr_t self, uintptr_t w) const noexcept;
@@ -287,6 +289,9 @@ class PANICSTOP_CAPABILITY("shared lock") PANICSTOP_EXPORT SharedLockBase {
   // reserved for writers only while there are some, and the last writer to
   // time out drops the reservation.
   std::atomic<uint32_t> writers_waiting_{0};
+  // Set while a contender spins on the lock (lock/wait.hpp, SpinTurn): the
+  // others sleep without spinning. In what was padding: sizeof is unchanged.
+  std::atomic<uint8_t> spinner_{0};
 };
 
 }  // namespace detail

@@ -73,13 +73,11 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
   const int64_t prof_start = detail::lockprof_active() ? detail::lockprof_ticks() : 0;
   const void* const caller = __builtin_return_address(0);
 
-  // Adaptive spin: worth it only while the owner is running its critical
-  // section. kAdaptiveSpinRounds (lock/wait.hpp) on arrival and again after
-  // each wake, whether or not others already sleep: against spinning only
-  // while nobody sleeps, 0 or 100 rounds, spinning without pause, or a
-  // sched_yield before the first sleep, it was the steadiest at 2 and 4
-  // threads and level with the best at 16 and 64 (docs/BENCHMARKS.md, "Mutex:
-  // one woken sleeper at a time").
+  // Adaptive spin (lock/wait.hpp): worth it only while the owner is running
+  // its critical section, and only for one contender at a time; the others,
+  // and this one once its turn is over, sleep. It spins again after each wake.
+  detail::SpinTurn turn(spinner_);
+  detail::SpinBudget budget(turn.held());
   for (int round = 0;; ++round) {
     uintptr_t w = round == 0 ? seen : lo_.word.load(std::memory_order_relaxed);
     if (w == 0) {
@@ -89,9 +87,9 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
       }
       continue;
     }
-    if (round >= detail::kAdaptiveSpinRounds || !detail::owner_looks_runnable(w)) break;
-    detail::cpu_relax();
+    if (!detail::owner_looks_runnable(w) || !budget.pause()) break;
   }
+  turn.give_up();
 
   // Sleep. A thread that takes the lock from this loop marks it contested
   // itself while others are still in the loop: they may be asleep, and its
@@ -102,7 +100,7 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
   PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, "sleep on a contested mutex"));
   detail::WaitRecord wait(&lo_, detail::WaitMode::kExclusive);
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
-  int spin = detail::kAdaptiveSpinRounds;  // spins again only after a wake: the arrival spin came first
+  detail::SpinBudget wake_budget(false);  // spins again only after a wake: the arrival spin came first
   for (;;) {
     uintptr_t w = lo_.word.load(std::memory_order_seq_cst);
     if (w == 0) {
@@ -114,11 +112,7 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
       }
       continue;
     }
-    if (spin < detail::kAdaptiveSpinRounds && detail::owner_looks_runnable(w)) {
-      ++spin;
-      detail::cpu_relax();
-      continue;
-    }
+    if (detail::owner_looks_runnable(w) && wake_budget.pause()) continue;
     if (deadline_ns != detail::kNoDeadline && detail::steady_now_ns() >= deadline_ns) {
       // Giving up. This thread may be the one an unlock woke (and it has
       // cleared the wake mark); if others still wait, pass a wake on so that
@@ -143,7 +137,7 @@ bool Mutex::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_ns) noexc
         detail::ParkResult::kWoken) {
       // Woken: this thread has run, so unlocks may wake again.
       detail::designated_waker_ran(this);
-      spin = 0;
+      wake_budget = detail::SpinBudget(true);
     }
   }
 }

@@ -26,8 +26,8 @@
 //     clearing the mark early costs at most one wake too many.
 //   0 (no writer counted): every sleeper, readers and any writer that counted
 //     itself after the release read writers_waiting_.
-// Contenders spin (bounded, kSharedLockSpinRounds) before they sleep and
-// again after each wake, whatever the flags say, but only on a write owner
+// Contenders spin (lock/wait.hpp: one at a time, bounded) before they sleep
+// and again after each wake, whatever the flags say, but only on a write owner
 // that is not asleep (worth_spinning_on): a writer that meets readers, and a
 // reader that meets a waiting writer, park at once.
 // A woken waiter re-asserts its flag if it must wait again. The reservation
@@ -159,11 +159,13 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
   const int64_t prof_start = lockprof_active() ? lockprof_ticks() : 0;
   const void* const caller = __builtin_return_address(0);
 
-  if (spin_for_write(self)) {
+  SpinTurn turn(spinner_);
+  if (spin_for_write(self, false, turn.held())) {
     if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
     return true;
   }
 
+  turn.give_up();
   PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, lo_.kind == LockKind::kSxLock ? "sx lock wait" : "rwlock wait"));
   WaitRecord wait(&lo_, WaitMode::kExclusive);
   writers_waiting_.fetch_add(1, std::memory_order_seq_cst);
@@ -188,7 +190,7 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
     // Awake, perhaps as the designated waker: the releases may wake again.
     // Spin before flagging again: a short section usually ends within it.
     designated_waker_ran(park_key(lo_));
-    if (spin_for_write(self, /*slept=*/true)) {
+    if (spin_for_write(self, /*slept=*/true, /*allowed=*/true)) {
       writers_waiting_.fetch_sub(1, std::memory_order_seq_cst);
       if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
       return true;
@@ -207,18 +209,17 @@ uintptr_t SharedLockBase::slept_writer_word(uintptr_t self, uintptr_t w) const n
          (writers_waiting_.load(std::memory_order_seq_cst) > 1 ? kRwWriteWaiters : 0);
 }
 
-bool SharedLockBase::spin_for_write(uintptr_t self, bool slept) noexcept {
-  for (int round = 0; round < kSharedLockSpinRounds; ++round) {
+bool SharedLockBase::spin_for_write(uintptr_t self, bool slept, bool allowed) noexcept {
+  SpinBudget budget(allowed);
+  for (;;) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (is_free(w)) {
       const uintptr_t mine = slept ? slept_writer_word(self, w) : barging_writer_word(lo_, self, w);
       if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_acquire, std::memory_order_relaxed)) return true;
       continue;
     }
-    if (!worth_spinning_on(w)) return false;
-    cpu_relax();
+    if (!worth_spinning_on(w) || !budget.pause()) return false;
   }
-  return false;
 }
 
 void SharedLockBase::leave_writer_wait() noexcept {
@@ -269,10 +270,12 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
   const int64_t prof_start = lockprof_active() ? lockprof_ticks() : 0;
   const void* const caller = __builtin_return_address(0);
 
-  if (spin_for_read(reading)) {
+  SpinTurn turn(spinner_);
+  if (spin_for_read(reading, turn.held())) {
     if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
     return true;
   }
+  turn.give_up();
 
   PANICSTOP_WITNESS_HOOK(witness_sleep(&lo_, lo_.kind == LockKind::kSxLock ? "sx lock wait" : "rwlock wait"));
   WaitRecord wait(&lo_, WaitMode::kShared);
@@ -295,15 +298,16 @@ bool SharedLockBase::lock_shared_hard(int64_t deadline_ns) noexcept {
     if (parked == ParkResult::kTimedOut) return false;
     // As a woken writer does (lock_hard).
     designated_waker_ran(park_key(lo_));
-    if (spin_for_read(reading)) {
+    if (spin_for_read(reading, /*allowed=*/true)) {
       if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
       return true;
     }
   }
 }
 
-bool SharedLockBase::spin_for_read(bool reading) noexcept {
-  for (int round = 0; round < kSharedLockSpinRounds; ++round) {
+bool SharedLockBase::spin_for_read(bool reading, bool allowed) noexcept {
+  SpinBudget budget(allowed);
+  for (;;) {
     uintptr_t w = lo_.word.load(std::memory_order_relaxed);
     if (shared_admits(w, reading)) {
       if (lo_.word.compare_exchange_weak(w, with_reader(w), std::memory_order_acquire,
@@ -313,10 +317,8 @@ bool SharedLockBase::spin_for_read(bool reading) noexcept {
       }
       continue;
     }
-    if (!worth_spinning_on(w)) return false;
-    cpu_relax();
+    if (!worth_spinning_on(w) || !budget.pause()) return false;
   }
-  return false;
 }
 
 bool SharedLockBase::try_lock_hard(uintptr_t self, uintptr_t seen) noexcept {

@@ -9,26 +9,80 @@
 
 namespace panicstop::detail {
 
-// Rounds of cpu_relax() a contender spends waiting for a runnable owner before
-// it sleeps. Bounded: userspace cannot see whether the owner is on a CPU, only
-// whether it is parked in one of our own waits. 20 rounds (a few hundred ns,
-// about one short critical section) measured as good as or better than 0 and
-// 200 in bench/locks_bench on 2 CPUs, where a longer spin mostly moves the
-// lock's cache line between the CPUs (docs/BENCHMARKS.md). Build with
-// -DPANICSTOP_SPIN_ROUNDS=N to try another bound.
-#ifndef PANICSTOP_SPIN_ROUNDS
-#define PANICSTOP_SPIN_ROUNDS 20
+// How a contender waits for a lock a running thread holds before it sleeps
+// (Mutex, RwLock, SxLock): it spins, but
+//   - at most one thread spins on a lock at a time (SpinTurn): the others
+//     sleep at once, since a second spinner on few CPUs mostly takes a CPU
+//     from the owner;
+//   - it reads the lock word only every kSpinReadIntervalNs, pausing
+//     between reads: each read takes the word's cache line from the owner,
+//     and on 2 CPUs a waiter that read every pause took the lock at almost
+//     every release, so the line crossed between the CPUs on every critical
+//     section. Reading seldom lets the owner run a run of short sections
+//     with the line in its own cache, and the waiter still comes in within
+//     one interval of a release it sees;
+//   - it gives up after kSpinReads reads (about 7 us), on arrival and again
+//     after each wake (a woken thread spins without taking the turn: wakes
+//     go to one thread at a time).
+// Against the earlier spin (20 pauses, one read each, by every contender),
+// contended Mutex went from 0.85x to about 2.5x absl::Mutex at 2 threads
+// and stayed ahead from 4 to 64 (docs/BENCHMARKS.md, "Spinning: one
+// spinner, seldom reads"). Build with -DPANICSTOP_SPIN_READ_INTERVAL_NS=N or
+// -DPANICSTOP_SPIN_READS=N to try other bounds.
+#ifndef PANICSTOP_SPIN_READ_INTERVAL_NS
+#define PANICSTOP_SPIN_READ_INTERVAL_NS 700
 #endif
-inline constexpr int kAdaptiveSpinRounds = PANICSTOP_SPIN_ROUNDS;
-// RwLock and SxLock contenders spin as long, whatever the waiter flags say,
-// but only on a running write owner, never on readers
-// (src/lock/shared_lock_core.cpp, worth_spinning_on). They spun 200 rounds while
-// their sleepers woke on the lock word; once sleepers parked and one woken
-// writer at a time ran, 20 rounds took contended RwLock from 112 to 31 ns a
-// section at 16 threads (docs/BENCHMARKS.md, "Mutex and RwLock: parking"): on
-// few CPUs, a lock handed between two spinning CPUs costs more than one
-// thread running its sections alone while the others sleep.
-inline constexpr int kSharedLockSpinRounds = kAdaptiveSpinRounds;
+#ifndef PANICSTOP_SPIN_READS
+#define PANICSTOP_SPIN_READS 10
+#endif
+inline constexpr int64_t kSpinReadIntervalNs = PANICSTOP_SPIN_READ_INTERVAL_NS;
+inline constexpr int kSpinReads = PANICSTOP_SPIN_READS;
+
+// The number of cpu_relax() calls that take about kSpinReadIntervalNs on
+// this CPU (a pause takes from a few to over a hundred cycles, by CPU
+// model): timed once, by the first thread that spins, and at least 1.
+uint32_t relaxes_per_spin_read() noexcept;
+
+// The right to spin on one lock. At most one thread holds it; a thread that
+// does not get it sleeps without spinning. `spinner` is the lock's own flag.
+class SpinTurn {
+ public:
+  explicit SpinTurn(std::atomic<uint8_t>& spinner) noexcept
+      : spinner_(spinner.load(std::memory_order_relaxed) == 0 && spinner.exchange(1, std::memory_order_acquire) == 0
+                     ? &spinner
+                     : nullptr) {}
+  ~SpinTurn() { give_up(); }
+  SpinTurn(const SpinTurn&) = delete;
+  SpinTurn& operator=(const SpinTurn&) = delete;
+
+  bool held() const noexcept { return spinner_ != nullptr; }
+  // Lets another thread spin: called before the holder sleeps.
+  void give_up() noexcept {
+    if (spinner_ == nullptr) return;
+    spinner_->store(0, std::memory_order_release);
+    spinner_ = nullptr;
+  }
+
+ private:
+  std::atomic<uint8_t>* spinner_;
+};
+
+// One bounded spin: pause() waits one read interval and returns true, or
+// returns false once kSpinReads intervals have passed (at once if the spin
+// was not allowed).
+class SpinBudget {
+ public:
+  explicit SpinBudget(bool allowed) noexcept : reads_left_(allowed ? kSpinReads : 0) {}
+  bool pause() noexcept {
+    if (reads_left_ <= 0) return false;
+    --reads_left_;
+    for (uint32_t i = relaxes_per_spin_read(); i != 0; --i) cpu_relax();
+    return true;
+  }
+
+ private:
+  int reads_left_;
+};
 
 // Is it worth spinning on a lock whose word reads `word`? Only if it has an
 // owner and that owner is not itself asleep in a panicstop wait.
