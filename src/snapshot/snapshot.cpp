@@ -627,15 +627,7 @@ namespace {
 // snapshot_mapping_capacity() is reserve_snapshot()'s), through the same
 // procfs descriptor as every other /proc read.
 uint64_t read_max_map_count() noexcept {
-  char text[32];
-  long fd = proc_open(ProcScope::kSystem, "sys/vm/max_map_count", O_RDONLY);
-  if (fd < 0) return 0;
-  long n = sys::read(int(fd), text, sizeof text);
-  sys::close(int(fd));
-  size_t len = 0;
-  while (n > 0 && len < size_t(n) && text[len] >= '0' && text[len] <= '9') ++len;
-  uint64_t v = 0;
-  return len > 0 && sys::parse_u64(text, len, &v) ? v : 0;
+  return sys::read_decimal_and_close(proc_open(ProcScope::kSystem, "sys/vm/max_map_count", O_RDONLY));
 }
 
 std::atomic<uint32_t> g_mapping_capacity{0};

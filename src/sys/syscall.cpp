@@ -9,7 +9,20 @@
 #include <sys/socket.h>
 #include <sys/mman.h>
 
+#include "sys/format.hpp"
+
 namespace panicstop::sys {
+
+uint64_t read_decimal_and_close(long fd) noexcept {
+  if (fd < 0) return 0;
+  char text[32];
+  const long n = read(int(fd), text, sizeof text);
+  close(int(fd));
+  size_t len = 0;
+  while (n > 0 && len < size_t(n) && text[len] >= '0' && text[len] <= '9') ++len;
+  uint64_t v = 0;
+  return len > 0 && parse_u64(text, len, &v) ? v : 0;
+}
 
 bool write_all(int fd, const void* buf, size_t n) noexcept {
   const char* p = static_cast<const char*>(buf);

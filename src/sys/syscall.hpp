@@ -92,6 +92,11 @@ inline long readlinkat(int dir, const char* path, char* buf, size_t n) noexcept 
   return raw_syscall(SYS_readlinkat, dir, path, buf, n);
 }
 
+// The unsigned decimal number at the start of the file open as `fd` (a
+// /proc/sys value such as vm.max_map_count), read with one read(); closes
+// fd. 0 if fd is negative or the file does not start with a digit.
+uint64_t read_decimal_and_close(long fd) noexcept;
+
 // Writes all of buf, retrying short writes and EINTR. Returns false on error.
 bool write_all(int fd, const void* buf, size_t n) noexcept;
 // The same for a descriptor that may be a socket to another process (kdb's

@@ -70,13 +70,9 @@ size_t reservation_bytes(size_t entries) noexcept {
 size_t address_space_entries() noexcept;
 
 uint64_t max_map_count() noexcept {
-  long fd = sys::openat(AT_FDCWD, "/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return kDefaultMaxMapCount;
-  char text[32];
-  long n = sys::read(int(fd), text, sizeof text - 1);
-  sys::close(int(fd));
-  uint64_t v = 0;
-  for (long i = 0; i < n && text[i] >= '0' && text[i] <= '9'; ++i) v = v * 10 + uint64_t(text[i] - '0');
+  // By path: the thread layer sits below the stop layer's procfs descriptor.
+  const uint64_t v =
+      sys::read_decimal_and_close(sys::openat(AT_FDCWD, "/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC));
   return v > 0 ? v : kDefaultMaxMapCount;
 }
 
