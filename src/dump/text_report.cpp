@@ -7,6 +7,7 @@
 //   N threads: S stopped, K not stopped
 //   incomplete: 3808 of 12000 mappings left out (...)   (one per CaptureGaps item, if any;
 //                                                        the first says where a failed capture stopped)
+//   note: N threads run without an alternate signal stack (...)   (if the pool ran out)
 //
 //   thread TID (NAME) [panicking] R
 //     signal SIGSEGV (SEGV_MAPERR), fault address 0x10
@@ -54,6 +55,7 @@
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
 #include "sys/syscall_names.hpp"
+#include "thread/altstack.hpp"
 #include "thread/signal_sections.hpp"
 
 namespace panicstop::detail {
@@ -555,6 +557,12 @@ bool write_text_report(const CrashRecord& rec, const DumpOptions&, int fd) noexc
   }
   out.line("%u threads: %u stopped, %u not stopped", snap.thread_count, stopped, not_stopped);
   write_capture_gaps(out, snap, f);
+  // Not a gap in this dump, but a crash that would leave none: said here,
+  // where someone reads, since such a crash cannot say it.
+  if (const size_t without = threads_without_altstack(); without != 0)
+    out.line("note: %zu threads run without an alternate signal stack (all %zu of the pool's are in use): a stack "
+             "overflow in one of them ends the process without a dump",
+             without, altstack_pool_entries());
   out.blank();
   symbolizer_begin(snap);
   write_thread_blocks(out, rec, panicked);

@@ -184,6 +184,19 @@ TEST(OverflowThreads, PanicWithMoreThreadsThanSlotsReportsEveryThreadStopped) {
   testing::say("panic with " + std::to_string(made) + " threads: stop " + std::to_string(stop_us(d.child.output)) +
                " us, child " + std::to_string(d.child.elapsed.count()) + " ms in all");
   expect_honest_counts(d.report, made);
+  // Threads the alternate-stack pool could not serve are said in the report:
+  // a stack overflow in one of them would leave no report to say it.
+  const long without = testing::value_of(d.child.output, "no_altstack");
+  std::smatch m;
+  if (without > 0) {
+    ASSERT_TRUE(std::regex_search(d.report, m,
+                                  std::regex(R"(\nnote: (\d+) threads run without an alternate signal stack \(all (\d+) )")))
+        << head(d.report);
+    EXPECT_EQ(std::stol(m[1]), without) << head(d.report);
+    EXPECT_EQ(std::stol(m[2]), testing::value_of(d.child.output, "pool_entries")) << head(d.report);
+  } else {
+    EXPECT_EQ(d.report.find("without an alternate signal stack"), std::string::npos) << head(d.report);
+  }
 }
 
 // Without /proc the registry is the only list of threads: those beyond its
