@@ -24,6 +24,8 @@ namespace {
 using testing::ChildOptions;
 using testing::run_in_child;
 
+// Not testing::say (it builds a std::string): these children speak while
+// their other threads are stopped, and one of those may hold malloc's lock.
 void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void say(const char* fmt, ...) {
   char buf[512];
