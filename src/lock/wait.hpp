@@ -45,6 +45,10 @@ uint32_t relaxes_per_spin_read() noexcept;
 
 // The right to spin on one lock. At most one thread holds it; a thread that
 // does not get it sleeps without spinning. `spinner` is the lock's own flag.
+// A turn never given back (its holder was another thread of a fork()'s
+// parent, or left the spin by a longjmp out of a signal handler) only keeps
+// that lock from spinning: its contenders sleep at once, which is slower,
+// never wrong.
 class SpinTurn {
  public:
   explicit SpinTurn(std::atomic<uint8_t>& spinner) noexcept
