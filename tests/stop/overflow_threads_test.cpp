@@ -7,9 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <fstream>
 #include <regex>
 #include <string>
 
@@ -88,6 +91,34 @@ int start_parked_threads(int n) {
   return made;
 }
 
+// Why this machine cannot hold kWorkers more threads now, or "" if it can
+// (or cannot tell). The tests are about panicstop in such a process, not
+// about the machine's limits: where others use most of pid_max,
+// kernel.threads-max or RLIMIT_NPROC, they skip and say so.
+std::string lacking_room_for_threads() {
+  auto number_in = [](const char* path) {
+    long v = -1;
+    std::ifstream(path) >> v;
+    return v;
+  };
+  std::ifstream loadavg("/proc/loadavg");
+  std::string field;
+  for (int i = 0; i < 4 && loadavg >> field; ++i) {
+  }
+  const size_t slash = field.find('/');
+  if (slash == std::string::npos) return "";
+  const long tasks = std::atol(field.c_str() + slash + 1);
+  long limit = std::min(number_in("/proc/sys/kernel/pid_max"), number_in("/proc/sys/kernel/threads-max"));
+  rlimit nproc{};
+  if (getuid() != 0 && getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY)
+    limit = std::min(limit, long(nproc.rlim_cur));
+  if (limit < 0) return "";
+  const long room = limit - tasks;
+  if (room >= kWorkers + 256) return "";
+  return "room for " + std::to_string(room) + " more tasks on this machine (limit " + std::to_string(limit) + ", " +
+         std::to_string(tasks) + " in use); the test needs " + std::to_string(kWorkers + 256);
+}
+
 // Wakes every parked thread and waits until each has left its wait.
 void release_parked_threads(int made) {
   g_release.store(1, std::memory_order_release);
@@ -163,12 +194,20 @@ void panic_with_parked_threads() {
 const std::vector<std::pair<std::string, std::string>> kEnv = {{"PANICSTOP_DUMP", "text"},
                                                                {"PANICSTOP_STOP_TIMEOUT_MS", "15000"}};
 
+class OverflowThreads : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string lacking = lacking_room_for_threads();
+    if (!lacking.empty()) GTEST_SKIP() << lacking;
+  }
+};
+
 }  // namespace
 
 // With /proc: the stop finds every thread; those beyond the registry's
 // slots stop without saving registers, and the report must call them
 // stopped (not running, not "did not stop") and count them.
-TEST(OverflowThreads, PanicWithMoreThreadsThanSlotsReportsEveryThreadStopped) {
+TEST_F(OverflowThreads, PanicWithMoreThreadsThanSlotsReportsEveryThreadStopped) {
   testing::TempDir dir;
   testing::CrashDumps d = testing::crash_with_dumps(
       dir.path(),
@@ -201,7 +240,7 @@ TEST(OverflowThreads, PanicWithMoreThreadsThanSlotsReportsEveryThreadStopped) {
 
 // Without /proc the registry is the only list of threads: those beyond its
 // slots must still be found (by tid), stopped and listed.
-TEST(OverflowThreads, PanicWithoutProcStillStopsAndListsThreadsBeyondTheSlots) {
+TEST_F(OverflowThreads, PanicWithoutProcStillStopsAndListsThreadsBeyondTheSlots) {
   if (!detail::thread_start_hook_active()) GTEST_SKIP() << "pthread_create is not interposed in this build";
   testing::TempDir dir;
   testing::CrashDumps d = testing::crash_with_dumps(
@@ -227,7 +266,7 @@ TEST(OverflowThreads, PanicWithoutProcStillStopsAndListsThreadsBeyondTheSlots) {
 
 // The panicking thread itself may be one beyond the slots: its registers
 // and its stack must still be in the report.
-TEST(OverflowThreads, APanicInAThreadBeyondTheSlotsKeepsItsStack) {
+TEST_F(OverflowThreads, APanicInAThreadBeyondTheSlotsKeepsItsStack) {
   testing::TempDir dir;
   testing::CrashDumps d = testing::crash_with_dumps(
       dir.path(),
@@ -258,7 +297,7 @@ TEST(OverflowThreads, APanicInAThreadBeyondTheSlotsKeepsItsStack) {
 
 // A live dump stops every thread, those beyond the slots included, and lets
 // them all run again afterwards.
-TEST(OverflowThreads, LiveDumpStopsListsAndResumesThreadsBeyondTheSlots) {
+TEST_F(OverflowThreads, LiveDumpStopsListsAndResumesThreadsBeyondTheSlots) {
   testing::TempDir dir;
   std::string where = dir.path();
   testing::ChildResult child = testing::run_in_child(
