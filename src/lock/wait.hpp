@@ -18,7 +18,7 @@ namespace panicstop::detail {
 //     between reads: each read takes the word's cache line from the owner,
 //     and on 2 CPUs a waiter that read every pause took the lock at almost
 //     every release, so the line crossed between the CPUs on every critical
-//     section. Reading seldom lets the owner run a run of short sections
+//     section. Reading seldom lets the owner run a string of short sections
 //     with the line in its own cache, and the waiter still comes in within
 //     one interval of a release it sees;
 //   - it gives up after kSpinReads reads (about 7 us), on arrival and again
