@@ -50,6 +50,15 @@ size_t pool_bound(size_t peak, size_t retired) noexcept {
 // owner identity only as far as "not any real slot".
 ThreadSlot g_overflow_slot;
 
+// Slots freed so far (release_slot; a fork's child counts one). A thread
+// that shares the overflow slot claims again only once this moved since its
+// last try: a claim that fails scans the whole table, and current_slot()
+// (every lock operation of the thread) would otherwise make one each time.
+std::atomic<uint64_t> g_releases{0};
+// g_releases as the calling thread read it before its last failed claim;
+// meaningful while it shares the overflow slot.
+__thread uint64_t tls_overflow_releases_seen __attribute__((tls_model("initial-exec"))) = 0;
+
 // The tids of the live threads that share the overflow slot, so that a stop
 // without /proc still finds them (for_each_overflow_thread). Open addressing
 // with linear probing; an entry is 0 when free. Reserved with the slots; a
@@ -235,11 +244,15 @@ bool reserve_slots() noexcept {
 
 ThreadSlot* claim_current_slot() noexcept {
   if (tls_slot != nullptr) return tls_slot;
+  const uint64_t releases = g_releases.load(std::memory_order_acquire);
+  if ((tls_overflow_index >= 0 || tls_overflow_untracked) && releases == tls_overflow_releases_seen)
+    return &g_overflow_slot;  // nothing freed since this thread's last try
   ThreadSlot* s = claim_slot(false, true);
   bool key_ready = g_exit_key_ready.load(std::memory_order_acquire);
   if (s == &g_overflow_slot) {
-    // TLS never names the overflow slot, so the next current_slot() tries
-    // again (and may find a slot freed since). Meanwhile the thread is
+    tls_overflow_releases_seen = releases;
+    // TLS never names the overflow slot, so a later current_slot() tries
+    // again once a slot has been freed (g_releases). Meanwhile the thread is
     // listed by tid, and the exit key takes it off the list.
     note_overflow_thread();
     if (key_ready && pthread_getspecific(g_exit_key) == nullptr) pthread_setspecific(g_exit_key, &g_overflow_slot);
@@ -279,8 +292,10 @@ void release_slot(ThreadSlot* s) noexcept {
   s->released_at.store(g_claims.load(std::memory_order_relaxed), std::memory_order_relaxed);
   // Only a live slot is freed: a retired one stays retired.
   uint32_t live = 1;
-  if (s->in_use.compare_exchange_strong(live, 0, std::memory_order_release, std::memory_order_relaxed))
+  if (s->in_use.compare_exchange_strong(live, 0, std::memory_order_release, std::memory_order_relaxed)) {
     g_live.fetch_sub(1, std::memory_order_relaxed);
+    g_releases.fetch_add(1, std::memory_order_release);
+  }
 }
 
 void release_current_slot() noexcept { release_slot(tls_slot); }
@@ -316,6 +331,7 @@ void adopt_slots_after_fork() noexcept {
       if (int32_t(i) != tls_overflow_index) table[i].store(0, std::memory_order_relaxed);
   }
   g_overflow_untracked.store(tls_overflow_untracked ? 1 : 0, std::memory_order_relaxed);
+  g_releases.fetch_add(1, std::memory_order_release);  // an overflow thread here tries a claim again
   ThreadSlot* slots = slot_array();
   if (slots == nullptr) return;
   bool self_live = self != nullptr && self != &g_overflow_slot;
@@ -335,6 +351,7 @@ void adopt_slots_after_fork() noexcept {
 }
 
 ThreadSlot* slot_array() noexcept { return g_slots.load(std::memory_order_acquire); }
+uint64_t slot_claims() noexcept { return g_claims.load(std::memory_order_relaxed); }
 size_t live_slot_count() noexcept { return g_live.load(std::memory_order_relaxed); }
 size_t slot_count() noexcept {
   size_t n = g_high_water.load(std::memory_order_acquire);

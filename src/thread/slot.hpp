@@ -142,6 +142,9 @@ size_t slot_count() noexcept;
 // claims; reset to the forking thread's own slot in the child of a fork().
 // A snapshot: other threads may claim or release concurrently.
 size_t live_slot_count() noexcept;
+// Claims begun so far, failed ones included (a diagnostic: a thread that
+// shares the overflow slot must not claim on every current_slot()).
+uint64_t slot_claims() noexcept;
 ThreadSlot* find_slot_by_tid(int tid) noexcept;
 
 // Threads beyond kMaxThreads. A thread that claims a slot (claim_current_slot)

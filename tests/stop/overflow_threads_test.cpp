@@ -15,8 +15,10 @@
 #include <fstream>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include "panicstop/kdb.hpp"
+#include "panicstop/mutex.hpp"
 #include "panicstop/panic.hpp"
 #include "snapshot/crash_dumps.hpp"
 #include "support/child_process.hpp"
@@ -293,6 +295,50 @@ TEST_F(OverflowThreads, APanicInAThreadBeyondTheSlotsKeepsItsStack) {
   std::string stack = testing::stack_of(d.report, int(panicker));
   EXPECT_NE(stack.find("panic_beyond_the_slots"), std::string::npos) << head(d.report);
   expect_honest_counts(d.report, made);
+}
+
+// A thread beyond the slots takes panicstop locks without claiming a slot on
+// each operation: a failed claim scans all kMaxThreads slots, and it used to
+// run on every current_slot() of such a thread (two per lock and unlock).
+TEST_F(OverflowThreads, AThreadBeyondTheSlotsLocksWithoutAClaimEachTime) {
+  testing::ChildResult child = testing::run_in_child(
+      [] {
+        install();
+        g_claim_at_start.store(true);
+        detail::claim_current_slot();
+        int made = start_parked_threads(kWorkers);
+        if (made <= int(detail::kMaxThreads) || g_overflow_tid.load() == 0) _exit(3);
+        // The overflow thread itself is parked; lock from another thread
+        // beyond the slots, started now, when every slot is taken.
+        std::atomic<long> claims{-1}, ns_per_pair{-1};
+        std::thread beyond([&] {
+          static Mutex mu("overflow.test");
+          if (detail::is_slot_address(detail::current_slot())) return;
+          constexpr int kPairs = 2000;
+          const uint64_t before = detail::slot_claims();
+          const int64_t t0 = sys::monotonic_ns();
+          for (int i = 0; i < kPairs; ++i) {
+            mu.lock();
+            mu.unlock();
+          }
+          ns_per_pair.store((sys::monotonic_ns() - t0) / kPairs);
+          claims.store(long(detail::slot_claims() - before));
+        });
+        beyond.join();
+        testing::say("claims=" + std::to_string(claims.load()));
+        testing::say("ns_per_pair=" + std::to_string(ns_per_pair.load()));
+        _exit(0);  // the overflow workers wait to be told to panic, not to leave
+      },
+      testing::with_env(kEnv, 60000));
+  ASSERT_FALSE(child.hung) << child.output.substr(0, 3000);
+  ASSERT_TRUE(child.exited && child.exit_code == 0) << child.describe() << "\n" << child.output.substr(0, 3000);
+  const long claims = testing::value_of(child.output, "claims");
+  ASSERT_GE(claims, 0) << "the locking thread got a slot of its own\n" << child.output.substr(0, 3000);
+  // Other threads may claim meanwhile (none should here); 4,000 current_slot()
+  // calls must not each be one.
+  EXPECT_LT(claims, 100) << child.output.substr(0, 3000);
+  testing::say("lock and unlock beyond the slots: " + std::to_string(testing::value_of(child.output, "ns_per_pair")) +
+               " ns a pair, " + std::to_string(claims) + " claims");
 }
 
 // A live dump stops every thread, those beyond the slots included, and lets
