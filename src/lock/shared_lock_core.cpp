@@ -160,7 +160,7 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
   const void* const caller = __builtin_return_address(0);
 
   SpinTurn turn(spinner_);
-  if (spin_for_write(self, false, turn.held())) {
+  if (spin_for_write(self, /*slept=*/false, /*allowed=*/turn.held())) {
     if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
     return true;
   }

@@ -60,13 +60,19 @@ constexpr int64_t kMs = 1'000'000;
   _exit(0);  // the hard stop is for good
 }
 
+// stop_late_answerers in a child with a deadline: a stop that hangs fails.
+testing::ChildResult stop_with_late_answerers_in_child(int count, int64_t first_ns, int64_t step_ns,
+                                                        int64_t timeout_ns) {
+  ChildOptions o;
+  o.deadline = std::chrono::seconds(30);
+  return run_in_child([=] { stop_late_answerers(count, first_ns, step_ns, timeout_ns); }, o);
+}
+
 // Three threads answer 0.5 s apart with a 1 s timeout: the last answers 1.5 s
 // after the stop began, past a deadline counted from the start, and each
 // answer came within a timeout of the one before.
 TEST(StopDeadline, ThreadsThatKeepAnsweringAreWaitedFor) {
-  ChildOptions o;
-  o.deadline = std::chrono::seconds(30);
-  auto r = run_in_child([] { stop_late_answerers(3, 500 * kMs, 500 * kMs, 1000 * kMs); }, o);
+  auto r = stop_with_late_answerers_in_child(3, 500 * kMs, 500 * kMs, 1000 * kMs);
   ASSERT_FALSE(r.hung) << r.describe() << r.output;
   EXPECT_NE(r.output.find("ok=1 stopped=3 not_stopped=0"), std::string::npos) << r.output;
   EXPECT_GE(testing::value_of(r.output, "elapsed_ms"), 1500) << r.output;
@@ -78,9 +84,7 @@ TEST(StopDeadline, ThreadsThatKeepAnsweringAreWaitedFor) {
 // the rest as not stopped.
 TEST(StopDeadline, AnswersNeverExtendTheStopPastItsBound) {
   static_assert(kMaxStopTimeouts * 100 < 1500, "the bound must fall inside the answers' 2 s");
-  ChildOptions o;
-  o.deadline = std::chrono::seconds(30);
-  auto r = run_in_child([] { stop_late_answerers(40, 50 * kMs, 50 * kMs, 100 * kMs); }, o);
+  auto r = stop_with_late_answerers_in_child(40, 50 * kMs, 50 * kMs, 100 * kMs);
   ASSERT_FALSE(r.hung) << r.describe() << r.output;
   EXPECT_NE(r.output.find("ok=0"), std::string::npos) << r.output;
   EXPECT_GE(testing::value_of(r.output, "not_stopped"), 1) << r.output;
