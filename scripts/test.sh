@@ -42,6 +42,7 @@ aarch64_qemu_only=(
   # fork() in a threaded guest, and the debugger on panic: qemu 7.2 aborts
   # (qemu_plugin_vcpu_init_hook: assertion failed)
   'thread\.Fork\.AChild.*' 'thread\.SlotChurn\.AForkedChild.*'
+  'lock\.ParkAfterFork\.AChildOfAProgramThatNeverInstalledWakesItsOwnSleepers'
   'kdb\.PanicDebugger\.DebuggerOnPanicServesOneConsoleThenTheDumpsFollow'
   # re-executing /proc/self/exe needs binfmt_misc for aarch64
   'lockprof\.LockProf\.EnabledFromTheEnvironment' 'panic\.DiePolicy\.RestartRunsTheProgramAgainWithItsArguments'

@@ -8,27 +8,23 @@
 #include "dump/upload_step.hpp"
 #include "dump/stale_dumps.hpp"
 #include "kdb/kdb_setup.hpp"
-#include "lock/park.hpp"
 #include "panic/panic_internal.hpp"
 #include "panicstop/panic.hpp"
 #include "stop/stop.hpp"
-#include "thread/altstack.hpp"
-#include "thread/slot.hpp"
 
 namespace panicstop {
 
 namespace {
 
-// fork()'s child handler: the child is a process of its own from here on
-// (daemons and prefork servers fork without exec). In the child of a
+// fork()'s child handler for what install() sets up (the stop machinery and
+// kdb); the thread and lock layers register their own when the library
+// loads, and glibc runs those first. The child is a process of its own from
+// here on (daemons and prefork servers fork without exec). In the child of a
 // multithreaded parent only async-signal-safe calls are allowed, which every
 // step keeps to.
 void after_fork_in_child() noexcept {
-  detail::adopt_slots_after_fork();
-  detail::adopt_altstack_after_fork();
   detail::reset_stop_after_fork();
   detail::kdb_after_fork();
-  detail::park_after_fork();
 }
 
 }  // namespace

@@ -255,6 +255,9 @@ void park_after_fork() noexcept {
     b.wake_all_on_release.store(false, std::memory_order_relaxed);
     b.head = b.tail = nullptr;
   }
+  // A thread woken in the parent that had not run yet at the fork never runs
+  // here: its mark would stop every later wake of that lock in the child.
+  for (WakeMark& m : g_wake_marks) m.key.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace panicstop::detail

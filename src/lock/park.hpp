@@ -107,7 +107,10 @@ bool designated_wake_pending(const void* key) noexcept;
 // Threads parked under `key` now (tests and diagnostics; a snapshot).
 int parked_count(const void* key) noexcept;
 
-// In the child of a fork(): empties every bucket.
+// In the child of a fork(): empties every bucket and clears every wake mark,
+// so that nothing of the parent's other threads, which the child does not
+// have, stays queued or marked. Runs from the lock layer's fork handler
+// (lock/wait.cpp), registered when the library loads. Async-signal-safe.
 void park_after_fork() noexcept;
 
 }  // namespace panicstop::detail

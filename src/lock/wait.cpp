@@ -1,6 +1,10 @@
 #include "lock/wait.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
+
+#include "lock/park.hpp"
 
 #include "panicstop/deadline.hpp"
 #include "sys/syscall.hpp"
@@ -13,6 +17,29 @@ long WaitRecord::sleep(const void* addr, uint32_t expected, int64_t deadline_ns)
   slot_->parked.store(false, std::memory_order_relaxed);
   return r;
 }
+
+std::atomic<uint8_t> g_spin_turn_generation{1};
+
+void spin_turns_after_fork() noexcept {
+  const uint8_t g = g_spin_turn_generation.load(std::memory_order_relaxed);
+  g_spin_turn_generation.store(uint8_t(g % 255 + 1), std::memory_order_relaxed);
+}
+
+namespace {
+
+// The lock layer's part of a fork()'s child. Registered at load, not at
+// install(): a program that uses the locks and never installs forks too (a
+// daemon, a prefork server), and its child must not inherit the parent's
+// sleepers, wake marks and spin turns. This file is linked into every
+// program whose locks spin or sleep.
+void locks_after_fork() noexcept {
+  park_after_fork();
+  spin_turns_after_fork();
+}
+
+__attribute__((constructor)) void reset_locks_in_fork_children() { pthread_atfork(nullptr, nullptr, locks_after_fork); }
+
+}  // namespace
 
 uint32_t relaxes_per_spin_read() noexcept {
   // Racing first spinners may both time it; either result will do. No

@@ -43,18 +43,25 @@ inline constexpr int kSpinReads = PANICSTOP_SPIN_READS;
 // model): timed once, by the first thread that spins, and at least 1.
 uint32_t relaxes_per_spin_read() noexcept;
 
+// The value a spin turn's holder writes into the lock's flag: this process's
+// fork generation (1 to 255, never 0, which means free). A fork()'s child
+// starts a new generation (spin_turns_after_fork), so a flag that a thread of
+// the parent held at the fork, a thread the child does not have, reads as
+// free there instead of keeping that lock from spinning for good.
+extern std::atomic<uint8_t> g_spin_turn_generation;
+// In the child of a fork(): the next generation (after 255, 1 again).
+void spin_turns_after_fork() noexcept;
+
 // The right to spin on one lock. At most one thread holds it; a thread that
 // does not get it sleeps without spinning. `spinner` is the lock's own flag.
-// A turn never given back (its holder was another thread of a fork()'s
-// parent, or left the spin by a longjmp out of a signal handler) only keeps
-// that lock from spinning: its contenders sleep at once, which is slower,
-// never wrong.
+// A turn never given back (its holder left the spin by a longjmp out of a
+// signal handler) only keeps that lock from spinning: its contenders sleep at
+// once, which is slower, never wrong. A turn a parent's thread held at a
+// fork() is free in the child, unless 255 forks, each the child of the last,
+// separate the two.
 class SpinTurn {
  public:
-  explicit SpinTurn(std::atomic<uint8_t>& spinner) noexcept
-      : spinner_(spinner.load(std::memory_order_relaxed) == 0 && spinner.exchange(1, std::memory_order_acquire) == 0
-                     ? &spinner
-                     : nullptr) {}
+  explicit SpinTurn(std::atomic<uint8_t>& spinner) noexcept : spinner_(claim(spinner) ? &spinner : nullptr) {}
   ~SpinTurn() { give_up(); }
   SpinTurn(const SpinTurn&) = delete;
   SpinTurn& operator=(const SpinTurn&) = delete;
@@ -68,6 +75,13 @@ class SpinTurn {
   }
 
  private:
+  static bool claim(std::atomic<uint8_t>& spinner) noexcept {
+    const uint8_t mine = g_spin_turn_generation.load(std::memory_order_relaxed);
+    uint8_t seen = spinner.load(std::memory_order_relaxed);
+    return seen != mine &&
+           spinner.compare_exchange_strong(seen, mine, std::memory_order_acquire, std::memory_order_relaxed);
+  }
+
   std::atomic<uint8_t>* spinner_;
 };
 

@@ -1,6 +1,7 @@
 #include "lockclass/lock_class.hpp"
 
 #include "panicstop/thread.hpp"
+#include "thread/slot.hpp"
 
 namespace panicstop::detail {
 
@@ -57,11 +58,19 @@ uint16_t find_or_add(const LockObject* lo) noexcept {
 }  // namespace
 
 bool InternalSpinLock::try_acquire() noexcept {
+  // The spin a thread whose scheduler is stopped allows (0.1 ms where a pause
+  // takes 20 ns): a holder that failed to stop may still let go; a stopped
+  // one never does.
+  constexpr int kStoppedSpins = 5000;
   uintptr_t self = reinterpret_cast<uintptr_t>(current_slot());
-  for (;;) {
+  for (int spins = 0;; ++spins) {
     uintptr_t seen = 0;
     if (owner_.compare_exchange_weak(seen, self, std::memory_order_acquire, std::memory_order_relaxed)) return true;
     if (seen == self) return false;  // re-entered from a signal handler on this thread
+    if (seen != 0 && slot_retired(reinterpret_cast<const ThreadSlot*>(seen)) &&
+        owner_.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed))
+      return true;
+    if (scheduler_stopped() && spins >= kStoppedSpins) return false;
     cpu_relax();
   }
 }

@@ -44,12 +44,19 @@ inline const char* lock_class_name(uint16_t index) noexcept {
   return index == kUntrackedClass || index == 0 ? "?" : lock_class(index).name;
 }
 
-// A tiny spin lock for witness and profiling tables. It records its owner so a
-// signal handler that re-enters on the same thread gets false instead of
-// deadlocking; callers then skip their bookkeeping.
+// A tiny spin lock for witness and profiling tables. It records its owner's
+// slot, so that try_acquire() returns false instead of spinning for good
+// where the owner will never let go; callers then skip their bookkeeping:
+//   - a signal handler that re-enters on the owner's own thread;
+//   - a thread whose scheduler is stopped (a panic, kdb: the owner is stopped
+//     too), once a short spin has not seen the lock free.
+// An owner that is gone, a thread of the parent of a fork() (its slot is
+// retired in the child), loses the lock to the next taker; a table it was
+// updating keeps the half-made entry, which costs the child at most an order
+// check or a profile row.
 class InternalSpinLock {
  public:
-  bool try_acquire() noexcept;  // spins while another thread holds it
+  bool try_acquire() noexcept;  // spins while another running thread holds it
   void release() noexcept { owner_.store(0, std::memory_order_release); }
 
  private:

@@ -114,10 +114,20 @@ void on_thread_exit(void*) noexcept {
   release_altstack();
 }
 
+// fork()'s child: the thread layer's part (before install()'s handler, which
+// is registered later).
+void adopt_thread_layer_after_fork() noexcept {
+  adopt_slots_after_fork();
+  adopt_altstack_after_fork();
+}
+
 // Registering the exit key at load time keeps pthread_key_create (which takes a
-// libc lock) out of every later path.
-__attribute__((constructor)) void create_exit_key() {
+// libc lock) out of every later path. The fork handler is registered at load
+// too, not at install(): a program that uses the locks without installing
+// forks as well, and its child must not keep the parent's threads' slots.
+__attribute__((constructor)) void register_exit_key_and_fork_handler() {
   if (pthread_key_create(&g_exit_key, on_thread_exit) == 0) g_exit_key_ready.store(true);
+  pthread_atfork(nullptr, nullptr, adopt_thread_layer_after_fork);
 }
 
 // Takes the lowest never-used slot while the high water is below limit.

@@ -189,10 +189,18 @@ void release_current_slot() noexcept;
 // Not async-signal-safe (pthread_setspecific may allocate): thread start only.
 void release_at_thread_exit() noexcept;
 
-// In the child of fork(), before anything else of the library runs there: the
-// forking thread's slot takes the child's tid and every other slot is retired.
-// Async-signal-safe (the child of a multithreaded parent may call nothing else).
+// In the child of fork(), before anything else of the library runs there (the
+// registry registers it with pthread_atfork when the library loads, install()
+// or not): the forking thread's slot takes the child's tid and every other
+// slot is retired. Async-signal-safe (the child of a multithreaded parent may
+// call nothing else).
 void adopt_slots_after_fork() noexcept;
+
+// Does slot s belong to a thread of the parent of a fork(), one this process
+// does not have? s must be a slot address (a lock's recorded owner).
+inline bool slot_retired(const ThreadSlot* s) noexcept {
+  return s->in_use.load(std::memory_order_relaxed) == kSlotRetired;
+}
 
 // Is p the address of some slot (a lock word's owner)?
 bool is_slot_address(const void* p) noexcept;

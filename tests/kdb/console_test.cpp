@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "kdb/control_socket.hpp"
+#include "lockprof/stuck_report.hpp"
 #include "panicstop/panicstop.hpp"
 #include "snapshot/parked_threads.hpp"
 #include "support/child_process.hpp"
@@ -295,6 +296,26 @@ TEST(KdbConsole, PanicTakesThePanicPathOnceAndRestartsNothing) {
   EXPECT_EQ(r.output.find("watcher ran after the panic"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("workload finished"), std::string::npos) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("panicstop: wrote " + dir.path() + "/panicstop-\\S+\\.txt"))) << r.output;
+}
+
+// A thread that the session stopped inside a lock profile report (its output
+// pipe was full) holds the profile table's lock until the session ends: the
+// console's `lockprof` says it cannot write the table instead of waiting for
+// a thread that will not run.
+TEST(KdbConsole, LockprofAnswersWhileAStoppedThreadHoldsTheTable) {
+  TempDir dir;
+  std::string transcript = dir.path() + "/transcript";
+  ChildResult r = run_in_child(
+      [&] {
+        install();
+        lockprof_enable(true);
+        testing::StuckReport stuck(block_request_signal);
+        converse_from_client("kdb\nlockprof\ncontinue\n", transcript, true);
+      },
+      options(dir));
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  std::string text = testing::read_file(transcript);
+  EXPECT_NE(text.find("kdb> lockprof: the table could not be written\n"), std::string::npos) << text;
 }
 
 }  // namespace

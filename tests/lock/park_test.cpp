@@ -12,7 +12,9 @@
 #include <thread>
 #include <vector>
 
+#include "panicstop/mutex.hpp"
 #include "support/child_process.hpp"
+#include "support/sanitizer.hpp"
 #include "sys/syscall.hpp"
 
 namespace panicstop::detail {
@@ -215,6 +217,58 @@ TEST(DesignatedWaker, AKeySharingAMarkSlotStillWakes) {
     wake_one_designated(second);
     b.thread.join();
     designated_waker_ran(first);
+  });
+}
+
+// --- fork() -------------------------------------------------------------------
+// The child of a fork() has only the forking thread: what the parent's other
+// threads left in the table (queued records, a wake mark of a woken thread
+// that had not run yet) must not outlive them there. Each child here runs in
+// a fork of the test's own child; a lost wake-up there is a hang, which the
+// deadline reports.
+
+// A program that uses the locks and never calls install() (the handler is
+// registered at load). Without the reset the child's first unlock "wakes" the
+// parent's sleeper, whose wake mark then stands for good, and the child's own
+// sleeper is never woken.
+TEST(ParkAfterFork, AChildOfAProgramThatNeverInstalledWakesItsOwnSleepers) {
+  if (testing::kThreadSanitizerBuild) GTEST_SKIP() << "ThreadSanitizer starts no thread after a multithreaded fork";
+  expect_clean_exit_in_child([] {
+    static Mutex lock{"forked"};
+    lock.lock();
+    std::thread parent_sleeper([] {
+      lock.lock();
+      lock.unlock();
+    });
+    await_parked(&lock, 1);
+    int status = testing::run_in_fork_child([] {
+      if (parked_count(&lock) != 0) _exit(4);  // the parent's sleeper is queued here
+      lock.unlock();
+      lock.lock();
+      std::thread child_sleeper([] {
+        lock.lock();
+        lock.unlock();
+      });
+      await_parked(&lock, 1);
+      lock.unlock();
+      child_sleeper.join();
+    });
+    lock.unlock();
+    parent_sleeper.join();
+    _exit(status);
+  });
+}
+
+// A wake mark that stood at the fork (its thread woken but not yet run in the
+// parent) is gone in the child, installed or not.
+TEST(ParkAfterFork, AWakeMarkStandingAtTheForkIsGoneInTheChild) {
+  expect_clean_exit_in_child([] {
+    static char key;
+    if (!mark_designated_wake(&key)) _exit(2);
+    int status = testing::run_in_fork_child([] {
+      if (designated_wake_pending(&key)) _exit(3);
+    });
+    _exit(status);
   });
 }
 

@@ -5,9 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 #include <vector>
+
+#include "support/child_process.hpp"
+#include "sys/syscall.hpp"
 
 namespace panicstop::detail {
 namespace {
@@ -85,6 +90,32 @@ TEST(SpinBudget, RelaxesPerReadAreMeasuredOnceAndAtLeastOne) {
   const uint32_t first = relaxes_per_spin_read();
   EXPECT_GE(first, 1u);
   EXPECT_EQ(relaxes_per_spin_read(), first);
+}
+
+// A turn that a thread of the parent held at a fork() is free in the child,
+// which does not have that thread: otherwise the lock never spins there again.
+TEST(SpinTurn, AForkedChildTakesATurnAThreadOfTheParentHeld) {
+  testing::ChildOptions opts;
+  opts.deadline = std::chrono::seconds(10);
+  auto r = testing::run_in_child(
+      [] {
+        static std::atomic<uint8_t> spinner{0};
+        static std::atomic<uint32_t> held{0}, never{0};
+        std::thread([] {
+          SpinTurn turn(spinner);
+          held = turn.held() ? 1 : 2;
+          sys::futex_wake(&held, 1);
+          for (;;) sys::futex_wait(&never, 0);  // keeps the turn across the fork
+        }).detach();
+        while (held.load() == 0) sys::futex_wait(&held, 0);
+        if (held.load() != 1) _exit(2);
+        _exit(testing::run_in_fork_child([] {
+          SpinTurn turn(spinner);
+          if (!turn.held()) _exit(3);
+        }));
+      },
+      opts);
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe();
 }
 
 }  // namespace

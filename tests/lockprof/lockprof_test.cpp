@@ -16,6 +16,7 @@
 #include "panicstop/mutex.hpp"
 #include "panicstop/spin_mutex.hpp"
 #include "panicstop/witness.hpp"
+#include "lockprof/stuck_report.hpp"
 #include "support/child_process.hpp"
 #include "thread/slot.hpp"
 
@@ -222,6 +223,27 @@ TEST(LockProf, SpinMutexContentionIsCounted) {
   // The waiter may win the race and never contend; when it did, it is counted.
   EXPECT_TRUE(r.output.find("contested=1\n") != std::string::npos || r.output.find("rows=0") != std::string::npos)
       << r.output;
+}
+
+// A thread of the parent was inside a report at the fork, holding the
+// table's lock (its output pipe was full). The child does not have that
+// thread: its own reports must not wait for it.
+TEST(LockProf, AChildForkedDuringAStuckReportStillReports) {
+  ChildResult r = run_in_child(
+      [] {
+        lockprof_enable(true);
+        testing::StuckReport stuck;
+        int status = testing::run_in_fork_child([] {
+          LockProfileRow rows[4];
+          lockprof_report(rows, 4);
+          if (!lockprof_write_report(2)) _exit(3);
+        });
+        print_line("child status=%llu\n", static_cast<unsigned long long>(status));
+      },
+      testing::ChildOptions{std::chrono::seconds(10), {}, {}, ""});
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("child status=0\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("lock profile: "), std::string::npos) << r.output;
 }
 
 }  // namespace

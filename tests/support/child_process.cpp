@@ -115,6 +115,19 @@ ChildResult run(const std::function<void()>& child_main, const ChildOptions& opt
 
 }  // namespace
 
+int run_in_fork_child(void (*body)()) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    body();
+    _exit(0);
+  }
+  if (pid < 0) return -1;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 std::string ChildResult::describe() const {
   std::ostringstream out;
   if (hung) out << "hung (killed at the deadline after " << elapsed.count() << " ms)";

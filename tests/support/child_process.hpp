@@ -50,6 +50,12 @@ inline ChildOptions with_env(std::vector<std::pair<std::string, std::string>> en
 // hang: that is what is being tested.
 ChildResult run_in_child(const std::function<void()>& body, const ChildOptions& options = {});
 
+// For tests of what the child of a fork() inherits (call it inside a
+// run_in_child body): forks, runs body() in the new process, _exit(0)s there,
+// and returns its exit status (128 + the signal if a signal ended it). A
+// hang there hangs the caller too, which run_in_child's deadline reports.
+int run_in_fork_child(void (*body)());
+
 // Forks and execs argv[0] (searched in PATH) with the same rules.
 ChildResult run_command(const std::vector<std::string>& argv, const ChildOptions& options = {});
 

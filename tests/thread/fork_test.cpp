@@ -23,6 +23,7 @@
 #include "support/child_process.hpp"
 #include "support/reports.hpp"
 #include "sys/syscall.hpp"
+#include "thread/slot.hpp"
 
 namespace panicstop {
 namespace {
@@ -140,6 +141,26 @@ TEST(Fork, AChildOfAProgramThatUsesTheLibraryPanicsWithItsOwnFrames) {
   expect_child_crash_shown(r, crash, SIGABRT, "panic_in_forked_child");
   EXPECT_EQ(r.output.find("a child thread took"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("lost its own lock"), std::string::npos) << r.output;
+}
+
+// A program that uses the library's locks and never calls install() forks
+// too: the thread layer's fork handler is registered when the library loads,
+// so the child still has one live slot, the forking thread's, under the
+// child's tid.
+TEST(Fork, AChildOfAProgramThatNeverInstalledKeepsOnlyItsOwnSlot) {
+  auto r = run_in_child([] {
+    Mutex mine{"mine"};
+    mine.lock();  // the forking thread's slot
+    mine.unlock();
+    new ParkedHolder;  // a thread of the parent with a slot of its own; its lock stays held
+    int status = testing::run_in_fork_child([] {
+      if (detail::live_slot_count() != 1) _exit(3);
+      if (detail::current_slot()->tid.load() != sys::gettid()) _exit(4);
+    });
+    say("child status=" + std::to_string(status));
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("child status=0\n"), std::string::npos) << r.output;
 }
 
 // --- the control socket -------------------------------------------------------
