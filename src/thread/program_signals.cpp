@@ -5,6 +5,7 @@
 #include "thread/program_signals.hpp"
 
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -153,6 +154,25 @@ void write_program(int sig, TakenSignal& t, const struct sigaction& act) noexcep
   libc_next().sigaction(sig, &k, nullptr);
   t.writing.store(false, std::memory_order_release);
   sys::rt_sigprocmask(SIG_SETMASK, &old, nullptr);
+}
+
+// fork(): a thread of the parent in the middle of write_program() would leave
+// its signal's record flagged in the child for good, and every sigaction() of
+// that signal there (a child resetting its handlers before exec) would wait
+// for a thread the child does not have. So a fork waits for the writes in
+// progress (each a few system calls) and keeps new ones out until it is done.
+void hold_writers_for_fork() noexcept {
+  for (TakenSignal& t : g_signals)
+    while (t.writing.exchange(true, std::memory_order_acquire)) sys::sched_yield();
+}
+
+void release_writers_after_fork() noexcept {
+  for (TakenSignal& t : g_signals) t.writing.store(false, std::memory_order_release);
+}
+
+// At load: a program forks before install() too.
+__attribute__((constructor)) void keep_signal_records_whole_across_fork() {
+  pthread_atfork(hold_writers_for_fork, release_writers_after_fork, release_writers_after_fork);
 }
 
 void reset_to_default(int sig, TakenSignal& t) noexcept {

@@ -275,6 +275,36 @@ TEST(ProgramSignals, SigactionReportsTheProgramsActionNotPanicstops) {
   EXPECT_NE(r.output.find("kernel=panicstop\n"), std::string::npos) << r.output;
 }
 
+// One thread keeps changing a signal panicstop took while another forks, as
+// a runtime installing its handlers races a fork. A write in progress at the
+// fork must not leave that signal's record busy in the child, where a
+// sigaction() of it (a child resetting its handlers before exec) would wait
+// for a thread the child does not have.
+TEST(ProgramSignals, AChildForkedWhileAThreadChangesATakenSignalCanChangeItToo) {
+  auto r = run_in_child(
+      [] {
+        install();
+        static std::atomic<bool> stop{false};
+        std::thread changer([] {
+          while (!stop.load(std::memory_order_relaxed)) {
+            install_handler(SIGSEGV, count_sent, 0);
+            signal(SIGSEGV, SIG_DFL);
+          }
+        });
+        int failed = 0;
+        for (int i = 0; i < 100 && failed == 0; ++i)
+          failed = testing::run_in_fork_child([] {
+            if (signal(SIGSEGV, SIG_DFL) == SIG_ERR) _exit(3);
+          });
+        stop = true;
+        changer.join();
+        say("failed=%d\n", failed);
+      },
+      with_env({}, 20000));
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("failed=0\n"), std::string::npos) << r.output;
+}
+
 // OpenJDK's libnio and libnet: a no-op handler for SIGRTMAX-2, without
 // SA_RESTART, to interrupt blocking I/O by closing a descriptor.
 void jdk_interrupt_handler(int) {}
