@@ -843,10 +843,68 @@ stop.wait()
 """
 
 
+# A threaded program that forks without exec, as daemons and prefork servers
+# do: the child starts threads of its own and is crashed; its parent writes
+# how the child ended to argv[1].
+PYTHON_FORK_SCRIPT = r"""
+import os, sys, threading
+stop = threading.Event()
+for i in range(4):
+    threading.Thread(target=stop.wait, name="parent-%d" % i, daemon=True).start()
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    os.close(r)
+    for i in range(3):
+        threading.Thread(target=stop.wait, name="child-%d" % i, daemon=True).start()
+    os.write(w, b"ready")
+    stop.wait()
+    os._exit(0)
+os.close(w)
+os.read(r, 5)
+print("child %d" % child, flush=True)
+_, status = os.waitpid(child, 0)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write("%d\n" % (os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+stop.wait()
+"""
+
+
+def run_python_fork(s, py):
+    """The child of a threaded python crashes: its dump shows its own threads
+    only, and the parent goes on without a dump."""
+    name = "fork-child-kill-SEGV"
+    d = s.tmpdir(name)
+    script = os.path.join(d, "fork.py")
+    with open(script, "w") as f:
+        f.write(PYTHON_FORK_SCRIPT)
+    status = os.path.join(d, "child-status")
+    p, log = s.start([py, script, status], True, d, dump_dir=d, stdout=subprocess.PIPE)
+    parent = s.program_pid(p, True, "python3")
+    line = p.stdout.readline()  # "child PID" once the child's threads run; EOF if it died
+    m = re.match(rb"child (\d+)\n$", line)
+    if not s.check(name, m is not None, "child ready", repr(line)):
+        return
+    child = int(m.group(1))
+    wait_for(lambda: len(tids(child)) >= 4, READY_SECONDS, "the child's 4 threads")
+
+    def died():
+        text = read(status)
+        return int(text) if text.strip() else None
+    s.crash(name, child, signal.SIGSEGV, None, died, d, [log])
+    s.check(name, alive(parent), "the parent goes on", "pid %d" % parent)
+    txt, core = s.dumps_for(d, parent)
+    s.check(name, txt is None and core is None, "no dump of the parent",
+            ", ".join(os.path.basename(x) for x in (txt, core) if x) or "none")
+    s.cleanup()
+
+
 def run_python(s):
     py = "/usr/bin/python3"
     if not need(py):
         return SKIP
+    run_python_fork(s, py)
     script = os.path.join(s.tmpdir("script"), "threads.py")
     with open(script, "w") as f:
         f.write(PYTHON_SCRIPT)
