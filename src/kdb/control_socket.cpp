@@ -7,6 +7,7 @@
 #include <ctime>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "kdb/console.hpp"
 #include "kdb/session.hpp"
@@ -25,6 +26,9 @@ char g_control_path[256];
 namespace {
 
 std::atomic<bool> g_deferred{false};
+// Which socket g_control_listen_fd was when it was published.
+uint64_t g_control_dev = 0, g_control_ino = 0;
+std::atomic<bool> g_lost_said{false};
 
 // The panic's debugger waits this long for the request line: its threads are
 // stopped for good anyway.
@@ -281,11 +285,37 @@ void serve_pass() noexcept {
 
 }  // namespace
 
+void publish_control_socket(int fd) noexcept {
+  struct stat st {};
+  sys::raw_syscall(SYS_fstat, fd, &st);
+  g_control_dev = uint64_t(st.st_dev);
+  g_control_ino = uint64_t(st.st_ino);
+  g_control_listen_fd = fd;
+}
+
+bool control_socket_intact(bool in_forked_child) noexcept {
+  const int fd = g_control_listen_fd;
+  if (fd < 0) return false;
+  struct stat st {};
+  if (sys::raw_syscall(SYS_fstat, fd, &st) == 0 && S_ISSOCK(st.st_mode) && uint64_t(st.st_dev) == g_control_dev &&
+      uint64_t(st.st_ino) == g_control_ino)
+    return true;
+  g_control_listen_fd = -1;
+  if (in_forked_child) return false;
+  sys::unlinkat(AT_FDCWD, g_control_path, 0);
+  if (!g_lost_said.exchange(true, std::memory_order_relaxed))
+    sys::write_line(2,
+                    "panicstop: kdb control socket off: the program closed its descriptor %d; panicstop dump and "
+                    "panicstop kdb cannot reach process %d",
+                    fd, sys::getpid());
+  return false;
+}
+
 const char* control_socket_path() noexcept { return g_control_listen_fd >= 0 ? g_control_path : ""; }
 
 bool is_control_connection(int fd) noexcept {
   if (fd < 0) return false;
-  if (fd == g_control_listen_fd) return true;
+  if (fd == g_control_listen_fd) return control_socket_intact(false);
   for (const auto& p : g_pending)
     if (p.fd == fd) return true;
   for (const auto& closed : g_recent_closed)
@@ -294,7 +324,7 @@ bool is_control_connection(int fd) noexcept {
 }
 
 void serve_control_requests() noexcept {
-  if (g_control_listen_fd < 0) return;
+  if (!control_socket_intact(false)) return;
   // Another thread's session is running: this thread is one it could not
   // stop. Leave the connection queued; end_session() serves it.
   if (session_active()) {
@@ -311,7 +341,7 @@ void serve_control_requests() noexcept {
 }
 
 bool serve_one_connection(KdbSession* session, int64_t timeout_ns) noexcept {
-  if (g_control_listen_fd < 0 || sys::wait_readable(g_control_listen_fd, timeout_ns) != 1) return false;
+  if (!control_socket_intact(false) || sys::wait_readable(g_control_listen_fd, timeout_ns) != 1) return false;
   long fd = sys::accept4(g_control_listen_fd, SOCK_CLOEXEC);
   if (fd < 0) return false;
   serve_connection(int(fd), session);

@@ -27,6 +27,19 @@ struct KdbSession;
 // the socket cannot be made (the process goes on without it).
 bool install_control_socket() noexcept;
 
+// Makes fd the listening socket the handler serves, remembering which socket
+// it is (setup, and a forked child's new socket).
+void publish_control_socket(int fd) noexcept;
+
+// Is the published descriptor still the socket it was? A program may close
+// every descriptor it did not open (daemons do, at start; under `panicstop
+// run` that comes after install()) and get the number back for a file of its
+// own. If so, the socket is forgotten without touching the number, which is
+// the program's now; unless `in_forked_child` (which makes a socket of its
+// own next), the socket's file is removed and stderr says so, once.
+// Async-signal-safe.
+bool control_socket_intact(bool in_forked_child) noexcept;
+
 // The path this process listens on, or "" when it has no control socket.
 const char* control_socket_path() noexcept;
 

@@ -156,7 +156,7 @@ int listen_on(const char* dir, int pid, char* path, size_t cap, SocketFailure* f
 
 // Publishes fd as this process's socket and arms the connection signal.
 bool publish_and_arm(int fd, int pid, SocketFailure* failure) noexcept {
-  g_control_listen_fd = fd;
+  publish_control_socket(fd);
   g_socket_owner_pid = pid;
   if (fcntl(fd, F_SETFL, O_NONBLOCK | O_ASYNC) == 0) return true;
   *failure = {"cannot arrange the connection signal", errno};
@@ -209,10 +209,13 @@ void kdb_after_fork() noexcept {
     // The inherited descriptor shares its open file description with the
     // parent's: F_SETOWN on it would aim the parent's connection signals at
     // the child, and accepting on it would answer the parent's clients. It
-    // is only closed here, and the parent's file stays where it is.
+    // is only closed here, and the parent's file stays where it is; unless
+    // the number is no longer the socket (the program closed it and reused
+    // the number): then it is left alone.
+    const bool intact = control_socket_intact(true);
     g_control_listen_fd = -1;
     g_socket_owner_pid = 0;
-    close(inherited);
+    if (intact) close(inherited);
     char dir[256];
     socket_directory(dir, sizeof dir);
     int pid = int(getpid());

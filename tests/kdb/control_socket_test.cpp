@@ -4,6 +4,7 @@
 #include "kdb/control_socket.hpp"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -21,9 +22,13 @@
 #include "panicstop/panic.hpp"
 #include "support/child_process.hpp"
 #include "support/reports.hpp"
+#include "thread/program_signals.hpp"
 #include "thread/signal_sections.hpp"
 
 namespace panicstop {
+namespace detail {
+extern int g_control_listen_fd;
+}  // namespace detail
 namespace {
 
 using testing::run_in_child;
@@ -183,6 +188,82 @@ TEST(ControlSocket, ASilentClientIsToldWhyAndClosed) {
       with_env({{"PANICSTOP_KDB_SOCKET", sockets.path()}}));
   ASSERT_FALSE(r.hung) << r.describe() << r.output;
   EXPECT_NE(r.output.find("silent reply:\nerror no request line within 2 s"), std::string::npos) << r.output;
+}
+
+// --- a program that closes descriptors it did not open -------------------
+// Daemons close every descriptor above 2 as they start (sshd's closefrom(3)),
+// which under `panicstop run` comes after install(), and then get the same
+// numbers back for files of their own. The number that was the control
+// socket is then the program's: panicstop must neither accept on it, nor
+// close it in a forked child.
+
+// Closes the control socket as such a program does and makes its number a
+// listening TCP socket of the program's, with one client waiting in its
+// backlog. Returns the number.
+int reuse_the_control_sockets_number() {
+  const int number = detail::g_control_listen_fd;
+  if (number < 0) _exit(10);
+  close(number);
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(listener, 4) != 0) _exit(11);
+  if (listener != number) {
+    dup2(listener, number);
+    close(listener);
+  }
+  socklen_t len = sizeof addr;
+  getsockname(number, reinterpret_cast<sockaddr*>(&addr), &len);
+  int client = socket(AF_INET, SOCK_STREAM, 0);
+  if (connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) _exit(12);
+  return number;
+}
+
+bool is_inet_listener(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  int listening = 0;
+  socklen_t optlen = sizeof listening;
+  return getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.ss_family == AF_INET &&
+         getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) == 0 && listening == 1;
+}
+
+TEST(ControlSocket, ARequestSignalDoesNotAcceptOnTheProgramsSocketThatReusedTheNumber) {
+  TempDir dir;
+  auto r = run_in_child(
+      [] {
+        install();
+        const int number = reuse_the_control_sockets_number();
+        // What the handler serves: an own request signal (as a session's end
+        // sends for a request that arrived meanwhile).
+        detail::send_own_signal(0, detail::kdb_request_signal());
+        long accepted = accept4(number, nullptr, nullptr, SOCK_NONBLOCK);
+        say(accepted >= 0 ? "the program got its client" : "the program's client is gone");
+      },
+      with_env({{"PANICSTOP_KDB_SOCKET", dir.path()}}, 20000));
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("the program got its client"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("panicstop: kdb control socket off: the program closed its descriptor"), std::string::npos)
+      << r.output;
+}
+
+TEST(ControlSocket, AForkedChildLeavesTheProgramsSocketThatReusedTheNumber) {
+  TempDir dir;
+  auto r = run_in_child(
+      [] {
+        install();
+        static int number = reuse_the_control_sockets_number();
+        int status = testing::run_in_fork_child([] {
+          if (!is_inet_listener(number)) _exit(3);
+        });
+        say("child status=" + std::to_string(status));
+        say(is_inet_listener(number) ? "the parent keeps its socket" : "the parent lost its socket");
+      },
+      with_env({{"PANICSTOP_KDB_SOCKET", dir.path()}}, 20000));
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("child status=0\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the parent keeps its socket"), std::string::npos) << r.output;
 }
 
 }  // namespace
