@@ -22,7 +22,9 @@
 // print a message naming the variable and its accepted values, and exit(2).
 //   PANICSTOP_STOP_ON_PANIC    1 (default) or 0: 0 neither stops threads nor
 //                              bypasses locks, as before FreeBSD's 2011 change
-//   PANICSTOP_DUMP_DIR         directory for dumps (default: current, then /tmp)
+//   PANICSTOP_DUMP_DIR         directory for dumps (default: current, then /tmp;
+//                              a relative one is taken from the directory
+//                              current at install, whatever chdir() follows)
 //   PANICSTOP_DUMP             none, or a comma list of text, core, minidump
 //                              (default text,core; minidump added when
 //                              PANICSTOP_UPLOAD_URL is set), written in that

@@ -5,7 +5,8 @@
 //                         table: "text", "core", "minidump"), written in that order, or
 //                         "none". Default: every writer that is on by default,
 //                         in table order ("text,core").
-//   PANICSTOP_DUMP_DIR    where the files go; "" = the current directory, then /tmp
+//   PANICSTOP_DUMP_DIR    where the files go; "" = the current directory, then /tmp;
+//                         a relative path is taken from the current directory at install
 //   PANICSTOP_CORE        mini | full (dump/core_plan.hpp says what each holds)
 //   PANICSTOP_CORE_LIMIT  respect | ignore (dump/core_limit.hpp)
 //   PANICSTOP_MINIDUMP_ENVIRON  0 (default) | 1: the environment in the minidump

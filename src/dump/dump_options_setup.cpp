@@ -1,4 +1,6 @@
 // Parsing the dump layer's options at install (dump_options.hpp): getenv.
+#include <unistd.h>
+
 #include <cstring>
 
 #include "dump/dump_options.hpp"
@@ -76,9 +78,18 @@ void add_minidump_for_upload(DumpOptions* o) noexcept {
 bool parse_dump_options(DumpOptions* out, char* err, size_t err_size) noexcept {
   DumpOptions o = default_dump_options();
   if (const char* dir = sys::env_value("PANICSTOP_DUMP_DIR")) {
-    if (sys::bounded_strlen(dir, sizeof o.dir) >= sizeof o.dir)
+    // A relative path is taken from the current directory now, at install:
+    // a daemon's chdir("/") afterwards must not move where its dumps go.
+    char cwd[sizeof o.dir];
+    const bool relative = dir[0] != '\0' && dir[0] != '/';
+    if (relative && getcwd(cwd, sizeof cwd) == nullptr)
+      return sys::env_reject("PANICSTOP_DUMP_DIR", dir, "an absolute path (the current directory is unknown)", err,
+                             err_size);
+    const size_t n = (relative ? strlen(cwd) + 1 : 0) + sys::bounded_strlen(dir, sizeof o.dir);
+    if (n >= sizeof o.dir)
       return sys::env_reject("PANICSTOP_DUMP_DIR", dir, "a directory path shorter than 512 bytes", err, err_size);
-    sys::copy_string(o.dir, sizeof o.dir, dir);
+    if (relative) sys::format(o.dir, sizeof o.dir, "%s/%s", cwd, dir);
+    else sys::copy_string(o.dir, sizeof o.dir, dir);
   }
   if (!parse_dump_list(&o, err, err_size)) return false;
   static constexpr sys::EnvChoice kCore[] = {{"mini", int(CoreKind::kMini)}, {"full", int(CoreKind::kFull)}};

@@ -1,6 +1,7 @@
 #include "dump/dump_step.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -176,6 +177,28 @@ TEST(DumpStep, PanicWritesTextThenCoreByDefault) {
   EXPECT_EQ(paths[0].substr(0, paths[0].size() - 4), paths[1].substr(0, paths[1].size() - 5));
   EXPECT_EQ(dir.list().size(), 2u);
   EXPECT_EQ(testing::read_file(paths[1]).substr(0, 4), "\x7f" "ELF");
+}
+
+// A relative PANICSTOP_DUMP_DIR names a directory below the one the program
+// started in: a daemon's chdir("/") after install() does not move it.
+TEST(DumpStep, ARelativeDumpDirStaysWhereTheProgramStarted) {
+  testing::TempDir dir;
+  ASSERT_EQ(mkdir((dir.path() + "/dumps").c_str(), 0700), 0);
+  testing::ChildOptions opts;
+  opts.set_env = {{"PANICSTOP_DUMP_DIR", "dumps"}, {"PANICSTOP_DUMP", "text"}};
+  opts.cwd = dir.path();
+  testing::ChildResult r = testing::run_in_child(
+      [] {
+        install();
+        detail::register_dump_step();
+        if (chdir("/") != 0) _exit(3);
+        panic("after the daemon's chdir");
+      },
+      opts);
+  ASSERT_FALSE(r.hung) << r.describe();
+  std::vector<std::string> paths = written_paths(r.output);
+  ASSERT_EQ(paths.size(), 1u) << r.output;
+  EXPECT_EQ(paths[0].rfind(dir.path() + "/dumps/panicstop-", 0), 0u) << paths[0];
 }
 
 }  // namespace
