@@ -1,8 +1,11 @@
 #include "run_command.hpp"
 
+#include <fcntl.h>
+#include <gelf.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,7 +43,11 @@ an upload URL and no PANICSTOP_UPLOADER, this program is PROG's uploader.
 
 Exit status: PROG's own; 128+N if PROG was killed by signal N (as a shell
 reports it); 1 if PROG could not be started; 2 for a usage error.
-Statically linked programs cannot be preloaded: link them with the library.
+The loader cannot bring the shim into a statically linked program, and
+ignores LD_PRELOAD for one that runs set-user-ID, set-group-ID or with file
+capabilities (and for a script whose interpreter is such a program): run
+says so on stderr and runs PROG anyway, unprotected. Link such a program
+with the library instead.
 
 Examples:
   panicstop run -- ./server --port 8080
@@ -95,6 +102,49 @@ std::string find_program(const std::string& prog) {
   return "";
 }
 
+// Why the loader will not bring the shim into the program at `path`, or ""
+// when nothing says it will not. `depth`: how many "#!" lines led here.
+std::string preload_refusal(const std::string& path, int depth = 0) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char head[256] = {};
+  ssize_t n = pread(fd, head, sizeof head - 1, 0);
+  if (n > 2 && head[0] == '#' && head[1] == '!') {
+    close(fd);
+    if (depth > 0) return "";  // the kernel does not follow a second "#!"
+    std::string line(head + 2, size_t(n - 2));
+    line = line.substr(0, line.find('\n'));
+    size_t start = line.find_first_not_of(" \t");
+    if (start == std::string::npos) return "";
+    std::string interpreter = line.substr(start, line.find_first_of(" \t", start) - start);
+    std::string why = preload_refusal(interpreter, depth + 1);
+    return why.empty() ? "" : "runs under " + interpreter + ", which " + why;
+  }
+  struct stat st {};
+  std::string why;
+  if (fstat(fd, &st) == 0 && (((st.st_mode & S_ISUID) != 0 && st.st_uid != getuid()) ||
+                              ((st.st_mode & S_ISGID) != 0 && st.st_gid != getgid())))
+    why = "runs set-user-ID or set-group-ID: the loader ignores LD_PRELOAD for it";
+  else if (getuid() != 0 && fgetxattr(fd, "security.capability", nullptr, 0) > 0)
+    why = "has file capabilities: the loader ignores LD_PRELOAD for it";
+  if (why.empty() && elf_version(EV_CURRENT) != EV_NONE) {
+    if (Elf* elf = elf_begin(fd, ELF_C_READ, nullptr)) {
+      size_t count = 0;
+      bool interpreter = false;
+      if (elf_kind(elf) == ELF_K_ELF && elf_getphdrnum(elf, &count) == 0) {
+        for (size_t i = 0; i < count; ++i) {
+          GElf_Phdr ph;
+          if (gelf_getphdr(elf, int(i), &ph) != nullptr && ph.p_type == PT_INTERP) interpreter = true;
+        }
+        if (!interpreter) why = "is statically linked: LD_PRELOAD cannot bring panicstop into it";
+      }
+      elf_end(elf);
+    }
+  }
+  close(fd);
+  return why;
+}
+
 // PROG's crash path runs `panicstop upload` and finds it through PATH unless
 // PANICSTOP_UPLOADER names it; this very program is the surest choice.
 void offer_self_as_uploader() {
@@ -145,10 +195,14 @@ int run_run(const std::vector<std::string>& args) {
     return usage_error("run", "run: --core takes mini or full, not '" + core + "'");
 
   std::vector<std::string> argv(args.begin() + long(i), args.end());
-  if (find_program(argv[0]).empty()) {
+  const std::string program = find_program(argv[0]);
+  if (program.empty()) {
     std::cerr << "panicstop: run: " << argv[0] << ": no such program (or not executable)\n";
     return kExitFailure;
   }
+  if (std::string why = preload_refusal(program); !why.empty())
+    std::cerr << "panicstop: run: warning: " << program << " " << why
+              << "; it runs without panicstop, and its crashes get no dump (link it with the library)\n";
   std::string preload = find_preload(preload_option);
   if (preload.empty() || !is_file(preload)) {
     std::cerr << "panicstop: run: cannot find libpanicstop_preload.so"

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,6 +54,45 @@ TEST(Run, UsageErrorsAndMissingPrograms) {
   ChildResult help = run_command({kTool, "help", "run"});
   EXPECT_TRUE(help.exited && help.exit_code == 0) << help.describe();
   EXPECT_NE(help.output.find("pthread_create"), std::string::npos) << "the help names what the shim interposes";
+}
+
+// Programs the loader will not preload into: run says so, names why, and
+// still runs them (a service wrapped in `panicstop run` must start).
+TEST(Run, AStaticProgramRunsWithAWarningThatItIsUnprotected) {
+  ChildResult r = run_command({kTool, "run", "--", PANICSTOP_STATIC_PROGRAM});
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("the static program ran"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("panicstop: run: warning: " + std::string(PANICSTOP_STATIC_PROGRAM) +
+                          " is statically linked: LD_PRELOAD cannot bring panicstop into it; it runs without "
+                          "panicstop"),
+            std::string::npos)
+      << r.output;
+  // A script whose interpreter is that program: the same, said of the interpreter.
+  TempDir dir;
+  std::string script = dir.path() + "/script";
+  std::ofstream(script) << "#!" << PANICSTOP_STATIC_PROGRAM << "\n";
+  chmod(script.c_str(), 0755);
+  ChildResult s = run_command({kTool, "run", "--", script});
+  EXPECT_TRUE(s.exited && s.exit_code == 0) << s.describe() << s.output;
+  EXPECT_NE(s.output.find("runs under " + std::string(PANICSTOP_STATIC_PROGRAM) + ", which is statically linked"),
+            std::string::npos)
+      << s.output;
+  // A dynamic program gets no warning.
+  ChildResult d = run_command({kTool, "run", "--", "sh", "-c", "exit 0"});
+  EXPECT_EQ(d.output.find("warning"), std::string::npos) << d.output;
+}
+
+TEST(Run, ASetUserIdProgramRunsWithAWarningThatItIsUnprotected) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to give a copy of a program to another user";
+  TempDir dir;
+  std::string copy = dir.path() + "/true";
+  ASSERT_EQ(system(("cp /bin/true " + copy + " && chown 65534 " + copy + " && chmod 4755 " + copy).c_str()), 0);
+  chmod(dir.path().c_str(), 0755);
+  ChildResult r = run_command({kTool, "run", "--", copy});
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("runs set-user-ID or set-group-ID: the loader ignores LD_PRELOAD for it"),
+            std::string::npos)
+      << r.output;
 }
 
 TEST(Run, StackOverflowInAThreadTheProgramMadeGivesADumpOfEveryThread) {
