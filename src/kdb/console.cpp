@@ -343,6 +343,9 @@ void banner(const Console& c) noexcept {
   sys::write_line(c.out,
                   "kdb: process %d (%s) stopped: %s; %u threads stopped, %u not stopped; type help for commands",
                   sys::getpid(), comm, c.session->why, stop.stopped, stop.not_stopped);
+  if (stop.refused != 0)
+    sys::write_line(c.out, "kdb: the stop signal could not be sent to %u threads (%s): they run on", stop.refused,
+                    stop_refusal_reason(stop.refused_errno));
 }
 
 // "60 s", or "250 ms" when not whole seconds.

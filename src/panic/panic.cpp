@@ -178,11 +178,14 @@ int64_t step_timeout_ns() noexcept { return int64_t(g_tunables.step_timeout_ms) 
 void step_stop(const void*) noexcept {
   g_state.stop = stop_other_threads(StopKind::kHard, int64_t(g_tunables.stop_timeout_ms) * 1000000);
   const StopResult& r = g_state.stop;
+  sys::FixedWriter note(g_state.note, sizeof g_state.note);
   if (r.reclaimed_from != nullptr)
-    sys::format(g_state.note, sizeof g_state.note,
-                "the hard-stop signal's handler had been replaced (by %p) behind panicstop's back; "
+    note.format("the hard-stop signal's handler had been replaced (by %p) behind panicstop's back; "
                 "panicstop's was put back for this panic",
                 r.reclaimed_from);
+  if (r.refused != 0)
+    note.format("%sthe stop signal could not be sent to %u threads (%s), so they ran on", note.size() != 0 ? "; " : "",
+                r.refused, stop_refusal_reason(r.refused_errno));
 }
 
 void step_banner(const void*) noexcept {

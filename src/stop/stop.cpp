@@ -149,6 +149,8 @@ struct Scan {
   int pid;
   uint32_t signaled;
   bool new_found;
+  uint32_t refused;   // sends that failed for another reason than an exit
+  int refused_errno;  // the first such failure's errno
 };
 
 void signal_one(int tid, void* arg) noexcept {
@@ -156,7 +158,11 @@ void signal_one(int tid, void* arg) noexcept {
   if (tid == s->self || !set_insert(g_signaled, s->gen, tid)) return;
   s->new_found = true;
   ++s->signaled;
-  send_own_signal(tid, s->sig);  // ESRCH: it exited; verify() counts it
+  const long sent = send_own_signal(tid, s->sig);  // ESRCH: it exited; verify() counts it
+  if (sent < 0 && sent != -ESRCH) {
+    ++s->refused;
+    if (s->refused_errno == 0) s->refused_errno = int(-sent);
+  }
 }
 
 struct Tally {
@@ -392,7 +398,8 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
   g_active.store(uint32_t(kind), std::memory_order_seq_cst);
 
   open_proc_dir();  // checks the descriptor kept since install is still procfs's root
-  Scan scan{gen, kind == StopKind::kHard ? hard_stop_signal() : soft_stop_signal(), self, sys::getpid(), 0, false};
+  Scan scan{gen, kind == StopKind::kHard ? hard_stop_signal() : soft_stop_signal(), self, sys::getpid(), 0, false,
+            0, 0};
   // A program that installed its handler with a raw system call bypassed the
   // interposer: put panicstop's back before relying on it, and say so.
   r.reclaimed_from = reclaim_signal(scan.sig);
@@ -406,7 +413,9 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
     int found = for_each_thread(signal_one, &scan, &source);
     if (source == ThreadSource::kRegistry) r.from_registry = true;
     ++r.scans;
-    uint32_t target = scan.signaled - exited;
+    // A thread the signal never reached never answers: not waited for.
+    const uint32_t reached = scan.signaled - exited;
+    uint32_t target = reached > scan.refused ? reached - scan.refused : 0;
     g_ack_target.store(target, std::memory_order_seq_cst);
     uint32_t acks = g_acks.load(std::memory_order_seq_cst);
     int64_t now = sys::monotonic_ns();
@@ -423,7 +432,7 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
         r.exited = t.exited;
         break;
       }
-      if (now >= deadline || found < 0) {
+      if (now >= deadline || found < 0 || (settled && t.pending <= scan.refused)) {
         t = verify(gen, scan.pid, /*record=*/true);
         r.stopped = t.stopped;
         r.exited = t.exited;
@@ -441,6 +450,8 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
     if (sys::futex_wait_until(&g_acks, acks, wake) == -ETIMEDOUT) exited = verify(gen, scan.pid, false).exited;
   }
   r.end_ns = sys::monotonic_ns();
+  r.refused = scan.refused;
+  r.refused_errno = scan.refused_errno;
   if (kind == StopKind::kSoft && r.ok) {
     g_soft_stopped.store(r.stopped, std::memory_order_relaxed);
     g_soft_complete.store(true, std::memory_order_release);
@@ -480,15 +491,30 @@ void reset_stop_after_fork() noexcept {
 }
 
 void save_own_context_via_signal() noexcept {
-  if (!stop_handlers_installed()) return;
   int tid = sys::gettid();
-  g_capture_tid.store(tid, std::memory_order_release);
+  ThreadSlot* slot = find_slot_by_tid(tid);
+  if (slot == nullptr && overflow_slot()->tid.load(std::memory_order_relaxed) == tid) slot = overflow_slot();
   bool captured = false;
-  sys::tgkill(sys::getpid(), tid, hard_stop_signal());
-  // Delivered before tgkill returns to user space when unblocked; if the caller
-  // blocked it, nothing is saved and the flag is cleared here.
-  captured = g_capture_tid.load(std::memory_order_acquire) == 0;
-  g_capture_tid.store(0, std::memory_order_release);
+  if (stop_handlers_installed()) {
+    if (slot != nullptr) slot->context.valid = false;  // an earlier stop's
+    g_capture_tid.store(tid, std::memory_order_release);
+    sys::tgkill(sys::getpid(), tid, hard_stop_signal());
+    // Delivered before tgkill returns to user space when unblocked; if the
+    // caller blocked it, nothing is saved and the flag is cleared here.
+    captured = g_capture_tid.load(std::memory_order_acquire) == 0;
+    g_capture_tid.store(0, std::memory_order_release);
+  }
+  if (slot == nullptr) return;
+  if (!captured || !slot->context.valid) {
+    // No signal came (a seccomp filter refused tgkill, the caller blocks the
+    // signal, or install() never ran): a context made here, with no register
+    // but the three the caller's frame needs, set below, still starts the
+    // walk of this thread's stack, the one a panic is about.
+    siginfo_t info{};
+    ucontext_t uc{};
+    save_context(slot, &info, &uc);
+    if (!slot->context.valid) return;
+  }
   // The context is of a point inside this call (inside the system call
   // wrapper, a frame of its own in an unoptimized build), whose frames the
   // caller's next calls overwrite long before the dumps read the stack: a
@@ -497,9 +523,6 @@ void save_own_context_via_signal() noexcept {
   // frame's CFA, the frame pointer the caller's; on aarch64 x30 the return
   // address too); the caller's frame outlives the dumps, since the panic path
   // never returns into it and kdb keeps it alive for the session.
-  ThreadSlot* slot = find_slot_by_tid(tid);
-  if (slot == nullptr && overflow_slot()->tid.load(std::memory_order_relaxed) == tid) slot = overflow_slot();
-  if (!captured || slot == nullptr || !slot->context.valid) return;
   const uintptr_t ret = uintptr_t(__builtin_extract_return_addr(__builtin_return_address(0)));
   const uintptr_t cfa = uintptr_t(__builtin_dwarf_cfa());
   const uintptr_t caller_fp = *static_cast<const uintptr_t*>(__builtin_frame_address(0));

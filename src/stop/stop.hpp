@@ -20,6 +20,8 @@
 // with a raw mmap if install() did not.
 #pragma once
 
+#include <cerrno>
+
 #include <cstdint>
 
 namespace panicstop::detail {
@@ -35,6 +37,12 @@ struct StopResult {
   uint32_t exited = 0;        // threads that exited before they could acknowledge
                               // (a zombie thread group leader among them)
   uint32_t not_stopped = 0;   // threads still running at the deadline
+  // Of those, the ones the stop signal could not be sent to (a seccomp filter
+  // or a security module refused tgkill/rt_tgsigqueueinfo, or the signal
+  // queue was full), and the first errno a send failed with. The stop does
+  // not wait for them: they would never answer.
+  uint32_t refused = 0;
+  int refused_errno = 0;
   uint32_t scans = 0;         // passes over /proc/self/task
   // /proc/self/task could not be read: only the threads the slot registry
   // knows were stopped (see for_each_thread()).
@@ -49,6 +57,17 @@ struct StopResult {
   // handler was put back before the stop.
   const void* reclaimed_from = nullptr;
 };
+
+// Why a send of the stop signal failed with errno `err`, for reports: the
+// likely cause in words, and the errno's name.
+inline const char* stop_refusal_reason(int err) noexcept {
+  switch (err) {
+    case EPERM: return "not permitted (EPERM): a seccomp filter or a security module refuses it";
+    case EAGAIN: return "the signal queue is full (EAGAIN): RLIMIT_SIGPENDING";
+    case ENOSYS: return "no such system call (ENOSYS): a seccomp filter hides it";
+    default: return "refused by the kernel";
+  }
+}
 
 // Reserves the stopper's tables (idempotent; install calls it).
 bool reserve_stop_memory() noexcept;

@@ -1,0 +1,115 @@
+// The stop in a sandbox: a seccomp filter (a container's, systemd's
+// SystemCallFilter=, a browser's) refuses the system calls that send a
+// signal to a thread. Nothing can stop the other threads then; the stop must
+// not wait for answers that cannot come, the report must say why they ran
+// on, and the panicking thread's own stack, which panicstop reads by sending
+// itself a signal, must still be there. Each case runs in a child.
+#include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "panicstop/panic.hpp"
+#include "stop/stop.hpp"
+#include "support/child_process.hpp"
+#include "sys/syscall.hpp"
+
+namespace panicstop::detail {
+namespace {
+
+using testing::run_in_child;
+using testing::TempDir;
+
+// Makes every thread of the process (SECCOMP_FILTER_FLAG_TSYNC) get EPERM
+// from the system calls that signal one thread. False if the kernel (or an
+// emulator: qemu-user refuses seccomp) does not take the filter.
+bool refuse_thread_signals() {
+  struct sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tgkill, 4, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tkill, 3, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_tgsigqueueinfo, 2, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigqueueinfo, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+  };
+  struct sock_fprog program = {sizeof filter / sizeof filter[0], filter};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &program) == 0;
+}
+
+bool sandbox_available() {
+  pid_t child = fork();
+  if (child == 0) _exit(refuse_thread_signals() ? 0 : 1);
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+std::atomic<uint32_t> g_never{0};
+
+void start_sleepers(int n) {
+  for (int i = 0; i < n; ++i)
+    std::thread([] {
+      for (;;) sys::futex_wait(&g_never, 0);
+    }).detach();
+}
+
+TEST(StopSandbox, ThreadsTheSignalCannotReachAreNotWaitedFor) {
+  if (!sandbox_available()) GTEST_SKIP() << "no seccomp filter can be set here";
+  testing::ChildResult r = run_in_child([] {
+    install();
+    start_sleepers(3);
+    if (!refuse_thread_signals()) _exit(2);
+    StopResult s = stop_other_threads(StopKind::kHard, 5'000'000'000);
+    long long took_ms = (s.end_ns - s.start_ns) / 1000000;
+    // Well under the timeout: no answer was awaited from them.
+    bool ok = !s.ok && s.not_stopped == 3 && s.refused == 3 && s.refused_errno == EPERM && took_ms < 1000;
+    fprintf(stderr, "not_stopped=%u refused=%u errno=%d took_ms=%lld\n", s.not_stopped, s.refused,
+            s.refused_errno, took_ms);
+    _exit(ok ? 0 : 1);
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+}
+
+__attribute__((noinline)) void panic_in_the_sandbox() {
+  panic("in a sandbox");
+  __asm__ volatile("" ::: "memory");
+}
+
+TEST(StopSandbox, APanicSaysWhyTheThreadsRanOnAndShowsItsOwnStack) {
+  if (!sandbox_available()) GTEST_SKIP() << "no seccomp filter can be set here";
+  TempDir dir;
+  testing::ChildResult r = run_in_child(
+      [] {
+        install();
+        start_sleepers(3);
+        if (!refuse_thread_signals()) _exit(2);
+        panic_in_the_sandbox();
+      },
+      testing::with_env({{"PANICSTOP_DUMP_DIR", dir.path()}, {"PANICSTOP_DUMP", "text"}}));
+  ASSERT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  std::string report;
+  for (const auto& name : dir.list()) report = testing::read_file(dir.path() + "/" + name);
+  ASSERT_FALSE(report.empty()) << r.output;
+  EXPECT_NE(report.find("\nnote: the stop signal could not be sent to 3 threads (not permitted (EPERM)"),
+            std::string::npos)
+      << report;
+  EXPECT_NE(report.find("4 threads: 0 stopped, 3 not stopped"), std::string::npos) << report;
+  size_t own = report.find("[panicking]");
+  ASSERT_NE(own, std::string::npos) << report;
+  EXPECT_NE(report.find("panic_in_the_sandbox", own), std::string::npos) << report;
+}
+
+}  // namespace
+}  // namespace panicstop::detail
