@@ -37,7 +37,9 @@ void locks_after_fork() noexcept {
   spin_turns_after_fork();
 }
 
-__attribute__((constructor)) void reset_locks_in_fork_children() { pthread_atfork(nullptr, nullptr, locks_after_fork); }
+__attribute__((constructor)) void reset_locks_in_fork_children() {
+  pthread_atfork(nullptr, nullptr, locks_after_fork);
+}
 
 }  // namespace
 
