@@ -28,6 +28,7 @@
 #include "panicstop/panicstop.hpp"
 #include "snapshot/parked_threads.hpp"
 #include "support/child_process.hpp"
+#include "support/seccomp.hpp"
 #include "sys/syscall.hpp"
 #include "thread/signal_sections.hpp"
 
@@ -316,6 +317,36 @@ TEST(KdbConsole, LockprofAnswersWhileAStoppedThreadHoldsTheTable) {
   ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
   std::string text = testing::read_file(transcript);
   EXPECT_NE(text.find("kdb> lockprof: the table could not be written\n"), std::string::npos) << text;
+}
+
+// In a sandbox that refuses signals to threads (a seccomp filter), the
+// session stops nobody; its banner says so and why, instead of leaving the
+// user to wonder why the threads run on.
+TEST(KdbConsole, TheBannerSaysWhenASandboxRefusesTheStopSignal) {
+  if (!testing::sandbox_available()) GTEST_SKIP() << "no seccomp filter can be set here";
+  TempDir dir;
+  std::string transcript = dir.path() + "/transcript";
+  ChildResult r = run_in_child(
+      [&] {
+        install();
+        std::thread h(holder), w(waiter);
+        while (g_holder_tid == 0 || g_waiter_tid == 0) std::this_thread::yield();
+        if (!testing::refuse_thread_signals()) _exit(2);
+        converse_from_client("kdb\ncontinue\n", transcript, true);
+        g_release = 1;
+        sys::futex_wake(&g_release, 1 << 30);
+        h.join();
+        w.join();
+      },
+      options(dir));
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  std::string text = testing::read_file(transcript);
+  EXPECT_TRUE(std::regex_search(text, std::regex(R"(; 0 threads stopped, 2 not stopped; type help for commands\n)")))
+      << text;
+  EXPECT_NE(text.find("kdb: the stop signal could not be sent to 2 threads (not permitted (EPERM): a seccomp filter "
+                      "or a security module refuses it): they run on\n"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace

@@ -5,16 +5,10 @@
 // on, and the panicking thread's own stack, which panicstop reads by sending
 // itself a signal, must still be there. Each case runs in a child.
 #include <gtest/gtest.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <cstddef>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -22,39 +16,16 @@
 #include "panicstop/panic.hpp"
 #include "stop/stop.hpp"
 #include "support/child_process.hpp"
+#include "support/seccomp.hpp"
 #include "sys/syscall.hpp"
 
 namespace panicstop::detail {
 namespace {
 
+using testing::refuse_thread_signals;
 using testing::run_in_child;
+using testing::sandbox_available;
 using testing::TempDir;
-
-// Makes every thread of the process (SECCOMP_FILTER_FLAG_TSYNC) get EPERM
-// from the system calls that signal one thread. False if the kernel (or an
-// emulator: qemu-user refuses seccomp) does not take the filter.
-bool refuse_thread_signals() {
-  struct sock_filter filter[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tgkill, 4, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tkill, 3, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_tgsigqueueinfo, 2, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigqueueinfo, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-  };
-  struct sock_fprog program = {sizeof filter / sizeof filter[0], filter};
-  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-         syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &program) == 0;
-}
-
-bool sandbox_available() {
-  pid_t child = fork();
-  if (child == 0) _exit(refuse_thread_signals() ? 0 : 1);
-  int status = 0;
-  waitpid(child, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
 
 std::atomic<uint32_t> g_never{0};
 
