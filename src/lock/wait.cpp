@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "lock/park.hpp"
-
 #include "panicstop/deadline.hpp"
 #include "sys/syscall.hpp"
 

@@ -21,7 +21,6 @@
 #pragma once
 
 #include <cerrno>
-
 #include <cstdint>
 
 namespace panicstop::detail {

@@ -189,9 +189,9 @@ void release_current_slot() noexcept;
 // Not async-signal-safe (pthread_setspecific may allocate): thread start only.
 void release_at_thread_exit() noexcept;
 
-// In the child of fork(), before anything else of the library runs there (the
-// registry registers it with pthread_atfork when the library loads, install()
-// or not): the forking thread's slot takes the child's tid and every other
+// In the child of fork() (the registry registers it with pthread_atfork when
+// the library loads, install() or not, so it runs before install()'s own
+// handler): the forking thread's slot takes the child's tid and every other
 // slot is retired. Async-signal-safe (the child of a multithreaded parent may
 // call nothing else).
 void adopt_slots_after_fork() noexcept;
