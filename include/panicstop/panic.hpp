@@ -58,7 +58,12 @@
 // Deadlines: the panicking thread arms a POSIX timer aimed at itself
 // (SIGEV_THREAD_ID, signal SIGRTMAX-4) before each step; an overrun or a fault
 // inside the step jumps back to the step runner, is recorded as a nested panic,
-// and the next step runs. The library reserves SIGRTMAX-2 (hard stop),
+// and the next step runs. A step asleep where only a fatal signal wakes it (a
+// write to a hung NFS or FUSE mount, a hook waiting in vfork() or
+// posix_spawn() for a child's exec) never takes that signal: one grace period
+// after its deadline (the step timeout, at least 1 s) a second timer sends
+// SIGKILL to the process, so a panic ends even then, without its remaining
+// steps and with status SIGKILL. The library reserves SIGRTMAX-2 (hard stop),
 // SIGRTMAX-3 (soft stop), SIGRTMAX-4 (step deadline) and SIGRTMAX-5 (kdb
 // control socket, see kdb.hpp).
 //

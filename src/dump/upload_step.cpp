@@ -1,5 +1,6 @@
 #include "dump/upload_step.hpp"
 
+#include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -38,6 +39,14 @@ struct ExecRequest {
   char* const* envp;
 };
 ExecRequest g_exec;
+
+// The child's tid while it still runs in this process's memory:
+// CLONE_PARENT_SETTID writes it before clone() returns, and
+// CLONE_CHILD_CLEARTID has the kernel zero it and wake a futex waiter when the
+// child leaves that memory (execve, or exit). A vfork() parent waits for the
+// same event, but in a sleep only SIGKILL ends: an execve that reads the
+// uploader from a hung mount would hold the panic past every deadline.
+pid_t g_child_tid = 0;
 
 // No sanitizer bookkeeping in the child: it shares the parent's memory and
 // must leave it as it found it.
@@ -117,6 +126,33 @@ int wait_until(long pid, long pidfd, int64_t deadline_ns, int* status) noexcept 
   }
 }
 
+// Waits until the child has exec'd or exited (g_child_tid is 0) or
+// deadline_ns (monotonic) passes; true if it has. The kernel wakes this tid
+// as a shared futex, so the wait is not FUTEX_PRIVATE_FLAG's.
+bool wait_for_exec(int64_t deadline_ns) noexcept {
+  for (;;) {
+    pid_t tid = __atomic_load_n(&g_child_tid, __ATOMIC_ACQUIRE);
+    if (tid == 0) return true;
+    if (sys::monotonic_ns() >= deadline_ns) return false;
+    struct timespec ts {};
+    ts.tv_sec = deadline_ns / 1'000'000'000;
+    ts.tv_nsec = deadline_ns % 1'000'000'000;
+    sys::raw_syscall(SYS_futex, &g_child_tid, FUTEX_WAIT_BITSET, tid, &ts, nullptr, FUTEX_BITSET_MATCH_ANY);
+  }
+}
+
+// Starts the uploader. Without CLONE_VFORK, so that the wait for its exec has
+// a deadline (wait_for_exec); qemu-user runs CLONE_VM only for threads
+// (EINVAL), and turns CLONE_VFORK into a fork, which it does run.
+int start_uploader() noexcept {
+  char* top = g_child_stack + sizeof g_child_stack;
+  __atomic_store_n(&g_child_tid, 0, __ATOMIC_RELEASE);
+  int pid = clone(exec_uploader, top, CLONE_VM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD, &g_exec,
+                  &g_child_tid, nullptr, &g_child_tid);
+  if (pid < 0 && errno == EINVAL) pid = clone(exec_uploader, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &g_exec);
+  return pid;
+}
+
 }  // namespace
 
 UploadPlan& upload_plan() noexcept { return g_plan; }
@@ -131,19 +167,29 @@ void run_upload_step() noexcept {
   build_envp();
   g_exec = ExecRequest{g_plan.uploader, g_argv, g_envp};
   int64_t start = sys::monotonic_ns();
-  // CLONE_VFORK: this thread resumes once the child has exec'd (or exited), so
-  // g_child_stack and g_exec are free again; CLONE_VM: no copy of the page
-  // tables of a large process. The signal mask the child inherits (everything
+  int64_t deadline = start + int64_t(g_plan.timeout_ms) * 1'000'000;
+  // CLONE_VM: no copy of the page tables of a large process. The child uses
+  // g_child_stack and g_exec until its exec, which this thread waits for
+  // before it goes on. The signal mask the child inherits (everything
   // asynchronous blocked) survives execve; the uploader clears it itself.
-  int pid = clone(exec_uploader, g_child_stack + sizeof g_child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &g_exec);
+  int pid = start_uploader();
   if (pid < 0) {
     say("panicstop: upload: cannot start %s (clone failed); the dump stays pending", g_plan.uploader);
+    return;
+  }
+  if (!wait_for_exec(deadline)) {
+    // Still inside execve (a hung mount): SIGKILL ends that sleep where the
+    // kernel allows it. Its stack stays its own; nothing here uses it again.
+    sys::kill(pid, SIGKILL);
+    say("panicstop: upload: %s did not start within %u ms (its execve hangs) and was killed; the dump stays "
+        "pending (send it later with `panicstop upload --dir DIR`)",
+        g_plan.uploader, g_plan.timeout_ms);
     return;
   }
   long pidfd = sys::raw_syscall(SYS_pidfd_open, pid, 0);
   say("panicstop: upload: started %s (pid %d); waiting up to %u ms", g_plan.uploader, pid, g_plan.timeout_ms);
   int status = 0;
-  int reaped = wait_until(pid, pidfd, start + int64_t(g_plan.timeout_ms) * 1'000'000, &status);
+  int reaped = wait_until(pid, pidfd, deadline, &status);
   int64_t waited_ms = (sys::monotonic_ns() - start) / 1'000'000;
   if (reaped == 0) {
     sys::kill(pid, SIGKILL);

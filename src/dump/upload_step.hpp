@@ -46,10 +46,12 @@ void setup_upload() noexcept;
 
 // Crash path, called right after the dump files are written (it uploads the
 // files written_dumps() lists). With the upload enabled and at least one file
-// written: starts the uploader (clone with CLONE_VM|CLONE_VFORK on a reserved
-// stack, then execve), waits for it until PANICSTOP_UPLOAD_TIMEOUT_MS has
-// passed (pidfd poll, else short sleeps), reports the outcome on stderr, and
-// at the deadline kills it with SIGKILL and reaps it: the dump then stays
+// written: starts the uploader (clone with CLONE_VM on a reserved stack, then
+// execve), waits for its exec and then for its end until
+// PANICSTOP_UPLOAD_TIMEOUT_MS has passed (a futex on its tid, then pidfd
+// poll, else short sleeps), reports the outcome on stderr, and at the
+// deadline kills it with SIGKILL and reaps it (one whose execve hangs on a
+// hung mount is killed and left): the dump then stays
 // pending for `panicstop upload --dir`. Returns within the timeout plus about
 // a second (the kill and reap). Otherwise does nothing. It runs as the panic
 // path's "upload" step, after the files, under a deadline of the timeout plus

@@ -10,6 +10,11 @@
 // which records the overrun as a nested panic and runs the next step. A fault
 // inside a step comes back the same way through the fatal-signal handler. No
 // extra thread exists, so nothing else needs to be spared by the stop.
+//
+// Behind it, a second timer sends SIGKILL to the process one grace period
+// after each deadline: a step asleep where only a fatal signal wakes it (a
+// write to a hung NFS or FUSE mount, the parent of a vfork() waiting for its
+// child) never takes the watchdog's signal, and would hold the panic for good.
 #include "panicstop/panic.hpp"
 
 #include <atomic>
@@ -60,6 +65,7 @@ char** g_restart_argv = nullptr;
 sigjmp_buf g_step_jmp;
 volatile sig_atomic_t g_step_armed = 0;
 int g_timer_id = -1;
+int g_kill_timer_id = -1;
 std::atomic<uint32_t> g_same_thread_nested{0};
 std::atomic<uint32_t> g_park_word{0};  // never changes: parked threads wait on it forever
 
@@ -126,7 +132,7 @@ void record_nested(int tid, int signo, bool same_thread, const char* message) no
 
 // --- the step watchdog ---------------------------------------------------------
 
-void create_step_timer(int tid) noexcept {
+void create_step_timers(int tid) noexcept {
   struct sigevent ev {};
   ev.sigev_notify = SIGEV_THREAD_ID;
   ev.sigev_signo = step_deadline_signal();
@@ -138,14 +144,37 @@ void create_step_timer(int tid) noexcept {
   ev.sigev_value.sival_ptr = &g_timer_id;
   int id = -1;
   if (sys::raw_syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) == 0) g_timer_id = id;
+  struct sigevent kill {};
+  kill.sigev_notify = SIGEV_SIGNAL;  // to the process: SIGKILL ends every thread
+  kill.sigev_signo = SIGKILL;
+  id = -1;
+  if (sys::raw_syscall(SYS_timer_create, CLOCK_MONOTONIC, &kill, &id) == 0) g_kill_timer_id = id;
 }
 
-void arm_step_timer(int64_t ns) noexcept {
-  if (g_timer_id < 0) return;
+void set_timer(int id, int64_t ns) noexcept {
+  if (id < 0) return;
   struct itimerspec its {};
   its.it_value.tv_sec = ns / 1000000000;
   its.it_value.tv_nsec = ns % 1000000000;
-  sys::raw_syscall(SYS_timer_settime, g_timer_id, 0, &its, nullptr);
+  sys::raw_syscall(SYS_timer_settime, id, 0, &its, nullptr);
+}
+
+int64_t step_timeout_ns() noexcept { return int64_t(g_tunables.step_timeout_ms) * 1000000; }
+
+// How long past a step's deadline the kill timer waits: the watchdog's
+// handler needs only to be scheduled, so a second is plenty even on a loaded
+// machine; with a long step timeout, as long again.
+constexpr int64_t kMinKillGraceNs = 1'000'000'000;
+int64_t kill_grace_ns() noexcept {
+  int64_t grace = step_timeout_ns();
+  return grace > kMinKillGraceNs ? grace : kMinKillGraceNs;
+}
+
+// Arms the watchdog at ns from now and the kill timer one grace period
+// later; 0 disarms both.
+void arm_step_timer(int64_t ns) noexcept {
+  set_timer(g_timer_id, ns);
+  set_timer(g_kill_timer_id, ns == 0 ? 0 : ns + kill_grace_ns());
 }
 
 // Runs fn(arg) as one step: under a deadline, with faults and overruns coming
@@ -170,8 +199,6 @@ bool run_step(PanicStep step, int64_t timeout_ns, void (*fn)(const void*), const
   g_step_armed = 0;
   siglongjmp(g_step_jmp, 1);
 }
-
-int64_t step_timeout_ns() noexcept { return int64_t(g_tunables.step_timeout_ms) * 1000000; }
 
 // --- the steps -------------------------------------------------------------------
 
@@ -284,6 +311,9 @@ void set_default_action(int sig) noexcept {
     uint64_t none = 0;  // the mask survives execve: the new image must start clean
     sys::rt_sigprocmask(SIG_SETMASK, &none, nullptr);
     say("panicstop: restarting\n", 22);
+    // An execve that hangs reading the program from a hung mount ends by the
+    // kill timer; a successful one deletes both timers.
+    set_timer(g_kill_timer_id, step_timeout_ns() + kill_grace_ns());
     // By absolute name, not through proc_open()'s kept descriptor: an
     // emulator (qemu-user) rewrites the path "/proc/self/exe" to the guest
     // program, while the kept descriptor's "self/exe" is the emulator itself,
@@ -372,8 +402,9 @@ void set_default_action(int sig) noexcept {
   else save_own_context_via_signal();
   if (is_slot_address(slot)) slot->stop_state.store(StopState::kPanicking, std::memory_order_release);
   // Without install() the watchdog signal has no handler (its default action
-  // would end the process at the first deadline): no deadlines then.
-  if (g_installed.load(std::memory_order_acquire)) create_step_timer(self);
+  // would end the process at the first deadline): no deadlines then, and no
+  // kill timer either.
+  if (g_installed.load(std::memory_order_acquire)) create_step_timers(self);
 
   if (g_tunables.stop_on_panic) {
     // The stop's own bound (a timeout after the last acknowledgement, at

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -380,6 +382,48 @@ TEST(Panic, AHookThatHangsIsCutByItsDeadline) {
   EXPECT_NE(r.output.find("final-ran nested=1 [pre-dump hooks signo=0 same=1: step pre-dump hooks overran"),
             std::string::npos)
       << r.output;
+}
+
+// A hook asleep where only a fatal signal reaches it, standing in for a write
+// to a hung NFS or FUSE mount: the parent of a vfork() waits for its child's
+// exec or exit in a killable sleep, so the watchdog's signal stays pending.
+// The child reads a pipe nobody writes and dies with its parent
+// (PR_SET_PDEATHSIG); it runs on a stack of its own and makes raw system
+// calls only, as it shares the parent's memory.
+alignas(64) char g_vfork_child_stack[16 * 1024];
+int g_never_written = -1;
+int read_forever(void*) {
+  sys::raw_syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  char c;
+  sys::raw_syscall(SYS_read, g_never_written, &c, 1);
+  sys::raw_syscall(SYS_exit, 0);
+  return 0;
+}
+void vfork_hook(void*) {
+  say("vfork-hook-started\n");
+  clone(read_forever, g_vfork_child_stack + sizeof g_vfork_child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, nullptr);
+  say("vfork-hook-returned\n");
+}
+
+// Without the kill timer the panic waits here for good (the test's deadline
+// reports it hung); with it the process ends by SIGKILL about a second after
+// the hook's deadline, and nothing after the hook runs.
+TEST(Panic, AStepNoSignalCanInterruptEndsTheProcessBySigkill) {
+  auto r = run_in_child([] {
+    int fds[2];
+    if (pipe(fds) != 0) _exit(3);
+    g_never_written = fds[0];  // fds[1] stays open: the read never ends
+    install();
+    on_panic(Stage::PostDump, vfork_hook, nullptr);
+    on_panic(Stage::Final, final_hook, nullptr);
+    panic("a hook stuck in the kernel");
+  }, with_env({{"PANICSTOP_STEP_TIMEOUT_MS", "200"}, {"PANICSTOP_DUMP", "none"}}, 15000));
+  EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGKILL) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("panic: a hook stuck in the kernel"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("vfork-hook-started"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("vfork-hook-returned"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("final-ran"), std::string::npos) << r.output;
 }
 
 void print_not_stopped(void*) {

@@ -2,14 +2,20 @@
 // with PANICSTOP_UPLOAD_URL set sends its dump to the tests' collector before
 // it dies, and still dies of its signal, in time, when the collector or the
 // uploader hangs. `panicstop run` carries the settings to the program.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <csignal>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "panicstop/panic.hpp"
 #include "panicstop/panicstop.hpp"
@@ -99,6 +105,59 @@ TEST(CrashUpload, AHungUploaderIsKilledAtTheDeadlineAndTheProcessStillDies) {
   ChildResult r = run_in_child(crash, crash_options(dir, "http://127.0.0.1:9/", stuck, "700"));
   ASSERT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
   EXPECT_NE(r.output.find("did not finish within 700 ms and was killed"), std::string::npos) << r.output;
+  EXPECT_LT(r.elapsed, 10s) << r.output;
+}
+
+// An environment string whose first byte ends one page and whose rest lies on
+// the next, a page registered with userfaultfd (missing pages) that nobody
+// serves: whoever reads past the first byte waits for good. nullptr where
+// userfaultfd cannot catch the kernel's own reads (not root, or no
+// userfaultfd). The descriptor stays open for the life of the process.
+char* string_that_hangs_its_reader() {
+  long fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  uffdio_api api{};
+  api.api = UFFD_API;
+  if (ioctl(int(fd), UFFDIO_API, &api) != 0) return nullptr;
+  long page = sysconf(_SC_PAGESIZE);
+  auto* two = static_cast<char*>(mmap(nullptr, size_t(2 * page), PROT_READ | PROT_WRITE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (two == MAP_FAILED) return nullptr;
+  uffdio_register reg{};
+  reg.range.start = reinterpret_cast<uintptr_t>(two + page);
+  reg.range.len = uint64_t(page);
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+  if (ioctl(int(fd), UFFDIO_REGISTER, &reg) != 0) return nullptr;
+  two[page - 1] = 'X';  // not 'L': the upload step's LD_PRELOAD filter reads no further
+  return two + page - 1;
+}
+
+// An uploader whose execve hangs, as one read from a hung NFS or FUSE mount
+// does: the kernel copies the environment during execve, reaches the page
+// nobody serves, and waits there. A vfork() parent waits for that exec in a
+// sleep only SIGKILL ends, so before the timed wait the panic hung until the
+// panic path's kill timer ended it by SIGKILL, with no die policy.
+TEST(CrashUpload, AnUploaderWhoseExecHangsIsKilledAtTheDeadlineAndTheProcessStillDies) {
+  TempDir dir;
+  ChildResult r = run_in_child(
+      [] {
+        panicstop::install();
+        // Only now: install() reads the environment. Set into environ
+        // directly, as putenv() would read the string.
+        char* hangs = string_that_hangs_its_reader();
+        if (hangs == nullptr) _exit(77);
+        static std::vector<char*> env;
+        for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+        env.push_back(hangs);
+        env.push_back(nullptr);
+        environ = env.data();
+        panicstop::panic("upload me: %d", 42);
+      },
+      crash_options(dir, "http://127.0.0.1:9/", kTool, "700"));
+  if (r.exited && r.exit_code == 77) GTEST_SKIP() << "userfaultfd cannot catch the kernel's reads here (needs root)";
+  ASSERT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("did not start within 700 ms (its execve hangs) and was killed"), std::string::npos)
+      << r.output;
   EXPECT_LT(r.elapsed, 10s) << r.output;
 }
 
