@@ -20,7 +20,9 @@ namespace panicstop::detail {
 //     same pid, as a container's pid 1 does at every start), or no longer
 //     exists, or started after SECONDS (so it cannot have written it).
 // A file of a live process that may still be writing it is never touched.
-// Runs once per process; later calls do nothing.
+// Runs once per process; later calls do nothing. Each directory is swept at
+// most once a minute by each user (sys/private_dir.hpp): a file left by a
+// process killed mid-dump goes at the first install there after that.
 void remove_stale_dump_files() noexcept;
 
 }  // namespace panicstop::detail

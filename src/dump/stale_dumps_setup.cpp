@@ -14,6 +14,7 @@
 
 #include "dump/stale_dumps.hpp"
 #include "dump/dump_options.hpp"
+#include "sys/private_dir.hpp"
 
 namespace panicstop::detail {
 
@@ -125,8 +126,13 @@ bool stale(const char* name, size_t len) {
 }
 
 void sweep(const char* dir) {
-  DIR* d = opendir(dir);
-  if (d == nullptr) return;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* d = sys::sweep_due(fd) ? fdopendir(fd) : nullptr;
+  if (d == nullptr) {
+    close(fd);
+    return;
+  }
   uid_t me = geteuid();
   while (dirent* e = readdir(d)) {
     size_t len = strlen(e->d_name);

@@ -19,6 +19,7 @@
 #include "panic/panic_state.hpp"
 #include "kdb/kdb_options.hpp"
 #include "sys/format.hpp"
+#include "sys/private_dir.hpp"
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
 #include "thread/program_signals.hpp"
@@ -78,10 +79,16 @@ void remove_socket_at_exit() {
   if (getpid() == g_socket_owner_pid) unlink(g_control_path);
 }
 
-// Sockets of processes that no longer exist (they crashed, or were killed).
+// Sockets of processes that no longer exist (they crashed, or were killed),
+// at most once a minute (sys::sweep_due): each costs a kill() per socket.
 void remove_stale_sockets(const char* dir) {
-  DIR* d = opendir(dir);
-  if (d == nullptr) return;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* d = sys::sweep_due(fd) ? fdopendir(fd) : nullptr;
+  if (d == nullptr) {
+    close(fd);
+    return;
+  }
   while (dirent* e = readdir(d)) {
     char* end = nullptr;
     long pid = strtol(e->d_name, &end, 10);
@@ -99,18 +106,12 @@ void remove_stale_sockets(const char* dir) {
 void socket_directory(char* dir, size_t cap) noexcept {
   const KdbOptions& t = kdb_options();
   if (t.socket_dir[0] != '\0') sys::copy_string(dir, cap, t.socket_dir);
-  else sys::format(dir, cap, "/tmp/panicstop-%u", unsigned(geteuid()));
+  else sys::private_directory_path(dir, cap);
 }
 
 // The directory must be ours and private: otherwise another user could put
-// a socket of their own where `panicstop kdb` looks for ours. Returns 0, the
-// errno of mkdir, or -1 when the directory is not private.
-int private_directory_problem(const char* dir) noexcept {
-  if (mkdir(dir, 0700) != 0 && errno != EEXIST) return errno;
-  struct stat st {};
-  if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) return -1;
-  return 0;
-}
+// a socket of their own where `panicstop kdb` looks for ours.
+int private_directory_problem(const char* dir) noexcept { return sys::make_private_directory(dir); }
 
 struct SocketFailure {
   const char* what = "";  // the step that failed, for the message

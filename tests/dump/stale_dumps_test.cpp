@@ -13,6 +13,7 @@
 
 #include "panicstop/panic.hpp"
 #include "support/child_process.hpp"
+#include "sys/private_dir.hpp"
 
 namespace {
 
@@ -41,6 +42,22 @@ std::string name(const std::string& comm, long long pid, long long seconds, cons
 
 bool has(const std::vector<std::string>& names, const std::string& n) {
   return std::find(names.begin(), names.end(), n) != names.end();
+}
+
+// The next install() sweeps this directory whenever it was last swept.
+void forget_sweep(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << dir;
+  panicstop::sys::forget_sweep(fd);
+  close(fd);
+}
+
+// install() in a child, with dir as the dump directory.
+void install_in(const std::string& dir) {
+  ChildResult r = panicstop::testing::run_in_child([] { _exit(panicstop::install() ? 0 : 4); },
+                                                   panicstop::testing::with_env({{"PANICSTOP_DUMP_DIR", dir},
+                                                                                 {"PANICSTOP_DUMP", "none"}}));
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
 }
 
 TEST(StaleDumps, InstallRemovesTemporaryFilesOfDeadProcessesAndNothingElse) {
@@ -74,6 +91,7 @@ TEST(StaleDumps, InstallRemovesTemporaryFilesOfDeadProcessesAndNothingElse) {
   kept.push_back(as_link);
 
   std::string path = dir.path();
+  forget_sweep(path);  // an earlier directory may have had this inode number
   ChildResult r = panicstop::testing::run_in_child(
       [path, now] {
         // A file with this process's own pid is an earlier process's: this one
@@ -91,6 +109,26 @@ TEST(StaleDumps, InstallRemovesTemporaryFilesOfDeadProcessesAndNothingElse) {
   for (const std::string& n : kept) EXPECT_TRUE(has(left, n)) << n;
   for (const std::string& n : left)
     EXPECT_TRUE(has(kept, n)) << n << " is left, and only the names in kept should be";
+}
+
+// A program started again and again (each command of a script under
+// `panicstop run`) reads the directory once a minute, not at every start: a
+// file left in between waits for the next sweep.
+TEST(StaleDumps, ADirectoryIsSweptAtMostOnceAMinute) {
+  TempDir dir;
+  long long now = time(nullptr);
+  std::string first = name("prog", dead_pid(), now, ".core.tmp");
+  touch(dir.path() + "/" + first);
+  forget_sweep(dir.path());
+  install_in(dir.path());
+  EXPECT_FALSE(has(dir.list(), first)) << "the first start sweeps";
+  std::string second = name("prog", dead_pid(), now, ".txt.tmp");
+  touch(dir.path() + "/" + second);
+  install_in(dir.path());
+  EXPECT_TRUE(has(dir.list(), second)) << "a start within the minute does not read the directory";
+  forget_sweep(dir.path());  // as if the minute had passed
+  install_in(dir.path());
+  EXPECT_FALSE(has(dir.list(), second)) << "the next sweep takes it";
 }
 
 }  // namespace

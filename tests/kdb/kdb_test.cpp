@@ -24,6 +24,7 @@
 #include "panicstop/panic.hpp"
 #include "support/child_process.hpp"
 #include "support/reports.hpp"
+#include "sys/private_dir.hpp"
 
 namespace panicstop {
 namespace {
@@ -286,6 +287,9 @@ TEST(KdbControlSocket, ZeroTurnsItOffAndStaleSocketsAreRemoved) {
   std::string stale = sockets.path() + "/4194305.sock";
   close(open(stale.c_str(), O_CREAT | O_WRONLY, 0600));
   chmod(sockets.path().c_str(), 0700);
+  int dir_fd = open(sockets.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  sys::forget_sweep(dir_fd);  // an earlier directory may have had this inode number
+  close(dir_fd);
   auto off = run_in_child([&] { install(); say(std::string("path=[") + detail::control_socket_path() + "]"); },
                           with_env({{"PANICSTOP_KDB_SOCKET", "0"}}));
   EXPECT_NE(off.output.find("path=[]"), std::string::npos) << off.output;
