@@ -19,6 +19,10 @@ void step_deadline_handler(int sig, siginfo_t* info, void* ucontext);
 // Makes a program handler that exits from inside itself a panic (setup).
 void install_program_gave_up_handler() noexcept;
 
+// Makes std::terminate a panic that names the uncaught exception's type and
+// what(), in the program's own C++ runtime (terminate_setup.cpp). Setup.
+void install_terminate_handler() noexcept;
+
 // The program's argv for the restart policy, read from /proc/self/cmdline at
 // install into memory that lives for the whole process. argv is NULL-terminated.
 void set_restart_argv(char** argv) noexcept;

@@ -1,18 +1,11 @@
-// Setting up the panic layer, and the std::terminate handler.
-//
-// The terminate handler lives here because it must rethrow the current
-// exception to read what(): it runs on the throwing thread before the panic
-// path starts (no election yet, every other thread still running), where the
-// C++ runtime is intact. It then enters the panic path like panic().
-#include <cxxabi.h>
+// Setting up the panic layer. The std::terminate handler is set up in
+// terminate_setup.cpp.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
-#include <exception>
-#include <typeinfo>
 
 #include "panic/panic_internal.hpp"
 #include "panic/panic_state.hpp"
@@ -33,25 +26,6 @@ namespace panicstop::detail {
 namespace {
 
 std::atomic<int> g_install_state{0};  // 0 no, 1 in progress, 2 done
-
-[[noreturn]] void terminate_handler() {
-  const char* type = "unknown";
-  char* demangled = nullptr;
-  if (const std::type_info* t = abi::__cxa_current_exception_type()) {
-    int status = 0;
-    demangled = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
-    type = (status == 0 && demangled != nullptr) ? demangled : t->name();
-  }
-  std::exception_ptr current = std::current_exception();
-  if (current == nullptr) panic("std::terminate called without an active exception");
-  try {
-    std::rethrow_exception(current);
-  } catch (const std::exception& e) {
-    panic("uncaught exception of type %s: %s", type, e.what());
-  } catch (...) {
-    panic("uncaught exception of type %s", type);
-  }
-}
 
 // /proc/self/cmdline, split into a NULL-terminated argv in memory that is never
 // freed (the restart policy execs it from the crash path).
@@ -139,7 +113,7 @@ bool install_panic() noexcept {
   thread_start_hook_active();  // resolve the next pthread_create before threads race to
   read_restart_argv();
   ok = install_stop_handlers() && install_signal_handlers();
-  std::set_terminate(terminate_handler);
+  install_terminate_handler();
   // Threads that exist already get their alternate stack from the stop handler.
   broadcast_altstack_setup();
   if (ok) mark_panic_installed();

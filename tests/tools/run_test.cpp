@@ -117,6 +117,31 @@ TEST(Run, StackOverflowInAThreadTheProgramMadeGivesADumpOfEveryThread) {
   EXPECT_TRUE(plain.file_ending(".txt").empty());
 }
 
+// The shim has its own hidden C++ runtime; a C++ program's uncaught
+// exception still reaches panicstop through the program's std::terminate,
+// with its type and what(), from main and from a thread alike.
+TEST(Run, AnUncaughtExceptionInAProgramBuiltWithoutPanicstopIsNamed) {
+  struct Case {
+    const char* where;
+    const char* panic;
+  } cases[] = {
+      {"main", "panic: uncaught exception of type (anonymous namespace)::DiskOnFire: the disk is on fire\n"},
+      {"thread", "panic: uncaught exception of type (anonymous namespace)::DiskOnFire: the disk is on fire\n"},
+      {"int", "panic: uncaught exception of type int\n"},
+  };
+  for (const Case& c : cases) {
+    TempDir dir;
+    ChildResult r = run_command(
+        {kTool, "run", "--dump-dir", dir.path(), "--dump", "text", "--", PANICSTOP_UNCAUGHT_EXCEPTION, c.where});
+    ASSERT_FALSE(r.hung) << r.describe();
+    EXPECT_TRUE(r.exited && r.exit_code == 128 + SIGABRT) << c.where << ": " << r.describe();
+    EXPECT_NE(r.output.find(c.panic), std::string::npos) << c.where << ": " << r.output;
+    std::string report = dir.file_ending(".txt");
+    ASSERT_FALSE(report.empty()) << c.where << ": " << r.output;
+    EXPECT_EQ(read_file(report).rfind(c.panic, 0), 0u) << read_file(report).substr(0, 300);
+  }
+}
+
 // --dump takes a list: the minidump joins the other two under the same base
 // name, and `panicstop show` reads it back with the thread that overflowed.
 TEST(Run, DumpFormatsListAddsAMinidumpThatShowReads) {
