@@ -142,6 +142,13 @@ void stop_signal_handler(int sig, siginfo_t* info, void* uc) {
   errno = saved_errno;
 }
 
+// Threads whose stop signal found the user's signal queue full (EAGAIN:
+// RLIMIT_SIGPENDING counts every queued real-time signal of the user's
+// processes). Each thread that takes its stop signal frees an entry, so
+// these are sent again until the stop ends; beyond this many they stay
+// refused.
+inline constexpr uint32_t kMaxRetriedSends = 64;
+
 struct Scan {
   uint32_t gen;
   int sig;
@@ -151,7 +158,14 @@ struct Scan {
   bool new_found;
   uint32_t refused;   // sends that failed for another reason than an exit
   int refused_errno;  // the first such failure's errno
+  uint32_t retry_count;  // of refused, those in retry[]
+  int retry[kMaxRetriedSends];
 };
+
+void count_refusal(Scan* s, long sent) noexcept {
+  ++s->refused;
+  if (s->refused_errno == 0) s->refused_errno = int(-sent);
+}
 
 void signal_one(int tid, void* arg) noexcept {
   auto* s = static_cast<Scan*>(arg);
@@ -160,9 +174,22 @@ void signal_one(int tid, void* arg) noexcept {
   ++s->signaled;
   const long sent = send_own_signal(tid, s->sig);  // ESRCH: it exited; verify() counts it
   if (sent < 0 && sent != -ESRCH) {
-    ++s->refused;
-    if (s->refused_errno == 0) s->refused_errno = int(-sent);
+    count_refusal(s, sent);
+    if (sent == -EAGAIN && s->retry_count < kMaxRetriedSends) s->retry[s->retry_count++] = tid;
   }
+}
+
+// Sends again where the queue was full. A send that now succeeds (or finds
+// the thread gone, which verify() counts) is no longer a refusal.
+void retry_full_queue_sends(Scan* s) noexcept {
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < s->retry_count; ++i) {
+    const long sent = send_own_signal(s->retry[i], s->sig);
+    if (sent == -EAGAIN) s->retry[kept++] = s->retry[i];
+    else if (sent == 0 || sent == -ESRCH) --s->refused;
+  }
+  s->retry_count = kept;
+  if (s->refused == 0) s->refused_errno = 0;
 }
 
 struct Tally {
@@ -399,7 +426,7 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
 
   open_proc_dir();  // checks the descriptor kept since install is still procfs's root
   Scan scan{gen, kind == StopKind::kHard ? hard_stop_signal() : soft_stop_signal(), self, sys::getpid(), 0, false,
-            0, 0};
+            0, 0, 0, {}};
   // A program that installed its handler with a raw system call bypassed the
   // interposer: put panicstop's back before relying on it, and say so.
   r.reclaimed_from = reclaim_signal(scan.sig);
@@ -408,6 +435,7 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
   uint32_t acks_seen = 0;
   uint32_t exited = 0;
   for (;;) {
+    if (scan.retry_count != 0) retry_full_queue_sends(&scan);
     scan.new_found = false;
     ThreadSource source = ThreadSource::kNone;
     int found = for_each_thread(signal_one, &scan, &source);
@@ -432,7 +460,9 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
         r.exited = t.exited;
         break;
       }
-      if (now >= deadline || found < 0 || (settled && t.pending <= scan.refused)) {
+      // Refused threads are not waited for, unless a full queue may yet
+      // take their signal.
+      if (now >= deadline || found < 0 || (settled && t.pending <= scan.refused && scan.retry_count == 0)) {
         t = verify(gen, scan.pid, /*record=*/true);
         r.stopped = t.stopped;
         r.exited = t.exited;

@@ -38,8 +38,11 @@ struct StopResult {
   uint32_t not_stopped = 0;   // threads still running at the deadline
   // Of those, the ones the stop signal could not be sent to (a seccomp filter
   // or a security module refused tgkill/rt_tgsigqueueinfo, or the signal
-  // queue was full), and the first errno a send failed with. The stop does
-  // not wait for them: they would never answer.
+  // queue stayed full), and the first errno a send failed with. The stop
+  // does not wait for refused threads: they would never answer. A send that
+  // found the user's queue full (EAGAIN, RLIMIT_SIGPENDING) is sent again
+  // while the stop lasts, as each stopped thread frees an entry (the first
+  // 64 such threads); only one still refused at the end counts here.
   uint32_t refused = 0;
   int refused_errno = 0;
   uint32_t scans = 0;         // passes over /proc/self/task

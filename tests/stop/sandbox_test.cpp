@@ -5,6 +5,7 @@
 // on, and the panicking thread's own stack, which panicstop reads by sending
 // itself a signal, must still be there. Each case runs in a child.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -29,6 +30,12 @@ using testing::TempDir;
 
 std::atomic<uint32_t> g_never{0};
 
+int thread_count() {
+  int n = 0;
+  for_each_thread([](int, void* c) noexcept { ++*static_cast<int*>(c); }, &n);
+  return n;
+}
+
 void start_sleepers(int n) {
   for (int i = 0; i < n; ++i)
     std::thread([] {
@@ -49,6 +56,26 @@ TEST(StopSandbox, ThreadsTheSignalCannotReachAreNotWaitedFor) {
     fprintf(stderr, "not_stopped=%u refused=%u errno=%d took_ms=%lld\n", s.not_stopped, s.refused,
             s.refused_errno, took_ms);
     _exit(ok ? 0 : 1);
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+}
+
+// RLIMIT_SIGPENDING bounds the real-time signals queued for all of the
+// user's processes: with room for 4, the stop signal to 16 threads first
+// finds the queue full for most of them. Each thread that takes its signal
+// frees an entry, so sending again stops them all; counted as refused for
+// good, 12 of them ran on.
+TEST(StopSandbox, AFullSignalQueueIsSentAgainUntilEveryThreadStops) {
+  testing::ChildResult r = run_in_child([] {
+    install();
+    start_sleepers(16);
+    while (thread_count() < 17) sys::sched_yield();
+    rlimit few{4, 4};
+    if (setrlimit(RLIMIT_SIGPENDING, &few) != 0) _exit(2);
+    StopResult s = stop_other_threads(StopKind::kHard, 5'000'000'000);
+    fprintf(stderr, "ok=%d stopped=%u not_stopped=%u refused=%u errno=%d\n", s.ok, s.stopped, s.not_stopped,
+            s.refused, s.refused_errno);
+    _exit(s.ok && s.stopped == 16 && s.refused == 0 ? 0 : 1);
   });
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
 }
