@@ -126,13 +126,8 @@ bool stale(const char* name, size_t len) {
 }
 
 void sweep(const char* dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  DIR* d = sys::sweep_due(fd) ? fdopendir(fd) : nullptr;
-  if (d == nullptr) {
-    close(fd);
-    return;
-  }
+  DIR* d = sys::open_for_sweep(dir);
+  if (d == nullptr) return;
   uid_t me = geteuid();
   while (dirent* e = readdir(d)) {
     size_t len = strlen(e->d_name);

@@ -82,13 +82,8 @@ void remove_socket_at_exit() {
 // Sockets of processes that no longer exist (they crashed, or were killed),
 // at most once a minute (sys::sweep_due): each costs a kill() per socket.
 void remove_stale_sockets(const char* dir) {
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  DIR* d = sys::sweep_due(fd) ? fdopendir(fd) : nullptr;
-  if (d == nullptr) {
-    close(fd);
-    return;
-  }
+  DIR* d = sys::open_for_sweep(dir);
+  if (d == nullptr) return;
   while (dirent* e = readdir(d)) {
     char* end = nullptr;
     long pid = strtol(e->d_name, &end, 10);

@@ -17,6 +17,8 @@
 // child of a fork() may call too: it keeps to async-signal-safe calls.
 #pragma once
 
+#include <dirent.h>
+
 #include <cstddef>
 
 namespace panicstop::sys {
@@ -43,6 +45,10 @@ int make_private_directory(const char* dir) noexcept;
 // private directory's own sweep also removes records older than the period,
 // so they stay as many as the directories swept in the last minute.
 bool sweep_due(int dir_fd) noexcept;
+
+// opendir(path) for a sweep that sweep_due() finds due; nullptr when it is
+// not, or the directory cannot be opened. The caller closedir()s it.
+DIR* open_for_sweep(const char* path) noexcept;
 
 // Drops the record of the directory open at dir_fd: its next sweep_due() is
 // true. For a caller that knows the directory changed (and for tests).

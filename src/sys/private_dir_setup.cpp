@@ -106,6 +106,14 @@ bool sweep_due(int dir_fd) noexcept {
   return due;
 }
 
+DIR* open_for_sweep(const char* path) noexcept {
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  DIR* d = sweep_due(fd) ? fdopendir(fd) : nullptr;
+  if (d == nullptr) close(fd);
+  return d;
+}
+
 void forget_sweep(int dir_fd) noexcept {
   struct stat dir {};
   if (fstat(dir_fd, &dir) != 0) return;
