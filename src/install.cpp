@@ -16,13 +16,14 @@ namespace panicstop {
 
 namespace {
 
-// fork()'s child handler for what install() sets up (the stop machinery and
-// kdb); the thread and lock layers register their own when the library
+// fork()'s child handler for what install() sets up (the panic's kill
+// timer, the stop machinery and kdb); the thread and lock layers register their own when the library
 // loads, and glibc runs those first. The child is a process of its own from
 // here on (daemons and prefork servers fork without exec). In the child of a
 // multithreaded parent only async-signal-safe calls are allowed, which every
 // step keeps to.
 void after_fork_in_child() noexcept {
+  detail::panic_after_fork();
   detail::reset_stop_after_fork();
   detail::kdb_after_fork();
 }

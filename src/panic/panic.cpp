@@ -132,7 +132,24 @@ void record_nested(int tid, int signo, bool same_thread, const char* message) no
 
 // --- the step watchdog ---------------------------------------------------------
 
-void create_step_timers(int tid) noexcept {
+// The kill timer is made at install, not at the panic: timer_create fails
+// (EAGAIN) while the user's signal queue is full (RLIMIT_SIGPENDING), and a
+// panic that comes in a flood of signals must still end. It is aimed at the
+// process, so it needs no thread known in advance; a fork()'s child, which
+// inherits no timers, makes its own (panic_after_fork).
+void make_kill_timer() noexcept {
+  struct sigevent kill {};
+  kill.sigev_notify = SIGEV_SIGNAL;  // to the process: SIGKILL ends every thread
+  kill.sigev_signo = SIGKILL;
+  int id = -1;
+  g_kill_timer_id = sys::raw_syscall(SYS_timer_create, CLOCK_MONOTONIC, &kill, &id) == 0 ? id : -1;
+}
+
+// The watchdog's timer aims at the panicking thread, so it is made at the
+// panic. Without it (the signal queue full), the kill timer is the only
+// deadline a step has, and stderr says so.
+void create_step_timer(int tid) noexcept {
+  if (g_kill_timer_id < 0) make_kill_timer();
   struct sigevent ev {};
   ev.sigev_notify = SIGEV_THREAD_ID;
   ev.sigev_signo = step_deadline_signal();
@@ -143,12 +160,16 @@ void create_step_timers(int tid) noexcept {
   // si_timerid, so the two never match there and every deadline was ignored.
   ev.sigev_value.sival_ptr = &g_timer_id;
   int id = -1;
-  if (sys::raw_syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) == 0) g_timer_id = id;
-  struct sigevent kill {};
-  kill.sigev_notify = SIGEV_SIGNAL;  // to the process: SIGKILL ends every thread
-  kill.sigev_signo = SIGKILL;
-  id = -1;
-  if (sys::raw_syscall(SYS_timer_create, CLOCK_MONOTONIC, &kill, &id) == 0) g_kill_timer_id = id;
+  long made = sys::raw_syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id);
+  if (made == 0) {
+    g_timer_id = id;
+    return;
+  }
+  char line[200];
+  size_t n = sys::format(line, sizeof line,
+                         "panicstop: no step watchdog (timer_create: errno %ld); a step that hangs %s\n", -made,
+                         g_kill_timer_id >= 0 ? "ends the process by SIGKILL" : "holds the panic");
+  say(line, n);
 }
 
 void set_timer(int id, int64_t ns) noexcept {
@@ -404,7 +425,7 @@ void set_default_action(int sig) noexcept {
   // Without install() the watchdog signal has no handler (its default action
   // would end the process at the first deadline): no deadlines then, and no
   // kill timer either.
-  if (g_installed.load(std::memory_order_acquire)) create_step_timers(self);
+  if (g_installed.load(std::memory_order_acquire)) create_step_timer(self);
 
   if (g_tunables.stop_on_panic) {
     // The stop's own bound (a timeout after the last acknowledgement, at
@@ -440,7 +461,11 @@ void set_debugger_step(DebuggerStepFn fn, int64_t debugger_ns) noexcept {
   g_debugger_step.store(fn, std::memory_order_release);
 }
 void set_restart_argv(char** argv) noexcept { g_restart_argv = argv; }
-void mark_panic_installed() noexcept { g_installed.store(true, std::memory_order_release); }
+void mark_panic_installed() noexcept {
+  make_kill_timer();
+  g_installed.store(true, std::memory_order_release);
+}
+void panic_after_fork() noexcept { make_kill_timer(); }
 
 const char* panic_step_name(PanicStep step) noexcept {
   switch (step) {

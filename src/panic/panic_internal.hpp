@@ -28,8 +28,13 @@ void install_terminate_handler() noexcept;
 void set_restart_argv(char** argv) noexcept;
 
 // Called by install_panic() once the handlers are in place: from then on the
-// panic path arms its step watchdog.
+// panic path arms its step watchdog. Makes the kill timer (panic.cpp).
 void mark_panic_installed() noexcept;
+
+// In the child of fork() (async-signal-safe): timers are not inherited, so
+// the child makes its own kill timer; the id the parent's had may name a
+// timer the child's program makes.
+void panic_after_fork() noexcept;
 
 // Sets up the panic layer: tunables (exits 2 on a bad value), reserved memory,
 // handlers, alternate stacks. Idempotent. install() calls it.

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -424,6 +425,45 @@ TEST(Panic, AStepNoSignalCanInterruptEndsTheProcessBySigkill) {
   EXPECT_NE(r.output.find("vfork-hook-started"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("vfork-hook-returned"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("final-ran"), std::string::npos) << r.output;
+}
+
+// timer_create fails (EAGAIN) while the user's signal queue is full
+// (RLIMIT_SIGPENDING), so the watchdog cannot be made at the panic. The kill
+// timer, made at install, still ends a hook that hangs; without it the panic
+// waited for good.
+TEST(Panic, WithTheSignalQueueFullAHangingHookStillEndsTheProcess) {
+  auto r = run_in_child([] {
+    install();
+    on_panic(Stage::PreDump, hanging_hook, nullptr);
+    rlimit none{0, 0};
+    if (setrlimit(RLIMIT_SIGPENDING, &none) != 0) _exit(3);
+    panic("no room for a timer");
+  }, with_env({{"PANICSTOP_STEP_TIMEOUT_MS", "200"}, {"PANICSTOP_STOP_TIMEOUT_MS", "100"}, {"PANICSTOP_DUMP", "none"}},
+              15000));
+  EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGKILL) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("panicstop: no step watchdog (timer_create: errno 11); a step that hangs ends the process "
+                          "by SIGKILL"),
+            std::string::npos)
+      << r.output;
+}
+
+// A fork()'s child inherits no timers: it makes its own kill timer, or a
+// hanging step in a child (a prefork server's worker) waited for good.
+TEST(Panic, AForkedChildHasItsOwnKillTimer) {
+  auto r = run_in_child([] {
+    install();
+    on_panic(Stage::PreDump, hanging_hook, nullptr);
+    int status = testing::run_in_fork_child([] {
+      rlimit none{0, 0};
+      if (setrlimit(RLIMIT_SIGPENDING, &none) != 0) _exit(3);
+      panic("a child with no room for a timer");
+    });
+    say("child-status=%d\n", status);
+    _exit(status == 128 + SIGKILL ? 0 : 1);
+  }, with_env({{"PANICSTOP_STEP_TIMEOUT_MS", "200"}, {"PANICSTOP_STOP_TIMEOUT_MS", "100"}, {"PANICSTOP_DUMP", "none"}},
+              15000));
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
 }
 
 void print_not_stopped(void*) {
