@@ -92,8 +92,10 @@ void stop_signal_handler(int sig, siginfo_t* info, void* uc) {
     return;
   }
   // The program's own use of the same signal number (the JDK interrupts
-  // blocked I/O with it): its handler runs, and nothing stops.
-  if (!is_own_signal(info)) {
+  // blocked I/O with it): its handler runs, and nothing stops. While a stop
+  // is in progress, a kill() of this process may also be the stopper's,
+  // sent past a full signal queue (retry_full_queue_sends).
+  if (!is_own_signal(info) && !(g_active.load(std::memory_order_acquire) != 0 && may_be_own_process_signal(info))) {
     deliver_reserved_to_program(sig, info, uc);
     errno = saved_errno;
     return;
@@ -144,9 +146,10 @@ void stop_signal_handler(int sig, siginfo_t* info, void* uc) {
 
 // Threads whose stop signal found the user's signal queue full (EAGAIN:
 // RLIMIT_SIGPENDING counts every queued real-time signal of the user's
-// processes). Each thread that takes its stop signal frees an entry, so
-// these are sent again until the stop ends; beyond this many they stay
-// refused.
+// processes, in every process). These are sent again until the stop ends,
+// as stopped threads free entries; while the queue stays full, a kill() of
+// the process (which the kernel delivers even then) stops one more thread
+// each time. Beyond this many they stay refused.
 inline constexpr uint32_t kMaxRetriedSends = 64;
 
 struct Scan {
@@ -160,6 +163,8 @@ struct Scan {
   int refused_errno;  // the first such failure's errno
   uint32_t retry_count;  // of refused, those in retry[]
   int retry[kMaxRetriedSends];
+  bool masked;           // this thread blocks sig (process-wide sends), until
+  uint64_t saved_mask;   // the stop ends: then this mask is back
 };
 
 void count_refusal(Scan* s, long sent) noexcept {
@@ -179,9 +184,25 @@ void signal_one(int tid, void* arg) noexcept {
   }
 }
 
+// A refused thread that stopped anyway (a process-wide send reached it) is
+// no longer a refusal.
+void drop_stopped_refusals(Scan* s) noexcept {
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < s->retry_count; ++i) {
+    if (set_contains(g_acked, s->gen, s->retry[i])) --s->refused;
+    else s->retry[kept++] = s->retry[i];
+  }
+  s->retry_count = kept;
+  if (s->refused == 0) s->refused_errno = 0;
+}
+
 // Sends again where the queue was full. A send that now succeeds (or finds
-// the thread gone, which verify() counts) is no longer a refusal.
+// the thread gone, which verify() counts) is no longer a refusal. If the
+// queue is still full, one kill() of the process: the kernel gives it,
+// without its siginfo, to a thread that does not block it, which a stopped
+// thread and this one do.
 void retry_full_queue_sends(Scan* s) noexcept {
+  drop_stopped_refusals(s);
   uint32_t kept = 0;
   for (uint32_t i = 0; i < s->retry_count; ++i) {
     const long sent = send_own_signal(s->retry[i], s->sig);
@@ -189,6 +210,13 @@ void retry_full_queue_sends(Scan* s) noexcept {
     else if (sent == 0 || sent == -ESRCH) --s->refused;
   }
   s->retry_count = kept;
+  if (kept != 0) {
+    if (!s->masked) {  // else the kernel gives it to this thread first
+      uint64_t block = uint64_t(1) << (s->sig - 1);
+      s->masked = sys::rt_sigprocmask(SIG_BLOCK, &block, &s->saved_mask) == 0;
+    }
+    send_own_signal_to_process(s->sig);
+  }
   if (s->refused == 0) s->refused_errno = 0;
 }
 
@@ -426,7 +454,7 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
 
   open_proc_dir();  // checks the descriptor kept since install is still procfs's root
   Scan scan{gen, kind == StopKind::kHard ? hard_stop_signal() : soft_stop_signal(), self, sys::getpid(), 0, false,
-            0, 0, 0, {}};
+            0, 0, 0, {}, false, 0};
   // A program that installed its handler with a raw system call bypassed the
   // interposer: put panicstop's back before relying on it, and say so.
   r.reclaimed_from = reclaim_signal(scan.sig);
@@ -480,6 +508,8 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
     if (sys::futex_wait_until(&g_acks, acks, wake) == -ETIMEDOUT) exited = verify(gen, scan.pid, false).exited;
   }
   r.end_ns = sys::monotonic_ns();
+  if (scan.masked) sys::rt_sigprocmask(SIG_SETMASK, &scan.saved_mask, nullptr);
+  drop_stopped_refusals(&scan);
   r.refused = scan.refused;
   r.refused_errno = scan.refused_errno;
   if (kind == StopKind::kSoft && r.ok) {

@@ -512,6 +512,12 @@ bool is_own_signal(const siginfo_t* info) noexcept {
          reinterpret_cast<uintptr_t>(info->si_value.sival_ptr) == g_own_cookie;
 }
 
+long send_own_signal_to_process(int sig) noexcept { return sys::raw_syscall(SYS_kill, sys::getpid(), sig); }
+
+bool may_be_own_process_signal(const siginfo_t* info) noexcept {
+  return info != nullptr && info->si_code == SI_USER && (info->si_pid == 0 || info->si_pid == sys::getpid());
+}
+
 namespace {
 
 [[maybe_unused]] [[noreturn]] void exit_through(void (*next)(int), int status) {

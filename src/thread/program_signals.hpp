@@ -102,6 +102,17 @@ const void* reclaim_signal(int sig) noexcept;
 long send_own_signal(int tid, int sig) noexcept;
 bool is_own_signal(const siginfo_t* info) noexcept;
 
+// For a full signal queue (RLIMIT_SIGPENDING counts every queued real-time
+// signal of the user's processes): send_own_signal() then fails with EAGAIN,
+// but kill() of the own process still delivers the signal, to some thread
+// that does not block it, with its siginfo dropped when there is no room for
+// it (SI_USER, sender pid 0). Such a signal carries no mark: only the caller
+// that sent it (a stop in progress) may take one that
+// may_be_own_process_signal() accepts (SI_USER from this process, or with
+// the sender lost) as its own.
+long send_own_signal_to_process(int sig) noexcept;
+bool may_be_own_process_signal(const siginfo_t* info) noexcept;
+
 // The signals no program mask may block: panicstop's reserved ones and the
 // synchronous faults. Raw 64-bit kernel masks.
 uint64_t unblockable_signals() noexcept;

@@ -166,12 +166,14 @@ class Suite:
         os.makedirs(path, exist_ok=True)
         return path
 
-    def start(self, argv, under_panicstop, workdir, dump_dir=None, env=None, stdout=None):
-        """Starts argv (under `panicstop run` if asked) in its own session.
+    def start(self, argv, under_panicstop, workdir, dump_dir=None, env=None, stdout=None, wrapper=()):
+        """Starts argv (under `panicstop run` if asked, the whole behind
+        wrapper, a command that execs the rest) in its own session.
         Returns (Popen, stderr path)."""
         cmd = list(argv)
         if under_panicstop:
             cmd = [self.tool, "run", "--preload", self.preload, "--dump-dir", dump_dir, "--"] + cmd
+        cmd = list(wrapper) + cmd
         log = os.path.join(workdir, "stderr.log")
         full_env = dict(os.environ)
         full_env.pop("LD_PRELOAD", None)
@@ -580,13 +582,14 @@ def run_mariadb(s):
                    "exit %d %s" % (init.returncode, init.stderr.strip()[-300:])):
         return 0
 
-    def start(ps, name):
+    def start(ps, name, wrapper=()):
         d = s.tmpdir(name)
         port = free_port()
         sock = os.path.join(d, "mysqld.sock")
         p, log = s.start(["mariadbd", "--no-defaults", "--datadir=" + data, "--user=root", "--port=%d" % port,
                           "--bind-address=127.0.0.1", "--socket=" + sock, "--pid-file=" + os.path.join(d, "pid"),
-                          "--skip-grant-tables", "--log-error=" + os.path.join(d, "error.log")], ps, d, dump_dir=d)
+                          "--skip-grant-tables", "--log-error=" + os.path.join(d, "error.log")], ps, d, dump_dir=d,
+                         wrapper=wrapper)
         pid = s.program_pid(p, ps, "mariadbd")
 
         def greets():
@@ -626,6 +629,15 @@ def run_mariadb(s):
     under = s.throughput("kill-SEGV", loop_for(port), "SELECT under panicstop")
     s.ratio("kill-SEGV", base, under)
     s.crash("kill-SEGV", pid, signal.SIGSEGV, None, s.exit_signal(p, True), d, [log, os.path.join(d, "error.log")])
+    s.cleanup()
+    # Room for 2 queued signals (RLIMIT_SIGPENDING counts every queued
+    # real-time signal of the user's processes): most stop signals to
+    # mariadbd's threads find the queue full, and are sent again as each
+    # stopped thread frees its entry. Every thread must still be stopped.
+    if need("prlimit"):
+        p, pid, port, d, log = start(True, "sigpending-2-kill-SEGV", wrapper=["prlimit", "--sigpending=2", "--"])
+        s.crash("sigpending-2-kill-SEGV", pid, signal.SIGSEGV, None, s.exit_signal(p, True), d,
+                [log, os.path.join(d, "error.log")])
     return 0
 
 

@@ -80,6 +80,26 @@ TEST(StopSandbox, AFullSignalQueueIsSentAgainUntilEveryThreadStops) {
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
 }
 
+// With no room at all (the queue full for good, as another process of the
+// user can keep it), no thread-directed send ever succeeds; kill() of the
+// process still reaches one unstopped thread each time. Before, all 16 ran
+// on (or, with retries alone, the stop waited its whole timeout for them).
+TEST(StopSandbox, AQueueFullForGoodStillStopsEveryThread) {
+  testing::ChildResult r = run_in_child([] {
+    install();
+    start_sleepers(16);
+    while (thread_count() < 17) sys::sched_yield();
+    rlimit none{0, 0};
+    if (setrlimit(RLIMIT_SIGPENDING, &none) != 0) _exit(2);
+    StopResult s = stop_other_threads(StopKind::kHard, 5'000'000'000);
+    long long took_ms = (s.end_ns - s.start_ns) / 1000000;
+    fprintf(stderr, "ok=%d stopped=%u not_stopped=%u refused=%u errno=%d took_ms=%lld\n", s.ok, s.stopped,
+            s.not_stopped, s.refused, s.refused_errno, took_ms);
+    _exit(s.ok && s.stopped == 16 && s.refused == 0 && took_ms < 2000 ? 0 : 1);
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+}
+
 __attribute__((noinline)) void panic_in_the_sandbox() {
   panic("in a sandbox");
   __asm__ volatile("" ::: "memory");
