@@ -41,8 +41,10 @@ struct StopResult {
   // queue stayed full), and the first errno a send failed with. The stop
   // does not wait for refused threads: they would never answer. A send that
   // found the user's queue full (EAGAIN, RLIMIT_SIGPENDING) is sent again
-  // while the stop lasts, as each stopped thread frees an entry (the first
-  // 64 such threads); only one still refused at the end counts here.
+  // while the stop lasts, as each stopped thread frees an entry, and while
+  // the queue stays full a kill() of the process (delivered even then, to
+  // one thread that has not stopped) stops one more thread each time (the
+  // first 64 such threads); only one still unstopped at the end counts here.
   uint32_t refused = 0;
   int refused_errno = 0;
   uint32_t scans = 0;         // passes over /proc/self/task
