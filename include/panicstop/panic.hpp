@@ -120,6 +120,13 @@
 //     for every such signal that panicstop did not send (panicstop marks its
 //     own with a per-process value), with its SA_RESTART choice applied, so
 //     an interrupted read still returns EINTR.
+//   - With the kdb control socket on (the default), SIGIO is taken over too:
+//     the kernel sends it in place of the socket's SIGRTMAX-5 when it cannot
+//     queue that (the user's signal queue full, RLIMIT_SIGPENDING), and its
+//     default action would end the process. panicstop serves its own
+//     connection, then the program's action for SIGIO follows as the kernel
+//     would take it: its handler, SIG_IGN, or the default, which still ends
+//     the process for any SIGIO that was not panicstop's alone.
 //   - A handler installed around the interposer (a raw rt_sigaction system
 //     call, a statically linked C library) is found when a stop begins: the
 //     stop signal's handler is put back, and the banner and the dump say so.

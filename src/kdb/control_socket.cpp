@@ -313,6 +313,14 @@ bool control_socket_intact(bool in_forked_child) noexcept {
 
 const char* control_socket_path() noexcept { return g_control_listen_fd >= 0 ? g_control_path : ""; }
 
+bool control_requests_waiting() noexcept {
+  if (!control_socket_intact(false)) return false;
+  if (sys::wait_readable(g_control_listen_fd, 0) == 1) return true;
+  for (const auto& p : g_pending)
+    if (p.fd >= 0 && sys::wait_readable(p.fd, 0) == 1) return true;
+  return false;
+}
+
 bool is_control_connection(int fd) noexcept {
   if (fd < 0) return false;
   if (fd == g_control_listen_fd) return control_socket_intact(false);

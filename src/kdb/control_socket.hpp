@@ -51,6 +51,12 @@ const char* control_socket_path() noexcept;
 // run. Async-signal-safe.
 void serve_control_requests() noexcept;
 
+// Is a connection, or a request on a kept connection, waiting to be served?
+// For SIGIO, which carries no descriptor: the kernel sends it in place of
+// kdb_request_signal() when it cannot queue that (the user's signal queue
+// full). Async-signal-safe.
+bool control_requests_waiting() noexcept;
+
 // Is fd the listening socket or a connection the handler keeps (or kept
 // lately)? The kernel's signals for it are the handler's, not the program's.
 bool is_control_connection(int fd) noexcept;

@@ -53,6 +53,20 @@ void request_handler(int sig, siginfo_t* info, void* uc) {
   errno = saved_errno;
 }
 
+// SIGIO, from the kernel (SI_KERNEL, no descriptor), is what a connection or
+// a request brings when the request signal cannot be queued (the user's
+// signal queue full, RLIMIT_SIGPENDING): its default action would end the
+// process that was only being asked for a dump. Whatever it was, the
+// program's own action for SIGIO follows, its default too unless the signal
+// was only ours.
+void sigio_handler(int sig, siginfo_t* info, void* uc) {
+  int saved_errno = errno;
+  bool ours = info->si_code == SI_KERNEL && control_requests_waiting();
+  if (ours && !defer_in_spin_section(kdb_request_signal())) serve_control_requests();
+  deliver_shared_to_program(sig, info, uc, /*default_applies=*/!ours);
+  errno = saved_errno;
+}
+
 constexpr int kHandlerFlags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
 
 // fn: handler_entry<...>, so that the handler runs on a panicstop stack.
@@ -70,7 +84,8 @@ bool take_over_request_signal() {
   sigset_t mask;
   spin_section_sigset(&mask);
   return take_over_signal(kdb_request_signal(), SignalRole::kReserved, handler_entry<request_handler>, kHandlerFlags,
-                          mask);
+                          mask) &&
+         take_over_signal(SIGIO, SignalRole::kShared, handler_entry<sigio_handler>, kHandlerFlags, mask);
 }
 
 void remove_socket_at_exit() {

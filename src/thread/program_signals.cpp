@@ -119,7 +119,7 @@ struct sigaction kernel_action(const TakenSignal& t, const struct sigaction& pro
     // program's mask (a fatal signal's handler then runs exactly as it asked)
     // and its choice of restarting system calls (the JDK's interrupt signal
     // must make a blocked read return EINTR).
-    if (t.role == SignalRole::kFatal) {
+    if (t.role != SignalRole::kReserved) {
       k.sa_mask = program.sa_mask;
       k.sa_mask.__val[0] &= ~unblockable_signals();
     }
@@ -460,6 +460,30 @@ void deliver_reserved_to_program(int sig, siginfo_t* info, void* uc) noexcept {
   if (!is_function(act)) return;
   if ((act.sa_flags & SA_RESETHAND) != 0) reset_to_default(sig, *t);
   call_program(act, sig, info, uc);
+}
+
+void deliver_shared_to_program(int sig, siginfo_t* info, void* uc, bool default_applies) noexcept {
+  TakenSignal* t = taken(sig);
+  if (t == nullptr) return;
+  struct sigaction act {};
+  read_program(*t, &act);
+  if (is_function(act)) {
+    if ((act.sa_flags & SA_RESETHAND) != 0) reset_to_default(sig, *t);
+    call_program(act, sig, info, uc);
+    return;
+  }
+  if (act.sa_handler != SIG_DFL || !default_applies) return;
+  // The default action, taken by the kernel: with SIG_DFL in place and the
+  // signal open, it comes back at once. For a signal whose default is to be
+  // ignored, nothing happens and panicstop's handler goes back in.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  libc_sigaction(sig, &dfl, nullptr);
+  uint64_t open = uint64_t(1) << (sig - 1);
+  sys::rt_sigprocmask(SIG_UNBLOCK, &open, nullptr);
+  sys::tgkill(sys::getpid(), sys::gettid(), sig);
+  struct sigaction k = kernel_action(*t, act);
+  libc_sigaction(sig, &k, nullptr);
 }
 
 void set_program_gave_up_handler(GaveUpFn fn) noexcept { g_gave_up.store(fn, std::memory_order_release); }

@@ -42,6 +42,8 @@ using SignalHandler = void (*)(int, siginfo_t*, void*);
 enum class SignalRole : uint8_t {
   kFatal,     // a fault or abort signal: panicstop's handler decides between program and panic
   kReserved,  // a signal panicstop sends itself: its handler forwards the program's uses
+  kShared,    // a signal the kernel sends for panicstop and the program alike (SIGIO): the
+              // handler takes its share, and every one reaches the program's action
 };
 
 // Installs handler for sig in the kernel and takes sig over from then on. The
@@ -96,6 +98,12 @@ bool in_program_fatal_handler() noexcept;
 // static C library). If not, panicstop's handler is put back and the handler
 // that had replaced it is returned (else nullptr). Async-signal-safe.
 const void* reclaim_signal(int sig) noexcept;
+
+// For a kShared signal (in its handler): the program's action, as the kernel
+// would have taken it. A handler is called, SIG_IGN does nothing, and
+// SIG_DFL takes the default action, which for SIGIO ends the process, unless
+// default_applies is false (the signal was panicstop's share alone).
+void deliver_shared_to_program(int sig, siginfo_t* info, void* uc, bool default_applies) noexcept;
 
 // Marks a signal panicstop sends to its own threads (stop requests), so that
 // its handler can tell it from the program's use of the same signal number.

@@ -3,9 +3,11 @@
 // threads, so whatever it waits for, that thread waits for too.
 #include "kdb/control_socket.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -23,6 +25,7 @@
 #include "support/child_process.hpp"
 #include "support/reports.hpp"
 #include "thread/program_signals.hpp"
+#include "sys/syscall.hpp"
 #include "thread/signal_sections.hpp"
 
 namespace panicstop {
@@ -264,6 +267,76 @@ TEST(ControlSocket, AForkedChildLeavesTheProgramsSocketThatReusedTheNumber) {
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
   EXPECT_NE(r.output.find("child status=0\n"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("the parent keeps its socket"), std::string::npos) << r.output;
+}
+
+// With the user's signal queue full (RLIMIT_SIGPENDING), the kernel cannot
+// queue the request signal for a connection and sends SIGIO instead, whose
+// default action ended the process that was only asked for a dump (it died
+// of SIGIO). The request is served, a live dump of every thread included,
+// and the process goes on.
+TEST(ControlSocket, AFullSignalQueueNeitherEndsTheProcessNorLosesTheRequest) {
+  TempDir sockets, dumps;
+  auto r = run_in_child(
+      [&] {
+        install();
+        static std::atomic<uint32_t> never{0};
+        for (int i = 0; i < 2; ++i)
+          std::thread([] {
+            for (;;) sys::futex_wait(&never, 0);
+          }).detach();
+        rlimit none{0, 0};
+        if (setrlimit(RLIMIT_SIGPENDING, &none) != 0) _exit(3);
+        int fd = testing::control_connect(detail::control_socket_path());
+        std::string line = "dump " + dumps.path() + "\n";
+        if (write(fd, line.data(), line.size()) != ssize_t(line.size())) say("write failed");
+        say("reply:\n" + read_reply(fd) + "end");
+        close(fd);
+        exit(0);
+      },
+      with_env({{"PANICSTOP_KDB_SOCKET", sockets.path()}, {"PANICSTOP_DUMP", "text"}}, 20000));
+  ASSERT_FALSE(r.hung) << r.describe() << r.output;
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("\nok 1\nend"), std::string::npos) << r.output;
+  ASSERT_EQ(dumps.list().size(), 1u) << r.output;
+  std::string report = testing::read_file(dumps.path() + "/" + dumps.list()[0]);
+  EXPECT_NE(report.find("3 threads: 2 stopped, 0 not stopped"), std::string::npos) << report.substr(0, 600);
+}
+
+// SIGIO stays the program's: its handler runs for its own descriptors, and
+// without one the default action still ends the process, as it does
+// without panicstop.
+std::atomic<int> g_sigio_seen{0};
+void count_sigio(int) { g_sigio_seen.fetch_add(1); }
+
+TEST(ControlSocket, TheProgramsSigioKeepsItsHandlerAndItsDefault) {
+  TempDir sockets;
+  auto handled = run_in_child(
+      [] {
+        install();
+        signal(SIGIO, count_sigio);
+        int fds[2];
+        if (pipe(fds) != 0) _exit(3);
+        // The program's own O_ASYNC descriptor: the kernel's SIGIO, as for the
+        // control socket's fallback.
+        if (fcntl(fds[0], F_SETOWN, getpid()) != 0 || fcntl(fds[0], F_SETFL, O_ASYNC | O_NONBLOCK) != 0) _exit(4);
+        if (write(fds[1], "x", 1) != 1) _exit(5);
+        while (g_sigio_seen.load() == 0) sched_yield();
+        raise(SIGIO);
+        while (g_sigio_seen.load() < 2) sched_yield();
+        say("the handler ran twice");
+      },
+      with_env({{"PANICSTOP_KDB_SOCKET", sockets.path()}}, 20000));
+  EXPECT_TRUE(handled.exited && handled.exit_code == 0) << handled.describe() << "\n" << handled.output;
+  EXPECT_NE(handled.output.find("the handler ran twice"), std::string::npos) << handled.output;
+  auto by_default = run_in_child(
+      [] {
+        install();
+        raise(SIGIO);
+        say("survived SIGIO");
+      },
+      with_env({{"PANICSTOP_KDB_SOCKET", sockets.path()}}, 20000));
+  EXPECT_TRUE(by_default.signaled && by_default.term_signal == SIGIO) << by_default.describe() << "\n"
+                                                                      << by_default.output;
 }
 
 }  // namespace
