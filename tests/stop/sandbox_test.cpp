@@ -60,23 +60,29 @@ TEST(StopSandbox, ThreadsTheSignalCannotReachAreNotWaitedFor) {
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
 }
 
-// RLIMIT_SIGPENDING bounds the real-time signals queued for all of the
-// user's processes: with room for 4, the stop signal to 16 threads first
-// finds the queue full for most of them. Each thread that takes its signal
-// frees an entry, so sending again stops them all; counted as refused for
-// good, 12 of them ran on.
+// In a child: 16 sleeping threads, room for `room` queued signals
+// (RLIMIT_SIGPENDING bounds the real-time signals queued for all of the
+// user's processes), and a hard stop. Exits 0 if every thread stopped, none
+// counted as refused, within 2 s.
+void stop_sixteen_with_room_for(rlim_t room) {
+  install();
+  start_sleepers(16);
+  while (thread_count() < 17) sys::sched_yield();
+  rlimit limit{room, room};
+  if (setrlimit(RLIMIT_SIGPENDING, &limit) != 0) _exit(2);
+  StopResult s = stop_other_threads(StopKind::kHard, 5'000'000'000);
+  long long took_ms = (s.end_ns - s.start_ns) / 1000000;
+  fprintf(stderr, "ok=%d stopped=%u not_stopped=%u refused=%u errno=%d took_ms=%lld\n", s.ok, s.stopped,
+          s.not_stopped, s.refused, s.refused_errno, took_ms);
+  _exit(s.ok && s.stopped == 16 && s.refused == 0 && took_ms < 2000 ? 0 : 1);
+}
+
+// With room for 4, the stop signal to 16 threads first finds the queue full
+// for most of them. Each thread that takes its signal frees an entry, so
+// sending again stops them all; counted as refused for good, 12 of them ran
+// on.
 TEST(StopSandbox, AFullSignalQueueIsSentAgainUntilEveryThreadStops) {
-  testing::ChildResult r = run_in_child([] {
-    install();
-    start_sleepers(16);
-    while (thread_count() < 17) sys::sched_yield();
-    rlimit few{4, 4};
-    if (setrlimit(RLIMIT_SIGPENDING, &few) != 0) _exit(2);
-    StopResult s = stop_other_threads(StopKind::kHard, 5'000'000'000);
-    fprintf(stderr, "ok=%d stopped=%u not_stopped=%u refused=%u errno=%d\n", s.ok, s.stopped, s.not_stopped,
-            s.refused, s.refused_errno);
-    _exit(s.ok && s.stopped == 16 && s.refused == 0 ? 0 : 1);
-  });
+  testing::ChildResult r = run_in_child([] { stop_sixteen_with_room_for(4); });
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
 }
 
@@ -85,18 +91,7 @@ TEST(StopSandbox, AFullSignalQueueIsSentAgainUntilEveryThreadStops) {
 // process still reaches one unstopped thread each time. Before, all 16 ran
 // on (or, with retries alone, the stop waited its whole timeout for them).
 TEST(StopSandbox, AQueueFullForGoodStillStopsEveryThread) {
-  testing::ChildResult r = run_in_child([] {
-    install();
-    start_sleepers(16);
-    while (thread_count() < 17) sys::sched_yield();
-    rlimit none{0, 0};
-    if (setrlimit(RLIMIT_SIGPENDING, &none) != 0) _exit(2);
-    StopResult s = stop_other_threads(StopKind::kHard, 5'000'000'000);
-    long long took_ms = (s.end_ns - s.start_ns) / 1000000;
-    fprintf(stderr, "ok=%d stopped=%u not_stopped=%u refused=%u errno=%d took_ms=%lld\n", s.ok, s.stopped,
-            s.not_stopped, s.refused, s.refused_errno, took_ms);
-    _exit(s.ok && s.stopped == 16 && s.refused == 0 && took_ms < 2000 ? 0 : 1);
-  });
+  testing::ChildResult r = run_in_child([] { stop_sixteen_with_room_for(0); });
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
 }
 
