@@ -41,8 +41,10 @@ int g_socket_owner_pid = 0;
 void request_handler(int sig, siginfo_t* info, void* uc) {
   int saved_errno = errno;
   // A connection or a client's request (the kernel's signal for the sockets) or a deferred request
-  // (our own); anything else is the program's use of the signal number.
-  bool ours = is_own_signal(info) || (info->si_code > 0 && is_control_connection(info->si_fd));
+  // (our own, unmarked if it was sent past a full signal queue); anything else is the program's use
+  // of the signal number.
+  bool ours = is_own_signal(info) || (info->si_code > 0 && is_control_connection(info->si_fd)) ||
+              (may_be_own_process_signal(info) && control_requests_waiting());
   // Serving may begin a session that stops every other thread: never from
   // inside a spinlock section (it is sent again when the section ends).
   if (ours) {

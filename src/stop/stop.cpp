@@ -550,23 +550,35 @@ void reset_stop_after_fork() noexcept {
   g_ack_target.store(UINT32_MAX, std::memory_order_release);
 }
 
-void save_own_context_via_signal() noexcept {
-  int tid = sys::gettid();
+namespace {
+
+// The calling thread's slot, the shared one for a thread beyond the slots.
+ThreadSlot* own_slot(int tid) noexcept {
   ThreadSlot* slot = find_slot_by_tid(tid);
   if (slot == nullptr && overflow_slot()->tid.load(std::memory_order_relaxed) == tid) slot = overflow_slot();
+  return slot;
+}
+
+}  // namespace
+
+void save_own_context_via_signal() noexcept {
+  int tid = sys::gettid();
+  ThreadSlot* slot = own_slot(tid);
   bool captured = false;
   if (stop_handlers_installed()) {
     if (slot != nullptr) slot->context.valid = false;  // an earlier stop's
     g_capture_tid.store(tid, std::memory_order_release);
-    sys::tgkill(sys::getpid(), tid, hard_stop_signal());
-    // Delivered before tgkill returns to user space when unblocked; if the
+    signal_self(hard_stop_signal());  // goes even when the signal queue is full
+    // Delivered before the send returns to user space when unblocked; if the
     // caller blocked it, nothing is saved and the flag is cleared here.
     captured = g_capture_tid.load(std::memory_order_acquire) == 0;
     g_capture_tid.store(0, std::memory_order_release);
+    // A thread without a slot before has one now: the handler claimed it.
+    if (slot == nullptr) slot = own_slot(tid);
   }
   if (slot == nullptr) return;
   if (!captured || !slot->context.valid) {
-    // No signal came (a seccomp filter refused tgkill, the caller blocks the
+    // No signal came (a seccomp filter refused the send, the caller blocks the
     // signal, or install() never ran): a context made here, with no register
     // but the three the caller's frame needs, set below, still starts the
     // walk of this thread's stack, the one a panic is about.

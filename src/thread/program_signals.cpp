@@ -527,7 +527,15 @@ long send_own_signal(int tid, int sig) noexcept {
   info.si_pid = pid;
   info.si_uid = uid_t(sys::raw_syscall(SYS_getuid));
   info.si_value.sival_ptr = reinterpret_cast<void*>(g_own_cookie);
-  if (tid == 0) return sys::raw_syscall(SYS_rt_sigqueueinfo, pid, sig, &info);
+  long sent = tid == 0 ? sys::raw_syscall(SYS_rt_sigqueueinfo, pid, sig, &info)
+                       : sys::raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info);
+  if (sent != -EAGAIN) return sent;
+  // The user's signal queue is full. The kernel still delivers, unqueued and
+  // with its siginfo dropped, a kill() of the process and an SI_USER signal a
+  // thread sends itself (may_be_own_process_signal() tells them).
+  if (tid == 0) return send_own_signal_to_process(sig);
+  if (tid != sys::gettid()) return sent;
+  info.si_code = SI_USER;
   return sys::raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info);
 }
 
@@ -537,6 +545,16 @@ bool is_own_signal(const siginfo_t* info) noexcept {
 }
 
 long send_own_signal_to_process(int sig) noexcept { return sys::raw_syscall(SYS_kill, sys::getpid(), sig); }
+
+long signal_self(int sig) noexcept {
+  const int pid = sys::getpid(), tid = sys::gettid();
+  long sent = sys::tgkill(pid, tid, sig);
+  if (sent != -EAGAIN) return sent;
+  siginfo_t info{};
+  info.si_signo = sig;
+  info.si_code = SI_USER;
+  return sys::raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info);
+}
 
 bool may_be_own_process_signal(const siginfo_t* info) noexcept {
   return info != nullptr && info->si_code == SI_USER && (info->si_pid == 0 || info->si_pid == sys::getpid());

@@ -107,19 +107,27 @@ void deliver_shared_to_program(int sig, siginfo_t* info, void* uc, bool default_
 
 // Marks a signal panicstop sends to its own threads (stop requests), so that
 // its handler can tell it from the program's use of the same signal number.
+// tid 0: to the process. When the user's signal queue is full, a signal to
+// the process or to the calling thread itself still goes, unmarked (see
+// below); to another thread it fails with -EAGAIN.
 long send_own_signal(int tid, int sig) noexcept;
 bool is_own_signal(const siginfo_t* info) noexcept;
 
 // For a full signal queue (RLIMIT_SIGPENDING counts every queued real-time
-// signal of the user's processes): send_own_signal() then fails with EAGAIN,
-// but kill() of the own process still delivers the signal, to some thread
-// that does not block it, with its siginfo dropped when there is no room for
-// it (SI_USER, sender pid 0). Such a signal carries no mark: only the caller
-// that sent it (a stop in progress) may take one that
-// may_be_own_process_signal() accepts (SI_USER from this process, or with
-// the sender lost) as its own.
+// signal of the user's processes): a marked send to another thread then
+// fails with EAGAIN, but kill() of the own process still delivers the
+// signal, to some thread that does not block it, with its siginfo dropped
+// when there is no room for it (SI_USER, sender pid 0); so does an SI_USER
+// signal a thread sends itself. Such a signal carries no mark: only a
+// handler that knows it may be expecting one (a stop in progress, a control
+// request waiting) takes one that may_be_own_process_signal() accepts
+// (SI_USER from this process, or with the sender lost) as its own.
 long send_own_signal_to_process(int sig) noexcept;
 bool may_be_own_process_signal(const siginfo_t* info) noexcept;
+
+// tgkill() to the calling thread, unmarked; with the signal queue full, the
+// SI_USER signal to itself that the kernel still delivers.
+long signal_self(int sig) noexcept;
 
 // The signals no program mask may block: panicstop's reserved ones and the
 // synchronous faults. Raw 64-bit kernel masks.

@@ -448,6 +448,29 @@ TEST(Panic, WithTheSignalQueueFullAHangingHookStillEndsTheProcess) {
       << r.output;
 }
 
+// panic() reads the panicking thread's registers by signalling itself, which
+// the kernel refused (EAGAIN) with the signal queue full; a context made in
+// place then kept only three registers and no FP state. A thread may still
+// send itself an unqueued SI_USER signal, and the kernel's full context
+// (FP state included) is back.
+void report_own_context(void*) {
+  const detail::ThreadSlot* slot = panic_state().panicking_slot;
+  say("own-context fpstate=%u\n", detail::is_slot_address(slot) ? slot->context.fpstate_size : 0u);
+}
+
+TEST(Panic, WithTheSignalQueueFullPanicStillTakesItsRegistersFromTheKernel) {
+  auto r = run_in_child([] {
+    install();
+    on_panic(Stage::PreDump, report_own_context, nullptr);
+    rlimit none{0, 0};
+    if (setrlimit(RLIMIT_SIGPENDING, &none) != 0) _exit(3);
+    panic("registers with the queue full");
+  }, with_env({{"PANICSTOP_DUMP", "none"}, {"PANICSTOP_STOP_TIMEOUT_MS", "100"}}));
+  expect_sigabrt(r);
+  EXPECT_NE(r.output.find("own-context fpstate="), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("own-context fpstate=0\n"), std::string::npos) << r.output;
+}
+
 // A fork()'s child inherits no timers: it makes its own kill timer, or a
 // hanging step in a child (a prefork server's worker) waited for good.
 TEST(Panic, AForkedChildHasItsOwnKillTimer) {
