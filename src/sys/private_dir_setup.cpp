@@ -26,7 +26,12 @@ void record_name(const struct stat& dir, char* out, size_t cap) noexcept {
   format(out, cap, "%s%llx-%llx", kRecordPrefix, (unsigned long long)dir.st_dev, (unsigned long long)dir.st_ino);
 }
 
-int open_private_directory() noexcept {
+// The private directory, opened, and the name of the record of the
+// directory open at dir_fd in it; -1 if either cannot be had.
+int open_record_directory(int dir_fd, char* name, size_t cap) noexcept {
+  struct stat st {};
+  if (fstat(dir_fd, &st) != 0) return -1;
+  record_name(st, name, cap);
   char dir[64];
   private_directory_path(dir, sizeof dir);
   if (make_private_directory(dir) != 0) return -1;
@@ -92,14 +97,11 @@ int make_private_directory(const char* dir) noexcept {
 }
 
 bool sweep_due(int dir_fd) noexcept {
-  struct stat dir {};
-  if (fstat(dir_fd, &dir) != 0) return true;
-  int private_fd = open_private_directory();
+  char name[64];
+  int private_fd = open_record_directory(dir_fd, name, sizeof name);
   if (private_fd < 0) return true;
   time_t now = time(nullptr);
   remove_old_records(private_fd, now);
-  char name[64];
-  record_name(dir, name, sizeof name);
   bool due = !recorded_recently(private_fd, name, now);
   if (due) write_record(private_fd, name);
   close(private_fd);
@@ -115,12 +117,9 @@ DIR* open_for_sweep(const char* path) noexcept {
 }
 
 void forget_sweep(int dir_fd) noexcept {
-  struct stat dir {};
-  if (fstat(dir_fd, &dir) != 0) return;
-  int private_fd = open_private_directory();
-  if (private_fd < 0) return;
   char name[64];
-  record_name(dir, name, sizeof name);
+  int private_fd = open_record_directory(dir_fd, name, sizeof name);
+  if (private_fd < 0) return;
   unlinkat(private_fd, name, 0);
   close(private_fd);
 }

@@ -453,13 +453,7 @@ ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* uc, Prog
 }
 
 void deliver_reserved_to_program(int sig, siginfo_t* info, void* uc) noexcept {
-  TakenSignal* t = taken(sig);
-  if (t == nullptr) return;
-  struct sigaction act {};
-  read_program(*t, &act);
-  if (!is_function(act)) return;
-  if ((act.sa_flags & SA_RESETHAND) != 0) reset_to_default(sig, *t);
-  call_program(act, sig, info, uc);
+  deliver_shared_to_program(sig, info, uc, /*default_applies=*/false);
 }
 
 void deliver_shared_to_program(int sig, siginfo_t* info, void* uc, bool default_applies) noexcept {
@@ -519,6 +513,21 @@ const void* reclaim_signal(int sig) noexcept {
   return current.handler != nullptr ? current.handler : reinterpret_cast<const void*>(1);
 }
 
+namespace {
+
+// An SI_USER signal to the calling thread: the kernel accepts that siginfo
+// only from the target itself, and delivers such a signal even when the
+// user's signal queue is full (then without its siginfo).
+long send_unqueued_to_self(int sig) noexcept {
+  siginfo_t info{};
+  info.si_signo = sig;
+  info.si_code = SI_USER;
+  info.si_pid = sys::getpid();
+  return sys::raw_syscall(SYS_rt_tgsigqueueinfo, info.si_pid, sys::gettid(), sig, &info);
+}
+
+}  // namespace
+
 long send_own_signal(int tid, int sig) noexcept {
   siginfo_t info{};
   info.si_signo = sig;
@@ -534,9 +543,7 @@ long send_own_signal(int tid, int sig) noexcept {
   // with its siginfo dropped, a kill() of the process and an SI_USER signal a
   // thread sends itself (may_be_own_process_signal() tells them).
   if (tid == 0) return send_own_signal_to_process(sig);
-  if (tid != sys::gettid()) return sent;
-  info.si_code = SI_USER;
-  return sys::raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info);
+  return tid == sys::gettid() ? send_unqueued_to_self(sig) : sent;
 }
 
 bool is_own_signal(const siginfo_t* info) noexcept {
@@ -547,13 +554,8 @@ bool is_own_signal(const siginfo_t* info) noexcept {
 long send_own_signal_to_process(int sig) noexcept { return sys::raw_syscall(SYS_kill, sys::getpid(), sig); }
 
 long signal_self(int sig) noexcept {
-  const int pid = sys::getpid(), tid = sys::gettid();
-  long sent = sys::tgkill(pid, tid, sig);
-  if (sent != -EAGAIN) return sent;
-  siginfo_t info{};
-  info.si_signo = sig;
-  info.si_code = SI_USER;
-  return sys::raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info);
+  long sent = sys::tgkill(sys::getpid(), sys::gettid(), sig);
+  return sent == -EAGAIN ? send_unqueued_to_self(sig) : sent;
 }
 
 bool may_be_own_process_signal(const siginfo_t* info) noexcept {
