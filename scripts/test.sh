@@ -44,8 +44,9 @@ aarch64_qemu_only=(
   'thread\.Fork\.AChild.*' 'thread\.SlotChurn\.AForkedChild.*'
   'lock\.ParkAfterFork\.AChildOfAProgramThatNeverInstalledWakesItsOwnSleepers'
   'kdb\.PanicDebugger\.DebuggerOnPanicServesOneConsoleThenTheDumpsFollow'
-  # qemu runs a vfork() as a fork: the parent does not wait for the child
-  'panic\.Panic\.AStepNoSignalCanInterruptEndsTheProcessBySigkill'
+  # qemu runs a vfork() as a fork: the parent does not wait for the child,
+  # and the child has memory of its own
+  'panic\.Panic\.AStepNoSignalCanInterruptEndsTheProcessBySigkill' 'thread\.Vfork\..*'
   # re-executing /proc/self/exe needs binfmt_misc for aarch64
   'lockprof\.LockProf\.EnabledFromTheEnvironment' 'panic\.DiePolicy\.RestartRunsTheProgramAgainWithItsArguments'
   # the host's gdb, eu-stack and lldb read the aarch64 cores these tests write

@@ -399,8 +399,27 @@ void set_default_action(int sig) noexcept {
   die_of_signal(g_state.signo != 0 ? g_state.signo : SIGABRT);
 }
 
+// A crash or panic() in the child of vfork() before its execve. The child
+// runs on its parent's memory: a panic there would take the parent's panic
+// state (the parent's own panic would then wait for good), stop nothing of
+// its own, and write through the memory the parent reserved. So it says what
+// happened and dies of its signal, as it would without panicstop (a core, if
+// RLIMIT_CORE allows one, is the kernel's). Its signal actions are its own,
+// so resetting one touches nothing of the parent's.
+[[noreturn]] void die_in_vfork_child(int signo, const char* message) noexcept {
+  char buf[kPanicMessageMax + 256];
+  size_t n = sys::format(buf, sizeof buf,
+                         "panicstop: %s; process %d is a vfork() child of process %ld, on its parent's memory "
+                         "until its execve: panicstop writes no report or dump of it (they would go into the "
+                         "parent's memory); the signal's default action follows\n",
+                         message, sys::getpid(), sys::raw_syscall(SYS_getppid));
+  say(buf, n);
+  die_of_signal(signo != 0 ? signo : SIGABRT);
+}
+
 [[noreturn]] void enter_panic(int signo, const siginfo_t* info, void* uc, const char* message) noexcept {
   block_async_signals();
+  if (in_vfork_child()) die_in_vfork_child(signo, message);
   int self = sys::gettid();
   int expected = 0;
   if (!g_state.panicking_tid.compare_exchange_strong(expected, self, std::memory_order_acq_rel)) {

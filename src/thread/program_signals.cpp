@@ -4,6 +4,7 @@
 // taken with every signal blocked.
 #include "thread/program_signals.hpp"
 
+#include <linux/kcmp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -170,9 +171,20 @@ void release_writers_after_fork() noexcept {
   for (TakenSignal& t : g_signals) t.writing.store(false, std::memory_order_release);
 }
 
+// The process these records belong to: the one that loaded panicstop, then
+// each child of fork(). A process with another pid came from elsewhere (a
+// vfork(), a raw clone()): in_vfork_child() asks the kernel about it.
+std::atomic<int> g_records_pid{0};
+
+void release_writers_in_fork_child() noexcept {
+  g_records_pid.store(sys::getpid(), std::memory_order_relaxed);
+  release_writers_after_fork();
+}
+
 // At load: a program forks before install() too.
 __attribute__((constructor)) void keep_signal_records_whole_across_fork() {
-  pthread_atfork(hold_writers_for_fork, release_writers_after_fork, release_writers_after_fork);
+  g_records_pid.store(sys::getpid(), std::memory_order_relaxed);
+  pthread_atfork(hold_writers_for_fork, release_writers_after_fork, release_writers_in_fork_child);
 }
 
 void reset_to_default(int sig, TakenSignal& t) noexcept {
@@ -558,6 +570,14 @@ long signal_self(int sig) noexcept {
   return sent == -EAGAIN ? send_unqueued_to_self(sig) : sent;
 }
 
+bool in_vfork_child() noexcept {
+  const int owner = g_records_pid.load(std::memory_order_relaxed);
+  const int self = sys::getpid();
+  if (owner == 0 || self == owner) return false;
+  if (sys::raw_syscall(SYS_kcmp, self, owner, KCMP_VM, 0, 0) > 0) return false;  // memory of its own
+  return sys::raw_syscall(SYS_kcmp, self, owner, KCMP_SIGHAND, 0, 0) != 0;
+}
+
 bool may_be_own_process_signal(const siginfo_t* info) noexcept {
   return info != nullptr && info->si_code == SI_USER && (info->si_pid == 0 || info->si_pid == sys::getpid());
 }
@@ -565,8 +585,9 @@ bool may_be_own_process_signal(const siginfo_t* info) noexcept {
 namespace {
 
 [[maybe_unused]] [[noreturn]] void exit_through(void (*next)(int), int status) {
-  // A program's crash handler that exits from inside itself has given up.
-  if (in_program_fatal_handler()) {
+  // A program's crash handler that exits from inside itself has given up;
+  // not so a vfork() child of a thread in its crash handler (an exec failed).
+  if (in_program_fatal_handler() && !in_vfork_child()) {
     if (GaveUpFn fn = g_gave_up.load(std::memory_order_acquire)) fn(tls_signals.outer);
   }
   if (next != nullptr) next(status);
@@ -587,7 +608,10 @@ namespace {
   struct sigaction requested;
   if (act != nullptr) copy_bytes(&requested, act, sizeof requested);  // act and old may be one object
   if (old != nullptr) read_program(*t, old);
-  if (act != nullptr) write_program(sig, *t, requested);
+  if (act == nullptr) return 0;
+  // The records are the parent's memory; the kernel's table is the child's own.
+  if (in_vfork_child()) return libc_next().sigaction(sig, &requested, nullptr);
+  write_program(sig, *t, requested);
   return 0;
 }
 

@@ -129,6 +129,20 @@ bool may_be_own_process_signal(const siginfo_t* info) noexcept;
 // SI_USER signal to itself that the kernel still delivers.
 long signal_self(int sig) noexcept;
 
+// True in the child of vfork() (or of a clone() with CLONE_VM but its own
+// signal actions) before its execve: a process that runs on its parent's
+// memory. Such a child must write none of panicstop's state there: its
+// sigaction() goes to its own kernel table, not to the parent's records of
+// the program's actions (CPython's subprocess resets every handler in its
+// vfork child), and a crash or panic in it dies of its signal instead of
+// taking the parent's panic state. False in the process panicstop was set up
+// in and in fork()'s children (one getpid() to tell); any other process asks
+// the kernel (kcmp) whether it shares the parent's memory, and counts as
+// sharing it when the kernel cannot say. A child that shares its parent's
+// signal actions as well (CLONE_SIGHAND) is treated as its parent, as before.
+// Async-signal-safe.
+bool in_vfork_child() noexcept;
+
 // The signals no program mask may block: panicstop's reserved ones and the
 // synchronous faults. Raw 64-bit kernel masks.
 uint64_t unblockable_signals() noexcept;

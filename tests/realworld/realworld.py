@@ -846,7 +846,10 @@ def run_nginx(s):
 
 
 PYTHON_SCRIPT = r"""
-import sys, threading
+import subprocess, sys, threading
+# A child first: CPython starts it with vfork() and resets every handler to
+# SIG_DFL in that child before the exec (faulthandler's must stay the parent's).
+subprocess.run(["true"], check=True)
 stop = threading.Event()
 for i in range(4):
     threading.Thread(target=stop.wait, name="waiter-%d" % i, daemon=True).start()
@@ -929,6 +932,10 @@ def run_python(s):
             continue
         wait_for(lambda: len(tids(pid)) >= 5, READY_SECONDS, "python's 5 threads")
         s.crash(name, pid, signal.SIGSEGV, None, s.exit_signal(p, True), d, [log])
+        if flags:
+            said = "Fatal Python error: Segmentation fault" in read(log)
+            s.check(name, said, "faulthandler's own report first",
+                    "in the program's stderr" if said else "not in the program's stderr")
         s.cleanup()
     return 0
 

@@ -3,10 +3,13 @@
 // are gone from the registry, and the child listens on its own control
 // socket. Daemons and prefork servers (nginx's master and workers) fork
 // without exec, and their children crash and get inspected like any process.
+// A child of vfork() is the opposite: it runs on its parent's memory until it
+// execs, and must leave panicstop's state there alone.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -239,6 +242,81 @@ TEST(Fork, TheChildListensOnItsOwnSocketAndTheParentKeepsItsOwn) {
   EXPECT_NE(r.output.find("parent report pid=1"), std::string::npos) << r.output;
   EXPECT_EQ(dumps.list().size(), 2u) << r.output;
   EXPECT_TRUE(sockets.list().empty()) << r.output;
+}
+
+// --- vfork(): a child on its parent's memory -------------------------------------
+
+// vfork()s, runs body in the child (on this process's memory until it execs
+// or exits), and returns how the child ended: its exit status, or 128 + the
+// signal that ended it.
+int vfork_and_wait(void (*body)()) {
+  pid_t child = vfork();
+  if (child == 0) {
+    body();
+    _exit(0);
+  }
+  int status = 0;
+  if (child < 0 || waitpid(child, &status, 0) != child) return -1;
+  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+// A crash in the child of vfork() must neither take the parent's panic state
+// (the parent's own panic then waited for good) nor write a report through
+// the parent's memory: the child dies of its signal and says why, and the
+// parent's panic afterwards is whole.
+TEST(Vfork, AChildThatCrashesDiesOfItsSignalAndTheParentsPanicStaysWhole) {
+  TempDir crash;
+  auto r = run_in_child(
+      [&] {
+        install();
+        ParkedHolder holder;
+        say("vfork child=" + std::to_string(vfork_and_wait(crash_in_forked_child)));
+        panic("the parent panics after its vfork child crashed");
+      },
+      with_env({{"PANICSTOP_DUMP", "text"}, {"PANICSTOP_DUMP_DIR", crash.path()}, {"PANICSTOP_KDB_SOCKET", "0"}}));
+  ASSERT_FALSE(r.hung) << r.describe() << r.output;
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("vfork child=" + std::to_string(128 + SIGSEGV) + "\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" is a vfork() child of process "), std::string::npos) << r.output;
+  ASSERT_EQ(crash.list().size(), 1u) << r.output;  // the parent's report alone
+  std::string report = only_report(crash);
+  EXPECT_NE(report.find("panic: the parent panics after its vfork child crashed"), std::string::npos) << report;
+  EXPECT_NE(report.find("\n2 threads: 1 stopped, 0 not stopped"), std::string::npos) << report;
+}
+
+void program_segv_handler(int) {}
+
+// CPython's subprocess resets every handler to SIG_DFL in its vfork() child
+// before the exec. That changes the child's own signal actions, which the
+// kernel gave it as a copy; the parent's records of the program's actions,
+// in the memory the child shares, stay as they were.
+TEST(Vfork, AChildThatResetsAHandlerChangesItsOwnActionNotTheParents) {
+  auto r = run_in_child([] {
+    install();
+    struct sigaction mine {};
+    mine.sa_handler = program_segv_handler;
+    sigaction(SIGSEGV, &mine, nullptr);
+    int child = vfork_and_wait([] {
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      if (sigaction(SIGSEGV, &dfl, nullptr) != 0) _exit(2);
+      struct {
+        void* handler;
+        unsigned long flags;
+        void* restorer;
+        uint64_t mask;
+      } kernel{};
+      if (syscall(SYS_rt_sigaction, SIGSEGV, nullptr, &kernel, 8) != 0) _exit(3);
+      _exit(kernel.handler == nullptr ? 0 : 4);  // SIG_DFL in the child's own table
+    });
+    struct sigaction seen {};
+    sigaction(SIGSEGV, nullptr, &seen);
+    say("vfork child=" + std::to_string(child) +
+        " parent keeps its handler=" + std::to_string(seen.sa_handler == program_segv_handler));
+    exit(0);
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("vfork child=0 parent keeps its handler=1"), std::string::npos) << r.output;
 }
 
 }  // namespace
