@@ -69,6 +69,24 @@ char process_state(pid_t pid) {
   return close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
 }
 
+// The descriptors open in the process and its RLIMIT_NOFILE soft limit;
+// false when /proc does not tell (another user's process, no /proc).
+bool descriptor_use(pid_t pid, uint64_t* open, uint64_t* limit) {
+  std::string dir = "/proc/" + std::to_string(pid);
+  std::ifstream in(dir + "/limits");
+  bool found = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Max open files", 0) != 0) continue;
+    std::istringstream fields(line.substr(14));
+    found = static_cast<bool>(fields >> *limit);  // "unlimited" does not parse
+  }
+  if (!found) return false;
+  std::error_code ec;
+  *open = 0;
+  for (std::filesystem::directory_iterator it(dir + "/fd", ec), end; !ec && it != end; it.increment(ec)) ++*open;
+  return !ec;
+}
+
 // The mapped file of the library (libpanicstop.so or the preload library),
 // or "" when none is mapped.
 std::string mapped_library(pid_t pid) {
@@ -258,6 +276,10 @@ std::string silence_message(pid_t pid, double seconds, bool answered_before) {
     out << ": nothing in it handles SIGRTMAX-5, the signal that announces a connection (is the socket panicstop's?)";
   else if (any_thread && all_block)
     out << ": every thread blocks SIGRTMAX-5, the signal that announces a connection; one must leave it unblocked";
+  else if (uint64_t open = 0, limit = 0; descriptor_use(pid, &open, &limit) && open >= limit)
+    out << ": it has no descriptor left to accept the connection with (" << open
+        << " open, RLIMIT_NOFILE " << limit << "); a crash still writes its dumps, from descriptors panicstop "
+        << "holds back for it";
   else
     out << ": the thread that took the connection signal has not served it (a panic or a long session in progress?)";
   return out.str();

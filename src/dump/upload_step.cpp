@@ -3,6 +3,7 @@
 #include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <cerrno>
@@ -48,10 +49,25 @@ ExecRequest g_exec;
 // uploader from a hung mount would hold the panic past every deadline.
 pid_t g_child_tid = 0;
 
+// The uploader is a program of its own: none of the crashed program's
+// descriptors go with it (its listening sockets, its files; the child has a
+// copy of the table, not the table), and at the program's descriptor limit
+// it still has room for its own. Kernels before 5.9 have no close_range:
+// one close per number then, up to the descriptor limit (at most 65,536).
+__attribute__((no_sanitize_address)) void close_inherited_descriptors() {
+  if (sys::raw_syscall(SYS_close_range, 3, ~0u, 0) == 0) return;
+  struct {
+    uint64_t cur, max;
+  } limit{1024, 1024};
+  sys::raw_syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &limit);
+  for (uint64_t fd = 3; fd < limit.cur && fd < 65536; ++fd) sys::close(int(fd));
+}
+
 // No sanitizer bookkeeping in the child: it shares the parent's memory and
 // must leave it as it found it.
 __attribute__((no_sanitize_address)) int exec_uploader(void* arg) {
   const ExecRequest* e = static_cast<const ExecRequest*>(arg);
+  close_inherited_descriptors();
   long r = sys::raw_syscall(SYS_execve, e->path, e->argv, e->envp);
   char line[kUploaderPathMax + 64];
   size_t n = sys::format(line, sizeof line, "panicstop: upload: cannot run %s (errno %ld)\n", e->path, -r);

@@ -21,14 +21,14 @@
 #include <csetjmp>
 #include <csignal>
 #include <ctime>
-#include <fcntl.h>
+#include <sys/prctl.h>
 
 #include "panic/panic_internal.hpp"
 #include "panicstop/lock_object.hpp"
 #include "panic/panic_state.hpp"
 #include "panic/tunables.hpp"
-#include "stop/proc_dir.hpp"
 #include "stop/stop.hpp"
+#include "sys/fd_reserve.hpp"
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
@@ -98,23 +98,19 @@ const char* si_code_name(int sig, int code) noexcept {
 
 bool is_fault_code(int code) noexcept { return code > 0; }  // sent by the kernel for an instruction
 
-// The thread's name: its slot's, else the kernel's comm.
-void thread_name(int tid, char* out, size_t cap) noexcept {
+// The calling thread's name: its slot's, else the kernel's comm, which
+// PR_GET_NAME gives without a descriptor (the process may have none left).
+void own_thread_name(char* out, size_t cap) noexcept {
   out[0] = '\0';
-  ThreadSlot* s = find_slot_by_tid(tid);
+  ThreadSlot* s = find_slot_by_tid(sys::gettid());
   if (s != nullptr && s->name[0] != '\0') {
     sys::copy_string(out, cap, s->name);
     return;
   }
-  char path[48];
-  sys::format(path, sizeof path, "task/%d/comm", tid);
-  long fd = proc_open(ProcScope::kProcess, path, O_RDONLY);
-  if (fd < 0) return;
-  long n = sys::read(int(fd), out, cap - 1);
-  sys::close(int(fd));
-  if (n < 0) n = 0;
-  out[n] = '\0';
-  if (n > 0 && out[n - 1] == '\n') out[n - 1] = '\0';
+  char comm[16] = {};  // TASK_COMM_LEN
+  if (sys::raw_syscall(SYS_prctl, PR_GET_NAME, comm, 0, 0, 0) != 0) return;
+  comm[sizeof comm - 1] = '\0';
+  sys::copy_string(out, cap, comm);
 }
 
 void record_nested(int tid, int signo, bool same_thread, const char* message) noexcept {
@@ -239,9 +235,9 @@ void step_stop(const void*) noexcept {
 void step_banner(const void*) noexcept {
   char buf[kPanicMessageMax + 512];
   sys::FixedWriter w(buf, sizeof buf);
-  int tid = g_state.panicking_tid.load(std::memory_order_relaxed);
+  int tid = g_state.panicking_tid.load(std::memory_order_relaxed);  // this thread
   char name[kThreadNameMax];
-  thread_name(tid, name, sizeof name);
+  own_thread_name(name, sizeof name);
   w.format("panic: %s\n", g_state.message);
   w.format("panicstop: thread %d (%s) panicked", tid, name);
   if (g_state.stop_enabled) {
@@ -427,6 +423,8 @@ void set_default_action(int sig) noexcept {
     park_loser(signo, info, uc, message);
   }
   g_state.start_ns = sys::monotonic_ns();
+  // Room for the crash path's opens, should the program be at its limit.
+  sys::release_fd_reserve();
   g_state.signo = signo != 0 ? signo : SIGABRT;
   if (info != nullptr) {
     g_state.si_code = info->si_code;
@@ -514,7 +512,7 @@ namespace {
   sys::FixedWriter w(message, sizeof message);
   int tid = sys::gettid();
   char name[kThreadNameMax];
-  thread_name(tid, name, sizeof name);
+  own_thread_name(name, sizeof name);
   w.format("fatal signal %s (%s)", signal_name(sig), si_code_name(sig, info->si_code));
   if (is_fault_code(info->si_code) && sig != SIGABRT) w.format(" at 0x%lx", (unsigned long)info->si_addr);
   w.format(" in thread %d (%s)", tid, name);

@@ -12,6 +12,7 @@
 #include "panicstop/panic.hpp"
 #include "stop/stop.hpp"
 #include "sys/env_options.hpp"
+#include "sys/fd_reserve.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 #include "thread/altstack.hpp"
@@ -107,6 +108,8 @@ bool install_panic() noexcept {
     g_install_state.store(0);
     return false;
   }
+  // Descriptors for the crash path at a process's descriptor limit.
+  sys::reserve_fds();
   ensure_altstack();
   resolve_libc_next();
   unblock_own_signals();

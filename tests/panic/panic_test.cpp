@@ -1,6 +1,7 @@
 // The panic path end to end, each crash in a child process with a deadline.
 #include "panicstop/panic.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <sched.h>
@@ -170,6 +171,38 @@ TEST(Panic, EveryOtherThreadIsStoppedWithItsContext) {
   });
   expect_sigabrt(r);
   EXPECT_NE(r.output.find("tasks=10 stopped=9 valid=9 not_stopped=0"), std::string::npos) << r.output;
+}
+
+// A server at its descriptor limit (EMFILE) is where error paths run and
+// crashes happen. The panic still lists every thread in /proc and stops it,
+// reads the maps, and writes its report, with the descriptors install() held
+// back. Without them: "1 threads: 0 stopped", no modules, no report file.
+TEST(Panic, AtTheDescriptorLimitEveryThreadIsStoppedAndTheReportWritten) {
+  testing::TempDir dir;
+  auto r = run_in_child(
+      [] {
+        std::atomic<uint32_t> never{0};
+        std::thread early([&] { sys::futex_wait(&never, 0); });  // before install, never uses the library
+        install();
+        std::vector<std::thread> threads;
+        for (int i = 0; i < 2; ++i) threads.emplace_back([] { park(); });
+        wait_for_threads(4);
+        rlimit lim{128, 128};
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0) _exit(3);
+        int more = 0;
+        while (open("/dev/null", O_RDONLY) >= 0) ++more;
+        say("EMFILE after %d more\n", more);
+        panic("at the descriptor limit");
+      },
+      with_env({{"PANICSTOP_DUMP", "text"}, {"PANICSTOP_DUMP_DIR", dir.path()}}));
+  expect_sigabrt(r);
+  EXPECT_NE(r.output.find("EMFILE after "), std::string::npos) << r.output;
+  std::string path = dir.file_ending(".txt");
+  ASSERT_FALSE(path.empty()) << r.output;
+  std::string report = testing::read_file(path);
+  EXPECT_NE(report.find("\n4 threads: 3 stopped, 0 not stopped"), std::string::npos) << report;
+  EXPECT_EQ(report.find("incomplete:"), std::string::npos) << report;
+  EXPECT_NE(report.find("\nmodules:\n  0x"), std::string::npos) << report;
 }
 
 // Stopped threads hold a Mutex, a SpinMutex (and an RwLock for writing); the

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -65,6 +66,12 @@ TEST(KdbCommandWorkload, DISABLED_Serve) {
   sigaddset(&set, detail::kdb_request_signal());
   if (getenv("KDB_COMMAND_TEST_BLOCK_ALL") == nullptr) testing::raw_sigmask(SIG_UNBLOCK, &set);
   while (g_waiter_tid == 0 || testing::kernel_state(g_waiter_tid) != 'S') std::this_thread::yield();
+  if (getenv("KDB_COMMAND_TEST_FILL_FDS") != nullptr) {  // at the descriptor limit, as a server under load
+    rlimit lim{128, 128};
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) _exit(3);
+    while (open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0) {
+    }
+  }
   printf("ready holder=%d waiter=%d\n", g_holder_tid.load(), g_waiter_tid.load());
   fflush(stdout);
   char c;
@@ -289,6 +296,17 @@ TEST(KdbCommand, AProcessWhoseThreadsAllBlockTheConnectionSignal) {
   ASSERT_TRUE(w.ready());
   expect_failure(run_command({kTool, "dump", w.pid_text(), "--dir", dir.path(), "--timeout", "0.3"}, deadline()),
                  "did not answer within 0.3 s: every thread blocks SIGRTMAX-5");
+  EXPECT_TRUE(w.finish());
+}
+
+// A process at its descriptor limit cannot accept the command's connection:
+// the command says so instead of guessing.
+TEST(KdbCommand, AProcessAtItsDescriptorLimit) {
+  TempDir dir;
+  Workload w({{"PANICSTOP_KDB_SOCKET", dir.path()}, {"KDB_COMMAND_TEST_FILL_FDS", "1"}});
+  ASSERT_TRUE(w.ready());
+  expect_failure(run_command({kTool, "dump", w.pid_text(), "--dir", dir.path(), "--timeout", "0.3"}, deadline()),
+                 "did not answer within 0.3 s: it has no descriptor left to accept the connection with (");
   EXPECT_TRUE(w.finish());
 }
 

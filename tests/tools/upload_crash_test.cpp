@@ -7,6 +7,7 @@
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -159,6 +160,46 @@ TEST(CrashUpload, AnUploaderWhoseExecHangsIsKilledAtTheDeadlineAndTheProcessStil
   EXPECT_NE(r.output.find("did not start within 700 ms (its execve hangs) and was killed"), std::string::npos)
       << r.output;
   EXPECT_LT(r.elapsed, 10s) << r.output;
+}
+
+// A program at its descriptor limit, every one of them open without
+// O_CLOEXEC (as servers' listening sockets often are).
+void crash_at_the_descriptor_limit() {
+  panicstop::install();
+  rlimit lim{128, 128};
+  if (setrlimit(RLIMIT_NOFILE, &lim) != 0) _exit(3);
+  while (open("/dev/null", O_RDONLY) >= 0) {
+  }
+  panicstop::panic("upload me: %d", 42);
+}
+
+// The uploader takes none of the program's descriptors with it: a crashed
+// server's listening socket must not outlive it in its uploader.
+TEST(CrashUpload, TheUploaderTakesNoneOfTheProgramsDescriptors) {
+  TempDir dir;
+  std::string uploader = dir.path() + "/count-fds";
+  std::ofstream(uploader) << "#!/bin/sh\nls /proc/$$/fd | wc -l > " << dir.path() << "/fds\n";
+  chmod(uploader.c_str(), 0755);
+  ChildResult r = run_in_child(crash_at_the_descriptor_limit, crash_options(dir, "http://127.0.0.1:9/", uploader, "5000"));
+  ASSERT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
+  std::ifstream in(dir.path() + "/fds");
+  int fds = -1;
+  in >> fds;
+  // 0, 1 and 2, and what the shell opens itself (the script); not the 120 of the program.
+  EXPECT_GE(fds, 3) << r.output;
+  EXPECT_LE(fds, 8) << r.output;
+}
+
+// At the program's descriptor limit the dump is still written (install()
+// held descriptors back for the crash path) and the uploader, which starts
+// with none of the program's, still sends it.
+TEST(CrashUpload, AtTheDescriptorLimitTheDumpIsStillWrittenAndSent) {
+  TempDir dir;
+  Collector c;
+  ChildResult r = run_in_child(crash_at_the_descriptor_limit, crash_options(dir, c.url(), kTool, "10000"));
+  ASSERT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
+  EXPECT_EQ(c.requests().size(), 1u) << r.output;
+  EXPECT_NE(r.output.find("panicstop: upload: done"), std::string::npos) << r.output;
 }
 
 TEST(CrashUpload, BadSettingsAreRefusedAtInstall) {

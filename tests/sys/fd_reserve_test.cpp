@@ -1,0 +1,101 @@
+// The crash path's descriptor reserve (src/sys/fd_reserve.hpp): held from
+// install, given back by the panic, and never a descriptor the program owns.
+#include "sys/fd_reserve.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "support/child_process.hpp"
+
+namespace panicstop::sys {
+namespace {
+
+using testing::run_in_child;
+using testing::say;
+
+bool is_open(int fd) { return fcntl(fd, F_GETFD) >= 0; }
+
+std::vector<int> open_fds() {
+  std::vector<int> fds;
+  for (int fd = 0; fd < 1024; ++fd)
+    if (is_open(fd)) fds.push_back(fd);
+  return fds;
+}
+
+// The descriptors reserve_fds() opened: those open now that were not before.
+std::vector<int> reserve_and_list(size_t* held) {
+  std::vector<int> before = open_fds();
+  *held = reserve_fds();
+  std::vector<int> added;
+  for (int fd : open_fds())
+    if (std::find(before.begin(), before.end(), fd) == before.end()) added.push_back(fd);
+  return added;
+}
+
+TEST(FdReserve, HeldAtReserveAndGivenBackAtRelease) {
+  auto r = run_in_child([] {
+    size_t held = 0;
+    std::vector<int> fds = reserve_and_list(&held);
+    bool cloexec = true;
+    for (int fd : fds) cloexec = cloexec && (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0;
+    size_t again = reserve_fds();  // once per process
+    size_t freed = release_fd_reserve();
+    bool closed = true;
+    for (int fd : fds) closed = closed && !is_open(fd);
+    say("held=" + std::to_string(held) + " opened=" + std::to_string(fds.size()) + " cloexec=" +
+        std::to_string(cloexec) + " again=" + std::to_string(again) + " freed=" + std::to_string(freed) +
+        " closed=" + std::to_string(closed) + " released again=" + std::to_string(release_fd_reserve()));
+    _exit(0);
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  std::string n = std::to_string(kReservedFds);
+  EXPECT_NE(r.output.find("held=" + n + " opened=" + n + " cloexec=1 again=" + n + " freed=" + n +
+                          " closed=1 released again=0"),
+            std::string::npos)
+      << r.output;
+}
+
+// A daemon closes what it did not open (closefrom(3)) and opens its own
+// files, which take the reserve's numbers: those stay the program's.
+TEST(FdReserve, ANumberTheProgramClosedAndReusedIsNotClosed) {
+  auto r = run_in_child([] {
+    size_t held = 0;
+    std::vector<int> fds = reserve_and_list(&held);
+    if (fds.size() < 2) _exit(3);
+    close(fds[1]);
+    int mine = dup2(open("/dev/null", O_RDONLY), fds[1]);
+    size_t freed = release_fd_reserve();
+    say("mine=" + std::to_string(mine == fds[1]) + " freed=" + std::to_string(freed) +
+        " mine open=" + std::to_string(is_open(mine)));
+    _exit(0);
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("mine=1 freed=" + std::to_string(kReservedFds - 1) + " mine open=1"), std::string::npos)
+      << r.output;
+}
+
+// At the descriptor limit the reserve is whatever was left.
+TEST(FdReserve, AtTheLimitItHoldsWhatIsLeft) {
+  auto r = run_in_child([] {
+    std::vector<int> fds = open_fds();
+    int limit = fds.back() + 1;
+    for (int fd = 0; fd < limit; ++fd)
+      if (!is_open(fd)) dup2(0, fd);  // no holes below the limit
+    rlimit lim{rlim_t(limit + 3), rlim_t(limit + 3)};  // three numbers free
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) _exit(3);
+    size_t held = reserve_fds();
+    say("held=" + std::to_string(held) + " freed=" + std::to_string(release_fd_reserve()));
+    _exit(0);
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("held=3 freed=3"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace panicstop::sys
