@@ -853,6 +853,16 @@ subprocess.run(["true"], check=True)
 stop = threading.Event()
 for i in range(4):
     threading.Thread(target=stop.wait, name="waiter-%d" % i, daemon=True).start()
+if sys.argv[1:] == ["emfile"]:
+    # At the descriptor limit, as a server that leaks them: the crash comes
+    # where nothing more can be opened.
+    import os, resource
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    try:
+        while True:
+            os.open("/dev/null", os.O_RDONLY)
+    except OSError:
+        pass
 print("ready", flush=True)
 stop.wait()
 """
@@ -923,9 +933,10 @@ def run_python(s):
     script = os.path.join(s.tmpdir("script"), "threads.py")
     with open(script, "w") as f:
         f.write(PYTHON_SCRIPT)
-    for flags, name in (([], "kill-SEGV"), (["-X", "faulthandler"], "faulthandler-kill-SEGV")):
+    for flags, args, name in (([], [], "kill-SEGV"), (["-X", "faulthandler"], [], "faulthandler-kill-SEGV"),
+                              ([], ["emfile"], "emfile-kill-SEGV")):
         d = s.tmpdir(name)
-        p, log = s.start([py] + flags + [script], True, d, dump_dir=d, stdout=subprocess.PIPE)
+        p, log = s.start([py] + flags + [script] + args, True, d, dump_dir=d, stdout=subprocess.PIPE)
         pid = s.program_pid(p, True, "python3")
         line = p.stdout.readline()  # "ready" once the threads run; EOF if it died
         if not s.check(name, line == b"ready\n", "script ready", repr(line)):
