@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -198,6 +199,17 @@ bool have_program(const std::string& program) {
 
 void raw_sigmask(int how, const sigset_t* set, sigset_t* old) {
   syscall(SYS_rt_sigprocmask, how, set, old, 8);  // the kernel's sigset is 8 bytes
+}
+
+void* kernel_handler(int sig) {
+  struct {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    uint64_t mask;
+  } kernel{};
+  syscall(SYS_rt_sigaction, sig, nullptr, &kernel, 8);
+  return kernel.handler;
 }
 
 void say(const std::string& line) {

@@ -86,6 +86,9 @@ std::string read_file(const std::string& path);
 // needs a thread which really blocks them (unstoppable, or deaf to the
 // control socket) uses this.
 void raw_sigmask(int how, const sigset_t* set, sigset_t* old = nullptr);
+// The handler the kernel runs for sig (nullptr: SIG_DFL), read with the raw
+// system call, past the interposed sigaction() that reports the program's.
+void* kernel_handler(int sig);
 // Is `program` on PATH?
 bool have_program(const std::string& program);
 // Writes `line` and a newline to stderr in one write(2), no stdio: safe in a

@@ -9,7 +9,6 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -300,14 +299,7 @@ TEST(Vfork, AChildThatResetsAHandlerChangesItsOwnActionNotTheParents) {
       struct sigaction dfl {};
       dfl.sa_handler = SIG_DFL;
       if (sigaction(SIGSEGV, &dfl, nullptr) != 0) _exit(2);
-      struct {
-        void* handler;
-        unsigned long flags;
-        void* restorer;
-        uint64_t mask;
-      } kernel{};
-      if (syscall(SYS_rt_sigaction, SIGSEGV, nullptr, &kernel, 8) != 0) _exit(3);
-      _exit(kernel.handler == nullptr ? 0 : 4);  // SIG_DFL in the child's own table
+      _exit(testing::kernel_handler(SIGSEGV) == nullptr ? 0 : 4);  // SIG_DFL in the child's own table
     });
     struct sigaction seen {};
     sigaction(SIGSEGV, nullptr, &seen);

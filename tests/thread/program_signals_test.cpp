@@ -258,14 +258,8 @@ TEST(ProgramSignals, SigactionReportsTheProgramsActionNotPanicstops) {
     auto previous = signal(SIGSEGV, SIG_DFL);
     say("signal returned=%s\n", reinterpret_cast<void*>(previous) == reinterpret_cast<void*>(count_sent) ? "mine" : "other");
     // The kernel still calls panicstop's handler.
-    struct {
-      void* handler;
-      unsigned long flags;
-      void* restorer;
-      uint64_t mask;
-    } kernel{};
-    syscall(SYS_rt_sigaction, SIGSEGV, nullptr, &kernel, 8);
-    say("kernel=%s\n", kernel.handler != nullptr && kernel.handler != reinterpret_cast<void*>(count_sent) ? "panicstop" : "other");
+    void* kernel = testing::kernel_handler(SIGSEGV);
+    say("kernel=%s\n", kernel != nullptr && kernel != reinterpret_cast<void*>(count_sent) ? "panicstop" : "other");
     exit(0);
   });
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
