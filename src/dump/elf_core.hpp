@@ -19,7 +19,9 @@
 //   message=<panic message, line breaks replaced by spaces>
 //   panicking_tid=<tid>
 //   signal=<signo>
-//   thread=<tid> name=<name> state=<panicking|stopped|not_stopped>     one per thread
+//   thread=<tid> name=<name> state=<panicking|stopped|not_stopped|kernel_worker>   one per thread
+//     (kernel_worker: a thread of the kernel's own, io_uring's or vhost's: no
+//     registers, no NT_PRSTATUS, not stopped and not counted as not stopped)
 //     a thread that saved no registers adds what /proc showed of it:
 //     kernel_state=<R|S|D|...> registers=<kernel|none>
 //     kernel_view=<syscall|blocked|running|unreadable> [syscall=<nr> [syscall_name=<name>]] [wchan=<fn>]

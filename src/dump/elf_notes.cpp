@@ -358,6 +358,7 @@ void emit_panicstop_text(const CrashRecord& rec, CoreSink& sink) noexcept {
     put_str(sink, " name=");
     put_clean(sink, t.name, sizeof t.name, true);
     put_str(sink, t.is_panicking                       ? " state=panicking"
+                  : t.kernel_worker                ? " state=kernel_worker"
                   : t.stopped || t.stopped_unsaved ? " state=stopped"
                                                    : " state=not_stopped");
     if (t.kernel.source != KernelView::Source::kNone) put_kernel_view(sink, t);
@@ -401,7 +402,7 @@ void emit_panicstop_text(const CrashRecord& rec, CoreSink& sink) noexcept {
   }
   for (uint32_t i = 0; i < s.thread_count; ++i) {
     const SnapshotThread& t = s.threads[i];
-    if (t.is_panicking || t.stopped || t.stopped_unsaved) continue;
+    if (t.is_panicking || t.stopped || t.stopped_unsaved || t.kernel_worker) continue;
     put_str(sink, "not_stopped=");
     put_num(sink, t.tid);
     put_str(sink, "\n");

@@ -68,10 +68,14 @@ struct Range {
   uint32_t rva;
 };
 
+// One thread the minidump lists: the kernel's own workers in the process
+// (io_uring's, vhost's) are not, having no registers or stack of the
+// program's that a reader could show.
 struct ThreadMemory {
   uint64_t stack_start;
   uint32_t stack_size;
   uint32_t name_rva;
+  uint32_t thread;  // its index in the snapshot's threads
 };
 
 struct Reserved {
@@ -172,9 +176,14 @@ size_t sort_and_merge(Range* a, size_t n) noexcept {
   return out;
 }
 
-// Chooses every thread's stack range and the memory ranges to write.
-size_t plan_memory(const ProcessSnapshot& snap) noexcept {
-  uint32_t threads = snap.thread_count < kMaxThreads ? snap.thread_count : uint32_t(kMaxThreads);
+// Chooses the threads to list (g_reserved.threads, *listed of them), every
+// one's stack range, and the memory ranges to write.
+size_t plan_memory(const ProcessSnapshot& snap, uint32_t* listed) noexcept {
+  uint32_t snapped = snap.thread_count < kMaxThreads ? snap.thread_count : uint32_t(kMaxThreads);
+  uint32_t threads = 0;
+  for (uint32_t i = 0; i < snapped; ++i)
+    if (!snap.threads[i].kernel_worker) g_reserved.threads[threads++] = {0, 0, 0, i};
+  *listed = threads;
   uint64_t others = threads > 1 ? threads - 1 : 1;
   uint64_t other_cap = kOtherStacksBudget / others;
   if (other_cap < kOtherStackMin) other_cap = kOtherStackMin;
@@ -182,9 +191,11 @@ size_t plan_memory(const ProcessSnapshot& snap) noexcept {
   other_cap &= ~uint64_t(15);
   size_t n = 0;
   for (uint32_t i = 0; i < threads; ++i) {
+    ThreadMemory& tm = g_reserved.threads[i];
     uint64_t s, e;
-    stack_range(snap, snap.threads[i], i == 0 ? kLeadStackCap : other_cap, &s, &e);
-    g_reserved.threads[i] = {s, uint32_t(e - s), 0};
+    stack_range(snap, snap.threads[tm.thread], i == 0 ? kLeadStackCap : other_cap, &s, &e);
+    tm.stack_start = s;
+    tm.stack_size = uint32_t(e - s);
     if (e > s) g_reserved.ranges[n++] = {s, e, 0};
   }
   // The code around the first thread's pc: Breakpad's processor disassembles
@@ -217,18 +228,18 @@ uint32_t memory_rva(const Range* ranges, size_t n, uint64_t addr) noexcept {
 }
 
 void write_threads_and_memory(Out& out, const ProcessSnapshot& snap, uint32_t* lead_context_rva) noexcept {
-  uint32_t threads = snap.thread_count < kMaxThreads ? snap.thread_count : uint32_t(kMaxThreads);
-  size_t ranges = plan_memory(snap);
+  uint32_t threads = 0;
+  size_t ranges = plan_memory(snap, &threads);
 
   out.align8();
   const uint32_t contexts = out.rva();
   for (uint32_t i = 0; i < threads; ++i) {
-    fill_context(snap.threads[i], &g_context);
+    fill_context(snap.threads[g_reserved.threads[i].thread], &g_context);
     out.put(&g_context, sizeof g_context);
   }
   *lead_context_rva = contexts;
   for (uint32_t i = 0; i < threads; ++i) {
-    const SnapshotThread& t = snap.threads[i];
+    const SnapshotThread& t = snap.threads[g_reserved.threads[i].thread];
     g_reserved.threads[i].name_rva = out.string16(t.name, sizeof t.name);
   }
   for (size_t i = 0; i < ranges; ++i) {
@@ -243,7 +254,7 @@ void write_threads_and_memory(Out& out, const ProcessSnapshot& snap, uint32_t* l
   for (uint32_t i = 0; i < threads; ++i) {
     const ThreadMemory& tm = g_reserved.threads[i];
     md::Thread th{};
-    th.thread_id = uint32_t(snap.threads[i].tid);
+    th.thread_id = uint32_t(snap.threads[tm.thread].tid);
     if (tm.stack_size > 0) {
       th.stack.start_of_memory_range = tm.stack_start;
       th.stack.memory = {tm.stack_size, memory_rva(g_reserved.ranges, ranges, tm.stack_start)};
@@ -256,7 +267,8 @@ void write_threads_and_memory(Out& out, const ProcessSnapshot& snap, uint32_t* l
   begin = out.begin_stream();
   out.put(&threads, 4);
   for (uint32_t i = 0; i < threads; ++i) {
-    md::ThreadName tn{uint32_t(snap.threads[i].tid), g_reserved.threads[i].name_rva};
+    const ThreadMemory& tm = g_reserved.threads[i];
+    md::ThreadName tn{uint32_t(snap.threads[tm.thread].tid), tm.name_rva};
     out.put(&tn, sizeof tn);
   }
   out.end_stream(md::kThreadNameList, begin);

@@ -173,6 +173,9 @@ void thread_header(ReportOut& out, const CrashRecord& rec, const SnapshotThread&
   const ProcessSnapshot& snap = rec.snap();
   out.line("thread %d (%s) [%s] %c", t.tid, sys::Escaped<4 * kThreadNameMax>(t.name, sizeof t.name).text,
            thread_state_name(rec, t, panicked), t.kernel_state);
+  if (t.kernel_worker)
+    out.line("  a kernel worker (io_uring, vhost): it runs no program code, so it was not stopped and has no "
+             "registers of the program's");
   if (t.kernel.source != KernelView::Source::kNone) {
     char view[512];
     sys::FixedWriter w(view, sizeof view);
@@ -312,6 +315,7 @@ const char* report_kind_name(LockKind kind) noexcept {
 
 const char* thread_state_name(const CrashRecord& rec, const SnapshotThread& t, bool panicked) noexcept {
   if (t.is_panicking) return panicked ? "panicking" : "dumping";
+  if (t.kernel_worker) return "kernel_worker";
   if (t.stopped || t.stopped_unsaved) return "stopped";
   if (listed_not_stopped(rec.facts, t.tid)) return "not_stopped";
   return "running";
@@ -539,10 +543,11 @@ bool write_text_report(const CrashRecord& rec, const DumpOptions&, int fd) noexc
   if (panicked) out.line("panic: %s", sys::Escaped<1024>(f.message).text);
   else out.line("panic: (none) %s", sys::Escaped<1024>(f.live_reason[0] != '\0' ? f.live_reason : "live dump").text);
   out.line("process %d (%s): %s", snap.pid, sys::Escaped<128>(snap.comm).text, sys::Escaped<1024>(snap.cmdline).text);
-  uint32_t stopped = 0, not_stopped = 0;
+  uint32_t stopped = 0, not_stopped = 0, kernel_workers = 0;
   for (uint32_t i = 0; i < snap.thread_count; ++i) {
     stopped += snap.threads[i].stopped || snap.threads[i].stopped_unsaved;
     not_stopped += listed_not_stopped(f, snap.threads[i].tid);
+    kernel_workers += snap.threads[i].kernel_worker;
   }
   if (snap.thread_count > 0) {
     const SnapshotThread& lead = snap.threads[0];
@@ -556,6 +561,9 @@ bool write_text_report(const CrashRecord& rec, const DumpOptions&, int fd) noexc
              sys::Escaped<4 * kThreadNameMax>(lead.name, sizeof lead.name).text, text);
   }
   out.line("%u threads: %u stopped, %u not stopped", snap.thread_count, stopped, not_stopped);
+  if (kernel_workers > 0)
+    out.line("%u kernel workers: threads of the kernel's own in this process (io_uring, vhost), left as they are",
+             kernel_workers);
   write_capture_gaps(out, snap, f);
   // Not a gap in this dump, but a crash that would leave none: said here,
   // where someone reads, since such a crash cannot say it.

@@ -244,6 +244,8 @@ void step_banner(const void*) noexcept {
     const StopResult& r = g_state.stop;
     int64_t end_ns = r.end_ns != 0 ? r.end_ns : g_state.start_ns;
     w.format("; %u other threads stopped in %lld us", r.stopped, (long long)((end_ns - g_state.start_ns) / 1000));
+    if (r.kernel_workers > 0)
+      w.format("; %u kernel workers (io_uring, vhost) left as they are: they run no program code", r.kernel_workers);
     if (r.not_stopped > 0) {
       w.format("; %u did not stop:", r.not_stopped);
       uint32_t n = r.not_stopped < kMaxNotStoppedListed ? r.not_stopped : uint32_t(kMaxNotStoppedListed);

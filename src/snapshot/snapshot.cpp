@@ -398,20 +398,6 @@ long read_task_file(int tid, const char* file, char* buf, size_t cap) noexcept {
   return read_proc_file(ProcScope::kProcess, path, buf, cap);
 }
 
-// The thread's state letter from /proc/self/task/TID/stat; '?' if unreadable,
-// '\0' if the kernel says the thread is gone.
-char kernel_state_of(int tid) noexcept {
-  char stat[512];
-  long n = read_task_file(tid, "stat", stat, sizeof stat);
-  if (n == -ENOENT || n == -ESRCH) return '\0';
-  // "tid (comm) S ...": comm may hold spaces and parentheses, so take the last ')'.
-  const char* close = nullptr;
-  for (const char* p = stat; *p != '\0'; ++p)
-    if (*p == ')') close = p;
-  if (close == nullptr || close[1] != ' ' || close[2] == '\0') return '?';
-  return close[2];
-}
-
 void fill_from_slot(SnapshotThread* t, ThreadSlot* slot) noexcept;
 
 // "SigBlk:\t0000000000000000" in /proc/self/task/TID/status.
@@ -473,7 +459,9 @@ bool fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noe
   *t = SnapshotThread{};
   t->tid = tid;
   t->is_panicking = tid == snap->panicking_tid;
-  t->kernel_state = kernel_state_of(tid);
+  const TaskStat stat = read_task_stat(tid);
+  t->kernel_state = stat.state;
+  t->kernel_worker = stat.kernel_worker;
   if (t->kernel_state == '\0') {
     // Only /proc can say a thread is gone; without it, keep what the registry says.
     if (snap->gaps.thread_source == ThreadSource::kProc && !t->is_panicking) return false;
@@ -494,7 +482,7 @@ bool fill_thread(ProcessSnapshot* snap, SnapshotThread* t, ThreadSlot* slot) noe
     t->stopped_unsaved = true;
     ++snap->gaps.threads_unsaved;
   }
-  if (t->context == nullptr && !t->is_panicking) {
+  if (t->context == nullptr && !t->is_panicking && !t->kernel_worker) {
     // A zombie (the thread group leader after pthread_exit()) has nothing more to read.
     if (t->kernel_state == 'Z' || t->kernel_state == 'X')
       t->kernel.source = KernelView::Source::kExited;

@@ -60,6 +60,9 @@ struct SnapshotThread {
   int tid = 0;
   char name[kThreadNameMax] = {};  // slot name, else /proc/self/task/TID/comm
   char kernel_state = '?';         // from /proc/self/task/TID/stat: R, S, D, t, ...
+  // One of the kernel's own threads in the process (stop/proc_dir.hpp,
+  // TaskStat): no program code, nothing stopped, no registers.
+  bool kernel_worker = false;
   bool is_panicking = false;
   bool stopped = false;            // acknowledged the stop; context is valid
   // Acknowledged the stop and is parked, but saved no registers: it had no

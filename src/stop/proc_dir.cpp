@@ -136,4 +136,33 @@ long proc_open(ProcScope scope, const char* path, int flags) noexcept {
   return root < 0 && rewritten ? keep_unless_empty_copy(fd) : fd;
 }
 
+TaskStat read_task_stat(int tid) noexcept {
+  TaskStat out;
+  char path[48];
+  sys::format(path, sizeof path, "task/%d/stat", tid);
+  long fd = proc_open(ProcScope::kProcess, path, O_RDONLY);
+  if (fd == -ENOENT || fd == -ESRCH) out.state = '\0';
+  if (fd < 0) return out;
+  char stat[512];
+  long n = sys::read(int(fd), stat, sizeof stat - 1);
+  sys::close(int(fd));
+  if (n == -ESRCH) out.state = '\0';
+  if (n <= 0) return out;
+  // "tid (comm) S ppid pgrp session tty_nr tpgid flags ...": comm may hold
+  // spaces and ')' itself, so the fields start after the last ')'.
+  long close = -1;
+  for (long i = 0; i < n; ++i)
+    if (stat[i] == ')') close = i;
+  if (close < 0 || close + 2 >= n) return out;
+  out.state = stat[close + 2];
+  long i = close + 2;
+  for (int field = 3; field < 9 && i < n; ++i)
+    if (stat[i] == ' ') ++field;
+  uint64_t flags = 0;
+  for (; i < n && stat[i] >= '0' && stat[i] <= '9'; ++i) flags = flags * 10 + uint64_t(stat[i] - '0');
+  constexpr uint64_t kPfIoWorker = 0x10, kPfUserWorker = 0x4000;  // include/linux/sched.h
+  out.kernel_worker = (flags & (kPfIoWorker | kPfUserWorker)) != 0;
+  return out;
+}
+
 }  // namespace panicstop::detail

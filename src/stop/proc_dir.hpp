@@ -51,4 +51,19 @@ bool proc_emulated() noexcept;
 // True if the last open_proc_dir() found procfs.
 bool proc_dir_available() noexcept;
 
+// What /proc/self/task/TID/stat says of one thread of this process.
+//
+// A kernel worker is a thread the kernel runs in the process's thread group
+// for its own work: io_uring's workers and submission thread (iou-wrk-PID,
+// iou-sqp-PID; MariaDB's InnoDB and other servers submit their I/O there),
+// vhost's (vhost-PID). It runs no program code and takes no signal but
+// SIGKILL, so there is nothing to stop and no user registers to save: the
+// stop does not wait for it (it waited its whole timeout and reported the
+// worker as a thread that did not stop), and the dumps name it for what it is.
+struct TaskStat {
+  char state = '?';            // R, S, D, Z, ...; '\0' once the thread is gone; '?' unreadable
+  bool kernel_worker = false;  // PF_IO_WORKER or PF_USER_WORKER in the task's flags
+};
+TaskStat read_task_stat(int tid) noexcept;
+
 }  // namespace panicstop::detail

@@ -222,6 +222,8 @@ void retry_full_queue_sends(Scan* s) noexcept {
 
 struct Tally {
   uint32_t stopped = 0, exited = 0, pending = 0;
+  uint32_t kernel_workers = 0;  // read_task_stat(): not stopped, not waited for
+  uint32_t not_waited_for() const noexcept { return exited + kernel_workers; }
 };
 
 Tally verify(uint32_t gen, int pid, bool record) noexcept {
@@ -232,8 +234,10 @@ Tally verify(uint32_t gen, int pid, bool record) noexcept {
     int tid = int(uint32_t(e));
     if (set_contains(g_acked, gen, tid)) {
       ++t.stopped;
-    } else if (sys::tgkill(pid, tid, 0) == -ESRCH || thread_has_exited(tid)) {
+    } else if (sys::tgkill(pid, tid, 0) == -ESRCH) {
       ++t.exited;
+    } else if (const TaskKind kind = task_kind(tid); kind != TaskKind::kLive) {
+      ++(kind == TaskKind::kExited ? t.exited : t.kernel_workers);
     } else {
       if (record && t.pending < kMaxNotStoppedListed) g_not_stopped[t.pending] = tid;
       ++t.pending;
@@ -392,26 +396,13 @@ int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg, ThreadSo
   return count;
 }
 
-bool thread_has_exited(int tid) noexcept {
+TaskKind task_kind(int tid) noexcept {
   // A missing file means a missing thread only inside a real procfs (not in
   // an empty directory mounted over /proc).
-  if (!proc_dir_available()) return false;
-  char path[48];
-  sys::format(path, sizeof path, "task/%d/stat", tid);
-  long fd = proc_open(ProcScope::kProcess, path, O_RDONLY);
-  if (fd == -ENOENT || fd == -ESRCH) return true;
-  if (fd < 0) return false;
-  char stat[512];
-  long n = sys::read(int(fd), stat, sizeof stat - 1);
-  sys::close(int(fd));
-  if (n <= 0) return false;
-  // "tid (comm) S ...": comm may hold ')' itself, so the state follows the last one.
-  long close = -1;
-  for (long i = 0; i < n; ++i)
-    if (stat[i] == ')') close = i;
-  if (close < 0 || close + 2 >= n) return false;
-  char state = stat[close + 2];
-  return state == 'Z' || state == 'X';
+  if (!proc_dir_available()) return TaskKind::kLive;
+  const TaskStat stat = read_task_stat(tid);
+  if (stat.state == '\0' || stat.state == 'Z' || stat.state == 'X') return TaskKind::kExited;
+  return stat.kernel_worker ? TaskKind::kKernelWorker : TaskKind::kLive;
 }
 
 StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
@@ -486,6 +477,7 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
         r.ok = true;
         r.stopped = t.stopped;
         r.exited = t.exited;
+        r.kernel_workers = t.kernel_workers;
         break;
       }
       // Refused threads are not waited for, unless a full queue may yet
@@ -494,10 +486,11 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
         t = verify(gen, scan.pid, /*record=*/true);
         r.stopped = t.stopped;
         r.exited = t.exited;
+        r.kernel_workers = t.kernel_workers;
         r.not_stopped = t.pending;
         break;
       }
-      exited = t.exited;
+      exited = t.not_waited_for();
       if (t.pending == 0) continue;  // only new threads are missing: scan again
       // Otherwise some known thread is still running: wait for it below.
     }
@@ -505,7 +498,7 @@ StopResult stop_other_threads(StopKind kind, int64_t timeout_ns) noexcept {
     // being found: scan again at once rather than sleep.
     if (found >= 0 && !settled && acks >= target) continue;
     int64_t wake = now + kRecheckNs < deadline ? now + kRecheckNs : deadline;
-    if (sys::futex_wait_until(&g_acks, acks, wake) == -ETIMEDOUT) exited = verify(gen, scan.pid, false).exited;
+    if (sys::futex_wait_until(&g_acks, acks, wake) == -ETIMEDOUT) exited = verify(gen, scan.pid, false).not_waited_for();
   }
   r.end_ns = sys::monotonic_ns();
   if (scan.masked) sys::rt_sigprocmask(SIG_SETMASK, &scan.saved_mask, nullptr);

@@ -35,6 +35,8 @@ struct StopResult {
   uint32_t stopped = 0;       // threads that acknowledged (parked now)
   uint32_t exited = 0;        // threads that exited before they could acknowledge
                               // (a zombie thread group leader among them)
+  uint32_t kernel_workers = 0;  // the kernel's own threads in the group (io_uring's,
+                                // vhost's): they run no program code; not waited for
   uint32_t not_stopped = 0;   // threads still running at the deadline
   // Of those, the ones the stop signal could not be sent to (a seccomp filter
   // or a security module refused tgkill/rt_tgsigqueueinfo, or the signal
@@ -155,11 +157,14 @@ enum class ThreadSource : uint8_t {
 // Returns the count, or -1 if neither could be read. Raw system calls only.
 int for_each_thread(void (*fn)(int tid, void* arg) noexcept, void* arg, ThreadSource* source = nullptr) noexcept;
 
-// Has thread tid of this process exited (gone, or a zombie: a thread group
-// leader that returned through pthread_exit() stays one until the process
-// ends, and never answers a signal)? False when /proc cannot tell, including
-// when no procfs was found (stop/proc_dir.hpp): then a thread that is slow to
-// answer is waited for, never taken for gone.
-bool thread_has_exited(int tid) noexcept;
+// What a thread of this process that has not answered the stop is:
+// kExited when gone, or a zombie (a thread group leader that returned through
+// pthread_exit() stays one until the process ends, and never answers a
+// signal); kKernelWorker for the kernel's own threads in the group
+// (stop/proc_dir.hpp, TaskStat), which never answer either; kLive otherwise,
+// and whenever /proc cannot tell, including when no procfs was found: then a
+// thread that is slow to answer is waited for, never taken for gone.
+enum class TaskKind : uint8_t { kLive, kExited, kKernelWorker };
+TaskKind task_kind(int tid) noexcept;
 
 }  // namespace panicstop::detail

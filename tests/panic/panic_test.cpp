@@ -23,6 +23,7 @@
 #include "panicstop/spin_mutex.hpp"
 #include "panicstop/thread.hpp"
 #include "support/child_process.hpp"
+#include "support/io_uring_worker.hpp"
 #include "thread/slot.hpp"
 #if __has_include("panicstop/rwlock.hpp")
 #include "panicstop/rwlock.hpp"
@@ -203,6 +204,36 @@ TEST(Panic, AtTheDescriptorLimitEveryThreadIsStoppedAndTheReportWritten) {
   EXPECT_NE(report.find("\n4 threads: 3 stopped, 0 not stopped"), std::string::npos) << report;
   EXPECT_EQ(report.find("incomplete:"), std::string::npos) << report;
   EXPECT_NE(report.find("\nmodules:\n  0x"), std::string::npos) << report;
+}
+
+// The kernel's own thread in the process (io_uring's iou-wrk-PID) is named
+// for what it is in the report, not listed as a thread that did not stop.
+TEST(Panic, AKernelWorkerIsReportedAsOne) {
+  testing::TempDir dir;
+  auto r = run_in_child(
+      [] {
+        install();
+        std::thread(park).detach();
+        if (int err = testing::start_io_uring_read(); err != 0) {
+          say("no io_uring: %s\n", strerror(-err));
+          _exit(77);
+        }
+        int worker = testing::io_uring_worker_tid(std::chrono::seconds(5));
+        if (worker == 0) _exit(78);
+        say("worker=%d\n", worker);
+        panic("with a kernel worker");
+      },
+      with_env({{"PANICSTOP_DUMP", "text"}, {"PANICSTOP_DUMP_DIR", dir.path()}, {"PANICSTOP_STOP_TIMEOUT_MS", "10000"}},
+               30000));
+  if (r.exited && r.exit_code == 77) GTEST_SKIP() << r.output;
+  expect_sigabrt(r);
+  EXPECT_NE(r.output.find("1 other threads stopped in"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("; 1 kernel workers (io_uring, vhost) left as they are"), std::string::npos) << r.output;
+  long long worker = testing::value_of(r.output, "worker");
+  std::string report = testing::read_file(dir.file_ending(".txt"));
+  EXPECT_NE(report.find("\n3 threads: 1 stopped, 0 not stopped\n1 kernel workers: "), std::string::npos) << report;
+  EXPECT_NE(report.find("\nthread " + std::to_string(worker) + " (iou-wrk-"), std::string::npos) << report;
+  EXPECT_NE(report.find(") [kernel_worker] "), std::string::npos) << report;
 }
 
 // Stopped threads hold a Mutex, a SpinMutex (and an RwLock for writing); the

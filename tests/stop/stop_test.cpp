@@ -8,11 +8,13 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstring>
 #include <thread>
 #include <vector>
 
 #include "panicstop/panic.hpp"
 #include "support/child_process.hpp"
+#include "support/io_uring_worker.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 #include "thread/signal_sections.hpp"
@@ -155,6 +157,30 @@ TEST(Stop, ThreadBlockingEverySignalIsReportedNotStopped) {
   ASSERT_NE(pos, std::string::npos);
   auto first = r.output.substr(pos + 6, r.output.find(' ', pos) - pos - 6);
   EXPECT_NE(r.output.find("expected=" + first), std::string::npos) << r.output;
+}
+
+// A kernel worker in the thread group (io_uring's iou-wrk-PID) never takes
+// the stop signal. The stop neither waits for it (it waited its whole timeout)
+// nor counts it as a thread that did not stop.
+TEST(Stop, AKernelWorkerIsNotWaitedForNorCountedAsNotStopped) {
+  auto r = run_in_child([] {
+    install();
+    Idle idle;
+    idle.start(1);
+    if (int err = testing::start_io_uring_read(); err != 0) {
+      say("no io_uring: %s\n", strerror(-err));
+      _exit(77);
+    }
+    int worker = testing::io_uring_worker_tid(std::chrono::seconds(5));
+    if (worker == 0) _exit(78);
+    StopResult s = stop_other_threads(StopKind::kHard, 10'000'000'000);  // 10 s: waiting would show
+    say("ok=%d stopped=%u not_stopped=%u kernel_workers=%u\n", s.ok, s.stopped, s.not_stopped, s.kernel_workers);
+    _exit(0);
+  }, ChildOptions{std::chrono::milliseconds(30000), {}, {}, ""});
+  if (r.exited && r.exit_code == 77) GTEST_SKIP() << r.output;
+  ASSERT_FALSE(r.hung) << r.describe() << r.output;
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("ok=1 stopped=1 not_stopped=0 kernel_workers=1\n"), std::string::npos) << r.output;
 }
 
 TEST(Stop, ThreadsCreatedAndExitingDuringTheStop) {
