@@ -95,7 +95,9 @@
 //     that faults on purpose (JVM null checks and safepoints, WebAssembly
 //     traps, a collector's write barrier) keeps its faults. A signal the
 //     program ignores stays ignored, except a fault, which the kernel would
-//     not ignore either.
+//     not ignore either, and a SIGABRT the process sent itself (abort(),
+//     which then forces the default action and would end the process with
+//     no panic).
 //   - The panic runs when the program has no handler (SIG_DFL), or when its
 //     handler gives up: it resets the action to SIG_DFL and raises the signal
 //     again, calls abort(), exits from inside the handler, faults with the

@@ -408,7 +408,13 @@ ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* uc, Prog
   bool fault = info->si_code > 0;
   struct sigaction act {};
   read_program(*t, &act);
-  if (is_ignored(act) && !fault) return ProgramVerdict::kHandled;
+  if (is_ignored(act) && !fault) {
+    // abort() with SIGABRT ignored (a SIG_IGN a supervisor left across exec,
+    // a daemon that ignores it): glibc's next step installs SIG_DFL behind
+    // the interposer's back and raises again, which would end the process
+    // unseen. A SIGABRT from another process stays ignored.
+    return sig == SIGABRT && sent_by_this_process(info) ? ProgramVerdict::kNoHandler : ProgramVerdict::kHandled;
+  }
   forget_abandoned_handlers(st);
   bool held = (st.emulated_blocked & bit(sig)) != 0;
   if (st.depth > 0) {

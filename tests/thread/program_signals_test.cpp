@@ -8,9 +8,11 @@
 #include <setjmp.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <string>
@@ -131,6 +133,28 @@ TEST(ProgramSignals, ACrashHandlerThatAbortsGivesUpToThePanic) {
       },
       with_env({{"PANICSTOP_DUMP_DIR", dumps.path()}, {"PANICSTOP_DUMP", "text"}}));
   expect_panic_after_program_handler(r, dumps, 2);
+}
+
+// A process started with SIGABRT ignored (a supervisor's SIG_IGN survives
+// exec): abort() still ends it, glibc forcing the default action past the
+// interposer, so the panic must come first. A SIGABRT from another process
+// stays ignored, as the kernel has it.
+TEST(ProgramSignals, AbortWithSigabrtIgnoredStillPanics) {
+  auto r = run_in_child([] {
+    install();
+    signal(SIGABRT, SIG_IGN);
+    pid_t self = getpid();
+    pid_t sender = fork();
+    if (sender == 0) _exit(kill(self, SIGABRT) == 0 ? 0 : 1);
+    int status = 0;
+    while (waitpid(sender, &status, 0) < 0 && errno == EINTR) {
+    }
+    say("ignored from outside: %d\n", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    abort();
+  });
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("ignored from outside: 1\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("panic: fatal signal SIGABRT (SI_TKILL) in thread "), std::string::npos) << r.output;
 }
 
 // A garbage collector's write barrier: protect a page, let the write fault,
