@@ -5,6 +5,7 @@
 //   process PID (COMM): CMDLINE
 //   panicking thread TID (NAME): signal SIGSEGV (SEGV_MAPERR), fault address 0x10
 //   N threads: S stopped, K not stopped
+//   W kernel workers: ...                                   (if any: io_uring's, vhost's threads)
 //   incomplete: 3808 of 12000 mappings left out (...)   (one per CaptureGaps item, if any;
 //                                                        the first says where a failed capture stopped)
 //   note: N threads run without an alternate signal stack (...)   (if the pool ran out)
@@ -27,6 +28,9 @@
 //   thread TID (NAME) [not_stopped] R
 //     did not stop: state R, running, hard-stop signal blocked; no registers
 //     (no registers: the thread was running)
+//   thread TID (iou-wrk-PID) [kernel_worker] S
+//     a kernel worker (io_uring, vhost): it runs no program code, ...
+//     (no frames)
 //
 //   locks:
 //     0xADDR kind=mutex name=cache owner=TID readers=0 waiters=TID,TID
