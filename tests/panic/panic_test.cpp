@@ -513,11 +513,6 @@ TEST(Panic, WithTheSignalQueueFullAHangingHookStillEndsTheProcess) {
       << r.output;
 }
 
-// panic() reads the panicking thread's registers by signalling itself, which
-// the kernel refused (EAGAIN) with the signal queue full; a context made in
-// place then kept only three registers and no FP state. A thread may still
-// send itself an unqueued SI_USER signal, and the kernel's full context
-// (FP state included) is back.
 // The FP state is in a context the kernel made (a signal frame), never in
 // one made in place.
 bool has_fp_state(const detail::SavedContext& c) {
@@ -535,6 +530,11 @@ void report_own_context(void*) {
   say("own-context fp-state=%d\n", detail::is_slot_address(slot) && has_fp_state(slot->context) ? 1 : 0);
 }
 
+// panic() reads the panicking thread's registers by signalling itself, which
+// the kernel refused (EAGAIN) with the signal queue full; a context made in
+// place then kept only three registers and no FP state. A thread may still
+// send itself an unqueued SI_USER signal, and the kernel's full context
+// (FP state included) is back.
 TEST(Panic, WithTheSignalQueueFullPanicStillTakesItsRegistersFromTheKernel) {
   auto r = run_in_child([] {
     install();
