@@ -21,19 +21,26 @@ namespace panicstop::tool {
 
 namespace {
 
-// The effective uid from /proc/PID/status ("Uid: real effective saved fs"):
-// the uid the process made its socket directory with.
-bool process_uid(pid_t pid, uid_t* uid) {
+// Field `index` (0 real, 1 effective, 2 saved, 3 file system) of the line
+// `name` ("Uid:" or "Gid:") of /proc/PID/status.
+bool status_id(pid_t pid, const std::string& name, int index, unsigned long* id) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("Uid:", 0) != 0) continue;
-    std::istringstream fields(line.substr(4));
-    unsigned long real = 0, effective = 0;
-    if (!(fields >> real >> effective)) return false;
-    *uid = uid_t(effective);
+    if (line.rfind(name, 0) != 0) continue;
+    std::istringstream fields(line.substr(name.size()));
+    for (int i = 0; i <= index; ++i)
+      if (!(fields >> *id)) return false;
     return true;
   }
   return false;
+}
+
+// The effective uid: the uid the process made its socket directory with.
+bool process_uid(pid_t pid, uid_t* uid) {
+  unsigned long id = 0;
+  if (!status_id(pid, "Uid:", 1, &id)) return false;
+  *uid = uid_t(id);
+  return true;
 }
 
 // PANICSTOP_KDB_SOCKET as the process saw it at start; false when unset or
@@ -152,6 +159,14 @@ std::string no_socket_message(pid_t pid, const std::string& path) {
 
 }  // namespace
 
+bool process_file_ids(pid_t pid, uid_t* uid, gid_t* gid) {
+  unsigned long u = 0, g = 0;
+  if (!status_id(pid, "Uid:", 3, &u) || !status_id(pid, "Gid:", 3, &g)) return false;
+  *uid = uid_t(u);
+  *gid = gid_t(g);
+  return true;
+}
+
 bool parse_pid(const std::string& text, pid_t* pid) {
   if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) return false;
   long value = std::stol(text);
@@ -206,8 +221,16 @@ bool locate_control_socket(pid_t pid, const std::string& socket_override, Contro
       *error = "permission denied: cannot look into " + dir;
       return false;
     }
-    *error = no_socket_message(pid, target->socket_path);
-    return false;
+    // A server that made its socket as root and then became another user
+    // (nginx's workers, `user www-data`): root may use that one.
+    std::string elsewhere = self == 0 ? socket_elsewhere(pid, target->socket_path) : "";
+    if (elsewhere.empty()) {
+      *error = no_socket_message(pid, target->socket_path);
+      return false;
+    }
+    target->socket_path = elsewhere;
+    target->found_elsewhere = true;
+    return true;
   }
   if (!S_ISSOCK(st.st_mode)) {
     *error = target->socket_path + " is not a socket";
@@ -216,7 +239,8 @@ bool locate_control_socket(pid_t pid, const std::string& socket_override, Contro
   return true;
 }
 
-int connect_control_socket(const ControlTarget& target, const std::string& request, std::string* error) {
+int connect_control_socket(const ControlTarget& target, const std::string& request, std::string* error,
+                           int pass_fd) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (target.socket_path.size() >= sizeof addr.sun_path) {
@@ -245,7 +269,20 @@ int connect_control_socket(const ControlTarget& target, const std::string& reque
       *error = where + strerror(e);
     return -1;
   }
-  if (!send_all(fd, request + "\n")) {
+  // A socket found by its name's pid in another user's directory must be
+  // the process's own (a file left by an earlier process with this pid has
+  // nobody listening; one whose listener lives on in a forked child is not
+  // this process's).
+  ucred peer{};
+  socklen_t size = sizeof peer;
+  if (target.found_elsewhere &&
+      (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 || peer.pid != target.pid)) {
+    *error = target.socket_path + " is not the socket of process " + std::to_string(target.pid) +
+             " (its listener is process " + std::to_string(peer.pid) + ")";
+    close(fd);
+    return -1;
+  }
+  if (!send_request(fd, request + "\n", pass_fd)) {
     *error = "cannot send the request to " + target.socket_path + ": " + strerror(errno);
     close(fd);
     return -1;
@@ -293,6 +330,29 @@ bool wait_for_input(int fd, double seconds) {
     if (r < 0 && errno == EINTR) continue;
     return r != 0;  // an error: let the read report it
   }
+}
+
+bool send_request(int fd, const std::string& text, int pass_fd) {
+  if (pass_fd < 0) return send_all(fd, text);
+  // The descriptor travels with the whole line, in one message: a reader
+  // that peeks (the process's control socket) sees no further than the end
+  // of a message that carries descriptors.
+  iovec iov{const_cast<char*>(text.data()), text.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &pass_fd, sizeof pass_fd);
+  ssize_t n;
+  do n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n > 0 && send_all(fd, text.substr(size_t(n)));
 }
 
 bool send_all(int fd, const std::string& text) {
@@ -349,12 +409,12 @@ int parse_control_args(const Command& command, const std::vector<std::string>& a
   return kExitOk;
 }
 
-int open_control_connection(const ControlArgs& args, const std::string& request) {
+int open_control_connection(const ControlArgs& args, const std::string& request, int pass_fd) {
   ControlTarget target;
   std::string error;
   int fd = -1;
   if (locate_control_socket(args.pid, args.socket_override, &target, &error))
-    fd = connect_control_socket(target, request, &error);
+    fd = connect_control_socket(target, request, &error, pass_fd);
   if (fd < 0) std::cerr << "panicstop: " << error << "\n";
   return fd;
 }

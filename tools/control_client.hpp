@@ -21,20 +21,29 @@ struct ControlTarget {
   pid_t pid = 0;
   uid_t uid = 0;
   std::string socket_path;
+  // Not in the process's own user's directory: it made the socket as root
+  // before it became another user (a server's workers), and root asks.
+  // The connection then checks that the listener is the process.
+  bool found_elsewhere = false;
 };
 
 // Finds the process and its socket. `socket_override` (--socket) replaces
-// the path. On failure returns false with `error` set to one line:
+// the path. Root also finds the socket a process made as root before it
+// changed its user (in /tmp/panicstop-0, not in its new user's directory).
+// On failure returns false with `error` set to one line:
 //   no such process; belongs to another uid; socket turned off; no socket at
 //   the path, and whether the process runs panicstop at all (libpanicstop in
 //   its maps, or linked into its executable) or has a socket elsewhere.
 bool locate_control_socket(pid_t pid, const std::string& socket_override, ControlTarget* target,
                            std::string* error);
 
-// Connects to the target's socket and sends `request` (a line, '\n' added).
-// Returns the connected descriptor, or -1 with `error` set (connection
-// refused: stale socket; permission denied; ...).
-int connect_control_socket(const ControlTarget& target, const std::string& request, std::string* error);
+// Connects to the target's socket and sends `request` (a line, '\n' added),
+// with descriptor `pass_fd` (if not -1) passed along (SCM_RIGHTS): the
+// directory of a live dump, opened here. Returns the connected descriptor,
+// or -1 with `error` set (connection refused: stale socket; permission
+// denied; ...).
+int connect_control_socket(const ControlTarget& target, const std::string& request, std::string* error,
+                           int pass_fd = -1);
 
 // The command line both commands share: PID, --socket PATH, --timeout S,
 // --help; each command's own valued options go to `own(option, value)`,
@@ -53,7 +62,11 @@ int parse_control_args(const Command& command, const std::vector<std::string>& a
 
 // locate_control_socket() then connect_control_socket(); on failure prints
 // the one-line error on stderr and returns -1.
-int open_control_connection(const ControlArgs& args, const std::string& request);
+int open_control_connection(const ControlArgs& args, const std::string& request, int pass_fd = -1);
+
+// The file-system uid and gid of process `pid` (/proc/PID/status): whom the
+// files it creates belong to, and whose permissions it creates them with.
+bool process_file_ids(pid_t pid, uid_t* uid, gid_t* gid);
 
 // Parses PID (a positive decimal number); false otherwise.
 bool parse_pid(const std::string& text, pid_t* pid);
@@ -72,5 +85,9 @@ bool wait_for_input(int fd, double seconds);
 
 // Writes all of `text` to fd; false on error.
 bool send_all(int fd, const std::string& text);
+
+// send_all(), with descriptor `pass_fd` (if not -1) passed with the first
+// byte (SCM_RIGHTS).
+bool send_request(int fd, const std::string& text, int pass_fd);
 
 }  // namespace panicstop::tool

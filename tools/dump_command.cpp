@@ -1,7 +1,12 @@
 #include "dump_command.hpp"
 
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -29,14 +34,26 @@ gets a one-line error that says why.
 
 Where the socket is: DIR/PID.sock, where DIR is the process's
 PANICSTOP_KDB_SOCKET directory when its environment sets one, else
-/tmp/panicstop-UID (UID: the process's user). PANICSTOP_KDB_SOCKET=0 in the
+/tmp/panicstop-UID (UID: the process's user). A process that made its
+socket as root and then became another user (a server's workers) has it
+in /tmp/panicstop-0, where root finds it. PANICSTOP_KDB_SOCKET=0 in the
 process turns the socket off.
 
 Options:
-  --dir DIR        where the process writes the files (made absolute here;
-                   default: the process's PANICSTOP_DUMP_DIR or its current
-                   directory, falling back to /tmp). The process writes them,
-                   so DIR must be writable by its user.
+  --dir DIR        where the files go (made absolute here; default: the
+                   process's PANICSTOP_DUMP_DIR or its current directory,
+                   falling back to /tmp). This command opens DIR and hands the
+                   open directory to the process, so the files land in this
+                   DIR even when the process cannot reach the path (it runs
+                   chrooted, or it changed its user and DIR is under /root).
+                   The process creates them with its own user's rights: DIR
+                   must be writable by that user, except when root asks for
+                   a process of another user (a server's workers that dropped
+                   root, nginx's `user www-data`): then the process writes
+                   into a directory of its own inside DIR, made here for it,
+                   and this command moves each file into DIR and gives it to
+                   root. Should the process still not manage, it falls back
+                   to its /tmp and the line says so.
   --socket PATH    connect to this socket instead of looking for it
   --timeout S      give up when the process has not answered for S seconds
                    (default 10)
@@ -45,9 +62,10 @@ Output: one line "panicstop: wrote PATH" per file, as the process writes it.
 
 Exit status:
   0  at least one file was written
-  1  failure: no such process, another user's process, no control socket,
-     a stale socket (connection refused), permission denied, no answer in
-     time, or the process wrote no file (its error line is printed)
+  1  failure: DIR cannot be opened, no such process, another user's
+     process, no control socket, a stale socket (connection refused),
+     permission denied, no answer in time, or the process wrote no file
+     (its error line is printed)
   2  usage error
 
 Examples:
@@ -55,6 +73,94 @@ Examples:
   panicstop dump 4242 --dir /var/crash
   panicstop show /var/crash/panicstop-server-4242-1764000000.txt
 )";
+
+// Where a live dump's files are created: DIR itself, or, when root asks for
+// a process of another user, a directory inside DIR made for that user, out
+// of which each file is moved into DIR. Either way the process gets the
+// directory as a descriptor (it may not reach DIR's path).
+class DumpDestination {
+ public:
+  ~DumpDestination() { finish(); }
+
+  // Opens DIR (and makes the staging directory when needed); false with a
+  // message on stderr.
+  bool open(const std::string& dir, pid_t pid) {
+    dir_ = dir;
+    dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd_ < 0) {
+      std::cerr << "panicstop: cannot open the dump directory " << dir << ": " << strerror(errno) << "\n";
+      return false;
+    }
+    uid_t uid = 0;
+    gid_t gid = 0;
+    if (geteuid() != 0 || !process_file_ids(pid, &uid, &gid) || uid == 0) return true;
+    std::string pattern = dir + (dir == "/" ? "" : "/") + ".panicstop-dump-" + std::to_string(pid) + "-XXXXXX";
+    std::vector<char> name(pattern.begin(), pattern.end());
+    name.push_back('\0');
+    if (mkdtemp(name.data()) == nullptr) {
+      std::cerr << "panicstop: cannot make a directory for process " << pid << "'s files in " << dir << ": "
+                << strerror(errno) << "\n";
+      return false;
+    }
+    staging_ = name.data();
+    staging_fd_ = ::open(staging_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (staging_fd_ < 0 || fchown(staging_fd_, uid, gid) != 0) {
+      std::cerr << "panicstop: cannot give " << staging_ << " to uid " << uid << ": " << strerror(errno) << "\n";
+      return false;
+    }
+    return true;
+  }
+
+  // What the process is told: the path it names its files by, and the
+  // descriptor it creates them in.
+  std::string request_dir() const { return staging_.empty() ? dir_ : staging_; }
+  int request_fd() const { return staging_fd_ >= 0 ? staging_fd_ : dir_fd_; }
+
+  // One line from the process, as the user should read it: a file written
+  // into the staging directory is moved into DIR first.
+  std::string take_line(const std::string& line) {
+    if (staging_.empty()) return line;
+    static const std::string kWrote = "panicstop: wrote ";
+    std::string prefix = staging_ + "/";
+    if (line.rfind(kWrote + prefix, 0) == 0) {
+      std::string name = line.substr(kWrote.size() + prefix.size());
+      if (name.find('/') == std::string::npos && renameat(staging_fd_, name.c_str(), dir_fd_, name.c_str()) == 0) {
+        // The one who asked owns the dump, as with a core root writes.
+        fchownat(dir_fd_, name.c_str(), geteuid(), getegid(), AT_SYMLINK_NOFOLLOW);
+        return kWrote + dir_ + (dir_ == "/" ? "" : "/") + name;
+      }
+      return line + " (could not move it into " + dir_ + ": " + strerror(errno) + ")";
+    }
+    std::string out = line;
+    for (size_t at; (at = out.find(prefix)) != std::string::npos;)
+      out.replace(at, prefix.size(), dir_ + (dir_ == "/" ? "" : "/"));
+    return out;
+  }
+
+ private:
+  // Removes the staging directory with what an interrupted writer left in
+  // it (a hidden .tmp file); a file that could not be moved keeps it.
+  void finish() {
+    if (staging_fd_ >= 0) {
+      std::error_code ec;
+      for (const auto& entry : std::filesystem::directory_iterator(staging_, ec)) {
+        std::string name = entry.path().filename().string();
+        if (name.size() > 4 && name[0] == '.' && name.compare(name.size() - 4, 4, ".tmp") == 0)
+          unlinkat(staging_fd_, name.c_str(), 0);
+      }
+      close(staging_fd_);
+      if (rmdir(staging_.c_str()) != 0 && errno == ENOTEMPTY)
+        std::cerr << "panicstop: " << staging_ << " keeps the files that could not be moved\n";
+    } else if (!staging_.empty()) {
+      rmdir(staging_.c_str());
+    }
+    if (dir_fd_ >= 0) close(dir_fd_);
+    staging_fd_ = dir_fd_ = -1;
+  }
+
+  std::string dir_, staging_;
+  int dir_fd_ = -1, staging_fd_ = -1;
+};
 
 int run_dump(const std::vector<std::string>& args) {
   std::string dir;
@@ -70,7 +176,10 @@ int run_dump(const std::vector<std::string>& args) {
   if (dir.find('\n') != std::string::npos) return usage_error("dump", "dump: DIR contains a newline");
   pid_t pid = control.pid;
   double timeout = control.timeout;
-  int fd = open_control_connection(control, dir.empty() ? "dump" : "dump " + dir);
+  DumpDestination destination;
+  if (!dir.empty() && !destination.open(dir, pid)) return kExitFailure;
+  std::string request = dir.empty() ? "dump" : "dump " + destination.request_dir();
+  int fd = open_control_connection(control, request, dir.empty() ? -1 : destination.request_fd());
   if (fd < 0) return kExitFailure;
   // Lines as they come; the last one is "ok N" or "error MESSAGE".
   std::string pending, last;
@@ -93,7 +202,7 @@ int run_dump(const std::vector<std::string>& args) {
       if (line.rfind("ok ", 0) == 0 || line.rfind("error", 0) == 0) {
         last = line;
       } else {
-        std::cout << line << "\n" << std::flush;
+        std::cout << destination.take_line(line) << "\n" << std::flush;
       }
     }
   }
@@ -105,7 +214,8 @@ int run_dump(const std::vector<std::string>& args) {
     return kExitFailure;
   }
   if (!last.empty()) {
-    std::cerr << "panicstop: process " << pid << ": " << last.substr(last.rfind("error ", 0) == 0 ? 6 : 0) << "\n";
+    std::cerr << "panicstop: process " << pid << ": "
+              << destination.take_line(last.substr(last.rfind("error ", 0) == 0 ? 6 : 0)) << "\n";
   } else {
     std::cerr << "panicstop: process " << pid << " closed the connection without an answer\n";
   }

@@ -48,7 +48,9 @@ gets a one-line error that says why.
 
 Where the socket is: DIR/PID.sock, where DIR is the process's
 PANICSTOP_KDB_SOCKET directory when its environment sets one, else
-/tmp/panicstop-UID (UID: the process's user). PANICSTOP_KDB_SOCKET=0 in the
+/tmp/panicstop-UID (UID: the process's user). A process that made its
+socket as root and then became another user (a server's workers) has it
+in /tmp/panicstop-0, where root finds it. PANICSTOP_KDB_SOCKET=0 in the
 process turns the socket off.
 
 Options:

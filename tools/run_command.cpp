@@ -23,8 +23,17 @@ constexpr std::string_view kRunHelp = R"(Runs PROG with panicstop loaded through
 never built with panicstop gets the same crash handling as one that calls
 panicstop::install(): on a crash in any thread (stack overflow in a thread
 the program made included) every thread is stopped and the text report and
-ELF core are written. The shim interposes only pthread_create, to give each
-new thread an alternate signal stack; see preload/preload.cpp.
+ELF core are written. The shim interposes pthread_create, to give each new
+thread an alternate signal stack, and the C library's signal functions
+(sigaction, signal, the mask functions, ...), so that PROG's own handlers
+and masks live beside panicstop's; see preload/preload.cpp.
+
+A server that starts as root and runs its workers as another user (nginx's
+`user www-data`, apache2's, sshd's) writes a worker's crash dumps as that
+user: give them a DIR they may write (chmod 1777 DIR, as /tmp is, or make
+it theirs). Otherwise a worker's dumps fall back to /tmp, and the line on
+its stderr says so. `panicstop kdb` and `panicstop dump` run as root reach
+such workers anyway.
 
 Options (each sets the tunable of the same meaning for PROG):
   --dump-dir DIR     where dumps go (PANICSTOP_DUMP_DIR; default: PROG's

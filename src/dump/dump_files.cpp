@@ -48,12 +48,17 @@ int g_echo_fd = -1;
 
 // The current set (begin_dump_set).
 char g_dir[kPathMax];
+// Where files are created: AT_FDCWD (names under g_dir), or a directory
+// descriptor the requester of a live dump passed (names relative to it;
+// g_dir is then only what the lines announce).
+int g_dir_fd = AT_FDCWD;
 char g_base[256];
 char g_final_path[kPathMax];
 bool g_use_dir = true;
 // A temporary file being written, and its descriptor: left set only when a
 // writer was abandoned mid-file (a fault or an overrun of its step).
 char g_pending_tmp[kPathMax];
+int g_pending_at = AT_FDCWD;
 int g_pending_fd = -1;
 
 void remove_abandoned_file() noexcept;
@@ -90,27 +95,37 @@ void make_base_name(const ProcessSnapshot& snap, char* out, size_t cap) noexcept
   if (repeat > 0) w.format("-%u", repeat + 1);
 }
 
-void fsync_directory(const char* dir) noexcept {
+void fsync_directory(int at, const char* dir) noexcept {
+  if (at != AT_FDCWD) {
+    sys::fsync(at);  // EBADF for an O_PATH descriptor: nothing to do then
+    return;
+  }
   long fd = sys::openat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;
   sys::fsync(int(fd));
   sys::close(int(fd));
 }
 
-// Writes one file via its temporary name. On failure *err is -errno, or 0 when
-// the writer itself reported the failure.
-bool write_file(const CrashRecord& rec, const DumpOptions& o, const DumpWriter& writer, const char* dir,
+// Writes one file via its temporary name, in directory `dir`: created under
+// it, or relative to `at` when that is a descriptor (then `dir` only names
+// it in final_path). On failure *err is -errno, or 0 when the writer itself
+// reported the failure.
+bool write_file(const CrashRecord& rec, const DumpOptions& o, const DumpWriter& writer, int at, const char* dir,
                 const char* base, char* final_path, long* err) noexcept {
-  char tmp_path[kPathMax];
-  sys::format(tmp_path, sizeof tmp_path, "%s/.%s%s.tmp", dir, base, writer.suffix);
-  sys::FixedWriter fw(final_path, kPathMax);
+  const char* prefix = at == AT_FDCWD ? dir : "";
+  const char* slash = at == AT_FDCWD ? "/" : "";
+  char tmp_name[kPathMax], final_name[kPathMax];
+  sys::FixedWriter tw(tmp_name, kPathMax), nw(final_name, kPathMax), fw(final_path, kPathMax);
+  tw.format("%s%s.%s%s.tmp", prefix, slash, base, writer.suffix);
+  nw.format("%s%s%s%s", prefix, slash, base, writer.suffix);
   fw.format("%s/%s%s", dir, base, writer.suffix);
-  if (fw.truncated()) {
+  if (tw.truncated() || nw.truncated() || fw.truncated()) {
     *err = -ENAMETOOLONG;
     return false;
   }
-  sys::copy_string(g_pending_tmp, sizeof g_pending_tmp, tmp_path);
-  long fd = sys::openat(AT_FDCWD, tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  sys::copy_string(g_pending_tmp, sizeof g_pending_tmp, tmp_name);
+  g_pending_at = at;
+  long fd = sys::openat(at, tmp_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     g_pending_tmp[0] = '\0';
     *err = fd;
@@ -134,13 +149,13 @@ bool write_file(const CrashRecord& rec, const DumpOptions& o, const DumpWriter& 
   sys::close(int(fd));
   g_pending_fd = -1;
   if (ok) {
-    long r = sys::renameat(AT_FDCWD, tmp_path, AT_FDCWD, final_path);
+    long r = sys::renameat(at, tmp_name, at, final_name);
     if (r < 0) ok = false, *err = r;
   }
-  if (!ok) sys::unlinkat(AT_FDCWD, tmp_path, 0);
+  if (!ok) sys::unlinkat(at, tmp_name, 0);
   g_pending_tmp[0] = '\0';
   if (!ok) return false;
-  fsync_directory(dir);
+  fsync_directory(at, dir);
   return true;
 }
 
@@ -148,9 +163,21 @@ void remove_abandoned_file() noexcept {
   if (g_pending_fd >= 0) sys::close(g_pending_fd);
   g_pending_fd = -1;
   if (g_pending_tmp[0] == '\0') return;
-  sys::unlinkat(AT_FDCWD, g_pending_tmp, 0);
+  sys::unlinkat(g_pending_at, g_pending_tmp, 0);
   say("panicstop: removed the unfinished %s", g_pending_tmp);
   g_pending_tmp[0] = '\0';
+}
+
+// A directory refused to a process that is no longer the user it was at
+// install: a server's worker that dropped root. Said beside the refusal,
+// with what fixes it.
+void say_changed_user(const DumpOptions& o, long err) noexcept {
+  if (err != -EACCES && err != -EPERM) return;
+  long euid = sys::raw_syscall(SYS_geteuid);
+  if (o.installed_euid < 0 || euid == o.installed_euid) return;
+  say("panicstop: this process runs as uid %ld, not as uid %lld as at install (it changed its user): give that "
+      "user the dump directory (chmod 1777 it, as /tmp is)",
+      euid, static_cast<long long>(o.installed_euid));
 }
 
 void write_to_stderr_instead(const CrashRecord& rec, const DumpOptions& o, const DumpWriter& w) noexcept {
@@ -163,8 +190,10 @@ void write_to_stderr_instead(const CrashRecord& rec, const DumpOptions& o, const
 
 const WrittenDumps& written_dumps() noexcept { return g_written; }
 
-void begin_dump_set(const CrashRecord& rec, const DumpOptions& o, const char* dir_override, int echo_fd) noexcept {
+void begin_dump_set(const CrashRecord& rec, const DumpOptions& o, const char* dir_override, int echo_fd,
+                    int dir_fd) noexcept {
   g_echo_fd = echo_fd;
+  g_dir_fd = dir_fd >= 0 && dir_override != nullptr && dir_override[0] != '\0' ? dir_fd : AT_FDCWD;
   g_use_dir = true;
   g_written.count = 0;
   g_pending_tmp[0] = '\0';
@@ -199,13 +228,14 @@ bool write_dump(const CrashRecord& rec, const DumpOptions& o, const DumpWriter& 
   }
   long err = 0;
   if (g_use_dir) {
-    if (write_file(rec, o, w, g_dir, g_base, g_final_path, &err)) {
+    if (write_file(rec, o, w, g_dir_fd, g_dir, g_base, g_final_path, &err)) {
       say("panicstop: wrote %s", g_final_path);
       record_written(g_final_path);
       return true;
     }
     say("panicstop: cannot write %s: %s", g_final_path, errno_name(err));
-    if (sys::equals(g_dir, "/tmp")) {
+    say_changed_user(o, err);
+    if (g_dir_fd == AT_FDCWD && sys::equals(g_dir, "/tmp")) {
       write_to_stderr_instead(rec, o, w);
       return false;
     }
@@ -213,7 +243,7 @@ bool write_dump(const CrashRecord& rec, const DumpOptions& o, const DumpWriter& 
     g_use_dir = false;
     say("panicstop: falling back to /tmp");
   }
-  if (write_file(rec, o, w, "/tmp", g_base, g_final_path, &err)) {
+  if (write_file(rec, o, w, AT_FDCWD, "/tmp", g_base, g_final_path, &err)) {
     say("panicstop: wrote %s", g_final_path);
     record_written(g_final_path);
     return true;
@@ -226,10 +256,12 @@ bool write_dump(const CrashRecord& rec, const DumpOptions& o, const DumpWriter& 
 void end_dump_set() noexcept {
   remove_abandoned_file();
   g_echo_fd = -1;
+  g_dir_fd = AT_FDCWD;
 }
 
-int write_dumps(const CrashRecord& rec, const DumpOptions& o, const char* dir_override, int echo_fd) noexcept {
-  begin_dump_set(rec, o, dir_override, echo_fd);
+int write_dumps(const CrashRecord& rec, const DumpOptions& o, const char* dir_override, int echo_fd,
+                int dir_fd) noexcept {
+  begin_dump_set(rec, o, dir_override, echo_fd, dir_fd);
   size_t count = 0;
   const DumpWriter* writers = dump_writers(&count);
   int written = 0;

@@ -28,8 +28,15 @@ namespace panicstop::detail {
 // Starts a set of dumps of rec: chooses the directory and the base name.
 // dir_override: nullptr or "" for the option. echo_fd, if not -1, gets a copy
 // of every line said on stderr until end_dump_set() (the requester of a
-// remote live dump reads the file names from it).
-void begin_dump_set(const CrashRecord& rec, const DumpOptions& o, const char* dir_override, int echo_fd) noexcept;
+// remote live dump reads the file names from it). dir_fd, if not -1 (and
+// dir_override is given), is that directory opened by the requester and
+// passed over the control socket: files are created relative to it, so they
+// land where the requester asked even when the process could not reach the
+// path itself (a server that dropped root after `panicstop run`, a chroot);
+// dir_override then only names the files in the announced lines. The
+// caller keeps ownership of dir_fd.
+void begin_dump_set(const CrashRecord& rec, const DumpOptions& o, const char* dir_override, int echo_fd,
+                    int dir_fd = -1) noexcept;
 
 // Writes one file of the set with writer w. Returns true if the file was
 // written (the stderr fallback does not count). Safe to call after a previous
@@ -41,7 +48,8 @@ void end_dump_set() noexcept;
 
 // The whole set in one call, for kdb and live dumps: every writer of
 // o.order, in that order. Returns the number of files written.
-int write_dumps(const CrashRecord& rec, const DumpOptions& o, const char* dir_override, int echo_fd = -1) noexcept;
+int write_dumps(const CrashRecord& rec, const DumpOptions& o, const char* dir_override, int echo_fd = -1,
+                int dir_fd = -1) noexcept;
 
 // The files the latest dump set (begin_dump_set() on) left under their final
 // names, in the order written (the stderr fallback is not a file and is not

@@ -31,6 +31,10 @@ struct DumpOptions {
   CoreKind core = CoreKind::kMini;
   bool core_limit_ignored = false;  // PANICSTOP_CORE_LIMIT=ignore
   bool minidump_environ = false;    // PANICSTOP_MINIDUMP_ENVIRON=1: the environment in the .dmp
+  // The effective uid at install (-1: not installed). A server that then
+  // became another user (its workers dropping root) may no longer write
+  // the directory it was given: the fallback line says that this is why.
+  int64_t installed_euid = -1;
 };
 
 // The options in force: the defaults (every default writer, table order)

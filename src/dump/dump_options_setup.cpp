@@ -102,6 +102,7 @@ bool parse_dump_options(DumpOptions* out, char* err, size_t err_size) noexcept {
   o.core_limit_ignored = ignore != 0;
   if (!sys::env_bool("PANICSTOP_MINIDUMP_ENVIRON", &o.minidump_environ, err, err_size)) return false;
   add_minidump_for_upload(&o);
+  o.installed_euid = int64_t(geteuid());
   *out = o;
   return true;
 }

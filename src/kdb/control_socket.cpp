@@ -71,19 +71,46 @@ bool peer_allowed(int fd, unsigned* peer_uid) noexcept {
   return cred.uid == 0 || long(cred.uid) == sys::raw_syscall(SYS_geteuid);
 }
 
+// recvfrom(), and the descriptor a requester may pass with the bytes
+// (SCM_RIGHTS: `panicstop dump --dir` sends the directory it opened). The
+// first one passed goes to *passed if that is still -1; any other is closed.
+long receive(int fd, char* buf, size_t len, int flags, int* passed) noexcept {
+  struct iovec iov = {buf, len};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))];
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  long n = sys::raw_syscall(SYS_recvmsg, fd, &msg, flags | MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  // One sendmsg's descriptors arrive as one header; more than fit were
+  // closed by the kernel (MSG_CTRUNC).
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (c != nullptr && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int got;
+      __builtin_memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+      if (*passed < 0) *passed = got;
+      else sys::close(got);
+    }
+  }
+  return n;
+}
+
 enum class LineState { kComplete, kIncomplete, kTooLong, kGone };
 
 // Takes the request line if all of it is in the socket now, and nothing
 // after it: whatever follows (console commands) stays for the console.
-LineState take_line_if_complete(int fd, char* buf, size_t cap) noexcept {
+LineState take_line_if_complete(int fd, char* buf, size_t cap, int* passed) noexcept {
   long n = sys::raw_syscall(SYS_recvfrom, fd, buf, cap, MSG_PEEK | MSG_DONTWAIT, nullptr, nullptr);
   if (n == -EAGAIN || n == -EINTR) return LineState::kIncomplete;
   if (n <= 0) return LineState::kGone;
   long end = 0;
   while (end < n && buf[end] != '\n') ++end;
   if (end == n) return size_t(n) >= cap ? LineState::kTooLong : LineState::kIncomplete;
-  if (sys::raw_syscall(SYS_recvfrom, fd, buf, end + 1, MSG_DONTWAIT, nullptr, nullptr) != end + 1)
-    return LineState::kGone;
+  if (receive(fd, buf, size_t(end + 1), MSG_DONTWAIT, passed) != end + 1) return LineState::kGone;
   if (end > 0 && buf[end - 1] == '\r') --end;
   buf[end] = '\0';
   return LineState::kComplete;
@@ -92,14 +119,14 @@ LineState take_line_if_complete(int fd, char* buf, size_t cap) noexcept {
 // The panic's debugger: one line, waited for, byte by byte (a peek would see
 // a partial line as readable over and over). -1: timeout or hang-up, -2: too
 // long.
-long read_line(int fd, char* buf, size_t cap) noexcept {
+long read_line(int fd, char* buf, size_t cap, int* passed) noexcept {
   int64_t deadline = sys::monotonic_ns() + kRequestTimeoutNs;
   size_t n = 0;
   for (;;) {
     int64_t left = deadline - sys::monotonic_ns();
     if (left <= 0 || sys::wait_readable(fd, left) != 1) return -1;
     char c;
-    if (sys::read(fd, &c, 1) != 1) return -1;
+    if (receive(fd, &c, 1, 0, passed) != 1) return -1;
     if (c == '\n') break;
     if (n + 1 >= cap) return -2;
     if (c != '\r') buf[n++] = c;
@@ -114,13 +141,19 @@ const char* busy_message() noexcept {
 
 // Both serve on `given` (the panic's session) when it is not null, else in a
 // session of their own.
-void serve_dump(int fd, const char* dir, KdbSession* given) noexcept {
+// dir_fd: the directory as the requester opened it, or -1 (see receive()).
+void serve_dump(int fd, const char* dir, KdbSession* given, int dir_fd) noexcept {
   if (dir[0] != '\0' && dir[0] != '/') {
     sys::write_line(fd, "error the dump directory must be an absolute path, not '%s'", dir);
     return;
   }
+  struct stat st {};
+  if (dir_fd >= 0 && (dir[0] == '\0' || sys::raw_syscall(SYS_fstat, dir_fd, &st) != 0 || !S_ISDIR(st.st_mode))) {
+    sys::write_line(fd, "error the descriptor passed with the request is not the directory '%s'", dir);
+    return;
+  }
   if (given != nullptr) {
-    sys::write_line(fd, "ok %d", session_write_dumps(given, dir, fd));
+    sys::write_line(fd, "ok %d", session_write_dumps(given, dir, fd, dir_fd));
     return;
   }
   KdbSession session;
@@ -129,7 +162,7 @@ void serve_dump(int fd, const char* dir, KdbSession* given) noexcept {
     sys::write_line(fd, "%s", start == SessionStart::kBusy ? busy_message() : "error panicstop is not installed");
     return;
   }
-  int written = session_write_dumps(&session, dir, fd);
+  int written = session_write_dumps(&session, dir, fd, dir_fd);
   end_session(&session);
   sys::write_line(fd, "ok %d", written);
 }
@@ -192,16 +225,18 @@ bool refuse_stranger(int fd) noexcept {
   return true;
 }
 
-void serve_request(int fd, const char* line, KdbSession* given) noexcept {
+// passed: a descriptor that came with the line, or -1; closed here.
+void serve_request(int fd, const char* line, KdbSession* given, int passed) noexcept {
   if (sys::equals(line, "dump")) {
-    serve_dump(fd, "", given);
+    serve_dump(fd, "", given, passed);
   } else if (sys::starts_with(line, "dump ")) {
-    serve_dump(fd, line + 5, given);
+    serve_dump(fd, line + 5, given, passed);
   } else if (sys::equals(line, "kdb")) {
     serve_console(fd, given);
   } else {
     sys::write_line(fd, "error unknown request '%s'; expected 'dump [DIR]' or 'kdb'", line);
   }
+  if (passed >= 0) sys::close(passed);
 }
 
 void too_long(int fd) noexcept {
@@ -215,11 +250,16 @@ void serve_connection(int fd, KdbSession* given) noexcept {
   prepare_reply(fd);
   if (refuse_stranger(fd)) return;
   char line[kMaxLine];
-  long n = read_line(fd, line, sizeof line);
+  int passed = -1;
+  long n = read_line(fd, line, sizeof line, &passed);
   if (n == -2) too_long(fd);
   else if (n < 0)
     sys::write_line(fd, "error no request line within %lld s", static_cast<long long>(kRequestTimeoutNs / 1000000000));
-  else serve_request(fd, line, given);
+  else {
+    serve_request(fd, line, given, passed);
+    return;
+  }
+  if (passed >= 0) sys::close(passed);
 }
 
 // From here on the kernel signals the process whenever the client writes:
@@ -234,7 +274,8 @@ bool arm_connection(int fd) noexcept {
 // gone, too long or past its deadline. Returns whether the slot is free.
 bool try_pending(PendingConnection* p, int64_t now) noexcept {
   char line[kMaxLine];
-  LineState state = take_line_if_complete(p->fd, line, sizeof line);
+  int passed = -1;
+  LineState state = take_line_if_complete(p->fd, line, sizeof line, &passed);
   if (state == LineState::kIncomplete && now - p->accepted_ns < kPendingDeadlineNs) return false;
   int fd = p->fd;
   p->fd = -1;
@@ -242,13 +283,15 @@ bool try_pending(PendingConnection* p, int64_t now) noexcept {
   if (state == LineState::kComplete) {
     // The console reads and writes blocking; signals for its input are not wanted.
     sys::raw_syscall(SYS_fcntl, fd, F_SETFL, 0);
-    serve_request(fd, line, nullptr);
+    serve_request(fd, line, nullptr, passed);
+    passed = -1;
   } else if (state == LineState::kTooLong) {
     too_long(fd);
   } else if (state == LineState::kIncomplete) {
     sys::write_line(fd, "error no request line within %lld s",
                     static_cast<long long>(kPendingDeadlineNs / 1000000000));
   }
+  if (passed >= 0) sys::close(passed);
   close_connection(fd);
   return true;
 }

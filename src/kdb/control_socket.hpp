@@ -6,6 +6,12 @@
 //                         The reply copies the announcement lines
 //                         ("panicstop: wrote PATH", ...) and ends with
 //                         "ok N" (N files written) or "error MESSAGE".
+//                         The message of the line may carry one descriptor
+//                         (SCM_RIGHTS): DIR as the client opened it. The
+//                         files are then created relative to it, and DIR
+//                         only names them; anything but a directory gets
+//                         "error the descriptor passed ...". Send the line
+//                         in that one message: a peek ends at it.
 //   "kdb"                 a console session on the connection (console.hpp);
 //                         it ends with "continuing" or when the client hangs up.
 //   anything else         "error unknown request ..."; a line longer than

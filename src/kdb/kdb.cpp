@@ -103,7 +103,7 @@ const CrashRecord* session_record(KdbSession* s) noexcept {
   return s->record;
 }
 
-int session_write_dumps(KdbSession* s, const char* dir, int echo_fd) noexcept {
+int session_write_dumps(KdbSession* s, const char* dir, int echo_fd, int dir_fd) noexcept {
   const CrashRecord* rec = session_record(s);
   if (rec == nullptr) {
     static const char kMsg[] = "panicstop: no dump: the snapshot memory could not be reserved\n";
@@ -111,7 +111,7 @@ int session_write_dumps(KdbSession* s, const char* dir, int echo_fd) noexcept {
     if (echo_fd >= 0) sys::send_all(echo_fd, kMsg, sizeof kMsg - 1);
     return 0;
   }
-  return write_dumps(*rec, dump_options(), dir, echo_fd);
+  return write_dumps(*rec, dump_options(), dir, echo_fd, dir_fd);
 }
 
 bool session_write_report(KdbSession* s, int fd) noexcept {

@@ -47,8 +47,10 @@ const CrashRecord* session_record(KdbSession* s) noexcept;
 
 // Writes the enabled dumps of the session's snapshot into dir (nullptr or "":
 // the dump directory), echoing every announcement line to echo_fd if it is
-// not -1. Returns the number of files written.
-int session_write_dumps(KdbSession* s, const char* dir, int echo_fd) noexcept;
+// not -1. dir_fd, if not -1, is dir as the requester opened it: files are
+// created relative to it (begin_dump_set()). Returns the number of files
+// written.
+int session_write_dumps(KdbSession* s, const char* dir, int echo_fd, int dir_fd = -1) noexcept;
 
 // The report backend: the text report of the session's snapshot, to fd.
 bool session_write_report(KdbSession* s, int fd) noexcept;

@@ -79,6 +79,47 @@ TEST(DumpFiles, FallsBackToTmpWhenTheDirectoryIsUnusable) {
   }
 }
 
+// A server's worker that dropped root (nginx's `user www-data`) crashes:
+// the dump directory it was given at install is root's. Its dump goes to
+// /tmp, and the lines say why and what fixes it.
+TEST(DumpFiles, AProcessThatChangedItsUserIsToldWhyItsDirectoryRefusedIt) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to become another user (uid 65534)";
+  TempDir dir;  // 0700, root's
+  ChildResult r = run_in_child(
+      [&] {
+        install();
+        if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(90);
+        panic("worker crashed");
+      },
+      testing::with_env({{"PANICSTOP_DUMP_DIR", dir.path()}, {"PANICSTOP_DUMP", "text"}}, 20000));
+  ASSERT_FALSE(r.hung) << r.describe();
+  EXPECT_NE(r.output.find("panicstop: cannot write " + dir.path() + "/panicstop-"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("EACCES"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("panicstop: this process runs as uid 65534, not as uid 0 as at install (it changed its "
+                          "user): give that user the dump directory (chmod 1777 it, as /tmp is)"),
+            std::string::npos)
+      << r.output;
+  std::vector<std::string> paths = written_paths(r.output);
+  ASSERT_EQ(paths.size(), 1u) << r.output;
+  EXPECT_EQ(paths[0].rfind("/tmp/panicstop-", 0), 0u) << paths[0];
+  unlink(paths[0].c_str());
+
+  // The same directory, made the worker's to write (as the message says): no
+  // fallback, and no such line.
+  chmod(dir.path().c_str(), 01777);
+  r = run_in_child(
+      [&] {
+        install();
+        if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(90);
+        panic("worker crashed");
+      },
+      testing::with_env({{"PANICSTOP_DUMP_DIR", dir.path()}, {"PANICSTOP_DUMP", "text"}}, 20000));
+  paths = written_paths(r.output);
+  ASSERT_EQ(paths.size(), 1u) << r.output;
+  EXPECT_EQ(paths[0].rfind(dir.path() + "/panicstop-", 0), 0u) << r.output;
+  EXPECT_EQ(r.output.find("changed its user"), std::string::npos) << r.output;
+}
+
 // Every file write fails (a file size limit of 0: EFBIG, like a full disk):
 // the text report goes to stderr and nothing half-written is left behind.
 TEST(DumpFiles, FallsBackToStderrWhenNothingCanBeWritten) {

@@ -17,6 +17,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -191,6 +193,48 @@ TEST(ControlSocket, ASilentClientIsToldWhyAndClosed) {
       with_env({{"PANICSTOP_KDB_SOCKET", sockets.path()}}));
   ASSERT_FALSE(r.hung) << r.describe() << r.output;
   EXPECT_NE(r.output.find("silent reply:\nerror no request line within 2 s"), std::string::npos) << r.output;
+}
+
+// `panicstop dump --dir DIR` passes DIR opened: the files are created in
+// that directory, whatever the path resolves to in the process (here:
+// nothing), and named by the path in the lines. Anything but a directory is
+// refused with a line.
+TEST(ControlSocket, TheFilesGoToTheDirectoryPassedWithTheRequest) {
+  TempDir sockets, dumps;
+  auto r = run_in_child(
+      [&] {
+        install();
+        std::atomic<bool> quit{false};
+        std::thread worker([&] {  // serves: the requesting thread blocks the signal
+          while (!quit.load()) sched_yield();
+        });
+        std::string path = detail::control_socket_path();
+        int dir = open(dumps.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int file = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        size_t before = std::distance(std::filesystem::directory_iterator("/proc/self/fd"), {});
+        say("dir reply:\n" + testing::control_request(path, "dump /unreachable/by/path", dir) + "end");
+        say("file reply:\n" + testing::control_request(path, "dump " + dumps.path(), file) + "end");
+        // Nothing more is open than before: the passed copies were closed.
+        size_t after = std::distance(std::filesystem::directory_iterator("/proc/self/fd"), {});
+        say("open_after=" + std::to_string(after) + " open_before=" + std::to_string(before));
+        quit.store(true);
+        worker.join();
+        exit(0);
+      },
+      with_env({{"PANICSTOP_KDB_SOCKET", sockets.path()}, {"PANICSTOP_DUMP", "text"}}, 20000));
+  ASSERT_FALSE(r.hung) << r.describe() << r.output;
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("panicstop: wrote /unreachable/by/path/panicstop-"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\nok 1\nend"), std::string::npos) << r.output;
+  EXPECT_EQ(dumps.list().size(), 1u) << r.output;
+  EXPECT_NE(r.output.find("file reply:\nerror the descriptor passed with the request is not the directory"),
+            std::string::npos)
+      << r.output;
+  int after = -1, before = -2;
+  size_t at = r.output.find("open_after=");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  sscanf(r.output.c_str() + at, "open_after=%d open_before=%d", &after, &before);
+  EXPECT_EQ(after, before) << r.output;
 }
 
 // --- a program that closes descriptors it did not open -------------------

@@ -24,6 +24,7 @@ import http.client
 import os
 import re
 import shutil
+import pwd
 import signal
 import socket
 import subprocess
@@ -111,6 +112,17 @@ def alive(pid):
     if not stat:
         return False
     return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def owner(pid):
+    """The user name of pid's effective uid, or its number."""
+    m = re.search(r"^Uid:\s+\d+\s+(\d+)", read("/proc/%d/status" % pid), re.M)
+    if not m:
+        return "?"
+    try:
+        return pwd.getpwuid(int(m.group(1))).pw_name
+    except KeyError:
+        return m.group(1)
 
 
 def exe_of(pid):
@@ -754,9 +766,11 @@ NGINX_CONF = """
 daemon on;
 master_process on;
 worker_processes 2;
-# As root nginx would switch its workers to nobody; the control socket is
-# per user, so the workers stay root here.
-user root;
+# Debian's own: the master stays root, the workers become www-data. They
+# made their control sockets as root, before the switch; `panicstop kdb`
+# and `panicstop dump` run as root reach them there, and a crash dump of a
+# worker goes to a directory www-data may write (mode 1777, as /tmp).
+user www-data;
 pid {d}/nginx.pid;
 error_log {d}/error.log notice;
 events {{ worker_connections 64; }}
@@ -781,12 +795,17 @@ def run_nginx(s):
 
     def start(ps, name):
         d = s.tmpdir(name)
+        # The workers (www-data) pass through the suite's own 0700 directory.
+        os.chmod(s.root, 0o711)
+        dumps = os.path.join(d, "dumps")
+        os.makedirs(dumps, exist_ok=True)
+        os.chmod(dumps, 0o1777)
         port = free_port()
         conf = os.path.join(d, "nginx.conf")
         with open(conf, "w") as f:
             f.write(NGINX_CONF.format(d=d, port=port))
         p, log = s.start(["/usr/sbin/nginx", "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")], ps, d,
-                         dump_dir=d)
+                         dump_dir=dumps)
         pidfile = os.path.join(d, "nginx.pid")
 
         def master():
@@ -799,14 +818,16 @@ def run_nginx(s):
         wait_for(lambda: port_open(port), READY_SECONDS, "nginx on port %d" % port)
         # The daemonizing parent exits once the master is on its own.
         rc = p.wait(timeout=READY_SECONDS)
-        return m, sorted(workers), port, d, [log, os.path.join(d, "error.log")], rc
+        return m, sorted(workers), port, d, [log, os.path.join(d, "error.log")], rc, dumps
 
     loop = lambda port: http_loop(port, lambda body, i: body == b"ok /r%d" % i)
-    m, workers, port, d, logs, rc = start(False, "baseline")
+    m, workers, port, d, logs, rc, dumps = start(False, "baseline")
     base = s.throughput("baseline", loop(port), "HTTP GET without panicstop")
     s.cleanup()
 
-    m, workers, port, d, logs, rc = start(True, "daemon")
+    m, workers, port, d, logs, rc, dumps = start(True, "daemon")
+    s.check("daemon", all(owner(w) == "www-data" for w in workers), "workers run as www-data",
+            " ".join("%d:%s" % (w, owner(w)) for w in workers))
     s.check("daemon", rc == 0, "panicstop run returns when nginx daemonizes", "exit %s" % rc)
     under = s.throughput("daemon", loop(port), "HTTP GET under panicstop")
     s.ratio("daemon", base, under)
@@ -841,7 +862,7 @@ def run_nginx(s):
     def died():
         m_ = re.search(r"worker process %d exited on signal (\d+)" % victim, read(errlog))
         return int(m_.group(1)) if m_ else None
-    s.crash("worker-kill-SEGV", victim, signal.SIGSEGV, None, died, d, logs)
+    s.crash("worker-kill-SEGV", victim, signal.SIGSEGV, None, died, dumps, logs)
     return 0
 
 

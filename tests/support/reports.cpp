@@ -41,7 +41,7 @@ int control_connect(const std::string& path) {
   return fd;
 }
 
-std::string control_request(const std::string& path, const std::string& line) {
+std::string control_request(const std::string& path, const std::string& line, int pass_fd) {
   sigset_t block;
   sigemptyset(&block);
   sigaddset(&block, SIGRTMAX - 5);
@@ -49,7 +49,21 @@ std::string control_request(const std::string& path, const std::string& line) {
   int fd = control_connect(path);
   if (fd < 0) return "connect failed: " + std::string(strerror(errno));
   std::string l = line + "\n";
-  if (write(fd, l.data(), l.size()) != ssize_t(l.size())) {
+  iovec iov{l.data(), l.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (pass_fd >= 0) {  // as `panicstop dump --dir` passes its directory
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pass_fd, sizeof pass_fd);
+  }
+  if (sendmsg(fd, &msg, MSG_NOSIGNAL) != ssize_t(l.size())) {
     close(fd);
     return "write failed";
   }

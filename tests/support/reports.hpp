@@ -19,8 +19,10 @@ int control_connect(const std::string& path);
 // answer. Runs inside the served process, so it first blocks the connection
 // signal in the calling thread (with the raw system call: the interposed
 // pthread_sigmask would not block a reserved signal) so that another thread
-// serves it: a thread cannot wait for its own answer.
-std::string control_request(const std::string& path, const std::string& line);
+// serves it: a thread cannot wait for its own answer. pass_fd, if not -1,
+// goes with the line (SCM_RIGHTS), as `panicstop dump --dir` sends its
+// directory.
+std::string control_request(const std::string& path, const std::string& line, int pass_fd = -1);
 
 // rec's text report as the dump writer writes it (through a memfd).
 std::string render_text_report(const detail::CrashRecord& rec);

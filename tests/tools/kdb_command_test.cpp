@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,6 +67,11 @@ TEST(KdbCommandWorkload, DISABLED_Serve) {
   sigaddset(&set, detail::kdb_request_signal());
   if (getenv("KDB_COMMAND_TEST_BLOCK_ALL") == nullptr) testing::raw_sigmask(SIG_UNBLOCK, &set);
   while (g_waiter_tid == 0 || testing::kernel_state(g_waiter_tid) != 'S') std::this_thread::yield();
+  if (getenv("KDB_COMMAND_TEST_BECOME_NOBODY") != nullptr) {
+    // As nginx's workers do (`user www-data`): root at install(), so the
+    // socket is in /tmp/panicstop-0, then another user for good.
+    if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(4);
+  }
   if (getenv("KDB_COMMAND_TEST_FILL_FDS") != nullptr) {  // at the descriptor limit, as a server under load
     rlimit lim{128, 128};
     if (setrlimit(RLIMIT_NOFILE, &lim) != 0) _exit(3);
@@ -360,6 +366,50 @@ TEST(KdbCommand, AnotherUsersProcessIsRefused) {
   std::string socket = dir.path() + "/" + w.pid_text() + ".sock";
   chmod(dir.path().c_str(), 0755);  // let nobody reach the socket file itself
   expect_failure(as_nobody({"panicstop", "kdb", "SELF", "--socket", socket}), "permission denied");
+  EXPECT_TRUE(w.finish());
+}
+
+// A server started as root whose process then became another user: its
+// socket stays in root's directory, and the dump directory root names is
+// one that user can neither reach nor write (a mkdtemp directory, 0700 root).
+TEST(KdbCommand, RootReachesAProcessThatDroppedRootAndGetsItsLiveDumpWhereItAsked) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to start a process that becomes another user (uid 65534)";
+  TempDir dir;
+  Workload w({{"KDB_COMMAND_TEST_BECOME_NOBODY", "1"}, {"PANICSTOP_KDB_SOCKET", "1"}});
+  ASSERT_TRUE(w.ready()) << w.read_until("never", 0);
+  ChildResult kdb = run_command({kTool, "kdb", w.pid_text(), "-c", "threads"}, deadline());
+  EXPECT_TRUE(kdb.exited && kdb.exit_code == 0) << kdb.describe() << "\n" << kdb.output;
+  EXPECT_NE(kdb.output.find("kdb> threads\n2 threads"), std::string::npos) << kdb.output;
+
+  ChildResult r = run_command({kTool, "dump", w.pid_text(), "--dir", dir.path()}, deadline());
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  std::smatch txt;
+  ASSERT_TRUE(std::regex_search(r.output, txt, std::regex("panicstop: wrote (" + dir.path() + "/panicstop-\\S+\\.txt)\n")))
+      << r.output;
+  EXPECT_EQ(r.output.find("/tmp/panicstop-kdb_command"), std::string::npos) << "fell back to /tmp:\n" << r.output;
+  // Only the announced files are left: the directory made for the process is gone.
+  size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    ++files;
+    struct stat st {};
+    ASSERT_EQ(stat(entry.path().c_str(), &st), 0);
+    EXPECT_TRUE(st.st_uid == 0 && S_ISREG(st.st_mode)) << entry.path() << " uid " << st.st_uid;
+    EXPECT_NE(r.output.find("panicstop: wrote " + entry.path().string() + "\n"), std::string::npos) << entry.path();
+  }
+  EXPECT_GE(files, 1u);
+  ChildResult show = run_command({kTool, "show", txt[1].str()}, deadline());
+  for (int tid : {w.pid(), w.holder(), w.waiter()})
+    EXPECT_TRUE(std::regex_search(show.output, std::regex("thread " + std::to_string(tid) + "\\b")))
+        << "lacks thread " << tid << "\n" << show.output.substr(0, 3000);
+  EXPECT_TRUE(w.finish());
+}
+
+TEST(KdbCommand, AMissingDumpDirectoryIsSaidHere) {
+  TempDir dir;
+  Workload w({{"PANICSTOP_KDB_SOCKET", dir.path()}});
+  ASSERT_TRUE(w.ready());
+  expect_failure(run_command({kTool, "dump", w.pid_text(), "--dir", dir.path() + "/missing"}, deadline()),
+                 "panicstop: cannot open the dump directory " + dir.path() + "/missing: No such file or directory");
   EXPECT_TRUE(w.finish());
 }
 
