@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -71,6 +72,16 @@ struct ThreadSignals {
   // from its fault) never returns, and its depth must not outlive it.
   uintptr_t outer_sp;    // panicstop's frame that called it
   uintptr_t program_sp;  // where the program's handler runs (another stack without SA_ONSTACK)
+  // A handler run on the interrupted stack sits below the red zone it
+  // skipped and below words panicstop marks, [program_sp, gap_end):
+  // untouched while the handler runs, and crossed by any call chain that
+  // later comes back down past it after an unwind that was not a longjmp (a
+  // Lisp's non-local exit, an exception thrown through the signal frame).
+  // The marks (new at each call) and the red zone's hash tell the two apart
+  // (gap_end 0: nothing recorded).
+  uintptr_t gap_end;
+  uint64_t gap_hash;
+  uint64_t mark_call;  // which call the marks are of
   uint64_t blocked_before_outer;
   // The alternate stack as registered before a handler running on the
   // interrupted stack had it shrunk (run_on_interrupted_stack()).
@@ -257,6 +268,36 @@ uintptr_t interrupted_sp(const void* ucontext) noexcept {
 #endif
 }
 
+// The words panicstop marks below the red zone, and what each holds.
+inline constexpr size_t kMarkWords = 8;
+uint64_t mark_word(uint64_t call, size_t i) noexcept {
+  return ((call * kMarkWords + i) ^ g_own_cookie) * 0x9e3779b97f4a7c15ull;
+}
+
+uint64_t fnv1a(const unsigned char* p, size_t n) noexcept {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+// The marks and the red zone's hash as they are at [mark, red_end) of this
+// thread's stack, read by the kernel so that a stack since unmapped gives an
+// error instead of a fault.
+enum class GapRead { kRead, kGone, kCannotTell };
+GapRead read_gap(uintptr_t mark, uintptr_t red_end, uint64_t* marks, uint64_t* red_hash) noexcept {
+  alignas(8) unsigned char copy[kMarkWords * 8 + kRedZone + 16];
+  size_t n = red_end - mark;
+  if (red_end <= mark || n > sizeof copy || n < kMarkWords * 8) return GapRead::kGone;
+  struct iovec local = {copy, n};
+  struct iovec remote = {reinterpret_cast<void*>(mark), n};
+  long r = sys::raw_syscall(SYS_process_vm_readv, sys::getpid(), &local, 1, &remote, 1, 0);
+  if (r == -EPERM || r == -ENOSYS) return GapRead::kCannotTell;  // a sandbox refuses it
+  if (r != long(n)) return GapRead::kGone;
+  copy_bytes(marks, copy, kMarkWords * 8);
+  *red_hash = fnv1a(copy + kMarkWords * 8, n - kMarkWords * 8);
+  return GapRead::kRead;
+}
+
 void call_program_where_it_asked(const struct sigaction& act, int sig, siginfo_t* info, void* uc) noexcept {
   uintptr_t here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
   uintptr_t there = interrupted_sp(uc);
@@ -264,12 +305,22 @@ void call_program_where_it_asked(const struct sigaction& act, int sig, siginfo_t
   // or the handler asked for the alternate stack: call it here.
   ThreadSignals& st = tls_signals;
   if ((act.sa_flags & SA_ONSTACK) != 0 || (there > here && there - here < kNestedFramesSpan)) {
-    if (st.depth == 1) st.program_sp = here;
+    if (st.depth == 1) st.program_sp = here, st.gap_end = 0;
     call_program(act, sig, info, uc);
     return;
   }
   uintptr_t top = (there - kRedZone) & ~uintptr_t(15);
-  if (st.depth == 1) st.program_sp = top;
+  if (st.depth == 1) {
+    // Fresh marks at each call: a program that unwound and came down the
+    // same way again leaves the same bytes in the red zone, not these.
+    ++st.mark_call;
+    top -= kMarkWords * 8;
+    auto* marks = reinterpret_cast<volatile uint64_t*>(top);
+    for (size_t i = 0; i < kMarkWords; ++i) marks[i] = mark_word(st.mark_call, i);
+    uint64_t ignored[kMarkWords];
+    st.program_sp = top;
+    st.gap_end = read_gap(top, there, ignored, &st.gap_hash) == GapRead::kRead ? there : 0;
+  }
   // Nothing may arrive while the stack pointer and the alternate stack's
   // registration disagree; faults still reach panicstop.
   uint64_t quiet = ~kFaultSignals, mask = 0;
@@ -298,6 +349,20 @@ uint64_t registers_hash(const void* ucontext) noexcept {
 
 uintptr_t current_sp() noexcept { return reinterpret_cast<uintptr_t>(__builtin_frame_address(0)); }
 
+// Are the marks and the red zone above the outermost handler as they were
+// at its call? Only a handler that left without returning, and a program
+// that then went deeper again, changes them.
+bool gap_intact(const ThreadSignals& st) noexcept {
+  if (st.gap_end == 0) return true;
+  uint64_t marks[kMarkWords], red_hash = 0;
+  GapRead r = read_gap(st.program_sp, st.gap_end, marks, &red_hash);
+  if (r == GapRead::kCannotTell) return true;
+  if (r == GapRead::kGone || red_hash != st.gap_hash) return false;
+  for (size_t i = 0; i < kMarkWords; ++i)
+    if (marks[i] != mark_word(st.mark_call, i)) return false;
+  return true;
+}
+
 void abandon_program_handlers(ThreadSignals& st) noexcept {
   st.depth = 0;
   st.emulated_blocked = st.blocked_before_outer;
@@ -307,8 +372,9 @@ void abandon_program_handlers(ThreadSignals& st) noexcept {
 void forget_abandoned_handlers(ThreadSignals& st) noexcept {
   if (st.depth == 0) return;
   uintptr_t sp = current_sp();
-  if (sp < st.outer_sp && st.outer_sp - sp < kNestedFramesSpan) return;
-  if (sp < st.program_sp && st.program_sp - sp < kNestedFramesSpan) return;
+  bool nested = (sp < st.outer_sp && st.outer_sp - sp < kNestedFramesSpan) ||
+                (sp < st.program_sp && st.program_sp - sp < kNestedFramesSpan);
+  if (nested && gap_intact(st)) return;
   abandon_program_handlers(st);
 }
 

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -209,6 +210,62 @@ TEST(ProgramSignals, AHandlerThatLeavesWithSiglongjmpLeavesNothingBehind) {
     }
     say("recovered=%d\n", recovered);
     exit(0);  // not a crash handler giving up: the probes are long over
+  });
+  EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("recovered=1000\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("panic:"), std::string::npos) << r.output;
+}
+
+// A runtime that unwinds out of its handler without longjmp: SBCL's
+// handler-case around a memory fault or a type error, an exception thrown
+// through the signal frame; here setcontext(), which panicstop does not
+// interpose. Nothing panicstop sees tells that the handler is gone; the
+// program then runs on, deeper than the handler ran, faults again, and exits.
+ucontext_t g_unwind_to;
+volatile bool g_unwound = false;
+void leave_by_unwinding(int, siginfo_t*, void*) {
+  g_unwound = true;
+  setcontext(&g_unwind_to);
+}
+
+__attribute__((noinline)) int deeper_than_the_handler(int levels) {
+  volatile char scratch[512];
+  for (size_t i = 0; i < sizeof scratch; ++i) scratch[i] = char(i + levels);
+  return levels == 0 ? scratch[7] : deeper_than_the_handler(levels - 1) + scratch[levels];
+}
+
+// exit() from further down the stack than the handlers ran, as SBCL's
+// (sb-ext:exit) is.
+__attribute__((noinline)) void exit_from_deep_down(int levels) {
+  volatile char scratch[512];
+  for (size_t i = 0; i < sizeof scratch; ++i) scratch[i] = char(i + levels);
+  if (levels == 0) exit(0);
+  exit_from_deep_down(levels - 1);
+  scratch[0] = 1;
+}
+
+__attribute__((noinline)) bool fault_and_unwind() {
+  g_unwound = false;
+  getcontext(&g_unwind_to);
+  if (g_unwound) return true;
+  write_to_address_0x10();
+  return false;
+}
+
+TEST(ProgramSignals, AHandlerLeftByAnUnwindThatIsNotALongjmpLeavesNothingBehind) {
+  auto r = run_in_child([] {
+    install();
+    // As SBCL's SIGTRAP handler: without SA_ONSTACK (it runs on the
+    // faulting stack), with SA_NODEFER (nothing restores the mask after it).
+    install_handler(SIGSEGV, leave_by_unwinding, SA_NODEFER);
+    int recovered = 0;
+    for (int i = 0; i < 1000; ++i) {
+      if (fault_and_unwind()) ++recovered;
+      deeper_than_the_handler(8);
+    }
+    say("recovered=%d\n", recovered);
+    exit_from_deep_down(8);  // the program's own exit, long after its handlers
   });
   EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
