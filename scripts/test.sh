@@ -50,6 +50,7 @@ aarch64_qemu_only=(
   # qemu-user has no process_vm_readv (ENOSYS), by which a program handler
   # left without a longjmp is told from one still running
   'thread\.ProgramSignals\.AHandlerLeftByAnUnwindThatIsNotALongjmpLeavesNothingBehind'
+  'thread\.HandlerCall\.AnExceptionFromAHandlerOnTheFaultingStackReachesTheFaultingCode'
   # re-executing /proc/self/exe needs binfmt_misc for aarch64
   'lockprof\.LockProf\.EnabledFromTheEnvironment' 'panic\.DiePolicy\.RestartRunsTheProgramAgainWithItsArguments'
   # the host's gdb, eu-stack and lldb read the aarch64 cores these tests write

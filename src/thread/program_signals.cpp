@@ -20,6 +20,7 @@
 #include <cstdlib>
 
 #include "sys/syscall.hpp"
+#include "thread/handler_call.hpp"
 #include "thread/libc_next.hpp"
 #include "thread/signal_sections.hpp"
 
@@ -205,8 +206,7 @@ void reset_to_default(int sig, TakenSignal& t) noexcept {
 }
 
 void call_program(const struct sigaction& act, int sig, siginfo_t* info, void* uc) {
-  if ((act.sa_flags & SA_SIGINFO) != 0) act.sa_sigaction(sig, info, uc);
-  else act.sa_handler(sig);
+  call_program_handler(act, sig, info, uc);
 }
 
 void restore_altstack(ThreadSignals& st) noexcept {

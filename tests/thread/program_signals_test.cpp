@@ -28,6 +28,7 @@ namespace panicstop {
 namespace {
 
 using testing::count_of;
+using testing::exit_from_deep_down;
 using testing::park;
 using testing::run_in_child;
 using testing::say;
@@ -233,16 +234,6 @@ __attribute__((noinline)) int deeper_than_the_handler(int levels) {
   volatile char scratch[512];
   for (size_t i = 0; i < sizeof scratch; ++i) scratch[i] = char(i + levels);
   return levels == 0 ? scratch[7] : deeper_than_the_handler(levels - 1) + scratch[levels];
-}
-
-// exit() from further down the stack than the handlers ran, as SBCL's
-// (sb-ext:exit) is.
-__attribute__((noinline)) void exit_from_deep_down(int levels) {
-  volatile char scratch[512];
-  for (size_t i = 0; i < sizeof scratch; ++i) scratch[i] = char(i + levels);
-  if (levels == 0) exit(0);
-  exit_from_deep_down(levels - 1);
-  scratch[0] = 1;
 }
 
 __attribute__((noinline)) bool fault_and_unwind() {
