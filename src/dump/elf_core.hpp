@@ -11,7 +11,9 @@
 // What memory is dumped for DumpOptions::core (mini, full) is described in
 // dump/core_plan.hpp.
 //
-// The PANICSTOP note: name "PANICSTOP", type 1, descriptor UTF-8 text (not
+// The PANICSTOP note: name "PANICSTOP", type 0x50545350 ("PSTP"; cores
+// written before 2026-12-02 have type 1, which gdb took for a thread when
+// the note's size was a prstatus's), descriptor UTF-8 text (not
 // NUL-terminated; the note's size delimits it), one `key=value` record per
 // line, lines separated by '\n', each value running to the end of its line.
 // Records, in this order:

@@ -14,7 +14,10 @@
 namespace panicstop::detail::core {
 namespace {
 
-constexpr uint32_t kNtPanicstop = 1;
+// "PSTP" in the file's bytes. Not 1: gdb (BFD) reads a note of any owner by
+// its type, and took one of type 1 whose size happened to be a prstatus's
+// for another thread.
+constexpr uint32_t kNtPanicstop = 0x50545350;
 constexpr char kPanicstopName[] = "PANICSTOP";
 
 size_t pad4(size_t n) noexcept { return (n + 3) & ~size_t(3); }

@@ -181,7 +181,8 @@ void read_note(const Image& image, const NoteView& note, const std::string& wher
       default:
         break;
     }
-  } else if (note.name == kPanicstopNoteName && note.type == kPanicstopNoteType) {
+  } else if (note.name == kPanicstopNoteName &&
+             (note.type == kPanicstopNoteType || note.type == kPanicstopNoteTypeBefore)) {
     core.panicstop_note = std::string(reinterpret_cast<const char*>(image.at(note.desc_offset)), note.desc_size);
   }
 }

@@ -1,4 +1,5 @@
-// The PANICSTOP note of a panicstop core (name "PANICSTOP", type 1): text
+// The PANICSTOP note of a panicstop core (name "PANICSTOP", type "PSTP", or 1
+// in cores written before 2026-12-02): text
 // lines of key=value fields, written by src/dump/elf_core:
 //
 //   version=1
@@ -26,7 +27,8 @@
 namespace panicstop::read {
 
 inline constexpr std::string_view kPanicstopNoteName = "PANICSTOP";
-inline constexpr uint32_t kPanicstopNoteType = 1;
+inline constexpr uint32_t kPanicstopNoteType = 0x50545350;
+inline constexpr uint32_t kPanicstopNoteTypeBefore = 1;  // gdb read it as a prstatus of one size
 
 // The message of a live dump's core: its note has none, and the text
 // report beside it says "(none) REASON"; this, when the note names no

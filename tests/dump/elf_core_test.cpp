@@ -300,7 +300,7 @@ TEST(ElfCore, NotesComeInTheOrderTheToolsNeed) {
 
   const Note& last = notes.back();
   EXPECT_EQ(last.name, "PANICSTOP");
-  EXPECT_EQ(last.type, 1u);
+  EXPECT_EQ(last.type, 0x50545350u);  // "PSTP": a type no reader takes for a core note of its own
   std::string text = last.desc;
   EXPECT_EQ(text.rfind("version=1\nmessage=elf core test: eight threads\npanicking_tid=", 0), 0u) << text;
   EXPECT_NE(text.find("\nsignal=6\n"), std::string::npos) << text;
@@ -454,6 +454,49 @@ TEST(ElfCore, EveryToolShowsEveryThreadWhenAWorkerPanics) {
   check_eu_stack(c);
   check_lldb(c);
   check_drgn(c);
+}
+
+// gdb (BFD) reads a note of any owner by its type: one of type 1 whose size
+// is that of a prstatus (the x86-64 one, or x32's 296 bytes) became a thread
+// of garbage registers. The PANICSTOP note's size follows its text, so a
+// panic message of the right length made it one (seen with a GNAT program).
+void write_single_thread_core(const std::string& path, size_t message_length) {
+  install_stop_handlers();
+  claim_current_slot();
+  save_own_context_via_signal();
+  CrashRecord& rec = reset_crash_record();
+  if (!capture_crash_record(rec)) _exit(3);
+  static std::string message;
+  message.assign(message_length, 'x');
+  rec.facts.signo = SIGABRT;
+  rec.facts.message = message.c_str();
+  DumpOptions o;
+  int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
+  if (fd < 0 || !write_elf_core(rec, o, fd)) _exit(4);
+  close(fd);
+  _exit(0);
+}
+
+TEST(ElfCore, APanicstopNoteOfAPrstatusSizeIsNoThreadToGdb) {
+  if (!testing::have_program("gdb")) GTEST_SKIP() << "gdb not installed";
+  testing::TempDir dir;
+  std::string path = dir.path() + "/note.core";
+  auto note_size = [&](size_t message_length) -> size_t {
+    ChildResult r = testing::run_in_child([&] { write_single_thread_core(path, message_length); });
+    EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+    std::vector<Note> notes = read_notes(testing::read_file(path));
+    return notes.empty() || notes.back().name != "PANICSTOP" ? 0 : notes.back().desc.size();
+  };
+  size_t bare = note_size(1);
+  ASSERT_GT(bare, 0u);
+  ASSERT_LT(bare, sizeof(struct elf_prstatus));
+  ASSERT_EQ(note_size(1 + sizeof(struct elf_prstatus) - bare), sizeof(struct elf_prstatus));
+  std::string out = run_tool({"gdb", "-nx", "-batch", "-ex", "info threads", exe_path(), path});
+  size_t threads = 0;
+  for (size_t at = 0; (at = out.find("\n", at)) != std::string::npos; ++at)
+    if (out.compare(at + 1, 4, "* 1 ") == 0 || out.compare(at + 1, 4, "  2 ") == 0) ++threads;
+  EXPECT_EQ(threads, 1u) << out;
+  EXPECT_EQ(out.find("  2 "), std::string::npos) << "a second thread:\n" << out;
 }
 
 }  // namespace
