@@ -55,7 +55,7 @@ aarch64_qemu_only=(
   'lockprof\.LockProf\.EnabledFromTheEnvironment' 'panic\.DiePolicy\.RestartRunsTheProgramAgainWithItsArguments'
   # the host's gdb, eu-stack and lldb read the aarch64 cores these tests write
   'dump\.ElfCore\.(GdbShowsEveryThread|FullCoreOpensInGdb|EuStackShowsEveryThread|LldbShowsEveryThread)'
-  'dump\.ElfCore\.EveryToolShowsEveryThreadWhenAWorkerPanics'
+  'dump\.ElfCore\.EveryToolShowsEveryThreadWhenAWorkerPanics' 'dump\.ElfCore\.APanicstopNoteOfAPrstatusSizeIsNoThreadToGdb'
   # /proc/TID/syscall shows qemu's host system calls, not the guest's
   'dump\.UnstoppedThread\.(Report|Core|Gdb).*' 'dump\.Minidump\.ThreadsThatDidNotStopKeepWhatTheKernelShowed'
   # qemu writes its own "uncaught target signal" line to stderr before it

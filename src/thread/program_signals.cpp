@@ -83,6 +83,7 @@ struct ThreadSignals {
   uintptr_t gap_end;
   uint64_t gap_hash;
   uint64_t mark_call;  // which call the marks are of
+  bool moved;          // the handler runs on the interrupted stack, not where panicstop's did
   uint64_t blocked_before_outer;
   // The alternate stack as registered before a handler running on the
   // interrupted stack had it shrunk (run_on_interrupted_stack()).
@@ -305,7 +306,7 @@ void call_program_where_it_asked(const struct sigaction& act, int sig, siginfo_t
   // or the handler asked for the alternate stack: call it here.
   ThreadSignals& st = tls_signals;
   if ((act.sa_flags & SA_ONSTACK) != 0 || (there > here && there - here < kNestedFramesSpan)) {
-    if (st.depth == 1) st.program_sp = here, st.gap_end = 0;
+    if (st.depth == 1) st.program_sp = here, st.gap_end = 0, st.moved = false;
     call_program(act, sig, info, uc);
     return;
   }
@@ -319,6 +320,7 @@ void call_program_where_it_asked(const struct sigaction& act, int sig, siginfo_t
     for (size_t i = 0; i < kMarkWords; ++i) marks[i] = mark_word(st.mark_call, i);
     uint64_t ignored[kMarkWords];
     st.program_sp = top;
+    st.moved = true;
     st.gap_end = read_gap(top, there, ignored, &st.gap_hash) == GapRead::kRead ? there : 0;
   }
   // Nothing may arrive while the stack pointer and the alternate stack's
@@ -347,7 +349,10 @@ uint64_t registers_hash(const void* ucontext) noexcept {
   return h;
 }
 
-uintptr_t current_sp() noexcept { return reinterpret_cast<uintptr_t>(__builtin_frame_address(0)); }
+// The frame of the function this is written in (always inlined).
+__attribute__((always_inline)) inline uintptr_t current_sp() noexcept {
+  return reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+}
 
 // Are the marks and the red zone above the outermost handler as they were
 // at its call? Only a handler that left without returning, and a program
@@ -369,12 +374,18 @@ void abandon_program_handlers(ThreadSignals& st) noexcept {
   restore_altstack(st);
 }
 
-void forget_abandoned_handlers(ThreadSignals& st) noexcept {
+// Is the outermost program handler of this thread still running? sp is
+// where the code that asks runs: the interrupted stack pointer of a new
+// signal, or the frame of an exit(). Inside the handler, that is below the
+// frame the handler was called from; once the handler is left, the
+// thread's code runs on its own stack again, above the fault, or, if it
+// came back down past the handler's frame (SBCL calls exit() from deeper
+// than its trap handlers ran), over the marks above a handler moved to the
+// interrupted stack.
+void forget_abandoned_handlers(ThreadSignals& st, uintptr_t sp) noexcept {
   if (st.depth == 0) return;
-  uintptr_t sp = current_sp();
-  bool nested = (sp < st.outer_sp && st.outer_sp - sp < kNestedFramesSpan) ||
-                (sp < st.program_sp && st.program_sp - sp < kNestedFramesSpan);
-  if (nested && gap_intact(st)) return;
+  bool below = sp < st.program_sp && st.program_sp - sp < kNestedFramesSpan;
+  if (below && (!st.moved || gap_intact(st))) return;
   abandon_program_handlers(st);
 }
 
@@ -481,7 +492,7 @@ ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* uc, Prog
     // unseen. A SIGABRT from another process stays ignored.
     return sig == SIGABRT && sent_by_this_process(info) ? ProgramVerdict::kNoHandler : ProgramVerdict::kHandled;
   }
-  forget_abandoned_handlers(st);
+  forget_abandoned_handlers(st, interrupted_sp(uc));
   bool held = (st.emulated_blocked & bit(sig)) != 0;
   if (st.depth > 0) {
     // A fatal signal while the program handles one on this thread: its
@@ -567,7 +578,7 @@ void deliver_shared_to_program(int sig, siginfo_t* info, void* uc, bool default_
 void set_program_gave_up_handler(GaveUpFn fn) noexcept { g_gave_up.store(fn, std::memory_order_release); }
 
 bool in_program_fatal_handler() noexcept {
-  forget_abandoned_handlers(tls_signals);
+  forget_abandoned_handlers(tls_signals, current_sp());
   return tls_signals.depth > 0;
 }
 

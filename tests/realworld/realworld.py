@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 
+import runtimes  # sbcl and gnat: runtimes that leave their signal handlers by unwinding
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SKIP = 77
 
@@ -1003,6 +1005,8 @@ PROGRAMS = {
     "nginx": run_nginx,
     "memcached": run_memcached,
     "python": run_python,
+    "sbcl": lambda s: runtimes.run_sbcl(s, sys.modules[__name__]),
+    "gnat": lambda s: runtimes.run_gnat(s, sys.modules[__name__]),
 }
 
 
