@@ -13,7 +13,8 @@ if [[ $profile == test ]]; then
              elfutils lldb python3 python3-drgn memcached
              libgoogle-glog-dev libbackward-cpp-dev  # crash handlers bench/crash_peers compares
              # real programs tests/realworld runs under `panicstop run`
-             redis-server mariadb-server mariadb-client-core nginx nodejs openjdk-17-jdk-headless)
+             redis-server mariadb-server mariadb-client-core nginx nodejs openjdk-17-jdk-headless
+             sbcl gnat)  # runtimes that leave their signal handlers by unwinding
   # npm brings Breakpad's prebuilt minidump tools (below). Some nodejs builds
   # ship their own npm, which Debian's package would conflict with.
   command -v npm >/dev/null || packages+=(npm)
