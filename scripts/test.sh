@@ -47,10 +47,6 @@ aarch64_qemu_only=(
   # qemu runs a vfork() as a fork: the parent does not wait for the child,
   # and the child has memory of its own
   'panic\.Panic\.AStepNoSignalCanInterruptEndsTheProcessBySigkill' 'thread\.Vfork\..*'
-  # qemu-user has no process_vm_readv (ENOSYS), by which a program handler
-  # left without a longjmp is told from one still running
-  'thread\.ProgramSignals\.AHandlerLeftByAnUnwindThatIsNotALongjmpLeavesNothingBehind'
-  'thread\.HandlerCall\.AnExceptionFromAHandlerOnTheFaultingStackReachesTheFaultingCode'
   # re-executing /proc/self/exe needs binfmt_misc for aarch64
   'lockprof\.LockProf\.EnabledFromTheEnvironment' 'panic\.DiePolicy\.RestartRunsTheProgramAgainWithItsArguments'
   # the host's gdb, eu-stack and lldb read the aarch64 cores these tests write

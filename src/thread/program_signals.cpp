@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <sys/auxv.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
@@ -58,6 +59,7 @@ TakenSignal g_signals[65];
 std::atomic<bool> g_any_taken{false};
 std::atomic<GaveUpFn> g_gave_up{nullptr};
 uintptr_t g_own_cookie = 0;
+uintptr_t g_page_size = 0;  // set by take_over_signal(), for read_gap()
 void* g_restorer = nullptr;  // the C library's sigreturn trampoline, for reclaim_signal()
 
 // Per thread: the program handlers of fatal signals running on this thread,
@@ -292,8 +294,20 @@ GapRead read_gap(uintptr_t mark, uintptr_t red_end, uint64_t* marks, uint64_t* r
   struct iovec local = {copy, n};
   struct iovec remote = {reinterpret_cast<void*>(mark), n};
   long r = sys::raw_syscall(SYS_process_vm_readv, sys::getpid(), &local, 1, &remote, 1, 0);
-  if (r == -EPERM || r == -ENOSYS) return GapRead::kCannotTell;  // a sandbox refuses it
-  if (r != long(n)) return GapRead::kGone;
+  if (r == -EPERM || r == -ENOSYS) {
+    // Docker's default seccomp profile refuses process_vm_readv without
+    // CAP_SYS_PTRACE, and qemu-user has none: mincore() still tells whether
+    // the pages are mapped (ENOMEM: not all), and then they are read here.
+    uintptr_t page = g_page_size, start = mark & ~(page - 1);
+    unsigned char resident[4];
+    if (page == 0 || (red_end - start + page - 1) / page > sizeof resident) return GapRead::kCannotTell;
+    long m = sys::raw_syscall(SYS_mincore, start, red_end - start, resident);
+    if (m == -ENOMEM) return GapRead::kGone;
+    if (m != 0) return GapRead::kCannotTell;
+    copy_bytes(copy, reinterpret_cast<const void*>(mark), n);
+  } else if (r != long(n)) {
+    return GapRead::kGone;
+  }
   copy_bytes(marks, copy, kMarkWords * 8);
   *red_hash = fnv1a(copy + kMarkWords * 8, n - kMarkWords * 8);
   return GapRead::kRead;
@@ -436,6 +450,7 @@ uint64_t unblockable_signals() noexcept { return reserved_signals() | kFaultSign
 bool take_over_signal(int sig, SignalRole role, SignalHandler handler, int flags, const sigset_t& mask) noexcept {
   if (!valid(sig)) return false;
   TakenSignal& t = g_signals[sig];
+  if (g_page_size == 0) g_page_size = uintptr_t(getauxval(AT_PAGESZ));
   if (g_own_cookie == 0)
     g_own_cookie = (uintptr_t(sys::monotonic_ns()) ^ (uintptr_t(sys::getpid()) << 40) ^ reinterpret_cast<uintptr_t>(&t)) | 1;
   struct sigaction current {};

@@ -7,6 +7,7 @@
 #include "thread/handler_call.hpp"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -84,6 +85,38 @@ TEST(HandlerCall, AnExceptionFromAHandlerOnTheFaultingStackReachesTheFaultingCod
 
 TEST(HandlerCall, AnExceptionFromAHandlerOnItsAlternateStackReachesTheFaultingCode) {
   expect_every_fault_caught(run_in_child([] { thousand_caught_faults(true, SA_ONSTACK); }));
+}
+
+// A server that ends only the thread that faulted: pthread_exit() from its
+// SIGSEGV handler unwinds that thread (a forced unwind, through the signal
+// frame) and the process goes on.
+void exit_thread(int, siginfo_t*, void*) { pthread_exit(reinterpret_cast<void*>(42)); }
+
+TEST(HandlerCall, PthreadExitFromAHandlerEndsOnlyTheFaultingThread) {
+  auto r = run_in_child([] {
+    install();
+    struct sigaction sa {};
+    sa.sa_sigaction = exit_thread;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGSEGV, &sa, nullptr);
+    int ended = 0;
+    for (int i = 0; i < 100; ++i) {
+      pthread_t t;
+      void* result = nullptr;
+      pthread_create(&t, nullptr, [](void*) -> void* {
+        *reinterpret_cast<volatile int*>(g_bad) = 1;
+        return nullptr;
+      }, nullptr);
+      pthread_join(t, &result);
+      if (result == reinterpret_cast<void*>(42)) ++ended;
+    }
+    say("ended=" + std::to_string(ended) + "\n");
+    exit(0);
+  });
+  EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("ended=100\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("panic:"), std::string::npos) << r.output;
 }
 
 // Nobody may catch it (a noexcept frame is in the way): the C++ runtime

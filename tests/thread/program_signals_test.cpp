@@ -23,6 +23,7 @@
 #include "panic/panic_test_util.hpp"
 #include "panicstop/panic.hpp"
 #include "support/child_process.hpp"
+#include "support/seccomp.hpp"
 
 namespace panicstop {
 namespace {
@@ -244,24 +245,38 @@ __attribute__((noinline)) bool fault_and_unwind() {
   return false;
 }
 
-TEST(ProgramSignals, AHandlerLeftByAnUnwindThatIsNotALongjmpLeavesNothingBehind) {
-  auto r = run_in_child([] {
-    install();
-    // As SBCL's SIGTRAP handler: without SA_ONSTACK (it runs on the
-    // faulting stack), with SA_NODEFER (nothing restores the mask after it).
-    install_handler(SIGSEGV, leave_by_unwinding, SA_NODEFER);
-    int recovered = 0;
-    for (int i = 0; i < 1000; ++i) {
-      if (fault_and_unwind()) ++recovered;
-      deeper_than_the_handler(8);
-    }
-    say("recovered=%d\n", recovered);
-    exit_from_deep_down(8);  // the program's own exit, long after its handlers
-  });
+void fault_unwind_and_exit_deep_down(bool refuse_process_vm_readv) {
+  install();
+  // In a container without CAP_SYS_PTRACE (Docker's default seccomp profile).
+  if (refuse_process_vm_readv && !testing::refuse_system_call(SYS_process_vm_readv)) _exit(3);
+  // As SBCL's SIGTRAP handler: without SA_ONSTACK (it runs on the faulting
+  // stack), with SA_NODEFER (nothing restores the mask after it).
+  install_handler(SIGSEGV, leave_by_unwinding, SA_NODEFER);
+  int recovered = 0;
+  for (int i = 0; i < 1000; ++i) {
+    if (fault_and_unwind()) ++recovered;
+    deeper_than_the_handler(8);
+  }
+  say("recovered=%d\n", recovered);
+  exit_from_deep_down(8);  // the program's own exit, long after its handlers
+}
+
+void expect_clean_exit_after_unwinds(const testing::ChildResult& r) {
   EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
   EXPECT_NE(r.output.find("recovered=1000\n"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("panic:"), std::string::npos) << r.output;
+}
+
+TEST(ProgramSignals, AHandlerLeftByAnUnwindThatIsNotALongjmpLeavesNothingBehind) {
+  expect_clean_exit_after_unwinds(run_in_child([] { fault_unwind_and_exit_deep_down(false); }));
+}
+
+// Without process_vm_readv the stack above the handler is read directly,
+// once mincore() has said it is mapped.
+TEST(ProgramSignals, AHandlerLeftByAnUnwindIsToldWhereProcessVmReadvIsRefused) {
+  if (!testing::sandbox_available()) GTEST_SKIP() << "no seccomp filter can be set here";
+  expect_clean_exit_after_unwinds(run_in_child([] { fault_unwind_and_exit_deep_down(true); }));
 }
 
 // A handler that only logs and returns: the same fault repeats at once.
