@@ -124,7 +124,14 @@ class DumpDestination {
     std::string prefix = staging_ + "/";
     if (line.rfind(kWrote + prefix, 0) == 0) {
       std::string name = line.substr(kWrote.size() + prefix.size());
-      if (name.find('/') == std::string::npos && renameat(staging_fd_, name.c_str(), dir_fd_, name.c_str()) == 0) {
+      // Only a file the process made itself is moved and given to root:
+      // not a link it may have put there in its place.
+      struct stat st {};
+      bool own_file = name.find('/') == std::string::npos &&
+                      fstatat(staging_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+                      st.st_nlink == 1;
+      if (!own_file) return line + " (left there: not a file of its own)";
+      if (renameat(staging_fd_, name.c_str(), dir_fd_, name.c_str()) == 0) {
         // The one who asked owns the dump, as with a core root writes.
         fchownat(dir_fd_, name.c_str(), geteuid(), getegid(), AT_SYMLINK_NOFOLLOW);
         return kWrote + dir_ + (dir_ == "/" ? "" : "/") + name;

@@ -41,8 +41,9 @@ constexpr uint64_t kFaultSignals =
 // instruction that raised them.
 constexpr uint64_t kRetriedFaults = bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGFPE);
 
-// Nested handler frames lie just below the outermost one on the same stack;
-// a frame anywhere else means the outermost handler was left with siglongjmp.
+// Code inside a program's handler runs just below the frame it was called
+// from, on the same stack; code anywhere else means the handler was left
+// (siglongjmp, or an unwind: forget_abandoned_handlers()).
 inline constexpr uintptr_t kNestedFramesSpan = 512 * 1024;
 
 struct TakenSignal {
@@ -72,8 +73,8 @@ struct ThreadSignals {
   ProgramFault outer;
   // Where the outermost program handler was called from, and the emulated
   // mask before it: a handler that left with siglongjmp (a probe recovering
-  // from its fault) never returns, and its depth must not outlive it.
-  uintptr_t outer_sp;    // panicstop's frame that called it
+  // from its fault) or by an unwind never returns, and its depth must not
+  // outlive it.
   uintptr_t program_sp;  // where the program's handler runs (another stack without SA_ONSTACK)
   // A handler run on the interrupted stack sits below the red zone it
   // skipped and below words panicstop marks, [program_sp, gap_end):
@@ -536,7 +537,6 @@ ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* uc, Prog
   if ((act.sa_flags & SA_RESETHAND) != 0) reset_to_default(sig, *t);
   if (st.depth == 0) {
     st.outer = self;
-    st.outer_sp = current_sp();
     st.blocked_before_outer = saved_blocked;
   }
   bool retried = fault && (kRetriedFaults & bit(sig)) != 0;
