@@ -333,10 +333,15 @@ void call_program_where_it_asked(const struct sigaction& act, int sig, siginfo_t
     top -= kMarkWords * 8;
     auto* marks = reinterpret_cast<volatile uint64_t*>(top);
     for (size_t i = 0; i < kMarkWords; ++i) marks[i] = mark_word(st.mark_call, i);
-    uint64_t ignored[kMarkWords];
+    // Read here without a system call: the stack from the marks just
+    // written up to the interrupted stack pointer is mapped.
+    unsigned char red[kRedZone + 16];
+    size_t red_size = there - (top + kMarkWords * 8);
+    copy_bytes(red, reinterpret_cast<const void*>(top + kMarkWords * 8), red_size);
+    st.gap_hash = fnv1a(red, red_size);
     st.program_sp = top;
     st.moved = true;
-    st.gap_end = read_gap(top, there, ignored, &st.gap_hash) == GapRead::kRead ? there : 0;
+    st.gap_end = there;
   }
   // Nothing may arrive while the stack pointer and the alternate stack's
   // registration disagree; faults still reach panicstop.
