@@ -828,6 +828,11 @@ def run_nginx(s):
     s.cleanup()
 
     m, workers, port, d, logs, rc, dumps = start(True, "daemon")
+    # A worker switches right after its fork: wait for it, within a bound.
+    try:
+        wait_for(lambda: all(owner(w) == "www-data" for w in workers), READY_SECONDS, "the workers to be www-data")
+    except Timeout:
+        pass
     s.check("daemon", all(owner(w) == "www-data" for w in workers), "workers run as www-data",
             " ".join("%d:%s" % (w, owner(w)) for w in workers))
     s.check("daemon", rc == 0, "panicstop run returns when nginx daemonizes", "exit %s" % rc)
