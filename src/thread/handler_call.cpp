@@ -66,9 +66,12 @@ panicstop_call_program_handler:
 #elif defined(__aarch64__)
 // ucontext_t as glibc lays it out (checked below): x0..x30 from offset 184,
 // then sp and pc. CFA = *(x19 + 432) (sp); DWARF register i (x0..x30) at
-// x19 + 184 + 8 * i; the return address, in the column libgcc's own
-// signal-frame fallback uses for the interrupted pc (96: x30 keeps its own
-// value), at x19 + 440. DW_OP_breg19 is 0x83.
+// x19 + 184 + 8 * i, except x16; the return address at x19 + 440 (pc), in
+// the column of x16. Not x30's: x30 must keep its own value, or a leaf
+// function that faulted would be its own caller. Not libgcc's alternate
+// column 96 either: drgn refuses an .eh_frame whose CIE names a register
+// it does not know. x16 (IP0) is call-clobbered, so no landing pad reads it.
+// DW_OP_breg19 is 0x83.
 static_assert(offsetof(ucontext_t, uc_mcontext.regs) == 184);
 static_assert(offsetof(ucontext_t, uc_mcontext.sp) == 432 && offsetof(ucontext_t, uc_mcontext.pc) == 440);
 asm(R"(
@@ -80,14 +83,14 @@ asm(R"(
 panicstop_call_program_handler:
   .cfi_startproc
   .cfi_signal_frame
-  .cfi_return_column 96
-  .cfi_register 96, 30
+  .cfi_return_column x16
+  .cfi_register x16, x30
   hint #34
   stp x29, x30, [sp, #-32]!
   .cfi_def_cfa_offset 32
   .cfi_offset x29, -32
   .cfi_offset x30, -24
-  .cfi_offset 96, -24
+  .cfi_offset x16, -24
   str x19, [sp, #16]
   .cfi_offset x19, -16
   mov x29, sp
@@ -110,7 +113,6 @@ panicstop_call_program_handler:
   .cfi_escape 0x10, 0x0d, 3, 0x83, 0xa0, 0x02
   .cfi_escape 0x10, 0x0e, 3, 0x83, 0xa8, 0x02
   .cfi_escape 0x10, 0x0f, 3, 0x83, 0xb0, 0x02
-  .cfi_escape 0x10, 0x10, 3, 0x83, 0xb8, 0x02
   .cfi_escape 0x10, 0x11, 3, 0x83, 0xc0, 0x02
   .cfi_escape 0x10, 0x12, 3, 0x83, 0xc8, 0x02
   .cfi_escape 0x10, 0x13, 3, 0x83, 0xd0, 0x02
@@ -125,7 +127,7 @@ panicstop_call_program_handler:
   .cfi_escape 0x10, 0x1c, 3, 0x83, 0x98, 0x03
   .cfi_escape 0x10, 0x1d, 3, 0x83, 0xa0, 0x03
   .cfi_escape 0x10, 0x1e, 3, 0x83, 0xa8, 0x03
-  .cfi_escape 0x10, 0x60, 3, 0x83, 0xb8, 0x03
+  .cfi_escape 0x10, 0x10, 3, 0x83, 0xb8, 0x03
   mov x16, x0
   mov w0, w1
   mov x1, x2
@@ -138,7 +140,7 @@ panicstop_call_program_handler:
   .cfi_def_cfa_offset 0
   .cfi_restore x29
   .cfi_restore x30
-  .cfi_register 96, 30
+  .cfi_register x16, x30
   ret
   .cfi_endproc
   .size panicstop_call_program_handler, .-panicstop_call_program_handler

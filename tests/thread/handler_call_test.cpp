@@ -43,8 +43,13 @@ void install_throwing_handler(int flags) {
 
 volatile uintptr_t g_bad = 0x10;
 
+// A leaf: its return address stays in the link register on aarch64, which
+// the unwinder must get back as it was, not as the faulting pc.
+__attribute__((noinline)) int load_in_a_leaf(uintptr_t address) { return *reinterpret_cast<volatile int*>(address); }
+
 __attribute__((noinline)) int load_or_catch(int i) {
   try {
+    if (i % 2 != 0) return load_in_a_leaf(g_bad + uintptr_t(i % 4) * 4);
     return *reinterpret_cast<volatile int*>(g_bad + uintptr_t(i % 4) * 4);
   } catch (const MemoryFault& f) {
     return f.address == g_bad + uintptr_t(i % 4) * 4 ? 1 : 1000;
