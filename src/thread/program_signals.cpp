@@ -209,10 +209,6 @@ void reset_to_default(int sig, TakenSignal& t) noexcept {
   write_program(sig, t, dfl);
 }
 
-void call_program(const struct sigaction& act, int sig, siginfo_t* info, void* uc) {
-  call_program_handler(act, sig, info, uc);
-}
-
 void restore_altstack(ThreadSignals& st) noexcept {
   if (!st.altstack_shrunk) return;
   st.altstack_shrunk = false;
@@ -257,7 +253,7 @@ void run_on_interrupted_stack(void* p) noexcept {
     sys::raw_syscall(SYS_sigaltstack, &below, nullptr);
   }
   sys::rt_sigprocmask(SIG_SETMASK, &c->mask, nullptr);
-  call_program(*c->act, c->sig, c->info, c->uc);
+  call_program_handler(*c->act, c->sig, c->info, c->uc);
   uint64_t quiet = ~kFaultSignals;
   sys::rt_sigprocmask(SIG_SETMASK, &quiet, nullptr);
   restore_altstack(st);
@@ -322,7 +318,7 @@ void call_program_where_it_asked(const struct sigaction& act, int sig, siginfo_t
   ThreadSignals& st = tls_signals;
   if ((act.sa_flags & SA_ONSTACK) != 0 || (there > here && there - here < kNestedFramesSpan)) {
     if (st.depth == 1) st.program_sp = here, st.gap_end = 0, st.moved = false;
-    call_program(act, sig, info, uc);
+    call_program_handler(act, sig, info, uc);
     return;
   }
   uintptr_t top = (there - kRedZone) & ~uintptr_t(15);
@@ -578,7 +574,7 @@ void deliver_shared_to_program(int sig, siginfo_t* info, void* uc, bool default_
   read_program(*t, &act);
   if (is_function(act)) {
     if ((act.sa_flags & SA_RESETHAND) != 0) reset_to_default(sig, *t);
-    call_program(act, sig, info, uc);
+    call_program_handler(act, sig, info, uc);
     return;
   }
   if (act.sa_handler != SIG_DFL || !default_applies) return;
