@@ -57,6 +57,9 @@ ignores LD_PRELOAD for one that runs set-user-ID, set-group-ID or with file
 capabilities (and for a script whose interpreter is such a program): run
 says so on stderr and runs PROG anyway, unprotected. Link such a program
 with the library instead.
+A program built with Go (with cgo, so dynamically linked) ends a fatal
+error with exit status 2 and no signal, which leaves nothing to catch: run
+it with GOTRACEBACK=crash, and it ends with SIGABRT and gets the dump.
 
 Examples:
   panicstop run -- ./server --port 8080

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-import runtimes  # sbcl and gnat: runtimes that leave their signal handlers by unwinding
+import runtimes  # sbcl, gnat, ruby, go: runtimes that take faults for themselves
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SKIP = 77
@@ -1012,6 +1012,8 @@ PROGRAMS = {
     "python": run_python,
     "sbcl": lambda s: runtimes.run_sbcl(s, sys.modules[__name__]),
     "gnat": lambda s: runtimes.run_gnat(s, sys.modules[__name__]),
+    "ruby": lambda s: runtimes.run_ruby(s, sys.modules[__name__]),
+    "go": lambda s: runtimes.run_go(s, sys.modules[__name__]),
 }
 
 

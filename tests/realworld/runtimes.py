@@ -1,14 +1,17 @@
-"""Runtimes that leave their own signal handlers by unwinding, under
-`panicstop run` (part of tests/realworld/realworld.py, which passes itself
-as `rw` for its helpers).
+"""Runtimes that take faults for themselves and leave their signal handlers
+without returning, under `panicstop run` (part of
+tests/realworld/realworld.py, which passes itself as `rw` for its helpers).
 
 SBCL turns a trapped type error (SIGTRAP) or a memory fault (SIGSEGV) into a
 Lisp condition from inside its handler, and a `handler-case` leaves the
 handler with a non-local exit of its own; GNAT raises Storage_Error and
 Constraint_Error out of its SIGSEGV and SIGFPE handlers through the DWARF
-unwinder. Each program must run as it does without panicstop (every fault
-caught, a clean exit), and a crash must still give the report and core with
-every thread stopped.
+unwinder; Ruby turns a stack overflow into SystemStackError from its SIGSEGV
+handler, run on its own alternate stack, and jumps out of it; Go turns a nil
+dereference into a panic that `recover` stops, while its scheduler preempts
+goroutines with SIGURG. Each program must run as it does without panicstop
+(every fault caught, a clean exit), and a crash must still give the report
+and core with every thread stopped.
 """
 import os
 import signal
@@ -105,14 +108,109 @@ end Faults;
 """
 
 
-def faults_then_crash(s, rw, name, argv, expect_lines, threads, abort_when_file=False):
+# Marshal.dump of a deeply nested array overflows the machine stack in C
+# (Ruby checks its own VM stack in software, so plain Ruby recursion never
+# faults): Ruby's SIGSEGV handler, on the thread's sigaltstack, raises
+# SystemStackError and jumps out. The crash is a fault in C reached through
+# Fiddle, which Ruby's handler reports ([BUG]) and ends with abort().
+RUBY_SCRIPT = r"""
+require 'fiddle'
+nested = []
+100_000.times { nested = [nested] }
+overflow = -> { c = 0; 50.times { begin; Marshal.dump(nested); rescue SystemStackError; c += 1; end }; c }
+threads = 4.times.map { Thread.new(&overflow) }
+puts "stack overflows caught #{overflow.() + threads.sum(&:value)}"
+if (go = ENV["REALWORLD_WAIT"])
+  wake = Queue.new
+  faulter = Thread.new { wake.pop; Fiddle::Pointer.new(8)[0] }
+  2.times { Thread.new { loop { sleep 1 } } }
+  puts "ready"
+  $stdout.flush
+  sleep 0.05 until File.exist?(go)
+  wake << :fault
+  faulter.join
+end
+"""
+
+# A cgo program: eight goroutines recover from 500 nil dereferences each
+# while the scheduler preempts them with SIGURG; then, with GOTRACEBACK=crash,
+# C code called from the main goroutine faults, Go prints every goroutine and
+# ends with SIGABRT from the faulting thread.
+GO_PROGRAM = r"""
+package main
+
+// static int deref(volatile int *p) { return *p; }
+import "C"
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func nilDeref() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	var p *int
+	return fmt.Errorf("%d", *p)
+}
+
+func main() {
+	var caught atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				if nilDeref() != nil {
+					caught.Add(1)
+				}
+				x := 0
+				for j := 0; j < 20000; j++ {
+					x += j
+				}
+				_ = x
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Println("nil dereferences recovered", caught.Load())
+	if wait := os.Getenv("REALWORLD_WAIT"); wait != "" {
+		for i := 0; i < 2; i++ {
+			go func() {
+				for {
+					time.Sleep(time.Second)
+				}
+			}()
+		}
+		fmt.Println("ready")
+		for {
+			if _, err := os.Stat(wait); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		C.deref(nil)
+	}
+}
+"""
+
+
+def faults_then_crash(s, rw, name, argv, expect_lines, threads, ends_itself=None, env=None):
     """Runs argv twice under panicstop: to the end (every expected line, a
     clean exit, no panic), then waiting with `threads` threads until it
-    dies of SIGABRT, which must give the whole dump: sent from outside, or,
-    with abort_when_file, the program's own abort() once the file that
-    REALWORLD_WAIT names exists."""
+    dies, which must give the whole dump. It dies of SIGABRT sent from
+    outside, or, with ends_itself = (case, signal), by its own doing once
+    the file that REALWORLD_WAIT names exists, of that signal. Returns the
+    crash's stderr log (None if it never got that far)."""
     d = s.tmpdir(name + "-exit")
-    p, log = s.start(argv, True, d, dump_dir=d, stdout=subprocess.PIPE)
+    p, log = s.start(argv, True, d, dump_dir=d, env=env, stdout=subprocess.PIPE)
     try:
         out, _ = p.communicate(timeout=rw.READY_SECONDS)
     except subprocess.TimeoutExpired:
@@ -128,10 +226,10 @@ def faults_then_crash(s, rw, name, argv, expect_lines, threads, abort_when_file=
     s.check(name + "-exit", p.returncode == 0 and not panicked, "exits as without panicstop",
             "exit %s%s" % (p.returncode, "; " + panicked[0][:160] if panicked else ""))
 
-    case = name + ("-abort" if abort_when_file else "-kill-ABRT")
+    case = name + "-" + (ends_itself[0] if ends_itself else "kill-ABRT")
     d = s.tmpdir(case)
     go = os.path.join(d, "go")
-    p, log = s.start(argv, True, d, dump_dir=d, env={"REALWORLD_WAIT": go}, stdout=subprocess.PIPE)
+    p, log = s.start(argv, True, d, dump_dir=d, env=dict(env or {}, REALWORLD_WAIT=go), stdout=subprocess.PIPE)
     pid = s.program_pid(p, True, os.path.basename(argv[0]))
     ready = False
     for _ in range(len(expect_lines) + 1):
@@ -140,10 +238,11 @@ def faults_then_crash(s, rw, name, argv, expect_lines, threads, abort_when_file=
             ready = line == b"ready\n"
             break
     if not s.check(case, ready, "program ready", "its faults caught, %d threads started" % threads):
-        return
+        return None
     rw.wait_for(lambda: len(rw.tids(pid)) >= threads + 1, rw.READY_SECONDS, "%s's threads" % name)
-    trigger = (lambda: open(go, "w").close()) if abort_when_file else None
-    s.crash(case, pid, signal.SIGABRT, trigger, s.exit_signal(p, True), d, [log])
+    trigger = (lambda: open(go, "w").close()) if ends_itself else None
+    s.crash(case, pid, ends_itself[1] if ends_itself else signal.SIGABRT, trigger, s.exit_signal(p, True), d, [log])
+    return log
 
 
 def run_sbcl(s, rw):
@@ -169,5 +268,47 @@ def run_gnat(s, rw):
     if not s.check("build", r.returncode == 0, "gnatmake faults.adb", (r.stdout + r.stderr)[-300:]):
         return 0
     faults_then_crash(s, rw, "gnat", [os.path.join(d, "faults")],
-                      ["memory faults caught 1000", "divisions caught 1000"], 3, abort_when_file=True)
+                      ["memory faults caught 1000", "divisions caught 1000"], 3,
+                      ends_itself=("abort", signal.SIGABRT))
+    return 0
+
+
+def run_ruby(s, rw):
+    if not rw.need("ruby"):
+        return rw.SKIP
+    script = os.path.join(s.tmpdir("script"), "faults.rb")
+    with open(script, "w") as f:
+        f.write(RUBY_SCRIPT)
+    # The main thread, the timer thread, the faulting thread and two sleepers.
+    log = faults_then_crash(s, rw, "ruby", ["ruby", script], ["stack overflows caught 250"], 4,
+                            ends_itself=("fault", signal.SIGSEGV))
+    if log:
+        # Ruby's own report walks through panicstop's frame (the trampoline
+        # that called its handler) to the faulting C function in fiddle.so.
+        report = rw.read(log)
+        c_level = report.split("-- C level backtrace information", 1)[-1].split("\n", 1)[-1].split("\n\n", 1)[0]
+        s.check("ruby-fault", "[BUG] Segmentation fault" in report and "/fiddle.so(" in c_level,
+                "Ruby's own [BUG] report names the faulting library",
+                "its C backtrace reaches fiddle.so" if "/fiddle.so(" in c_level else
+                "C backtrace: " + " | ".join(c_level.strip().splitlines()[:8])[:400])
+    return 0
+
+
+def run_go(s, rw):
+    if not rw.need("go"):
+        return rw.SKIP
+    d = s.tmpdir("build")
+    with open(os.path.join(d, "main.go"), "w") as f:
+        f.write(GO_PROGRAM)
+    with open(os.path.join(d, "go.mod"), "w") as f:
+        f.write("module faults\n\ngo 1.19\n")
+    env = dict(os.environ, GOCACHE=os.path.join(d, "cache"), GOPATH=os.path.join(d, "gopath"),
+               GOFLAGS="-mod=mod", GOTOOLCHAIN="local", CGO_ENABLED="1")
+    r = subprocess.run(["go", "build", "-o", "faults", "."], cwd=d, env=env, capture_output=True, text=True,
+                       timeout=rw.READY_SECONDS)
+    if not s.check("build", r.returncode == 0, "go build (cgo)", (r.stdout + r.stderr)[-300:]):
+        return 0
+    # Go's own threads: at least the scheduler's monitor and two more.
+    faults_then_crash(s, rw, "go", [os.path.join(d, "faults")], ["nil dereferences recovered 4000"], 3,
+                      ends_itself=("cgo-fault", signal.SIGABRT), env={"GOTRACEBACK": "crash"})
     return 0
