@@ -14,6 +14,7 @@ if [[ $profile == test ]]; then
              libgoogle-glog-dev libbackward-cpp-dev  # crash handlers bench/crash_peers compares
              # real programs tests/realworld runs under `panicstop run`
              redis-server mariadb-server mariadb-client-core nginx nodejs openjdk-17-jdk-headless
+             postgresql
              sbcl gnat ruby golang-go)  # runtimes that take faults for themselves
   # npm brings Breakpad's prebuilt minidump tools (below). Some nodejs builds
   # ship their own npm, which Debian's package would conflict with.

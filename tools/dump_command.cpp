@@ -111,9 +111,11 @@ class DumpDestination {
     return true;
   }
 
-  // What the process is told: the path it names its files by, and the
-  // descriptor it creates them in.
-  std::string request_dir() const { return staging_.empty() ? dir_ : staging_; }
+  // What the process is told: the path it names its files by (DIR, also
+  // when they are created in the staging directory: the lines it writes on
+  // its own stderr name where the files end up), and the descriptor it
+  // creates them in.
+  std::string request_dir() const { return dir_; }
   int request_fd() const { return staging_fd_ >= 0 ? staging_fd_ : dir_fd_; }
 
   // One line from the process, as the user should read it: a file written
@@ -121,27 +123,25 @@ class DumpDestination {
   std::string take_line(const std::string& line) {
     if (staging_.empty()) return line;
     static const std::string kWrote = "panicstop: wrote ";
-    std::string prefix = staging_ + "/";
-    if (line.rfind(kWrote + prefix, 0) == 0) {
-      std::string name = line.substr(kWrote.size() + prefix.size());
-      // Only a file the process made itself is moved and given to root:
-      // not a link it may have put there in its place.
-      struct stat st {};
-      bool own_file = name.find('/') == std::string::npos &&
-                      fstatat(staging_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-                      st.st_nlink == 1;
-      if (!own_file) return line + " (left there: not a file of its own)";
-      if (renameat(staging_fd_, name.c_str(), dir_fd_, name.c_str()) == 0) {
-        // The one who asked owns the dump, as with a core root writes.
-        fchownat(dir_fd_, name.c_str(), geteuid(), getegid(), AT_SYMLINK_NOFOLLOW);
-        return kWrote + dir_ + (dir_ == "/" ? "" : "/") + name;
-      }
-      return line + " (could not move it into " + dir_ + ": " + strerror(errno) + ")";
+    std::string prefix = kWrote + dir_ + (dir_ == "/" ? "" : "/");
+    if (line.rfind(prefix, 0) != 0) return line;
+    std::string name = line.substr(prefix.size());
+    struct stat st {};
+    if (name.find('/') != std::string::npos ||
+        fstatat(staging_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      // Not in the staging directory: a process that predates the passed
+      // descriptor wrote it by the path itself.
+      return line;
     }
-    std::string out = line;
-    for (size_t at; (at = out.find(prefix)) != std::string::npos;)
-      out.replace(at, prefix.size(), dir_ + (dir_ == "/" ? "" : "/"));
-    return out;
+    // Only a file the process made itself is moved and given to root: not a
+    // link it may have put there in its place.
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
+      return line + " (left in " + staging_ + ": not a file of its own)";
+    if (renameat(staging_fd_, name.c_str(), dir_fd_, name.c_str()) != 0)
+      return line + " (still in " + staging_ + ": could not move it into " + dir_ + ": " + strerror(errno) + ")";
+    // The one who asked owns the dump, as with a core root writes.
+    fchownat(dir_fd_, name.c_str(), geteuid(), getegid(), AT_SYMLINK_NOFOLLOW);
+    return line;
   }
 
  private:

@@ -89,10 +89,11 @@ TEST(KdbCommandWorkload, DISABLED_Serve) {
   fflush(stdout);
 }
 
-// The workload process, with its stdin and stdout as pipes.
+// The workload process, with its stdin and stdout (and, if asked, its
+// stderr) as pipes.
 class Workload {
  public:
-  explicit Workload(std::vector<std::pair<std::string, std::string>> env) {
+  explicit Workload(std::vector<std::pair<std::string, std::string>> env, bool stderr_too = false) {
     int in[2], out[2];
     EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
     EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
@@ -100,6 +101,7 @@ class Workload {
     if (pid_ == 0) {
       dup2(in[0], 0);
       dup2(out[1], 1);
+      if (stderr_too) dup2(out[1], 2);
       setenv("KDB_COMMAND_TEST_WORKLOAD", "1", 1);
       setenv("PANICSTOP_CORE_LIMIT", "ignore", 1);  // a core is expected wherever ulimit -c is 0
       for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
@@ -375,7 +377,7 @@ TEST(KdbCommand, AnotherUsersProcessIsRefused) {
 TEST(KdbCommand, RootReachesAProcessThatDroppedRootAndGetsItsLiveDumpWhereItAsked) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to start a process that becomes another user (uid 65534)";
   TempDir dir;
-  Workload w({{"KDB_COMMAND_TEST_BECOME_NOBODY", "1"}, {"PANICSTOP_KDB_SOCKET", "1"}});
+  Workload w({{"KDB_COMMAND_TEST_BECOME_NOBODY", "1"}, {"PANICSTOP_KDB_SOCKET", "1"}}, true);
   ASSERT_TRUE(w.ready()) << w.read_until("never", 0);
   ChildResult kdb = run_command({kTool, "kdb", w.pid_text(), "-c", "threads"}, deadline());
   EXPECT_TRUE(kdb.exited && kdb.exit_code == 0) << kdb.describe() << "\n" << kdb.output;
@@ -397,6 +399,11 @@ TEST(KdbCommand, RootReachesAProcessThatDroppedRootAndGetsItsLiveDumpWhereItAske
     EXPECT_NE(r.output.find("panicstop: wrote " + entry.path().string() + "\n"), std::string::npos) << entry.path();
   }
   EXPECT_GE(files, 1u);
+  // The process's own stderr names the files where they are now, not the
+  // directory made for it (gone by now).
+  std::string said = w.read_until("panicstop: wrote " + txt[1].str() + "\n", 5000);
+  EXPECT_NE(said.find("panicstop: wrote " + txt[1].str() + "\n"), std::string::npos) << said;
+  EXPECT_EQ(said.find(".panicstop-dump-"), std::string::npos) << said;
   ChildResult show = run_command({kTool, "show", txt[1].str()}, deadline());
   for (int tid : {w.pid(), w.holder(), w.waiter()})
     EXPECT_TRUE(std::regex_search(show.output, std::regex("thread " + std::to_string(tid) + "\\b")))
