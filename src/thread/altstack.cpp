@@ -24,6 +24,7 @@ std::atomic<bool> g_emergency_taken[kEmergencyStacks];
 std::atomic<size_t> g_high_water{0};
 std::atomic<size_t> g_reclaim_cursor{0};
 __thread int32_t tls_index __attribute__((tls_model("initial-exec"))) = -1;
+__thread int32_t tls_spare_index __attribute__((tls_model("initial-exec"))) = -1;
 
 }  // namespace altstack_pool
 
@@ -148,13 +149,31 @@ bool reserve_altstacks() noexcept {
   return true;
 }
 
+namespace {
+
+// Entry i as a registration: its usable part.
+stack_t entry_stack(size_t i) noexcept {
+  stack_t st{};
+  st.ss_sp = usable_bottom(g_pool + i * kAltStackSize);
+  st.ss_size = kUsableSize;
+  return st;
+}
+
+// Whether pool entry index is the calling thread's (tid) own: TLS shared with
+// a raw clone() names its creator's.
+bool owned(int32_t index, int tid) noexcept {
+  return index >= 0 && g_owner[index].load(std::memory_order_relaxed) == tid;
+}
+
+}  // namespace
+
 void ensure_altstack(void* interrupted_ucontext) noexcept {
   if (__atomic_load_n(&g_pool, __ATOMIC_ACQUIRE) == nullptr) return;
   int tid = sys::gettid();
   // The index may be another thread's: a raw clone() without CLONE_SETTLS
   // shares its creator's TLS (and the kernel gave it no alternate stack).
   int32_t mine = tls_index;
-  if (mine >= 0 && g_owner[mine].load(std::memory_order_relaxed) == tid) return;
+  if (owned(mine, tid)) return;
   if (has_altstack()) return;
   size_t index = claim(tid);
   if (index == kNoEntry) {
@@ -164,9 +183,7 @@ void ensure_altstack(void* interrupted_ucontext) noexcept {
     }
     return;
   }
-  stack_t st{};
-  st.ss_sp = usable_bottom(g_pool + index * kAltStackSize);
-  st.ss_size = kUsableSize;
+  stack_t st = entry_stack(index);
   if (sys::raw_syscall(SYS_sigaltstack, &st, nullptr) != 0) {
     give_back(index);
     return;
@@ -179,6 +196,27 @@ void ensure_altstack(void* interrupted_ucontext) noexcept {
   if (interrupted_ucontext != nullptr) static_cast<ucontext_t*>(interrupted_ucontext)->uc_stack = st;
 }
 
+bool other_altstack(const stack_t& current, stack_t* other) noexcept {
+  if (__atomic_load_n(&g_pool, __ATOMIC_ACQUIRE) == nullptr) return false;
+  int tid = sys::gettid();
+  int32_t own = tls_index, spare = tls_spare_index;
+  if (!owned(own, tid)) return false;
+  if (current.ss_sp == entry_stack(size_t(own)).ss_sp) {
+    if (!owned(spare, tid)) {
+      size_t claimed = claim(tid);
+      if (claimed == kNoEntry) return false;
+      spare = tls_spare_index = int32_t(claimed);
+    }
+    *other = entry_stack(size_t(spare));
+    return true;
+  }
+  if (owned(spare, tid) && current.ss_sp == entry_stack(size_t(spare)).ss_sp) {
+    *other = entry_stack(size_t(own));
+    return true;
+  }
+  return false;
+}
+
 void release_altstack() noexcept {
   if (tls_refused) {
     tls_refused = false;
@@ -187,7 +225,7 @@ void release_altstack() noexcept {
   int32_t index = tls_index;
   if (index < 0 || g_owner == nullptr) return;
   // TLS shared with a raw clone() may name the other thread's entry.
-  if (g_owner[index].load(std::memory_order_relaxed) != sys::gettid()) return;
+  if (!owned(index, sys::gettid())) return;
   // Every signal blocked until the stack is given back: a handler entered
   // in between (a stop of all threads) finds the thread without a
   // sigaltstack, registers the pool stack it runs on and keeps it
@@ -201,6 +239,9 @@ void release_altstack() noexcept {
   if (sys::raw_syscall(SYS_sigaltstack, &st, nullptr) == 0) {  // else still on it: keep it
     tls_index = -1;
     give_back(size_t(index));
+    int32_t spare = tls_spare_index;
+    tls_spare_index = -1;
+    if (owned(spare, sys::gettid())) give_back(size_t(spare));
   }
   sys::rt_sigprocmask(SIG_SETMASK, &old, nullptr);
 }
@@ -211,8 +252,9 @@ size_t altstack_pool_entries() noexcept { return __atomic_load_n(&g_pool, __ATOM
 
 void adopt_altstack_after_fork() noexcept {
   g_refused.store(tls_refused ? 1 : 0, std::memory_order_relaxed);
-  int32_t index = tls_index;
-  if (index >= 0 && g_owner != nullptr) g_owner[index].store(sys::gettid(), std::memory_order_release);
+  if (g_owner == nullptr) return;
+  for (int32_t index : {tls_index, tls_spare_index})
+    if (index >= 0) g_owner[index].store(sys::gettid(), std::memory_order_release);
 }
 
 }  // namespace panicstop::detail

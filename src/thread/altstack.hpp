@@ -20,6 +20,7 @@
 // hold the kernel's signal frame and a few hundred bytes.
 #pragma once
 
+#include <csignal>
 #include <cstddef>
 
 namespace panicstop::detail {
@@ -44,12 +45,24 @@ bool reserve_altstacks() noexcept;
 // pass the handler's ucontext: rt_sigreturn restores the alternate stack
 // recorded in it, which would silently undo the new one, so it is patched too.
 void ensure_altstack(void* interrupted_ucontext = nullptr) noexcept;
-// Returns the calling thread's pool stack, if it has one, and disables it: its
-// pages go back to the system and it becomes inaccessible again. Called when
+// Returns the calling thread's pool stacks (its own, and the second of
+// other_altstack()), if it has them, and disables its alternate stack: their
+// pages go back to the system and they become inaccessible again. Called when
 // the thread exits (a pthread key destructor, set for every thread that starts
 // through pthread_create or claims a slot). Stacks of threads that exit
 // without it (a raw clone) are taken back when a claim finds the owner gone.
 void release_altstack() noexcept;
+// For a handler that runs off the alternate stack while panicstop's frames of
+// its signal stay live on it (a program handler run on the interrupted
+// stack, thread/program_signals.cpp): the other of the calling thread's two
+// pool stacks, to register meanwhile, so that a nested signal lands on a
+// whole stack and the live frames stay untouched. The second is taken from
+// the pool at the first such call and kept until the thread exits
+// (release_altstack()). current: the registration now, one of the two.
+// False when current is neither (a program's own stack, an emergency one),
+// the thread has no pool stack of its own, or the pool has none to spare.
+// Async-signal-safe: one gettid, and the claim's system calls once.
+bool other_altstack(const stack_t& current, stack_t* other) noexcept;
 // Live threads that asked for a pool stack (at start, at their first claim,
 // in a handler) and found every entry in use; each counted once until it
 // exits (release_altstack()). A stack overflow in one of them ends the
@@ -60,8 +73,8 @@ size_t threads_without_altstack() noexcept;
 // two mappings, and the threads' own stacks need theirs), and what a finite
 // RLIMIT_AS allows.
 size_t altstack_pool_entries() noexcept;
-// In the child of fork(): the forking thread's pool stack (the kernel keeps
-// its sigaltstack) is recorded under the child's tid, so that no thread of
+// In the child of fork(): the forking thread's pool stacks (the kernel keeps
+// its sigaltstack) are recorded under the child's tid, so that no thread of
 // the child takes it as the stack of a thread that is gone. Async-signal-safe.
 void adopt_altstack_after_fork() noexcept;
 // True when new threads take their stack as they start (pthread_create is

@@ -61,6 +61,8 @@ inline constexpr size_t kReclaimProbes = 8;
 // The calling thread's pool entry, -1 if none. A thread made by a raw clone
 // shares its creator's TLS, so only g_owner says whether the entry is its own.
 extern __thread int32_t tls_index __attribute__((tls_model("initial-exec")));
+// The calling thread's second pool entry (other_altstack()), -1 if none.
+extern __thread int32_t tls_spare_index __attribute__((tls_model("initial-exec")));
 
 inline unsigned char* usable_bottom(unsigned char* stack) noexcept { return stack + kGuardSize; }
 inline constexpr size_t kUsableSize = kAltStackSize - kGuardSize;

@@ -21,6 +21,7 @@
 #include <cstdlib>
 
 #include "sys/syscall.hpp"
+#include "thread/altstack.hpp"
 #include "thread/handler_call.hpp"
 #include "thread/libc_next.hpp"
 #include "thread/signal_sections.hpp"
@@ -88,9 +89,9 @@ struct ThreadSignals {
   uint64_t mark_call;  // which call the marks are of
   bool moved;          // the handler runs on the interrupted stack, not where panicstop's did
   uint64_t blocked_before_outer;
-  // The alternate stack as registered before a handler running on the
-  // interrupted stack had it shrunk (run_on_interrupted_stack()).
-  bool altstack_shrunk;
+  // The alternate stack as registered before the outermost handler running
+  // on the interrupted stack replaced it (run_on_interrupted_stack()).
+  bool altstack_replaced;
   stack_t registered_altstack;
   int unfixed_sig;
   uintptr_t unfixed_addr;
@@ -210,14 +211,23 @@ void reset_to_default(int sig, TakenSignal& t) noexcept {
 }
 
 void restore_altstack(ThreadSignals& st) noexcept {
-  if (!st.altstack_shrunk) return;
-  st.altstack_shrunk = false;
+  if (!st.altstack_replaced) return;
+  st.altstack_replaced = false;
   sys::raw_syscall(SYS_sigaltstack, &st.registered_altstack, nullptr);
 }
 
 // A program handler installed without SA_ONSTACK runs, as the kernel would
 // run it, on the stack the signal interrupted, not on panicstop's alternate
 // stack: redis's crash handler keeps a 1 MiB buffer on its stack.
+// Meanwhile panicstop's frames of that signal stay live on the alternate
+// stack, and a nested signal (a fault in the handler, a stop, a kdb request)
+// would be delivered from its top, over them. So while the handler runs the
+// thread's alternate stack is another: the other of its two pool stacks
+// (altstack.hpp), or else the same one ending below those frames. A handler
+// that never returns (an unwind, SBCL's or GNAT's) leaves that registration
+// behind; with two stacks the next signal still lands on a whole stack,
+// whereas one ended below a left handler's frames made each successor run
+// lower, until there was no room left to end it below the live frames.
 struct ProgramCall {
   const struct sigaction* act;
   int sig;
@@ -233,30 +243,38 @@ inline constexpr uintptr_t kRedZone = 128;
 
 void run_on_interrupted_stack(void* p) noexcept {
   auto* c = static_cast<ProgramCall*>(p);
-  // A nested signal (a fault in the handler, a stop, a kdb request) is
-  // delivered to panicstop's handler on the alternate stack, from its top:
-  // over panicstop's live frames and the kernel's frame of this very signal.
-  // Until the handler returns, the alternate stack ends below them.
   stack_t registered{};
   sys::raw_syscall(SYS_sigaltstack, nullptr, &registered);
-  uintptr_t base = reinterpret_cast<uintptr_t>(registered.ss_sp);
-  bool shrink = (registered.ss_flags & SS_DISABLE) == 0 && c->live_bottom > base + kNestedRoom &&
-                c->live_bottom <= base + registered.ss_size;
+  registered.ss_flags &= ~SS_ONSTACK;
   ThreadSignals& st = tls_signals;
-  if (shrink) {
-    stack_t below{};
-    below.ss_sp = registered.ss_sp;
-    below.ss_size = c->live_bottom - kRedZone - base;
-    registered.ss_flags &= ~SS_ONSTACK;
-    st.registered_altstack = registered;
-    st.altstack_shrunk = true;
-    sys::raw_syscall(SYS_sigaltstack, &below, nullptr);
+  stack_t meanwhile{};
+  // Only for the outermost handler: for a nested one, the other stack holds
+  // the outer signal's live frames.
+  bool replace = (registered.ss_flags & SS_DISABLE) == 0 && st.depth == 1 && other_altstack(registered, &meanwhile);
+  if (!replace) {
+    uintptr_t base = reinterpret_cast<uintptr_t>(registered.ss_sp);
+    replace = (registered.ss_flags & SS_DISABLE) == 0 && c->live_bottom > base + kNestedRoom &&
+              c->live_bottom <= base + registered.ss_size;
+    meanwhile.ss_sp = registered.ss_sp;
+    meanwhile.ss_size = c->live_bottom - kRedZone - base;
+  }
+  if (replace) {
+    // What a handler left by a long jump or an unwind gives back (the
+    // outermost one's registration: the thread's own before any handler).
+    if (st.depth == 1) {
+      st.registered_altstack = registered;
+      st.altstack_replaced = true;
+    }
+    sys::raw_syscall(SYS_sigaltstack, &meanwhile, nullptr);
   }
   sys::rt_sigprocmask(SIG_SETMASK, &c->mask, nullptr);
   call_program_handler(*c->act, c->sig, c->info, c->uc);
   uint64_t quiet = ~kFaultSignals;
   sys::rt_sigprocmask(SIG_SETMASK, &quiet, nullptr);
-  restore_altstack(st);
+  if (replace) {
+    sys::raw_syscall(SYS_sigaltstack, &registered, nullptr);
+    if (st.depth == 1) st.altstack_replaced = false;
+  }
 }
 
 uintptr_t interrupted_sp(const void* ucontext) noexcept {

@@ -4,11 +4,13 @@
 // works under a tight RLIMIT_AS, and a full core leaves the unused pool out.
 #include <elf.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cinttypes>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -83,12 +85,13 @@ PoolView view_pool() {
   return v;
 }
 
-// Threads that start, say so, and wait until told to end.
+// Threads that start, do `first` if given, say so, and wait until told to end.
 class Crowd {
  public:
-  explicit Crowd(int n) {
+  explicit Crowd(int n, void (*first)() = nullptr) {
     for (int i = 0; i < n; ++i)
-      threads_.emplace_back([this] {
+      threads_.emplace_back([this, first] {
+        if (first != nullptr) first();
         ready_.fetch_add(1);
         while (!go_.load()) std::this_thread::yield();
       });
@@ -147,6 +150,43 @@ TEST(AltStackPool, OnlyLiveThreadsStacksAreWritableAndEachKeepsItsGuard) {
   long long after = value_of(r.output, "after_owned");
   EXPECT_LE(after, 2) << "the crowd's stacks went back when it exited\n" << r.output;
   EXPECT_EQ(value_of(r.output, "after_writable"), after * (long long)pool::kUsableSize) << r.output;
+}
+
+// A write barrier's fault: its handler, installed without SA_ONSTACK, opens
+// the page and returns. panicstop runs it on the faulting stack, with the
+// thread's second pool stack registered meanwhile (thread/altstack.hpp).
+void open_the_page(int, siginfo_t* info, void*) {
+  uintptr_t page = reinterpret_cast<uintptr_t>(info->si_addr) & ~uintptr_t(4095);
+  mprotect(reinterpret_cast<void*>(page), 4096, PROT_READ | PROT_WRITE);
+}
+
+void fault_through_a_handler_on_the_faulting_stack() {
+  void* page = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  static_cast<volatile char*>(page)[0] = 1;
+  munmap(page, 4096);
+}
+
+TEST(AltStackPool, AThreadsSecondStackGoesBackWhenItExits) {
+  if (skip_without_start_hook()) GTEST_SKIP() << "pthread_create is not interposed in this build (sanitizer)";
+  constexpr int kThreads = 32;
+  ChildResult r = panicstop::testing::run_in_child([] {
+    if (!panicstop::install()) _exit(3);
+    struct sigaction sa {};
+    sa.sa_sigaction = open_the_page;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, nullptr);
+    for (int wave = 0; wave < 3; ++wave) {
+      Crowd crowd(kThreads, fault_through_a_handler_on_the_faulting_stack);
+      printf("live_owned=%zu\n", view_pool().owned);
+    }
+    printf("after_owned=%zu\nhigh_water=%zu\n", view_pool().owned, pool::g_high_water.load());
+    fflush(stdout);
+  });
+  ASSERT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_GE(value_of(r.output, "live_owned"), 2 * kThreads + 1) << "each faulting thread holds two\n" << r.output;
+  EXPECT_LE(value_of(r.output, "after_owned"), 2) << r.output;
+  // Given back, not left to a dead owner: later waves reuse them.
+  EXPECT_LE(value_of(r.output, "high_water"), 2 * kThreads + 4) << r.output;
 }
 
 TEST(AltStackPool, MappingCountStaysFlatAsAThousandThreadsComeAndGo) {

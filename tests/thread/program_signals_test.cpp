@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -252,12 +253,25 @@ void fault_unwind_and_exit_deep_down(bool refuse_process_vm_readv) {
   // As SBCL's SIGTRAP handler: without SA_ONSTACK (it runs on the faulting
   // stack), with SA_NODEFER (nothing restores the mask after it).
   install_handler(SIGSEGV, leave_by_unwinding, SA_NODEFER);
+  stack_t before{}, after{};
+  sigaltstack(nullptr, &before);
   int recovered = 0;
   for (int i = 0; i < 1000; ++i) {
     if (fault_and_unwind()) ++recovered;
     deeper_than_the_handler(8);
   }
+  sigaltstack(nullptr, &after);
   say("recovered=%d\n", recovered);
+  // While such a handler runs, the thread's alternate stack is another of
+  // panicstop's, and a handler that never returns leaves it so: it must be
+  // whole (it once ended below each left handler's frames, and each
+  // successor ran lower, until a nested signal landed over live frames).
+  say("alternate stack: %zu bytes before, %zu after\n", before.ss_size, after.ss_size);
+  if (getenv("PANICSTOP_TEST_CRASH_AFTER_UNWINDS") != nullptr) {
+    start_parked_threads(3);
+    install_handler(SIGSEGV, reset_and_raise_again, SA_RESETHAND | SA_NODEFER);
+    write_to_address_0x10();
+  }
   exit_from_deep_down(8);  // the program's own exit, long after its handlers
 }
 
@@ -266,6 +280,10 @@ void expect_clean_exit_after_unwinds(const testing::ChildResult& r) {
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
   EXPECT_NE(r.output.find("recovered=1000\n"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("panic:"), std::string::npos) << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex(R"(alternate stack: (\d+) bytes before, (\d+) after)")))
+      << r.output;
+  EXPECT_EQ(m[1].str(), m[2].str()) << r.output;
 }
 
 TEST(ProgramSignals, AHandlerLeftByAnUnwindThatIsNotALongjmpLeavesNothingBehind) {
@@ -277,6 +295,22 @@ TEST(ProgramSignals, AHandlerLeftByAnUnwindThatIsNotALongjmpLeavesNothingBehind)
 TEST(ProgramSignals, AHandlerLeftByAnUnwindIsToldWhereProcessVmReadvIsRefused) {
   if (!testing::sandbox_available()) GTEST_SKIP() << "no seccomp filter can be set here";
   expect_clean_exit_after_unwinds(run_in_child([] { fault_unwind_and_exit_deep_down(true); }));
+}
+
+// The crash that comes after: its program handler runs on the interrupted
+// stack too, and gives up by raising again from inside. That nested signal
+// must land below the live frames of the first, whose fault the report
+// names (it landed over them once the left handlers had walked the
+// alternate stack down: the report named the raise, SI_USER).
+TEST(ProgramSignals, ACrashAfterAThousandHandlersLeftByUnwindingStillGetsItsDump) {
+  TempDir dumps;
+  auto r = run_in_child([] { fault_unwind_and_exit_deep_down(false); },
+                        with_env({{"PANICSTOP_DUMP_DIR", dumps.path()}, {"PANICSTOP_DUMP", "text,core"},
+                                  {"PANICSTOP_CORE_LIMIT", "ignore"}, {"PANICSTOP_TEST_CRASH_AFTER_UNWINDS", "1"}}));
+  EXPECT_NE(r.output.find("recovered=1000\n"), std::string::npos) << r.output;
+  expect_panic_after_program_handler(r, dumps, 3);
+  EXPECT_NE(r.output.find(".core\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("cannot write"), std::string::npos) << r.output;
 }
 
 // A handler that only logs and returns: the same fault repeats at once.
