@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <sys/auxv.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/signalfd.h>
 #include <sys/uio.h>
@@ -19,6 +20,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <new>
 
 #include "sys/syscall.hpp"
 #include "thread/altstack.hpp"
@@ -190,11 +192,36 @@ void release_writers_after_fork() noexcept {
 
 // The process these records belong to: the one that loaded panicstop, then
 // each child of fork(). A process with another pid came from elsewhere (a
-// vfork(), a raw clone()): in_vfork_child() asks the kernel about it.
+// vfork(), a raw clone()): in_vfork_child() tells which.
 std::atomic<int> g_records_pid{0};
+
+// A word the kernel empties in a child that gets a copy of the memory (a
+// fork(), a clone() without CLONE_VM, atfork handlers run or not) and leaves
+// as it is in one that runs on the parent's (vfork()): a page advised
+// MADV_WIPEONFORK (Linux 4.14). Made by take_over_signal(); nullptr where the
+// kernel refuses the advice (kcmp is asked then).
+std::atomic<std::atomic<uint64_t>*> g_memory_mark{nullptr};
+
+void mark_memory_as_the_records_owners() noexcept {
+  if (std::atomic<uint64_t>* mark = g_memory_mark.load(std::memory_order_acquire))
+    mark->store(1, std::memory_order_relaxed);
+}
+
+void make_memory_mark() noexcept {
+  if (g_memory_mark.load(std::memory_order_acquire) != nullptr) return;
+  void* page = sys::mmap_anonymous(g_page_size, false);
+  if (page == nullptr) return;
+  if (sys::raw_syscall(SYS_madvise, page, g_page_size, MADV_WIPEONFORK) != 0) {
+    sys::munmap(page, g_page_size);
+    return;
+  }
+  auto* mark = new (page) std::atomic<uint64_t>(1);
+  g_memory_mark.store(mark, std::memory_order_release);
+}
 
 void release_writers_in_fork_child() noexcept {
   g_records_pid.store(sys::getpid(), std::memory_order_relaxed);
+  mark_memory_as_the_records_owners();
   release_writers_after_fork();
 }
 
@@ -471,6 +498,7 @@ bool take_over_signal(int sig, SignalRole role, SignalHandler handler, int flags
   if (!valid(sig)) return false;
   TakenSignal& t = g_signals[sig];
   if (g_page_size == 0) g_page_size = uintptr_t(getauxval(AT_PAGESZ));
+  make_memory_mark();
   if (g_own_cookie == 0)
     g_own_cookie = (uintptr_t(sys::monotonic_ns()) ^ (uintptr_t(sys::getpid()) << 40) ^ reinterpret_cast<uintptr_t>(&t)) | 1;
   struct sigaction current {};
@@ -691,7 +719,18 @@ bool in_vfork_child() noexcept {
   const int owner = g_records_pid.load(std::memory_order_relaxed);
   const int self = sys::getpid();
   if (owner == 0 || self == owner) return false;
-  if (sys::raw_syscall(SYS_kcmp, self, owner, KCMP_VM, 0, 0) > 0) return false;  // memory of its own
+  if (std::atomic<uint64_t>* mark = g_memory_mark.load(std::memory_order_acquire)) {
+    if (mark->load(std::memory_order_relaxed) == 0) {
+      // A copy of its own, made without fork()'s handlers (a raw clone()):
+      // the records are this process's from now on, as in a fork() child,
+      // and a vfork() child of its own is told apart again.
+      g_records_pid.store(self, std::memory_order_relaxed);
+      mark_memory_as_the_records_owners();
+      return false;
+    }
+  } else if (sys::raw_syscall(SYS_kcmp, self, owner, KCMP_VM, 0, 0) > 0) {
+    return false;  // memory of its own
+  }
   return sys::raw_syscall(SYS_kcmp, self, owner, KCMP_SIGHAND, 0, 0) != 0;
 }
 

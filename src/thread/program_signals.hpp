@@ -136,9 +136,13 @@ long signal_self(int sig) noexcept;
 // the program's actions (CPython's subprocess resets every handler in its
 // vfork child), and a crash or panic in it dies of its signal instead of
 // taking the parent's panic state. False in the process panicstop was set up
-// in and in fork()'s children (one getpid() to tell); any other process asks
-// the kernel (kcmp) whether it shares the parent's memory, and counts as
-// sharing it when the kernel cannot say. A child that shares its parent's
+// in and in fork()'s children (one getpid() to tell). Any other process
+// reads a word its parent's memory holds and the kernel empties in a copy
+// (MADV_WIPEONFORK): emptied, it is a process of its own (a raw clone()
+// without CLONE_VM), which then takes the records over as a fork() child
+// does. Where the kernel refused that advice, it asks the kernel (kcmp),
+// and counts as sharing the memory when the kernel cannot say (Docker's
+// default seccomp profile refuses kcmp). A child that shares its parent's
 // signal actions as well (CLONE_SIGHAND) is treated as its parent, as before.
 // Async-signal-safe.
 bool in_vfork_child() noexcept;

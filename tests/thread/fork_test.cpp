@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include "panicstop/panicstop.hpp"
 #include "support/child_process.hpp"
 #include "support/reports.hpp"
+#include "support/seccomp.hpp"
 #include "sys/syscall.hpp"
 #include "thread/slot.hpp"
 
@@ -116,6 +118,47 @@ TEST(Fork, AChildForkedAfterALiveDumpShowsItsCrashingThread) {
       with_env({{"PANICSTOP_DUMP", "text"}, {"PANICSTOP_DUMP_DIR", crash.path()}, {"PANICSTOP_KDB_SOCKET", "0"}}));
   expect_child_crash_shown(r, crash, SIGSEGV, "crash_in_forked_child");
   EXPECT_EQ(r.output.find("live dump failed"), std::string::npos) << r.output;
+}
+
+// Forks with a raw clone() (no fork handlers run, as in the sandboxes that
+// make their processes so), runs body in the child, and reports how the
+// child ended.
+pid_t raw_fork_and_wait(void (*body)()) {
+  long child = sys::raw_syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (child == 0) {
+    body();
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid_t(child), &status, 0);
+  say("child=" + std::to_string(child) + " signal=" + std::to_string(WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+  return pid_t(child);
+}
+
+// A child with memory of its own is a process of its own, fork handlers or
+// not: its crash gets its dump, also where a sandbox refuses kcmp (Docker's
+// default seccomp profile), which once made it a vfork() child that died
+// with one line and no dump.
+void expect_raw_clone_child_crash_shown(bool refuse_kcmp) {
+  TempDir crash;
+  auto r = run_in_child(
+      [&] {
+        install();
+        set_thread_name("forker");
+        ParkedHolder holder;
+        if (refuse_kcmp && !testing::refuse_system_call(SYS_kcmp)) _exit(3);
+        raw_fork_and_wait(crash_in_forked_child);
+      },
+      with_env({{"PANICSTOP_DUMP", "text"}, {"PANICSTOP_DUMP_DIR", crash.path()}, {"PANICSTOP_KDB_SOCKET", "0"}}));
+  EXPECT_EQ(r.output.find("vfork() child"), std::string::npos) << r.output;
+  expect_child_crash_shown(r, crash, SIGSEGV, "crash_in_forked_child");
+}
+
+TEST(Fork, AChildOfARawCloneCrashesAsAProcessOfItsOwn) { expect_raw_clone_child_crash_shown(false); }
+
+TEST(Fork, AChildOfARawCloneCrashesAsAProcessOfItsOwnWhereKcmpIsRefused) {
+  if (!testing::sandbox_available()) GTEST_SKIP() << "no seccomp filter can be set here";
+  expect_raw_clone_child_crash_shown(true);
 }
 
 TEST(Fork, AChildOfAProgramThatUsesTheLibraryPanicsWithItsOwnFrames) {
@@ -263,12 +306,13 @@ int vfork_and_wait(void (*body)()) {
 // (the parent's own panic then waited for good) nor write a report through
 // the parent's memory: the child dies of its signal and says why, and the
 // parent's panic afterwards is whole.
-TEST(Vfork, AChildThatCrashesDiesOfItsSignalAndTheParentsPanicStaysWhole) {
+void expect_vfork_child_crash_left_to_the_kernel(bool refuse_kcmp) {
   TempDir crash;
   auto r = run_in_child(
       [&] {
         install();
         ParkedHolder holder;
+        if (refuse_kcmp && !testing::refuse_system_call(SYS_kcmp)) _exit(3);
         say("vfork child=" + std::to_string(vfork_and_wait(crash_in_forked_child)));
         panic("the parent panics after its vfork child crashed");
       },
@@ -281,6 +325,16 @@ TEST(Vfork, AChildThatCrashesDiesOfItsSignalAndTheParentsPanicStaysWhole) {
   std::string report = only_report(crash);
   EXPECT_NE(report.find("panic: the parent panics after its vfork child crashed"), std::string::npos) << report;
   EXPECT_NE(report.find("\n2 threads: 1 stopped, 0 not stopped"), std::string::npos) << report;
+}
+
+TEST(Vfork, AChildThatCrashesDiesOfItsSignalAndTheParentsPanicStaysWhole) {
+  expect_vfork_child_crash_left_to_the_kernel(false);
+}
+
+// Told by the memory it shares, without the kernel's kcmp.
+TEST(Vfork, AChildThatCrashesIsToldWhereKcmpIsRefused) {
+  if (!testing::sandbox_available()) GTEST_SKIP() << "no seccomp filter can be set here";
+  expect_vfork_child_crash_left_to_the_kernel(true);
 }
 
 void program_segv_handler(int) {}
