@@ -181,7 +181,7 @@ void say_changed_user(const DumpOptions& o, long err) noexcept {
 }
 
 void write_to_stderr_instead(const CrashRecord& rec, const DumpOptions& o, const DumpWriter& w) noexcept {
-  if (!w.stderr_fallback) return;
+  if (!w.stderr_fallback || !sys::stderr_takes_messages()) return;
   say("panicstop: writing the %s report to stderr instead", w.name);
   w.write(rec, o, 2);
 }

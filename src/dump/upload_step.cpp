@@ -71,7 +71,7 @@ __attribute__((no_sanitize_address)) int exec_uploader(void* arg) {
   long r = sys::raw_syscall(SYS_execve, e->path, e->argv, e->envp);
   char line[kUploaderPathMax + 64];
   size_t n = sys::format(line, sizeof line, "panicstop: upload: cannot run %s (errno %ld)\n", e->path, -r);
-  sys::write(2, line, n);
+  if (sys::stderr_takes_messages()) sys::write(2, line, n);
   // SYS_exit ends only this child; it is a process of its own (no CLONE_THREAD).
   sys::raw_syscall(SYS_exit, 127);
   return 127;

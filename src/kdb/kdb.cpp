@@ -107,7 +107,7 @@ int session_write_dumps(KdbSession* s, const char* dir, int echo_fd, int dir_fd)
   const CrashRecord* rec = session_record(s);
   if (rec == nullptr) {
     static const char kMsg[] = "panicstop: no dump: the snapshot memory could not be reserved\n";
-    sys::write_all(2, kMsg, sizeof kMsg - 1);
+    sys::write_stderr(kMsg, sizeof kMsg - 1);
     if (echo_fd >= 0) sys::send_all(echo_fd, kMsg, sizeof kMsg - 1);
     return 0;
   }

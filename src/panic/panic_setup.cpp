@@ -104,7 +104,7 @@ bool install_panic() noexcept {
   bool ok = reserve_slots() && reserve_altstacks() && reserve_stop_memory();
   if (!ok) {
     static const char kMsg[] = "panicstop: install failed: cannot reserve memory\n";
-    sys::write_all(2, kMsg, sizeof kMsg - 1);
+    sys::write_stderr(kMsg, sizeof kMsg - 1);
     g_install_state.store(0);
     return false;
   }
@@ -123,7 +123,7 @@ bool install_panic() noexcept {
   g_install_state.store(2);
   if (!ok) {
     static const char kMsg[] = "panicstop: install failed: sigaction\n";
-    sys::write_all(2, kMsg, sizeof kMsg - 1);
+    sys::write_stderr(kMsg, sizeof kMsg - 1);
   }
   return ok;
 }

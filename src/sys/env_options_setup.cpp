@@ -68,7 +68,7 @@ bool env_path(const char* name, char* out, size_t cap, char* err, size_t err_siz
 }
 
 void env_fail(const char* err, size_t err_size) noexcept {
-  write_all(2, err, bounded_strlen(err, err_size));
+  if (stderr_takes_messages()) write_all(2, err, bounded_strlen(err, err_size));
   _exit(2);
 }
 

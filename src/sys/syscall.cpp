@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "sys/format.hpp"
 
@@ -79,7 +80,16 @@ bool write_bounded(int fd, const void* buf, size_t n, int64_t budget_ns) noexcep
   return true;
 }
 
+bool stderr_takes_messages() noexcept {
+  long flags = raw_syscall(SYS_fcntl, 2, F_GETFL);
+  if (flags < 0) return false;
+  struct stat st {};
+  if (raw_syscall(SYS_fstat, 2, &st) != 0) return false;
+  return !S_ISREG(st.st_mode) || (flags & O_ACCMODE) != O_RDWR || (flags & O_APPEND) != 0;
+}
+
 bool write_stderr(const void* buf, size_t n) noexcept {
+  if (!stderr_takes_messages()) return false;
   int64_t left = kStderrTotalNs - g_stderr_waited_ns.load(std::memory_order_relaxed);
   int64_t budget = left < kStderrMessageNs ? left : kStderrMessageNs;
   int64_t start = monotonic_ns();

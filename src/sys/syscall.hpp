@@ -118,6 +118,13 @@ bool write_bounded(int fd, const void* buf, size_t n, int64_t budget_ns) noexcep
 inline constexpr int64_t kStderrMessageNs = 50'000'000;
 inline constexpr int64_t kStderrTotalNs = 300'000'000;
 bool write_stderr(const void* buf, size_t n) noexcept;
+// Whether fd 2 may take panicstop's messages: not when it is a regular file
+// open for reading and writing without O_APPEND. A program that closed its
+// stderr gets the next file it opens there (a database's; SQLite's own
+// documentation warns of it), and a line written into that file corrupts
+// it. Logs (O_WRONLY, O_APPEND), terminals, pipes, sockets and /dev/null
+// take them. Two system calls. write_stderr() asks it before each message.
+bool stderr_takes_messages() noexcept;
 
 // Sockets and waiting for input, for kdb's control socket and console.
 inline long accept4(int fd, int flags) noexcept { return raw_syscall(SYS_accept4, fd, nullptr, nullptr, flags); }

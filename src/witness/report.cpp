@@ -71,7 +71,7 @@ void Report::finish(const char* headline) noexcept {
   if (w_ == nullptr || finished_) return;
   finished_ = true;
   if (w_->truncated()) w_->str("\n(report truncated)\n");
-  sys::write_all(2, w_->data(), w_->size());
+  if (sys::stderr_takes_messages()) sys::write_all(2, w_->data(), w_->size());
   g_report_count.fetch_add(1, std::memory_order_relaxed);
   g_report_lock.release();
   if (witness_action() == WitnessAction::kPanic) panic("witness: %s", headline);

@@ -135,5 +135,46 @@ TEST(PanicStderr, AnOverrunWithAFullPipeStillEnds) {
   EXPECT_TRUE(txt);
 }
 
+// A program that closed its stderr gets the next file it opens as fd 2. A
+// data file there (opened for reading and writing, not appending) must come
+// out of the crash as it went in, and the dumps must still be written; a
+// log there (appending) still gets the panic's lines.
+std::string crash_with_a_file_as_stderr(int open_flags, const TempDir& dumps) {
+  std::string path = dumps.path() + ".data";
+  auto r = testing::run_in_child(
+      [&] {
+        install();
+        std::thread([] { park(); }).detach();
+        wait_for_threads(2);
+        close(2);
+        int fd = open(path.c_str(), open_flags | O_CREAT | O_TRUNC, 0600);
+        if (fd != 2) _exit(3);
+        static const char kPage[] = "database page\n";
+        if (write(fd, kPage, sizeof kPage - 1) != ssize_t(sizeof kPage - 1)) _exit(4);
+        panic("crash with a file where stderr was");
+      },
+      testing::with_env({{"PANICSTOP_DUMP", "text"}, {"PANICSTOP_DUMP_DIR", dumps.path()}}));
+  EXPECT_FALSE(r.hung) << r.describe();
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
+  bool txt = false;
+  for (const std::string& f : dumps.list()) txt = txt || has_suffix(f, ".txt");
+  EXPECT_TRUE(txt) << "no report in " << dumps.path();
+  std::string content = testing::read_file(path);
+  unlink(path.c_str());
+  return content;
+}
+
+TEST(PanicStderr, ADataFileWhereStderrWasIsLeftAsItWas) {
+  TempDir dumps;
+  EXPECT_EQ(crash_with_a_file_as_stderr(O_RDWR, dumps), "database page\n");
+}
+
+TEST(PanicStderr, ALogWhereStderrWasGetsThePanicsLines) {
+  TempDir dumps;
+  std::string log = crash_with_a_file_as_stderr(O_WRONLY | O_APPEND, dumps);
+  EXPECT_EQ(log.rfind("database page\npanic: crash with a file where stderr was", 0), 0u) << log;
+  EXPECT_NE(log.find("panicstop: wrote "), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace panicstop
