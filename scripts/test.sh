@@ -55,7 +55,8 @@ aarch64_qemu_only=(
   # /proc/TID/syscall shows qemu's host system calls, not the guest's
   'dump\.UnstoppedThread\.(Report|Core|Gdb).*' 'dump\.Minidump\.ThreadsThatDidNotStopKeepWhatTheKernelShowed'
   # qemu writes its own "uncaught target signal" line to stderr before it
-  # dies, with a blocking write: a full stderr pipe holds it forever
+  # dies, with a blocking write: a full stderr pipe holds it forever, and a
+  # data file that is fd 2 (which panicstop leaves alone) gets the line
   'panic\.PanicStderr\..*'
   # speed: 8000 (and 20,000) thread creations, 16,500 live threads, and a thousand kdb
   # cycles with a hundred live dumps, outlast their deadlines under qemu on a loaded machine
