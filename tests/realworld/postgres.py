@@ -16,6 +16,7 @@ import glob
 import os
 import pwd
 import re
+import shutil
 import signal
 import subprocess
 
@@ -40,11 +41,29 @@ def run_postgres(s, rw):
         return rw.SKIP
     # The server refuses to run as root: everything runs as postgres, which
     # passes through the suite's own 0700 directory.
-    as_postgres = ("runuser", "-u", "postgres", "--")
     os.chmod(s.root, 0o711)
     d = s.tmpdir("server")
     os.chmod(os.path.dirname(d), 0o711)
     os.chown(d, user.pw_uid, user.pw_gid)
+    # `panicstop run` runs as postgres too, and the build tree may be in a
+    # directory only root may enter (a clone under `mktemp -d`): it and the
+    # shim run from copies here.
+    tools = s.tmpdir("bin")
+    os.chmod(tools, 0o755)
+    for path in (s.tool, s.preload):
+        shutil.copy2(path, tools)
+    saved = s.tool, s.preload
+    s.tool, s.preload = (os.path.join(tools, os.path.basename(p)) for p in saved)
+    try:
+        return serve_and_crash(s, rw, bindir, d, user)
+    finally:
+        s.tool, s.preload = saved
+
+
+def serve_and_crash(s, rw, bindir, d, user):
+    """initdb, the server, its load, kdb and a live dump of a backend, and a
+    backend's crash; d: the server's directory, user postgres's entry."""
+    as_postgres = ("runuser", "-u", "postgres", "--")
     data = os.path.join(d, "data")
     dumps = os.path.join(d, "dumps")
     os.makedirs(dumps)

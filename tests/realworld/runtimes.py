@@ -245,27 +245,41 @@ def faults_then_crash(s, rw, name, argv, expect_lines, threads, ends_itself=None
     return log
 
 
+def write_script(s, name, text):
+    """The path of a new file name holding text, for an interpreter."""
+    path = os.path.join(s.tmpdir("script"), name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def run_sbcl(s, rw):
     if not rw.need("sbcl"):
         return rw.SKIP
-    script = os.path.join(s.tmpdir("script"), "faults.lisp")
-    with open(script, "w") as f:
-        f.write(SBCL_SCRIPT)
+    script = write_script(s, "faults.lisp", SBCL_SCRIPT)
     # SBCL's own finalizer thread, and three sleepers.
     faults_then_crash(s, rw, "sbcl", ["sbcl", "--noinform", "--non-interactive", "--no-userinit", "--load", script],
                       ["type errors caught 3000", "memory fault caught"], 4)
     return 0
 
 
+def build(s, rw, sources, argv, env=None):
+    """Writes sources ({file name: text}) into a build directory and runs
+    argv there. Returns the directory, or None once the failed build is
+    checked."""
+    d = s.tmpdir("build")
+    for name, text in sources.items():
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+    r = subprocess.run(argv, cwd=d, env=env, capture_output=True, text=True, timeout=rw.READY_SECONDS)
+    return d if s.check("build", r.returncode == 0, " ".join(argv), (r.stdout + r.stderr)[-300:]) else None
+
+
 def run_gnat(s, rw):
     if not rw.need("gnatmake"):
         return rw.SKIP
-    d = s.tmpdir("build")
-    with open(os.path.join(d, "faults.adb"), "w") as f:
-        f.write(GNAT_PROGRAM)
-    r = subprocess.run(["gnatmake", "-q", "-O1", "faults.adb"], cwd=d, capture_output=True, text=True,
-                       timeout=rw.READY_SECONDS)
-    if not s.check("build", r.returncode == 0, "gnatmake faults.adb", (r.stdout + r.stderr)[-300:]):
+    d = build(s, rw, {"faults.adb": GNAT_PROGRAM}, ["gnatmake", "-q", "-O1", "faults.adb"])
+    if d is None:
         return 0
     faults_then_crash(s, rw, "gnat", [os.path.join(d, "faults")],
                       ["memory faults caught 1000", "divisions caught 1000"], 3,
@@ -276,9 +290,7 @@ def run_gnat(s, rw):
 def run_ruby(s, rw):
     if not rw.need("ruby"):
         return rw.SKIP
-    script = os.path.join(s.tmpdir("script"), "faults.rb")
-    with open(script, "w") as f:
-        f.write(RUBY_SCRIPT)
+    script = write_script(s, "faults.rb", RUBY_SCRIPT)
     # The main thread, the timer thread, the faulting thread and two sleepers.
     log = faults_then_crash(s, rw, "ruby", ["ruby", script], ["stack overflows caught 250"], 4,
                             ends_itself=("fault", signal.SIGSEGV))
@@ -297,16 +309,12 @@ def run_ruby(s, rw):
 def run_go(s, rw):
     if not rw.need("go"):
         return rw.SKIP
-    d = s.tmpdir("build")
-    with open(os.path.join(d, "main.go"), "w") as f:
-        f.write(GO_PROGRAM)
-    with open(os.path.join(d, "go.mod"), "w") as f:
-        f.write("module faults\n\ngo 1.19\n")
-    env = dict(os.environ, GOCACHE=os.path.join(d, "cache"), GOPATH=os.path.join(d, "gopath"),
+    cache = s.tmpdir("go")
+    env = dict(os.environ, GOCACHE=os.path.join(cache, "cache"), GOPATH=os.path.join(cache, "gopath"),
                GOFLAGS="-mod=mod", GOTOOLCHAIN="local", CGO_ENABLED="1")
-    r = subprocess.run(["go", "build", "-o", "faults", "."], cwd=d, env=env, capture_output=True, text=True,
-                       timeout=rw.READY_SECONDS)
-    if not s.check("build", r.returncode == 0, "go build (cgo)", (r.stdout + r.stderr)[-300:]):
+    d = build(s, rw, {"main.go": GO_PROGRAM, "go.mod": "module faults\n\ngo 1.19\n"},
+              ["go", "build", "-o", "faults", "."], env)
+    if d is None:
         return 0
     # Go's own threads: at least the scheduler's monitor and two more.
     faults_then_crash(s, rw, "go", [os.path.join(d, "faults")], ["nil dereferences recovered 4000"], 3,
