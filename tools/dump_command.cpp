@@ -52,8 +52,10 @@ Options:
                    root, nginx's `user www-data`): then the process writes
                    into a directory of its own inside DIR, made here for it,
                    and this command moves each file into DIR and gives it to
-                   root. Should the process still not manage, it falls back
-                   to its /tmp and the line says so.
+                   root: only regular files under a dump's name
+                   (panicstop-*), never over a file DIR has (the next free
+                   number instead). Should the process still not manage, it
+                   falls back to its /tmp and the line says so.
   --socket PATH    connect to this socket instead of looking for it
   --timeout S      give up when the process has not answered for S seconds
                    (default 10)
@@ -133,15 +135,25 @@ class DumpDestination {
       // descriptor wrote it by the path itself.
       return line;
     }
-    // Only a file the process made itself is moved and given to root: not a
-    // link it may have put there in its place.
+    // The process chooses the name and root moves the file: only a file it
+    // made itself (not a link it may have put there in its place), under a
+    // dump's name, and never over a file DIR has (its own earlier dump of
+    // the same second gets the next free number, as the process would give).
     if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
       return line + " (left in " + staging_ + ": not a file of its own)";
-    if (renameat(staging_fd_, name.c_str(), dir_fd_, name.c_str()) != 0)
+    if (name.rfind("panicstop-", 0) != 0) return line + " (left in " + staging_ + ": not a dump's name)";
+    std::string target = name;
+    int moved = renameat2(staging_fd_, name.c_str(), dir_fd_, target.c_str(), RENAME_NOREPLACE);
+    for (int n = 2; moved != 0 && errno == EEXIST && n < 100; ++n) {
+      size_t dot = name.find('.', name.rfind('-'));
+      target = name.substr(0, dot) + "-" + std::to_string(n) + (dot == std::string::npos ? "" : name.substr(dot));
+      moved = renameat2(staging_fd_, name.c_str(), dir_fd_, target.c_str(), RENAME_NOREPLACE);
+    }
+    if (moved != 0)
       return line + " (still in " + staging_ + ": could not move it into " + dir_ + ": " + strerror(errno) + ")";
     // The one who asked owns the dump, as with a core root writes.
-    fchownat(dir_fd_, name.c_str(), geteuid(), getegid(), AT_SYMLINK_NOFOLLOW);
-    return line;
+    fchownat(dir_fd_, target.c_str(), geteuid(), getegid(), AT_SYMLINK_NOFOLLOW);
+    return target == name ? line : prefix + target;
   }
 
  private:

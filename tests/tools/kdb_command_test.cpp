@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <regex>
 #include <string>
@@ -409,6 +410,82 @@ TEST(KdbCommand, RootReachesAProcessThatDroppedRootAndGetsItsLiveDumpWhereItAske
     EXPECT_TRUE(std::regex_search(show.output, std::regex("thread " + std::to_string(tid) + "\\b")))
         << "lacks thread " << tid << "\n" << show.output.substr(0, 3000);
   EXPECT_TRUE(w.finish());
+}
+
+// A process of another user answers root's `panicstop dump --dir DIR` with
+// the names of what it wrote; root then moves those files into DIR. A
+// hostile one (played here by a child that became nobody) must not get a
+// file of its own into DIR under another name than a dump's, nor over a
+// file DIR has.
+std::string read_text(const std::string& path) { return testing::read_file(path); }
+
+void serve_hostile_dump(int listener, const std::string& dir) {
+  int conn = accept(listener, nullptr, nullptr);
+  char line[512] = {};
+  char control[CMSG_SPACE(sizeof(int))] = {};
+  iovec iov{line, sizeof line - 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  if (conn < 0 || recvmsg(conn, &msg, 0) <= 0) _exit(4);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) _exit(5);
+  int staging = 0;
+  memcpy(&staging, CMSG_DATA(c), sizeof staging);
+  for (const char* name : {"victim", "panicstop-kept.txt", "panicstop-fake.txt"}) {
+    int fd = openat(staging, name, O_CREAT | O_WRONLY | O_EXCL, 0644);
+    if (fd < 0 || write(fd, "evil\n", 5) != 5) _exit(6);
+    close(fd);
+  }
+  std::string answer = "panicstop: wrote " + dir + "/victim\npanicstop: wrote " + dir +
+                       "/panicstop-kept.txt\npanicstop: wrote " + dir + "/panicstop-fake.txt\nok 3\n";
+  if (write(conn, answer.data(), answer.size()) != ssize_t(answer.size())) _exit(7);
+  close(conn);
+  _exit(0);
+}
+
+TEST(KdbCommand, RootMovesOnlyDumpsOfAnotherUsersProcessAndNeverOverAFile) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to start a process that becomes another user (uid 65534)";
+  TempDir dir, sockets;
+  ASSERT_EQ(chmod(sockets.path().c_str(), 0777), 0);
+  for (const char* name : {"victim", "panicstop-kept.txt"}) {
+    int fd = open((dir.path() + "/" + name).c_str(), O_CREAT | O_WRONLY, 0644);
+    ASSERT_EQ(write(fd, "root's\n", 7), 7);
+    close(fd);
+  }
+  std::string path = sockets.path() + "/hostile.sock";
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(2);
+    int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    strcpy(addr.sun_path, path.c_str());
+    if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(listener, 1) != 0) _exit(3);
+    if (write(ready[1], "r", 1) != 1) _exit(3);
+    serve_hostile_dump(listener, dir.path());
+  }
+  char byte = 0;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  ChildResult r = run_command({kTool, "dump", std::to_string(child), "--dir", dir.path(), "--socket", path}, deadline());
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the hostile process: status " << status;
+  EXPECT_EQ(read_text(dir.path() + "/victim"), "root's\n") << r.output;
+  EXPECT_EQ(read_text(dir.path() + "/panicstop-kept.txt"), "root's\n") << r.output;
+  EXPECT_NE(r.output.find("/victim (left in "), std::string::npos) << r.output;
+  // A dump's name that DIR has is taken by the next free number.
+  EXPECT_NE(r.output.find("panicstop: wrote " + dir.path() + "/panicstop-kept-2.txt\n"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(read_text(dir.path() + "/panicstop-kept-2.txt"), "evil\n") << r.output;
+  EXPECT_EQ(read_text(dir.path() + "/panicstop-fake.txt"), "evil\n") << r.output;
+  struct stat st {};
+  ASSERT_EQ(stat((dir.path() + "/panicstop-fake.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u) << "the one who asked owns the dump";
 }
 
 TEST(KdbCommand, AMissingDumpDirectoryIsSaidHere) {
