@@ -29,10 +29,14 @@
 //     moments when the registration and the stack pointer disagree;
 //   - the handler may return (the foreign registration is restored and a
 //     claimed stack given back) or siglongjmp to a frame on the same panicstop
-//     stack. A jump out of the handler leaves the panicstop stack registered
-//     and a claimed one held: only the panic path jumps, and it does not come
-//     back. A thread that had no sigaltstack at all keeps the panicstop stack
-//     it was given, as ensure_altstack() would have given it one;
+//     stack. A jump or an unwind out of the handler leaves the panicstop
+//     stack registered in place of the foreign one and a claimed one held
+//     until the thread exits (an emergency stack for good): the panic path
+//     does not come back, and a program's SA_ONSTACK handler left that way
+//     (an exception, SBCL's non-local exit) finds the thread with a whole
+//     panicstop stack for its next signal. A thread that had no sigaltstack
+//     at all keeps the panicstop stack it was given, as ensure_altstack()
+//     would have given it one;
 //   - the switch keeps the CFA in a frame pointer: unwinders (libgcc's and
 //     the snapshot's) walk from the handler through it to the foreign stack,
 //     the kernel's signal frame and the interrupted code.
