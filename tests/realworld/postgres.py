@@ -90,7 +90,7 @@ def serve_and_crash(s, rw, bindir, d, user):
         return 0
     postmaster = int(first)
     s.pids.add(postmaster)
-    client = lambda *args: ["runuser", "-u", "postgres", "--"] + list(args)
+    client = lambda *args: list(as_postgres) + list(args)
     conn = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
 
     def psql(sql, timeout=30):
