@@ -84,6 +84,10 @@ def serve_and_crash(s, rw, bindir, d, user):
                       "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=20", "-c", "shared_buffers=16MB",
                       "-c", "fsync=off"], True, d, dump_dir=dumps, wrapper=as_postgres)
     rw.wait_port(p, port, "postgres")
+    # The port listens before the startup process has replayed the WAL;
+    # until the log says ready, every connection is refused as "starting up".
+    ready = r"database system is ready to accept connections"
+    rw.wait_for(lambda: re.search(ready, rw.read(log)), rw.READY_SECONDS, "postgres ready")
     # runuser, then `panicstop run`, then the postmaster: it names itself.
     first = rw.read(os.path.join(data, "postmaster.pid")).split("\n", 1)[0].strip()
     if not s.check("start", first.isdigit() and rw.alive(int(first)), "postmaster.pid names the postmaster", first):
@@ -144,7 +148,6 @@ def serve_and_crash(s, rw, bindir, d, user):
         return int(m.group(1)) if m else None
     s.crash("backend-kill-SEGV", victim, signal.SIGSEGV, None, died, dumps, [log])
 
-    ready = r"database system is ready to accept connections"
     try:
         rw.wait_for(lambda: len(re.findall(ready, rw.read(log))) >= 2, rw.READY_SECONDS, "the recovery")
         rc, out = psql("select count(*) from pgbench_accounts")
