@@ -48,6 +48,7 @@ void fill_facts(CrashFacts& f) noexcept {
     f.signo = ps.signo;
     f.si_code = ps.si_code;
     f.fault_address = ps.fault_address;
+    f.earlier_fault = ps.earlier_fault;
   }
   f.stop_enabled = ps.stop_enabled;
   f.threads_stopped = ps.stop.stopped;

@@ -310,6 +310,14 @@ void write_crashpad_info(Out& out, const ProcessSnapshot& snap, const DumpFacts&
     a.add(key, line, sizeof line);
   }
   if (f.note != nullptr && f.note[0] != '\0') a.add("note", f.note, 256);
+  if (const ResumedFault* e = f.earlier_fault) {
+    sys::FixedWriter w(line, sizeof line);
+    w.format("%lld ms before the panic: ", static_cast<long long>((f.start_ns - e->at_ns) / 1000000));
+    describe_signal(w, e->sig, e->code, e->address, true);
+    w.format(" at pc 0x%lx; the program's handler resumed the thread at 0x%lx", static_cast<unsigned long>(e->pc),
+             static_cast<unsigned long>(e->resumed_pc));
+    a.add("earlier_fault", line, sizeof line);
+  }
   if (f.not_stopped_count > 0) {
     sys::format(line, sizeof line, "%u", f.not_stopped_count);
     a.add("threads_not_stopped", line, sizeof line);

@@ -25,6 +25,8 @@ struct DumpFacts {
   const CrashNested* nested = nullptr;
   uint32_t not_stopped_count = 0;
   const char* note = nullptr;         // what the stop had to repair; "" if nothing
+  const ResumedFault* earlier_fault = nullptr;  // CrashFacts::earlier_fault, if it names one
+  int64_t start_ns = 0;                         // the panic's CLOCK_MONOTONIC
 };
 
 inline constexpr size_t kMaxStreams = 20;

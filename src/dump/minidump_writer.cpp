@@ -42,6 +42,8 @@ DumpFacts dump_facts(const CrashRecord& rec) noexcept {
     f.nested_count = c.nested_count < kCrashNestedMax ? c.nested_count : uint32_t(kCrashNestedMax);
     f.nested = c.nested;
     f.note = c.note;
+    if (c.earlier_fault.sig != 0) f.earlier_fault = &c.earlier_fault;
+    f.start_ns = c.start_ns;
   }
   return f;
 }

@@ -12,6 +12,8 @@
 //
 //   thread TID (NAME) [panicking] R
 //     signal SIGSEGV (SEGV_MAPERR), fault address 0x10
+//     12 ms before: signal SIGSEGV (...), at PC; the program's handler resumed   (a panic that names no
+//       the thread at PC2 instead of returning to it                          fault of its own: abort())
 //     #0 0x... function+0xOFF (module)
 //   thread TID (NAME) [stopped] S
 //     waiting for mutex "cache" (0x...) held by thread TID
@@ -173,37 +175,6 @@ const char* no_registers_reason(const SnapshotThread& t) noexcept {
   }
 }
 
-void thread_header(ReportOut& out, const CrashRecord& rec, const SnapshotThread& t, bool panicked) noexcept {
-  const ProcessSnapshot& snap = rec.snap();
-  out.line("thread %d (%s) [%s] %c", t.tid, sys::Escaped<4 * kThreadNameMax>(t.name, sizeof t.name).text,
-           thread_state_name(rec, t, panicked), t.kernel_state);
-  if (t.kernel_worker)
-    out.line("  a kernel worker (io_uring, vhost): it runs no program code, so it was not stopped and has no "
-             "registers of the program's");
-  if (t.kernel.source != KernelView::Source::kNone) {
-    char view[512];
-    sys::FixedWriter w(view, sizeof view);
-    describe_kernel_view(w, t);
-    out.line("  %s", view);
-  }
-  char text[256];
-  if (t.is_panicking && panicked && rec.facts.signo != 0) {
-    describe_signal(text, sizeof text, rec.facts.signo, rec.facts.si_code, rec.facts.fault_address, true);
-    out.line("  %s", text);
-  } else if (t.panic_signal != 0) {
-    describe_signal(text, sizeof text, t.panic_signal, 0, 0, false);
-    out.line("  also panicked: %s (parked)", text);
-  }
-  if (t.panic_message != nullptr)
-    out.line("  also panicked: %s (parked)", sys::Escaped<1024>(t.panic_message, kSlotMessageMax).text);
-  char wait[1024];
-  sys::FixedWriter w(wait, sizeof wait);
-  if (describe_wait(w, snap, t)) out.line("  %s", wait);
-  write_held_lock_lines(out, snap, t);
-}
-
-namespace {
-
 // A function's name as c++filt prints it, else as the symbol table spells
 // it: when it does not demangle, when the demangled text would not leave
 // room on the 1 KiB line for the offset and module after it, and when the
@@ -221,7 +192,65 @@ struct ReadableName {
   char buf[kReadableNameMax];
 };
 
-}  // namespace
+// "0x7f.. strlen+0x18 (libc.so.6)", else "0x7f.. ?? (libc.so.6+0x167ad8)", else "0x7f..":
+// an exact pc, not a return address.
+void write_code_site(sys::FixedWriter& w, const ProcessSnapshot& snap, uintptr_t pc) noexcept {
+  SymbolInfo info;
+  w.format("0x%lx", static_cast<unsigned long>(pc));
+  bool named = symbolize(snap, pc, false, &info) && info.has_name;
+  if (named) w.format(" %s+0x%lx", ReadableName(info, kSymbolNameMax).text, static_cast<unsigned long>(info.offset));
+  if (info.module == nullptr) return;
+  w.str(named ? " (" : " ?? (").escaped(module_basename(snap, *info.module));
+  if (!named) w.format("+0x%lx", static_cast<unsigned long>(info.module_offset));
+  w.ch(')');
+}
+
+// "12 ms before: signal SIGSEGV (...), fault address 0x8, at 0x7f.. strlen+0x18
+// (libc.so.6); the program's handler resumed the thread at 0x55.. ..."
+void write_earlier_fault(ReportOut& out, const CrashRecord& rec) noexcept {
+  const ResumedFault& e = rec.facts.earlier_fault;
+  char line[1024];
+  sys::FixedWriter w(line, sizeof line);
+  w.format("%lld ms before: ", static_cast<long long>((rec.facts.start_ns - e.at_ns) / 1000000));
+  char text[256];
+  describe_signal(text, sizeof text, e.sig, e.code, e.address, true);
+  w.str(text).str(", at ");
+  write_code_site(w, rec.snap(), e.pc);
+  w.str("; the program's handler resumed the thread at ");
+  write_code_site(w, rec.snap(), e.resumed_pc);
+  w.str(" instead of returning to it");
+  out.line("  %s", line);
+}
+
+void thread_header(ReportOut& out, const CrashRecord& rec, const SnapshotThread& t, bool panicked) noexcept {
+  const ProcessSnapshot& snap = rec.snap();
+  out.line("thread %d (%s) [%s] %c", t.tid, sys::Escaped<4 * kThreadNameMax>(t.name, sizeof t.name).text,
+           thread_state_name(rec, t, panicked), t.kernel_state);
+  if (t.kernel_worker)
+    out.line("  a kernel worker (io_uring, vhost): it runs no program code, so it was not stopped and has no "
+             "registers of the program's");
+  if (t.kernel.source != KernelView::Source::kNone) {
+    char view[512];
+    sys::FixedWriter w(view, sizeof view);
+    describe_kernel_view(w, t);
+    out.line("  %s", view);
+  }
+  char text[256];
+  if (t.is_panicking && panicked && rec.facts.signo != 0) {
+    describe_signal(text, sizeof text, rec.facts.signo, rec.facts.si_code, rec.facts.fault_address, true);
+    out.line("  %s", text);
+    if (rec.facts.earlier_fault.sig != 0) write_earlier_fault(out, rec);
+  } else if (t.panic_signal != 0) {
+    describe_signal(text, sizeof text, t.panic_signal, 0, 0, false);
+    out.line("  also panicked: %s (parked)", text);
+  }
+  if (t.panic_message != nullptr)
+    out.line("  also panicked: %s (parked)", sys::Escaped<1024>(t.panic_message, kSlotMessageMax).text);
+  char wait[1024];
+  sys::FixedWriter w(wait, sizeof wait);
+  if (describe_wait(w, snap, t)) out.line("  %s", wait);
+  write_held_lock_lines(out, snap, t);
+}
 
 void print_stack(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept {
   if (t.frame_count == 0) {

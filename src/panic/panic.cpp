@@ -256,6 +256,11 @@ void step_banner(const void*) noexcept {
   }
   w.ch('\n');
   if (g_state.note[0] != '\0') w.format("panicstop: %s\n", g_state.note);
+  if (const ResumedFault& e = g_state.earlier_fault; e.sig != 0)
+    w.format("panicstop: %lld ms before, this thread took %s (%s) at 0x%lx, pc 0x%lx, and the program's handler "
+             "resumed it at 0x%lx instead of returning to it\n",
+             (long long)((g_state.start_ns - e.at_ns) / 1000000), signal_name(e.sig), si_code_name(e.sig, e.code),
+             (unsigned long)e.address, (unsigned long)e.pc, (unsigned long)e.resumed_pc);
   say(w.data(), w.size());
 }
 
@@ -433,6 +438,10 @@ void set_default_action(int sig) noexcept {
     g_state.fault_address = reinterpret_cast<uintptr_t>(info->si_addr);
   }
   sys::copy_string(g_state.message, sizeof g_state.message, message);
+  // A panic that names no fault of its own may be how the program ended the
+  // handling of one it had resumed elsewhere (program_signals.hpp).
+  if (info == nullptr || !is_fault_code(info->si_code) || g_state.signo == SIGABRT)
+    last_resumed_fault(&g_state.earlier_fault);
   g_state.stop_enabled = g_tunables.stop_on_panic;
   ThreadSlot* slot = claim_slot_in_signal_handler();
   g_state.panicking_slot = slot;

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "stop/stop.hpp"
+#include "thread/program_signals.hpp"
 #include "thread/slot.hpp"
 
 namespace panicstop::detail {
@@ -68,6 +69,10 @@ struct PanicState {
   std::atomic<int> step{0};               // current PanicStep
   const char* step_detail = nullptr;      // the current step's detail (NestedPanic::step_detail)
   char note[256] = {};                    // what the stop had to repair first, for the banner and report
+  // For a panic that names no fault of its own (abort(), panic(), a signal
+  // sent): the panicking thread's last fault that the program's handler
+  // resumed elsewhere, which may be what the panic is about; sig 0 if none.
+  ResumedFault earlier_fault{};
 };
 
 // The one record of this process. Never null.

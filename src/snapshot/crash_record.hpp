@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "snapshot/snapshot.hpp"
+#include "thread/program_signals.hpp"
 
 namespace panicstop::detail {
 
@@ -56,6 +57,9 @@ struct CrashFacts {
   uint32_t nested_count = 0;   // entries in nested (at most kCrashNestedMax)
   CrashNested nested[kCrashNestedMax];
   char note[256] = {};         // what the stop had to repair first; "" if nothing
+  // A panic that names no fault of its own may end the handling of an
+  // earlier one (thread/program_signals.hpp, ResumedFault); sig 0 if none.
+  ResumedFault earlier_fault{};
 };
 
 struct CrashRecord {

@@ -98,6 +98,7 @@ struct ThreadSignals {
   int unfixed_sig;
   uintptr_t unfixed_addr;
   uint64_t unfixed_regs;
+  ResumedFault resumed;
 };
 __thread ThreadSignals tls_signals __attribute__((tls_model("initial-exec")));
 
@@ -395,6 +396,15 @@ void call_program_where_it_asked(const struct sigaction& act, int sig, siginfo_t
 
 // FNV-1a over the general registers: equal before and after a handler means
 // the handler changed nothing the retried instruction depends on.
+uintptr_t interrupted_pc(const void* ucontext) noexcept {
+  const auto* uc = static_cast<const ucontext_t*>(ucontext);
+#if defined(__x86_64__)
+  return uintptr_t(uc->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+  return uintptr_t(uc->uc_mcontext.pc);
+#endif
+}
+
 uint64_t registers_hash(const void* ucontext) noexcept {
   const auto* uc = static_cast<const ucontext_t*>(ucontext);
 #if defined(__x86_64__)
@@ -588,10 +598,16 @@ ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* uc, Prog
   }
   bool retried = fault && (kRetriedFaults & bit(sig)) != 0;
   uint64_t before = retried ? registers_hash(uc) : 0;
+  uintptr_t fault_pc = fault ? interrupted_pc(uc) : 0;
   ++st.depth;
   call_program_where_it_asked(act, sig, info, uc);
   --st.depth;
   st.emulated_blocked = saved_blocked;
+  if (fault && interrupted_pc(uc) != fault_pc) {
+    // The clock only here: a fault that is fixed and retried (a collector's
+    // barrier, by the million) returns to its own pc.
+    st.resumed = {sig, info->si_code, uintptr_t(info->si_addr), fault_pc, interrupted_pc(uc), sys::monotonic_ns()};
+  }
   if (retried && registers_hash(uc) == before) {
     st.unfixed_sig = sig;
     st.unfixed_addr = uintptr_t(info->si_addr);
@@ -635,6 +651,11 @@ void deliver_shared_to_program(int sig, siginfo_t* info, void* uc, bool default_
   sys::tgkill(sys::getpid(), sys::gettid(), sig);
   struct sigaction k = kernel_action(*t, act);
   libc_sigaction(sig, &k, nullptr);
+}
+
+bool last_resumed_fault(ResumedFault* out) noexcept {
+  *out = tls_signals.resumed;
+  return out->sig != 0;
 }
 
 void set_program_gave_up_handler(GaveUpFn fn) noexcept { g_gave_up.store(fn, std::memory_order_release); }

@@ -80,6 +80,25 @@ struct ProgramFault {
 // order above). On kGaveUp, *gave_up_on holds the first fault.
 ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* ucontext, ProgramFault* gave_up_on) noexcept;
 
+// A fault that the program's handler "handled" by resuming the thread
+// somewhere other than the faulting instruction: it changed the saved pc. A
+// runtime's implicit null check does that, and so does a runtime that handles
+// a crash on the thread's own stack: Mono, on a fault in native code, returns
+// from its handler into its crash reporter, which then calls abort(). The
+// abort is then the panic, and this is what it was about.
+// Trivial (no initializers): it lives in initial-exec TLS.
+struct ResumedFault {
+  int sig;  // 0: none
+  int code;
+  uintptr_t address;     // si_addr
+  uintptr_t pc;          // the faulting instruction
+  uintptr_t resumed_pc;  // where the handler sent the thread
+  int64_t at_ns;         // CLOCK_MONOTONIC when the handler returned
+};
+
+// The calling thread's last such fault; false if it had none. Async-signal-safe.
+bool last_resumed_fault(ResumedFault* out) noexcept;
+
 // For a reserved signal that was not panicstop's own: calls the program's
 // handler if it has one (SIG_DFL and SIG_IGN do nothing: the program's own
 // signal must never end the process through panicstop's reservation).

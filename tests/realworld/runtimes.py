@@ -9,11 +9,13 @@ Constraint_Error out of its SIGSEGV and SIGFPE handlers through the DWARF
 unwinder; Ruby turns a stack overflow into SystemStackError from its SIGSEGV
 handler, run on its own alternate stack, and jumps out of it; Go turns a nil
 dereference into a panic that `recover` stops, while its scheduler preempts
-goroutines with SIGURG. Each program must run as it does without panicstop
+goroutines with SIGURG; Mono resumes a faulting thread in its own code, for a
+NullReferenceException or for its crash reporter. Each program must run as it does without panicstop
 (every fault caught, a clean exit), and a crash must still give the report
 and core with every thread stopped.
 """
 import os
+import re
 import signal
 import subprocess
 
@@ -201,6 +203,46 @@ func main() {
 }
 """
 
+# Mono: four threads turn 2,000 null dereferences each into
+# NullReferenceException from its SIGSEGV handler while the others allocate,
+# so that SGen stops the world with SIGPWR and SIGXCPU in between. The crash is
+# a fault in native code (strlen(8) through P/Invoke): Mono's handler, on its
+# own alternate stack, sets the saved pc to its crash reporter and returns; the
+# reporter prints "Native Crash Reporting" on the thread's own stack and calls
+# abort(). The panic is that abort, and it must name the fault it is about.
+MONO_PROGRAM = r"""
+using System;
+using System.IO;
+using System.Threading;
+using System.Runtime.InteropServices;
+class Faults {
+  class Box { public int v; }
+  [DllImport("libc")] static extern IntPtr strlen(IntPtr s);
+  static int caught;
+  static void Work() {
+    Box b = null;
+    for (int i = 0; i < 2000; i++) {
+      try { b.v = i; } catch (NullReferenceException) { Interlocked.Increment(ref caught); }
+      var garbage = new byte[512]; garbage[0] = 1;
+    }
+  }
+  static void Main() {
+    var workers = new Thread[4];
+    for (int t = 0; t < workers.Length; t++) { workers[t] = new Thread(Work); workers[t].Start(); }
+    foreach (var w in workers) w.Join();
+    GC.Collect();
+    Console.WriteLine("null references caught " + caught);
+    string go = Environment.GetEnvironmentVariable("REALWORLD_WAIT");
+    if (go == null) return;
+    for (int t = 0; t < 2; t++) new Thread(() => { for (;;) Thread.Sleep(1000); }) { IsBackground = true }.Start();
+    Console.WriteLine("ready");
+    Console.Out.Flush();
+    while (!File.Exists(go)) Thread.Sleep(50);
+    strlen(new IntPtr(8));
+  }
+}
+"""
+
 
 def faults_then_crash(s, rw, name, argv, expect_lines, threads, ends_itself=None, env=None):
     """Runs argv twice under panicstop: to the end (every expected line, a
@@ -319,4 +361,23 @@ def run_go(s, rw):
     # Go's own threads: at least the scheduler's monitor and two more.
     faults_then_crash(s, rw, "go", [os.path.join(d, "faults")], ["nil dereferences recovered 4000"], 3,
                       ends_itself=("cgo-fault", signal.SIGABRT), env={"GOTRACEBACK": "crash"})
+    return 0
+
+
+def run_mono(s, rw):
+    if not rw.need("mono", "mcs"):
+        return rw.SKIP
+    d = build(s, rw, {"faults.cs": MONO_PROGRAM}, ["mcs", "-out:faults.exe", "faults.cs"])
+    if d is None:
+        return 0
+    # Mono's crash reporter would run gdb on the process (seconds): not the point here.
+    log = faults_then_crash(s, rw, "mono", ["mono", os.path.join(d, "faults.exe")], ["null references caught 8000"], 4,
+                            ends_itself=("native-fault", signal.SIGABRT), env={"MONO_DEBUG": "no-gdb-backtrace"})
+    if log:
+        err = rw.read(log)
+        earlier = re.search(r"^panicstop: \d+ ms before, this thread took SIGSEGV \(SEGV_MAPERR\) at 0x8, .*$", err, re.M)
+        # (Mono's own "Native Crash Reporting" goes to stdout.)
+        s.check("mono-native-fault", earlier, "the abort names the fault Mono's crash reporter was resumed from",
+                earlier.group(0)[:200] if earlier else "stderr: " + " | ".join(
+                    l for l in err.splitlines() if l.startswith("panic")))
     return 0

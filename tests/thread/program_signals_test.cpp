@@ -198,6 +198,95 @@ TEST(ProgramSignals, ARuntimeThatFixesItsOwnFaultsKeepsRunning) {
   EXPECT_EQ(count_of(r.output, "panic: "), 1u) << r.output;
 }
 
+// Mono's way with a crash in native code: its handler (on an alternate
+// stack) sets the saved pc to its crash reporter and returns, so the reporter
+// runs on the thread's own stack and ends in abort(). The abort is the panic;
+// the fault it is about must be named beside it, with both sites.
+__attribute__((noinline)) void crash_reporter_that_aborts() {
+  say("crash reporter ran\n");
+  abort();
+}
+
+__attribute__((noinline)) void resumed_elsewhere_then_faults() {
+  say("resumed elsewhere\n");
+  signal(SIGSEGV, SIG_DFL);
+  write_to_address_0x10();
+}
+
+void (*g_resume_at)() = nullptr;
+
+// Sets the interrupted context to enter g_resume_at as if called, on a fresh
+// frame below the interrupted one (the handler runs on the alternate stack).
+void resume_elsewhere(int, siginfo_t*, void* ucontext) {
+  auto* uc = static_cast<ucontext_t*>(ucontext);
+#if defined(__x86_64__)
+  uintptr_t sp = ((uintptr_t(uc->uc_mcontext.gregs[REG_RSP]) - 256) & ~uintptr_t(15)) - 8;
+  *reinterpret_cast<uintptr_t*>(sp) = 0;  // the return address: none
+  uc->uc_mcontext.gregs[REG_RSP] = greg_t(sp);
+  uc->uc_mcontext.gregs[REG_RIP] = greg_t(reinterpret_cast<uintptr_t>(g_resume_at));
+#elif defined(__aarch64__)
+  uc->uc_mcontext.sp = (uc->uc_mcontext.sp - 256) & ~uint64_t(15);
+  uc->uc_mcontext.regs[30] = 0;
+  uc->uc_mcontext.pc = reinterpret_cast<uintptr_t>(g_resume_at);
+#endif
+}
+
+TEST(ProgramSignals, AnAbortAfterAHandlerResumedAFaultElsewhereNamesThatFault) {
+  TempDir dumps;
+  auto r = run_in_child(
+      [] {
+        install();
+        start_parked_threads(2);
+        g_resume_at = crash_reporter_that_aborts;
+        install_handler(SIGSEGV, resume_elsewhere, SA_ONSTACK);
+        write_to_address_0x10();
+      },
+      with_env({{"PANICSTOP_DUMP_DIR", dumps.path()}, {"PANICSTOP_DUMP", "text"}}));
+  EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_TRUE(r.signaled && r.term_signal == SIGABRT) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("crash reporter ran\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("panic: fatal signal SIGABRT (SI_TKILL) in thread "), std::string::npos) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("panicstop: [0-9]+ ms before, this thread took SIGSEGV "
+                                                     "\\(SEGV_MAPERR\\) at 0x10, pc 0x[0-9a-f]+, and the program's "
+                                                     "handler resumed it at 0x[0-9a-f]+ instead of returning to it\n")))
+      << r.output;
+  std::string report = report_in(dumps);
+  EXPECT_TRUE(std::regex_search(report, std::regex("\n  signal SIGABRT \\(SI_TKILL\\)\n  [0-9]+ ms before: signal "
+                                                   "SIGSEGV \\(SEGV_MAPERR: address not mapped\\), fault address "
+                                                   "0x10, at 0x[0-9a-f]+ [^;]*write_to_address_0x10[^;]*\\+0x[0-9a-f]+ "
+                                                   "\\(\\S+\\); the program's handler resumed the thread at "
+                                                   "0x[0-9a-f]+ [^;]*crash_reporter_that_aborts[^;]*\\+0x0 ")))
+      << report;
+}
+
+// A panic that is a fault of its own names no earlier one: its own fault is
+// what it is about. Nor does a fault the handler fixed and retried (its pc
+// unchanged) count as resumed elsewhere.
+TEST(ProgramSignals, AFaultOfThePanicsOwnOrOneRetriedNamesNoEarlierFault) {
+  for (bool retried : {false, true}) {
+    auto r = run_in_child([retried] {
+      install();
+      if (retried) {
+        g_barrier_page =
+            static_cast<char*>(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        install_handler(SIGSEGV, unprotect_on_fault, 0);
+        mprotect(g_barrier_page, 4096, PROT_READ);
+        reinterpret_cast<volatile int*>(g_barrier_page)[0] = 1;
+        say("faults=%d\n", g_barrier_faults.load());
+        abort();
+      }
+      g_resume_at = resumed_elsewhere_then_faults;
+      install_handler(SIGSEGV, resume_elsewhere, SA_ONSTACK);
+      write_to_address_0x10();
+    });
+    EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+    EXPECT_TRUE(r.signaled && r.term_signal == (retried ? SIGABRT : SIGSEGV)) << r.describe() << "\n" << r.output;
+    EXPECT_NE(r.output.find(retried ? "faults=1\n" : "resumed elsewhere\n"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find(" ms before"), std::string::npos) << r.output;
+    EXPECT_EQ(count_of(r.output, "panic: "), 1u) << r.output;
+  }
+}
+
 // A memory probe: the handler leaves with siglongjmp and never returns.
 sigjmp_buf g_probe;
 void leave_by_longjmp(int, siginfo_t*, void*) { siglongjmp(g_probe, 1); }
