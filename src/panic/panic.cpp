@@ -438,9 +438,10 @@ void set_default_action(int sig) noexcept {
     g_state.fault_address = reinterpret_cast<uintptr_t>(info->si_addr);
   }
   sys::copy_string(g_state.message, sizeof g_state.message, message);
-  // A panic that names no fault of its own may be how the program ended the
-  // handling of one it had resumed elsewhere (program_signals.hpp).
-  if (info == nullptr || !is_fault_code(info->si_code) || g_state.signo == SIGABRT)
+  // A panic that names no fault of its own, raised by the process itself,
+  // may be how the program ended the handling of one it had resumed
+  // elsewhere (program_signals.hpp). A signal from another process is not.
+  if (info == nullptr || (!is_fault_code(info->si_code) && info->si_pid == sys::getpid()))
     last_resumed_fault(&g_state.earlier_fault);
   g_state.stop_enabled = g_tunables.stop_on_panic;
   ThreadSlot* slot = claim_slot_in_signal_handler();

@@ -213,6 +213,14 @@ __attribute__((noinline)) void resumed_elsewhere_then_faults() {
   write_to_address_0x10();
 }
 
+// The abort comes from another process (a supervisor's kill -ABRT).
+__attribute__((noinline)) void resumed_elsewhere_then_killed() {
+  say("resumed elsewhere\n");
+  pid_t self = getpid();
+  if (fork() == 0) _exit(kill(self, SIGABRT) == 0 ? 0 : 1);
+  for (;;) pause();
+}
+
 void (*g_resume_at)() = nullptr;
 
 // Sets the interrupted context to enter g_resume_at as if called, on a fresh
@@ -260,11 +268,13 @@ TEST(ProgramSignals, AnAbortAfterAHandlerResumedAFaultElsewhereNamesThatFault) {
 }
 
 // A panic that is a fault of its own names no earlier one: its own fault is
-// what it is about. Nor does a fault the handler fixed and retried (its pc
-// unchanged) count as resumed elsewhere.
-TEST(ProgramSignals, AFaultOfThePanicsOwnOrOneRetriedNamesNoEarlierFault) {
-  for (bool retried : {false, true}) {
-    auto r = run_in_child([retried] {
+// what it is about; nor does a signal another process sent. And a fault the
+// handler fixed and retried (its pc unchanged) is not resumed elsewhere.
+TEST(ProgramSignals, AFaultOfThePanicsOwnOrOneRetriedOrAKillNamesNoEarlierFault) {
+  enum Case { kOwnFault, kRetried, kKilled };
+  for (Case c : {kOwnFault, kRetried, kKilled}) {
+    bool retried = c == kRetried;
+    auto r = run_in_child([c, retried] {
       install();
       if (retried) {
         g_barrier_page =
@@ -275,12 +285,15 @@ TEST(ProgramSignals, AFaultOfThePanicsOwnOrOneRetriedNamesNoEarlierFault) {
         say("faults=%d\n", g_barrier_faults.load());
         abort();
       }
-      g_resume_at = resumed_elsewhere_then_faults;
+      g_resume_at = c == kKilled ? resumed_elsewhere_then_killed : resumed_elsewhere_then_faults;
       install_handler(SIGSEGV, resume_elsewhere, SA_ONSTACK);
       write_to_address_0x10();
     });
     EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
-    EXPECT_TRUE(r.signaled && r.term_signal == (retried ? SIGABRT : SIGSEGV)) << r.describe() << "\n" << r.output;
+    EXPECT_TRUE(r.signaled && r.term_signal == (c == kOwnFault ? SIGSEGV : SIGABRT)) << r.describe() << "\n" << r.output;
+    if (c == kKilled) {
+      EXPECT_NE(r.output.find("panic: fatal signal SIGABRT (SI_USER)"), std::string::npos) << r.output;
+    }
     EXPECT_NE(r.output.find(retried ? "faults=1\n" : "resumed elsewhere\n"), std::string::npos) << r.output;
     EXPECT_EQ(r.output.find(" ms before"), std::string::npos) << r.output;
     EXPECT_EQ(count_of(r.output, "panic: "), 1u) << r.output;
