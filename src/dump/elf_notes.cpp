@@ -348,6 +348,21 @@ void emit_panicstop_text(const CrashRecord& rec, CoreSink& sink) noexcept {
   put_str(sink, "\nsignal=");
   put_num(sink, f.signo);
   put_str(sink, "\n");
+  if (const ResumedFault& e = f.earlier_fault; e.sig != 0) {
+    put_str(sink, "earlier_fault=");
+    put_num(sink, e.sig);
+    put_str(sink, " code=");
+    put_num(sink, e.code);
+    put_str(sink, " address=");
+    put_hex(sink, e.address);
+    put_str(sink, " pc=");
+    put_hex(sink, e.pc);
+    put_str(sink, " resumed_pc=");
+    put_hex(sink, e.resumed_pc);
+    put_str(sink, " ms_before=");
+    put_num(sink, (f.start_ns - e.at_ns) / 1000000);
+    put_str(sink, "\n");
+  }
   if (f.signo == 0 && f.live_reason[0] != '\0') {
     // A live dump says why it was taken ("requested by panicstop dump").
     put_str(sink, "live_reason=");

@@ -4,6 +4,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "sys/signal_names.hpp"
+
 namespace panicstop::read {
 namespace {
 
@@ -106,6 +108,7 @@ void apply_panicstop_note(std::string_view text, Report& report) {
   size_t line_no = 0;
   bool has_signal = false;
   std::string_view live_reason;
+  std::string earlier_fault;  // the panicking thread's note, once its tid is known
   while (!text.empty()) {
     size_t end = text.find('\n');
     std::string_view line = text.substr(0, end);
@@ -128,6 +131,24 @@ void apply_panicstop_note(std::string_view text, Report& report) {
     } else if (head.key == "signal") {
       report.signal = number<int>(head, line_no);
       has_signal = true;
+    } else if (head.key == "earlier_fault") {
+      // As the text report says it, with the sites unsymbolized.
+      int sig = number<int>(head, line_no), code = 0;
+      std::string_view address, pc, resumed_pc;
+      long long ms = 0;
+      for (const Field& f : fields) {
+        if (f.key == "code") code = number<int>(f, line_no);
+        if (f.key == "address") address = f.value;
+        if (f.key == "pc") pc = f.value;
+        if (f.key == "resumed_pc") resumed_pc = f.value;
+        if (f.key == "ms_before") ms = number<long long>(f, line_no);
+      }
+      const char* name = sys::signal_name(sig);
+      const char* code_name = sys::si_code_name(sig, code);
+      earlier_fault = std::to_string(ms) + " ms before: signal " + (name ? name : std::to_string(sig)) + " (" +
+                      (code_name ? code_name : "code " + std::to_string(code)) + "), fault address " +
+                      std::string(address) + ", at " + std::string(pc) + "; the program's handler resumed the thread at " +
+                      std::string(resumed_pc) + " instead of returning to it";
     } else if (head.key == "thread") {
       Thread& t = thread_for(report, index, number<int>(head, line_no));
       std::string_view view, blocked;
@@ -174,6 +195,8 @@ void apply_panicstop_note(std::string_view text, Report& report) {
       report.not_stopped.push_back(number<int>(head, line_no));
     }
   }
+  if (!earlier_fault.empty() && report.panicking_tid != 0)
+    thread_for(report, index, report.panicking_tid).notes.push_back(earlier_fault);
   // A panic always has a signal (SIGABRT for panic()); a live dump has
   // neither signal nor message, and its capturing thread is written as
   // panicking_tid with state=panicking. The core's NT_PRSTATUS says SIGSTOP

@@ -6,6 +6,9 @@
 //   message=TEXT                       (value runs to the end of the line)
 //   panicking_tid=N                    (a live dump: the thread that took it)
 //   signal=N                           (0 for a live dump, never 0 for a panic)
+//   earlier_fault=SIG code=N address=0xA pc=0xP resumed_pc=0xR ms_before=N
+//                                      (a panic that names no fault of its own: the panicking
+//                                       thread's last fault its handler resumed elsewhere)
 //   live_reason=TEXT                   (a live dump's reason, if it had one; to the end of the line)
 //   thread=TID name=NAME state=panicking|stopped|not_stopped
 //     [kernel_state=S registers=kernel|none kernel_view=VIEW syscall=N syscall_name=NAME wchan=FN

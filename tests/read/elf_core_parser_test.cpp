@@ -142,6 +142,24 @@ TEST(ElfCoreParser, PanicstopNoteKeepsAStoppedThreadWithoutRegistersStopped) {
   EXPECT_TRUE(r.not_stopped.empty());
 }
 
+// An abort after the program's handler resumed a fault elsewhere (Mono's
+// crash reporter): the panicking thread's block names that fault, as the
+// text report does; the line comes before the thread's, as the writer puts it.
+TEST(ElfCoreParser, PanicstopNoteNamesTheFaultAnAbortWasAbout) {
+  const std::string note = std::string("version=1\nmessage=m\npanicking_tid=11\nsignal=6\n") +
+                           "earlier_fault=11 code=1 address=0x8 pc=0x7f0000001234 resumed_pc=0x5500000009d0 " +
+                           "ms_before=12\n" + "thread=11 name=main state=panicking\n";
+  Report r;
+  apply_panicstop_note(note, r);
+  ASSERT_EQ(r.threads.size(), 1u);
+  EXPECT_EQ(r.threads[0].notes,
+            std::vector<std::string>{"12 ms before: signal SIGSEGV (SEGV_MAPERR), fault address 0x8, at "
+                                     "0x7f0000001234; the program's handler resumed the thread at 0x5500000009d0 "
+                                     "instead of returning to it"});
+  Report bad;
+  EXPECT_THROW(apply_panicstop_note("version=1\nearlier_fault=11 ms_before=x\n", bad), ReadError);
+}
+
 // A live dump's note: no signal, no message, and its capturing thread
 // written as the panicking one; the core's NT_PRSTATUS gives that thread
 // SIGSTOP for debuggers. None of that may read as a crash.

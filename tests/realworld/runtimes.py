@@ -380,4 +380,13 @@ def run_mono(s, rw):
         s.check("mono-native-fault", earlier, "the abort names the fault Mono's crash reporter was resumed from",
                 earlier.group(0)[:200] if earlier else "stderr: " + " | ".join(
                     l for l in err.splitlines() if l.startswith("panic")))
+        d = os.path.dirname(log)
+        for kind in ("txt", "core"):
+            dumps = sorted(f for f in os.listdir(d) if f.startswith("panicstop-") and f.endswith("." + kind))
+            r = subprocess.run([s.tool, "show", os.path.join(d, dumps[0])] if dumps else ["false"],
+                               capture_output=True, text=True, timeout=60)
+            named = re.search(r"^  \d+ ms before: signal SIGSEGV \(SEGV_MAPERR[:)].*fault address 0x8, at .*$",
+                              r.stdout, re.M)
+            s.check("mono-native-fault", named, "panicstop show of the %s names it in the panicking thread" % kind,
+                    named.group(0)[:200] if named else "exit %s: %s" % (r.returncode, (r.stdout + r.stderr)[:300]))
     return 0
