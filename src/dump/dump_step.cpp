@@ -48,7 +48,6 @@ void fill_facts(CrashFacts& f) noexcept {
     f.signo = ps.signo;
     f.si_code = ps.si_code;
     f.fault_address = ps.fault_address;
-    f.earlier_fault = ps.earlier_fault;
   }
   f.stop_enabled = ps.stop_enabled;
   f.threads_stopped = ps.stop.stopped;
@@ -72,6 +71,7 @@ void capture_step() noexcept {
     return;
   }
   g_record = &rec;
+  set_earlier_fault(rec, panic_state().earlier_fault);
   begin_dump_set(rec, dump_options(), nullptr, -1);
 }
 

@@ -256,11 +256,6 @@ void step_banner(const void*) noexcept {
   }
   w.ch('\n');
   if (g_state.note[0] != '\0') w.format("panicstop: %s\n", g_state.note);
-  if (const ResumedFault& e = g_state.earlier_fault; e.sig != 0)
-    w.format("panicstop: %lld ms before, this thread took %s (%s) at 0x%lx, pc 0x%lx, and the program's handler "
-             "resumed it at 0x%lx instead of returning to it\n",
-             (long long)((g_state.start_ns - e.at_ns) / 1000000), signal_name(e.sig), si_code_name(e.sig, e.code),
-             (unsigned long)e.address, (unsigned long)e.pc, (unsigned long)e.resumed_pc);
   say(w.data(), w.size());
 }
 

@@ -70,8 +70,9 @@ struct PanicState {
   const char* step_detail = nullptr;      // the current step's detail (NestedPanic::step_detail)
   char note[256] = {};                    // what the stop had to repair first, for the banner and report
   // For a panic that names no fault of its own (abort(), panic(), a signal
-  // sent): the panicking thread's last fault that the program's handler
-  // resumed elsewhere, which may be what the panic is about; sig 0 if none.
+  // the process sent itself): the panicking thread's last fault that the
+  // program's handler resumed elsewhere, which may be what the panic is
+  // about (the capture keeps it only if so); sig 0 if none.
   ResumedFault earlier_fault{};
 };
 

@@ -35,6 +35,7 @@ CrashRecord& reset_crash_record() noexcept {
   f.not_stopped_tids = nullptr;
   f.nested_count = 0;
   f.note[0] = '\0';
+  f.earlier_fault = {};
   g_record.snapshot = nullptr;
   return g_record;
 }
@@ -42,6 +43,21 @@ CrashRecord& reset_crash_record() noexcept {
 bool capture_crash_record(CrashRecord& rec) noexcept {
   rec.snapshot = capture_snapshot();
   return rec.snapshot != nullptr;
+}
+
+void set_earlier_fault(CrashRecord& rec, const ResumedFault& fault) noexcept {
+  if (fault.sig == 0 || rec.snapshot == nullptr) return;
+  const ProcessSnapshot& s = *rec.snapshot;
+  for (uint32_t i = 0; i < s.thread_count; ++i) {
+    const SnapshotThread& t = s.threads[i];
+    if (!t.is_panicking) continue;
+    for (uint32_t k = 0; k < t.frame_count; ++k) {
+      if (t.frames[k] == fault.pc) {
+        rec.facts.earlier_fault = fault;
+        return;
+      }
+    }
+  }
 }
 
 }  // namespace panicstop::detail

@@ -59,6 +59,7 @@ struct CrashFacts {
   char note[256] = {};         // what the stop had to repair first; "" if nothing
   // A panic that names no fault of its own may end the handling of an
   // earlier one (thread/program_signals.hpp, ResumedFault); sig 0 if none.
+  // Set by set_earlier_fault() once the snapshot is taken.
   ResumedFault earlier_fault{};
 };
 
@@ -86,5 +87,15 @@ CrashRecord& reset_crash_record() noexcept;
 // leaving rec.snapshot nullptr, only if the snapshot storage cannot be
 // reserved. Never allocates.
 bool capture_crash_record(CrashRecord& rec) noexcept;
+
+// Records the panicking thread's last resumed fault as what the panic is
+// about if that fault's frame is still on the thread's stack: a runtime that
+// handles a crash on the thread's own stack (Mono's crash reporter) or turns
+// the fault into a call (Go's sigpanic) leaves the faulting pc there as a
+// return address, among the snapshot's frames of the panicking thread. One
+// whose handler resumed at code that then unwound past it (an exception a
+// JVM or V8 raised for a null check or a WebAssembly trap, caught by the
+// program) does not, and its fault is left out. After capture_crash_record().
+void set_earlier_fault(CrashRecord& rec, const ResumedFault& fault) noexcept;
 
 }  // namespace panicstop::detail
