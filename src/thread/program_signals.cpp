@@ -314,6 +314,15 @@ uintptr_t interrupted_sp(const void* ucontext) noexcept {
 #endif
 }
 
+uintptr_t interrupted_pc(const void* ucontext) noexcept {
+  const auto* uc = static_cast<const ucontext_t*>(ucontext);
+#if defined(__x86_64__)
+  return uintptr_t(uc->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+  return uintptr_t(uc->uc_mcontext.pc);
+#endif
+}
+
 // The words panicstop marks below the red zone, and what each holds.
 inline constexpr size_t kMarkWords = 8;
 uint64_t mark_word(uint64_t call, size_t i) noexcept {
@@ -396,15 +405,6 @@ void call_program_where_it_asked(const struct sigaction& act, int sig, siginfo_t
 
 // FNV-1a over the general registers: equal before and after a handler means
 // the handler changed nothing the retried instruction depends on.
-uintptr_t interrupted_pc(const void* ucontext) noexcept {
-  const auto* uc = static_cast<const ucontext_t*>(ucontext);
-#if defined(__x86_64__)
-  return uintptr_t(uc->uc_mcontext.gregs[REG_RIP]);
-#elif defined(__aarch64__)
-  return uintptr_t(uc->uc_mcontext.pc);
-#endif
-}
-
 uint64_t registers_hash(const void* ucontext) noexcept {
   const auto* uc = static_cast<const ucontext_t*>(ucontext);
 #if defined(__x86_64__)
