@@ -10,9 +10,9 @@ unwinder; Ruby turns a stack overflow into SystemStackError from its SIGSEGV
 handler, run on its own alternate stack, and jumps out of it; Go turns a nil
 dereference into a panic that `recover` stops, while its scheduler preempts
 goroutines with SIGURG; Mono resumes a faulting thread in its own code, for a
-NullReferenceException or for its crash reporter. Each program must run as it does without panicstop
-(every fault caught, a clean exit), and a crash must still give the report
-and core with every thread stopped.
+NullReferenceException or for its crash reporter. Each program must run as
+it does without panicstop (every fault caught, a clean exit), and a crash
+must still give the report and core with every thread stopped.
 """
 import os
 import re
