@@ -252,7 +252,11 @@ void thread_header(ReportOut& out, const CrashRecord& rec, const SnapshotThread&
   write_held_lock_lines(out, snap, t);
 }
 
-void print_stack(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept {
+// fault_pc: a frame that holds this value is the faulting instruction of the
+// crash's earlier fault (a runtime entered its crash handling as if called
+// from it), looked up exactly: as a return address (pc - 1), a fault at a
+// function's first byte would be named after the function before it.
+void print_stack(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThread& t, uintptr_t fault_pc) noexcept {
   if (t.frame_count == 0) {
     const char* why = no_registers_reason(t);
     if (why != nullptr)
@@ -263,7 +267,7 @@ void print_stack(ReportOut& out, const ProcessSnapshot& snap, const SnapshotThre
   }
   SymbolInfo info;
   for (uint32_t i = 0; i < t.frame_count; ++i) {
-    symbolize(snap, t.frames[i], i > 0, &info);
+    symbolize(snap, t.frames[i], i > 0 && !(fault_pc != 0 && t.frames[i] == fault_pc), &info);
     // A module's file name is the program's to choose (dlopen), newlines included.
     sys::Escaped<256> escaped_module(info.module != nullptr ? module_basename(snap, *info.module) : "");
     const char* module = info.module != nullptr ? escaped_module.text : nullptr;
@@ -416,9 +420,15 @@ size_t write_held_lock_lines(ReportOut& out, const ProcessSnapshot& snap, const 
   return written;
 }
 
+namespace {
+uintptr_t earlier_fault_pc(const CrashRecord& rec, const SnapshotThread& t) noexcept {
+  return t.is_panicking && rec.facts.earlier_fault.sig != 0 ? rec.facts.earlier_fault.pc : 0;
+}
+}  // namespace
+
 void write_thread_block(ReportOut& out, const CrashRecord& rec, const SnapshotThread& t, bool panicked) noexcept {
   thread_header(out, rec, t, panicked);
-  print_stack(out, rec.snap(), t);
+  print_stack(out, rec.snap(), t, earlier_fault_pc(rec, t));
 }
 
 void write_thread_blocks(ReportOut& out, const CrashRecord& rec, bool panicked) noexcept {
@@ -429,7 +439,7 @@ void write_thread_blocks(ReportOut& out, const CrashRecord& rec, bool panicked) 
     if (size == 0) continue;
     for (uint32_t k = 0; k < size; ++k) thread_header(out, rec, snap.threads[g_order[g_group_begin[i] + k]], panicked);
     if (size > 1) out.line("  (%u threads with this stack)", size);
-    print_stack(out, snap, snap.threads[i]);
+    print_stack(out, snap, snap.threads[i], earlier_fault_pc(rec, snap.threads[i]));
   }
 }
 

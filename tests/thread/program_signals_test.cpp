@@ -202,6 +202,19 @@ TEST(ProgramSignals, ARuntimeThatFixesItsOwnFaultsKeepsRunning) {
 // stack) sets the saved pc to its crash reporter and returns, so the reporter
 // runs on the thread's own stack and ends in abort(). The abort is the panic;
 // the fault it is about must be named beside it, with both sites.
+// A load that faults at its function's first instruction (as a JIT's null
+// check may): as a return address, the pc would be named after the function
+// before it.
+extern "C" long panicstop_test_load_at_entry(const long* p);
+asm(".text\n.globl panicstop_test_load_at_entry\n.type panicstop_test_load_at_entry,@function\n"
+    "panicstop_test_load_at_entry:\n"
+#if defined(__x86_64__)
+    "  movq (%rdi), %rax\n  ret\n"
+#elif defined(__aarch64__)
+    "  ldr x0, [x0]\n  ret\n"
+#endif
+    ".size panicstop_test_load_at_entry, .-panicstop_test_load_at_entry\n");
+
 __attribute__((noinline)) void crash_reporter_that_aborts() {
   say("crash reporter ran\n");
   abort();
@@ -252,7 +265,7 @@ TEST(ProgramSignals, AnAbortAfterAHandlerResumedAFaultElsewhereNamesThatFault) {
         start_parked_threads(2);
         g_resume_at = crash_reporter_that_aborts;
         install_handler(SIGSEGV, resume_elsewhere, SA_ONSTACK);
-        write_to_address_0x10();
+        panicstop_test_load_at_entry(reinterpret_cast<const long*>(g_bad_address));
       },
       with_env({{"PANICSTOP_DUMP_DIR", dumps.path()}, {"PANICSTOP_DUMP", "text"}}));
   EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
@@ -262,9 +275,12 @@ TEST(ProgramSignals, AnAbortAfterAHandlerResumedAFaultElsewhereNamesThatFault) {
   std::string report = report_in(dumps);
   EXPECT_TRUE(std::regex_search(report, std::regex("\n  signal SIGABRT \\(SI_TKILL\\)\n  [0-9]+ ms before: signal "
                                                    "SIGSEGV \\(SEGV_MAPERR: address not mapped\\), fault address "
-                                                   "0x10, at 0x[0-9a-f]+ [^;]*write_to_address_0x10[^;]*\\+0x[0-9a-f]+ "
+                                                   "0x10, at 0x[0-9a-f]+ panicstop_test_load_at_entry\\+0x0 "
                                                    "\\(\\S+\\); the program's handler resumed the thread at "
                                                    "0x[0-9a-f]+ [^;]*crash_reporter_that_aborts[^;]*\\+0x0 ")))
+      << report;
+  // Its frame among the stack's, named as the faulting instruction it is.
+  EXPECT_TRUE(std::regex_search(report, std::regex("\n  #[1-9][0-9]* 0x[0-9a-f]+ panicstop_test_load_at_entry\\+0x0 ")))
       << report;
 }
 
