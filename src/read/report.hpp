@@ -89,6 +89,11 @@ struct Thread {
   bool has_registers = false;       // cores only
   uint64_t pc = 0, sp = 0;
   FrameList frames;                 // innermost first; may be shared with other threads
+  // The panicking thread only: the pc of an earlier fault that the program's
+  // handler resumed elsewhere as if called from it (docs/DESIGN.md,
+  // invariant 13). A frame holding this pc is the faulting instruction, not
+  // a return address, and is looked up as it is. 0 when there is none.
+  uint64_t earlier_fault_pc = 0;
   // A thread that did not stop, as the writer saw it through /proc (text
   // reports: the "did not stop:" line; cores: the PANICSTOP note). Empty and
   // false for every other thread.

@@ -41,7 +41,7 @@ std::string dwfl_error() {
 
 // elfutils before 0.189 finds a pc's compile unit only through
 // .debug_aranges, which clang does not emit: walk the units instead.
-void source_line_without_aranges(Dwfl_Module* module, uint64_t lookup, Frame& frame) {
+void source_line_by_walking_units(Dwfl_Module* module, uint64_t lookup, Frame& frame) {
   Dwarf_Addr bias = 0;
   Dwarf_Die* unit = nullptr;
   while ((unit = dwfl_module_nextcu(module, unit, &bias)) != nullptr) {
@@ -55,6 +55,18 @@ void source_line_without_aranges(Dwfl_Module* module, uint64_t lookup, Frame& fr
     }
     return;
   }
+}
+
+// Whether the compile unit libdwfl picks for `lookup` holds it. libdwfl
+// takes .debug_aranges to be whole: a gap between two units' ranges is
+// credited to the unit before it. A Go binary with cgo has ranges only for
+// its C units, one of them split into a hot and a cold part, so every Go pc
+// after the cold part was named after that C file ("gcc_mmap.c:37" for
+// main.main, as eu-addr2line says too).
+bool unit_holds(Dwfl_Module* module, uint64_t lookup) {
+  Dwarf_Addr bias = 0;
+  Dwarf_Die* unit = dwfl_module_addrdie(module, lookup, &bias);
+  return unit != nullptr && dwarf_haspc(unit, lookup - bias) == 1;
 }
 
 // Names `frame` from the module holding `lookup`: function, offset from the
@@ -78,7 +90,7 @@ void describe_address(Dwfl* dwfl, uint64_t lookup, Frame& frame) {
     frame.offset = offset + (frame.pc - lookup);
   }
   Dwfl_Line* line = dwfl_module_getsrc(module, lookup);
-  if (line != nullptr) {
+  if (line != nullptr && unit_holds(module, lookup)) {
     int line_number = 0;
     const char* file = dwfl_lineinfo(line, nullptr, &line_number, nullptr, nullptr, nullptr);
     if (file != nullptr && line_number > 0) {
@@ -87,7 +99,7 @@ void describe_address(Dwfl* dwfl, uint64_t lookup, Frame& frame) {
     }
     return;
   }
-  source_line_without_aranges(module, lookup, frame);
+  source_line_by_walking_units(module, lookup, frame);
 }
 
 // One module reported offline at its link-time addresses, with its function
@@ -164,6 +176,12 @@ int on_thread(Dwfl_Thread* thread, void* arg) {
   }
   auto found = ctx->thread_index.find(tid);
   if (found == ctx->thread_index.end() || frames.empty()) return DWARF_CB_OK;
+  // The faulting instruction a runtime entered its crash handling from, as
+  // if called: its pc is where the fault was, not after a call.
+  if (uint64_t faulting = ctx->report->threads[found->second].earlier_fault_pc; faulting != 0) {
+    for (Frame& f : frames)
+      if (f.pc == faulting) f.line = 0;
+  }
   std::vector<std::pair<uint64_t, bool>> key;
   for (const Frame& f : frames) key.emplace_back(f.pc, f.line == -1);
   auto [stack, is_new] = ctx->stacks.try_emplace(std::move(key));
@@ -188,6 +206,23 @@ std::string hex_bytes(const unsigned char* bytes, int n) {
     s += digits[bytes[i] & 15];
   }
   return s;
+}
+
+// The pcs that are faulting instructions in whichever frame holds them:
+// the panicking thread's earlier fault, when a runtime entered its crash
+// handling as if called from it (Thread::earlier_fault_pc).
+std::set<uint64_t> faulting_pcs(const Report& report) {
+  std::set<uint64_t> pcs;
+  for (const Thread& t : report.threads)
+    if (t.earlier_fault_pc != 0) pcs.insert(t.earlier_fault_pc);
+  return pcs;
+}
+
+// Frames past the first hold return addresses, whose call is the byte
+// before: looked up there, a call that ends a function is named after it,
+// not after the next one. A faulting instruction is looked up as it is.
+bool is_return_address(size_t frame_index, uint64_t pc, const std::set<uint64_t>& faulting) {
+  return frame_index > 0 && faulting.count(pc) == 0;
 }
 
 // The report lists each module's path, start address and build-id: report
@@ -223,11 +258,11 @@ void symbolize_with_modules(Report& report) {
   dwfl_report_end(dwfl.get(), nullptr, nullptr);
   // Threads grouped under one stack repeat the same frames: resolve each once.
   std::map<std::pair<uint64_t, uint64_t>, Frame> resolved;
+  std::set<uint64_t> faulting = faulting_pcs(report);
   for_each_frame_list(report, [&](std::vector<Frame>& frames) {
     for (size_t i = 0; i < frames.size(); ++i) {
       Frame& f = frames[i];
-      // Frames past the first are return addresses: the call is one byte before.
-      uint64_t lookup = i > 0 && f.pc > 0 ? f.pc - 1 : f.pc;
+      uint64_t lookup = is_return_address(i, f.pc, faulting) && f.pc > 0 ? f.pc - 1 : f.pc;
       auto [it, is_new] = resolved.try_emplace({f.pc, lookup}, f);
       if (is_new) {
         Dwfl_Module* module = dwfl_addrmodule(dwfl.get(), lookup);
@@ -270,6 +305,7 @@ void symbolize_text_report(Report& report) {
   // No modules section: find each frame's function by name in its module file.
   std::map<std::string, std::unique_ptr<OfflineModule>> modules;
   std::set<std::string> warned;
+  std::set<uint64_t> faulting = faulting_pcs(report);
   for_each_frame_list(report, [&](std::vector<Frame>& frames) {
     for (size_t i = 0; i < frames.size(); ++i) {
       Frame& f = frames[i];
@@ -291,8 +327,7 @@ void symbolize_text_report(Report& report) {
       auto fn = it->second->functions.find(f.function);
       if (fn == it->second->functions.end()) continue;
       uint64_t address = fn->second + *f.offset;
-      // Frames past the first are return addresses: the call is one byte before.
-      uint64_t lookup = i > 0 && *f.offset > 0 ? address - 1 : address;
+      uint64_t lookup = is_return_address(i, f.pc, faulting) && *f.offset > 0 ? address - 1 : address;
       Frame resolved;
       resolved.pc = address;
       resolved.function = f.function;  // keep the report's name and offset
