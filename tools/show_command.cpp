@@ -76,7 +76,8 @@ FILE may be:
   - a kernel or gdb `gcore` core: the same, with the message "no panicstop
     note: core of PID (signal N)";
   - a minidump (*.dmp, ours or Breakpad's/Crashpad's, x86-64 or aarch64):
-    the panic message and locks from its annotations, each thread with its
+    the panic message, locks, nested panics, the earlier fault and the
+    stop's note from its annotations, each thread with its
     name and registers and a stack walked by frame pointers through the
     dump's memory (code without frame pointers ends a walk), named from the
     module files its module list names.
@@ -95,6 +96,11 @@ Text output: "panic: MESSAGE", then one block per thread
     #N 0xADDR function+0xOFF (module) at FILE:LINE
 threads with identical stacks share one stack ("(N threads with this stack)"),
 then "locks:" and, for text reports, the report's other sections and "modules:".
+An abort that a runtime raised after its handler resumed a fault elsewhere
+(Mono's crash reporter, Go's sigpanic) has that fault in the panicking
+thread's block, "N ms before: signal SIGSEGV (...), at 0xPC; ...", from the
+text report, the core and the minidump alike; the frame at 0xPC is looked
+up as the faulting instruction, not as a return address.
 A live dump (panicstop dump PID, live_dump(), kdb: the process was frozen,
 dumped and went on) is said as such on the second line, "live dump: the
 process kept running; thread TID (NAME) took the dump", and that thread is

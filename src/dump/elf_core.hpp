@@ -21,6 +21,10 @@
 //   message=<panic message, line breaks replaced by spaces>
 //   panicking_tid=<tid>
 //   signal=<signo>
+//   earlier_fault=<signo> code=<n> address=0x<a> pc=0x<p> resumed_pc=0x<r> ms_before=<n>
+//     (a panic that names no fault of its own: docs/DESIGN.md, invariant 13)
+//   live_reason=<why a live dump was taken, to the end of the line>
+//   note=<what the stop had to repair first, to the end of the line>   (if anything)
 //   thread=<tid> name=<name> state=<panicking|stopped|not_stopped|kernel_worker>   one per thread
 //     (kernel_worker: a thread of the kernel's own, io_uring's or vhost's: no
 //     registers, no NT_PRSTATUS, not stopped and not counted as not stopped)
@@ -34,9 +38,9 @@
 //   nested=<tid> signal=<n> step=<n> message=<text>                   nested and parked panics
 //   not_stopped=<tid>                                                 threads that did not stop
 // Records with several fields separate them by single spaces; `name` values
-// have spaces, tabs and line breaks replaced by '_', so only `message` and
-// `kind` values may contain spaces (message and kind always end their line or
-// are followed by a known key). Readers ignore keys they do not know.
+// have spaces, tabs and line breaks replaced by '_', so only `message`,
+// `live_reason`, `note` and `kind` values may contain spaces (each ends its
+// line, or, for kind, is followed by a known key). Readers ignore keys they do not know.
 #pragma once
 
 #include "dump/writer.hpp"

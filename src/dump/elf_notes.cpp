@@ -369,6 +369,11 @@ void emit_panicstop_text(const CrashRecord& rec, CoreSink& sink) noexcept {
     put_clean(sink, f.live_reason, sizeof f.live_reason, false);
     put_str(sink, "\n");
   }
+  if (f.note[0] != '\0') {
+    put_str(sink, "note=");
+    put_clean(sink, f.note, sizeof f.note, false);
+    put_str(sink, "\n");
+  }
   for (uint32_t i = 0; i < s.thread_count; ++i) {
     const SnapshotThread& t = s.threads[i];
     put_str(sink, "thread=");

@@ -312,10 +312,13 @@ void write_crashpad_info(Out& out, const ProcessSnapshot& snap, const DumpFacts&
   if (f.note != nullptr && f.note[0] != '\0') a.add("note", f.note, 256);
   if (const ResumedFault* e = f.earlier_fault) {
     sys::FixedWriter w(line, sizeof line);
-    w.format("%lld ms before the panic: ", static_cast<long long>((f.start_ns - e->at_ns) / 1000000));
+    // Worded as the core's note reads back (`panicstop show`), with "the
+    // panic" where a thread's block would give the context.
+    w.format("%lld ms before the panic: %s", static_cast<long long>((f.start_ns - e->at_ns) / 1000000),
+             sys::signal_name(e->sig) != nullptr ? "signal " : "");
     describe_signal(w, e->sig, e->code, e->address, true);
-    w.format(" at pc 0x%lx; the program's handler resumed the thread at 0x%lx", static_cast<unsigned long>(e->pc),
-             static_cast<unsigned long>(e->resumed_pc));
+    w.format(", at 0x%lx; the program's handler resumed the thread at 0x%lx instead of returning to it",
+             static_cast<unsigned long>(e->pc), static_cast<unsigned long>(e->resumed_pc));
     a.add("earlier_fault", line, sizeof line);
   }
   if (f.not_stopped_count > 0) {

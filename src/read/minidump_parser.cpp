@@ -5,7 +5,10 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "read/text_report_parser.hpp"
 
 namespace panicstop::read {
 namespace {
@@ -184,6 +187,18 @@ std::string field(const std::string& text, const std::string& key) {
   return text.substr(at, end == std::string::npos ? std::string::npos : end - at);
 }
 
+// The earlier_fault annotation ("12 ms before the panic: signal SIGSEGV
+// ..."): the panicking thread's line, worded as the core's note reads.
+void add_earlier_fault(const std::string& annotation, Thread& t) {
+  static constexpr std::string_view kBefore = " ms before the panic: ";
+  size_t at = annotation.find(kBefore);
+  std::string line = at == std::string::npos
+                         ? "earlier fault: " + annotation
+                         : annotation.substr(0, at) + " ms before: " + annotation.substr(at + kBefore.size());
+  t.earlier_fault_pc = earlier_fault_pc_in(line);
+  t.notes.push_back(std::move(line));
+}
+
 }  // namespace
 
 bool looks_like_minidump(std::string_view data) noexcept { return data.size() >= 4 && data.substr(0, 4) == "MDMP"; }
@@ -295,6 +310,7 @@ Report parse_minidump(std::span<const unsigned char> bytes) {
       t.state = "panicking";
       t.signal = report.signal;
       if (fault_address != 0) t.notes.push_back("fault address " + hex(fault_address));
+      if (auto e = annotations.find("earlier_fault"); e != annotations.end()) add_earlier_fault(e->second, t);
     } else if (t.tid == requesting_tid) {
       t.state = "dumping";
     } else if (!r.control) {
@@ -358,6 +374,8 @@ Report parse_minidump(std::span<const unsigned char> bytes) {
       report.nested.push_back(std::move(n));
     }
   }
+  // What the stop had to repair first, where the text report says it.
+  if (auto n = annotations.find("note"); n != annotations.end()) report.other_lines.push_back("note: " + n->second);
   if (annotations.count("panic_message")) {
     report.message = annotations["panic_message"];
   } else if (annotations.count("dump_requested")) {

@@ -13,8 +13,8 @@ struct Field {
   std::string_view key, value;
 };
 
-// Splits "a=1 b=2 message=rest of line" into fields; "message" and
-// "live_reason" take the rest.
+// Splits "a=1 b=2 message=rest of line" into fields; "message",
+// "live_reason" and "note" take the rest.
 std::vector<Field> split_fields(std::string_view line) {
   std::vector<Field> fields;
   while (!line.empty()) {
@@ -30,7 +30,7 @@ std::vector<Field> split_fields(std::string_view line) {
     }
     std::string_view key = line.substr(0, eq);
     line.remove_prefix(eq + 1);
-    if (key == "message" || key == "live_reason") {
+    if (key == "message" || key == "live_reason" || key == "note") {
       fields.push_back({key, line});
       break;
     }
@@ -42,11 +42,15 @@ std::vector<Field> split_fields(std::string_view line) {
   return fields;
 }
 
+// The field's value as a number: decimal, or with base 16 hexadecimal after "0x".
 template <typename Int>
-Int number(const Field& f, size_t line_no) {
+Int number(const Field& f, size_t line_no, int base = 10) {
+  std::string_view digits = f.value;
+  bool prefixed = base != 16 || digits.substr(0, 2) == "0x";
+  if (base == 16) digits.remove_prefix(prefixed ? 2 : 0);
   Int out{};
-  auto [ptr, ec] = std::from_chars(f.value.data(), f.value.data() + f.value.size(), out);
-  if (f.value.empty() || ec != std::errc() || ptr != f.value.data() + f.value.size()) {
+  auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out, base);
+  if (!prefixed || digits.empty() || ec != std::errc() || ptr != digits.data() + digits.size()) {
     throw ReadError("PANICSTOP note line " + std::to_string(line_no) + ": " + std::string(f.key) +
                     " is not a number: \"" + std::string(f.value.substr(0, 40)) + "\"");
   }
@@ -109,6 +113,7 @@ void apply_panicstop_note(std::string_view text, Report& report) {
   bool has_signal = false;
   std::string_view live_reason;
   std::string earlier_fault;  // the panicking thread's note, once its tid is known
+  uint64_t earlier_fault_pc = 0;
   while (!text.empty()) {
     size_t end = text.find('\n');
     std::string_view line = text.substr(0, end);
@@ -126,6 +131,8 @@ void apply_panicstop_note(std::string_view text, Report& report) {
       report.message = std::string(head.value);
     } else if (head.key == "live_reason") {
       live_reason = head.value;
+    } else if (head.key == "note") {
+      report.other_lines.push_back("note: " + std::string(head.value));
     } else if (head.key == "panicking_tid") {
       report.panicking_tid = number<int>(head, line_no);
     } else if (head.key == "signal") {
@@ -139,7 +146,7 @@ void apply_panicstop_note(std::string_view text, Report& report) {
       for (const Field& f : fields) {
         if (f.key == "code") code = number<int>(f, line_no);
         if (f.key == "address") address = f.value;
-        if (f.key == "pc") pc = f.value;
+        if (f.key == "pc") pc = f.value, earlier_fault_pc = number<uint64_t>(f, line_no, 16);
         if (f.key == "resumed_pc") resumed_pc = f.value;
         if (f.key == "ms_before") ms = number<long long>(f, line_no);
       }
@@ -195,8 +202,11 @@ void apply_panicstop_note(std::string_view text, Report& report) {
       report.not_stopped.push_back(number<int>(head, line_no));
     }
   }
-  if (!earlier_fault.empty() && report.panicking_tid != 0)
-    thread_for(report, index, report.panicking_tid).notes.push_back(earlier_fault);
+  if (!earlier_fault.empty() && report.panicking_tid != 0) {
+    Thread& panicking = thread_for(report, index, report.panicking_tid);
+    panicking.notes.push_back(earlier_fault);
+    panicking.earlier_fault_pc = earlier_fault_pc;
+  }
   // A panic always has a signal (SIGABRT for panic()); a live dump has
   // neither signal nor message, and its capturing thread is written as
   // panicking_tid with state=panicking. The core's NT_PRSTATUS says SIGSTOP

@@ -10,6 +10,8 @@
 //                                      (a panic that names no fault of its own: the panicking
 //                                       thread's last fault its handler resumed elsewhere)
 //   live_reason=TEXT                   (a live dump's reason, if it had one; to the end of the line)
+//   note=TEXT                          (what the stop had to repair first, if anything; to the end
+//                                       of the line; shown as the text report's "note:" line)
 //   thread=TID name=NAME state=panicking|stopped|not_stopped
 //     [kernel_state=S registers=kernel|none kernel_view=VIEW syscall=N syscall_name=NAME wchan=FN
 //      stop_signal_blocked=hard|soft]
@@ -39,7 +41,8 @@ inline constexpr uint32_t kPanicstopNoteTypeBefore = 1;  // gdb read it as a prs
 inline constexpr std::string_view kLiveDumpMessage = "(none) live dump";
 
 // Fills report.message, panicking_tid, signal, locks, waits, nested and
-// not_stopped, and sets name/state on report.threads (adding threads the
+// not_stopped, the panicking thread's earlier fault (a note line and
+// Thread::earlier_fault_pc), the stop's note (an other_lines entry), and sets name/state on report.threads (adding threads the
 // note names but the core has no NT_PRSTATUS for). A note with signal=0 and
 // an empty message is a live dump's: the report is marked so
 // (mark_live_dump, the note's panicking thread as the dumping one) and its

@@ -233,6 +233,18 @@ bool parse_module_line(std::string_view text, Module& m) {
 
 }  // namespace
 
+uint64_t earlier_fault_pc_in(std::string_view line) noexcept {
+  size_t digits = 0;
+  while (digits < line.size() && line[digits] >= '0' && line[digits] <= '9') ++digits;
+  if (digits == 0 || line.substr(digits, 19) != " ms before: signal ") return 0;
+  size_t at = line.find(", at 0x");
+  if (at == std::string_view::npos) return 0;
+  std::string_view pc_text = line.substr(at + 5);
+  pc_text = pc_text.substr(0, pc_text.find_first_of(" ;"));
+  uint64_t pc = 0;
+  return parse_hex(pc_text, pc) ? pc : 0;
+}
+
 bool looks_like_text_report(std::string_view data) noexcept {
   return data.substr(0, kPanicPrefix.size()) == kPanicPrefix;
 }
@@ -322,6 +334,7 @@ Report parse_text_report(std::string_view data) {
         // The count is implied by the headers above.
       } else {
         if (t.substr(0, 14) == "did not stop: ") parse_did_not_stop(t, report.threads.back());
+        if (uint64_t pc = earlier_fault_pc_in(t)) report.threads.back().earlier_fault_pc = pc;
         report.threads.back().notes.emplace_back(t);
       }
       continue;

@@ -17,6 +17,7 @@
 // kept in Report::other_lines, never dropped.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
 #include "read/report.hpp"
@@ -29,5 +30,11 @@ bool looks_like_text_report(std::string_view data) noexcept;
 // Throws ReadError naming the line for input that is not a text report
 // (first line not "panic: ...", NUL bytes, a malformed thread or frame line).
 Report parse_text_report(std::string_view data);
+
+// The faulting pc a panicking thread's earlier-fault line names ("12 ms
+// before: signal SIGSEGV (...), fault address 0x8, at 0x7f0000001234 ...;
+// the program's handler resumed the thread at ..."), as the text report, the
+// core's note and the minidump's annotation each say it; 0 for any other line.
+uint64_t earlier_fault_pc_in(std::string_view line) noexcept;
 
 }  // namespace panicstop::read

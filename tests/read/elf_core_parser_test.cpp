@@ -148,7 +148,8 @@ TEST(ElfCoreParser, PanicstopNoteKeepsAStoppedThreadWithoutRegistersStopped) {
 TEST(ElfCoreParser, PanicstopNoteNamesTheFaultAnAbortWasAbout) {
   const std::string note = std::string("version=1\nmessage=m\npanicking_tid=11\nsignal=6\n") +
                            "earlier_fault=11 code=1 address=0x8 pc=0x7f0000001234 resumed_pc=0x5500000009d0 " +
-                           "ms_before=12\n" + "thread=11 name=main state=panicking\n";
+                           "ms_before=12\n" + "note=the stop repaired a lock first\n" +
+                           "thread=11 name=main state=panicking\n";
   Report r;
   apply_panicstop_note(note, r);
   ASSERT_EQ(r.threads.size(), 1u);
@@ -156,8 +157,12 @@ TEST(ElfCoreParser, PanicstopNoteNamesTheFaultAnAbortWasAbout) {
             std::vector<std::string>{"12 ms before: signal SIGSEGV (SEGV_MAPERR), fault address 0x8, at "
                                      "0x7f0000001234; the program's handler resumed the thread at 0x5500000009d0 "
                                      "instead of returning to it"});
-  Report bad;
-  EXPECT_THROW(apply_panicstop_note("version=1\nearlier_fault=11 ms_before=x\n", bad), ReadError);
+  EXPECT_EQ(r.threads[0].earlier_fault_pc, 0x7f0000001234u) << "its frame is looked up as the faulting instruction";
+  EXPECT_EQ(r.other_lines, std::vector<std::string>{"note: the stop repaired a lock first"});
+  for (const char* bad_line : {"earlier_fault=11 ms_before=x", "earlier_fault=11 pc=1234", "earlier_fault=11 pc=0x"}) {
+    Report bad;
+    EXPECT_THROW(apply_panicstop_note("version=1\n" + std::string(bad_line) + "\n", bad), ReadError) << bad_line;
+  }
 }
 
 // A live dump's note: no signal, no message, and its capturing thread

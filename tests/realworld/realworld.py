@@ -282,10 +282,14 @@ class Suite:
                                                         " e.g. " + " ".join(who[:3]) if who else ""))
         self.say(case, "NOTE", "SigBlk of pid %d" % pid, "; ".join(parts))
 
-    def dumps_for(self, dump_dir, pid):
-        txt = sorted(glob.glob(os.path.join(dump_dir, "panicstop-*-%d-*.txt" % pid)))
-        core = sorted(glob.glob(os.path.join(dump_dir, "panicstop-*-%d-*.core" % pid)))
-        return (txt[-1] if txt else None), (core[-1] if core else None)
+    def dumps_for(self, dump_dir, pid=None, kinds=("txt", "core")):
+        """The newest dump of each kind (file suffix) in dump_dir, of process
+        pid (None: any), each None where there is none."""
+        found = []
+        for kind in kinds:
+            paths = sorted(glob.glob(os.path.join(dump_dir, "panicstop-*-%s-*.%s" % (pid or "*", kind))))
+            found.append(paths[-1] if paths else None)
+        return tuple(found)
 
     def parse_report(self, path):
         text = read(path)

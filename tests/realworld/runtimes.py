@@ -152,6 +152,13 @@ import (
 	"time"
 )
 
+// A load that faults at its function's first instruction.
+//
+//go:noinline
+func poke(p *int) int {
+	return *p + 1
+}
+
 func nilDeref() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -184,8 +191,7 @@ func main() {
 	wg.Wait()
 	fmt.Println("nil dereferences recovered", caught.Load())
 	if os.Getenv("REALWORLD_NIL") != "" {
-		var p *int
-		fmt.Println(*p)
+		fmt.Println(poke(nil))
 	}
 	if wait := os.Getenv("REALWORLD_WAIT"); wait != "" {
 		for i := 0; i < 2; i++ {
@@ -371,21 +377,33 @@ def run_go(s, rw):
     # raise(SIGABRT). The dump must name the dereference, not only the raise.
     case = "go-nil"
     d2 = s.tmpdir(case)
-    p, log = s.start([os.path.join(d, "faults")], True, d2, dump_dir=d2,
-                     env={"GOTRACEBACK": "crash", "REALWORLD_NIL": "1"}, stdout=subprocess.DEVNULL)
+    p, log = s.start([os.path.join(d, "faults")], True, d2, dump_dir=d2, stdout=subprocess.DEVNULL,
+                     env={"GOTRACEBACK": "crash", "REALWORLD_NIL": "1", "PANICSTOP_DUMP": "text,core,minidump"})
     try:
         rc = p.wait(timeout=rw.DEATH_SECONDS)
     except subprocess.TimeoutExpired:
         p.kill()
         rc = "hung for %ds" % rw.DEATH_SECONDS
-    reports = sorted(f for f in os.listdir(d2) if f.startswith("panicstop-") and f.endswith(".txt"))
-    text = rw.read(os.path.join(d2, reports[0])) if reports else ""
+    dumps = s.dumps_for(d2, kinds=("txt", "core", "dmp"))
+    text = rw.read(dumps[0]) if dumps[0] else ""
     named = re.search(r"^  \d+ ms before: signal SIGSEGV \(SEGV_MAPERR[^)]*\), fault address 0x0, at 0x[0-9a-f]+ "
-                      r"main\.main\+0x[0-9a-f]+ \(faults\); the program's handler resumed the thread at "
+                      r"main\.poke\+0x0 \(faults\); the program's handler resumed the thread at "
                       r"0x[0-9a-f]+ runtime\.sigpanic.*$", text, re.M)
     s.check(case, text.startswith("panic: fatal signal SIGABRT") and named,
-            "the runtime's abort names the nil dereference in main.main",
+            "the runtime's abort names the nil dereference in main.poke",
             named.group(0)[:220] if named else "exit %s; report: %s" % (rc, " | ".join(text.splitlines()[:8])[:400]))
+    # panicstop show of each dump: the faulting frame named as the instruction
+    # it is (as a return address it read as the function before it), and Go
+    # frames with Go's file:line, not that of a C unit of cgo's.
+    for path in dumps:
+        r = subprocess.run([s.tool, "show", path] if path else ["false"], capture_output=True, text=True, timeout=60)
+        frame = re.search(r"^  #\d+ 0x[0-9a-f]+ main\.poke\+0x0 .*at \S+/main\.go:\d+$", r.stdout, re.M)
+        wrong = re.search(r"^  #\d+ .*runtime\.\S+ .*at \S+\.c:\d+$", r.stdout, re.M)
+        s.check(case, frame and not wrong and "ms before: signal SIGSEGV" in r.stdout,
+                "panicstop show of the %s names the fault and its frame main.poke+0x0 at main.go" %
+                (os.path.splitext(path)[1] if path else "missing dump"),
+                frame.group(0).strip() if frame and not wrong else
+                "exit %s: %s" % (r.returncode, (wrong.group(0) if wrong else (r.stdout + r.stderr)[-300:])))
     return 0
 
 
@@ -401,11 +419,9 @@ def run_mono(s, rw):
     if log:
         # The panic is Mono's abort; the fault it is about is in the
         # panicking thread's block of each dump, as `panicstop show` prints it.
-        d = os.path.dirname(log)
-        for kind in ("txt", "core"):
-            dumps = sorted(f for f in os.listdir(d) if f.startswith("panicstop-") and f.endswith("." + kind))
-            r = subprocess.run([s.tool, "show", os.path.join(d, dumps[0])] if dumps else ["false"],
-                               capture_output=True, text=True, timeout=60)
+        for kind, path in zip(("txt", "core"), s.dumps_for(os.path.dirname(log))):
+            r = subprocess.run([s.tool, "show", path] if path else ["false"], capture_output=True, text=True,
+                               timeout=60)
             named = re.search(r"^  \d+ ms before: signal SIGSEGV \(SEGV_MAPERR[:)].*fault address 0x8, at .*$",
                               r.stdout, re.M)
             s.check("mono-native-fault", named, "panicstop show of the %s names the fault Mono's crash reporter "

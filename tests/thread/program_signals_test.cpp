@@ -24,6 +24,7 @@
 #include "panic/panic_test_util.hpp"
 #include "panicstop/panic.hpp"
 #include "support/child_process.hpp"
+#include "support/resumed_fault.hpp"
 #include "support/seccomp.hpp"
 
 namespace panicstop {
@@ -201,20 +202,8 @@ TEST(ProgramSignals, ARuntimeThatFixesItsOwnFaultsKeepsRunning) {
 // Mono's way with a crash in native code: its handler (on an alternate
 // stack) sets the saved pc to its crash reporter and returns, so the reporter
 // runs on the thread's own stack and ends in abort(). The abort is the panic;
-// the fault it is about must be named beside it, with both sites.
-// A load that faults at its function's first instruction (as a JIT's null
-// check may): as a return address, the pc would be named after the function
-// before it.
-extern "C" long panicstop_test_load_at_entry(const long* p);
-asm(".text\n.globl panicstop_test_load_at_entry\n.type panicstop_test_load_at_entry,@function\n"
-    "panicstop_test_load_at_entry:\n"
-#if defined(__x86_64__)
-    "  movq (%rdi), %rax\n  ret\n"
-#elif defined(__aarch64__)
-    "  ldr x0, [x0]\n  ret\n"
-#endif
-    ".size panicstop_test_load_at_entry, .-panicstop_test_load_at_entry\n");
-
+// the fault it is about must be named beside it, with both sites
+// (testing::resume_elsewhere is that handler).
 __attribute__((noinline)) void crash_reporter_that_aborts() {
   say("crash reporter ran\n");
   abort();
@@ -234,37 +223,14 @@ __attribute__((noinline)) void resumed_elsewhere_then_killed() {
   for (;;) pause();
 }
 
-void (*g_resume_at)() = nullptr;
-bool g_called_from_the_fault = true;
-
-// Sets the interrupted context to enter g_resume_at as if called, on a fresh
-// frame below the interrupted one (the handler runs on the alternate stack):
-// called from the faulting instruction, as Mono enters its crash reporter and
-// Go its sigpanic, or (g_called_from_the_fault false) with the faulting frame
-// gone from the stack, as after an exception a runtime raised for the fault.
-void resume_elsewhere(int, siginfo_t*, void* ucontext) {
-  auto* uc = static_cast<ucontext_t*>(ucontext);
-#if defined(__x86_64__)
-  uintptr_t from = g_called_from_the_fault ? uintptr_t(uc->uc_mcontext.gregs[REG_RIP]) : 0;
-  uintptr_t sp = ((uintptr_t(uc->uc_mcontext.gregs[REG_RSP]) - 256) & ~uintptr_t(15)) - 8;
-  *reinterpret_cast<uintptr_t*>(sp) = from;  // the return address
-  uc->uc_mcontext.gregs[REG_RSP] = greg_t(sp);
-  uc->uc_mcontext.gregs[REG_RIP] = greg_t(reinterpret_cast<uintptr_t>(g_resume_at));
-#elif defined(__aarch64__)
-  uc->uc_mcontext.regs[30] = g_called_from_the_fault ? uc->uc_mcontext.pc : 0;
-  uc->uc_mcontext.sp = (uc->uc_mcontext.sp - 256) & ~uint64_t(15);
-  uc->uc_mcontext.pc = reinterpret_cast<uintptr_t>(g_resume_at);
-#endif
-}
-
 TEST(ProgramSignals, AnAbortAfterAHandlerResumedAFaultElsewhereNamesThatFault) {
   TempDir dumps;
   auto r = run_in_child(
       [] {
         install();
         start_parked_threads(2);
-        g_resume_at = crash_reporter_that_aborts;
-        install_handler(SIGSEGV, resume_elsewhere, SA_ONSTACK);
+        testing::resume_at = crash_reporter_that_aborts;
+        install_handler(SIGSEGV, testing::resume_elsewhere, SA_ONSTACK);
         panicstop_test_load_at_entry(reinterpret_cast<const long*>(g_bad_address));
       },
       with_env({{"PANICSTOP_DUMP_DIR", dumps.path()}, {"PANICSTOP_DUMP", "text"}}));
@@ -306,11 +272,11 @@ TEST(ProgramSignals, AFaultOfThePanicsOwnOrOneRetriedOrAKillOrOneLeftNamesNoEarl
         say("faults=%d\n", g_barrier_faults.load());
         abort();
       }
-      g_called_from_the_fault = c != kFrameLeft;
-      g_resume_at = c == kKilled      ? resumed_elsewhere_then_killed
+      testing::resume_as_called_from_the_fault = c != kFrameLeft;
+      testing::resume_at = c == kKilled      ? resumed_elsewhere_then_killed
                     : c == kFrameLeft ? crash_reporter_that_aborts
                                       : resumed_elsewhere_then_faults;
-      install_handler(SIGSEGV, resume_elsewhere, SA_ONSTACK);
+      install_handler(SIGSEGV, testing::resume_elsewhere, SA_ONSTACK);
       write_to_address_0x10();
     }, with_env({{"PANICSTOP_DUMP_DIR", dumps.path()}, {"PANICSTOP_DUMP", "text"}}));
     EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
