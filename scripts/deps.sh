@@ -15,7 +15,7 @@ if [[ $profile == test ]]; then
              # real programs tests/realworld runs under `panicstop run`
              redis-server mariadb-server mariadb-client-core nginx nodejs openjdk-17-jdk-headless
              postgresql
-             sbcl gnat ruby golang-go mono-runtime mono-mcs)  # runtimes that take faults for themselves
+             sbcl gnat ruby golang-go mono-runtime mono-mcs rustc)  # runtimes that take faults for themselves
   # npm brings Breakpad's prebuilt minidump tools (below). Some nodejs builds
   # ship their own npm, which Debian's package would conflict with.
   command -v npm >/dev/null || packages+=(npm)

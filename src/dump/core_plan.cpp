@@ -30,9 +30,6 @@ constexpr uint16_t kMachine = EM_X86_64;
 constexpr uint16_t kMachine = EM_AARCH64;
 #endif
 
-// How far below its stack an overflowing thread's SP may be (guard pages).
-constexpr uintptr_t kStackOverflowReach = 1u << 20;
-
 enum class Kind : uint8_t { kSkip, kVdso, kFile, kAnon };
 
 Kind kind_of(const ProcessSnapshot& s, const SnapshotMapping& m) noexcept {
@@ -103,11 +100,12 @@ class Planner {
     return uint32_t(i) < count_ ? i : -1;
   }
 
-  // The first readable mapping starting above addr, or -1.
-  int32_t first_mapping_above(uintptr_t addr) const noexcept {
-    for (uint32_t i = 0; i < count_; ++i)
-      if (s_.mappings[i].start > addr) return kind_of(s_, s_.mappings[i]) == Kind::kSkip ? -1 : int32_t(i);
-    return -1;
+  // The mapping holding the stack at sp (stack_mapping()), or -1.
+  int32_t index_of_stack(uintptr_t sp) const noexcept {
+    const SnapshotMapping* m = stack_mapping(s_, sp);
+    if (m == nullptr || kind_of(s_, *m) == Kind::kSkip) return -1;
+    auto i = int32_t(m - s_.mappings);
+    return uint32_t(i) < count_ ? i : -1;
   }
 
   void raise(uint32_t i, Want w) noexcept {
@@ -162,13 +160,10 @@ class Planner {
       if (c != nullptr && !c->valid) continue;
       uintptr_t sp = thread_stack_pointer(s_.threads[t]);
       if (sp == 0) continue;
-      int32_t i = index_of(sp);
       // A stack overflow leaves SP in the guard page (or just below the
       // stack): the stack is then the mapping right above, all of it in use.
-      if (i < 0 || kind_of(s_, s_.mappings[i]) == Kind::kSkip) {
-        i = first_mapping_above(sp);
-        if (i < 0 || s_.mappings[i].start - sp > kStackOverflowReach) continue;
-      }
+      int32_t i = index_of_stack(sp);
+      if (i < 0) continue;
       // 128 bytes below SP: the x86_64 red zone, where a leaf function may
       // keep live data.
       uintptr_t lo = sp - 128 < s_.mappings[i].start ? s_.mappings[i].start : sp - 128;

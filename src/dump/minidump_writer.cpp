@@ -62,8 +62,6 @@ constexpr uint64_t kOtherStacksBudget = 2 * 1024 * 1024;
 constexpr uint64_t kOtherStackMin = 2 * 1024, kOtherStackMax = 32 * 1024;
 constexpr uint64_t kRedZone = 128;
 constexpr uint64_t kPcWindow = 128;  // bytes each side of the crashing pc
-// How far into a guard page an overflowing stack pointer may be (one frame).
-constexpr uint64_t kGuardReach = 64 * 1024;
 
 struct Range {
   uint64_t start, end;
@@ -151,12 +149,8 @@ void stack_range(const ProcessSnapshot& snap, const SnapshotThread& t, uint64_t 
   *start = *end = 0;
   uintptr_t sp = thread_stack_pointer(t);
   if (sp == 0) return;
-  const SnapshotMapping* m = find_mapping(snap, sp);
-  if (m != nullptr && !m->read && m->end - sp <= kGuardReach) {
-    m = find_mapping(snap, m->end);
-    if (m != nullptr) sp = m->start + kRedZone;
-  }
-  if (m == nullptr || !m->read) return;
+  const SnapshotMapping* m = stack_mapping(snap, sp);
+  if (m == nullptr) return;
   uint64_t s = sp > kRedZone ? (sp - kRedZone) & ~uint64_t(15) : 0;
   if (s < m->start) s = m->start;
   uint64_t e = s + cap < m->end ? s + cap : m->end;

@@ -27,6 +27,29 @@ const SnapshotMapping* find_mapping(const ProcessSnapshot& snap, uintptr_t addr)
   return nullptr;
 }
 
+const SnapshotMapping* stack_mapping(const ProcessSnapshot& snap, uintptr_t sp) noexcept {
+  const SnapshotMapping* m = find_mapping(snap, sp);
+  if (m != nullptr && safely_readable(snap, *m)) return m;
+  const SnapshotMapping* above = nullptr;
+  if (m != nullptr) {
+    // A guard: the stack is the mapping it guards.
+    above = m + 1 < snap.mappings + snap.mapping_count && m[1].start == m->end ? m + 1 : nullptr;
+  } else {
+    // In no mapping: the first one above sp (mappings are sorted).
+    uint32_t lo = 0, hi = snap.mapping_count;
+    while (lo < hi) {
+      uint32_t mid = lo + (hi - lo) / 2;
+      if (snap.mappings[mid].start <= sp)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    above = lo < snap.mapping_count ? &snap.mappings[lo] : nullptr;
+  }
+  if (above == nullptr || above->start - sp > kStackOverflowReach || !safely_readable(snap, *above)) return nullptr;
+  return above;
+}
+
 bool memory_readable(const ProcessSnapshot& snap, uintptr_t addr, size_t len) noexcept {
   if (len == 0) return true;
   if (addr + len < addr) return false;

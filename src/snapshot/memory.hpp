@@ -17,6 +17,18 @@ namespace panicstop::detail {
 // The mapping containing addr, or nullptr. Binary search; mappings are sorted.
 const SnapshotMapping* find_mapping(const ProcessSnapshot& snap, uintptr_t addr) noexcept;
 
+// How far below its stack a stack overflow's stack pointer may be: in the
+// gap the kernel keeps below a growing main stack (256 pages), or in a
+// thread's guard (glibc's default is a page; runtimes set more).
+inline constexpr uintptr_t kStackOverflowReach = uintptr_t(1) << 20;
+
+// The mapping that holds the stack at sp: the safely readable one containing
+// sp, or, where a stack overflow left sp in an unreadable guard or in the
+// gap below the stack, the readable mapping right above it (adjacent to the
+// guard; for a gap, starting within kStackOverflowReach of sp): a frame
+// whose push faulted has its callers there. nullptr for any other sp.
+const SnapshotMapping* stack_mapping(const ProcessSnapshot& snap, uintptr_t sp) noexcept;
+
 // Are all bytes [addr, addr + len) inside safely readable mappings (which may
 // be several adjacent ones)?
 bool memory_readable(const ProcessSnapshot& snap, uintptr_t addr, size_t len) noexcept;

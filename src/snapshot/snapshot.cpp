@@ -432,7 +432,9 @@ void capture_kernel_view(int tid, KernelView* k) noexcept {
 void set_stack_bounds(const ProcessSnapshot& snap, SnapshotThread* t) noexcept {
   uintptr_t sp = thread_stack_pointer(*t);
   if (sp == 0) return;
-  const SnapshotMapping* stack = find_mapping(snap, sp);
+  // After a stack overflow, sp is in the guard: the walk starts there, and
+  // every caller's frame is in the stack above it.
+  const SnapshotMapping* stack = stack_mapping(snap, sp);
   if (stack != nullptr) {
     t->stack_lo = stack->start;
     t->stack_hi = stack->end;

@@ -33,7 +33,7 @@ import tempfile
 import time
 
 import postgres  # a server of forked processes that recovers from a backend's crash
-import runtimes  # sbcl, gnat, ruby, go, mono: runtimes that take faults for themselves
+import runtimes  # sbcl, gnat, ruby, go, mono, rust: runtimes that take faults for themselves
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SKIP = 77
@@ -1020,6 +1020,7 @@ PROGRAMS = {
     "ruby": lambda s: runtimes.run_ruby(s, sys.modules[__name__]),
     "go": lambda s: runtimes.run_go(s, sys.modules[__name__]),
     "mono": lambda s: runtimes.run_mono(s, sys.modules[__name__]),
+    "rust": lambda s: runtimes.run_rust(s, sys.modules[__name__]),
     "postgres": lambda s: postgres.run_postgres(s, sys.modules[__name__]),
 }
 

@@ -254,6 +254,72 @@ class Faults {
 """
 
 
+# A Rust program: 200 panics caught where they happened (a worker's panic
+# ends at its join, as in a server's request handler), then three sleeping
+# workers and a thread that overflows its stack once told to. Rust's own SIGSEGV handler
+# (on its alternate stack) tells the guard page, prints "thread 'deep' has
+# overflowed its stack" and aborts inside the handler.
+RUST_PROGRAM = r"""
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::{env, path::Path, thread, time::Duration};
+
+static LIMIT: AtomicBool = AtomicBool::new(false);
+
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    let frame = [n; 64];
+    if LIMIT.load(Ordering::Relaxed) {
+        return frame[3];
+    }
+    let r = recurse(n + 1);
+    r + unsafe { std::ptr::read_volatile(&frame[(n % 64) as usize]) }
+}
+
+fn main() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut caught = 0;
+    for i in 0..200usize {
+        let worker = thread::spawn(move || {
+            let v: Vec<usize> = Vec::new();
+            v[i]
+        });
+        if worker.join().is_err() {
+            caught += 1;
+        }
+    }
+    println!("panics caught {}", caught);
+    let wait = match env::var("REALWORLD_WAIT") {
+        Ok(wait) => wait,
+        Err(_) => return,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for i in 0..3 {
+        let stop = stop.clone();
+        thread::Builder::new()
+            .name(format!("worker-{}", i))
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    thread::sleep(Duration::from_millis(20));
+                }
+            })
+            .unwrap();
+    }
+    let deep = thread::Builder::new()
+        .name("deep".into())
+        .spawn(move || {
+            while !Path::new(&wait).exists() {
+                thread::sleep(Duration::from_millis(20));
+            }
+            recurse(0)
+        })
+        .unwrap();
+    println!("ready");
+    println!("{:?}", deep.join().is_ok());
+}
+"""
+
+
 def faults_then_crash(s, rw, name, argv, expect_lines, threads, ends_itself=None, env=None):
     """Runs argv twice under panicstop: to the end (every expected line, a
     clean exit, no panic), then waiting with `threads` threads until it
@@ -404,6 +470,32 @@ def run_go(s, rw):
                 (os.path.splitext(path)[1] if path else "missing dump"),
                 frame.group(0).strip() if frame and not wrong else
                 "exit %s: %s" % (r.returncode, (wrong.group(0) if wrong else (r.stdout + r.stderr)[-300:])))
+    return 0
+
+
+def run_rust(s, rw):
+    # Debian's compiler by its path: a rustup toolchain earlier on PATH is not Debian's.
+    rustc = "/usr/bin/rustc"
+    if not rw.need(rustc):
+        return rw.SKIP
+    d = build(s, rw, {"faults.rs": RUST_PROGRAM}, [rustc, "-g", "-O", "-o", "faults", "faults.rs"])
+    if d is None:
+        return 0
+    # The handler ran first and gave up (it aborted inside): the panic is the
+    # overflow's SIGSEGV, of which the process dies.
+    log = faults_then_crash(s, rw, "rust", [os.path.join(d, "faults")], ["panics caught 200"], 4,
+                            ends_itself=("stack-overflow", signal.SIGSEGV))
+    if log:
+        txt, = s.dumps_for(os.path.dirname(log), kinds=("txt",))
+        text = rw.read(txt) if txt else ""
+        s.check("rust-stack-overflow", "has overflowed its stack" in rw.read(log), "Rust's own handler ran first",
+                "its message is in stderr")
+        # The overflowing thread's stack pointer is in the guard below its
+        # stack: its walk goes on in the stack above (it ended at frame 0).
+        block = re.search(r"^thread \d+ \(deep\) \[panicking\].*?(?=^\S|\Z)", text, re.M | re.S)
+        frames = len(re.findall(r"^  #\d+ .*faults::recurse", block.group(0), re.M)) if block else 0
+        s.check("rust-stack-overflow", frames >= 16, "the overflowing thread's stack, not only its pc",
+                "%d frames of faults::recurse in thread 'deep'" % frames)
     return 0
 
 

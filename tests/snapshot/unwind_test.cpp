@@ -11,6 +11,9 @@
 
 #include <unistd.h>
 
+#include "panicstop/panic.hpp"
+#include "panicstop/thread.hpp"
+#include "snapshot/crash_dumps.hpp"
 #include "snapshot/parked_threads.hpp"
 #include "snapshot/symbolize.hpp"
 #include "support/child_process.hpp"
@@ -383,6 +386,41 @@ TEST(Symbolize, NamesAFunctionOfThisProgram) {
   EXPECT_FALSE(detail::symbolize(*s, 16, false, &info));
   EXPECT_EQ(info.module, nullptr);
   detail::symbolizer_end();
+}
+
+volatile int g_overflow_depth_limit = 1 << 30;  // never reached: the stack ends first
+
+__attribute__((noinline)) int overflow_the_stack(int depth) {
+  volatile char frame[512];
+  frame[0] = char(depth);
+  if (depth > g_overflow_depth_limit) return frame[0];
+  int r = overflow_the_stack(depth + 1);
+  __asm__ volatile("" : "+r"(r));  // no accumulator loop: every call keeps its frame
+  return r + frame[0];
+}
+
+// A thread that overflows its stack faults with its stack pointer in the
+// guard below the stack, an unreadable mapping of its own: the walk must go
+// on into the stack above it, where every caller is. It stopped at frame 0
+// when the walk's bounds were the guard (a Rust program's "thread 'deep' has
+// overflowed its stack" showed one frame, gdb on the same core thousands).
+TEST(Unwind, AStackOverflowInAThreadWalksOnAboveTheGuard) {
+  testing::TempDir dir;
+  testing::CrashDumps d = testing::crash_with_dumps(dir.path(), [] {
+    install();
+    std::thread([] {
+      set_thread_name("deep");
+      testing::say(std::to_string(overflow_the_stack(0)));
+    }).join();
+  }, {{"PANICSTOP_DUMP", "text"}});
+  ASSERT_FALSE(d.child.hung) << d.child.describe();
+  ASSERT_NE(d.report.find("panic: fatal signal SIGSEGV"), std::string::npos) << d.child.output;
+  ASSERT_NE(d.report.find("(deep) [panicking]"), std::string::npos) << d.report;
+  size_t frames = 0;
+  for (size_t at = d.report.find("overflow_the_stack"); at != std::string::npos;
+       at = d.report.find("overflow_the_stack", at + 1))
+    ++frames;
+  EXPECT_GE(frames, 16u) << d.report.substr(0, 3000);
 }
 
 }  // namespace
