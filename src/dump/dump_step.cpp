@@ -72,6 +72,7 @@ void capture_step() noexcept {
   }
   g_record = &rec;
   set_earlier_fault(rec, panic_state().earlier_fault);
+  set_stack_overflow(rec);
   begin_dump_set(rec, dump_options(), nullptr, -1);
 }
 

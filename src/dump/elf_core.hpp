@@ -23,6 +23,8 @@
 //   signal=<signo>
 //   earlier_fault=<signo> code=<n> address=0x<a> pc=0x<p> resumed_pc=0x<r> ms_before=<n>
 //     (a panic that names no fault of its own: docs/DESIGN.md, invariant 13)
+//   stack_overflow=0x<stack lo> stack_hi=0x<hi> fault_address=0x<a>
+//     (the fault is in the guard below the panicking thread's stack [lo, hi))
 //   live_reason=<why a live dump was taken, to the end of the line>
 //   note=<what the stop had to repair first, to the end of the line>   (if anything)
 //   thread=<tid> name=<name> state=<panicking|stopped|not_stopped|kernel_worker>   one per thread

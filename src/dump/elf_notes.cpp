@@ -363,6 +363,15 @@ void emit_panicstop_text(const CrashRecord& rec, CoreSink& sink) noexcept {
     put_num(sink, (f.start_ns - e.at_ns) / 1000000);
     put_str(sink, "\n");
   }
+  if (f.overflowed_stack_lo != 0) {
+    put_str(sink, "stack_overflow=");
+    put_hex(sink, f.overflowed_stack_lo);
+    put_str(sink, " stack_hi=");
+    put_hex(sink, f.overflowed_stack_hi);
+    put_str(sink, " fault_address=");
+    put_hex(sink, f.fault_address);
+    put_str(sink, "\n");
+  }
   if (f.signo == 0 && f.live_reason[0] != '\0') {
     // A live dump says why it was taken ("requested by panicstop dump").
     put_str(sink, "live_reason=");

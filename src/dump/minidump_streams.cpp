@@ -321,6 +321,9 @@ void write_crashpad_info(Out& out, const ProcessSnapshot& snap, const DumpFacts&
              static_cast<unsigned long>(e->pc), static_cast<unsigned long>(e->resumed_pc));
     a.add("earlier_fault", line, sizeof line);
   }
+  sys::FixedWriter overflow(line, sizeof line);
+  if (describe_stack_overflow(overflow, f.fault_address, f.overflowed_stack_lo, f.overflowed_stack_hi))
+    a.add("stack_overflow", line, sizeof line);
   if (f.not_stopped_count > 0) {
     sys::format(line, sizeof line, "%u", f.not_stopped_count);
     a.add("threads_not_stopped", line, sizeof line);

@@ -27,6 +27,7 @@ struct DumpFacts {
   const char* note = nullptr;         // what the stop had to repair; "" if nothing
   const ResumedFault* earlier_fault = nullptr;  // CrashFacts::earlier_fault, if it names one
   int64_t start_ns = 0;                         // the panic's CLOCK_MONOTONIC
+  uintptr_t overflowed_stack_lo = 0, overflowed_stack_hi = 0;  // CrashFacts': a stack overflow
 };
 
 inline constexpr size_t kMaxStreams = 20;

@@ -44,6 +44,8 @@ DumpFacts dump_facts(const CrashRecord& rec) noexcept {
     f.note = c.note;
     if (c.earlier_fault.sig != 0) f.earlier_fault = &c.earlier_fault;
     f.start_ns = c.start_ns;
+    f.overflowed_stack_lo = c.overflowed_stack_lo;
+    f.overflowed_stack_hi = c.overflowed_stack_hi;
   }
   return f;
 }

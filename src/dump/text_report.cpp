@@ -12,6 +12,8 @@
 //
 //   thread TID (NAME) [panicking] R
 //     signal SIGSEGV (SEGV_MAPERR), fault address 0x10
+//     stack overflow: the fault address is N bytes below ...   (a fault in the guard below its stack;
+//                                                               the header line then ends ", a stack overflow")
 //     12 ms before: signal SIGSEGV (...), at PC; the program's handler resumed   (a panic that names no
 //       the thread at PC2 instead of returning to it                          fault of its own: abort())
 //     #0 0x... function+0xOFF (module)
@@ -239,6 +241,11 @@ void thread_header(ReportOut& out, const CrashRecord& rec, const SnapshotThread&
   if (t.is_panicking && panicked && rec.facts.signo != 0) {
     describe_signal(text, sizeof text, rec.facts.signo, rec.facts.si_code, rec.facts.fault_address, true);
     out.line("  %s", text);
+    sys::FixedWriter overflow(text, sizeof text);
+    const CrashFacts& f = rec.facts;
+    if (describe_stack_overflow(overflow.str("stack overflow: "), f.fault_address, f.overflowed_stack_lo,
+                                f.overflowed_stack_hi))
+      out.line("  %s", text);
     if (rec.facts.earlier_fault.sig != 0) write_earlier_fault(out, rec);
   } else if (t.panic_signal != 0) {
     describe_signal(text, sizeof text, t.panic_signal, 0, 0, false);
@@ -362,6 +369,15 @@ const SnapshotThread* find_thread(const ProcessSnapshot& snap, int tid) noexcept
   for (uint32_t i = 0; i < snap.thread_count; ++i)
     if (snap.threads[i].tid == tid) return &snap.threads[i];
   return nullptr;
+}
+
+bool describe_stack_overflow(sys::FixedWriter& w, uintptr_t fault_address, uintptr_t stack_lo,
+                             uintptr_t stack_hi) noexcept {
+  if (stack_lo == 0) return false;
+  w.format("the fault address is %lu bytes below the panicking thread's stack, 0x%lx-0x%lx (%lu KiB)",
+           static_cast<unsigned long>(stack_lo - fault_address), static_cast<unsigned long>(stack_lo),
+           static_cast<unsigned long>(stack_hi), static_cast<unsigned long>((stack_hi - stack_lo) / 1024));
+  return true;
 }
 
 bool describe_wait(sys::FixedWriter& w, const ProcessSnapshot& snap, const SnapshotThread& t) noexcept {
@@ -597,6 +613,8 @@ bool write_text_report(const CrashRecord& rec, const DumpOptions&, int fd) noexc
     char text[256];
     if (panicked && f.signo != 0) {
       describe_signal(text, sizeof text, f.signo, f.si_code, f.fault_address, true);
+      size_t n = sys::bounded_strlen(text, sizeof text);
+      if (f.overflowed_stack_lo != 0) sys::FixedWriter(text + n, sizeof text - n).str(", a stack overflow");
     } else {
       sys::copy_string(text, sizeof text, panicked ? "panic" : "dump requested");
     }

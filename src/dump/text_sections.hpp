@@ -54,6 +54,15 @@ const char* thread_state_name(const CrashRecord& rec, const SnapshotThread& t, b
 // The snapshot's thread with this tid, or nullptr.
 const SnapshotThread* find_thread(const ProcessSnapshot& snap, int tid) noexcept;
 
+// "the fault address is 240 bytes below the panicking thread's stack,
+// 0x7f..-0x7f.. (8192 KiB)", for a stack overflow: a fault at fault_address
+// below the stack [stack_lo, stack_hi) (CrashFacts::overflowed_stack_lo):
+// the report's "stack overflow: " line and the minidump's stack_overflow
+// annotation. Writes nothing and returns false when stack_lo is 0 (the fault
+// is not one).
+bool describe_stack_overflow(sys::FixedWriter& w, uintptr_t fault_address, uintptr_t stack_lo,
+                             uintptr_t stack_hi) noexcept;
+
 // What the thread waits for, as the report's "waiting for" line has it
 // without the indent: `waiting for mutex "cache" (0x...) held by thread 42`.
 // Writes nothing and returns false when it waits for no panicstop lock.

@@ -310,6 +310,8 @@ Report parse_minidump(std::span<const unsigned char> bytes) {
       t.state = "panicking";
       t.signal = report.signal;
       if (fault_address != 0) t.notes.push_back("fault address " + hex(fault_address));
+      if (auto o = annotations.find("stack_overflow"); o != annotations.end())
+        t.notes.push_back("stack overflow: " + o->second);
       if (auto e = annotations.find("earlier_fault"); e != annotations.end()) add_earlier_fault(e->second, t);
     } else if (t.tid == requesting_tid) {
       t.state = "dumping";

@@ -1,6 +1,7 @@
 #include "read/panicstop_note.hpp"
 
 #include <charconv>
+#include <cstdio>
 #include <string>
 #include <unordered_map>
 
@@ -112,7 +113,8 @@ void apply_panicstop_note(std::string_view text, Report& report) {
   size_t line_no = 0;
   bool has_signal = false;
   std::string_view live_reason;
-  std::string earlier_fault;  // the panicking thread's note, once its tid is known
+  std::string stack_overflow;  // the panicking thread's notes, once its tid is known
+  std::string earlier_fault;
   uint64_t earlier_fault_pc = 0;
   while (!text.empty()) {
     size_t end = text.find('\n');
@@ -138,6 +140,19 @@ void apply_panicstop_note(std::string_view text, Report& report) {
     } else if (head.key == "signal") {
       report.signal = number<int>(head, line_no);
       has_signal = true;
+    } else if (head.key == "stack_overflow") {
+      auto lo = number<uint64_t>(head, line_no, 16), hi = lo, address = lo;
+      for (const Field& f : fields) {
+        if (f.key == "stack_hi") hi = number<uint64_t>(f, line_no, 16);
+        if (f.key == "fault_address") address = number<uint64_t>(f, line_no, 16);
+      }
+      char text[256];
+      std::snprintf(text, sizeof text,
+                    "stack overflow: the fault address is %llu bytes below the panicking thread's stack, "
+                    "0x%llx-0x%llx (%llu KiB)",
+                    static_cast<unsigned long long>(lo - address), static_cast<unsigned long long>(lo),
+                    static_cast<unsigned long long>(hi), static_cast<unsigned long long>((hi - lo) / 1024));
+      stack_overflow = text;
     } else if (head.key == "earlier_fault") {
       // As the text report says it, with the sites unsymbolized.
       int sig = number<int>(head, line_no), code = 0;
@@ -202,6 +217,8 @@ void apply_panicstop_note(std::string_view text, Report& report) {
       report.not_stopped.push_back(number<int>(head, line_no));
     }
   }
+  if (!stack_overflow.empty() && report.panicking_tid != 0)
+    thread_for(report, index, report.panicking_tid).notes.push_back(stack_overflow);
   if (!earlier_fault.empty() && report.panicking_tid != 0) {
     Thread& panicking = thread_for(report, index, report.panicking_tid);
     panicking.notes.push_back(earlier_fault);

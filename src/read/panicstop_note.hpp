@@ -9,6 +9,8 @@
 //   earlier_fault=SIG code=N address=0xA pc=0xP resumed_pc=0xR ms_before=N
 //                                      (a panic that names no fault of its own: the panicking
 //                                       thread's last fault its handler resumed elsewhere)
+//   stack_overflow=0xLO stack_hi=0xHI fault_address=0xA
+//                                      (the fault is in the guard below the panicking thread's stack)
 //   live_reason=TEXT                   (a live dump's reason, if it had one; to the end of the line)
 //   note=TEXT                          (what the stop had to repair first, if anything; to the end
 //                                       of the line; shown as the text report's "note:" line)
@@ -41,7 +43,8 @@ inline constexpr uint32_t kPanicstopNoteTypeBefore = 1;  // gdb read it as a prs
 inline constexpr std::string_view kLiveDumpMessage = "(none) live dump";
 
 // Fills report.message, panicking_tid, signal, locks, waits, nested and
-// not_stopped, the panicking thread's earlier fault (a note line and
+// not_stopped, the panicking thread's stack overflow (a note line, worded
+// as the text report's) and earlier fault (a note line and
 // Thread::earlier_fault_pc), the stop's note (an other_lines entry), and sets name/state on report.threads (adding threads the
 // note names but the core has no NT_PRSTATUS for). A note with signal=0 and
 // an empty message is a live dump's: the report is marked so

@@ -1,5 +1,8 @@
 #include "snapshot/crash_record.hpp"
 
+#include <csignal>
+
+#include "snapshot/memory.hpp"
 #include "stop/stop.hpp"
 
 namespace panicstop::detail {
@@ -57,6 +60,25 @@ void set_earlier_fault(CrashRecord& rec, const ResumedFault& fault) noexcept {
         return;
       }
     }
+  }
+}
+
+void set_stack_overflow(CrashRecord& rec) noexcept {
+  CrashFacts& f = rec.facts;
+  if (rec.snapshot == nullptr || (f.signo != SIGSEGV && f.signo != SIGBUS) || f.si_code <= 0) return;
+  const ProcessSnapshot& s = *rec.snapshot;
+  for (uint32_t i = 0; i < s.thread_count; ++i) {
+    const SnapshotThread& t = s.threads[i];
+    if (!t.is_panicking) continue;
+    uintptr_t sp = thread_stack_pointer(t);
+    const SnapshotMapping* stack = sp != 0 ? stack_mapping(s, sp) : nullptr;
+    uintptr_t a = f.fault_address;
+    if (stack == nullptr || a >= stack->start || stack->start - a > kStackOverflowReach ||
+        sp >= stack->start + kOverflowingSpReach)
+      return;
+    f.overflowed_stack_lo = stack->start;
+    f.overflowed_stack_hi = stack->end;
+    return;
   }
 }
 

@@ -61,6 +61,11 @@ struct CrashFacts {
   // earlier one (thread/program_signals.hpp, ResumedFault); sig 0 if none.
   // Set by set_earlier_fault() once the snapshot is taken.
   ResumedFault earlier_fault{};
+  // A stack overflow: the fault address lies in the guard (or, for the main
+  // thread, the gap) just below the panicking thread's stack, whose bounds
+  // these are; both 0 when the fault is not one. Set by
+  // set_stack_overflow() once the snapshot is taken.
+  uintptr_t overflowed_stack_lo = 0, overflowed_stack_hi = 0;
 };
 
 struct CrashRecord {
@@ -97,5 +102,18 @@ bool capture_crash_record(CrashRecord& rec) noexcept;
 // JVM or V8 raised for a null check or a WebAssembly trap, caught by the
 // program) does not, and its fault is left out. After capture_crash_record().
 void set_earlier_fault(CrashRecord& rec, const ResumedFault& fault) noexcept;
+
+// How far below its stack the panicking thread's stack pointer may be when
+// set_stack_overflow() calls its fault an overflow: the largest frame a
+// compiler sets up before its first store (stack probes go a page at a time).
+inline constexpr uintptr_t kOverflowingSpReach = 64 * 1024;
+
+// Records the panic's fault as a stack overflow if it is one: a SIGSEGV or
+// SIGBUS whose address is below the panicking thread's stack (the mapping
+// stack_mapping() gives for its stack pointer) by at most
+// kStackOverflowReach, with the stack pointer itself below that stack's
+// bottom or within kOverflowingSpReach above it. A wild pointer into some
+// other guard is not one. After capture_crash_record().
+void set_stack_overflow(CrashRecord& rec) noexcept;
 
 }  // namespace panicstop::detail

@@ -496,6 +496,9 @@ def run_rust(s, rw):
         frames = len(re.findall(r"^  #\d+ .*faults::recurse", block.group(0), re.M)) if block else 0
         s.check("rust-stack-overflow", frames >= 16, "the overflowing thread's stack, not only its pc",
                 "%d frames of faults::recurse in thread 'deep'" % frames)
+        said = re.search(r"^panicking thread \d+ \(deep\): .*, a stack overflow$", text, re.M)
+        s.check("rust-stack-overflow", said and "\n  stack overflow: the fault address is " in text,
+                "the report calls it a stack overflow", said.group(0) if said else text[:300])
     return 0
 
 
