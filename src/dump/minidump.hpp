@@ -29,9 +29,12 @@
 //   BreakpadInfo     live dumps only: the requesting thread; with no Exception
 //                    stream readers say "requested dump, did not crash".
 //   AssertionInfo    the panic message (Breakpad's stackwalk prints it).
-//   CrashpadInfo     simple annotations: panic_message, signal, nested panics,
-//                    locks with owner and waiters, the stop's note; Sentry
-//                    shows them as the "crashpad" context.
+//   CrashpadInfo     simple annotations: panic_message (dump_requested for a
+//                    live dump), signal, panicking_thread (dumping_thread),
+//                    nested_panic_N, note (the stop's), earlier_fault,
+//                    stack_overflow, threads_not_stopped, and lock_N for each
+//                    lock with owner and waiters; Sentry shows them as the
+//                    "crashpad" context, `panicstop show` in the report.
 //   Linux streams    /proc/cpuinfo, /proc/self/{status, cmdline, auxv, maps},
 //                    /etc/lsb-release (or os-release), and /proc/self/environ
 //                    only with PANICSTOP_MINIDUMP_ENVIRON=1.
