@@ -18,7 +18,7 @@
 #include "panicstop/panic.hpp"
 #include "read/dump_file.hpp"
 #include "support/child_process.hpp"
-#include "support/resumed_fault.hpp"
+#include "support/faults.hpp"
 
 namespace panicstop::read {
 namespace {

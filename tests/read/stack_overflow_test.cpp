@@ -18,20 +18,10 @@
 #include "panicstop/thread.hpp"
 #include "read/dump_file.hpp"
 #include "support/child_process.hpp"
+#include "support/faults.hpp"
 
 namespace panicstop::read {
 namespace {
-
-volatile int g_depth_limit = 1 << 30;  // never reached: the stack ends first
-
-__attribute__((noinline)) int overflow_in_reader_test(int depth) {
-  volatile char frame[512];
-  frame[0] = char(depth);
-  if (depth > g_depth_limit) return frame[0];
-  int r = overflow_in_reader_test(depth + 1);
-  __asm__ volatile("" : "+r"(r));  // no accumulator loop: every call keeps its frame
-  return r + frame[0];
-}
 
 testing::ChildResult crash(const std::string& dir, void (*body)()) {
   return testing::run_in_child(
@@ -62,7 +52,7 @@ TEST(StackOverflow, EveryDumpSaysItWithTheStackAndKeepsTheCallers) {
   auto child = crash(dumps.path(), [] {
     std::thread([] {
       set_thread_name("deep");
-      testing::say("%d\n", overflow_in_reader_test(0));
+      testing::say("%d\n", testing::overflow_the_stack(0));
     }).join();
   });
   ASSERT_FALSE(child.hung) << child.describe();
@@ -86,7 +76,7 @@ TEST(StackOverflow, EveryDumpSaysItWithTheStackAndKeepsTheCallers) {
     // The minidump's stacks are walked by frame pointers only.
     if (std::string(kind) == "dmp") continue;
     size_t callers = 0;
-    for (const Frame& f : t.frames) callers += f.function.find("overflow_in_reader_test") != std::string::npos;
+    for (const Frame& f : t.frames) callers += f.function.find("overflow_the_stack") != std::string::npos;
     EXPECT_GE(callers, 16u) << kind;
   }
 }

@@ -15,6 +15,7 @@
 #include "panicstop/thread.hpp"
 #include "snapshot/crash_dumps.hpp"
 #include "snapshot/parked_threads.hpp"
+#include "support/faults.hpp"
 #include "snapshot/symbolize.hpp"
 #include "support/child_process.hpp"
 
@@ -388,17 +389,6 @@ TEST(Symbolize, NamesAFunctionOfThisProgram) {
   detail::symbolizer_end();
 }
 
-volatile int g_overflow_depth_limit = 1 << 30;  // never reached: the stack ends first
-
-__attribute__((noinline)) int overflow_the_stack(int depth) {
-  volatile char frame[512];
-  frame[0] = char(depth);
-  if (depth > g_overflow_depth_limit) return frame[0];
-  int r = overflow_the_stack(depth + 1);
-  __asm__ volatile("" : "+r"(r));  // no accumulator loop: every call keeps its frame
-  return r + frame[0];
-}
-
 // A thread that overflows its stack faults with its stack pointer in the
 // guard below the stack, an unreadable mapping of its own: the walk must go
 // on into the stack above it, where every caller is. It stopped at frame 0
@@ -410,7 +400,7 @@ TEST(Unwind, AStackOverflowInAThreadWalksOnAboveTheGuard) {
     install();
     std::thread([] {
       set_thread_name("deep");
-      testing::say(std::to_string(overflow_the_stack(0)));
+      testing::say(std::to_string(testing::overflow_the_stack(0)));
     }).join();
   }, {{"PANICSTOP_DUMP", "text"}});
   ASSERT_FALSE(d.child.hung) << d.child.describe();

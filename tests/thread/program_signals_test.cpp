@@ -24,7 +24,7 @@
 #include "panic/panic_test_util.hpp"
 #include "panicstop/panic.hpp"
 #include "support/child_process.hpp"
-#include "support/resumed_fault.hpp"
+#include "support/faults.hpp"
 #include "support/seccomp.hpp"
 
 namespace panicstop {

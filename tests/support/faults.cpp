@@ -1,4 +1,4 @@
-#include "support/resumed_fault.hpp"
+#include "support/faults.hpp"
 
 #include <ucontext.h>
 
@@ -31,6 +31,19 @@ void resume_elsewhere(int, siginfo_t*, void* ucontext) {
   uc->uc_mcontext.sp = (uc->uc_mcontext.sp - 256) & ~uint64_t(15);
   uc->uc_mcontext.pc = reinterpret_cast<uintptr_t>(resume_at);
 #endif
+}
+
+namespace {
+volatile int g_overflow_depth_limit = 1 << 30;  // never reached: the stack ends first
+}  // namespace
+
+int overflow_the_stack(int depth) {
+  volatile char frame[512];
+  frame[0] = char(depth);
+  if (depth > g_overflow_depth_limit) return frame[0];
+  int r = overflow_the_stack(depth + 1);
+  __asm__ volatile("" : "+r"(r));  // no accumulator loop: every call keeps its frame
+  return r + frame[0];
 }
 
 }  // namespace panicstop::testing
