@@ -45,8 +45,9 @@ inline constexpr std::string_view kLiveDumpMessage = "(none) live dump";
 // Fills report.message, panicking_tid, signal, locks, waits, nested and
 // not_stopped, the panicking thread's stack overflow (a note line, worded
 // as the text report's) and earlier fault (a note line and
-// Thread::earlier_fault_pc), the stop's note (an other_lines entry), and sets name/state on report.threads (adding threads the
-// note names but the core has no NT_PRSTATUS for). A note with signal=0 and
+// Thread::earlier_fault_pc), the stop's note (an other_lines entry), and
+// sets name/state on report.threads (adding threads the note names but the
+// core has no NT_PRSTATUS for). A note with signal=0 and
 // an empty message is a live dump's: the report is marked so
 // (mark_live_dump, the note's panicking thread as the dumping one) and its
 // message is "(none) " and the note's live_reason, as the text report says

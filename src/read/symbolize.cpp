@@ -7,12 +7,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <set>
+#include <string_view>
 
 #include "read/guarded_open.hpp"
+#include "read/text_report_parser.hpp"
 
 namespace panicstop::read {
 namespace {
@@ -100,6 +103,48 @@ void describe_address(Dwfl* dwfl, uint64_t lookup, Frame& frame) {
     return;
   }
   source_line_by_walking_units(module, lookup, frame);
+}
+
+// "main.poke+0x0 (nil)", as the text report writes a code site: the
+// function and the module's file name, or the module and the offset in it.
+// "" when libdw knows nothing of pc, or pc is in a module of another build.
+std::string code_site(Dwfl* dwfl, uint64_t pc, const std::set<Dwfl_Module*>& different_build) {
+  if (different_build.count(dwfl_addrmodule(dwfl, pc)) != 0) return "";
+  Frame f;
+  f.pc = pc;
+  describe_address(dwfl, pc, f);
+  std::string module = f.module.substr(f.module.rfind('/') + 1);
+  char offset[32];
+  if (!f.function.empty()) {
+    std::snprintf(offset, sizeof offset, "+0x%llx", static_cast<unsigned long long>(f.offset.value_or(0)));
+    return f.function + offset + (module.empty() ? "" : " (" + module + ")");
+  }
+  if (module.empty() || !f.module_offset) return "";
+  std::snprintf(offset, sizeof offset, "+0x%llx", static_cast<unsigned long long>(*f.module_offset));
+  return "?? (" + module + offset + ")";
+}
+
+// The core's and the minidump's earlier-fault line gives its two sites as
+// bare addresses ("at 0x482c80; the program's handler resumed the thread at
+// 0x45eba0 instead ..."): each is named as the text report names it. A
+// text report's line, already named, is left as it is.
+void name_earlier_fault_sites(Dwfl* dwfl, Thread& t, const std::set<Dwfl_Module*>& different_build = {}) {
+  if (t.earlier_fault_pc == 0) return;
+  for (std::string& note : t.notes) {
+    if (earlier_fault_pc_in(note) != t.earlier_fault_pc) continue;
+    for (std::string_view before : {", at 0x", "resumed the thread at 0x"}) {
+      size_t at = note.find(before);
+      if (at == std::string::npos) continue;
+      size_t digits = at + before.size(), end = note.find_first_not_of("0123456789abcdef", digits);
+      if (end == std::string::npos || end == digits || end - digits > 16 ||
+          (note[end] != ';' && note.compare(end, 8, " instead") != 0))
+        continue;  // named already, or not this line's shape
+      uint64_t pc = std::stoull(note.substr(digits, end - digits), nullptr, 16);
+      std::string site = code_site(dwfl, pc, different_build);
+      if (!site.empty()) note.insert(end, " " + site);
+    }
+    return;
+  }
 }
 
 // One module reported offline at its link-time addresses, with its function
@@ -276,6 +321,7 @@ void symbolize_with_modules(Report& report) {
       f.line = it->second.line;
     }
   });
+  for (Thread& t : report.threads) name_earlier_fault_sites(dwfl.get(), t, different_build);
 }
 
 }  // namespace
@@ -366,6 +412,7 @@ void unwind_core(const std::string& core_path, Report& report) {
   }
   // Threads libdw did not unwind still show where they were.
   for (Thread& t : report.threads) {
+    if (dwfl) name_earlier_fault_sites(dwfl.get(), t);
     if (ctx.unwound.count(t.tid) != 0 || !t.has_registers) continue;
     Frame f;
     f.pc = t.pc;
