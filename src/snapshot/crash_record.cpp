@@ -70,14 +70,13 @@ void set_stack_overflow(CrashRecord& rec) noexcept {
   for (uint32_t i = 0; i < s.thread_count; ++i) {
     const SnapshotThread& t = s.threads[i];
     if (!t.is_panicking) continue;
-    uintptr_t sp = thread_stack_pointer(t);
-    const SnapshotMapping* stack = sp != 0 ? stack_mapping(s, sp) : nullptr;
-    uintptr_t a = f.fault_address;
-    if (stack == nullptr || a >= stack->start || stack->start - a > kStackOverflowReach ||
-        sp >= stack->start + kOverflowingSpReach)
+    // The snapshot's stack bounds already step over a guard that sp is in.
+    uintptr_t sp = thread_stack_pointer(t), a = f.fault_address;
+    if (t.stack_lo == 0 || a >= t.stack_lo || t.stack_lo - a > kStackOverflowReach ||
+        sp >= t.stack_lo + kOverflowingSpReach)
       return;
-    f.overflowed_stack_lo = stack->start;
-    f.overflowed_stack_hi = stack->end;
+    f.overflowed_stack_lo = t.stack_lo;
+    f.overflowed_stack_hi = t.stack_hi;
     return;
   }
 }

@@ -103,14 +103,15 @@ bool capture_crash_record(CrashRecord& rec) noexcept;
 // program) does not, and its fault is left out. After capture_crash_record().
 void set_earlier_fault(CrashRecord& rec, const ResumedFault& fault) noexcept;
 
-// How far below its stack the panicking thread's stack pointer may be when
-// set_stack_overflow() calls its fault an overflow: the largest frame a
-// compiler sets up before its first store (stack probes go a page at a time).
+// How far above its stack's bottom the panicking thread's stack pointer may
+// still be when set_stack_overflow() calls its fault an overflow: the
+// largest frame a compiler sets up before its first store (stack probes go
+// a page at a time).
 inline constexpr uintptr_t kOverflowingSpReach = 64 * 1024;
 
 // Records the panic's fault as a stack overflow if it is one: a SIGSEGV or
-// SIGBUS whose address is below the panicking thread's stack (the mapping
-// stack_mapping() gives for its stack pointer) by at most
+// SIGBUS whose address is below the panicking thread's stack (its snapshot
+// bounds: the mapping stack_mapping() gives for its stack pointer) by at most
 // kStackOverflowReach, with the stack pointer itself below that stack's
 // bottom or within kOverflowingSpReach above it. A wild pointer into some
 // other guard is not one. After capture_crash_record().

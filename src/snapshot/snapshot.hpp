@@ -71,7 +71,7 @@ struct SnapshotThread {
   bool stopped_unsaved = false;
   const SavedContext* context = nullptr;  // nullptr if the thread did not stop
   KernelView kernel;                      // filled when context is nullptr
-  uintptr_t stack_lo = 0, stack_hi = 0;   // the mapping holding its stack pointer
+  uintptr_t stack_lo = 0, stack_hi = 0;   // its stack: stack_mapping() of its stack pointer
   uint32_t frame_count = 0;
   uintptr_t frames[kMaxFrames] = {};      // program counters, innermost first
   const LockObject* waiting_on = nullptr;
