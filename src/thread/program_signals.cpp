@@ -26,6 +26,7 @@
 #include "thread/altstack.hpp"
 #include "thread/handler_call.hpp"
 #include "thread/libc_next.hpp"
+#include "thread/rseq.hpp"
 #include "thread/signal_sections.hpp"
 
 extern "C" void panicstop_call_on_stack(void* arg, void (*fn)(void*), void* top) noexcept;
@@ -599,9 +600,13 @@ ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* uc, Prog
   bool retried = fault && (kRetriedFaults & bit(sig)) != 0;
   uint64_t before = retried ? registers_hash(uc) : 0;
   uintptr_t fault_pc = fault ? interrupted_pc(uc) : 0;
+  // A one-shot handler is a crash reporter: the kernel stops reading the
+  // thread's rseq area while it runs (thread/rseq.hpp).
+  RseqHold rseq = (act.sa_flags & SA_RESETHAND) != 0 && st.depth == 0 ? let_go_of_rseq() : RseqHold{};
   ++st.depth;
   call_program_where_it_asked(act, sig, info, uc);
   --st.depth;
+  take_back_rseq(rseq);
   st.emulated_blocked = saved_blocked;
   if (fault && interrupted_pc(uc) != fault_pc) {
     // The clock only here: a fault that is fixed and retried (a collector's

@@ -6,6 +6,7 @@
 
 #include "thread/libc_next.hpp"
 #include "thread/program_signals.hpp"
+#include "thread/rseq.hpp"
 
 extern "C" int __sigaction(int, const struct sigaction*, struct sigaction*);
 
@@ -66,6 +67,7 @@ void resolve_libc_next() noexcept {
   g_next.pthread_sigmask = ::pthread_sigmask;
   g_next.sigprocmask = ::sigprocmask;
 #endif
+  find_rseq_layout();
   g_resolved.store(true, std::memory_order_release);
 }
 

@@ -3,6 +3,7 @@
 // program's own use of a reserved signal, and masks that would blind the stop.
 // Every crash runs in a child process with a deadline.
 #include <fcntl.h>
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -102,6 +103,52 @@ TEST(ProgramSignals, ACrashHandlerThatResetsAndRaisesAgainGivesUpToThePanic) {
       },
       with_env({{"PANICSTOP_DUMP_DIR", dumps.path()}, {"PANICSTOP_DUMP", "text"}}));
   expect_panic_after_program_handler(r, dumps, 4);
+}
+
+// redis's crash-time memory test: fill every anonymous mapping with patterns
+// and restore it, the one holding the thread's control block (and glibc's
+// rseq area in it) among them. Here only the area's rseq_cs word, and one
+// context switch while it holds a pattern: the kernel reads the word then,
+// and with the area registered it kills the thread with a SIGSEGV that no
+// handler sees. Then reset and raise again, as redis does.
+volatile uint64_t* rseq_cs_word() {
+  const auto* size = static_cast<const unsigned*>(dlsym(RTLD_DEFAULT, "__rseq_size"));
+  const auto* offset = static_cast<const ptrdiff_t*>(dlsym(RTLD_DEFAULT, "__rseq_offset"));
+  if (size == nullptr || offset == nullptr || *size == 0) return nullptr;
+  auto* area = static_cast<char*>(__builtin_thread_pointer()) + *offset;
+  // cpu_id (the second word) is negative where this thread's registration failed (qemu).
+  if (reinterpret_cast<volatile int32_t*>(area)[1] < 0) return nullptr;
+  return reinterpret_cast<volatile uint64_t*>(area + 8);
+}
+
+volatile uint64_t* g_rseq_cs = nullptr;  // found before the fault: the handler's area may be let go
+
+void test_memory_of_the_control_block(int sig, siginfo_t*, void*) {
+  volatile uint64_t* word = g_rseq_cs;
+  uint64_t saved = *word;
+  *word = 0x5a5a5a5a5a5a5a5aull;
+  struct timespec pause {0, 1000000};
+  nanosleep(&pause, nullptr);  // a context switch: the kernel reads the word on the way back
+  *word = saved;
+  say("program handler ran its memory test\n");
+  signal(sig, SIG_DFL);
+  kill(getpid(), sig);
+}
+
+TEST(ProgramSignals, ACrashHandlerThatOverwritesTheRseqAreaForAMomentStillEndsInADump) {
+  if (rseq_cs_word() == nullptr) GTEST_SKIP() << "this C library or machine registers no rseq area";
+  TempDir dumps;
+  auto r = run_in_child(
+      [] {
+        g_rseq_cs = rseq_cs_word();
+        install();
+        install_handler(SIGSEGV, test_memory_of_the_control_block, SA_RESETHAND | SA_NODEFER);
+        write_to_address_0x10();
+      },
+      with_env({{"PANICSTOP_DUMP_DIR", dumps.path()}, {"PANICSTOP_DUMP", "text"}}));
+  EXPECT_FALSE(r.hung) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("program handler ran its memory test\n"), std::string::npos) << r.output;
+  EXPECT_NE(report_in(dumps).find("write_to_address_0x10"), std::string::npos) << r.describe() << "\n" << r.output;
 }
 
 void exit_from_handler(int, siginfo_t*, void*) {
