@@ -1,5 +1,6 @@
 #include "run_command.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <signal.h>
@@ -8,9 +9,11 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -52,6 +55,9 @@ an upload URL and no PANICSTOP_UPLOADER, this program is PROG's uploader.
 
 Exit status: PROG's own; 128+N if PROG was killed by signal N (as a shell
 reports it); 1 if PROG could not be started; 2 for a usage error.
+When a crash signal or SIGKILL ends PROG itself and no finished dump of it
+is in the dump directory or /tmp, run says so on stderr, and names the
+unfinished one if the writing was cut short: a missing dump is never silent.
 The loader cannot bring the shim into a statically linked program, and
 ignores LD_PRELOAD for one that runs set-user-ID, set-group-ID or with file
 capabilities (and for a script whose interpreter is such a program): run
@@ -157,6 +163,76 @@ std::string preload_refusal(const std::string& path, int depth = 0) {
   return why;
 }
 
+// What the dump directories hold of process `pid`, crashed at or after
+// `since`: a finished dump, only a temporary file (the writing was cut
+// short), or nothing. Names are dump_files.hpp's:
+// [.]panicstop-COMM-PID-SECONDS[-N].SUFFIX[.tmp].
+struct DumpsFound {
+  bool finished = false;
+  std::string unfinished;  // the first temporary file's path
+};
+
+DumpsFound dumps_of(pid_t pid, time_t since, const std::vector<std::string>& dirs) {
+  DumpsFound found;
+  const std::string mark = "-" + std::to_string(pid) + "-";
+  for (const std::string& dir : dirs) {
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) continue;
+    while (dirent* e = readdir(d)) {
+      std::string_view name = e->d_name;
+      bool temporary = name.starts_with(".panicstop-");
+      if (!temporary && !name.starts_with("panicstop-")) continue;
+      size_t at = name.rfind(mark);
+      if (at == std::string_view::npos) continue;
+      // A dump of an earlier process that had the same pid is older.
+      if (strtoll(std::string(name.substr(at + mark.size())).c_str(), nullptr, 10) < since - 1) continue;
+      if (!temporary) {
+        found.finished = true;
+      } else if (found.unfinished.empty()) {
+        found.unfinished = dir + "/" + std::string(name);
+      }
+    }
+    closedir(d);
+  }
+  return found;
+}
+
+// A crash signal or SIGKILL ended PROG and no finished dump of it is where
+// panicstop writes them: say so, so that a missing dump is never silent. The
+// usual causes: SIGKILL (an OOM kill, a supervisor), or a signal the kernel
+// forces where no handler can run (a thread whose stack or rseq area it
+// cannot use).
+void say_when_no_dump(const std::string& program, pid_t pid, int sig, time_t since) {
+  static constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS, SIGKILL};
+  if (std::find(std::begin(kCrashSignals), std::end(kCrashSignals), sig) == std::end(kCrashSignals)) return;
+  const char* formats = getenv("PANICSTOP_DUMP");
+  if (formats != nullptr && strcmp(formats, "none") == 0) return;
+  const char* dir_env = getenv("PANICSTOP_DUMP_DIR");
+  const bool chosen = dir_env != nullptr && *dir_env != '\0';
+  // A relative directory is taken from the directory current at install:
+  // PROG's first one, which is this program's.
+  char cwd[4096];
+  std::string dir = chosen ? std::string(dir_env) : getcwd(cwd, sizeof cwd) != nullptr ? std::string(cwd) : ".";
+  std::vector<std::string> dirs{dir};
+  if (dir != "/tmp") dirs.push_back("/tmp");
+  DumpsFound found = dumps_of(pid, since, dirs);
+  if (found.finished) return;
+  std::string who = "panicstop: run: " + program + " (pid " + std::to_string(pid) + ") was killed by SIG" +
+                    (sigabbrev_np(sig) != nullptr ? sigabbrev_np(sig) : std::to_string(sig));
+  if (!found.unfinished.empty()) {
+    std::cerr << who << " while panicstop wrote its dump; what was written is in " << found.unfinished << "\n";
+    return;
+  }
+  std::cerr << who << (sig == SIGKILL ? ", which no handler can catch" : "")
+            << "; panicstop found no dump of it in " << dir << (dirs.size() > 1 ? " or /tmp" : "");
+  if (sig != SIGKILL) {
+    std::cerr << ": the kernel ended it where no handler could run (a signal it forces on a thread whose stack "
+                 "or rseq area it cannot use, a handler taken back past the shim)";
+    if (!chosen) std::cerr << ", or the dump is in a directory it changed to";
+  }
+  std::cerr << "\n";
+}
+
 // PROG's crash path runs `panicstop upload` and finds it through PATH unless
 // PANICSTOP_UPLOADER names it; this very program is the surest choice.
 void offer_self_as_uploader() {
@@ -212,8 +288,9 @@ int run_run(const std::vector<std::string>& args) {
     std::cerr << "panicstop: run: " << argv[0] << ": no such program (or not executable)\n";
     return kExitFailure;
   }
-  if (std::string why = preload_refusal(program); !why.empty())
-    std::cerr << "panicstop: run: warning: " << program << " " << why
+  const std::string refused = preload_refusal(program);
+  if (!refused.empty())
+    std::cerr << "panicstop: run: warning: " << program << " " << refused
               << "; it runs without panicstop, and its crashes get no dump (link it with the library)\n";
   std::string preload = find_preload(preload_option);
   if (preload.empty() || !is_file(preload)) {
@@ -238,6 +315,7 @@ int run_run(const std::vector<std::string>& args) {
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGINT, &ignore, &old_int);
   sigaction(SIGQUIT, &ignore, &old_quit);
+  const time_t started = time(nullptr);
   pid_t pid = fork();
   if (pid < 0) {
     std::cerr << "panicstop: run: fork: " << strerror(errno) << "\n";
@@ -261,7 +339,10 @@ int run_run(const std::vector<std::string>& args) {
     }
   }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  if (WIFSIGNALED(status)) {
+    if (refused.empty()) say_when_no_dump(argv[0], pid, WTERMSIG(status), started);
+    return 128 + WTERMSIG(status);
+  }
   return kExitFailure;
 }
 

@@ -142,6 +142,42 @@ TEST(Run, AnUncaughtExceptionInAProgramBuiltWithoutPanicstopIsNamed) {
   }
 }
 
+// A crash that leaves no dump is never silent: run names it, and the dump
+// directory it looked in. One the shim cannot see (SIGSEGV given back to the
+// kernel past it), and a SIGKILL; a crash that did leave its dump (the
+// stack overflow above) gets no such line.
+TEST(Run, ACrashThatLeftNoDumpIsSaidSo) {
+  TempDir dir;
+  ChildResult unseen = run_command({kTool, "run", "--dump-dir", dir.path(), "--", PANICSTOP_UNSEEN_CRASH});
+  ASSERT_FALSE(unseen.hung) << unseen.describe();
+  EXPECT_TRUE(unseen.exited && unseen.exit_code == 128 + SIGSEGV) << unseen.describe() << unseen.output;
+  EXPECT_TRUE(dir.list().empty());
+  EXPECT_NE(unseen.output.find(std::string("panicstop: run: ") + PANICSTOP_UNSEEN_CRASH + " (pid "),
+            std::string::npos)
+      << unseen.output;
+  EXPECT_NE(unseen.output.find(") was killed by SIGSEGV; panicstop found no dump of it in " + dir.path() +
+                               " or /tmp: the kernel ended it where no handler could run"),
+            std::string::npos)
+      << unseen.output;
+  EXPECT_EQ(unseen.output.find("a directory it changed to"), std::string::npos) << "the directory was chosen";
+
+  ChildResult killed = run_command({kTool, "run", "--dump-dir", dir.path(), "--", "sh", "-c", "kill -KILL $$"});
+  EXPECT_TRUE(killed.exited && killed.exit_code == 128 + SIGKILL) << killed.describe() << killed.output;
+  EXPECT_NE(killed.output.find(") was killed by SIGKILL, which no handler can catch; panicstop found no dump of it"),
+            std::string::npos)
+      << killed.output;
+
+  // Dumps disabled: nothing was to be written, so nothing is missing.
+  ChildResult none = run_command({kTool, "run", "--dump", "none", "--", PANICSTOP_UNSEEN_CRASH});
+  EXPECT_EQ(none.output.find("found no dump"), std::string::npos) << none.output;
+
+  TempDir dumped;
+  ChildResult crashed = run_command({kTool, "run", "--dump-dir", dumped.path(), "--", PANICSTOP_UNINSTRUMENTED});
+  EXPECT_TRUE(crashed.exited && crashed.exit_code == 128 + SIGSEGV) << crashed.describe();
+  EXPECT_FALSE(dumped.file_ending(".txt").empty());
+  EXPECT_EQ(crashed.output.find("found no dump"), std::string::npos) << crashed.output;
+}
+
 // --dump takes a list: the minidump joins the other two under the same base
 // name, and `panicstop show` reads it back with the thread that overflowed.
 TEST(Run, DumpFormatsListAddsAMinidumpThatShowReads) {
