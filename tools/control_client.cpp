@@ -315,8 +315,9 @@ std::string silence_message(pid_t pid, double seconds, bool answered_before) {
     out << ": every thread blocks SIGRTMAX-5, the signal that announces a connection; one must leave it unblocked";
   else if (uint64_t open = 0, limit = 0; descriptor_use(pid, &open, &limit) && open >= limit)
     out << ": it has no descriptor left to accept the connection with (" << open
-        << " open, RLIMIT_NOFILE " << limit << "); a crash still writes its dumps, from descriptors panicstop "
-        << "holds back for it";
+        << " open, RLIMIT_NOFILE " << limit << "), and the ones panicstop holds back for live dumps are gone (the "
+        << "program closed them, or a request still holds them); a crash still writes its dumps, from descriptors "
+        << "panicstop holds back for it";
   else
     out << ": the thread that took the connection signal has not served it (a panic or a long session in progress?)";
   return out.str();

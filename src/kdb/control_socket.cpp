@@ -3,6 +3,7 @@
 #include "kdb/control_socket.hpp"
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <ctime>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include "kdb/console.hpp"
 #include "kdb/session.hpp"
 #include "kdb/kdb_options.hpp"
+#include "sys/fd_reserve.hpp"
 #include "sys/format.hpp"
 #include "sys/syscall.hpp"
 #include "thread/program_signals.hpp"
@@ -302,12 +304,26 @@ PendingConnection* free_slot() noexcept {
   return nullptr;
 }
 
+// At the descriptor limit the live dump's reserve makes room for the
+// connection and a descriptor passed with its line (sys/fd_reserve.hpp).
+long accept_request(int flags) noexcept {
+  long fd = sys::accept4(g_control_listen_fd, flags);
+  if ((fd == -EMFILE || fd == -ENFILE) && sys::release_live_fds(2) > 0) fd = sys::accept4(g_control_listen_fd, flags);
+  return fd;
+}
+
+bool any_pending() noexcept {
+  for (const auto& p : g_pending)
+    if (p.fd >= 0) return true;
+  return false;
+}
+
 // One pass: every pending connection, then every new one.
 void serve_pass() noexcept {
   for (auto& p : g_pending)
     if (p.fd >= 0) try_pending(&p, sys::monotonic_ns());
   for (;;) {
-    long accepted = sys::accept4(g_control_listen_fd, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    long accepted = accept_request(SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (accepted < 0) break;  // EAGAIN: nothing more is waiting
     int fd = int(accepted);
     PendingConnection* slot = free_slot();
@@ -324,6 +340,8 @@ void serve_pass() noexcept {
     // Armed after the client may have written: look now, not at a signal.
     try_pending(slot, slot->accepted_ns);
   }
+  // What the connections used goes back to the reserve once they are closed.
+  if (!any_pending()) sys::retake_live_fds();
 }
 
 }  // namespace
@@ -393,7 +411,7 @@ void serve_control_requests() noexcept {
 
 bool serve_one_connection(KdbSession* session, int64_t timeout_ns) noexcept {
   if (!control_socket_intact(false) || sys::wait_readable(g_control_listen_fd, timeout_ns) != 1) return false;
-  long fd = sys::accept4(g_control_listen_fd, SOCK_CLOEXEC);
+  long fd = accept_request(SOCK_CLOEXEC);
   if (fd < 0) return false;
   serve_connection(int(fd), session);
   sys::close(int(fd));

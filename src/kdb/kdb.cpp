@@ -15,6 +15,7 @@
 #include "kdb/session.hpp"
 #include "panic/tunables.hpp"
 #include "panicstop/panic.hpp"
+#include "sys/fd_reserve.hpp"
 #include "sys/format.hpp"
 #include "sys/signal_names.hpp"
 #include "sys/syscall.hpp"
@@ -64,10 +65,14 @@ SessionStart begin_session(KdbSession* s, const char* why) noexcept {
   sys::copy_string(s->why, sizeof s->why, why != nullptr ? why : "kdb");
   s->record = nullptr;
   s->saved_mask = block_async_signals();
+  // A process at its descriptor limit is one an operator wants a look at:
+  // the stop and the dumps open what the live dump's reserve held.
+  sys::release_live_fds(sys::kLiveReservedFds);
   s->stop = stop_other_threads(StopKind::kSoft, stop_timeout_ns());
   if (s->stop.busy || panicking()) {
     // A panic holds the stopper role: it will stop this thread too.
     if (!s->stop.busy) restart_stopped_threads();
+    sys::retake_live_fds();
     sys::rt_sigprocmask(SIG_SETMASK, &s->saved_mask, nullptr);
     g_session_tid.store(0, std::memory_order_release);
     return SessionStart::kBusy;
@@ -78,6 +83,8 @@ SessionStart begin_session(KdbSession* s, const char* why) noexcept {
 
 void end_session(KdbSession* s) noexcept {
   set_scheduler_stopped(false);
+  // Before the program's threads can take the numbers.
+  sys::retake_live_fds();
   restart_stopped_threads();
   sys::rt_sigprocmask(SIG_SETMASK, &s->saved_mask, nullptr);
   g_session_tid.store(0, std::memory_order_release);

@@ -963,6 +963,26 @@ def run_python_fork(s, py):
     s.cleanup()
 
 
+def live_dump_at_the_limit(s, pid):
+    """A live dump of a process with every descriptor taken, the state an
+    operator most wants to look into: served from the live dump's own
+    reserve, which is back in place afterwards."""
+    case = "emfile-live-dump"
+    dd = s.tmpdir(case)
+    fds = "/proc/%d/fd" % pid
+    before = len(os.listdir(fds))
+    try:
+        r = subprocess.run([s.tool, "dump", str(pid), "--dir", dd], capture_output=True, text=True, timeout=60)
+        out, rc = r.stdout + r.stderr, r.returncode
+    except subprocess.TimeoutExpired:
+        out, rc = "hung for 60s", None
+    s.check(case, rc == 0, "dump %d --dir at the descriptor limit" % pid,
+            "exit %s: %s" % (rc, " ".join(out.split())[:200]))
+    s.check_dump(case, pid, "/usr/bin/python3", dd, tids(pid), set(), [], live=True)
+    after = len(os.listdir(fds))
+    s.check(case, after == before, "descriptors open after it as before", "%d before, %d after" % (before, after))
+
+
 def run_python(s):
     py = "/usr/bin/python3"
     if not need(py):
@@ -980,6 +1000,8 @@ def run_python(s):
         if not s.check(name, line == b"ready\n", "script ready", repr(line)):
             continue
         wait_for(lambda: len(tids(pid)) >= 5, READY_SECONDS, "python's 5 threads")
+        if args == ["emfile"]:
+            live_dump_at_the_limit(s, pid)
         s.crash(name, pid, signal.SIGSEGV, None, s.exit_signal(p, True), d, [log])
         if flags:
             said = "Fatal Python error: Segmentation fault" in read(log)

@@ -1,10 +1,12 @@
-// The crash path's descriptor reserve (src/sys/fd_reserve.hpp): held from
-// install, given back by the panic, and never a descriptor the program owns.
+// The descriptor reserves (src/sys/fd_reserve.hpp), the crash path's and
+// the live dump's: held from install, given back by the panic, lent to a live
+// dump and taken back, and never a descriptor the program owns.
 #include "sys/fd_reserve.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -54,9 +56,41 @@ TEST(FdReserve, HeldAtReserveAndGivenBackAtRelease) {
     _exit(0);
   });
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
-  std::string n = std::to_string(kReservedFds);
-  EXPECT_NE(r.output.find("held=" + n + " opened=" + n + " cloexec=1 again=" + n + " freed=" + n +
+  std::string n = std::to_string(kReservedFds), both = std::to_string(kReservedFds + kLiveReservedFds);
+  EXPECT_NE(r.output.find("held=" + n + " opened=" + both + " cloexec=1 again=" + n + " freed=" + both +
                           " closed=1 released again=0"),
+            std::string::npos)
+      << r.output;
+}
+
+// A live dump borrows its reserve and gives it back; a number the program
+// took meanwhile stays the program's, and after the panic nothing is taken.
+TEST(FdReserve, TheLiveDumpsReserveIsLentAndTakenBack) {
+  auto r = run_in_child([] {
+    size_t held = 0;
+    std::vector<int> fds = reserve_and_list(&held);
+    std::vector<int> before = open_fds();
+    size_t lent = release_live_fds(2);
+    size_t open_while_lent = open_fds().size();
+    retake_live_fds();
+    bool same = open_fds() == before;
+    release_live_fds(kLiveReservedFds);
+    int mine = open("/dev/null", O_RDONLY);  // the lowest number the loan freed
+    retake_live_fds();
+    struct stat st {};
+    bool mine_kept = fstat(mine, &st) == 0 && S_ISCHR(st.st_mode);  // /dev/null, not the reserve's pipe, not the reserve's pipe
+    size_t total = open_fds().size();
+    size_t freed = release_fd_reserve();
+    retake_live_fds();
+    say("lent=" + std::to_string(lent) + " fewer=" + std::to_string(before.size() - open_while_lent) +
+        " same=" + std::to_string(same) + " mine kept=" + std::to_string(mine_kept) + " one more=" +
+        std::to_string(total - before.size()) + " freed=" + std::to_string(freed) + " after panic=" +
+        std::to_string(open_fds().size() == before.size() + 1 - freed));
+    _exit(0);
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
+  EXPECT_NE(r.output.find("lent=2 fewer=2 same=1 mine kept=1 one more=1 freed=" +
+                          std::to_string(kReservedFds + kLiveReservedFds) + " after panic=1"),
             std::string::npos)
       << r.output;
 }
@@ -76,11 +110,12 @@ TEST(FdReserve, ANumberTheProgramClosedAndReusedIsNotClosed) {
     _exit(0);
   });
   EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << r.output;
-  EXPECT_NE(r.output.find("mine=1 freed=" + std::to_string(kReservedFds - 1) + " mine open=1"), std::string::npos)
+  EXPECT_NE(r.output.find("mine=1 freed=" + std::to_string(kReservedFds + kLiveReservedFds - 1) + " mine open=1"),
+            std::string::npos)
       << r.output;
 }
 
-// At the descriptor limit the reserve is whatever was left.
+// At the descriptor limit the reserve is whatever was left, the crash's first.
 TEST(FdReserve, AtTheLimitItHoldsWhatIsLeft) {
   auto r = run_in_child([] {
     std::vector<int> fds = open_fds();
