@@ -96,6 +96,8 @@ struct ThreadSignals {
   // on the interrupted stack replaced it (run_on_interrupted_stack()).
   bool altstack_replaced;
   stack_t registered_altstack;
+  // The rseq area, let go while the outermost handler (a one-shot one) runs.
+  RseqHold rseq;
   int unfixed_sig;
   uintptr_t unfixed_addr;
   uint64_t unfixed_regs;
@@ -440,10 +442,16 @@ bool gap_intact(const ThreadSignals& st) noexcept {
   return true;
 }
 
+void restore_rseq(ThreadSignals& st) noexcept {
+  take_back_rseq(st.rseq);
+  st.rseq = {};
+}
+
 void abandon_program_handlers(ThreadSignals& st) noexcept {
   st.depth = 0;
   st.emulated_blocked = st.blocked_before_outer;
   restore_altstack(st);
+  restore_rseq(st);
 }
 
 // Is the outermost program handler of this thread still running? sp is
@@ -602,11 +610,10 @@ ProgramVerdict deliver_fatal_to_program(int sig, siginfo_t* info, void* uc, Prog
   uintptr_t fault_pc = fault ? interrupted_pc(uc) : 0;
   // A one-shot handler is a crash reporter: the kernel stops reading the
   // thread's rseq area while it runs (thread/rseq.hpp).
-  RseqHold rseq = (act.sa_flags & SA_RESETHAND) != 0 && st.depth == 0 ? let_go_of_rseq() : RseqHold{};
+  if ((act.sa_flags & SA_RESETHAND) != 0 && st.depth == 0) st.rseq = let_go_of_rseq();
   ++st.depth;
   call_program_where_it_asked(act, sig, info, uc);
-  --st.depth;
-  take_back_rseq(rseq);
+  if (--st.depth == 0) restore_rseq(st);
   st.emulated_blocked = saved_blocked;
   if (fault && interrupted_pc(uc) != fault_pc) {
     // The clock only here: a fault that is fixed and retried (a collector's

@@ -19,7 +19,7 @@ void* area() noexcept { return static_cast<char*>(__builtin_thread_pointer()) + 
 }  // namespace
 
 RseqHold let_go_of_rseq() noexcept {
-  RseqHold hold;
+  RseqHold hold{};
 #ifdef SYS_rseq
   if (g_rseq_layout.size == 0) return hold;
   hold.let_go = sys::raw_syscall(SYS_rseq, area(), g_rseq_layout.size, RSEQ_FLAG_UNREGISTER,

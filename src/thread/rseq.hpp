@@ -20,8 +20,8 @@
 // two system calls come once per crash. While the area is let go, glibc's
 // sched_getcpu() asks the kernel instead, and a library that reads the area
 // itself finds a negative cpu_id, as on a kernel without rseq. A handler
-// that never returns (a long jump out of it) leaves its thread without the
-// area: slower sched_getcpu(), nothing else.
+// left by a long jump or an unwind gets the area back when panicstop sees it
+// was left, as it gets its alternate stack back (program_signals.cpp).
 #pragma once
 
 #include <cstdint>
@@ -45,7 +45,7 @@ void find_rseq_layout() noexcept;
 
 // What let_go_of_rseq() did, for take_back_rseq().
 struct RseqHold {
-  bool let_go = false;
+  bool let_go;  // plain, for thread-local state: RseqHold{} is "nothing let go"
 };
 
 // Unregisters the calling thread's area; nothing where it has none (glibc

@@ -151,6 +151,34 @@ TEST(ProgramSignals, ACrashHandlerThatOverwritesTheRseqAreaForAMomentStillEndsIn
   EXPECT_NE(report_in(dumps).find("write_to_address_0x10"), std::string::npos) << r.describe() << "\n" << r.output;
 }
 
+// A one-shot handler runs with the area let go, and a probe that leaves its
+// handler with a long jump gets it back: the kernel writes the thread's cpu
+// into a registered area (so cpu_id >= 0) and -1 into one it lets go.
+sigjmp_buf g_probe_jump;
+volatile int32_t g_cpu_id_in_handler = 0;
+
+int32_t rseq_cpu_id() { return reinterpret_cast<volatile int32_t*>(g_rseq_cs)[-1]; }
+
+void probe_jumps_out(int, siginfo_t*, void*) {
+  g_cpu_id_in_handler = rseq_cpu_id();
+  siglongjmp(g_probe_jump, 1);
+}
+
+TEST(ProgramSignals, AOneShotHandlerRunsWithoutTheRseqAreaAndAJumpOutOfItGivesItBack) {
+  if (rseq_cs_word() == nullptr) GTEST_SKIP() << "this C library or machine registers no rseq area";
+  auto r = run_in_child([] {
+    g_rseq_cs = rseq_cs_word();
+    install();
+    install_handler(SIGSEGV, probe_jumps_out, SA_RESETHAND | SA_NODEFER);
+    if (sigsetjmp(g_probe_jump, 1) == 0) write_to_address_0x10();
+    sched_yield();  // a return to the thread, where the kernel writes the area
+    say("in the handler %d, after it %d\n", int(g_cpu_id_in_handler), rseq_cpu_id() >= 0 ? 1 : 0);
+    _exit(0);
+  });
+  EXPECT_TRUE(r.exited && r.exit_code == 0) << r.describe() << "\n" << r.output;
+  EXPECT_NE(r.output.find("in the handler -1, after it 1\n"), std::string::npos) << r.output;
+}
+
 void exit_from_handler(int, siginfo_t*, void*) {
   say("program handler ran, exiting\n");
   _exit(3);
