@@ -1,3 +1,5 @@
+// Letting go of the rseq area and taking it back: see rseq.hpp. Raw system
+// calls only: this runs in the fault handler.
 #include "thread/rseq.hpp"
 
 #include <sys/syscall.h>
