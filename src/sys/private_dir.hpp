@@ -37,7 +37,8 @@ int make_private_directory(const char* dir) noexcept;
 
 // True if the directory open at dir_fd is due for a sweep: no sweep of it
 // (by any process of this user) is recorded in the last kSweepPeriodSeconds,
-// or a clock step put the record in the future. Then this sweep is recorded
+// or a clock step put the record in the future (more than the second a
+// fine-grained file timestamp may lead time() by). Then this sweep is recorded
 // before it happens, so concurrent starters mostly skip it; two may both
 // sweep, which is harmless. Also true when nothing can be recorded (no
 // private directory): sweeping too often costs time, never sweeping costs

@@ -47,7 +47,14 @@ bool record_age(int private_fd, const char* name, time_t now, long long* age) no
   return true;
 }
 
-bool recent(long long age) noexcept { return age >= 0 && age < kSweepPeriodSeconds; }
+// A record just written can be a second ahead of time(): the kernel stamps a
+// file whose times were lately read with its fine-grained clock (multigrain
+// timestamps, Linux 6.13 on), and time() reads the coarse one, whose second
+// may not have turned yet (1783 of 200,000 fresh stamps on ext4, 6.18). A
+// record from further ahead was written before the clock was stepped back.
+inline constexpr long long kFineClockLeadSeconds = 2;
+
+bool recent(long long age) noexcept { return age > -kFineClockLeadSeconds && age < kSweepPeriodSeconds; }
 
 bool recorded_recently(int private_fd, const char* name, time_t now) noexcept {
   long long age = 0;
