@@ -350,12 +350,22 @@ def faults_then_crash(s, rw, name, argv, expect_lines, threads, ends_itself=None
     p, log = s.start(argv, True, d, dump_dir=d, env=dict(env or {}, REALWORLD_WAIT=go), stdout=subprocess.PIPE)
     pid = s.program_pid(p, True, os.path.basename(argv[0]))
     ready = False
+    seen = []
     for _ in range(len(expect_lines) + 1):
         line = p.stdout.readline()
+        seen.append(line)
         if line in (b"ready\n", b""):
             ready = line == b"ready\n"
             break
-    if not s.check(case, ready, "program ready", "its faults caught, %d threads started" % threads):
+    if not ready:
+        try:
+            rc = p.wait(timeout=rw.DEATH_SECONDS)
+        except subprocess.TimeoutExpired:
+            rc = "still running"
+        why = "stdout %r, exit %s, stderr: %s" % (b"".join(seen)[-200:], rc,
+                                                  " | ".join(rw.read(log).splitlines()[-6:])[-600:])
+    if not s.check(case, ready, "program ready",
+                   "its faults caught, %d threads started" % threads if ready else why):
         return None
     rw.wait_for(lambda: len(rw.tids(pid)) >= threads + 1, rw.READY_SECONDS, "%s's threads" % name)
     trigger = (lambda: open(go, "w").close()) if ends_itself else None
