@@ -1,6 +1,7 @@
 #include "lockclass/lock_class.hpp"
 
 #include "panicstop/thread.hpp"
+#include "sys/syscall.hpp"
 #include "thread/slot.hpp"
 
 namespace panicstop::detail {
@@ -62,16 +63,38 @@ bool InternalSpinLock::try_acquire() noexcept {
   // takes 20 ns): a holder that failed to stop may still let go; a stopped
   // one never does.
   constexpr int kStoppedSpins = 5000;
+  // Otherwise a waiter spins only as long as a holder that is running needs
+  // (the tables are updated a few microseconds at a time), then gives its CPU
+  // up: a few yields, then naps that double up to a millisecond. A holder
+  // that is not running, preempted or blocked, lets go only once it runs
+  // again, and waiters that kept spinning kept it off the CPU: 15 of them on
+  // 2 CPUs, at the first lock of a new Mutex, kept the holder, asleep inside
+  // ThreadSanitizer's periodic reset that itself needed a CPU, from letting
+  // go for over a minute.
+  constexpr int kSpins = 100;
+  constexpr int kYields = 10;
+  constexpr int64_t kFirstNapNs = 10'000;
+  constexpr int64_t kLongestNapNs = 1'000'000;
   uintptr_t self = reinterpret_cast<uintptr_t>(current_slot());
-  for (int spins = 0;; ++spins) {
+  int64_t nap_ns = kFirstNapNs;
+  for (int attempt = 0;; ++attempt) {
     uintptr_t seen = 0;
     if (owner_.compare_exchange_weak(seen, self, std::memory_order_acquire, std::memory_order_relaxed)) return true;
     if (seen == self) return false;  // re-entered from a signal handler on this thread
     if (seen != 0 && slot_retired(reinterpret_cast<const ThreadSlot*>(seen)) &&
         owner_.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed))
       return true;
-    if (scheduler_stopped() && spins >= kStoppedSpins) return false;
-    cpu_relax();
+    if (scheduler_stopped()) {
+      if (attempt >= kStoppedSpins) return false;
+      cpu_relax();
+    } else if (attempt < kSpins) {
+      cpu_relax();
+    } else if (attempt < kSpins + kYields) {
+      sys::sched_yield();
+    } else {
+      sys::sleep_ns(nap_ns);
+      nap_ns = nap_ns * 2 < kLongestNapNs ? nap_ns * 2 : kLongestNapNs;
+    }
   }
 }
 

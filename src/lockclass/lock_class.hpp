@@ -44,9 +44,13 @@ inline const char* lock_class_name(uint16_t index) noexcept {
   return index == kUntrackedClass || index == 0 ? "?" : lock_class(index).name;
 }
 
-// A tiny spin lock for witness and profiling tables. It records its owner's
-// slot, so that try_acquire() returns false instead of spinning for good
-// where the owner will never let go; callers then skip their bookkeeping:
+// A tiny spin lock for witness and profiling tables. A waiter spins briefly,
+// then yields and naps (at most 1 ms at a time), so that a holder that is
+// not running gets the CPU back; it never sleeps on anything a release must
+// wake, so it is safe in signal handlers and on the crash path. It records
+// its owner's slot, so that try_acquire() returns false instead of waiting
+// for good where the owner will never let go; callers then skip their
+// bookkeeping:
 //   - a signal handler that re-enters on the owner's own thread;
 //   - a thread whose scheduler is stopped (a panic, kdb: the owner is stopped
 //     too), once a short spin has not seen the lock free.
@@ -56,7 +60,7 @@ inline const char* lock_class_name(uint16_t index) noexcept {
 // check or a profile row.
 class InternalSpinLock {
  public:
-  bool try_acquire() noexcept;  // spins while another running thread holds it
+  bool try_acquire() noexcept;  // waits while another thread holds it, but see above
   void release() noexcept { owner_.store(0, std::memory_order_release); }
 
  private:
