@@ -7,9 +7,10 @@
 // (src/lock/mutex.cpp), as in FreeBSD's mutex.h and kern_mutex.c.
 //
 // Contention: one contender at a time spins while the owner looks runnable
-// (it is not parked in a panicstop wait), reading the lock word about every
-// 0.7 us for at most about 7 us; it and the others then sleep on a word of
-// their own, queued under the lock's address (src/lock/park.hpp). There is
+// (it is not parked in a panicstop wait) and no other thread sleeps on the
+// lock, reading the lock word about every 0.7 us for at most about 7 us; it
+// and the others then sleep on a word of their own, queued under the lock's
+// address (src/lock/park.hpp). There is
 // no FIFO order; a released lock goes to whoever takes it first.
 // An unlock wakes at most one sleeper, and no further one until that one has
 // run (abseil's "designated waker"), so the unlocks meanwhile make no system

@@ -46,7 +46,8 @@
 // src/lock/wait.hpp) while a write owner that is not itself asleep in a
 // panicstop wait holds the lock, whatever the waiter flags say, then parks
 // (src/lock/park.hpp); a woken waiter spins again before it sleeps again. A
-// writer that meets readers, and a reader that meets a
+// writer that arrives while other writers wait parks at once, behind them.
+// A writer that meets readers, and a reader that meets a
 // waiting writer, park at once: they wait for several threads, not one short
 // section, and spinning there kept the CPUs on the word's cache line. A
 // writer that parks behind readers flags the word, so new readers wait and

@@ -29,7 +29,9 @@
 // Contenders spin (lock/wait.hpp: one at a time, bounded) before they sleep
 // and again after each wake, whatever the flags say, but only on a write owner
 // that is not asleep (worth_spinning_on): a writer that meets readers, and a
-// reader that meets a waiting writer, park at once.
+// reader that meets a waiting writer, park at once. So does a writer that
+// arrives while other writers are counted in writers_waiting_: it would
+// only be served after them.
 // A woken waiter re-asserts its flag if it must wait again. The reservation
 // cannot outlive the writers: a release keeps it only while writers_waiting_
 // counts some, and the last writer to time out removes it and wakes everyone.
@@ -160,7 +162,8 @@ bool SharedLockBase::lock_hard(uintptr_t self, uintptr_t seen, int64_t deadline_
   const void* const caller = __builtin_return_address(0);
 
   SpinTurn turn(spinner_);
-  if (spin_for_write(self, /*slept=*/false, /*allowed=*/turn.held())) {
+  if (spin_for_write(self, /*slept=*/false,
+                     /*allowed=*/turn.held() && writers_waiting_.load(std::memory_order_relaxed) == 0)) {
     if (prof_start != 0) lockprof_contested(&lo_, prof_start, caller);
     return true;
   }
@@ -218,7 +221,9 @@ bool SharedLockBase::spin_for_write(uintptr_t self, bool slept, bool allowed) no
       if (lo_.word.compare_exchange_weak(w, mine, std::memory_order_acquire, std::memory_order_relaxed)) return true;
       continue;
     }
-    if (!worth_spinning_on(w) || !budget.pause()) return false;
+    if (!worth_spinning_on(w) || (!slept && writers_waiting_.load(std::memory_order_relaxed) != 0) ||
+        !budget.pause())
+      return false;
   }
 }
 
