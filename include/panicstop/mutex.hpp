@@ -10,8 +10,8 @@
 // (it is not parked in a panicstop wait) and no other thread sleeps on the
 // lock, reading the lock word about every 0.7 us for at most about 7 us; it
 // and the others then sleep on a word of their own, queued under the lock's
-// address (src/lock/park.hpp). There is
-// no FIFO order; a released lock goes to whoever takes it first.
+// address (src/lock/park.hpp). There is no FIFO order; a released lock goes
+// to whoever takes it first.
 // An unlock wakes at most one sleeper, and no further one until that one has
 // run (abseil's "designated waker"), so the unlocks meanwhile make no system
 // call and, since the contested bit leaves the word with the wake, take the

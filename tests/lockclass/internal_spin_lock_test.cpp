@@ -7,18 +7,14 @@
 #include <thread>
 #include <vector>
 
+#include "sys/syscall.hpp"
+
 namespace panicstop::detail {
 namespace {
 
 int64_t thread_cpu_ns() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-int64_t wall_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
@@ -35,17 +31,18 @@ TEST(InternalSpinLock, AWaiterGivesItsCpuUpWhileTheHolderIsNotRunning) {
   int64_t waited_ns = 0, cpu_ns = 0;
   std::thread waiter([&] {
     started.store(true);
-    const int64_t wall0 = wall_ns(), cpu0 = thread_cpu_ns();
+    const int64_t wall0 = sys::monotonic_ns(), cpu0 = thread_cpu_ns();
     EXPECT_TRUE(lock.try_acquire());
     cpu_ns = thread_cpu_ns() - cpu0;
-    waited_ns = wall_ns() - wall0;
+    waited_ns = sys::monotonic_ns() - wall0;
     lock.release();
   });
   while (!started.load()) std::this_thread::yield();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the holder off the CPU, not a synchronization
   lock.release();
   waiter.join();
-  if (waited_ns < 100'000'000) GTEST_SKIP() << "the waiter reached the lock only " << waited_ns / 1000 << " us before its release";
+  if (waited_ns < 100'000'000)
+    GTEST_SKIP() << "the waiter reached the lock only " << waited_ns / 1000 << " us before its release";
   EXPECT_LT(cpu_ns * 5, waited_ns) << "the waiter used " << cpu_ns / 1000 << " us of CPU in a wait of "
                                    << waited_ns / 1000 << " us";
 }
